@@ -1,0 +1,78 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity 0.8.30;
+
+import {IAccessControl} from "@openzeppelin/contracts/access/IAccessControl.sol";
+
+/// @title The consortium's membership: roles with credentials that expire.
+/// @notice The regulator (OpenZeppelin's DEFAULT_ADMIN_ROLE, transferred in two steps with a delay)
+/// admits hospitals, pharmacies, couriers and auditors; a hospital admits and removes its own
+/// doctors. Every member's credential (a licence) has an end date: an expired or revoked member is
+/// refused at once, and {IAccessControl-hasRole} answers false for it.
+interface IConsortiumRoles is IAccessControl {
+    /// @notice A member's record: the roles it holds (bit mask), its credential end date, and for a
+    /// doctor the hospital that admitted it.
+    struct Member {
+        uint8 roles;
+        uint40 validUntil;
+        address hospital;
+    }
+
+    /// @notice `account` was admitted to `role` (or its credential renewed through a new admission).
+    event MemberAdmitted(
+        address indexed account, bytes32 indexed role, address indexed admittedBy, address hospital, uint40 validUntil
+    );
+
+    /// @notice `account`'s credential now ends at `validUntil`.
+    event CredentialRenewed(address indexed account, address indexed renewedBy, uint40 validUntil);
+
+    /// @notice `role` is not one of the consortium's member roles.
+    error UnknownRole(bytes32 role);
+
+    /// @notice A credential must end in the future: `validUntil` is not after `nowTime`.
+    error InvalidCredentialEnd(uint40 validUntil, uint256 nowTime);
+
+    /// @notice `account` holds `role`, but its credential ended at `validUntil`.
+    error CredentialExpired(address account, bytes32 role, uint40 validUntil);
+
+    /// @notice `account` holds no member role.
+    error NotAMember(address account);
+
+    /// @notice The zero address cannot be a member.
+    error ZeroAddressMember();
+
+    /// @notice Only the doctor's own hospital (or the regulator) may manage doctor `doctor`.
+    error NotDoctorsHospital(address caller, address doctor);
+
+    /// @notice Member roles carry a credential end date: use {admitMember} instead of grantRole.
+    error UseAdmitMember(bytes32 role);
+
+    /// @notice Admits `account` to `role` until `validUntil` (a unix time).
+    /// @dev The regulator admits hospitals, pharmacies, couriers and auditors; a hospital in good
+    /// standing admits doctors, which then belong to it. Re-admitting an existing member adds the
+    /// role and replaces the credential end date.
+    ///
+    /// Requirements:
+    /// - the caller is the regulator, or a hospital in good standing when `role` is DOCTOR_ROLE;
+    /// - `role` is a member role, `account` is not zero, `validUntil` is in the future.
+    ///
+    /// Emits {MemberAdmitted} and {IAccessControl-RoleGranted}.
+    function admitMember(address account, bytes32 role, uint40 validUntil) external;
+
+    /// @notice Moves `account`'s credential end date to `validUntil`.
+    /// @dev Requirements: the caller is the regulator, or the doctor's own hospital in good standing;
+    /// `validUntil` is in the future. Emits {CredentialRenewed}.
+    function renewMember(address account, uint40 validUntil) external;
+
+    /// @notice The member record of `account` (zero when it never was one).
+    function member(address account) external view returns (Member memory);
+
+    /// @notice True if `account` holds `role` and its credential has not ended.
+    function isMemberInGoodStanding(address account, bytes32 role) external view returns (bool);
+
+    /// @notice The role ids.
+    function DOCTOR_ROLE() external view returns (bytes32);
+    function PHARMACY_ROLE() external view returns (bytes32);
+    function COURIER_ROLE() external view returns (bytes32);
+    function AUDITOR_ROLE() external view returns (bytes32);
+    function HOSPITAL_ROLE() external view returns (bytes32);
+}

@@ -1,0 +1,212 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity 0.8.30;
+
+import {IConsortiumRoles} from "./IConsortiumRoles.sol";
+
+/// @notice Where a prescription stands. Statuses only move forward for each fill:
+/// Active -> Dispensed -> [Dispatched ->] Delivered -> Completed (or Refillable, which is Active
+/// again for the next fill); Active -> Cancelled.
+enum Status {
+    None, //        never issued
+    Active, //      issued, not yet redeemed
+    Cancelled, //   withdrawn before it was redeemed
+    Dispensed, //   redeemed: the pharmacy has filled it and holds the drugs
+    Dispatched, //  handed to a courier for home delivery
+    Delivered, //   handed to the patient (at the door, or over the counter in store)
+    Completed, //   the patient's receipt is confirmed; no fills left
+    Refillable //   the patient's receipt is confirmed; more fills may be redeemed
+}
+
+/// @title The prescription registry: issue, one-time redemption and a timestamped delivery trail.
+/// @notice No patient data is on chain. A prescription's id commits to the off-chain document's hash,
+/// the issuing doctor, the designated pharmacy (or none) and the address of a fresh claim key whose
+/// private key travels only in the patient's QR code:
+///
+///     terms = keccak256(abi.encode(doctor, docHash, designatedPharmacy))
+///     id    = keccak256(abi.encode(claimKey, terms))
+///
+/// Redeeming needs an EIP-712 signature by the claim key over (id, pharmacy, fillsLeft, deadline);
+/// confirming receipt needs one over (id, fillsLeft, deadline). Each step is stamped with the block
+/// time in its event.
+interface IPrescriptionRegistry is IConsortiumRoles {
+    /// @notice A prescription's on-chain state.
+    struct Prescription {
+        address custodian; // the doctor while Active (first fill), then the pharmacy, then the courier
+        uint40 issuedAt;
+        uint40 expiresAt;
+        Status status;
+        uint8 fillsLeft;
+    }
+
+    /// @notice A doctor issued prescription `id` for `fills` fills, redeemable until `expiresAt`.
+    event PrescriptionIssued(
+        bytes32 indexed id,
+        address indexed doctor,
+        address indexed hospital,
+        bytes32 docHash,
+        address designatedPharmacy,
+        uint40 expiresAt,
+        uint8 fills
+    );
+
+    /// @notice Prescription `id` was cancelled by `by`.
+    event PrescriptionCancelled(bytes32 indexed id, address indexed by);
+
+    /// @notice `pharmacy` redeemed (filled) prescription `id`; `fillsLeft` fills remain.
+    event PrescriptionRedeemed(bytes32 indexed id, address indexed pharmacy, uint8 fillsLeft);
+
+    /// @notice `pharmacy` handed prescription `id`'s drugs to `courier` for delivery.
+    event PrescriptionDispatched(bytes32 indexed id, address indexed pharmacy, address indexed courier);
+
+    /// @notice `by` (the courier, or the pharmacy over the counter) handed the drugs to the patient.
+    event PrescriptionDelivered(bytes32 indexed id, address indexed by);
+
+    /// @notice The patient's receipt (a claim-key signature) was recorded, relayed by `relayer`.
+    event ReceiptConfirmed(bytes32 indexed id, address indexed relayer, uint8 fillsLeft);
+
+    /// @notice The regulator changed the limits.
+    event LimitsChanged(uint32 maxValiditySeconds, uint8 maxFills);
+
+    /// @notice The registry is paused: every state change is refused.
+    event Paused(address account);
+
+    /// @notice The registry runs again.
+    event Unpaused(address account);
+
+    /// @notice A prescription with this id exists already (a retried issue).
+    error AlreadyIssued(bytes32 id);
+    /// @notice No prescription has this id.
+    error UnknownPrescription(bytes32 id);
+    /// @notice `expiresAt` must be after now and no later than `latestAllowed`.
+    error InvalidExpiry(uint40 expiresAt, uint256 latestAllowed);
+    /// @notice `fills` must be between 1 and `maxFills`.
+    error InvalidFills(uint8 fills, uint8 maxFills);
+    /// @notice The document hash must not be zero.
+    error ZeroDocumentHash();
+    /// @notice The claim key address must not be zero.
+    error ZeroClaimKey();
+    /// @notice The designated pharmacy is not a pharmacy in good standing.
+    error NotAPharmacy(address pharmacy);
+    /// @notice The courier must not be the zero address.
+    error ZeroCourier();
+    /// @notice Prescription `id` expired at `expiresAt`.
+    error Expired(bytes32 id, uint40 expiresAt);
+    /// @notice Prescription `id` was cancelled.
+    error PrescriptionIsCancelled(bytes32 id);
+    /// @notice Prescription `id` has been redeemed and has no fill that can be redeemed now.
+    error AlreadyRedeemed(bytes32 id);
+    /// @notice Prescription `id` names another pharmacy; `pharmacy` may not fill it.
+    error NotDesignatedPharmacy(bytes32 id, address pharmacy);
+    /// @notice The claim-key signature for prescription `id` is invalid (wrong key, pharmacy, fill or chain).
+    error BadClaimSignature(bytes32 id);
+    /// @notice The signed authorization's deadline `deadline` has passed.
+    error SignatureDeadlinePassed(uint256 deadline);
+    /// @notice Prescription `id` is `current`; this step needs another status.
+    error WrongStatus(bytes32 id, Status current);
+    /// @notice `caller` does not hold prescription `id`; `custodian` does.
+    error NotCustodian(bytes32 id, address caller, address custodian);
+    /// @notice `caller` may not cancel prescription `id`.
+    error NotIssuer(bytes32 id, address caller);
+    /// @notice Limits out of range.
+    error InvalidLimits(uint32 maxValiditySeconds, uint8 maxFills);
+    /// @notice The registry is paused.
+    error EnforcedPause();
+    /// @notice The registry is not paused.
+    error ExpectedPause();
+
+    /// @notice Issues a prescription; returns its id.
+    /// @dev The id is deterministic: issuing the same (doctor, document, claim key, pharmacy) again
+    /// reverts with {AlreadyIssued}, so a retried transaction is detected, not duplicated.
+    ///
+    /// Requirements:
+    /// - the caller is a doctor in good standing; the registry is not paused;
+    /// - `docHash` and `claimKey` are not zero; `designatedPharmacy` is zero or a pharmacy in good standing;
+    /// - now < `expiresAt` <= now + maxValidity; 1 <= `fills` <= maxFills.
+    ///
+    /// Emits {PrescriptionIssued}.
+    function issue(bytes32 docHash, address claimKey, address designatedPharmacy, uint40 expiresAt, uint8 fills)
+        external
+        returns (bytes32 id);
+
+    /// @notice Cancels prescription `id`.
+    /// @dev Requirements: status Active and the caller is the issuing doctor in good standing, or
+    /// status Active/Refillable and the caller is the regulator; not paused.
+    /// Emits {PrescriptionCancelled}.
+    function cancel(bytes32 id) external;
+
+    /// @notice Redeems (fills) a prescription: succeeds once per allowed fill, never again.
+    /// @dev The caller passes the openings of the id and the claim key's EIP-712 signature of
+    /// `Redeem(bytes32 rxId,address pharmacy,uint256 fillsLeft,uint256 deadline)` with
+    /// pharmacy = the caller and fillsLeft = the fills left before this redemption.
+    ///
+    /// Requirements:
+    /// - the caller is a pharmacy in good standing; not paused;
+    /// - the prescription is Active or Refillable with fills left, and not past its expiry;
+    /// - the caller is the designated pharmacy when one was named;
+    /// - `deadline` has not passed and the signature is by `claimKey`.
+    ///
+    /// Emits {PrescriptionRedeemed}.
+    function redeem(
+        address doctor,
+        bytes32 docHash,
+        address designatedPharmacy,
+        address claimKey,
+        uint256 deadline,
+        bytes calldata claimSignature
+    ) external returns (bytes32 id);
+
+    /// @notice The pharmacy that filled prescription `id` hands the drugs to `courier`.
+    /// @dev Requirements: status Dispensed, the caller is its custodian and a pharmacy in good
+    /// standing; not paused. Emits {PrescriptionDispatched}.
+    function dispatch(bytes32 id, address courier) external;
+
+    /// @notice The holder of the drugs hands them to the patient.
+    /// @dev The courier of a Dispatched prescription, or the pharmacy of a Dispensed one (over the
+    /// counter), in good standing and custodian; not paused. Emits {PrescriptionDelivered}.
+    function deliver(bytes32 id) external;
+
+    /// @notice Delivers and records the patient's receipt in one transaction.
+    /// @dev As {deliver}, then as {confirmReceipt}. Emits {PrescriptionDelivered} and {ReceiptConfirmed}.
+    function deliverWithReceipt(bytes32 id, bytes32 terms, uint256 deadline, bytes calldata receiptSignature)
+        external;
+
+    /// @notice Records the patient's receipt of a Delivered prescription; anyone may relay it.
+    /// @dev `terms` opens the id (id = keccak256(abi.encode(claimKey, terms))); the signature is the
+    /// claim key's EIP-712 signature of `Receipt(bytes32 rxId,uint256 fillsLeft,uint256 deadline)`.
+    /// Moves to Completed, or Refillable when fills are left. Not paused. Emits {ReceiptConfirmed}.
+    function confirmReceipt(bytes32 id, bytes32 terms, uint256 deadline, bytes calldata receiptSignature) external;
+
+    /// @notice Pauses every state change. Regulator only. Emits {Paused}.
+    function pause() external;
+
+    /// @notice Resumes. Regulator only. Emits {Unpaused}.
+    function unpause() external;
+
+    /// @notice Sets the maximum validity (seconds from issue) and the maximum number of fills.
+    /// @dev Regulator only. Emits {LimitsChanged}.
+    function setLimits(uint32 maxValiditySeconds, uint8 maxFills) external;
+
+    /// @notice The state of prescription `id` (all zero when unknown).
+    function prescription(bytes32 id) external view returns (Prescription memory);
+
+    /// @notice The id and terms of a prescription, computed as the registry does.
+    function computeId(address doctor, bytes32 docHash, address designatedPharmacy, address claimKey)
+        external
+        pure
+        returns (bytes32 id, bytes32 terms);
+
+    /// @notice The EIP-712 digest a claim key signs to let `pharmacy` redeem.
+    function redeemDigest(bytes32 id, address pharmacy, uint256 fillsLeft, uint256 deadline)
+        external
+        view
+        returns (bytes32);
+
+    /// @notice The EIP-712 digest a claim key signs to confirm receipt.
+    function receiptDigest(bytes32 id, uint256 fillsLeft, uint256 deadline) external view returns (bytes32);
+
+    /// @notice The current limits and pause state.
+    function limits() external view returns (uint32 maxValiditySeconds, uint8 maxFills, bool isPaused);
+
+    /// @notice True while paused.
+    function paused() external view returns (bool);
+}

@@ -1,0 +1,110 @@
+"""Claim-key signatures: the patient's consent to a redemption and the patient's receipt.
+
+A fresh claim key is made for each prescription; its private key travels only in the patient's QR
+code. It signs two EIP-712 messages, in the registry's domain (name "rxchain PrescriptionRegistry",
+version "1", the chain id and the registry's address), so a signature for another chain or registry
+never verifies:
+
+    Redeem(bytes32 rxId,address pharmacy,uint256 fillsLeft,uint256 deadline)
+    Receipt(bytes32 rxId,uint256 fillsLeft,uint256 deadline)
+
+``fillsLeft`` binds a signature to one fill: for a redemption it is the fills left before it, for a
+receipt the fills left after the redemption being received.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from eth_account import Account
+from eth_account.messages import encode_typed_data
+from eth_utils import to_checksum_address
+
+DOMAIN_NAME = "rxchain PrescriptionRegistry"
+DOMAIN_VERSION = "1"
+
+_DOMAIN_TYPE = [
+    {"name": "name", "type": "string"},
+    {"name": "version", "type": "string"},
+    {"name": "chainId", "type": "uint256"},
+    {"name": "verifyingContract", "type": "address"},
+]
+_REDEEM_TYPE = [
+    {"name": "rxId", "type": "bytes32"},
+    {"name": "pharmacy", "type": "address"},
+    {"name": "fillsLeft", "type": "uint256"},
+    {"name": "deadline", "type": "uint256"},
+]
+_RECEIPT_TYPE = [
+    {"name": "rxId", "type": "bytes32"},
+    {"name": "fillsLeft", "type": "uint256"},
+    {"name": "deadline", "type": "uint256"},
+]
+
+
+@dataclass(frozen=True)
+class RegistryDomain:
+    """The EIP-712 domain of one deployed registry."""
+
+    chain_id: int
+    registry: str
+
+    def as_dict(self) -> dict:
+        """The domain as eth-account's typed-data encoder wants it."""
+        return {
+            "name": DOMAIN_NAME,
+            "version": DOMAIN_VERSION,
+            "chainId": self.chain_id,
+            "verifyingContract": to_checksum_address(self.registry),
+        }
+
+
+def redeem_typed_data(domain: RegistryDomain, rx_id: bytes, pharmacy: str, fills_left: int, deadline: int) -> dict:
+    """The full EIP-712 typed data a claim key signs to let ``pharmacy`` redeem one fill."""
+    return {
+        "types": {"EIP712Domain": _DOMAIN_TYPE, "Redeem": _REDEEM_TYPE},
+        "primaryType": "Redeem",
+        "domain": domain.as_dict(),
+        "message": {
+            "rxId": _bytes32(rx_id),
+            "pharmacy": to_checksum_address(pharmacy),
+            "fillsLeft": int(fills_left),
+            "deadline": int(deadline),
+        },
+    }
+
+
+def receipt_typed_data(domain: RegistryDomain, rx_id: bytes, fills_left: int, deadline: int) -> dict:
+    """The full EIP-712 typed data a claim key signs to confirm the patient received the drugs."""
+    return {
+        "types": {"EIP712Domain": _DOMAIN_TYPE, "Receipt": _RECEIPT_TYPE},
+        "primaryType": "Receipt",
+        "domain": domain.as_dict(),
+        "message": {"rxId": _bytes32(rx_id), "fillsLeft": int(fills_left), "deadline": int(deadline)},
+    }
+
+
+def sign_redeem(
+    claim_private_key: bytes | str, domain: RegistryDomain, rx_id: bytes, pharmacy: str, fills_left: int, deadline: int
+) -> bytes:
+    """The claim key's 65-byte signature authorising ``pharmacy`` to redeem fill ``fills_left``."""
+    return _sign(claim_private_key, redeem_typed_data(domain, rx_id, pharmacy, fills_left, deadline))
+
+
+def sign_receipt(
+    claim_private_key: bytes | str, domain: RegistryDomain, rx_id: bytes, fills_left: int, deadline: int
+) -> bytes:
+    """The claim key's 65-byte signature confirming receipt (``fills_left`` after the redemption)."""
+    return _sign(claim_private_key, receipt_typed_data(domain, rx_id, fills_left, deadline))
+
+
+def _sign(private_key: bytes | str, typed: dict) -> bytes:
+    signable = encode_typed_data(full_message=typed)
+    return bytes(Account.sign_message(signable, private_key).signature)
+
+
+def _bytes32(value: bytes | str) -> bytes:
+    raw = bytes.fromhex(value[2:] if value.startswith("0x") else value) if isinstance(value, str) else bytes(value)
+    if len(raw) != 32:
+        raise ValueError(f"expected 32 bytes, got {len(raw)}")
+    return raw
