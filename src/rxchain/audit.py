@@ -1,0 +1,222 @@
+"""The auditor's view: a prescription's trail rebuilt from the chain's events, document checks,
+evidence bundles a third party can re-check against any node, and member reports.
+
+Nothing here trusts a party's database: every fact is read from logs and blocks of a node.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from eth_utils import event_abi_to_log_topic, to_checksum_address
+from web3._utils.events import get_event_data
+
+from rxchain.client import RegistryClient, ZERO_ADDRESS
+from rxchain.document import document_hash, prescription_parties
+from rxchain.errors import RxError
+
+#: Trail events, in the order a prescription meets them, with the label an auditor reads.
+TRAIL_EVENTS: dict[str, str] = {
+    "PrescriptionIssued": "issued",
+    "PrescriptionCancelled": "cancelled",
+    "PrescriptionRedeemed": "redeemed",
+    "PrescriptionDispatched": "dispatched",
+    "PrescriptionDelivered": "delivered",
+    "ReceiptConfirmed": "received",
+}
+
+
+@dataclass(frozen=True)
+class TrailStep:
+    """One stamped step of a prescription's trail."""
+
+    step: str
+    actor: str
+    block_number: int
+    block_hash: str
+    block_time: int
+    tx_hash: str
+    log_index: int
+    details: dict = field(default_factory=dict)
+
+    def as_json(self) -> dict:
+        return asdict(self)
+
+
+class TrailNotFound(RxError):
+    """No event names this prescription id."""
+
+
+def trail(client: RegistryClient, rx_id: bytes) -> list[TrailStep]:
+    """Every event of prescription ``rx_id``, oldest first, with block times.
+
+    One log query: every trail event carries the id as its first indexed argument.
+    """
+    abis = {item["name"]: item for item in client.abi if item.get("type") == "event" and item["name"] in TRAIL_EVENTS}
+    by_topic = {event_abi_to_log_topic(abi): abi for abi in abis.values()}
+    logs = client._node(
+        lambda: client.w3.eth.get_logs(
+            {
+                "address": client.address,
+                "fromBlock": client.deploy_block,
+                "toBlock": "latest",
+                "topics": [list("0x" + t.hex() for t in by_topic), "0x" + bytes(rx_id).hex()],
+            }
+        )
+    )
+    steps = []
+    for log in sorted(logs, key=lambda entry: (entry["blockNumber"], entry["logIndex"])):
+        abi = by_topic[bytes(log["topics"][0])]
+        event = get_event_data(client.w3.codec, abi, log)
+        args = {k: _plain(v) for k, v in event["args"].items() if k != "id"}
+        label = TRAIL_EVENTS[event["event"]]
+        actor_key = {"issued": "doctor", "cancelled": "by", "redeemed": "pharmacy", "dispatched": "pharmacy",
+                     "delivered": "by", "received": "relayer"}[label]  # fmt: skip
+        if label == "delivered" and steps and steps[-1].step == "redeemed":
+            label = "handed over in store"
+        steps.append(
+            TrailStep(
+                label,
+                args.pop(actor_key),
+                log["blockNumber"],
+                "0x" + bytes(log["blockHash"]).hex(),
+                client.block_time(log["blockNumber"]),
+                "0x" + bytes(log["transactionHash"]).hex(),
+                log["logIndex"],
+                args,
+            )
+        )
+    return steps
+
+
+@dataclass(frozen=True)
+class DocumentCheck:
+    """Whether a document is the one a prescription committed to, and if not, where it differs."""
+
+    matches: bool
+    rx_id: str
+    document_hash: str
+    on_chain_hash: str | None
+    problems: list[str]
+
+
+def verify_document(client: RegistryClient, rx_id: bytes, document: dict, claim_key_address: str | None = None) -> DocumentCheck:
+    """Checks ``document`` against prescription ``rx_id``'s issue event (and its id, given the claim key)."""
+    steps = trail(client, rx_id)
+    rx_hex = "0x" + bytes(rx_id).hex()
+    doc_hash = document_hash(document)
+    issued = next((s for s in steps if s.step == "issued"), None)
+    if issued is None:
+        raise TrailNotFound(f"no prescription {rx_hex} on chain {client.chain_id} at {client.address}")
+    problems = []
+    on_chain = issued.details["docHash"]
+    if on_chain != "0x" + doc_hash.hex():
+        problems.append(f"document hash 0x{doc_hash.hex()} differs from the issued {on_chain}: the document was altered")
+    doctor, pharmacy = prescription_parties(document)
+    if to_checksum_address(doctor) != issued.actor:
+        problems.append(f"the document names doctor {doctor}, but {issued.actor} issued it")
+    if (pharmacy or ZERO_ADDRESS) != issued.details["designatedPharmacy"]:
+        problems.append(f"the document names pharmacy {pharmacy}, the chain {issued.details['designatedPharmacy']}")
+    if claim_key_address is not None:
+        expected, _ = client.compute_id(doctor, doc_hash, pharmacy, claim_key_address)
+        if expected != bytes(rx_id):
+            problems.append("the id does not open to this document and claim key")
+    return DocumentCheck(not problems, rx_hex, "0x" + doc_hash.hex(), on_chain, problems)
+
+
+def evidence_bundle(client: RegistryClient, rx_id: bytes) -> dict:
+    """A self-contained JSON bundle: the prescription's events with their provenance, for re-checking."""
+    steps = trail(client, rx_id)
+    if not steps:
+        raise TrailNotFound(f"no prescription 0x{bytes(rx_id).hex()} on chain {client.chain_id} at {client.address}")
+    issued = steps[0]
+    return {
+        "format": "rxchain-evidence/1",
+        "chainId": client.chain_id,
+        "registry": client.address,
+        "prescriptionId": "0x" + bytes(rx_id).hex(),
+        "documentHash": issued.details.get("docHash"),
+        "state": client.prescription(rx_id).as_json(),
+        "events": [step.as_json() for step in steps],
+    }
+
+
+def export_evidence(client: RegistryClient, rx_id: bytes, path: Path) -> dict:
+    """Writes :func:`evidence_bundle` to ``path`` and returns it."""
+    bundle = evidence_bundle(client, rx_id)
+    path.write_text(json.dumps(bundle, indent=2, sort_keys=True) + "\n")
+    return bundle
+
+
+def verify_evidence(client: RegistryClient, bundle: dict) -> list[str]:
+    """Re-checks a bundle against ``client``'s node; returns the differences (empty when it holds)."""
+    problems = []
+    if bundle.get("chainId") != client.chain_id:
+        problems.append(f"bundle is for chain {bundle.get('chainId')}, the node serves {client.chain_id}")
+    if to_checksum_address(bundle.get("registry", ZERO_ADDRESS)) != client.address:
+        problems.append(f"bundle is for registry {bundle.get('registry')}, not {client.address}")
+    rx_id = bytes.fromhex(bundle["prescriptionId"][2:])
+    fresh = {(s.tx_hash, s.log_index): s.as_json() for s in trail(client, rx_id)}
+    for event in bundle.get("events", []):
+        key = (event.get("tx_hash"), event.get("log_index"))
+        if key not in fresh:
+            problems.append(f"event {event.get('step')} in tx {key[0]} is not on chain")
+        elif fresh[key] != event:
+            problems.append(f"event {event.get('step')} in tx {key[0]} differs from the chain")
+    if len(fresh) != len(bundle.get("events", [])):
+        problems.append(f"the chain has {len(fresh)} events for this prescription, the bundle {len(bundle.get('events', []))}")
+    return problems
+
+
+def member_report(client: RegistryClient, from_block: int | None = None, to_block: int | str = "latest") -> list[dict]:
+    """Members by role with credential end dates, and what each issued, filled, carried in a block range."""
+    now = client.latest_block_time()
+    start = client.deploy_block if from_block is None else from_block
+    counts: dict[str, dict[str, int]] = {}
+    for event, key, label in (
+        ("PrescriptionIssued", "doctor", "issued"),
+        ("PrescriptionRedeemed", "pharmacy", "redeemed"),
+        ("PrescriptionDispatched", "courier", "carried"),
+        ("PrescriptionDelivered", "by", "delivered"),
+    ):
+        logs = client._node(
+            lambda event=event: getattr(client.contract.events, event)().get_logs(from_block=start, to_block=to_block)
+        )
+        for log in logs:
+            actor = log["args"][key]
+            counts.setdefault(actor, {}).setdefault(label, 0)
+            counts[actor][label] += 1
+    report = []
+    for m in client.members():
+        report.append(
+            {
+                **m.as_json(),
+                "inGoodStanding": m.in_good_standing(now),
+                "expiresInDays": round((m.valid_until - now) / 86400, 1),
+                "activity": counts.get(m.account, {}),
+            }
+        )
+    report.sort(key=lambda r: (",".join(r["roles"]), r["account"]))
+    return report
+
+
+def _plain(value):
+    if isinstance(value, (bytes, bytearray)):
+        return "0x" + bytes(value).hex()
+    return value
+
+
+__all__ = [
+    "TRAIL_EVENTS",
+    "DocumentCheck",
+    "TrailNotFound",
+    "TrailStep",
+    "evidence_bundle",
+    "export_evidence",
+    "member_report",
+    "trail",
+    "verify_document",
+    "verify_evidence",
+]

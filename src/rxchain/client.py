@@ -1,0 +1,490 @@
+"""The one typed facade over the registry: web3.py + eth-account.
+
+The only place that knows transactions: free gas (legacy type-0 transactions at gas price 0, which a
+Besu network with min-gas-price 0 accepts, as does the devnet), nonces kept by the client per sender,
+gas estimated before sending (so a refusal is reported before anything is written on chain),
+receipts awaited, and reverts decoded into the contract's custom error names and arguments
+(:mod:`rxchain.errors`). Every transaction it signs goes through the :class:`~rxchain.outbox.Outbox`
+first, so a run that dies mid-way resumes without duplicates or gaps.
+
+A hospital system issues with :meth:`RegistryClient.issue`; a pharmacy redeems with
+:meth:`RegistryClient.redeem` (which signs the patient's claim authorization from the QR's claim key).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+from eth_abi import decode as abi_decode
+from eth_account.signers.local import LocalAccount
+from eth_utils import function_signature_to_4byte_selector, to_checksum_address
+from web3 import Web3
+from web3.exceptions import ContractCustomError, ContractLogicError, ContractPanicError, TimeExhausted
+from web3.logs import DISCARD
+
+from rxchain import errors
+from rxchain.claims import RegistryDomain, sign_receipt, sign_redeem
+from rxchain.deployment import Deployment, load_abi, load_deployment
+from rxchain.outbox import Outbox, OutboxEntry
+from rxchain.roles import REGULATOR_ROLE, role_id, roles_from_mask
+from rxchain.status import Status
+
+ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
+#: How long a claim authorization stays valid when the caller does not say.
+DEFAULT_SIGNATURE_TTL = 15 * 60
+
+
+@dataclass(frozen=True)
+class TxResult:
+    """A mined, successful transaction."""
+
+    tx_hash: str
+    block_number: int
+    block_time: int
+    gas_used: int
+    events: list[dict] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class PrescriptionState:
+    """A prescription's on-chain state (the registry's ``prescription(id)`` view)."""
+
+    rx_id: str
+    custodian: str
+    issued_at: int
+    expires_at: int
+    status: Status
+    fills_left: int
+
+    @property
+    def exists(self) -> bool:
+        return self.status is not Status.NONE
+
+    def as_json(self) -> dict:
+        return {
+            "id": self.rx_id,
+            "status": self.status.label,
+            "custodian": self.custodian,
+            "issuedAt": self.issued_at,
+            "expiresAt": self.expires_at,
+            "fillsLeft": self.fills_left,
+        }
+
+
+@dataclass(frozen=True)
+class MemberRecord:
+    """A member's on-chain record."""
+
+    account: str
+    roles: list[str]
+    valid_until: int
+    hospital: str | None
+
+    def in_good_standing(self, now: int) -> bool:
+        return bool(self.roles) and now <= self.valid_until
+
+    def as_json(self) -> dict:
+        return {"account": self.account, "roles": self.roles, "validUntil": self.valid_until, "hospital": self.hospital}
+
+
+class RegistryClient:
+    """A typed client of one deployed PrescriptionRegistry."""
+
+    def __init__(
+        self,
+        w3: Web3,
+        registry: str,
+        *,
+        abi: list[dict] | None = None,
+        deploy_block: int = 0,
+        outbox: Outbox | None = None,
+        receipt_timeout: float = 120.0,
+    ):
+        self.w3 = w3
+        self.address = to_checksum_address(registry)
+        self.abi = abi if abi is not None else load_abi()
+        self.contract = w3.eth.contract(address=self.address, abi=self.abi)
+        self.deploy_block = deploy_block
+        self.outbox = outbox or Outbox(":memory:")
+        self.receipt_timeout = receipt_timeout
+        self.chain_id = self._node(lambda: w3.eth.chain_id)
+        self.domain = RegistryDomain(self.chain_id, self.address)
+        self._errors = _error_table(self.abi)
+        self._nonces: dict[str, int] = {}
+        self._nonce_lock = threading.Lock()
+        self._block_times: dict[int, int] = {}
+
+    @classmethod
+    def connect(
+        cls, network: str = "devnet", *, rpc_url: str | None = None, outbox_path: Path | str | None = None
+    ) -> "RegistryClient":
+        """A client of the registry recorded for ``network``, checking that the node serves that chain."""
+        deployment = load_deployment(network)
+        url = rpc_url or deployment.rpc_url
+        if not url:
+            raise errors.NodeUnavailable(f"no RPC URL for network {network!r}: pass one")
+        w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": 30}))
+        outbox = Outbox(outbox_path) if outbox_path else None
+        client = cls(w3, deployment.registry, deploy_block=deployment.deploy_block, outbox=outbox)
+        client.check_deployment(deployment)
+        return client
+
+    def check_deployment(self, deployment: Deployment) -> None:
+        """Raises :class:`~rxchain.errors.WrongChain` unless the node serves the recorded chain and code."""
+        if self.chain_id != deployment.chain_id:
+            raise errors.WrongChain(
+                f"the node serves chain {self.chain_id}, but {deployment.network}'s registry is on chain "
+                f"{deployment.chain_id}: point at the right node"
+            )
+        if not self._node(lambda: self.w3.eth.get_code(self.address)):
+            raise errors.DeploymentNotFound(
+                f"no contract at {self.address} on chain {self.chain_id}: the devnet was reset? deploy again"
+            )
+
+    # ------------------------------------------------------------------------------ members
+
+    def admit(self, sender: LocalAccount, account: str, role: str, valid_until: int) -> TxResult:
+        """Admits ``account`` as ``role`` (doctor: by its hospital; others: by the regulator)."""
+        return self.transact(sender, "admitMember", to_checksum_address(account), role_id(role), valid_until)
+
+    def renew(self, sender: LocalAccount, account: str, valid_until: int) -> TxResult:
+        """Moves ``account``'s credential end date."""
+        return self.transact(sender, "renewMember", to_checksum_address(account), valid_until)
+
+    def revoke(self, sender: LocalAccount, account: str, role: str) -> TxResult:
+        """Revokes ``role`` from ``account`` at once."""
+        return self.transact(sender, "revokeRole", role_id(role), to_checksum_address(account))
+
+    def member(self, account: str) -> MemberRecord:
+        """The on-chain record of ``account``."""
+        roles, valid_until, hospital = self._call("member", to_checksum_address(account))
+        return MemberRecord(
+            to_checksum_address(account), roles_from_mask(roles), valid_until, None if hospital == ZERO_ADDRESS else hospital
+        )
+
+    def is_regulator(self, account: str) -> bool:
+        return bool(self._call("hasRole", REGULATOR_ROLE, to_checksum_address(account)))
+
+    def has_role(self, account: str, role: str) -> bool:
+        """True if ``account`` holds ``role`` with a live credential."""
+        return bool(self._call("hasRole", role_id(role), to_checksum_address(account)))
+
+    def members(self) -> list[MemberRecord]:
+        """Every account ever admitted, with its current record (from MemberAdmitted events)."""
+        logs = self._node(
+            lambda: self.contract.events.MemberAdmitted().get_logs(from_block=self.deploy_block, to_block="latest")
+        )
+        seen: dict[str, None] = {}
+        for log in logs:
+            seen.setdefault(log["args"]["account"], None)
+        return [self.member(account) for account in seen]
+
+    # ------------------------------------------------------------------------ prescriptions
+
+    def compute_id(self, doctor: str, doc_hash: bytes, designated_pharmacy: str | None, claim_key: str) -> tuple[bytes, bytes]:
+        """(id, terms) as the registry computes them (a view call; :mod:`rxchain.ids` does it offline)."""
+        rx_id, terms = self._call(
+            "computeId", to_checksum_address(doctor), doc_hash, _address_or_zero(designated_pharmacy), to_checksum_address(claim_key)
+        )
+        return bytes(rx_id), bytes(terms)
+
+    def issue(
+        self,
+        doctor: LocalAccount,
+        doc_hash: bytes,
+        claim_key: str,
+        expires_at: int,
+        *,
+        designated_pharmacy: str | None = None,
+        fills: int = 1,
+    ) -> tuple[bytes, TxResult]:
+        """Issues a prescription; returns its id and the transaction.
+
+        Re-running with the same arguments after a crash returns the first run's transaction (the outbox
+        knows it); issuing the same prescription anew raises :class:`~rxchain.errors.AlreadyIssued`.
+        """
+        rx_id, _ = self.compute_id(doctor.address, doc_hash, designated_pharmacy, claim_key)
+        result = self.transact(
+            doctor,
+            "issue",
+            doc_hash,
+            to_checksum_address(claim_key),
+            _address_or_zero(designated_pharmacy),
+            int(expires_at),
+            int(fills),
+            op_key=f"issue:{self.chain_id}:{self.address}:{rx_id.hex()}",
+        )
+        return rx_id, result
+
+    def cancel(self, sender: LocalAccount, rx_id: bytes) -> TxResult:
+        """Cancels an unredeemed prescription (its doctor, or the regulator)."""
+        return self.transact(sender, "cancel", rx_id)
+
+    def redeem(
+        self,
+        pharmacy: LocalAccount,
+        *,
+        doctor: str,
+        doc_hash: bytes,
+        designated_pharmacy: str | None,
+        claim_private_key: bytes | str,
+        deadline: int | None = None,
+    ) -> tuple[bytes, TxResult]:
+        """Redeems one fill: signs the claim authorization with the QR's claim key and sends it."""
+        from eth_account import Account
+
+        claim_address = Account.from_key(claim_private_key).address
+        rx_id, _ = self.compute_id(doctor, doc_hash, designated_pharmacy, claim_address)
+        state = self.prescription(rx_id)
+        deadline = deadline if deadline is not None else self.latest_block_time() + DEFAULT_SIGNATURE_TTL
+        signature = sign_redeem(claim_private_key, self.domain, rx_id, pharmacy.address, state.fills_left, deadline)
+        result = self.transact(
+            pharmacy,
+            "redeem",
+            to_checksum_address(doctor),
+            doc_hash,
+            _address_or_zero(designated_pharmacy),
+            claim_address,
+            deadline,
+            signature,
+        )
+        return rx_id, result
+
+    def dispatch(self, pharmacy: LocalAccount, rx_id: bytes, courier: str) -> TxResult:
+        """The filling pharmacy hands the drugs to ``courier``."""
+        return self.transact(pharmacy, "dispatch", rx_id, to_checksum_address(courier))
+
+    def deliver(self, holder: LocalAccount, rx_id: bytes) -> TxResult:
+        """The courier (or the pharmacy, over the counter) hands the drugs to the patient."""
+        return self.transact(holder, "deliver", rx_id)
+
+    def deliver_with_receipt(
+        self, holder: LocalAccount, rx_id: bytes, terms: bytes, claim_private_key: bytes | str, deadline: int | None = None
+    ) -> TxResult:
+        """Delivers and records the patient's receipt (signed by the claim key at the door) in one transaction."""
+        state = self.prescription(rx_id)
+        deadline = deadline if deadline is not None else self.latest_block_time() + DEFAULT_SIGNATURE_TTL
+        signature = sign_receipt(claim_private_key, self.domain, rx_id, state.fills_left, deadline)
+        return self.transact(holder, "deliverWithReceipt", rx_id, terms, deadline, signature)
+
+    def confirm_receipt(
+        self, relayer: LocalAccount, rx_id: bytes, terms: bytes, claim_private_key: bytes | str, deadline: int | None = None
+    ) -> TxResult:
+        """Records the patient's receipt of a delivered prescription; any account may relay it."""
+        state = self.prescription(rx_id)
+        deadline = deadline if deadline is not None else self.latest_block_time() + DEFAULT_SIGNATURE_TTL
+        signature = sign_receipt(claim_private_key, self.domain, rx_id, state.fills_left, deadline)
+        return self.transact(relayer, "confirmReceipt", rx_id, terms, deadline, signature)
+
+    def pause(self, regulator: LocalAccount) -> TxResult:
+        return self.transact(regulator, "pause")
+
+    def unpause(self, regulator: LocalAccount) -> TxResult:
+        return self.transact(regulator, "unpause")
+
+    def prescription(self, rx_id: bytes) -> PrescriptionState:
+        """The on-chain state of prescription ``rx_id``."""
+        custodian, issued_at, expires_at, status, fills_left = self._call("prescription", rx_id)
+        return PrescriptionState("0x" + bytes(rx_id).hex(), custodian, issued_at, expires_at, Status(status), fills_left)
+
+    def limits(self) -> dict:
+        max_validity, max_fills, paused = self._call("limits")
+        return {"maxValiditySeconds": max_validity, "maxFills": max_fills, "paused": paused}
+
+    def latest_block_time(self) -> int:
+        """The latest block's timestamp: the chain's idea of now."""
+        return int(self._node(lambda: self.w3.eth.get_block("latest"))["timestamp"])
+
+    def block_time(self, number: int) -> int:
+        """A block's timestamp (cached)."""
+        if number not in self._block_times:
+            self._block_times[number] = int(self._node(lambda: self.w3.eth.get_block(number))["timestamp"])
+        return self._block_times[number]
+
+    # --------------------------------------------------------------------------- transactions
+
+    def transact(self, sender: LocalAccount, function: str, *args: Any, op_key: str | None = None) -> TxResult:
+        """Signs, records, sends and awaits one free-gas transaction; raises the decoded error on refusal."""
+        if op_key:
+            done = self.outbox.succeeded(op_key)
+            if done is not None:
+                return self._result(self._node(lambda: self.w3.eth.get_transaction_receipt(done.tx_hash)))
+        self.resume_pending(sender.address)
+        call = getattr(self.contract.functions, function)(*args)
+        gas = self._estimate(call, sender.address)
+        entry = self._sign(sender, call, gas, op_key or f"{function}:{time.time_ns()}", function)
+        self.outbox.record([entry])
+        self._broadcast(entry)
+        return self._await(entry, call)
+
+    def resume_pending(self, sender: str | None = None) -> list[TxResult | errors.RxError]:
+        """Re-sends and awaits what an earlier run signed but never saw mined (same bytes, same hashes)."""
+        outcomes: list[TxResult | errors.RxError] = []
+        for entry in self.outbox.pending(self.chain_id):
+            if sender is not None and entry.sender != sender:
+                continue
+            try:
+                self._broadcast(entry)
+                outcomes.append(self._await(entry, None))
+            except errors.RxError as exc:
+                outcomes.append(exc)
+        return outcomes
+
+    def _estimate(self, call, sender: str) -> int:
+        try:
+            estimate = self._node(lambda: call.estimate_gas({"from": sender, "gasPrice": 0}))
+        except (ContractCustomError, ContractLogicError, ContractPanicError) as exc:
+            raise self.decode_revert(_revert_data(exc)) from None
+        return int(estimate * 1.25) + 20_000
+
+    def _sign(self, sender: LocalAccount, call, gas: int, op_key: str, description: str) -> OutboxEntry:
+        nonce = self._next_nonce(sender.address)
+        tx = call.build_transaction(
+            {"from": sender.address, "nonce": nonce, "gas": gas, "gasPrice": 0, "chainId": self.chain_id}
+        )
+        tx.pop("maxFeePerGas", None)
+        tx.pop("maxPriorityFeePerGas", None)
+        signed = sender.sign_transaction(tx)
+        return OutboxEntry(
+            "0x" + bytes(signed.hash).hex(), op_key, sender.address, nonce, self.chain_id, bytes(signed.raw_transaction), description, "pending", None
+        )
+
+    def _next_nonce(self, address: str) -> int:
+        with self._nonce_lock:
+            if address not in self._nonces:
+                self._nonces[address] = self._node(lambda: self.w3.eth.get_transaction_count(address, "pending"))
+            nonce = self._nonces[address]
+            self._nonces[address] = nonce + 1
+            return nonce
+
+    def _broadcast(self, entry: OutboxEntry) -> None:
+        try:
+            self.w3.eth.send_raw_transaction(entry.raw)
+        except requests.exceptions.ConnectionError as exc:
+            raise errors.NodeUnavailable(
+                f"the node does not answer ({exc.__class__.__name__}); transaction {entry.tx_hash} is kept in the "
+                f"outbox ({self.outbox.path}) and will be re-sent on the next run"
+            ) from None
+        except ValueError as exc:  # the node refused it: known already, or its nonce is used
+            text = str(exc).lower()
+            if "already" in text or "known" in text:
+                return
+            if "nonce" in text:
+                receipt = self._receipt_or_none(entry.tx_hash)
+                if receipt is None:
+                    self.outbox.settle(entry.tx_hash, "dropped")
+                    with self._nonce_lock:
+                        self._nonces.pop(entry.sender, None)
+                    raise errors.TransactionFailed(
+                        f"transaction {entry.tx_hash} ({entry.description}) was replaced: its nonce {entry.nonce} "
+                        "is used by another transaction; re-run the operation"
+                    ) from None
+                return
+            raise errors.TransactionFailed(f"the node refused {entry.description}: {exc}") from None
+
+    def _await(self, entry: OutboxEntry, call) -> TxResult:
+        try:
+            receipt = self._node(
+                lambda: self.w3.eth.wait_for_transaction_receipt(entry.tx_hash, timeout=self.receipt_timeout, poll_latency=0.05)
+            )
+        except TimeExhausted:
+            raise errors.TransactionFailed(
+                f"{entry.description} ({entry.tx_hash}) was not mined within {self.receipt_timeout:.0f} s; it stays in "
+                "the outbox and is re-sent on the next run"
+            ) from None
+        if receipt["status"] != 1:
+            self.outbox.settle(entry.tx_hash, "failed", receipt["blockNumber"])
+            raise self._explain_failure(entry, receipt)
+        self.outbox.settle(entry.tx_hash, "mined", receipt["blockNumber"])
+        return self._result(receipt)
+
+    def _explain_failure(self, entry: OutboxEntry, receipt) -> errors.RxError:
+        """Why a mined transaction reverted: replay it at its block (for races: the state that beat it)."""
+        tx = self.w3.eth.get_transaction(entry.tx_hash)
+        try:
+            self.w3.eth.call({"from": tx["from"], "to": tx["to"], "data": tx["input"], "gasPrice": 0}, receipt["blockNumber"])
+        except (ContractCustomError, ContractLogicError, ContractPanicError) as exc:
+            return self.decode_revert(_revert_data(exc))
+        return errors.TransactionFailed(f"{entry.description} ({entry.tx_hash}) reverted (out of gas?)")
+
+    def _receipt_or_none(self, tx_hash: str):
+        try:
+            return self.w3.eth.get_transaction_receipt(tx_hash)
+        except Exception:  # noqa: BLE001 - web3 raises TransactionNotFound or a node error: both mean "none"
+            return None
+
+    def _result(self, receipt) -> TxResult:
+        events: list[dict] = []
+        for event in self.contract.events:
+            for log in event().process_receipt(receipt, errors=DISCARD):
+                events.append({"event": log["event"], "args": dict(log["args"]), "logIndex": log["logIndex"]})
+        events.sort(key=lambda e: e["logIndex"])
+        return TxResult(
+            "0x" + bytes(receipt["transactionHash"]).hex(),
+            receipt["blockNumber"],
+            self.block_time(receipt["blockNumber"]),
+            receipt["gasUsed"],
+            events,
+        )
+
+    # ----------------------------------------------------------------------------- decoding
+
+    def decode_revert(self, data: str | bytes | None) -> errors.ContractRevert:
+        """The named Python exception for a revert's return data."""
+        raw = bytes.fromhex(data[2:] if data.startswith("0x") else data) if isinstance(data, str) else bytes(data or b"")
+        if len(raw) < 4 or raw[:4] not in self._errors:
+            return errors.UnknownContractError("unknown", {"data": raw.hex()})
+        name, names, types = self._errors[raw[:4]]
+        try:
+            values = abi_decode(types, raw[4:])
+        except Exception:  # noqa: BLE001 - malformed data from a node: report it rather than crash
+            return errors.UnknownContractError(name, {"data": raw.hex()})
+        cls = errors.BY_NAME.get(name, errors.ContractRevert)
+        return cls(name, dict(zip(names, values)))
+
+    def _call(self, function: str, *args: Any):
+        call = getattr(self.contract.functions, function)(*args)
+        try:
+            return self._node(call.call)
+        except (ContractCustomError, ContractLogicError, ContractPanicError) as exc:
+            raise self.decode_revert(_revert_data(exc)) from None
+
+    def _node(self, thunk):
+        try:
+            return thunk()
+        except requests.exceptions.ConnectionError as exc:
+            uri = getattr(self.w3.provider, "endpoint_uri", "the node")
+            raise errors.NodeUnavailable(f"no answer from {uri}: is the node running? ({exc.__class__.__name__})") from None
+
+
+def _error_table(abi: list[dict]) -> dict[bytes, tuple[str, list[str], list[str]]]:
+    table = {}
+    for item in abi:
+        if item.get("type") != "error":
+            continue
+        types = [_abi_type(i) for i in item["inputs"]]
+        selector = function_signature_to_4byte_selector(f"{item['name']}({','.join(types)})")
+        table[selector] = (item["name"], [i["name"] for i in item["inputs"]], types)
+    return table
+
+
+def _abi_type(item: dict) -> str:
+    if item["type"].startswith("tuple"):
+        return "(" + ",".join(_abi_type(c) for c in item["components"]) + ")" + item["type"][5:]
+    return item["type"]
+
+
+def _revert_data(exc: Exception) -> str | None:
+    data = getattr(exc, "data", None)
+    if isinstance(data, dict):
+        data = data.get("data")
+    return data if isinstance(data, (str, bytes)) else None
+
+
+def _address_or_zero(address: str | None) -> str:
+    return to_checksum_address(address) if address else ZERO_ADDRESS

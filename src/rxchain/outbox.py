@@ -1,0 +1,116 @@
+"""The client's outbox: every transaction it signs is kept until its receipt is final.
+
+A small SQLite file. A transaction is written (signed bytes, sender, nonce, what it does and an
+idempotency key) BEFORE it is sent, and marked with its outcome once mined. A process or node that
+dies mid-way leaves rows in ``pending``; re-running resends exactly those bytes (same hash, so never
+a duplicate) and waits for them, and an operation whose key already succeeded is not sent again.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS outbox (
+    tx_hash     TEXT PRIMARY KEY,
+    op_key      TEXT NOT NULL,
+    sender      TEXT NOT NULL,
+    nonce       INTEGER NOT NULL,
+    chain_id    INTEGER NOT NULL,
+    raw         BLOB NOT NULL,
+    description TEXT NOT NULL,
+    state       TEXT NOT NULL CHECK (state IN ('pending', 'mined', 'failed', 'dropped')),
+    block       INTEGER,
+    created_at  REAL NOT NULL,
+    updated_at  REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS outbox_state ON outbox(state);
+CREATE INDEX IF NOT EXISTS outbox_op ON outbox(op_key);
+CREATE UNIQUE INDEX IF NOT EXISTS outbox_sender_nonce ON outbox(chain_id, sender, nonce) WHERE state != 'dropped';
+"""
+
+
+@dataclass(frozen=True)
+class OutboxEntry:
+    """One signed transaction and what became of it."""
+
+    tx_hash: str
+    op_key: str
+    sender: str
+    nonce: int
+    chain_id: int
+    raw: bytes
+    description: str
+    state: str
+    block: int | None
+
+
+class Outbox:
+    """A durable record of signed transactions (SQLite, one file; ``:memory:`` for throwaway use)."""
+
+    def __init__(self, path: Path | str):
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(_SCHEMA)
+
+    def record(self, entries: list[OutboxEntry]) -> None:
+        """Stores signed transactions as pending, all or none, before any is sent."""
+        now = time.time()
+        with self._transaction():
+            self._db.executemany(
+                "INSERT INTO outbox VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', NULL, ?, ?)",
+                [
+                    (e.tx_hash, e.op_key, e.sender, e.nonce, e.chain_id, e.raw, e.description, now, now)
+                    for e in entries
+                ],
+            )
+
+    def settle(self, tx_hash: str, state: str, block: int | None = None) -> None:
+        """Marks a transaction mined, failed (mined but reverted) or dropped (never to be mined)."""
+        self._db.execute(
+            "UPDATE outbox SET state = ?, block = ?, updated_at = ? WHERE tx_hash = ?",
+            (state, block, time.time(), tx_hash),
+        )
+
+    def pending(self, chain_id: int | None = None) -> list[OutboxEntry]:
+        """Signed transactions whose outcome is not known yet, oldest first per sender."""
+        sql = "SELECT * FROM outbox WHERE state = 'pending'"
+        params: tuple = ()
+        if chain_id is not None:
+            sql += " AND chain_id = ?"
+            params = (chain_id,)
+        return [OutboxEntry(*row[:9]) for row in self._db.execute(sql + " ORDER BY sender, nonce", params)]
+
+    def succeeded(self, op_key: str) -> OutboxEntry | None:
+        """The mined transaction that carried out ``op_key``, if any."""
+        row = self._db.execute(
+            "SELECT * FROM outbox WHERE op_key = ? AND state = 'mined' LIMIT 1", (op_key,)
+        ).fetchone()
+        return OutboxEntry(*row[:9]) if row else None
+
+    def counts(self) -> dict[str, int]:
+        """Number of entries in each state."""
+        return dict(self._db.execute("SELECT state, COUNT(*) FROM outbox GROUP BY state").fetchall())
+
+    def close(self) -> None:
+        self._db.close()
+
+    def _transaction(self):
+        db = self._db
+
+        class _Tx:
+            def __enter__(self):
+                db.execute("BEGIN IMMEDIATE")
+
+            def __exit__(self, exc_type, exc, tb):
+                db.execute("ROLLBACK" if exc_type else "COMMIT")
+                return False
+
+        return _Tx()

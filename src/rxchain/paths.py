@@ -1,0 +1,51 @@
+"""Where the project keeps things: the checkout, its build output, the devnet and deployments."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import yaml
+
+
+def project_root() -> Path:
+    """The checkout's root (the folder holding ape-config.yaml); $RXCHAIN_ROOT overrides."""
+    env = os.environ.get("RXCHAIN_ROOT")
+    if env:
+        return Path(env).resolve()
+    here = Path(__file__).resolve()
+    for parent in here.parents:
+        if (parent / "ape-config.yaml").is_file():
+            return parent
+    return Path.cwd()
+
+
+def build_manifest() -> Path:
+    """The compiled contracts (ape's manifest, with every ABI)."""
+    return project_root() / ".build" / "__local__.json"
+
+
+def deployments_dir() -> Path:
+    """Deployment records, one JSON file per network (read by scripts, the CLI and the dApp)."""
+    return project_root() / "deployments"
+
+
+def devnet_dir() -> Path:
+    """The devnet's state, pid and log files."""
+    return project_root() / ".devnet"
+
+
+def evm_version() -> str:
+    """The project's EVM version: the one setting in ape-config.yaml (solidity.evm_version)."""
+    config = yaml.safe_load((project_root() / "ape-config.yaml").read_text())
+    return str((config.get("solidity") or {}).get("evm_version") or "london")
+
+
+def tool_env() -> dict[str, str]:
+    """The environment ape, py-solc-x and anvil need in child processes."""
+    root = project_root()
+    env = dict(os.environ)
+    env.setdefault("SOLCX_BINARY_PATH", str(root / ".solcx"))
+    env.setdefault("APE_DATA_FOLDER", str(root / ".ape"))
+    env["PATH"] = os.pathsep.join([str(root / ".venv" / "bin"), str(root / "node_modules" / ".bin"), env.get("PATH", "")])
+    return env

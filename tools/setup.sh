@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Sets up everything rxchain needs on a fresh machine with python3.11, node and npm:
+# a virtualenv with the locked Python set, the locked npm packages (solc, OpenZeppelin, anvil, ethers),
+# and the offline Solidity compiler wrapper. Idempotent: a second run only checks stamps.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+
+python="${PYTHON:-python3.11}"
+command -v "$python" >/dev/null || { echo "setup: $python not found (rxchain needs Python 3.11)" >&2; exit 1; }
+command -v node >/dev/null && command -v npm >/dev/null || { echo "setup: node and npm are required" >&2; exit 1; }
+
+stamp_ok() { [ -f "$1" ] && [ "$(cat "$1")" = "$2" ]; }
+
+# Python: the whole resolved set from requirements.lock, then the project itself (editable).
+py_key="$(cat requirements.lock pyproject.toml | sha256sum | cut -c1-16)"
+if ! stamp_ok .venv/.rxchain-stamp "$py_key"; then
+  [ -x .venv/bin/python ] || "$python" -m venv .venv
+  .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements.lock
+  .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps -e .
+  echo "$py_key" > .venv/.rxchain-stamp
+  echo "setup: Python environment ready (.venv)"
+fi
+
+# npm: exactly what package-lock.json says.
+npm_key="$(sha256sum package-lock.json | cut -c1-16)"
+if ! stamp_ok node_modules/.rxchain-stamp "$npm_key"; then
+  npm ci --no-audit --no-fund --loglevel=error
+  echo "$npm_key" > node_modules/.rxchain-stamp
+  echo "setup: npm packages ready (node_modules)"
+fi
+
+# The solc wrapper where py-solc-x / ape-solidity look.
+bash tools/install-solc.sh
+
+# anvil: link the platform's native binary into the venv, so signals reach it directly.
+native_anvil="$(ls node_modules/@foundry-rs/anvil-*/bin/anvil 2>/dev/null | head -n 1 || true)"
+if [ -n "$native_anvil" ] && [ "$(readlink .venv/bin/anvil 2>/dev/null)" != "$root/$native_anvil" ]; then
+  ln -sf "$root/$native_anvil" .venv/bin/anvil
+fi
