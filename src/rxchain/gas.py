@@ -1,0 +1,95 @@
+"""Gas per operation, measured on a real chain, beside the budgets of the design and the floor.
+
+The floor is what the EVM charges at the least for what an operation must do: 21,000 per transaction,
+calldata (4 per zero byte, 16 per other byte), 22,100 for a new storage slot (cold) and 5,000 for a
+rewritten cold slot, 2,100 per other cold slot read, 3,000 per ecrecover, and 375 + 375 per topic +
+8 per data byte per log. Everything above it is the contract's own overhead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rich.table import Table
+
+#: Budgets from the design (gas units).
+BUDGETS: dict[str, int] = {
+    "issue": 50_000,
+    "redeem": 40_000,
+    "dispatch": 32_000,
+    "deliver": 32_000,
+    "confirm": 32_000,
+    "cancel": 32_000,
+    "lifecycle": 190_000,
+}
+
+
+@dataclass(frozen=True)
+class Floor:
+    """The least an operation can cost, item by item."""
+
+    items: dict[str, int]
+
+    @property
+    def total(self) -> int:
+        return sum(self.items.values())
+
+
+def calldata_gas(data: bytes) -> int:
+    """Intrinsic calldata gas: 4 per zero byte, 16 per non-zero byte."""
+    return sum(4 if b == 0 else 16 for b in data)
+
+
+def log_gas(topics: int, data_bytes: int) -> int:
+    return 375 + 375 * topics + 8 * data_bytes
+
+
+def floors(calldata: dict[str, bytes]) -> dict[str, Floor]:
+    """The floor of each operation given the calldata it was sent with.
+
+    Storage: the prescription's one slot (new at issue, rewritten after) and the caller's member record
+    (and the config word holding the pause flag) read cold; events as the contract declares them.
+    """
+    tx = 21_000
+    member = 2_100
+    config = 2_100
+    out = {
+        "issue": Floor({"transaction": tx, "calldata": calldata_gas(calldata["issue"]), "new slot": 22_100,
+                        "member read": member, "config read": config, "event": log_gas(3, 4 * 32)}),
+        "redeem": Floor({"transaction": tx, "calldata": calldata_gas(calldata["redeem"]), "rewrite slot": 5_000,
+                         "member read": member, "config read": config, "ecrecover": 3_000, "event": log_gas(2, 32)}),
+        "dispatch": Floor({"transaction": tx, "calldata": calldata_gas(calldata["dispatch"]), "rewrite slot": 5_000,
+                           "member reads": 2 * member, "config read": config, "event": log_gas(3, 0)}),
+        "deliver": Floor({"transaction": tx, "calldata": calldata_gas(calldata["deliver"]), "rewrite slot": 5_000,
+                          "member read": member, "config read": config, "event": log_gas(2, 0)}),
+        "confirm": Floor({"transaction": tx, "calldata": calldata_gas(calldata["confirm"]), "rewrite slot": 5_000,
+                          "config read": config, "ecrecover": 3_000, "event": log_gas(2, 32)}),
+        "cancel": Floor({"transaction": tx, "calldata": calldata_gas(calldata["cancel"]), "rewrite slot": 5_000,
+                         "member reads": 2 * member, "config read": config, "event": log_gas(2, 0)}),
+    }  # fmt: skip
+    out["lifecycle"] = Floor({op: out[op].total for op in ("issue", "redeem", "dispatch", "deliver", "confirm")})
+    return out
+
+
+def gas_table(measured: dict[str, int], floor: dict[str, Floor]) -> Table:
+    """Each operation's gas beside its budget and its floor."""
+    table = Table(title="Gas per operation (free gas: this is the chain's capacity)")
+    table.add_column("operation", style="bold")
+    table.add_column("gas used", justify="right")
+    table.add_column("budget", justify="right")
+    table.add_column("vs budget", justify="right")
+    table.add_column("floor", justify="right")
+    table.add_column("above floor", justify="right")
+    for op, used in measured.items():
+        budget = BUDGETS.get(op)
+        low = floor[op].total if op in floor else None
+        verdict = "-" if budget is None else (f"[green]{used - budget:+,}[/]" if used <= budget else f"[red]{used - budget:+,}[/]")
+        table.add_row(
+            op,
+            f"{used:,}",
+            f"{budget:,}" if budget else "-",
+            verdict,
+            f"{low:,}" if low else "-",
+            f"{used - low:+,}" if low else "-",
+        )
+    return table
