@@ -8,6 +8,7 @@ and lifecycle (the five steps together).
 import json
 
 from ape import networks
+from ape.logging import logger
 from rich.console import Console
 
 from rxchain.client import RegistryClient
@@ -41,4 +42,5 @@ def main():
     calldata["cancel"] = bytes(w3.eth.get_transaction(cancelled.tx_hash)["input"])
 
     Console().print(gas_table({k: gas[k] for k in ("issue", "redeem", "dispatch", "deliver", "confirm", "cancel", "lifecycle")}, floors(calldata)))
+    logger.set_level("WARNING")  # the JSON line stays the last line: no "stopping anvil" after it
     print(json.dumps({k: gas[k] for k in ("issue", "redeem", "dispatch", "deliver", "confirm", "cancel", "lifecycle")}))

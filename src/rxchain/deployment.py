@@ -33,6 +33,8 @@ class Deployment(BaseModel):
     regulator: str
     evm_version: str
     rpc_url: str | None = None
+    #: keccak256 of the deployment bytecode: tells whether the build has changed since.
+    bytecode_hash: str | None = None
 
 
 def load_abi(contract: str = REGISTRY_CONTRACT, manifest: Path | None = None) -> list[dict]:
@@ -43,6 +45,13 @@ def load_abi(contract: str = REGISTRY_CONTRACT, manifest: Path | None = None) ->
 def load_bytecode(contract: str = REGISTRY_CONTRACT, manifest: Path | None = None) -> str:
     """The deployment bytecode of a compiled contract, 0x-hex."""
     return _contract_type(contract, manifest)["deploymentBytecode"]["bytecode"]
+
+
+def bytecode_hash(contract: str = REGISTRY_CONTRACT) -> str:
+    """keccak256 of the built deployment bytecode, 0x-hex."""
+    from eth_utils import keccak
+
+    return "0x" + keccak(hexstr=load_bytecode(contract)).hex()
 
 
 def deployment_path(network: str) -> Path:

@@ -72,13 +72,16 @@ from pathlib import Path
 from typing import Any
 
 import rfc8785
-from eth_utils import is_address, keccak, to_checksum_address
+from eth_utils import keccak, to_checksum_address
 from pydantic import BaseModel, ConfigDict, PositiveInt, ValidationError
+
+from rxchain.ids import is_valid_address
 
 __all__ = [
     "ACCOUNT_SYSTEM",
     "DEFAULT_LIMITS",
     "EMERGENCY_PRIORITIES",
+    "MAX_JSON_DEPTH",
     "PSEUDONYM_SYSTEM",
     "SALT_SYSTEM",
     "UCUM_SYSTEM",
@@ -127,6 +130,9 @@ EMERGENCY_PRIORITIES = frozenset({"urgent", "asap", "stat"})
 _ROUTINE = "routine"
 _EMERGENCY = "stat"
 _SALT_BYTES = 16
+
+MAX_JSON_DEPTH = 64
+"""Deepest JSON nesting accepted when parsing a document or payload (a prescription needs about 10)."""
 
 
 # --------------------------------------------------------------------------- exceptions
@@ -540,15 +546,14 @@ def document_hash(doc: Mapping[str, Any]) -> bytes:
 def load_document(path: str | Path) -> dict[str, Any]:
     """Read a document from a JSON file (no validation; call :func:`validate` for that).
 
-    Raises :class:`NotAPrescription` for invalid JSON, duplicate keys, NaN or
-    Infinity, or a top level that is not an object; ``OSError`` if unreadable.
+    Raises :class:`NotAPrescription` for invalid UTF-8 or JSON, duplicate keys,
+    NaN or Infinity, nesting deeper than :data:`MAX_JSON_DEPTH`, or a top level
+    that is not an object; ``OSError`` if unreadable.
     """
-    text = Path(path).read_bytes()
+    data = Path(path).read_bytes()
     try:
-        doc = json.loads(text, object_pairs_hook=_no_duplicate_keys, parse_constant=_reject_constant)
-    except RecursionError as exc:
-        raise NotAPrescription(f"{path}: nested too deeply") from exc
-    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, duplicate keys, constants
+        doc = _loads_json(data)
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, duplicate keys, constants, depth
         raise NotAPrescription(f"{path}: not valid JSON: {exc}") from exc
     if not isinstance(doc, dict):
         raise NotAPrescription(f"{path}: the top level must be a JSON object")
@@ -568,8 +573,9 @@ def dump_document(doc: Mapping[str, Any], path: str | Path) -> None:
 # --------------------------------------------------------------------------- helpers
 
 _SALT_RE = re.compile(r"[0-9a-f]{32}")
+_JSON_STRING_RE = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_NOT_BRACKET_RE = re.compile(r"[^\[\]{}]+")
 _HEX_SALT_INPUT_RE = re.compile(r"(0x)?[0-9a-fA-F]{32}")
-_ADDRESS_RE = re.compile(r"0x[0-9a-fA-F]{40}")
 _PSEUDONYM_RE = re.compile(r"[A-Za-z0-9_-]{16,128}")
 _NATIONAL_ID_RE = re.compile(r"\d{15}|\d{17}[\dXx]")
 _DATETIME_RE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})")
@@ -665,7 +671,7 @@ def _account(reference: Any, path: str) -> str:
 
 def _checked_address(field: str, value: Any) -> str:
     """Return ``value`` checksummed, or raise InvalidAddress."""
-    if not isinstance(value, str) or not _ADDRESS_RE.fullmatch(value) or not is_address(value):
+    if not is_valid_address(value):
         raise InvalidAddress(field, value)
     return to_checksum_address(value)
 
@@ -844,6 +850,40 @@ def _salt_hex(salt: bytes | str | None) -> str:
     if isinstance(salt, str) and _HEX_SALT_INPUT_RE.fullmatch(salt):
         return salt.removeprefix("0x").lower()
     raise InvalidSalt(salt)
+
+
+def _loads_json(data: bytes) -> Any:
+    """Parse UTF-8 JSON strictly: no duplicate keys, no NaN/Infinity, bounded nesting.
+
+    Every failure is a ``ValueError``. The nesting is measured before parsing
+    because the C JSON parser recurses on the C stack: in a process that has
+    raised the recursion limit, a deeply nested input could crash it outright
+    instead of raising RecursionError.
+    """
+    text = data.decode("utf-8")
+    depth = _json_depth(text)
+    if depth > MAX_JSON_DEPTH:
+        raise ValueError(f"nested {depth} levels deep, the maximum is {MAX_JSON_DEPTH}")
+    try:
+        return json.loads(text, object_pairs_hook=_no_duplicate_keys, parse_constant=_reject_constant)
+    except RecursionError as exc:
+        raise ValueError("nested too deeply") from exc
+
+
+def _json_depth(text: str) -> int:
+    """Return the deepest bracket nesting of JSON text, ignoring brackets inside strings.
+
+    An unterminated string is not removed, so malformed text can only be over-estimated.
+    """
+    brackets = _NOT_BRACKET_RE.sub("", _JSON_STRING_RE.sub("", text))
+    depth = deepest = 0
+    for char in brackets:
+        if char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth -= 1
+    return deepest
 
 
 def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

@@ -21,10 +21,11 @@ from __future__ import annotations
 import re
 
 from eth_abi import encode as abi_encode
-from eth_utils import is_address, keccak, to_canonical_address
+from eth_utils import is_checksum_address, keccak, to_canonical_address
 
 __all__ = [
     "ZERO_ADDRESS",
+    "is_valid_address",
     "prescription_id",
     "prescription_id_for",
     "terms_hash",
@@ -32,6 +33,14 @@ __all__ = [
 
 ZERO_ADDRESS: str = "0x0000000000000000000000000000000000000000"
 """The zero address: the ``designatedPharmacy`` of a prescription any pharmacy may fill."""
+
+
+def is_valid_address(value: object) -> bool:
+    """True for ``0x`` + 40 hex digits, all lower case, all upper case, or with a valid EIP-55 checksum."""
+    if not isinstance(value, str) or not _ADDRESS_HEX.fullmatch(value):
+        return False
+    digits = value[2:]
+    return digits == digits.lower() or digits == digits.upper() or is_checksum_address(value)
 
 
 def terms_hash(doctor: str | bytes, doc_hash: str | bytes, pharmacy: str | bytes | None = None) -> bytes:
@@ -81,6 +90,7 @@ def prescription_id_for(
 # --------------------------------------------------------------------------- helpers
 
 _HASH_HEX = re.compile(r"0[xX][0-9a-fA-F]{64}")
+_ADDRESS_HEX = re.compile(r"0x[0-9a-fA-F]{40}")
 
 
 def _address_bytes(value: str | bytes, name: str) -> bytes:
@@ -89,7 +99,7 @@ def _address_bytes(value: str | bytes, name: str) -> bytes:
         if len(value) != 20:
             raise ValueError(f"{name}: an address is 20 bytes, got {len(value)}")
         return bytes(value)
-    if not isinstance(value, str) or not value.startswith(("0x", "0X")) or not is_address(value):
+    if not is_valid_address(value):
         raise ValueError(f"{name}: {value!r} is not a valid address (0x + 40 hex digits, valid checksum if mixed case)")
     return to_canonical_address(value)
 

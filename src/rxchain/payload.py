@@ -47,7 +47,6 @@ from __future__ import annotations
 import base64
 import binascii
 import io
-import json
 import re
 import struct
 import zlib
@@ -60,12 +59,12 @@ import qrcode
 import rfc8785
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from eth_utils import is_address, keccak, to_checksum_address
+from eth_utils import keccak, to_checksum_address
 from qrcode.constants import ERROR_CORRECT_L, ERROR_CORRECT_M
 from qrcode.exceptions import DataOverflowError
 
-from rxchain.document import DocumentError, document_hash, prescription_parties
-from rxchain.ids import prescription_id_for
+from rxchain.document import DocumentError, _loads_json, document_hash, prescription_parties
+from rxchain.ids import is_valid_address, prescription_id_for
 
 __all__ = [
     "CHECKSUM_BYTES",
@@ -269,7 +268,7 @@ class PrescriptionPayload:
         """Check field types and normalise the registry address to its checksum form."""
         if isinstance(self.chain_id, bool) or not isinstance(self.chain_id, int) or not 0 < self.chain_id <= _MAX_CHAIN_ID:
             raise MalformedPayload(f"chain id must be an integer in 1..{_MAX_CHAIN_ID}", "chainId")
-        if not _is_address(self.registry):
+        if not is_valid_address(self.registry):
             raise MalformedPayload("registry must be a 0x address", "registry")
         object.__setattr__(self, "registry", to_checksum_address(self.registry))
         if not isinstance(self.rx_id, (bytes, bytearray)) or len(self.rx_id) != 32:
@@ -355,7 +354,7 @@ def decode_payload(
     :class:`PayloadError` subclasses for any input text. Raises ``ValueError``
     if ``expected_registry`` itself is not an address.
     """
-    if expected_registry is not None and not _is_address(expected_registry):
+    if expected_registry is not None and not is_valid_address(expected_registry):
         raise ValueError(f"expected_registry {expected_registry!r} is not an address")
     obj = _unwrap(text)
     payload = _payload_from_object(obj)
@@ -411,7 +410,6 @@ def payload_terminal(text: str, *, dark_terminal: bool = True, border: int = 2) 
 
 _B64URL_RE = re.compile(r"[A-Za-z0-9_-]*")
 _PREFIX_RE = re.compile(r"RX(\d{1,9})\.")
-_ADDRESS_RE = re.compile(r"0x[0-9a-fA-F]{40}")
 _HASH_RE = re.compile(r"0x[0-9a-fA-F]{64}")
 _KEY_HEX_RE = re.compile(r"(0[xX])?[0-9a-fA-F]{64}")
 _KEYS = ("v", "chainId", "registry", "rxId", "claimKey", "doc")
@@ -420,11 +418,6 @@ _KEYS = ("v", "chainId", "registry", "rxId", "claimKey", "doc")
 def _b64encode(data: bytes) -> str:
     """base64url without padding."""
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _is_address(value: Any) -> bool:
-    """True for a 0x address string (checksum verified when mixed case)."""
-    return isinstance(value, str) and bool(_ADDRESS_RE.fullmatch(value)) and is_address(value)
 
 
 def _unwrap(text: Any) -> Any:
@@ -476,10 +469,8 @@ def _unwrap(text: Any) -> Any:
         raise MalformedPayload("bytes after the end of the zlib stream")
 
     try:
-        return json.loads(data.decode("utf-8"), object_pairs_hook=_no_duplicate_keys, parse_constant=_reject_constant)
-    except RecursionError as exc:
-        raise MalformedPayload("JSON nested too deeply") from exc
-    except ValueError as exc:  # UnicodeDecodeError, JSONDecodeError, the hooks, oversized integers
+        return _loads_json(data)
+    except ValueError as exc:  # UTF-8, JSON syntax, duplicate keys, NaN, nesting, oversized integers
         raise MalformedPayload(f"invalid JSON: {exc}") from exc
 
 
@@ -519,7 +510,7 @@ def _payload_from_object(obj: Any) -> PrescriptionPayload:
     if isinstance(chain_id, bool) or not isinstance(chain_id, int) or not 0 < chain_id <= _MAX_CHAIN_ID:
         raise MalformedPayload(f"the chain id must be an integer in 1..{_MAX_CHAIN_ID}", "chainId")
     registry = obj["registry"]
-    if not _is_address(registry):
+    if not is_valid_address(registry):
         raise MalformedPayload("the registry must be a 0x address", "registry")
     rx_id = obj["rxId"]
     if not isinstance(rx_id, str) or not _HASH_RE.fullmatch(rx_id):
@@ -579,18 +570,3 @@ def _png_bytes(matrix: list[list[bool]], scale: int) -> bytes:
         + chunk(b"IDAT", zlib.compress(b"".join(rows), 9))
         + chunk(b"IEND", b"")
     )
-
-
-def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """json object hook refusing duplicate keys."""
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise ValueError(f"duplicate key {key!r}")
-        result[key] = value
-    return result
-
-
-def _reject_constant(name: str) -> Any:
-    """json constant hook refusing NaN and Infinity."""
-    raise ValueError(f"{name} is not allowed")

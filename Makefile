@@ -1,0 +1,37 @@
+# The two commands of the README:
+#   make demo   set up, start the devnet, deploy, run the prescription lifecycle through `rx`
+#   make test   set up, run the whole test suite (ephemeral chains; never touches the devnet)
+# Both are idempotent and fast when already set up.
+
+ROOT := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
+export SOLCX_BINARY_PATH := $(ROOT)/.solcx
+export APE_DATA_FOLDER := $(ROOT)/.ape
+export PATH := $(ROOT)/.venv/bin:$(ROOT)/node_modules/.bin:$(PATH)
+
+.PHONY: setup compile demo test test-slow gas devnet-down clean
+
+setup:
+	@bash tools/setup.sh
+
+compile: setup
+	@ape compile
+
+demo: compile
+	@rx devnet up
+	@rx deploy
+	@rx demo
+
+test: compile
+	@ape test tests -m "not slow" $(ARGS)
+
+test-slow: compile
+	@ape test tests -m slow $(ARGS)
+
+gas: compile
+	@ape run gas_report
+
+devnet-down:
+	@rx devnet down
+
+clean:
+	rm -rf .build contracts/.cache .ape/packages .pytest_cache .hypothesis

@@ -1,0 +1,553 @@
+"""The ``rx`` command: the whole job from a terminal (click + rich).
+
+Every command is thin: it parses, calls the library, and renders. Read commands take ``--json``.
+Exit codes scripts can rely on:
+
+    0  done
+    1  the registry refused (a named contract error, e.g. AlreadyRedeemed)
+    2  usage error (bad option)
+    3  the node, deployment or build is not there (start the devnet, deploy, compile)
+    4  bad input: a document that fails validation, a malformed QR payload, an unknown signer
+    5  a transaction failed or was not mined
+
+Errors print as one line; ``--debug`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.panel import Panel
+
+from rxchain import audit, errors
+from rxchain.client import RegistryClient, TxResult
+from rxchain.deployment import bytecode_hash, load_deployment
+from rxchain.devnet import Devnet, DevnetError
+from rxchain.document import DocumentError, MedicationSpec, build_prescription, load_document, new_patient_pseudonym
+from rxchain.identities import SignerNotFound, dev_accounts, load_signer
+from rxchain.paths import project_root, tool_env
+from rxchain.payload import PayloadError, payload_png, payload_terminal
+from rxchain.render import members_table, prescription_table, trail_table, utc
+from rxchain.workflow import confirm_payload_receipt, issue_prescription, read_payload, redeem_payload
+
+console = Console()
+err_console = Console(stderr=True)
+
+EXIT_REFUSED, EXIT_USAGE, EXIT_UNAVAILABLE, EXIT_BAD_INPUT, EXIT_TX_FAILED = 1, 2, 3, 4, 5
+
+
+@dataclass
+class Context:
+    """Global options, and the client made from them on first use."""
+
+    network: str
+    rpc: str | None
+    as_json: bool
+    debug: bool
+    outbox: str | None
+    _client: RegistryClient | None = None
+
+    @property
+    def dev(self) -> bool:
+        return self.network in ("devnet", "local")
+
+    def client(self) -> RegistryClient:
+        if self._client is None:
+            rpc = self.rpc or (os.environ.get("RXCHAIN_BESU_RPC") if self.network == "besu" else None)
+            outbox = self.outbox or str(project_root() / ".rxchain" / f"outbox-{self.network}.sqlite")
+            self._client = RegistryClient.connect(self.network, rpc_url=rpc, outbox_path=outbox)
+        return self._client
+
+    def signer(self, spec: str):
+        return load_signer(spec, allow_dev=self.dev)
+
+    def emit(self, data, renderable=None) -> None:
+        """JSON for scripts, or the rich rendering for people."""
+        if self.as_json:
+            click.echo(json.dumps(data, indent=2, default=_json_default))
+        elif renderable is not None:
+            console.print(renderable)
+
+
+pass_ctx = click.make_pass_decorator(Context)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--network", default=lambda: os.environ.get("RXCHAIN_NETWORK", "devnet"), show_default="devnet",
+              help="Deployment record to use (deployments/<network>.json).")
+@click.option("--rpc", default=None, help="JSON-RPC URL (overrides the deployment record).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--debug", is_flag=True, help="Show tracebacks.")
+@click.option("--outbox", default=None, help="Outbox file (default .rxchain/outbox-<network>.sqlite).")
+@click.pass_context
+def cli(ctx, network, rpc, as_json, debug, outbox):
+    """rxchain: blockchain e-prescriptions — issue, redeem once, deliver, audit."""
+    ctx.obj = Context(network, rpc, as_json, debug, outbox)
+
+
+# ----------------------------------------------------------------------------------- devnet
+
+
+@cli.group()
+def devnet():
+    """The local Besu-like devnet (anvil, free gas, 1 s blocks, state kept in .devnet/)."""
+
+
+@devnet.command("up")
+@pass_ctx
+def devnet_up(ctx):
+    """Start the devnet (or find the one running)."""
+    status = Devnet().up()
+    ctx.emit(status.__dict__, f"[green]devnet up[/] at {status.url} (chain {status.chain_id}, block {status.block_number}, {status.hardfork})")
+
+
+@devnet.command("down")
+@pass_ctx
+def devnet_down(ctx):
+    """Stop the devnet; its state is kept for the next start."""
+    stopped = Devnet().down()
+    ctx.emit({"stopped": stopped}, "[yellow]devnet stopped[/] (state kept)" if stopped else "devnet was not running")
+
+
+@devnet.command("status")
+@pass_ctx
+def devnet_status(ctx):
+    """Whether the devnet runs, its chain id and height."""
+    status = Devnet().status()
+    text = (f"[green]running[/] at {status.url}: chain {status.chain_id}, block {status.block_number}"
+            if status.running else f"[red]not running[/] ({status.url})")  # fmt: skip
+    ctx.emit(status.__dict__, text)
+    if not status.running:
+        sys.exit(EXIT_UNAVAILABLE)
+
+
+# ----------------------------------------------------------------------------------- deploy
+
+
+@cli.command()
+@click.option("--force", is_flag=True, help="Deploy a new registry even if one is recorded and live.")
+@pass_ctx
+def deploy(ctx, force):
+    """Compile and deploy the registry to the network, recording its address.
+
+    Keeps a recorded registry that is live and built from the current contracts; --force deploys anew.
+    """
+    _run_ape(["ape", "compile"])
+    if not force:
+        try:
+            ctx.client()
+            record = load_deployment(ctx.network)
+            if record.bytecode_hash == bytecode_hash():
+                ctx.emit(record.model_dump(), f"registry already deployed at [bold]{record.registry}[/] (block {record.deploy_block}); --force for a new one")
+                return
+            console.print("[yellow]the contracts changed since the recorded deployment: deploying anew[/]")
+        except (errors.DeploymentNotFound, errors.WrongChain):
+            pass
+    _run_ape(["ape", "run", "deploy", "--network", f"ethereum:{ctx.network}:node"])
+    record = load_deployment(ctx.network)
+    ctx._client = None
+    ctx.emit(record.model_dump(), f"[green]deployed[/] PrescriptionRegistry at [bold]{record.registry}[/] on {ctx.network} (block {record.deploy_block})")
+
+
+# ------------------------------------------------------------------------------------- demo
+
+
+@cli.command()
+@pass_ctx
+def demo(ctx):
+    """Onboard the development consortium and take one prescription through every step, via QR."""
+    client = ctx.client()
+    if not ctx.dev:
+        raise click.UsageError("the demo uses development keys: run it on the devnet only")
+    from rxchain.lifecycle import demo_document, onboard
+
+    ids = dev_accounts()
+    names = {a.address: n for n, a in ids.items()}
+    console.rule(f"rxchain demo on {ctx.network} (chain {client.chain_id}, registry {client.address})")
+    for line in onboard(client, ids):
+        console.print(f"  [dim]onboard:[/] {line}")
+    out = project_root() / ".rxchain" / "demo"
+    out.mkdir(parents=True, exist_ok=True)
+
+    document = demo_document(ids["doctor"].address, client.latest_block_time())
+    issued = issue_prescription(client, ids["doctor"], document)
+    rx = "0x" + issued.rx_id.hex()
+    png = payload_png(issued.payload_text, out / f"{rx}.png")
+    (out / f"{rx}.rxqr").write_text(issued.payload_text + "\n")
+    console.print(f"1. [bold]issue[/]    doctor issued {rx} (block {issued.tx.block_number}, {issued.tx.gas_used:,} gas)")
+    console.print(f"   patient's QR: {png} ({len(issued.payload_text)} chars)")
+    _print_qr(issued.payload_text)
+    _, tx = redeem_payload(client, ids["pharmacy"], issued.payload_text)
+    console.print(f"2. [bold]redeem[/]   pharmacy scanned the QR and redeemed (block {tx.block_number}, {tx.gas_used:,} gas)")
+    tx = client.dispatch(ids["pharmacy"], issued.rx_id, ids["courier"].address)
+    console.print(f"3. [bold]dispatch[/] to the courier (block {tx.block_number}, {tx.gas_used:,} gas)")
+    tx = client.deliver(ids["courier"], issued.rx_id)
+    console.print(f"4. [bold]deliver[/]  at the door (block {tx.block_number}, {tx.gas_used:,} gas)")
+    tx = confirm_payload_receipt(client, ids["courier"], issued.payload_text)
+    console.print(f"5. [bold]confirm[/]  patient's receipt signed with the QR's claim key (block {tx.block_number}, {tx.gas_used:,} gas)")
+    try:
+        redeem_payload(client, ids["pharmacy2"], issued.payload_text)
+    except errors.AlreadyRedeemed as exc:
+        console.print(f"   a second pharmacy tries the same QR: [red]{exc.name}[/] — refused before anything was sent")
+    console.print(trail_table(rx, audit.trail(client, issued.rx_id), names))
+    console.print(f"[dim]rx trail {rx}  ·  rx show {rx}  ·  rx audit export {rx}[/]")
+
+
+# ---------------------------------------------------------------------------------- members
+
+
+@cli.group()
+def member():
+    """Consortium members: admit, renew, revoke, list."""
+
+
+@member.command("add")
+@click.argument("account")
+@click.argument("role", type=click.Choice(["doctor", "pharmacy", "courier", "auditor", "hospital"]))
+@click.option("--days", type=int, default=365, show_default=True, help="Credential length from now.")
+@click.option("--as", "signer", required=True, help="Regulator (or hospital, for doctors): a dev identity on the devnet, a keystore file or env:VAR.")
+@pass_ctx
+def member_add(ctx, account, role, days, signer):
+    """Admit ACCOUNT as ROLE with a credential of --days."""
+    client = ctx.client()
+    account = _account(ctx, account)
+    until = client.latest_block_time() + days * 86400
+    tx = client.admit(ctx.signer(signer), account, role, until)
+    ctx.emit(_tx_json(tx, account=account, role=role, validUntil=until), f"[green]admitted[/] {account} as {role} until {utc(until)} (tx {tx.tx_hash})")
+
+
+@member.command("renew")
+@click.argument("account")
+@click.option("--days", type=int, default=365, show_default=True)
+@click.option("--as", "signer", required=True)
+@pass_ctx
+def member_renew(ctx, account, days, signer):
+    """Move ACCOUNT's credential end date to --days from now."""
+    client = ctx.client()
+    account = _account(ctx, account)
+    until = client.latest_block_time() + days * 86400
+    tx = client.renew(ctx.signer(signer), account, until)
+    ctx.emit(_tx_json(tx, account=account, validUntil=until), f"[green]renewed[/] {account} until {utc(until)}")
+
+
+@member.command("revoke")
+@click.argument("account")
+@click.argument("role", type=click.Choice(["doctor", "pharmacy", "courier", "auditor", "hospital"]))
+@click.option("--as", "signer", required=True)
+@pass_ctx
+def member_revoke(ctx, account, role, signer):
+    """Revoke ROLE from ACCOUNT, effective at once."""
+    client = ctx.client()
+    account = _account(ctx, account)
+    tx = client.revoke(ctx.signer(signer), account, role)
+    ctx.emit(_tx_json(tx, account=account, role=role), f"[yellow]revoked[/] {role} from {account}")
+
+
+@member.command("list")
+@pass_ctx
+def member_list(ctx):
+    """Every member with roles, credential end date and standing."""
+    client = ctx.client()
+    members = client.members()
+    now = client.latest_block_time()
+    ctx.emit([{**m.as_json(), "inGoodStanding": m.in_good_standing(now)} for m in members], members_table(members, now))
+
+
+# ---------------------------------------------------------------------------- prescriptions
+
+
+@cli.command()
+@click.option("--doc", "doc_path", type=click.Path(exists=True, dir_okay=False), help="A FHIR prescription document (JSON).")
+@click.option("--drug", help="Drug text, when not using --doc (e.g. 'Amoxicillin 500 mg capsule').")
+@click.option("--code", default="unknown", show_default=True, help="Drug code (with --drug).")
+@click.option("--dosage", default="as directed", show_default=True, help="Dosage instruction (with --drug).")
+@click.option("--quantity", type=float, default=1, show_default=True)
+@click.option("--unit", default="unit", show_default=True)
+@click.option("--supply-days", type=int, default=3, show_default=True)
+@click.option("--valid-days", type=int, default=1, show_default=True)
+@click.option("--pharmacy", default=None, help="Designated pharmacy (address or dev identity).")
+@click.option("--emergency", is_flag=True)
+@click.option("--fills", type=int, default=1, show_default=True)
+@click.option("--out", type=click.Path(file_okay=False), default=None, help="Folder for the QR payload and PNG (default .rxchain/issued).")
+@click.option("--as", "signer", required=True, help="The issuing doctor.")
+@pass_ctx
+def issue(ctx, doc_path, drug, code, dosage, quantity, unit, supply_days, valid_days, pharmacy, emergency, fills, out, signer):
+    """Issue a prescription from a FHIR document (or flags); writes the patient's QR payload and PNG."""
+    client = ctx.client()
+    doctor = ctx.signer(signer)
+    if doc_path:
+        document = load_document(doc_path)
+    elif drug:
+        document = build_prescription(
+            doctor=doctor.address,
+            patient_pseudonym=new_patient_pseudonym(),
+            medications=[MedicationSpec(code=code, system="urn:rxchain:local-formulary", text=drug, dosage_text=dosage,
+                                        quantity=quantity, unit=unit, supply_days=supply_days)],
+            valid_from=datetime.fromtimestamp(client.latest_block_time(), timezone.utc),
+            valid_days=valid_days,
+            designated_pharmacy=_account(ctx, pharmacy) if pharmacy else None,
+            emergency=emergency,
+        )  # fmt: skip
+    else:
+        raise click.UsageError("give --doc FILE or --drug TEXT")
+    issued = issue_prescription(client, doctor, document, fills=fills)
+    rx = "0x" + issued.rx_id.hex()
+    folder = Path(out) if out else project_root() / ".rxchain" / "issued"
+    folder.mkdir(parents=True, exist_ok=True)
+    payload_file = folder / f"{rx}.rxqr"
+    payload_file.write_text(issued.payload_text + "\n")
+    png = payload_png(issued.payload_text, folder / f"{rx}.png")
+    data = _tx_json(issued.tx, id=rx, expiresAt=issued.expires_at, payloadFile=str(payload_file), qrPng=str(png), payload=issued.payload_text)
+    if ctx.as_json:
+        ctx.emit(data)
+        return
+    _print_qr(issued.payload_text)
+    console.print(Panel(f"prescription [bold]{rx}[/]\nexpires {utc(issued.expires_at)}\nQR payload: {payload_file}\nQR image:   {png}",
+                        title="issued", border_style="green"))  # fmt: skip
+
+
+@cli.command()
+@click.argument("rx_id", required=False)
+@click.option("--payload", "payload_arg", default=None, help="QR payload text, or @FILE.")
+@pass_ctx
+def show(ctx, rx_id, payload_arg):
+    """Show a prescription's state (by id, or from a QR payload)."""
+    client = ctx.client()
+    if payload_arg:
+        rx_id = "0x" + read_payload(client, _payload_text(payload_arg)).rx_id.hex()
+    if not rx_id:
+        raise click.UsageError("give an id or --payload")
+    state = client.prescription(_bytes32(rx_id))
+    now = client.latest_block_time()
+    if not state.exists:
+        raise errors.UnknownPrescription("UnknownPrescription", {"id": _bytes32(rx_id)})
+    ctx.emit({**state.as_json(), "expired": now > state.expires_at}, prescription_table(state, now))
+
+
+@cli.command()
+@click.option("--payload", "payload_arg", required=True, help="QR payload text, or @FILE.")
+@click.option("--as", "signer", required=True, help="The pharmacy.")
+@pass_ctx
+def redeem(ctx, payload_arg, signer):
+    """Redeem one fill from the patient's QR payload (signs the claim authorization with its claim key)."""
+    client = ctx.client()
+    rx_id, tx = redeem_payload(client, ctx.signer(signer), _payload_text(payload_arg))
+    ctx.emit(_tx_json(tx, id="0x" + rx_id.hex()), f"[green]redeemed[/] 0x{rx_id.hex()} in block {tx.block_number} at {utc(tx.block_time)}")
+
+
+@cli.command()
+@click.argument("rx_id")
+@click.option("--courier", required=True, help="Courier address (or dev identity).")
+@click.option("--as", "signer", required=True, help="The pharmacy that filled it.")
+@pass_ctx
+def dispatch(ctx, rx_id, courier, signer):
+    """Hand a filled prescription's drugs to a courier."""
+    tx = ctx.client().dispatch(ctx.signer(signer), _bytes32(rx_id), _account(ctx, courier))
+    ctx.emit(_tx_json(tx, id=rx_id), f"[green]dispatched[/] {rx_id} at {utc(tx.block_time)}")
+
+
+@cli.command()
+@click.argument("rx_id")
+@click.option("--receipt-payload", default=None, help="The patient's QR payload (or @FILE): record the receipt in the same transaction.")
+@click.option("--as", "signer", required=True, help="The courier (or the pharmacy, over the counter).")
+@pass_ctx
+def deliver(ctx, rx_id, receipt_payload, signer):
+    """Hand the drugs to the patient (optionally with the patient's receipt, one transaction)."""
+    client = ctx.client()
+    holder = ctx.signer(signer)
+    if receipt_payload:
+        tx = confirm_payload_receipt(client, holder, _payload_text(receipt_payload), with_delivery=True)
+    else:
+        tx = client.deliver(holder, _bytes32(rx_id))
+    ctx.emit(_tx_json(tx, id=rx_id), f"[green]delivered[/] {rx_id} at {utc(tx.block_time)}")
+
+
+@cli.command()
+@click.option("--payload", "payload_arg", required=True, help="The patient's QR payload (or @FILE).")
+@click.option("--as", "signer", required=True, help="Any account relaying the patient's signature.")
+@pass_ctx
+def confirm(ctx, payload_arg, signer):
+    """Record the patient's receipt, signed with the QR's claim key."""
+    tx = confirm_payload_receipt(ctx.client(), ctx.signer(signer), _payload_text(payload_arg))
+    ctx.emit(_tx_json(tx), f"[green]receipt confirmed[/] at {utc(tx.block_time)}")
+
+
+@cli.command()
+@click.argument("rx_id")
+@click.option("--as", "signer", required=True, help="The issuing doctor, or the regulator.")
+@pass_ctx
+def cancel(ctx, rx_id, signer):
+    """Cancel a prescription that has not been redeemed."""
+    tx = ctx.client().cancel(ctx.signer(signer), _bytes32(rx_id))
+    ctx.emit(_tx_json(tx, id=rx_id), f"[yellow]cancelled[/] {rx_id}")
+
+
+@cli.command()
+@click.argument("rx_id")
+@pass_ctx
+def trail(ctx, rx_id):
+    """The prescription's timestamped trail, rebuilt from the chain's events."""
+    client = ctx.client()
+    steps = audit.trail(client, _bytes32(rx_id))
+    if not steps:
+        raise audit.TrailNotFound(f"no events for prescription {rx_id} on chain {client.chain_id}")
+    names = {a.address: n for n, a in dev_accounts().items()} if ctx.dev else {}
+    ctx.emit([s.as_json() for s in steps], trail_table(rx_id, steps, names))
+
+
+@cli.command()
+@click.argument("rx_id")
+@click.option("--doc", "doc_path", required=True, type=click.Path(exists=True, dir_okay=False))
+@pass_ctx
+def verify(ctx, rx_id, doc_path):
+    """Check a document file against the prescription on chain (exit 1 on mismatch)."""
+    check = audit.verify_document(ctx.client(), _bytes32(rx_id), load_document(doc_path))
+    text = "[green]MATCH[/]: the document is the one the doctor issued" if check.matches else "[red]MISMATCH[/]:\n  " + "\n  ".join(check.problems)
+    ctx.emit(check.__dict__, text)
+    if not check.matches:
+        sys.exit(EXIT_REFUSED)
+
+
+@cli.group("audit")
+def audit_group():
+    """Evidence bundles and member reports for auditors and the regulator."""
+
+
+@audit_group.command("export")
+@click.argument("rx_id")
+@click.option("--out", type=click.Path(dir_okay=False), default=None, help="File (default <id>.evidence.json).")
+@pass_ctx
+def audit_export(ctx, rx_id, out):
+    """Export an evidence bundle that a third party can re-check against any node."""
+    path = Path(out or f"{rx_id}.evidence.json")
+    bundle = audit.export_evidence(ctx.client(), _bytes32(rx_id), path)
+    ctx.emit({"file": str(path), "events": len(bundle["events"])}, f"evidence for {rx_id}: {len(bundle['events'])} events -> {path}")
+
+
+@audit_group.command("check")
+@click.argument("bundle_file", type=click.Path(exists=True, dir_okay=False))
+@pass_ctx
+def audit_check(ctx, bundle_file):
+    """Re-check an evidence bundle against the node (exit 1 on any difference)."""
+    problems = audit.verify_evidence(ctx.client(), json.loads(Path(bundle_file).read_text()))
+    ctx.emit({"ok": not problems, "problems": problems}, "[green]the bundle holds against the chain[/]" if not problems else "[red]differences:[/]\n  " + "\n  ".join(problems))
+    if problems:
+        sys.exit(EXIT_REFUSED)
+
+
+@audit_group.command("members")
+@click.option("--from-block", type=int, default=None)
+@click.option("--to-block", default="latest")
+@pass_ctx
+def audit_members(ctx, from_block, to_block):
+    """Members by role, credential end dates, and what each did in a block range."""
+    from rich.table import Table
+
+    report = audit.member_report(ctx.client(), from_block, int(to_block) if str(to_block).isdigit() else to_block)
+    table = Table(title="Member report")
+    for col in ("account", "roles", "valid until", "days left", "standing", "activity"):
+        table.add_column(col)
+    for r in report:
+        table.add_row(r["account"], ",".join(r["roles"]) or "-", utc(r["validUntil"]), str(r["expiresInDays"]),
+                      "good" if r["inGoodStanding"] else "[red]not[/]", ", ".join(f"{k} {v}" for k, v in r["activity"].items()) or "-")  # fmt: skip
+    ctx.emit(report, table)
+
+
+# ------------------------------------------------------------------------------------ entry
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: runs the command, mapping named errors to one line and an exit code."""
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    try:
+        cli.main(args=argv, prog_name="rx", standalone_mode=False)
+    except click.exceptions.Abort:
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(EXIT_USAGE)
+    except Exception as exc:  # noqa: BLE001 - every error becomes one line and an exit code
+        if debug:
+            raise
+        code = _exit_code(exc)
+        if code is None:
+            raise
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        sys.exit(code)
+
+
+def _exit_code(exc: Exception) -> int | None:
+    if isinstance(exc, errors.ContractRevert):
+        return EXIT_REFUSED
+    if isinstance(exc, (errors.NodeUnavailable, errors.DeploymentNotFound, errors.BuildNotFound, errors.WrongChain, DevnetError)):
+        return EXIT_UNAVAILABLE
+    if isinstance(exc, (DocumentError, PayloadError, SignerNotFound, audit.TrailNotFound, ValueError)):
+        return EXIT_BAD_INPUT
+    if isinstance(exc, errors.RxError):
+        return EXIT_TX_FAILED
+    return None
+
+
+def _print_qr(text: str) -> None:
+    """Draws the QR in the terminal when it fits (a wrapped QR cannot be scanned); else says where the PNG is."""
+    drawing = payload_terminal(text)
+    width = max(len(line) for line in drawing.splitlines())
+    if console.is_terminal and console.width >= width:
+        click.echo(drawing)
+    else:
+        console.print(f"   [dim](the QR needs a {width}-column terminal to draw; open the PNG)[/]")
+
+
+def _run_ape(args: list[str]) -> None:
+    done = subprocess.run(args, cwd=project_root(), env=tool_env(), capture_output=True, text=True)
+    if done.returncode != 0:
+        raise errors.TransactionFailed(f"`{' '.join(args)}` failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
+
+
+def _account(ctx: Context, value: str) -> str:
+    from eth_utils import is_address, to_checksum_address
+
+    if is_address(value):
+        return to_checksum_address(value)
+    if ctx.dev:
+        return load_signer(value, allow_dev=True).address
+    raise SignerNotFound(f"{value!r} is not an address")
+
+
+def _bytes32(value: str) -> bytes:
+    raw = value[2:] if value.startswith("0x") else value
+    try:
+        out = bytes.fromhex(raw)
+    except ValueError:
+        out = b""
+    if len(out) != 32:
+        raise click.BadParameter(f"{value!r} is not a prescription id (0x + 64 hex digits)")
+    return out
+
+
+def _payload_text(value: str) -> str:
+    if value.startswith("@"):
+        return Path(value[1:]).read_text().strip()
+    return value.strip()
+
+
+def _tx_json(tx: TxResult, **extra) -> dict:
+    return {**extra, "txHash": tx.tx_hash, "block": tx.block_number, "blockTime": tx.block_time, "gasUsed": tx.gas_used}
+
+
+def _json_default(value):
+    if isinstance(value, (bytes, bytearray)):
+        return "0x" + bytes(value).hex()
+    if isinstance(value, Path):
+        return str(value)
+    if hasattr(value, "label"):
+        return value.label
+    return str(value)

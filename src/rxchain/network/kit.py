@@ -1,0 +1,1044 @@
+"""The consortium network kit: everything needed to run rxchain's Hyperledger Besu QBFT network.
+
+:func:`init_network` writes, into one directory, a QBFT genesis (validators in ``extraData``,
+free gas, milestones matching the project's EVM version), one secp256k1 node key per node, and
+per node a Besu ``config.toml``, ``static-nodes.json``, a local-permissioning file and a start
+script, plus ``start-all.sh`` / ``stop-all.sh``, a ``README.txt`` and a ``kit.json`` manifest.
+
+Layout of a generated kit (``<kit>`` is the directory given to :func:`init_network`)::
+
+    <kit>/kit.json                         manifest (no secrets), read back by load_kit()
+    <kit>/genesis.json                     QBFT genesis shared by every node
+    <kit>/README.txt                       nodes, ports, how to start and stop them
+    <kit>/start-all.sh, <kit>/stop-all.sh  start every node in the background / stop them
+    <kit>/nodes/<node>/config.toml         Besu options for the node (paths relative to the node dir)
+    <kit>/nodes/<node>/start.sh            cd to the node dir, exec besu --config-file=config.toml
+    <kit>/nodes/<node>/data/key            node private key (0x-hex, mode 0600): the node's identity
+    <kit>/nodes/<node>/data/key.pub        node public key (0x + 128 hex)
+    <kit>/nodes/<node>/data/static-nodes.json      enode URLs of every other node
+    <kit>/nodes/<node>/data/permissions_config.toml accounts-allowlist and nodes-allowlist
+
+Nodes are named ``validator-1..N`` (they seal blocks; their addresses are in the genesis
+``extraData``) and ``member-1..M`` (full nodes for consortium members, not validators).
+
+Nothing here runs Besu: the kit is generated and checked offline. See docs/besu-network-kit.md.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import secrets
+import shutil
+import tempfile
+import time
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import rlp
+import yaml
+from coincurve import PrivateKey
+from eth_utils import is_address, keccak, to_checksum_address
+from pydantic import BaseModel, ConfigDict
+
+from rxchain.network.permissions import write_permissions_config
+
+__all__ = [
+    "DEFAULT_CHAIN_ID",
+    "DEFAULT_EVM_VERSION",
+    "SUPPORTED_EVM_VERSIONS",
+    "RPC_APIS",
+    "QBFT_MIX_HASH",
+    "KitError",
+    "KitExistsError",
+    "KitDirectoryNotEmptyError",
+    "KitRunningError",
+    "InvalidKitParameterError",
+    "PortConflictError",
+    "UnsupportedEvmVersionError",
+    "InvalidExtraDataError",
+    "KitNotFoundError",
+    "KitWarning",
+    "NodeInfo",
+    "NodePaths",
+    "NetworkKit",
+    "init_network",
+    "load_kit",
+    "build_genesis",
+    "milestones_for",
+    "encode_extra_data",
+    "decode_extra_data",
+    "node_public_key",
+    "node_address",
+    "enode_url",
+    "read_project_evm_version",
+]
+
+# ----------------------------------------------------------------------------------------------
+# Constants
+# ----------------------------------------------------------------------------------------------
+
+#: Default chain id. It matches the ``besu`` network in the project's ape-config.yaml; both must
+#: always agree, or every transaction signed by the client is refused by the nodes.
+DEFAULT_CHAIN_ID = 272461
+
+#: EVM version used when ape-config.yaml does not set ``solidity.evm_version``.
+DEFAULT_EVM_VERSION = "london"
+
+#: EVM versions the kit can write milestones for, oldest first.
+SUPPORTED_EVM_VERSIONS: tuple[str, ...] = ("london", "shanghai", "cancun", "prague")
+
+#: JSON-RPC API groups enabled on every node's HTTP endpoint.
+RPC_APIS: tuple[str, ...] = ("ETH", "NET", "WEB3", "QBFT", "PERM", "TXPOOL")
+
+#: The mixHash every BFT (IBFT 2.0 / QBFT) block carries: ASCII "ctical byzantine fault tolerance".
+QBFT_MIX_HASH = "0x63746963616c2062797a616e74696e65206661756c7420746f6c6572616e6365"
+
+#: Block gas limit for a free-gas network (the value Besu's free-gas guide suggests).
+FREE_GAS_BLOCK_GAS_LIMIT = "0x1fffffffffffff"
+
+#: Largest contract size Besu accepts (its free-gas guide sets the limit to this maximum).
+MAX_CONTRACT_SIZE = 2147483647
+
+_VANITY_LENGTH = 32
+_ADDRESS_LENGTH = 20
+_MIN_BFT_VALIDATORS = 4
+_KIT_MANIFEST = "kit.json"
+_KIT_FORMAT = 1
+_GENERATED_ROOT_ENTRIES = ("kit.json", "genesis.json", "README.txt", "start-all.sh", "stop-all.sh", "nodes")
+_SECP256K1_ORDER = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+
+# Chain ids of public networks: reusing one lets a transaction be replayed there.
+_PUBLIC_CHAIN_IDS = {1: "Ethereum mainnet", 11155111: "Sepolia", 17000: "Holesky", 560048: "Hoodi"}
+
+# Block-number milestones up to London, all at genesis (Besu also derives earlier forks from a
+# later one, but listing them keeps the genesis readable by other tools).
+_BLOCK_MILESTONES = (
+    "homesteadBlock",
+    "eip150Block",
+    "eip155Block",
+    "eip158Block",
+    "byzantiumBlock",
+    "constantinopleBlock",
+    "petersburgBlock",
+    "istanbulBlock",
+    "berlinBlock",
+    "londonBlock",
+)
+# Timestamp milestones after London, in order; an EVM version enables itself and all before it.
+_TIME_MILESTONES = (("shanghai", "shanghaiTime"), ("cancun", "cancunTime"), ("prague", "pragueTime"))
+
+
+# ----------------------------------------------------------------------------------------------
+# Errors and warnings
+# ----------------------------------------------------------------------------------------------
+
+
+class KitError(Exception):
+    """Base class of every error raised while generating or reading a network kit."""
+
+
+class KitExistsError(KitError):
+    """The output directory already holds a network kit and ``overwrite`` was not given."""
+
+
+class KitDirectoryNotEmptyError(KitError):
+    """The output directory holds files that are not a network kit; the kit refuses to mix in."""
+
+
+class KitRunningError(KitError):
+    """A node of the kit to be overwritten is still running."""
+
+
+class InvalidKitParameterError(KitError, ValueError):
+    """An argument of :func:`init_network` is out of range or malformed."""
+
+
+class PortConflictError(InvalidKitParameterError):
+    """Two nodes (or two services of one node) would listen on the same port, or a port is invalid."""
+
+
+class UnsupportedEvmVersionError(KitError, ValueError):
+    """The requested EVM version has no milestone mapping in the kit."""
+
+
+class InvalidExtraDataError(KitError, ValueError):
+    """A genesis/block ``extraData`` value is not a well-formed QBFT extraData."""
+
+
+class KitNotFoundError(KitError):
+    """No kit manifest (kit.json) was found in the given directory."""
+
+
+class KitWarning(UserWarning):
+    """A kit setting that works but that an operator should reconsider (also recorded in the kit)."""
+
+
+# ----------------------------------------------------------------------------------------------
+# Models
+# ----------------------------------------------------------------------------------------------
+
+
+class NodeInfo(BaseModel):
+    """One node of the kit: its identity and where it listens."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    role: Literal["validator", "member"]
+    address: str
+    """Node address (checksummed): keccak256 of the node public key, last 20 bytes. For a
+    validator this is the validator address in the genesis extraData."""
+    public_key: str
+    """Node public key: 0x + 128 hex characters (uncompressed point without the 04 prefix)."""
+    enode: str
+    host: str
+    p2p_port: int
+    rpc_port: int
+    metrics_port: int
+
+    @property
+    def rpc_url(self) -> str:
+        """The node's HTTP JSON-RPC URL."""
+        return f"http://{_url_host(self.host)}:{self.rpc_port}"
+
+
+@dataclass(frozen=True)
+class NodePaths:
+    """Absolute paths of one node's generated files (and of the files start-all.sh writes)."""
+
+    dir: Path
+    config: Path
+    start_script: Path
+    data: Path
+    key: Path
+    key_pub: Path
+    static_nodes: Path
+    permissions: Path
+    log: Path
+    pid: Path
+
+
+class NetworkKit(BaseModel):
+    """What :func:`init_network` wrote: network parameters, nodes and where their files are."""
+
+    model_config = ConfigDict(frozen=True)
+
+    root: Path
+    chain_id: int
+    evm_version: str
+    block_period_seconds: int
+    epoch_length: int
+    request_timeout_seconds: int
+    nodes: list[NodeInfo]
+    warnings: list[str] = []
+
+    @property
+    def validators(self) -> list[NodeInfo]:
+        """The validator nodes, in extraData order."""
+        return [n for n in self.nodes if n.role == "validator"]
+
+    @property
+    def members(self) -> list[NodeInfo]:
+        """The non-validator member nodes."""
+        return [n for n in self.nodes if n.role == "member"]
+
+    @property
+    def validator_addresses(self) -> list[str]:
+        """Validator addresses, in the order written to the genesis extraData."""
+        return [n.address for n in self.validators]
+
+    @property
+    def enodes(self) -> list[str]:
+        """Enode URLs of every node (the nodes allowlist)."""
+        return [n.enode for n in self.nodes]
+
+    @property
+    def rpc_urls(self) -> list[str]:
+        """HTTP JSON-RPC URLs of every node."""
+        return [n.rpc_url for n in self.nodes]
+
+    @property
+    def genesis_path(self) -> Path:
+        """Path of the shared genesis file."""
+        return self.root / "genesis.json"
+
+    @property
+    def manifest_path(self) -> Path:
+        """Path of the kit manifest (kit.json)."""
+        return self.root / _KIT_MANIFEST
+
+    def node(self, name: str) -> NodeInfo:
+        """The node called ``name``; raises :class:`KitError` when there is none."""
+        for n in self.nodes:
+            if n.name == name:
+                return n
+        raise KitError(f"the kit at {self.root} has no node {name!r}; nodes: {', '.join(n.name for n in self.nodes)}")
+
+    def paths(self, node: NodeInfo | str) -> NodePaths:
+        """Absolute paths of ``node``'s files."""
+        name = node if isinstance(node, str) else node.name
+        node_dir = self.root / "nodes" / name
+        data = node_dir / "data"
+        return NodePaths(
+            dir=node_dir,
+            config=node_dir / "config.toml",
+            start_script=node_dir / "start.sh",
+            data=data,
+            key=data / "key",
+            key_pub=data / "key.pub",
+            static_nodes=data / "static-nodes.json",
+            permissions=data / "permissions_config.toml",
+            log=node_dir / "besu.log",
+            pid=node_dir / "besu.pid",
+        )
+
+
+# ----------------------------------------------------------------------------------------------
+# Public API
+# ----------------------------------------------------------------------------------------------
+
+
+def init_network(
+    out_dir: Path,
+    *,
+    validators: int = 4,
+    members: int = 0,
+    chain_id: int = DEFAULT_CHAIN_ID,
+    evm_version: str = DEFAULT_EVM_VERSION,
+    block_period_seconds: int = 2,
+    epoch_length: int = 30000,
+    request_timeout_seconds: int = 4,
+    p2p_base_port: int = 30303,
+    rpc_base_port: int = 8545,
+    metrics_base_port: int = 9545,
+    host: str = "127.0.0.1",
+    prefunded: Mapping[str, int] | None = None,
+    allowed_accounts: Sequence[str] = (),
+    overwrite: bool = False,
+) -> NetworkKit:
+    """Generate a complete Besu QBFT network kit in ``out_dir`` and describe it.
+
+    Node ``i`` (validators first, then members, counting from 0) listens on ``p2p_base_port + i``
+    (P2P), ``rpc_base_port + i`` (HTTP JSON-RPC) and ``metrics_base_port + i`` (Prometheus), all
+    on ``host``, which must be an IP address (Besu refuses host names in enode URLs unless its DNS
+    early-access option is on).
+
+    ``allowed_accounts`` seeds every node's accounts allowlist (for example the deployer and the
+    regulator); with an empty list no account can send a transaction until the allowlist is synced
+    (see :mod:`rxchain.network.permissions`). ``prefunded`` maps addresses to balances in wei;
+    the network is free-gas, so balances are optional.
+
+    The kit is written to a temporary sibling directory and moved into place, so a failure leaves
+    no half-written kit. Raises :class:`KitExistsError` when ``out_dir`` already holds a kit and
+    ``overwrite`` is false, :class:`KitRunningError` when overwriting a kit whose nodes still run,
+    :class:`KitDirectoryNotEmptyError` when ``out_dir`` holds unrelated files,
+    :class:`UnsupportedEvmVersionError` for an unknown ``evm_version`` and
+    :class:`InvalidKitParameterError` (or :class:`PortConflictError`) for bad arguments.
+    Settings that work but deserve a second look (fewer than 4 validators, ...) are emitted as
+    :class:`KitWarning` and recorded in :attr:`NetworkKit.warnings`.
+    """
+    out_dir = Path(out_dir).expanduser().resolve()
+    evm_version = _normalise_evm_version(evm_version)
+    kit_warnings = _validate_parameters(
+        validators=validators,
+        members=members,
+        chain_id=chain_id,
+        evm_version=evm_version,
+        block_period_seconds=block_period_seconds,
+        epoch_length=epoch_length,
+        request_timeout_seconds=request_timeout_seconds,
+        host=host,
+    )
+    node_count = validators + members
+    _check_ports(node_count, p2p_base_port=p2p_base_port, rpc_base_port=rpc_base_port, metrics_base_port=metrics_base_port)
+    alloc = _build_alloc(prefunded or {})
+    accounts = _normalise_accounts(allowed_accounts)
+    if not accounts:
+        kit_warnings.append(
+            "the accounts allowlist is empty: every node refuses all transactions until accounts are "
+            "added (perm_addAccountsToAllowlist, or sync the allowlist from the role registry)"
+        )
+    _check_output_directory(out_dir, overwrite=overwrite)
+
+    names = [f"validator-{i + 1}" for i in range(validators)] + [f"member-{i + 1}" for i in range(members)]
+    roles: list[Literal["validator", "member"]] = ["validator"] * validators + ["member"] * members
+    keys = [_generate_private_key() for _ in names]
+    nodes: list[NodeInfo] = []
+    for i, (name, role, key) in enumerate(zip(names, roles, keys, strict=True)):
+        pub = node_public_key(key)
+        nodes.append(
+            NodeInfo(
+                name=name,
+                role=role,
+                address=node_address(pub),
+                public_key="0x" + pub.hex(),
+                enode=enode_url(pub, host, p2p_base_port + i),
+                host=host,
+                p2p_port=p2p_base_port + i,
+                rpc_port=rpc_base_port + i,
+                metrics_port=metrics_base_port + i,
+            )
+        )
+
+    for message in kit_warnings:
+        warnings.warn(message, KitWarning, stacklevel=2)
+
+    kit = NetworkKit(
+        root=out_dir,
+        chain_id=chain_id,
+        evm_version=evm_version,
+        block_period_seconds=block_period_seconds,
+        epoch_length=epoch_length,
+        request_timeout_seconds=request_timeout_seconds,
+        nodes=nodes,
+        warnings=kit_warnings,
+    )
+    genesis = build_genesis(
+        [n.address for n in kit.validators],
+        chain_id=chain_id,
+        evm_version=evm_version,
+        block_period_seconds=block_period_seconds,
+        epoch_length=epoch_length,
+        request_timeout_seconds=request_timeout_seconds,
+        alloc=alloc,
+    )
+
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
+    try:
+        os.chmod(staging, 0o755)  # mkdtemp makes it 0700; the secrets inside are 0600 files
+        staged = kit.model_copy(update={"root": staging})
+        _write_kit(staged, genesis, dict(zip(names, keys, strict=True)), accounts)
+        _replace_directory(staging, out_dir, overwrite=overwrite)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return kit
+
+
+def load_kit(kit_dir: Path) -> NetworkKit:
+    """Read the manifest (kit.json) of the kit in ``kit_dir``.
+
+    Raises :class:`KitNotFoundError` when there is no manifest and :class:`KitError` when it
+    cannot be read.
+    """
+    root = Path(kit_dir).expanduser().resolve()
+    manifest = root / _KIT_MANIFEST
+    if not manifest.is_file():
+        raise KitNotFoundError(f"no network kit in {root}: {_KIT_MANIFEST} is missing (create one with init_network)")
+    try:
+        data = json.loads(manifest.read_text(encoding="utf-8"))
+        if data.get("format") != _KIT_FORMAT:
+            raise KitError(f"{manifest}: unsupported kit format {data.get('format')!r} (expected {_KIT_FORMAT})")
+        data.pop("format", None)
+        return NetworkKit.model_validate({**data, "root": root})
+    except KitError:
+        raise
+    except Exception as exc:  # malformed JSON or fields
+        raise KitError(f"{manifest} is not a readable kit manifest: {exc}") from exc
+
+
+def build_genesis(
+    validator_addresses: Sequence[str],
+    *,
+    chain_id: int = DEFAULT_CHAIN_ID,
+    evm_version: str = DEFAULT_EVM_VERSION,
+    block_period_seconds: int = 2,
+    epoch_length: int = 30000,
+    request_timeout_seconds: int = 4,
+    alloc: Mapping[str, Mapping[str, str]] | None = None,
+    timestamp: int | None = None,
+) -> dict[str, Any]:
+    """The QBFT genesis document for ``validator_addresses`` (validators chosen by block header).
+
+    Free gas: ``zeroBaseFee`` true, the maximum ``contractSizeLimit`` and a very high block
+    ``gasLimit``. Milestones come from :func:`milestones_for`. ``timestamp`` defaults to now.
+    """
+    if not validator_addresses:
+        raise InvalidKitParameterError("a QBFT genesis needs at least one validator address")
+    config: dict[str, Any] = {"chainId": chain_id}
+    config.update(milestones_for(evm_version))
+    config.update(
+        {
+            "zeroBaseFee": True,
+            "contractSizeLimit": MAX_CONTRACT_SIZE,
+            "qbft": {
+                "blockperiodseconds": block_period_seconds,
+                "epochlength": epoch_length,
+                "requesttimeoutseconds": request_timeout_seconds,
+            },
+        }
+    )
+    return {
+        "config": config,
+        "nonce": "0x0",
+        "timestamp": hex(int(time.time()) if timestamp is None else timestamp),
+        "extraData": encode_extra_data(validator_addresses),
+        "gasLimit": FREE_GAS_BLOCK_GAS_LIMIT,
+        "difficulty": "0x1",
+        "mixHash": QBFT_MIX_HASH,
+        "coinbase": "0x0000000000000000000000000000000000000000",
+        "alloc": {k: dict(v) for k, v in (alloc or {}).items()},
+        "number": "0x0",
+        "gasUsed": "0x0",
+        "parentHash": "0x" + "00" * 32,
+    }
+
+
+def milestones_for(evm_version: str) -> dict[str, int]:
+    """Genesis ``config`` milestones (all active at genesis) that provide ``evm_version``.
+
+    london: every block milestone up to ``londonBlock``; shanghai adds ``shanghaiTime``; cancun
+    adds ``cancunTime``; prague adds ``pragueTime``. Raises :class:`UnsupportedEvmVersionError`
+    for any other version.
+    """
+    version = _normalise_evm_version(evm_version)
+    milestones = {name: 0 for name in _BLOCK_MILESTONES}
+    for fork, key in _TIME_MILESTONES:
+        if SUPPORTED_EVM_VERSIONS.index(fork) <= SUPPORTED_EVM_VERSIONS.index(version):
+            milestones[key] = 0
+    return milestones
+
+
+def encode_extra_data(validator_addresses: Sequence[str]) -> str:
+    """QBFT genesis ``extraData`` for ``validator_addresses`` (in that order), as 0x-hex.
+
+    The encoding is Besu's ``QbftExtraDataCodec``:
+    ``RLP([vanity: 32 zero bytes, [validator: 20 bytes, ...], vote: [] (empty list: no vote),
+    round: 0 (RLP integer scalar, encoded 0x80), seals: [] (empty list)])``.
+    """
+    addresses = [_address_bytes(a) for a in validator_addresses]
+    if not addresses:
+        raise InvalidKitParameterError("QBFT extraData needs at least one validator address")
+    if len({a for a in addresses}) != len(addresses):
+        raise InvalidKitParameterError("QBFT extraData: the validator addresses contain a duplicate")
+    encoded = rlp.encode([b"\x00" * _VANITY_LENGTH, addresses, [], b"", []])
+    return "0x" + encoded.hex()
+
+
+def decode_extra_data(extra_data: str) -> list[str]:
+    """The validator addresses (checksummed, in order) in a QBFT ``extraData`` hex string.
+
+    Accepts the genesis form written by :func:`encode_extra_data` and the extraData of sealed
+    blocks (a vote and seals present). Raises :class:`InvalidExtraDataError` when the value is
+    not a QBFT extraData.
+    """
+    text = extra_data.strip()
+    if text[:2].lower() == "0x":
+        text = text[2:]
+    try:
+        raw = bytes.fromhex(text)
+    except ValueError as exc:
+        raise InvalidExtraDataError(f"extraData is not hex: {exc}") from exc
+    if not raw:
+        raise InvalidExtraDataError("extraData is empty")
+    try:
+        items = rlp.decode(raw)
+    except Exception as exc:  # rlp raises several DecodingError subclasses
+        raise InvalidExtraDataError(f"extraData is not valid RLP: {exc}") from exc
+    if not isinstance(items, list) or len(items) != 5:
+        raise InvalidExtraDataError(
+            "QBFT extraData must be an RLP list of 5 items [vanity, validators, vote, round, seals]; "
+            f"got {len(items) if isinstance(items, list) else 'a byte string'}"
+        )
+    vanity, validators, vote, round_number, seals = items
+    if not isinstance(vanity, bytes) or len(vanity) != _VANITY_LENGTH:
+        raise InvalidExtraDataError("QBFT extraData: the vanity must be 32 bytes")
+    if not isinstance(validators, list) or not all(isinstance(v, bytes) and len(v) == _ADDRESS_LENGTH for v in validators):
+        raise InvalidExtraDataError("QBFT extraData: the validators must be a list of 20-byte addresses")
+    if not isinstance(vote, list) or len(vote) not in (0, 2):
+        raise InvalidExtraDataError("QBFT extraData: the vote must be an empty list or [recipient, type]")
+    if not isinstance(round_number, bytes) or len(round_number) > 4:
+        raise InvalidExtraDataError("QBFT extraData: the round must be an integer scalar of at most 4 bytes")
+    if not isinstance(seals, list):
+        raise InvalidExtraDataError("QBFT extraData: the seals must be a list")
+    return [to_checksum_address(v) for v in validators]
+
+
+def node_public_key(private_key: bytes) -> bytes:
+    """The 64-byte node public key (uncompressed secp256k1 point without its 04 prefix)."""
+    return PrivateKey(private_key).public_key.format(compressed=False)[1:]
+
+
+def node_address(public_key: bytes) -> str:
+    """The checksummed node address: last 20 bytes of keccak256(public key)."""
+    if len(public_key) != 64:
+        raise InvalidKitParameterError(f"a node public key is 64 bytes, got {len(public_key)}")
+    return to_checksum_address(keccak(public_key)[-_ADDRESS_LENGTH:])
+
+
+def enode_url(public_key: bytes, host: str, port: int) -> str:
+    """The node's enode URL: ``enode://<128-hex public key>@<host>:<port>``."""
+    if len(public_key) != 64:
+        raise InvalidKitParameterError(f"a node public key is 64 bytes, got {len(public_key)}")
+    return f"enode://{public_key.hex()}@{_url_host(host)}:{port}"
+
+
+def read_project_evm_version(project_root: Path) -> str:
+    """The project's EVM version: ``solidity.evm_version`` in ``<project_root>/ape-config.yaml``.
+
+    Returns :data:`DEFAULT_EVM_VERSION` when the file or the setting is absent. Raises
+    :class:`KitError` when the file is not valid YAML.
+    """
+    path = Path(project_root) / "ape-config.yaml"
+    if not path.is_file():
+        return DEFAULT_EVM_VERSION
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise KitError(f"{path} is not valid YAML: {exc}") from exc
+    solidity = document.get("solidity") if isinstance(document, dict) else None
+    value = solidity.get("evm_version") if isinstance(solidity, dict) else None
+    if value is None or str(value).strip() == "":
+        return DEFAULT_EVM_VERSION
+    return str(value).strip().lower()
+
+
+# ----------------------------------------------------------------------------------------------
+# Helpers: validation
+# ----------------------------------------------------------------------------------------------
+
+
+def _normalise_evm_version(evm_version: str) -> str:
+    version = str(evm_version).strip().lower()
+    if version not in SUPPORTED_EVM_VERSIONS:
+        raise UnsupportedEvmVersionError(
+            f"EVM version {evm_version!r} is not supported by the network kit; supported: "
+            f"{', '.join(SUPPORTED_EVM_VERSIONS)}. The project's version is solidity.evm_version in "
+            "ape-config.yaml: the chain must enable the same hardfork the contracts are compiled for."
+        )
+    return version
+
+
+def _validate_parameters(
+    *,
+    validators: int,
+    members: int,
+    chain_id: int,
+    evm_version: str,
+    block_period_seconds: int,
+    epoch_length: int,
+    request_timeout_seconds: int,
+    host: str,
+) -> list[str]:
+    """Raise on invalid arguments; return the warnings worth recording."""
+    for name, value in (
+        ("validators", validators),
+        ("members", members),
+        ("chain_id", chain_id),
+        ("block_period_seconds", block_period_seconds),
+        ("epoch_length", epoch_length),
+        ("request_timeout_seconds", request_timeout_seconds),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise InvalidKitParameterError(f"{name} must be an integer, got {value!r}")
+    if validators < 1:
+        raise InvalidKitParameterError(f"validators must be at least 1 (4 or more tolerate a faulty validator), got {validators}")
+    if members < 0:
+        raise InvalidKitParameterError(f"members must be 0 or more, got {members}")
+    if chain_id < 1 or chain_id > 2**53 - 1:
+        raise InvalidKitParameterError(f"chain_id must be between 1 and 2**53-1, got {chain_id}")
+    if chain_id in _PUBLIC_CHAIN_IDS:
+        raise InvalidKitParameterError(
+            f"chain_id {chain_id} is {_PUBLIC_CHAIN_IDS[chain_id]}'s: a private network needs its own chain id"
+        )
+    if block_period_seconds < 1:
+        raise InvalidKitParameterError(f"block_period_seconds must be at least 1, got {block_period_seconds}")
+    if epoch_length < 1:
+        raise InvalidKitParameterError(f"epoch_length must be at least 1, got {epoch_length}")
+    if request_timeout_seconds < 1:
+        raise InvalidKitParameterError(f"request_timeout_seconds must be at least 1, got {request_timeout_seconds}")
+    try:
+        ipaddress.ip_address(host)
+    except ValueError as exc:
+        raise InvalidKitParameterError(
+            f"host must be an IP address (enode URLs in Besu's allowlists must use IP addresses), got {host!r}"
+        ) from exc
+
+    notes: list[str] = []
+    tolerated = (validators - 1) // 3
+    if validators < _MIN_BFT_VALIDATORS:
+        notes.append(
+            f"{validators} validator(s) tolerate {tolerated} faulty validator(s): QBFT needs 3f+1 validators "
+            "to survive f faults, so use 4 or more for a consortium network"
+        )
+    if request_timeout_seconds <= block_period_seconds:
+        notes.append(
+            f"request_timeout_seconds ({request_timeout_seconds}) is not longer than block_period_seconds "
+            f"({block_period_seconds}): rounds may time out before a block is proposed; about twice the block period is usual"
+        )
+    if evm_version != "london":
+        notes.append(
+            f"evm_version {evm_version}: timestamp milestones under QBFT need a recent Besu release; "
+            "check the release notes of the Besu version you run (see docs/besu-network-kit.md)"
+        )
+    if evm_version == "prague":
+        notes.append(
+            "evm_version prague: Besu's Prague rules call system contracts (EIP-2935, EIP-7002, EIP-7251) "
+            "that this kit does not place in the genesis alloc; verify block production before relying on it"
+        )
+    return notes
+
+
+def _check_ports(node_count: int, *, p2p_base_port: int, rpc_base_port: int, metrics_base_port: int) -> None:
+    used: dict[int, str] = {}
+    for service, base in (("p2p", p2p_base_port), ("rpc", rpc_base_port), ("metrics", metrics_base_port)):
+        if isinstance(base, bool) or not isinstance(base, int):
+            raise PortConflictError(f"{service}_base_port must be an integer, got {base!r}")
+        for i in range(node_count):
+            port = base + i
+            if not 1 <= port <= 65535:
+                raise PortConflictError(f"{service} port {port} of node {i + 1} is outside 1-65535; lower {service}_base_port")
+            if port in used:
+                raise PortConflictError(
+                    f"port {port} would serve both {used[port]} and {service} of node {i + 1}; "
+                    "space the base ports at least the number of nodes apart"
+                )
+            used[port] = f"{service} of node {i + 1}"
+
+
+def _build_alloc(prefunded: Mapping[str, int]) -> dict[str, dict[str, str]]:
+    alloc: dict[str, dict[str, str]] = {}
+    for address, balance in prefunded.items():
+        if not is_address(address):
+            raise InvalidKitParameterError(f"prefunded account {address!r} is not an address")
+        if isinstance(balance, bool) or not isinstance(balance, int) or balance < 0:
+            raise InvalidKitParameterError(f"prefunded balance of {address} must be a non-negative integer (wei), got {balance!r}")
+        key = address.lower()[2:] if address.lower().startswith("0x") else address.lower()
+        if key in alloc:
+            raise InvalidKitParameterError(f"prefunded account {address} is listed twice")
+        alloc[key] = {"balance": hex(balance)}
+    return alloc
+
+
+def _normalise_accounts(accounts: Iterable[str]) -> list[str]:
+    seen: dict[str, None] = {}
+    for account in accounts:
+        if not isinstance(account, str) or not is_address(account) or not account.lower().startswith("0x"):
+            raise InvalidKitParameterError(f"allowed account {account!r} is not a 0x-prefixed address")
+        seen.setdefault(account.lower(), None)
+    return list(seen)
+
+
+def _address_bytes(address: str) -> bytes:
+    if not isinstance(address, str) or not is_address(address):
+        raise InvalidKitParameterError(f"{address!r} is not an address")
+    return bytes.fromhex(address[2:] if address.lower().startswith("0x") else address)
+
+
+def _url_host(host: str) -> str:
+    try:
+        return f"[{host}]" if ipaddress.ip_address(host).version == 6 else host
+    except ValueError:
+        return host
+
+
+# ----------------------------------------------------------------------------------------------
+# Helpers: output directory
+# ----------------------------------------------------------------------------------------------
+
+
+def _check_output_directory(out_dir: Path, *, overwrite: bool) -> None:
+    if out_dir.exists() and not out_dir.is_dir():
+        raise KitDirectoryNotEmptyError(f"{out_dir} exists and is not a directory")
+    if not out_dir.exists():
+        return
+    entries = {p.name for p in out_dir.iterdir()}
+    if not entries:
+        return
+    if _KIT_MANIFEST not in entries:
+        raise KitDirectoryNotEmptyError(
+            f"{out_dir} is not empty and holds no network kit ({_KIT_MANIFEST} missing); choose an empty or new directory"
+        )
+    if not overwrite:
+        raise KitExistsError(
+            f"a network kit already exists in {out_dir}; pass overwrite=True to replace it "
+            "(its keys and chain data are deleted: the new kit is a new network)"
+        )
+    unknown = entries - set(_GENERATED_ROOT_ENTRIES)
+    if unknown:
+        raise KitDirectoryNotEmptyError(
+            f"{out_dir} holds files the kit did not write ({', '.join(sorted(unknown))}); move them away before overwriting"
+        )
+    running = _running_nodes(out_dir)
+    if running:
+        raise KitRunningError(
+            f"cannot overwrite {out_dir}: node(s) still running ({', '.join(running)}); run {out_dir / 'stop-all.sh'} first"
+        )
+
+
+def _running_nodes(kit_dir: Path) -> list[str]:
+    running = []
+    for pid_file in sorted((kit_dir / "nodes").glob("*/besu.pid")):
+        try:
+            pid = int(pid_file.read_text().strip())
+        except (OSError, ValueError):
+            continue
+        try:
+            os.kill(pid, 0)
+        except PermissionError:
+            pass  # alive, owned by another user
+        except OSError:
+            continue  # no such process: a stale pid file
+        running.append(f"{pid_file.parent.name} pid {pid}")
+    return running
+
+
+def _replace_directory(staging: Path, out_dir: Path, *, overwrite: bool) -> None:
+    if out_dir.exists():
+        if overwrite and (out_dir / _KIT_MANIFEST).exists():
+            for name in _GENERATED_ROOT_ENTRIES:
+                target = out_dir / name
+                if target.is_dir() and not target.is_symlink():
+                    shutil.rmtree(target)
+                elif target.exists() or target.is_symlink():
+                    target.unlink()
+        out_dir.rmdir()
+    staging.rename(out_dir)
+
+
+# ----------------------------------------------------------------------------------------------
+# Helpers: keys
+# ----------------------------------------------------------------------------------------------
+
+
+def _generate_private_key() -> bytes:
+    while True:
+        candidate = secrets.token_bytes(32)
+        if 0 < int.from_bytes(candidate, "big") < _SECP256K1_ORDER:
+            return candidate
+
+
+# ----------------------------------------------------------------------------------------------
+# Helpers: writing the kit
+# ----------------------------------------------------------------------------------------------
+
+
+def _write_kit(kit: NetworkKit, genesis: dict[str, Any], keys: Mapping[str, bytes], accounts: Sequence[str]) -> None:
+    root = kit.root
+    _write_text(root / "genesis.json", json.dumps(genesis, indent=2) + "\n")
+    manifest = {"format": _KIT_FORMAT, **kit.model_dump(mode="json", exclude={"root"})}
+    _write_text(root / _KIT_MANIFEST, json.dumps(manifest, indent=2) + "\n")
+    for node in kit.nodes:
+        paths = kit.paths(node)
+        paths.data.mkdir(parents=True, exist_ok=True)
+        # Besu reads exactly one line of hex (0x optional) and writes its own keys as 0x-hex.
+        _write_text(paths.key, "0x" + keys[node.name].hex(), mode=0o600)
+        _write_text(paths.key_pub, node.public_key)
+        peers = [other.enode for other in kit.nodes if other.name != node.name]
+        _write_text(paths.static_nodes, json.dumps(peers, indent=2) + "\n")
+        write_permissions_config(paths.permissions, accounts, kit.enodes)
+        _write_text(paths.config, _render_node_config(kit, node))
+        _write_text(paths.start_script, _render_start_script(node), mode=0o755)
+    _write_text(root / "start-all.sh", _render_start_all(kit), mode=0o755)
+    _write_text(root / "stop-all.sh", _render_stop_all(kit), mode=0o755)
+    _write_text(root / "README.txt", _render_readme(kit))
+
+
+def _write_text(path: Path, text: str, *, mode: int = 0o644) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
+        handle.write(text)
+    os.chmod(path, mode)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)  # JSON string escapes are valid TOML basic-string escapes
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise TypeError(f"cannot write {type(value).__name__} to TOML")
+
+
+def _render_node_config(kit: NetworkKit, node: NodeInfo) -> str:
+    """Besu options for ``node``; paths are relative to the node directory (start.sh cds there)."""
+    host_allowlist = list(dict.fromkeys(["localhost", "127.0.0.1", node.host]))
+    sections: list[tuple[str, list[tuple[str, Any, str]]]] = [
+        (
+            "Identity and chain",
+            [
+                ("data-path", "data", "database, node key (data/key) and runtime files"),
+                ("genesis-file", "../../genesis.json", "QBFT genesis shared by every node of the network"),
+                ("sync-mode", "FULL", "import and execute every block (the mode for private QBFT networks)"),
+                ("data-storage-format", "FOREST", "full world-state history: state queries at any block"),
+                ("revert-reason-enabled", True, "keep revert reasons in receipts for the client to report"),
+                ("logging", "INFO", "log level"),
+            ],
+        ),
+        (
+            "Peer-to-peer: a closed consortium, every peer is listed",
+            [
+                ("p2p-host", node.host, "address advertised in this node's enode URL"),
+                ("p2p-port", node.p2p_port, "devp2p port (TCP)"),
+                ("discovery-enabled", False, "no discovery: peers come from static-nodes-file only"),
+                ("static-nodes-file", "data/static-nodes.json", "enode URLs of every other node"),
+            ],
+        ),
+        (
+            "HTTP JSON-RPC",
+            [
+                ("rpc-http-enabled", True, "JSON-RPC over HTTP for the rxchain client and operators"),
+                ("rpc-http-host", node.host, "listen address; PERM can change allowlists, keep it private"),
+                ("rpc-http-port", node.rpc_port, "JSON-RPC port"),
+                ("rpc-http-api", list(RPC_APIS), "API groups: PERM edits allowlists, QBFT votes validators"),
+                ("host-allowlist", host_allowlist, "Host headers accepted by the RPC endpoint"),
+            ],
+        ),
+        (
+            "Free gas: gas is counted but costs nothing",
+            [
+                ("min-gas-price", 0, "accept and mine transactions with a zero gas price"),
+                ("tx-pool", "SEQUENCED", "first-in-first-out pool, the one Besu recommends for private networks"),
+                ("tx-pool-min-gas-price", 0, "admit zero-price transactions to the pool"),
+                ("tx-pool-no-local-priority", True, "no precedence for transactions sent to this node's own RPC"),
+                ("tx-pool-limit-by-account-percentage", 0.15, "share of the pool one sender may fill"),
+            ],
+        ),
+        (
+            "Local permissioning: who may connect, who may transact",
+            [
+                ("permissions-nodes-config-file-enabled", True, "only enodes in nodes-allowlist may connect"),
+                ("permissions-nodes-config-file", "data/permissions_config.toml", "file holding nodes-allowlist"),
+                ("permissions-accounts-config-file-enabled", True, "only accounts in accounts-allowlist may transact"),
+                ("permissions-accounts-config-file", "data/permissions_config.toml", "file holding accounts-allowlist"),
+            ],
+        ),
+        (
+            "Monitoring (Prometheus)",
+            [
+                ("metrics-enabled", True, "expose metrics for Prometheus"),
+                ("metrics-host", node.host, "metrics listen address"),
+                ("metrics-port", node.metrics_port, "metrics port"),
+            ],
+        ),
+    ]
+    lines = [
+        f"# Besu configuration of node {node.name} ({node.role}) of the rxchain consortium network.",
+        "# Generated by rxchain.network.kit. Start the node with ./start.sh, which runs besu from this",
+        "# directory: every relative path below is relative to it.",
+        f"# Chain id {kit.chain_id}, EVM {kit.evm_version}, node address {node.address}.",
+        "",
+    ]
+    for title, options in sections:
+        lines.append(f"# --- {title}")
+        for key, value, comment in options:
+            lines.append(f"{key}={_toml_value(value)}  # {comment}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _render_start_script(node: NodeInfo) -> str:
+    return f"""#!/usr/bin/env bash
+# Starts Besu node {node.name} of the rxchain consortium network in the foreground.
+# Set BESU to the besu launcher when it is not on PATH. Extra arguments are passed to besu.
+set -euo pipefail
+cd "$(dirname "$0")"
+BESU="${{BESU:-besu}}"
+if ! command -v "$BESU" >/dev/null 2>&1; then
+  echo "besu not found: install Hyperledger Besu or set BESU=/path/to/bin/besu" >&2
+  exit 127
+fi
+exec "$BESU" --config-file=config.toml "$@"
+"""
+
+
+def _render_start_all(kit: NetworkKit) -> str:
+    names = " ".join(n.name for n in kit.nodes)
+    rpc = "\n".join(f"#   {n.name}: {n.rpc_url}" for n in kit.nodes)
+    return f"""#!/usr/bin/env bash
+# Starts every node of the rxchain consortium network in the background.
+# Logs: nodes/<node>/besu.log; process ids: nodes/<node>/besu.pid. Stop with ./stop-all.sh.
+# JSON-RPC endpoints:
+{rpc}
+set -euo pipefail
+cd "$(dirname "$0")"
+BESU="${{BESU:-besu}}"
+if ! command -v "$BESU" >/dev/null 2>&1; then
+  echo "besu not found: install Hyperledger Besu or set BESU=/path/to/bin/besu" >&2
+  exit 127
+fi
+export BESU
+for node in {names}; do
+  dir="nodes/$node"
+  if [ -f "$dir/besu.pid" ] && kill -0 "$(cat "$dir/besu.pid")" 2>/dev/null; then
+    echo "$node already running (pid $(cat "$dir/besu.pid"))"
+    continue
+  fi
+  nohup "$dir/start.sh" >>"$dir/besu.log" 2>&1 &
+  echo "$!" >"$dir/besu.pid"
+  echo "started $node (pid $!), log $dir/besu.log"
+done
+"""
+
+
+def _render_stop_all(kit: NetworkKit) -> str:
+    names = " ".join(n.name for n in reversed(kit.nodes))
+    return f"""#!/usr/bin/env bash
+# Stops the nodes started by ./start-all.sh (SIGTERM, then waits up to 60 s for each to exit).
+set -uo pipefail
+cd "$(dirname "$0")"
+for node in {names}; do
+  pidfile="nodes/$node/besu.pid"
+  [ -f "$pidfile" ] || continue
+  pid="$(cat "$pidfile")"
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -TERM "$pid"
+    for _ in $(seq 1 60); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 1
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+      echo "$node (pid $pid) did not stop within 60 s; it is still running" >&2
+      continue
+    fi
+    echo "stopped $node (pid $pid)"
+  fi
+  rm -f "$pidfile"
+done
+"""
+
+
+def _render_readme(kit: NetworkKit) -> str:
+    rows = "\n".join(
+        f"  {n.name:<13} {n.role:<9} {n.address}  p2p {n.p2p_port:<5}  rpc {n.rpc_url:<24} metrics {n.metrics_port}"
+        for n in kit.nodes
+    )
+    notes = "\n".join(f"  - {w}" for w in kit.warnings) or "  (none)"
+    return f"""rxchain consortium network kit (Hyperledger Besu, QBFT)
+=========================================================
+
+Chain id {kit.chain_id}, EVM version {kit.evm_version}, block period {kit.block_period_seconds} s,
+epoch length {kit.epoch_length} blocks, round timeout {kit.request_timeout_seconds} s. Free gas.
+
+Nodes
+{rows}
+
+Start and stop (Hyperledger Besu must be installed; set BESU=/path/to/bin/besu if not on PATH):
+  ./start-all.sh            start every node in the background (logs in nodes/<node>/besu.log)
+  ./stop-all.sh             stop them
+  nodes/<node>/start.sh     run one node in the foreground
+
+Files
+  genesis.json                          shared genesis (validators in extraData)
+  nodes/<node>/config.toml              Besu options, commented
+  nodes/<node>/data/key                 node private key: SECRET, keep it on that node's host only
+  nodes/<node>/data/permissions_config.toml   accounts and nodes allowlists (Besu rewrites
+                                        this file when the allowlists change over PERM JSON-RPC)
+  kit.json                              manifest used by the rxchain tooling
+
+Notes recorded when the kit was generated
+{notes}
+
+The kit was generated offline: see docs/besu-network-kit.md in the rxchain repository for what
+each setting does and what has and has not been verified.
+"""
