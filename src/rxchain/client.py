@@ -444,6 +444,7 @@ class RegistryClient:
             values = abi_decode(types, raw[4:])
         except Exception:  # noqa: BLE001 - malformed data from a node: report it rather than crash
             return errors.UnknownContractError(name, {"data": raw.hex()})
+        values = [to_checksum_address(v) if t == "address" else v for t, v in zip(types, values)]
         cls = errors.BY_NAME.get(name, errors.ContractRevert)
         return cls(name, dict(zip(names, values)))
 

@@ -378,8 +378,11 @@ def build_prescription(
     if isinstance(valid_days, bool) or not isinstance(valid_days, int):
         raise InvalidValidityPeriod(valid_from, None, f"valid_days must be a whole number of days, got {valid_days!r}")
     start = valid_from.replace(microsecond=0)
-    start_text = start.isoformat()
-    end_text = (start + timedelta(days=valid_days)).isoformat()
+    try:
+        end = start + timedelta(days=valid_days)
+    except OverflowError as exc:
+        raise InvalidValidityPeriod(valid_from, None, f"valid_days {valid_days} is out of range") from exc
+    start_text, end_text = start.isoformat(), end.isoformat()
 
     requester = _account_reference(_checked_address("doctor", doctor))
     subject = {"identifier": {"system": PSEUDONYM_SYSTEM, "value": patient_pseudonym}}
@@ -601,6 +604,11 @@ def _short_repr(value: Any, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def _is_one_of(value: Any, options: frozenset[str]) -> bool:
+    """True if ``value`` is one of the strings in ``options`` (safe for unhashable JSON values)."""
+    return isinstance(value, str) and value in options
+
+
 def _get(obj: Mapping[str, Any], key: str, path: str) -> Any:
     """Return ``obj[key]``, raising MissingField(path) when absent or null."""
     value = obj.get(key)
@@ -652,7 +660,7 @@ def _entries(doc: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
         path = f"entry[{i}].resource"
         resource = _obj(_get(_obj(entry, f"entry[{i}]"), "resource", path), path)
         kind = resource.get("resourceType")
-        if kind in _PATIENT_RESOURCES:
+        if _is_one_of(kind, _PATIENT_RESOURCES):
             raise PatientDataInDocument(path, f"the document contains a {kind} resource")
         if kind != "MedicationRequest":
             raise NotAPrescription(f"{path} is a {_short_repr(kind)}, expected 'MedicationRequest'")
@@ -718,12 +726,12 @@ def _read_item(resource: Mapping[str, Any], path: str) -> _Item:
     if intent != "order":
         raise InvalidField(f"{path}.intent", intent, "a prescription has intent 'order'")
     priority = _get(resource, "priority", f"{path}.priority")
-    if priority != _ROUTINE and priority not in EMERGENCY_PRIORITIES:
+    if priority != _ROUTINE and not _is_one_of(priority, EMERGENCY_PRIORITIES):
         raise InvalidField(f"{path}.priority", priority, "expected 'routine', or 'stat' for an emergency")
 
     contained_resources = resource.get("contained")
     for i, contained in enumerate(contained_resources if isinstance(contained_resources, list) else []):
-        if isinstance(contained, Mapping) and contained.get("resourceType") in _PATIENT_RESOURCES:
+        if isinstance(contained, Mapping) and _is_one_of(contained.get("resourceType"), _PATIENT_RESOURCES):
             raise PatientDataInDocument(f"{path}.contained[{i}]", "the document must not contain patient resources")
     pseudonym = _pseudonym(_get(resource, "subject", f"{path}.subject"), f"{path}.subject")
     doctor = _account(_get(resource, "requester", f"{path}.requester"), f"{path}.requester")

@@ -26,8 +26,10 @@ def build_manifest() -> Path:
 
 
 def deployments_dir() -> Path:
-    """Deployment records, one JSON file per network (read by scripts, the CLI and the dApp)."""
-    return project_root() / "deployments"
+    """Deployment records, one JSON file per network (read by scripts, the CLI and the dApp);
+    $RXCHAIN_DEPLOYMENTS overrides (tests keep theirs apart)."""
+    env = os.environ.get("RXCHAIN_DEPLOYMENTS")
+    return Path(env) if env else project_root() / "deployments"
 
 
 def devnet_dir() -> Path:

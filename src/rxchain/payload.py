@@ -544,7 +544,7 @@ def _qr_code(text: str, border: int) -> qrcode.QRCode:
         code.add_data(text)
         try:
             code.make(fit=True)
-        except DataOverflowError:
+        except (DataOverflowError, ValueError):  # qrcode reports "version 41" as a ValueError
             continue
         return code
     raise PayloadTooLarge(len(text), 2953, "text for one QR code")
