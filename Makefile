@@ -14,7 +14,7 @@ setup:
 	@bash tools/setup.sh
 
 compile: setup
-	@ape compile
+	@bash tools/compile.sh
 
 demo: compile
 	@rx devnet up

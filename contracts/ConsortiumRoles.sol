@@ -47,6 +47,7 @@ abstract contract ConsortiumRoles is AccessControlDefaultAdminRules, IConsortium
         Member memory m = _members[account];
         if (bit == _DOCTOR) {
             _requireMember(_msgSender(), HOSPITAL_ROLE, _HOSPITAL);
+            if (m.roles & ~_DOCTOR != 0) revert HoldsOtherRoles(account, m.roles);
             if (m.roles & _DOCTOR != 0 && m.hospital != _msgSender()) {
                 revert NotDoctorsHospital(_msgSender(), account);
             }
@@ -136,9 +137,11 @@ abstract contract ConsortiumRoles is AccessControlDefaultAdminRules, IConsortium
         if (block.timestamp > m.validUntil) revert CredentialExpired(account, role, m.validUntil);
     }
 
-    /// @dev Reverts unless the caller is `doctor`'s hospital, in good standing.
+    /// @dev Reverts unless the caller is `doctor`'s hospital, in good standing, and `doctor` holds no
+    /// other role (its credential end date is then the doctor licence's alone).
     function _checkDoctorsHospital(address doctor, Member memory m) private view {
         if (m.roles & _DOCTOR == 0 || m.hospital != _msgSender()) revert NotDoctorsHospital(_msgSender(), doctor);
+        if (m.roles != _DOCTOR) revert HoldsOtherRoles(doctor, m.roles);
         _requireMember(_msgSender(), HOSPITAL_ROLE, _HOSPITAL);
     }
 

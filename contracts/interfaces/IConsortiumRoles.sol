@@ -43,12 +43,17 @@ interface IConsortiumRoles is IAccessControl {
     /// @notice Only the doctor's own hospital (or the regulator) may manage doctor `doctor`.
     error NotDoctorsHospital(address caller, address doctor);
 
+    /// @notice A hospital manages doctors only: `account` holds other roles (mask `roles`), whose
+    /// credential only the regulator may change.
+    error HoldsOtherRoles(address account, uint8 roles);
+
     /// @notice Member roles carry a credential end date: use {admitMember} instead of grantRole.
     error UseAdmitMember(bytes32 role);
 
     /// @notice Admits `account` to `role` until `validUntil` (a unix time).
     /// @dev The regulator admits hospitals, pharmacies, couriers and auditors; a hospital in good
-    /// standing admits doctors, which then belong to it. Re-admitting an existing member adds the
+    /// standing admits doctors, which then belong to it (never an account holding another role: one
+    /// credential end date covers all of a member's roles). Re-admitting an existing member adds the
     /// role and replaces the credential end date.
     ///
     /// Requirements:

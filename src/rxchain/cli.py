@@ -140,7 +140,7 @@ def deploy(ctx, force):
 
     Keeps a recorded registry that is live and built from the current contracts; --force deploys anew.
     """
-    _run_ape(["ape", "compile"])
+    _run_ape(["bash", "tools/compile.sh"])
     if not force:
         try:
             ctx.client()

@@ -199,7 +199,8 @@ class TooManyDrugs(DocumentError):
         self.count = count
         self.maximum = maximum
         super().__init__(
-            f"a prescription may list at most {maximum} drugs, this one lists {count}: split it into several prescriptions"
+            f"a prescription may list at most {maximum} drugs, this one lists {count}:"
+            " split it into several prescriptions"
         )
 
 
@@ -451,7 +452,9 @@ def validate(doc: Mapping[str, Any], limits: PrescriptionLimits = DEFAULT_LIMITS
 
     identifier = _obj(_get(doc, "identifier", "identifier"), "identifier")
     if identifier.get("system") != SALT_SYSTEM:
-        raise InvalidField("identifier.system", identifier.get("system"), f"the salt identifier system is {SALT_SYSTEM}")
+        raise InvalidField(
+            "identifier.system", identifier.get("system"), f"the salt identifier system is {SALT_SYSTEM}"
+        )
     salt = _get(identifier, "value", "identifier.value")
     if not isinstance(salt, str) or not _SALT_RE.fullmatch(salt):
         raise InvalidSalt(salt)
@@ -698,7 +701,9 @@ def _pseudonym(subject: Any, path: str) -> str:
     identifier = _obj(_get(subject, "identifier", f"{path}.identifier"), f"{path}.identifier")
     for key in identifier:
         if key not in ("system", "value"):
-            raise PatientDataInDocument(f"{path}.identifier.{key}", "the subject identifier may only have a system and a value")
+            raise PatientDataInDocument(
+                f"{path}.identifier.{key}", "the subject identifier may only have a system and a value"
+            )
     if identifier.get("system") != PSEUDONYM_SYSTEM:
         raise PatientDataInDocument(
             f"{path}.identifier.system", f"the subject identifier system must be {PSEUDONYM_SYSTEM}"
@@ -742,7 +747,8 @@ def _read_item(resource: Mapping[str, Any], path: str) -> _Item:
         )
     med_path = f"{path}.medicationCodeableConcept"
     medication = _obj(_get(resource, "medicationCodeableConcept", med_path), med_path)
-    coding = _obj(_nonempty_list(_get(medication, "coding", f"{med_path}.coding"), f"{med_path}.coding")[0], f"{med_path}.coding[0]")
+    codings = _nonempty_list(_get(medication, "coding", f"{med_path}.coding"), f"{med_path}.coding")
+    coding = _obj(codings[0], f"{med_path}.coding[0]")
     system = _text(coding, "system", f"{med_path}.coding[0].system")
     code = _text(coding, "code", f"{med_path}.coding[0].code")
     med_text = _text(medication, "text", f"{med_path}.text")
@@ -765,7 +771,9 @@ def _read_item(resource: Mapping[str, Any], path: str) -> _Item:
         raise InvalidField(f"{supply_path}.value", days, "the supply duration is a whole number of days")
     if supply.get("code") != "d" or supply.get("system") != UCUM_SYSTEM:
         raise InvalidField(
-            f"{supply_path}.code", supply.get("code"), f"the supply duration is given in days (system {UCUM_SYSTEM}, code 'd')"
+            f"{supply_path}.code",
+            supply.get("code"),
+            f"the supply duration is given in days (system {UCUM_SYSTEM}, code 'd')",
         )
 
     validity_path = f"{dispense_path}.validityPeriod"

@@ -142,6 +142,10 @@ class NotDoctorsHospital(ContractRevert):
     template = "{caller} is not the hospital of doctor {doctor}"
 
 
+class HoldsOtherRoles(ContractRevert):
+    template = "{account} holds other roles (mask {roles}): only the regulator may change its credential"
+
+
 class UseAdmitMember(ContractRevert):
     template = "member roles carry a credential end date: use admitMember for {role}"
 

@@ -38,8 +38,18 @@ code can claim the prescription, so the payload is as sensitive as the paper
 prescription it replaces. ``chainId`` and ``registry`` bind it to one
 deployment so that a code cannot be replayed against another chain.
 
-Decoding refuses, with a named :class:`PayloadError` subclass, anything that is
-not exactly this: no other exception escapes :func:`decode_payload`.
+Decoding ignores surrounding whitespace and refuses, with a named
+:class:`PayloadError` subclass, anything that is not exactly this: no other
+exception escapes :func:`decode_payload`. Limits: at most
+:data:`MAX_PAYLOAD_CHARS` characters of text, :data:`MAX_JSON_BYTES` of
+decompressed JSON, nesting at most ``rxchain.document.MAX_JSON_DEPTH`` deep;
+duplicate keys, NaN/Infinity and unknown top-level keys are refused, and
+``chainId`` must be at most 2**53-1 so that ``JSON.parse`` reads it exactly.
+
+Rendering: :func:`payload_png` writes a PNG (error correction M, or L when the
+text does not fit at M); :func:`payload_terminal` draws the code with
+half-block characters. A typical payload is about 1,000-1,100 characters,
+a QR code of version 26-27 (121-125 modules).
 """
 
 from __future__ import annotations
@@ -256,7 +266,11 @@ class ClaimKey:
 
 @dataclass(frozen=True)
 class PrescriptionPayload:
-    """Everything the patient's QR code carries."""
+    """Everything the patient's QR code carries.
+
+    ``document`` is a plain dict: do not modify it after the payload is made,
+    since ``rx_id`` commits to its exact content.
+    """
 
     chain_id: int
     registry: str
@@ -266,7 +280,7 @@ class PrescriptionPayload:
 
     def __post_init__(self) -> None:
         """Check field types and normalise the registry address to its checksum form."""
-        if isinstance(self.chain_id, bool) or not isinstance(self.chain_id, int) or not 0 < self.chain_id <= _MAX_CHAIN_ID:
+        if not _is_chain_id(self.chain_id):
             raise MalformedPayload(f"chain id must be an integer in 1..{_MAX_CHAIN_ID}", "chainId")
         if not is_valid_address(self.registry):
             raise MalformedPayload("registry must be a 0x address", "registry")
@@ -280,8 +294,13 @@ class PrescriptionPayload:
             raise MalformedPayload("the document must be a JSON object", "doc")
 
     @classmethod
-    def create(cls, *, chain_id: int, registry: str, claim_key: ClaimKey, document: dict[str, Any]) -> PrescriptionPayload:
-        """Return the payload for a document and claim key, computing its prescription id."""
+    def create(
+        cls, *, chain_id: int, registry: str, claim_key: ClaimKey, document: dict[str, Any]
+    ) -> PrescriptionPayload:
+        """Return the payload for a document and claim key, computing its prescription id.
+
+        Raises :class:`~rxchain.document.DocumentError` if the document lacks the doctor's address.
+        """
         payload = cls(chain_id=chain_id, registry=registry, rx_id=bytes(32), claim_key=claim_key, document=document)
         object.__setattr__(payload, "rx_id", payload.computed_rx_id)
         return payload
@@ -415,6 +434,11 @@ _KEY_HEX_RE = re.compile(r"(0[xX])?[0-9a-fA-F]{64}")
 _KEYS = ("v", "chainId", "registry", "rxId", "claimKey", "doc")
 
 
+def _is_chain_id(value: Any) -> bool:
+    """True for an integer chain id in 1..2**53-1 (a bool is not an integer here)."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value <= _MAX_CHAIN_ID
+
+
 def _b64encode(data: bytes) -> str:
     """base64url without padding."""
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
@@ -507,7 +531,7 @@ def _payload_from_object(obj: Any) -> PrescriptionPayload:
             raise MalformedPayload("unexpected key", key)
 
     chain_id = obj["chainId"]
-    if isinstance(chain_id, bool) or not isinstance(chain_id, int) or not 0 < chain_id <= _MAX_CHAIN_ID:
+    if not _is_chain_id(chain_id):
         raise MalformedPayload(f"the chain id must be an integer in 1..{_MAX_CHAIN_ID}", "chainId")
     registry = obj["registry"]
     if not is_valid_address(registry):
