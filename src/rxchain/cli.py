@@ -461,6 +461,84 @@ def audit_members(ctx, from_block, to_block):
     ctx.emit(report, table)
 
 
+# ---------------------------------------------------------------------------------- network
+
+
+@cli.group()
+def network():
+    """The Besu QBFT consortium kit: generate it, and keep its permissioning in step with the registry."""
+
+
+@network.command("init")
+@click.argument("out", type=click.Path(file_okay=False))
+@click.option("--validators", type=int, default=4, show_default=True, help="QBFT validators (4 tolerate one faulty).")
+@click.option("--members", type=int, default=0, show_default=True, help="Non-validating member nodes (hospitals, pharmacies).")
+@click.option("--block-period", type=int, default=2, show_default=True, help="Seconds between blocks.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="IP address the nodes listen on.")
+@click.option("--allow", "allow", multiple=True, help="Accounts allowed to transact from the start (the regulator).")
+@click.option("--overwrite", is_flag=True)
+@pass_ctx
+def network_init(ctx, out, validators, members, block_period, host, allow, overwrite):
+    """Generate node keys, QBFT genesis (the project's EVM version), node configs and start scripts."""
+    from rich.table import Table
+
+    from rxchain.network import init_network
+    from rxchain.paths import evm_version, network_chain_id
+
+    kit = init_network(Path(out), validators=validators, members=members, chain_id=network_chain_id("besu") or 272461,
+                       evm_version=evm_version(), block_period_seconds=block_period, host=host,
+                       allowed_accounts=list(allow), overwrite=overwrite)  # fmt: skip
+    table = Table(title=f"Besu QBFT kit in {kit.root} (chain {kit.chain_id}, {evm_version()})")
+    for col in ("node", "role", "address", "rpc"):
+        table.add_column(col)
+    for node in kit.nodes:
+        table.add_row(node.name, node.role, node.address, node.rpc_url)
+    ctx.emit(json.loads(kit.model_dump_json()), table)
+    for warning in kit.warnings:
+        err_console.print(f"[yellow]warning:[/] {warning}")
+
+
+@network.command("allowlist")
+@click.option("--kit", "kit_dir", required=True, type=click.Path(exists=True, file_okay=False))
+@pass_ctx
+def network_allowlist(ctx, kit_dir):
+    """Write every node's permissions_config.toml from the registry's members in good standing."""
+    from rxchain.network import load_kit, write_permissions_config
+    from rxchain.network.registry import registry_allowlist
+
+    kit = load_kit(Path(kit_dir))
+    accounts = registry_allowlist(ctx.client())
+    for node in kit.nodes:
+        write_permissions_config(kit.paths(node).permissions, accounts, kit.enodes)
+    ctx.emit({"accounts": accounts, "nodes": [n.name for n in kit.nodes]},
+             f"{len(accounts)} accounts allowed; permissions written for {len(kit.nodes)} nodes")  # fmt: skip
+
+
+@network.command("sync-permissions")
+@click.option("--kit", "kit_dir", type=click.Path(exists=True, file_okay=False), help="Sync every node of this kit.")
+@click.option("--node", "nodes", multiple=True, help="A node's JSON-RPC URL (repeatable).")
+@click.option("--dry-run", is_flag=True, help="Show what would change.")
+@pass_ctx
+def network_sync(ctx, kit_dir, nodes, dry_run):
+    """Push the registry's allowlist to running nodes through Besu's PERM JSON-RPC methods."""
+    from rxchain.network import load_kit, sync_all
+    from rxchain.network.registry import registry_allowlist
+
+    urls = list(nodes) + (load_kit(Path(kit_dir)).rpc_urls if kit_dir else [])
+    if not urls:
+        raise click.UsageError("give --kit DIR or --node URL")
+    outcome = sync_all(urls, registry_allowlist(ctx.client()), dry_run=dry_run)
+    data = {
+        "results": {url: {"added": r.added, "removed": r.removed} for url, r in outcome.results.items()},
+        "failures": {url: str(exc) for url, exc in outcome.failures.items()},
+    }
+    lines = [f"{url}: +{len(r.added)} -{len(r.removed)}" for url, r in outcome.results.items()]
+    lines += [f"[red]{url}: {exc}[/]" for url, exc in outcome.failures.items()]
+    ctx.emit(data, "\n".join(lines))
+    if outcome.failures:
+        sys.exit(EXIT_UNAVAILABLE)
+
+
 # ------------------------------------------------------------------------------------ entry
 
 
@@ -487,8 +565,12 @@ def main(argv: list[str] | None = None) -> None:
 def _exit_code(exc: Exception) -> int | None:
     if isinstance(exc, errors.ContractRevert):
         return EXIT_REFUSED
-    if isinstance(exc, (errors.NodeUnavailable, errors.DeploymentNotFound, errors.BuildNotFound, errors.WrongChain, DevnetError)):
+    from rxchain.network import KitError, PermissioningError
+
+    if isinstance(exc, (errors.NodeUnavailable, errors.DeploymentNotFound, errors.BuildNotFound, errors.WrongChain, DevnetError, PermissioningError)):
         return EXIT_UNAVAILABLE
+    if isinstance(exc, KitError):
+        return EXIT_BAD_INPUT
     if isinstance(exc, (DocumentError, PayloadError, SignerNotFound, audit.TrailNotFound, ValueError)):
         return EXIT_BAD_INPUT
     if isinstance(exc, errors.RxError):

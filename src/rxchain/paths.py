@@ -51,3 +51,12 @@ def tool_env() -> dict[str, str]:
     env.setdefault("APE_DATA_FOLDER", str(root / ".ape"))
     env["PATH"] = os.pathsep.join([str(root / ".venv" / "bin"), str(root / "node_modules" / ".bin"), env.get("PATH", "")])
     return env
+
+
+def network_chain_id(name: str) -> int | None:
+    """The chain id ape-config.yaml gives custom network ``name`` (e.g. ``besu``), if any."""
+    config = yaml.safe_load((project_root() / "ape-config.yaml").read_text())
+    for network in (config.get("networks") or {}).get("custom") or []:
+        if network.get("name") == name:
+            return int(network["chain_id"])
+    return None

@@ -1,0 +1,39 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity 0.8.30;
+
+import {IAccountPermissioning} from "./interfaces/IAccountPermissioning.sol";
+import {IConsortiumRoles} from "./interfaces/IConsortiumRoles.sol";
+
+/// @title Besu account permissioning backed by the consortium's role registry.
+/// @notice Who may transact on the consortium's chain follows membership at once:
+/// - the regulator may send anything, including contract creations (deployments);
+/// - a member in good standing (any role, credential not ended) may call existing contracts;
+/// - an expired or revoked member, or a stranger, may not transact at all.
+/// @dev Stateless: every answer is read from the registry, so admitting, renewing or revoking a
+/// member there changes what this contract allows in the same block.
+contract ConsortiumPermissioning is IAccountPermissioning {
+    bytes32 private constant _REGULATOR_ROLE = 0x00;
+
+    /// @notice The role registry (the PrescriptionRegistry deployment) this contract reads.
+    IConsortiumRoles public immutable registry;
+
+    /// @notice The registry address must not be zero.
+    error ZeroRegistry();
+
+    constructor(IConsortiumRoles registry_) {
+        if (address(registry_) == address(0)) revert ZeroRegistry();
+        registry = registry_;
+    }
+
+    /// @inheritdoc IAccountPermissioning
+    function transactionAllowed(address sender, address target, uint256, uint256, uint256, bytes calldata)
+        external
+        view
+        returns (bool)
+    {
+        if (registry.hasRole(_REGULATOR_ROLE, sender)) return true;
+        if (target == address(0)) return false;
+        IConsortiumRoles.Member memory m = registry.member(sender);
+        return m.roles != 0 && block.timestamp <= m.validUntil;
+    }
+}

@@ -1,0 +1,82 @@
+"""ConsortiumPermissioning.transactionAllowed, as the view a Besu node calls, for every role and state,
+on an ephemeral chain with the real registry behind it."""
+
+from __future__ import annotations
+
+import pytest
+from eth_utils import keccak
+
+DAY = 86_400
+ZERO = "0x" + "00" * 20
+ROLES = {
+    "hospital": keccak(text="HOSPITAL_ROLE"),
+    "pharmacy": keccak(text="PHARMACY_ROLE"),
+    "courier": keccak(text="COURIER_ROLE"),
+    "auditor": keccak(text="AUDITOR_ROLE"),
+}
+DOCTOR_ROLE = keccak(text="DOCTOR_ROLE")
+
+
+@pytest.fixture(scope="module")
+def parties(accounts):
+    names = ["regulator", "hospital", "doctor", "pharmacy", "courier", "auditor", "stranger", "lapsed", "revoked"]
+    return dict(zip(names, accounts))
+
+
+@pytest.fixture(scope="module")
+def registry(project, parties, chain):
+    regulator = parties["regulator"]
+    registry = project.PrescriptionRegistry.deploy(regulator, DAY, 3 * DAY, 3, sender=regulator)
+    until = chain.pending_timestamp + 365 * DAY
+    for name, role in ROLES.items():
+        registry.admitMember(parties[name], role, until, sender=regulator)
+    registry.admitMember(parties["doctor"], DOCTOR_ROLE, until, sender=parties["hospital"])
+    registry.admitMember(parties["lapsed"], ROLES["pharmacy"], chain.pending_timestamp + DAY, sender=regulator)
+    registry.admitMember(parties["revoked"], ROLES["courier"], until, sender=regulator)
+    registry.revokeRole(ROLES["courier"], parties["revoked"], sender=regulator)
+    return registry
+
+
+@pytest.fixture(scope="module")
+def permissioning(project, registry, parties):
+    return project.ConsortiumPermissioning.deploy(registry, sender=parties["regulator"])
+
+
+def allowed(permissioning, sender, target) -> bool:
+    return permissioning.transactionAllowed(sender, target, 0, 0, 100_000, b"")
+
+
+@pytest.mark.parametrize("who", ["regulator", "hospital", "doctor", "pharmacy", "courier", "auditor"])
+def test_member_in_good_standing_may_call_the_registry(permissioning, registry, parties, who):
+    assert allowed(permissioning, parties[who], registry.address)
+
+
+@pytest.mark.parametrize("who", ["stranger", "revoked"])
+def test_stranger_and_revoked_member_may_not_transact(permissioning, registry, parties, who):
+    assert not allowed(permissioning, parties[who], registry.address)
+
+
+def test_member_whose_credential_ended_may_not_transact(permissioning, registry, parties, chain):
+    assert allowed(permissioning, parties["lapsed"], registry.address)
+    chain.mine(timestamp=registry.member(parties["lapsed"]).validUntil + 1)
+
+    assert not allowed(permissioning, parties["lapsed"], registry.address)
+
+
+def test_only_the_regulator_may_deploy(permissioning, parties):
+    assert allowed(permissioning, parties["regulator"], ZERO)
+    for who in ("hospital", "doctor", "pharmacy", "courier", "auditor", "stranger"):
+        assert not allowed(permissioning, parties[who], ZERO), who
+
+
+def test_revocation_takes_effect_in_the_next_call(permissioning, registry, parties):
+    registry.revokeRole(ROLES["auditor"], parties["auditor"], sender=parties["regulator"])
+
+    assert not allowed(permissioning, parties["auditor"], registry.address)
+
+
+def test_renewal_restores_a_lapsed_member(permissioning, registry, parties, chain):
+    chain.mine(timestamp=registry.member(parties["lapsed"]).validUntil + 1)
+    registry.renewMember(parties["lapsed"], chain.pending_timestamp + DAY, sender=parties["regulator"])
+
+    assert allowed(permissioning, parties["lapsed"], registry.address)
