@@ -558,7 +558,7 @@ def main(argv: list[str] | None = None) -> None:
         code = _exit_code(exc)
         if code is None:
             raise
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(code)
 
 
