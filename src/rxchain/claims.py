@@ -10,15 +10,19 @@ never verifies:
 
 ``fillsLeft`` binds a signature to one fill: for a redemption it is the fills left before it, for a
 receipt the fills left after the redemption being received.
+
+The digests are computed directly (fast enough for bulk work); the full typed-data documents are
+here too for wallets that sign them, and a test checks both give the same signatures.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
-from eth_account import Account
-from eth_account.messages import encode_typed_data
-from eth_utils import to_checksum_address
+import coincurve
+from eth_abi import encode as abi_encode
+from eth_utils import keccak, to_checksum_address
 
 DOMAIN_NAME = "rxchain PrescriptionRegistry"
 DOMAIN_VERSION = "1"
@@ -49,6 +53,16 @@ class RegistryDomain:
     chain_id: int
     registry: str
 
+    @cached_property
+    def separator(self) -> bytes:
+        """The EIP-712 domain separator (what the registry's EIP712 base computes)."""
+        return keccak(
+            abi_encode(
+                ["bytes32", "bytes32", "bytes32", "uint256", "address"],
+                [_DOMAIN_TYPEHASH, keccak(text=DOMAIN_NAME), keccak(text=DOMAIN_VERSION), self.chain_id, to_checksum_address(self.registry)],
+            )
+        )
+
     def as_dict(self) -> dict:
         """The domain as eth-account's typed-data encoder wants it."""
         return {
@@ -57,6 +71,33 @@ class RegistryDomain:
             "chainId": self.chain_id,
             "verifyingContract": to_checksum_address(self.registry),
         }
+
+
+_DOMAIN_TYPEHASH = keccak(text="EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)")
+_REDEEM_TYPEHASH = keccak(text="Redeem(bytes32 rxId,address pharmacy,uint256 fillsLeft,uint256 deadline)")
+_RECEIPT_TYPEHASH = keccak(text="Receipt(bytes32 rxId,uint256 fillsLeft,uint256 deadline)")
+
+
+def redeem_digest(domain: RegistryDomain, rx_id: bytes, pharmacy: str, fills_left: int, deadline: int) -> bytes:
+    """The EIP-712 digest of a Redeem message (the registry's ``redeemDigest``)."""
+    struct = abi_encode(
+        ["bytes32", "bytes32", "address", "uint256", "uint256"],
+        [_REDEEM_TYPEHASH, _bytes32(rx_id), to_checksum_address(pharmacy), int(fills_left), int(deadline)],
+    )
+    return keccak(b"\x19\x01" + domain.separator + keccak(struct))
+
+
+def receipt_digest(domain: RegistryDomain, rx_id: bytes, fills_left: int, deadline: int) -> bytes:
+    """The EIP-712 digest of a Receipt message (the registry's ``receiptDigest``)."""
+    struct = abi_encode(["bytes32", "bytes32", "uint256", "uint256"], [_RECEIPT_TYPEHASH, _bytes32(rx_id), int(fills_left), int(deadline)])
+    return keccak(b"\x19\x01" + domain.separator + keccak(struct))
+
+
+def sign_digest(private_key: bytes | str, digest: bytes) -> bytes:
+    """A 65-byte (r, s, v) secp256k1 signature of a 32-byte digest, v in {27, 28}, low s."""
+    key = bytes.fromhex(private_key[2:] if private_key.startswith("0x") else private_key) if isinstance(private_key, str) else bytes(private_key)
+    signature = coincurve.PrivateKey(key).sign_recoverable(digest, hasher=None)
+    return signature[:64] + bytes([signature[64] + 27])
 
 
 def redeem_typed_data(domain: RegistryDomain, rx_id: bytes, pharmacy: str, fills_left: int, deadline: int) -> dict:
@@ -88,19 +129,14 @@ def sign_redeem(
     claim_private_key: bytes | str, domain: RegistryDomain, rx_id: bytes, pharmacy: str, fills_left: int, deadline: int
 ) -> bytes:
     """The claim key's 65-byte signature authorising ``pharmacy`` to redeem fill ``fills_left``."""
-    return _sign(claim_private_key, redeem_typed_data(domain, rx_id, pharmacy, fills_left, deadline))
+    return sign_digest(claim_private_key, redeem_digest(domain, rx_id, pharmacy, fills_left, deadline))
 
 
 def sign_receipt(
     claim_private_key: bytes | str, domain: RegistryDomain, rx_id: bytes, fills_left: int, deadline: int
 ) -> bytes:
     """The claim key's 65-byte signature confirming receipt (``fills_left`` after the redemption)."""
-    return _sign(claim_private_key, receipt_typed_data(domain, rx_id, fills_left, deadline))
-
-
-def _sign(private_key: bytes | str, typed: dict) -> bytes:
-    signable = encode_typed_data(full_message=typed)
-    return bytes(Account.sign_message(signable, private_key).signature)
+    return sign_digest(claim_private_key, receipt_digest(domain, rx_id, fills_left, deadline))
 
 
 def _bytes32(value: bytes | str) -> bytes:

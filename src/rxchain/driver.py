@@ -1,0 +1,194 @@
+"""Bulk work from one Python process: sign locally, assign nonces, send without waiting, collect receipts.
+
+The :class:`~rxchain.client.RegistryClient` sends one transaction and waits for it: right for a
+pharmacy counter, one block time per transaction. A hospital's nightly batch or a benchmark needs
+the chain's capacity instead. :class:`Pipeline`:
+
+- encodes calldata from the build's ABI and signs legacy free-gas transactions locally with
+  coincurve (byte-identical to eth-account's, about 7x faster: a test checks both);
+- keeps each sender's nonce itself (several senders — one per hospital or pharmacy — so no single
+  account's nonce order is the bottleneck);
+- records every signed transaction in the client's outbox before anything is sent;
+- sends them in JSON-RPC batches and collects receipts in batches, so the node mines whole blocks
+  of them while Python signs the next.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Sequence
+
+import coincurve
+import requests
+import rlp
+from eth_abi import encode as abi_encode
+from eth_account.signers.local import LocalAccount
+from eth_utils import function_signature_to_4byte_selector, keccak
+
+from rxchain.client import RegistryClient, _abi_type
+from rxchain.errors import NodeUnavailable, TransactionFailed
+from rxchain.outbox import OutboxEntry
+
+#: Gas limits per function: generous caps (gas is free; a cap only bounds a runaway call).
+GAS_LIMITS: dict[str, int] = {
+    "issue": 150_000,
+    "issueBatch": 12_000_000,
+    "redeem": 150_000,
+    "redeemBatched": 250_000,
+    "dispatch": 100_000,
+    "deliver": 100_000,
+    "deliverWithReceipt": 150_000,
+    "confirmReceipt": 150_000,
+    "admitMember": 150_000,
+    "cancel": 100_000,
+}
+
+
+@dataclass(frozen=True)
+class SignedTx:
+    """A signed transaction and what it is for."""
+
+    sender: str
+    nonce: int
+    tx_hash: str
+    raw: bytes
+    function: str
+    op_key: str
+
+
+@dataclass
+class PipelineResult:
+    """What a pipelined run produced: receipts by hash, and the failures (mined but reverted)."""
+
+    receipts: dict[str, dict] = field(default_factory=dict)
+    failed: list[SignedTx] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def transactions(self) -> int:
+        return len(self.receipts)
+
+
+class Pipeline:
+    """Signs, sends and confirms many transactions against one registry."""
+
+    def __init__(self, client: RegistryClient, *, batch_size: int = 400, receipt_timeout: float = 300.0):
+        self.client = client
+        self.url = client.w3.provider.endpoint_uri
+        self.batch_size = batch_size
+        self.receipt_timeout = receipt_timeout
+        self._session = requests.Session()
+        self._to = bytes.fromhex(client.address[2:])
+        self._functions = _function_table(client.abi)
+        self._keys: dict[str, coincurve.PrivateKey] = {}
+        self._nonces: dict[str, int] = {}
+        self._request_id = 0
+
+    # ---------------------------------------------------------------------------- signing
+
+    def sign(self, sender: LocalAccount, function: str, args: Sequence[Any], *, op_key: str | None = None, gas: int | None = None) -> SignedTx:
+        """Encodes and signs one call with the sender's next nonce (nothing is sent)."""
+        selector, types = self._functions[function]
+        data = selector + abi_encode(types, list(args))
+        nonce = self._next_nonce(sender.address)
+        key = self._keys.get(sender.address)
+        if key is None:
+            key = self._keys[sender.address] = coincurve.PrivateKey(bytes(sender.key))
+        raw, tx_hash = sign_legacy(key, self.client.chain_id, nonce, gas or GAS_LIMITS.get(function, 200_000), self._to, data)
+        return SignedTx(sender.address, nonce, tx_hash, raw, function, op_key or f"{function}:{tx_hash}")
+
+    # --------------------------------------------------------------------------- sending
+
+    def run(self, txs: Sequence[SignedTx]) -> PipelineResult:
+        """Records, sends (batched) and awaits ``txs``; returns receipts and the reverted ones."""
+        started = time.perf_counter()
+        self.submit(txs)
+        result = self.collect(txs)
+        result.seconds = time.perf_counter() - started
+        return result
+
+    def submit(self, txs: Sequence[SignedTx]) -> None:
+        """Writes ``txs`` to the outbox (all or none), then sends them in JSON-RPC batches."""
+        self.client.outbox.record(
+            [OutboxEntry(t.tx_hash, t.op_key, t.sender, t.nonce, self.client.chain_id, t.raw, t.function, "pending", None) for t in txs]
+        )
+        for chunk in _chunks(txs, self.batch_size):
+            replies = self._batch([("eth_sendRawTransaction", ["0x" + t.raw.hex()]) for t in chunk])
+            for tx, reply in zip(chunk, replies):
+                error = reply.get("error")
+                if error and "already" not in str(error.get("message", "")).lower() and "known" not in str(error.get("message", "")).lower():
+                    raise TransactionFailed(f"the node refused {tx.function} from {tx.sender} (nonce {tx.nonce}): {error.get('message')}")
+
+    def collect(self, txs: Sequence[SignedTx]) -> PipelineResult:
+        """Polls receipts in batches until every transaction is mined; settles the outbox."""
+        result = PipelineResult()
+        waiting = {t.tx_hash: t for t in txs}
+        deadline = time.monotonic() + self.receipt_timeout
+        while waiting:
+            hashes = list(waiting)
+            for chunk in _chunks(hashes, self.batch_size * 2):
+                replies = self._batch([("eth_getTransactionReceipt", [h]) for h in chunk])
+                for tx_hash, reply in zip(chunk, replies):
+                    receipt = reply.get("result")
+                    if not receipt:
+                        continue
+                    tx = waiting.pop(tx_hash)
+                    result.receipts[tx_hash] = receipt
+                    ok = int(receipt["status"], 16) == 1
+                    self.client.outbox.settle(tx_hash, "mined" if ok else "failed", int(receipt["blockNumber"], 16))
+                    if not ok:
+                        result.failed.append(tx)
+            if waiting:
+                if time.monotonic() > deadline:
+                    raise TransactionFailed(f"{len(waiting)} transactions not mined within {self.receipt_timeout:.0f} s; they stay in the outbox")
+                time.sleep(0.05)
+        return result
+
+    # --------------------------------------------------------------------------- helpers
+
+    def _next_nonce(self, address: str) -> int:
+        if address not in self._nonces:
+            (reply,) = self._batch([("eth_getTransactionCount", [address, "pending"])])
+            self._nonces[address] = int(reply["result"], 16)
+        nonce = self._nonces[address]
+        self._nonces[address] = nonce + 1
+        return nonce
+
+    def _batch(self, calls: list[tuple[str, list]]) -> list[dict]:
+        payload = []
+        for method, params in calls:
+            self._request_id += 1
+            payload.append({"jsonrpc": "2.0", "id": self._request_id, "method": method, "params": params})
+        try:
+            response = self._session.post(self.url, json=payload, timeout=120)
+            replies = response.json()
+        except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+            raise NodeUnavailable(f"no answer from {self.url}: {exc.__class__.__name__}; signed transactions are in the outbox") from None
+        if isinstance(replies, dict):  # a node that refuses batches answers with one error object
+            raise NodeUnavailable(f"{self.url} refused a JSON-RPC batch: {replies.get('error')}")
+        by_id = {reply.get("id"): reply for reply in replies}
+        return [by_id.get(item["id"], {"error": {"message": "no reply"}}) for item in payload]
+
+
+def sign_legacy(key: coincurve.PrivateKey, chain_id: int, nonce: int, gas: int, to: bytes, data: bytes) -> tuple[bytes, str]:
+    """A signed EIP-155 legacy transaction at gas price 0, and its hash."""
+    unsigned = rlp.encode([nonce, 0, gas, to, 0, data, chain_id, 0, 0])
+    signature = key.sign_recoverable(keccak(unsigned), hasher=None)
+    v = signature[64] + 35 + 2 * chain_id
+    raw = rlp.encode([nonce, 0, gas, to, 0, data, v, int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:64], "big")])
+    return raw, "0x" + keccak(raw).hex()
+
+
+def _function_table(abi: list[dict]) -> dict[str, tuple[bytes, list[str]]]:
+    table = {}
+    for item in abi:
+        if item.get("type") == "function":
+            types = [_abi_type(i) for i in item["inputs"]]
+            table[item["name"]] = (function_signature_to_4byte_selector(f"{item['name']}({','.join(types)})"), types)
+    return table
+
+
+def _chunks(items: Sequence, size: int) -> Iterable[Sequence]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
