@@ -130,6 +130,11 @@ abstract contract ConsortiumRoles is AccessControlDefaultAdminRules, IConsortium
         return true;
     }
 
+    /// @dev The member record of `account`.
+    function _memberRecord(address account) internal view returns (Member memory) {
+        return _members[account];
+    }
+
     /// @dev Reverts unless `account` holds `role` (bit `bit`) with a live credential; returns its record.
     function _requireMember(address account, bytes32 role, uint8 bit) internal view returns (Member memory m) {
         m = _members[account];

@@ -2,7 +2,9 @@
 
 ``ape run gas_report`` (ape's local network: its own throwaway anvil). The LAST line printed is one
 JSON object mapping operation names to gas used: issue, redeem, dispatch, deliver, confirm, cancel,
-and lifecycle (the five steps together).
+lifecycle (the five steps together), and the variants: deliver_with_receipt, lifecycle_4tx (delivery
+and receipt in one transaction), issue_batch_256 and issue_batch_per_rx (256 prescriptions in one
+batch), redeem_batched (the first fill of a batched prescription, with its proof).
 """
 
 import json
@@ -16,7 +18,10 @@ from rxchain.deploy import deploy_registry
 from rxchain.gas import floors, gas_table
 from rxchain.identities import dev_accounts
 from rxchain.lifecycle import demo_document, run_lifecycle
-from rxchain.workflow import issue_prescription
+from rxchain.workflow import confirm_payload_receipt, issue_batch, issue_prescription, redeem_payload
+
+ORDER = ["issue", "redeem", "dispatch", "deliver", "confirm", "cancel", "lifecycle", "deliver_with_receipt",
+         "lifecycle_4tx", "issue_batch_256", "issue_batch_per_rx", "redeem_batched"]  # fmt: skip
 
 
 def main():
@@ -27,20 +32,38 @@ def main():
     client = RegistryClient(w3, deployment.registry, deploy_block=deployment.deploy_block)
     console = Console(stderr=True)
     result = run_lifecycle(client, ids, console)
-
-    # cancel: a second prescription, withdrawn by its doctor
-    spare = issue_prescription(client, ids["doctor"], demo_document(ids["doctor"].address, client.latest_block_time()))
-    cancelled = client.cancel(ids["doctor"], spare.rx_id)
-
     gas = dict(result.gas)
-    gas["cancel"] = cancelled.gas_used
     calldata = {}
     hashes = {s.step: s.tx_hash for s in result.steps}
     for op, step in (("issue", "issued"), ("redeem", "redeemed"), ("dispatch", "dispatched"),
                      ("deliver", "delivered"), ("confirm", "received")):  # fmt: skip
-        calldata[op] = bytes(w3.eth.get_transaction(hashes[step])["input"])
-    calldata["cancel"] = bytes(w3.eth.get_transaction(cancelled.tx_hash)["input"])
+        calldata[op] = _input(w3, hashes[step])
 
-    Console().print(gas_table({k: gas[k] for k in ("issue", "redeem", "dispatch", "deliver", "confirm", "cancel", "lifecycle")}, floors(calldata)))
+    def fresh():
+        return issue_prescription(client, ids["doctor"], demo_document(ids["doctor"].address, client.latest_block_time()))
+
+    spare = fresh()  # cancel: withdrawn by its doctor
+    tx = client.cancel(ids["doctor"], spare.rx_id)
+    gas["cancel"], calldata["cancel"] = tx.gas_used, _input(w3, tx.tx_hash)
+
+    one = fresh()  # delivery and receipt in one transaction
+    redeem_payload(client, ids["pharmacy"], one.payload_text)
+    client.dispatch(ids["pharmacy"], one.rx_id, ids["courier"].address)
+    tx = confirm_payload_receipt(client, ids["courier"], one.payload_text, with_delivery=True)
+    gas["deliver_with_receipt"], calldata["deliver_with_receipt"] = tx.gas_used, _input(w3, tx.tx_hash)
+    gas["lifecycle_4tx"] = gas["issue"] + gas["redeem"] + gas["dispatch"] + gas["deliver_with_receipt"]
+
+    now = client.latest_block_time()
+    batch = issue_batch(client, ids["hospital"], [demo_document(ids["doctor"].address, now) for _ in range(256)])
+    gas["issue_batch_256"], calldata["issue_batch"] = batch.tx.gas_used, _input(w3, batch.tx.tx_hash)
+    gas["issue_batch_per_rx"] = batch.tx.gas_used // 256
+    _, tx = redeem_payload(client, ids["pharmacy"], batch.prescriptions[100].payload_text)
+    gas["redeem_batched"], calldata["redeem_batched"] = tx.gas_used, _input(w3, tx.tx_hash)
+
+    Console().print(gas_table({k: gas[k] for k in ORDER}, floors(calldata)))
     logger.set_level("WARNING")  # the JSON line stays the last line: no "stopping anvil" after it
-    print(json.dumps({k: gas[k] for k in ("issue", "redeem", "dispatch", "deliver", "confirm", "cancel", "lifecycle")}))
+    print(json.dumps({k: gas[k] for k in ORDER}))
+
+
+def _input(w3, tx_hash: str) -> bytes:
+    return bytes(w3.eth.get_transaction(tx_hash)["input"])

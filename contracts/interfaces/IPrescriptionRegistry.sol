@@ -49,6 +49,16 @@ interface IPrescriptionRegistry is IConsortiumRoles {
         uint8 fills
     );
 
+    /// @notice A hospital issued a batch of `count` prescriptions for its doctors, committed by the
+    /// Merkle root of their ids; each prescription is also announced by {PrescriptionBatched}.
+    event BatchIssued(bytes32 indexed root, address indexed hospital, uint40 expiresAt, uint8 fills, uint256 count);
+
+    /// @notice Prescription `id` was issued in the batch with Merkle root `root`.
+    event PrescriptionBatched(bytes32 indexed id, bytes32 indexed root);
+
+    /// @notice The whole batch `root` was withdrawn by `by`: its unredeemed prescriptions are void.
+    event BatchCancelled(bytes32 indexed root, address indexed by);
+
     /// @notice Prescription `id` was cancelled by `by`.
     event PrescriptionCancelled(bytes32 indexed id, address indexed by);
 
@@ -67,7 +77,7 @@ interface IPrescriptionRegistry is IConsortiumRoles {
     /// @notice The regulator changed the limits.
     event LimitsChanged(uint32 maxValiditySeconds, uint8 maxFills);
 
-    /// @notice The registry is paused: every state change is refused.
+    /// @notice The registry is paused: issuing and redeeming are refused.
     event Paused(address account);
 
     /// @notice The registry runs again.
@@ -109,7 +119,17 @@ interface IPrescriptionRegistry is IConsortiumRoles {
     error NotIssuer(bytes32 id, address caller);
     /// @notice Limits out of range.
     error InvalidLimits(uint32 maxValiditySeconds, uint8 maxFills);
-    /// @notice The registry is paused.
+    /// @notice A batch holds 1 to `maximum` prescriptions; `count` were given.
+    error InvalidBatchSize(uint256 count, uint256 maximum);
+    /// @notice No batch has Merkle root `root`.
+    error UnknownBatch(bytes32 root);
+    /// @notice The batch `root` was cancelled.
+    error BatchIsCancelled(bytes32 root);
+    /// @notice The proof does not show prescription `id` in batch `root`.
+    error NotInBatch(bytes32 id, bytes32 root);
+    /// @notice `doctor` is not a doctor of the hospital `hospital` that issued the batch.
+    error NotBatchDoctor(bytes32 id, address doctor, address hospital);
+    /// @notice The registry is paused: no issuing or redeeming until the regulator resumes it.
     error EnforcedPause();
     /// @notice The registry is not paused.
     error ExpectedPause();
@@ -128,9 +148,50 @@ interface IPrescriptionRegistry is IConsortiumRoles {
         external
         returns (bytes32 id);
 
+    /// @notice Issues a batch of prescriptions for the caller's doctors in one transaction; returns
+    /// the Merkle root of `ids` that keys the batch.
+    /// @dev Each id is computed off chain exactly as for {issue} (it names the doctor). Nothing per
+    /// prescription is stored: its one storage word is written at first use, when the redeeming
+    /// pharmacy shows the id's Merkle proof (sorted-pair keccak256, OpenZeppelin's MerkleProof), and
+    /// the named doctor must then be a doctor of this hospital. The root is computed here from `ids`,
+    /// so it commits to exactly the ids announced.
+    ///
+    /// Requirements: the caller is a hospital in good standing; not paused; 1 <= ids.length <= 1024;
+    /// expiry and fills as for {issue}; the same batch was not issued before.
+    ///
+    /// Emits {PrescriptionBatched} for each id, then {BatchIssued}.
+    function issueBatch(bytes32[] calldata ids, uint40 expiresAt, uint8 fills) external returns (bytes32 root);
+
+    /// @notice Redeems a batched prescription (the first fill opens it with `proof`; later fills may
+    /// use {redeem}). Rules, signature and event as {redeem}.
+    function redeemBatched(
+        address doctor,
+        bytes32 docHash,
+        address designatedPharmacy,
+        address claimKey,
+        uint256 deadline,
+        bytes calldata claimSignature,
+        bytes32 root,
+        bytes32[] calldata proof
+    ) external returns (bytes32 id);
+
+    /// @notice Cancels one unredeemed prescription of batch `root` (its hospital, or the regulator).
+    /// Emits {PrescriptionCancelled}.
+    function cancelBatched(bytes32 id, bytes32 root, bytes32[] calldata proof) external;
+
+    /// @notice Withdraws a whole batch: its unredeemed prescriptions can no longer be redeemed.
+    /// @dev The batch's hospital, or the regulator. Emits {BatchCancelled}.
+    function cancelBatch(bytes32 root) external;
+
+    /// @notice A batch's record: hospital, issue and expiry times, fills, and whether it was cancelled.
+    function batch(bytes32 root)
+        external
+        view
+        returns (address hospital, uint40 issuedAt, uint40 expiresAt, uint8 fills, bool cancelled);
+
     /// @notice Cancels prescription `id`.
     /// @dev Requirements: status Active and the caller is the issuing doctor in good standing, or
-    /// status Active/Refillable and the caller is the regulator; not paused.
+    /// status Active/Refillable and the caller is the regulator (also while paused).
     /// Emits {PrescriptionCancelled}.
     function cancel(bytes32 id) external;
 
@@ -157,12 +218,12 @@ interface IPrescriptionRegistry is IConsortiumRoles {
 
     /// @notice The pharmacy that filled prescription `id` hands the drugs to `courier`.
     /// @dev Requirements: status Dispensed, the caller is its custodian and a pharmacy in good
-    /// standing; not paused. Emits {PrescriptionDispatched}.
+    /// standing (also while paused). Emits {PrescriptionDispatched}.
     function dispatch(bytes32 id, address courier) external;
 
     /// @notice The holder of the drugs hands them to the patient.
     /// @dev The courier of a Dispatched prescription, or the pharmacy of a Dispensed one (over the
-    /// counter), in good standing and custodian; not paused. Emits {PrescriptionDelivered}.
+    /// counter), in good standing and custodian (also while paused). Emits {PrescriptionDelivered}.
     function deliver(bytes32 id) external;
 
     /// @notice Delivers and records the patient's receipt in one transaction.
@@ -173,10 +234,12 @@ interface IPrescriptionRegistry is IConsortiumRoles {
     /// @notice Records the patient's receipt of a Delivered prescription; anyone may relay it.
     /// @dev `terms` opens the id (id = keccak256(abi.encode(claimKey, terms))); the signature is the
     /// claim key's EIP-712 signature of `Receipt(bytes32 rxId,uint256 fillsLeft,uint256 deadline)`.
-    /// Moves to Completed, or Refillable when fills are left. Not paused. Emits {ReceiptConfirmed}.
+    /// Moves to Completed, or Refillable when fills are left (also while paused). Emits {ReceiptConfirmed}.
     function confirmReceipt(bytes32 id, bytes32 terms, uint256 deadline, bytes calldata receiptSignature) external;
 
-    /// @notice Pauses every state change. Regulator only. Emits {Paused}.
+    /// @notice Pauses issuing and redeeming (single and batched). Regulator only. Emits {Paused}.
+    /// @dev The delivery trail of drugs already dispensed (dispatch, deliver, receipt) and
+    /// cancellations still work while paused: the drugs move anyway, and the record must follow.
     function pause() external;
 
     /// @notice Resumes. Regulator only. Emits {Unpaused}.

@@ -20,6 +20,7 @@ from rxchain.errors import RxError
 #: Trail events, in the order a prescription meets them, with the label an auditor reads.
 TRAIL_EVENTS: dict[str, str] = {
     "PrescriptionIssued": "issued",
+    "PrescriptionBatched": "issued in batch",
     "PrescriptionCancelled": "cancelled",
     "PrescriptionRedeemed": "redeemed",
     "PrescriptionDispatched": "dispatched",
@@ -72,14 +73,18 @@ def trail(client: RegistryClient, rx_id: bytes) -> list[TrailStep]:
         event = get_event_data(client.w3.codec, abi, log)
         args = {k: _plain(v) for k, v in event["args"].items() if k != "id"}
         label = TRAIL_EVENTS[event["event"]]
-        actor_key = {"issued": "doctor", "cancelled": "by", "redeemed": "pharmacy", "dispatched": "pharmacy",
-                     "delivered": "by", "received": "relayer"}[label]  # fmt: skip
+        if label == "issued in batch":
+            actor = client.batch(bytes.fromhex(args["root"][2:]))["hospital"]
+        else:
+            actor_key = {"issued": "doctor", "cancelled": "by", "redeemed": "pharmacy", "dispatched": "pharmacy",
+                         "delivered": "by", "received": "relayer"}[label]  # fmt: skip
+            actor = args.pop(actor_key)
         if label == "delivered" and steps and steps[-1].step == "redeemed":
             label = "handed over in store"
         steps.append(
             TrailStep(
                 label,
-                args.pop(actor_key),
+                actor,
                 log["blockNumber"],
                 "0x" + bytes(log["blockHash"]).hex(),
                 client.block_time(log["blockNumber"]),
@@ -107,18 +112,18 @@ def verify_document(client: RegistryClient, rx_id: bytes, document: dict, claim_
     steps = trail(client, rx_id)
     rx_hex = "0x" + bytes(rx_id).hex()
     doc_hash = document_hash(document)
-    issued = next((s for s in steps if s.step == "issued"), None)
-    if issued is None:
-        raise TrailNotFound(f"no prescription {rx_hex} on chain {client.chain_id} at {client.address}")
+    opening = _issue_opening(client, steps)
+    if opening is None:
+        raise TrailNotFound(f"no prescription {rx_hex} on chain {client.chain_id} at {client.address}, or a batched one not yet redeemed")
     problems = []
-    on_chain = issued.details["docHash"]
+    on_chain = opening["docHash"]
     if on_chain != "0x" + doc_hash.hex():
         problems.append(f"document hash 0x{doc_hash.hex()} differs from the issued {on_chain}: the document was altered")
     doctor, pharmacy = prescription_parties(document)
-    if to_checksum_address(doctor) != issued.actor:
-        problems.append(f"the document names doctor {doctor}, but {issued.actor} issued it")
-    if (pharmacy or ZERO_ADDRESS) != issued.details["designatedPharmacy"]:
-        problems.append(f"the document names pharmacy {pharmacy}, the chain {issued.details['designatedPharmacy']}")
+    if to_checksum_address(doctor) != opening["doctor"]:
+        problems.append(f"the document names doctor {doctor}, but the prescription is {opening['doctor']}'s")
+    if (pharmacy or ZERO_ADDRESS) != opening["designatedPharmacy"]:
+        problems.append(f"the document names pharmacy {pharmacy}, the chain {opening['designatedPharmacy']}")
     if claim_key_address is not None:
         expected, _ = client.compute_id(doctor, doc_hash, pharmacy, claim_key_address)
         if expected != bytes(rx_id):
@@ -126,18 +131,30 @@ def verify_document(client: RegistryClient, rx_id: bytes, document: dict, claim_
     return DocumentCheck(not problems, rx_hex, "0x" + doc_hash.hex(), on_chain, problems)
 
 
+def _issue_opening(client: RegistryClient, steps: list[TrailStep]) -> dict | None:
+    """The doctor, document hash and designated pharmacy a prescription committed to: from its issue
+    event, or for a batched one from the calldata of the redemption that opened it."""
+    for step in steps:
+        if step.step == "issued":
+            return {"doctor": step.actor, "docHash": step.details["docHash"], "designatedPharmacy": step.details["designatedPharmacy"]}
+        if step.step == "redeemed":
+            tx = client._node(lambda: client.w3.eth.get_transaction(step.tx_hash))
+            _, args = client.contract.decode_function_input(tx["input"])
+            return {"doctor": args["doctor"], "docHash": "0x" + bytes(args["docHash"]).hex(), "designatedPharmacy": args["designatedPharmacy"]}
+    return None
+
+
 def evidence_bundle(client: RegistryClient, rx_id: bytes) -> dict:
     """A self-contained JSON bundle: the prescription's events with their provenance, for re-checking."""
     steps = trail(client, rx_id)
     if not steps:
         raise TrailNotFound(f"no prescription 0x{bytes(rx_id).hex()} on chain {client.chain_id} at {client.address}")
-    issued = steps[0]
     return {
         "format": "rxchain-evidence/1",
         "chainId": client.chain_id,
         "registry": client.address,
         "prescriptionId": "0x" + bytes(rx_id).hex(),
-        "documentHash": issued.details.get("docHash"),
+        "documentHash": (_issue_opening(client, steps) or {}).get("docHash"),
         "state": client.prescription(rx_id).as_json(),
         "events": [step.as_json() for step in steps],
     }

@@ -238,22 +238,40 @@ class RegistryClient:
         """Redeems one fill: signs the claim authorization with the QR's claim key and sends it."""
         from eth_account import Account
 
+        from rxchain.batch import NotBatched, find_batch_proof
+
         claim_address = Account.from_key(claim_private_key).address
         rx_id, _ = self.compute_id(doctor, doc_hash, designated_pharmacy, claim_address)
         state = self.prescription(rx_id)
+        batched = None
+        fills_left = state.fills_left
+        if not state.exists:  # perhaps issued in a batch: its first fill opens it with a proof
+            try:
+                batched = find_batch_proof(self, rx_id)
+                fills_left = self.batch(batched.root)["fills"]
+            except NotBatched:
+                pass  # the registry will answer UnknownPrescription
         deadline = deadline if deadline is not None else self.latest_block_time() + DEFAULT_SIGNATURE_TTL
-        signature = sign_redeem(claim_private_key, self.domain, rx_id, pharmacy.address, state.fills_left, deadline)
-        result = self.transact(
-            pharmacy,
-            "redeem",
-            to_checksum_address(doctor),
-            doc_hash,
-            _address_or_zero(designated_pharmacy),
-            claim_address,
-            deadline,
-            signature,
-        )
-        return rx_id, result
+        signature = sign_redeem(claim_private_key, self.domain, rx_id, pharmacy.address, fills_left, deadline)
+        args = [to_checksum_address(doctor), doc_hash, _address_or_zero(designated_pharmacy), claim_address, deadline, signature]
+        if batched is not None:
+            return rx_id, self.transact(pharmacy, "redeemBatched", *args, batched.root, batched.proof)
+        return rx_id, self.transact(pharmacy, "redeem", *args)
+
+    def issue_batch(self, hospital: LocalAccount, ids: list[bytes], expires_at: int, *, fills: int = 1) -> tuple[bytes, TxResult]:
+        """Issues prescriptions ``ids`` (computed as for :meth:`issue`, each naming its doctor) in one
+        transaction; returns the batch's Merkle root."""
+        from rxchain.batch import merkle_root
+
+        root = merkle_root(ids)
+        result = self.transact(hospital, "issueBatch", list(ids), int(expires_at), int(fills),
+                               op_key=f"batch:{self.chain_id}:{self.address}:{root.hex()}")  # fmt: skip
+        return root, result
+
+    def batch(self, root: bytes) -> dict:
+        """A batch's on-chain record."""
+        hospital, issued_at, expires_at, fills, cancelled = self._call("batch", root)
+        return {"hospital": hospital, "issuedAt": issued_at, "expiresAt": expires_at, "fills": fills, "cancelled": cancelled}
 
     def dispatch(self, pharmacy: LocalAccount, rx_id: bytes, courier: str) -> TxResult:
         """The filling pharmacy hands the drugs to ``courier``."""

@@ -107,6 +107,26 @@ class InvalidLimits(ContractRevert):
     template = "limits out of range: validity {maxValiditySeconds} s, fills {maxFills}"
 
 
+class InvalidBatchSize(ContractRevert):
+    template = "a batch holds 1 to {maximum} prescriptions ({count} given)"
+
+
+class UnknownBatch(ContractRevert):
+    template = "no batch has root {root}"
+
+
+class BatchIsCancelled(ContractRevert):
+    template = "batch {root} was cancelled by its hospital or the regulator"
+
+
+class NotInBatch(ContractRevert):
+    template = "the proof does not show prescription {id} in batch {root}"
+
+
+class NotBatchDoctor(ContractRevert):
+    template = "prescription {id} names {doctor}, who is not a doctor of the batch's hospital {hospital}"
+
+
 class EnforcedPause(ContractRevert):
     template = "the registry is paused by the regulator: try again when it resumes"
 

@@ -21,6 +21,8 @@ BUDGETS: dict[str, int] = {
     "confirm": 32_000,
     "cancel": 32_000,
     "lifecycle": 190_000,
+    "lifecycle_4tx": 190_000,
+    "issue_batch_per_rx": 3_000,
 }
 
 
@@ -45,29 +47,38 @@ def log_gas(topics: int, data_bytes: int) -> int:
 
 
 def floors(calldata: dict[str, bytes]) -> dict[str, Floor]:
-    """The floor of each operation given the calldata it was sent with.
-
-    Storage: the prescription's one slot (new at issue, rewritten after) and the caller's member record
-    (and the config word holding the pause flag) read cold; events as the contract declares them.
-    """
-    tx = 21_000
-    member = 2_100
-    config = 2_100
+    """The floor of each operation given the calldata it was sent with, under this design:
+    the prescription's one slot (new at issue, rewritten after), the caller's member record read
+    cold, the config word (pause flag, limits) read cold where a pause applies (issue, redeem), and
+    the events as the contract declares them."""
+    tx, member, config = 21_000, 2_100, 2_100
     out = {
         "issue": Floor({"transaction": tx, "calldata": calldata_gas(calldata["issue"]), "new slot": 22_100,
                         "member read": member, "config read": config, "event": log_gas(3, 4 * 32)}),
         "redeem": Floor({"transaction": tx, "calldata": calldata_gas(calldata["redeem"]), "rewrite slot": 5_000,
                          "member read": member, "config read": config, "ecrecover": 3_000, "event": log_gas(2, 32)}),
         "dispatch": Floor({"transaction": tx, "calldata": calldata_gas(calldata["dispatch"]), "rewrite slot": 5_000,
-                           "member reads": 2 * member, "config read": config, "event": log_gas(3, 0)}),
+                           "member reads (pharmacy, courier)": 2 * member, "event": log_gas(3, 0)}),
         "deliver": Floor({"transaction": tx, "calldata": calldata_gas(calldata["deliver"]), "rewrite slot": 5_000,
-                          "member read": member, "config read": config, "event": log_gas(2, 0)}),
+                          "member read": member, "event": log_gas(2, 0)}),
         "confirm": Floor({"transaction": tx, "calldata": calldata_gas(calldata["confirm"]), "rewrite slot": 5_000,
-                          "config read": config, "ecrecover": 3_000, "event": log_gas(2, 32)}),
+                          "ecrecover": 3_000, "event": log_gas(2, 32)}),
         "cancel": Floor({"transaction": tx, "calldata": calldata_gas(calldata["cancel"]), "rewrite slot": 5_000,
-                         "member reads": 2 * member, "config read": config, "event": log_gas(2, 0)}),
+                         "member read": member, "event": log_gas(2, 0)}),
+        "deliver_with_receipt": Floor({"transaction": tx, "calldata": calldata_gas(calldata["deliver_with_receipt"]),
+                                       "rewrite slot": 5_000, "member read": member, "ecrecover": 3_000,
+                                       "events": log_gas(2, 0) + log_gas(2, 32)}),
+        "redeem_batched": Floor({"transaction": tx, "calldata": calldata_gas(calldata["redeem_batched"]),
+                                 "new slot": 22_100, "batch read": 2_100, "member reads (pharmacy, doctor)": 2 * member,
+                                 "config read": config, "ecrecover": 3_000, "event": log_gas(2, 32)}),
     }  # fmt: skip
     out["lifecycle"] = Floor({op: out[op].total for op in ("issue", "redeem", "dispatch", "deliver", "confirm")})
+    out["lifecycle_4tx"] = Floor({op: out[op].total for op in ("issue", "redeem", "dispatch", "deliver_with_receipt")})
+    batch = calldata["issue_batch"]
+    per_id = 512 + log_gas(3, 0)  # the id in calldata, and its PrescriptionBatched event
+    out["issue_batch_per_rx"] = Floor({"share of transaction": tx // 256, "share of batch slot": 22_100 // 256,
+                                       "id calldata + event": per_id,
+                                       "rest of calldata": max(0, calldata_gas(batch) - 256 * 512) // 256})  # fmt: skip
     return out
 
 

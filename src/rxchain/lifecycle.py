@@ -41,7 +41,9 @@ def onboard(client: RegistryClient, ids: dict[str, LocalAccount], days: int = CR
         ("regulator", "pharmacy2", "pharmacy"),
         ("regulator", "courier", "courier"),
         ("regulator", "auditor", "auditor"),
+        ("regulator", "hospital2", "hospital"),
         ("hospital", "doctor", "doctor"),
+        ("hospital2", "doctor2", "doctor"),
     ]
     for admitter, who, role in plan:
         if who not in ids or client.has_role(ids[who].address, role):

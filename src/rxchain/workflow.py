@@ -15,7 +15,7 @@ from eth_account.signers.local import LocalAccount
 from rxchain.client import RegistryClient, TxResult
 from rxchain.document import DEFAULT_LIMITS, PrescriptionLimits, validate
 from rxchain.errors import RxError
-from rxchain.ids import terms_hash
+from rxchain.ids import prescription_id_for, terms_hash
 from rxchain.payload import ClaimKey, PrescriptionPayload, decode_payload, encode_payload
 
 
@@ -67,6 +67,47 @@ def issue_prescription(
         chain_id=client.chain_id, registry=client.address, rx_id=rx_id, claim_key=claim_key, document=document
     )
     return IssuedPrescription(rx_id, tx, payload, encode_payload(payload), expires_at)
+
+
+@dataclass(frozen=True)
+class IssuedBatch:
+    """A batch issued by a hospital: its root, the transaction, and each patient's QR payload."""
+
+    root: bytes
+    tx: TxResult
+    prescriptions: list[IssuedPrescription]
+
+
+class DoctorNotOfHospital(RxError):
+    """A document in a hospital's batch names a doctor the hospital did not admit."""
+
+
+def issue_batch(
+    client: RegistryClient,
+    hospital: LocalAccount,
+    documents: list[dict],
+    *,
+    fills: int = 1,
+    limits: PrescriptionLimits = DEFAULT_LIMITS,
+) -> IssuedBatch:
+    """Issues many prescriptions of the hospital's doctors in one transaction (a Merkle root).
+
+    Every document is validated and must name a doctor of this hospital; the batch's expiry is the
+    earliest end of validity among them. Each patient's QR payload is the same as for a single issue.
+    """
+    checked = [validate(document, limits) for document in documents]
+    for item in {c.doctor for c in checked}:
+        if client.member(item).hospital != hospital.address:
+            raise DoctorNotOfHospital(f"{item} is not a doctor of hospital {hospital.address}: it cannot batch their prescriptions")
+    claim_keys = [ClaimKey.generate() for _ in documents]
+    ids = [prescription_id_for(c.doctor, c.doc_hash, k.address, c.designated_pharmacy) for c, k in zip(checked, claim_keys)]
+    expires_at = min(int(c.valid_until.timestamp()) for c in checked)
+    root, tx = client.issue_batch(hospital, ids, expires_at, fills=fills)
+    issued = []
+    for rx_id, key, document in zip(ids, claim_keys, documents):
+        payload = PrescriptionPayload(chain_id=client.chain_id, registry=client.address, rx_id=rx_id, claim_key=key, document=document)
+        issued.append(IssuedPrescription(rx_id, tx, payload, encode_payload(payload), expires_at))
+    return IssuedBatch(root, tx, issued)
 
 
 def read_payload(client: RegistryClient, text: str) -> PrescriptionPayload:

@@ -1,0 +1,174 @@
+"""Batch issuance: a hospital commits many prescriptions in one transaction; every guarantee of the
+single path holds (one-time redemption, expiry, designated pharmacy, claim signature, trail)."""
+
+from __future__ import annotations
+
+import pytest
+
+from rxchain import errors
+from rxchain.audit import trail, verify_document
+from rxchain.batch import find_batch_proof, merkle_proof, merkle_root
+from rxchain.lifecycle import demo_document
+from rxchain.payload import ClaimKey
+from rxchain.ids import prescription_id_for
+from rxchain.status import Status
+from rxchain.workflow import (
+    DoctorNotOfHospital,
+    confirm_payload_receipt,
+    issue_batch,
+    issue_prescription,
+    redeem_payload,
+)
+
+
+@pytest.fixture
+def documents(client, ids):
+    now = client.latest_block_time()
+    return [demo_document(ids["doctor"].address, now) for _ in range(5)]
+
+
+def test_batched_prescriptions_go_through_the_whole_lifecycle(client, ids, documents):
+    batch = issue_batch(client, ids["hospital"], documents)
+
+    event = next(e for e in batch.tx.events if e["event"] == "BatchIssued")
+    assert bytes(event["args"]["root"]) == batch.root == merkle_root([p.rx_id for p in batch.prescriptions])
+    assert event["args"]["count"] == 5
+    for item in batch.prescriptions:
+        redeem_payload(client, ids["pharmacy"], item.payload_text)
+        client.dispatch(ids["pharmacy"], item.rx_id, ids["courier"].address)
+        confirm_payload_receipt(client, ids["courier"], item.payload_text, with_delivery=True)
+        assert client.prescription(item.rx_id).status is Status.COMPLETED
+        steps = trail(client, item.rx_id)
+        assert [s.step for s in steps] == ["issued in batch", "redeemed", "dispatched", "delivered", "received"]
+        assert steps[0].actor == ids["hospital"].address
+
+
+def test_batched_prescription_is_redeemed_once(client, ids, documents):
+    item = issue_batch(client, ids["hospital"], documents).prescriptions[2]
+    redeem_payload(client, ids["pharmacy"], item.payload_text)
+
+    with pytest.raises(errors.AlreadyRedeemed):
+        redeem_payload(client, ids["pharmacy2"], item.payload_text)
+
+
+def test_proof_for_another_batch_fails(client, ids, documents):
+    first = issue_batch(client, ids["hospital"], documents[:3])
+    second = issue_batch(client, ids["hospital"], documents[3:])
+    item = first.prescriptions[0]
+    other_proof = find_batch_proof(client, second.prescriptions[0].rx_id)
+
+    with pytest.raises(errors.NotInBatch) as refused:
+        _redeem_with(client, ids["pharmacy"], item, second.root, other_proof.proof)
+    assert refused.value.error_args == {"id": item.rx_id, "root": second.root}
+    assert client.prescription(item.rx_id).status is Status.NONE
+
+
+def test_forged_leaf_fails(client, ids, documents):
+    batch = issue_batch(client, ids["hospital"], documents)
+    forged_key = ClaimKey.generate()  # a prescription the hospital never issued, with a proof of a real leaf
+    real = batch.prescriptions[0]
+    forged_id = prescription_id_for(ids["doctor"].address, real.payload.doc_hash, forged_key.address)
+    proof = find_batch_proof(client, real.rx_id).proof
+
+    with pytest.raises(errors.NotInBatch):
+        _redeem_with(client, ids["pharmacy"], real, batch.root, proof, claim_key=forged_key, rx_id=forged_id)
+
+
+def test_hospital_cannot_batch_another_hospitals_doctor(client, ids):
+    document = demo_document(ids["doctor2"].address, client.latest_block_time())
+
+    with pytest.raises(DoctorNotOfHospital):
+        issue_batch(client, ids["hospital"], [document])
+
+
+def test_registry_checks_the_doctor_of_a_batched_prescription_at_first_use(client, ids):
+    """A hospital that skips the client's check still cannot open another hospital's doctor's prescription."""
+    document = demo_document(ids["doctor2"].address, client.latest_block_time())
+    from rxchain.document import validate
+
+    checked = validate(document)
+    key = ClaimKey.generate()
+    rx_id = prescription_id_for(checked.doctor, checked.doc_hash, key.address)
+    root, _ = client.issue_batch(ids["hospital"], [rx_id], int(checked.valid_until.timestamp()))
+
+    with pytest.raises(errors.NotBatchDoctor) as refused:
+        client.redeem(ids["pharmacy"], doctor=checked.doctor, doc_hash=checked.doc_hash, designated_pharmacy=None,
+                      claim_private_key=key.private_key)  # fmt: skip
+    assert refused.value.error_args["hospital"] == ids["hospital"].address
+
+
+def test_single_and_batched_prescriptions_mix(client, ids, documents):
+    single = issue_prescription(client, ids["doctor"], documents[0])
+    batch = issue_batch(client, ids["hospital"], documents[1:])
+
+    for item in [single, *batch.prescriptions]:
+        redeem_payload(client, ids["pharmacy"], item.payload_text)
+        assert client.prescription(item.rx_id).status is Status.DISPENSED
+
+
+def test_cancelled_batch_cannot_be_redeemed(client, ids, documents):
+    batch = issue_batch(client, ids["hospital"], documents)
+    client.transact(ids["hospital"], "cancelBatch", batch.root)
+
+    with pytest.raises(errors.BatchIsCancelled):
+        redeem_payload(client, ids["pharmacy"], batch.prescriptions[0].payload_text)
+    assert client.batch(batch.root)["cancelled"] is True
+
+
+def test_one_batched_prescription_can_be_cancelled(client, ids, documents):
+    batch = issue_batch(client, ids["hospital"], documents)
+    victim, kept = batch.prescriptions[0], batch.prescriptions[1]
+    proof = find_batch_proof(client, victim.rx_id)
+    client.transact(ids["hospital"], "cancelBatched", victim.rx_id, proof.root, proof.proof)
+
+    with pytest.raises(errors.PrescriptionIsCancelled):
+        redeem_payload(client, ids["pharmacy"], victim.payload_text)
+    redeem_payload(client, ids["pharmacy"], kept.payload_text)
+    assert client.prescription(kept.rx_id).status is Status.DISPENSED
+
+
+def test_other_hospital_cannot_cancel_the_batch(client, ids, documents):
+    batch = issue_batch(client, ids["hospital"], documents)
+
+    with pytest.raises(errors.NotIssuer):
+        client.transact(ids["hospital2"], "cancelBatch", batch.root)
+
+
+def test_expired_batch_prescription_is_refused(client, ids, documents, chain):
+    batch = issue_batch(client, ids["hospital"], documents)
+    chain.mine(timestamp=batch.prescriptions[0].expires_at + 1)
+
+    with pytest.raises(errors.Expired):
+        redeem_payload(client, ids["pharmacy"], batch.prescriptions[0].payload_text)
+
+
+def test_document_of_a_batched_prescription_verifies_after_redemption(client, ids, documents):
+    item = issue_batch(client, ids["hospital"], documents).prescriptions[1]
+    redeem_payload(client, ids["pharmacy"], item.payload_text)
+
+    assert verify_document(client, item.rx_id, documents[1]).matches
+    tampered = {**documents[1], "identifier": {**documents[1]["identifier"], "value": "0" * 32}}
+    assert not verify_document(client, item.rx_id, tampered).matches
+
+
+def test_proofs_of_every_batch_size_match_the_registry(client, ids):
+    """The Python tree equals the registry's for sizes around the powers of two."""
+    for size in (1, 2, 3, 4, 5, 7, 8, 9, 16, 17):
+        leaves = [ClaimKey.generate().private_key for _ in range(size)]
+        root, tx = client.issue_batch(ids["hospital"], leaves, client.latest_block_time() + 3600)
+        assert bytes(next(e for e in tx.events if e["event"] == "BatchIssued")["args"]["root"]) == root
+        for index in range(size):
+            assert client._call("batch", root)[0] == ids["hospital"].address
+            assert merkle_proof(leaves, index) == find_batch_proof(client, leaves[index]).proof
+
+
+def _redeem_with(client, pharmacy, item, root, proof, claim_key=None, rx_id=None):
+    from rxchain.claims import sign_redeem
+    from rxchain.document import validate
+
+    checked = validate(item.payload.document)
+    key = claim_key or item.payload.claim_key
+    deadline = client.latest_block_time() + 600
+    signature = sign_redeem(key.private_key, client.domain, rx_id or item.rx_id, pharmacy.address, 1, deadline)
+    return client.transact(pharmacy, "redeemBatched", checked.doctor, checked.doc_hash, "0x" + "00" * 20, key.address,
+                           deadline, signature, root, proof)  # fmt: skip
