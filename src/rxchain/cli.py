@@ -461,6 +461,36 @@ def audit_members(ctx, from_block, to_block):
     ctx.emit(report, table)
 
 
+# ------------------------------------------------------------------------------------ bench
+
+
+@cli.command()
+@click.option("--prescriptions", "-n", type=int, default=5000, show_default=True)
+@click.option("--batched", "batched_fraction", type=float, default=0.5, show_default=True, help="Share issued in batches of 256.")
+@click.option("--doctors", type=int, default=4, show_default=True)
+@click.option("--pharmacies", type=int, default=4, show_default=True)
+@click.option("--couriers", type=int, default=4, show_default=True)
+@click.option("--on-devnet", is_flag=True, help="Run on the devnet (a fresh registry there) instead of an ephemeral anvil.")
+def bench(prescriptions, batched_fraction, doctors, pharmacies, couriers, on_devnet):
+    """Pipelined hospital-scale workload; the LAST line is one JSON object of figures."""
+    import tempfile
+
+    from rxchain.bench import EphemeralChain, bench_client, bench_table, run_bench
+
+    chain = None if on_devnet else EphemeralChain.start()
+    url = Devnet().url if on_devnet else chain.url
+    try:
+        with tempfile.TemporaryDirectory() as folder:
+            client = bench_client(url, f"{folder}/outbox.sqlite")
+            result = run_bench(client, prescriptions=prescriptions, batched_fraction=batched_fraction, doctors=doctors,
+                               pharmacies=pharmacies, couriers=couriers, console=err_console)  # fmt: skip
+    finally:
+        if chain is not None:
+            chain.stop()
+    err_console.print(bench_table(result))
+    click.echo(json.dumps(result.figures))
+
+
 # ---------------------------------------------------------------------------------- network
 
 

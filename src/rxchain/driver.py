@@ -84,6 +84,7 @@ class Pipeline:
         self._keys: dict[str, coincurve.PrivateKey] = {}
         self._nonces: dict[str, int] = {}
         self._request_id = 0
+        self._scan_from: int | None = None
 
     # ---------------------------------------------------------------------------- signing
 
@@ -121,29 +122,53 @@ class Pipeline:
                     raise TransactionFailed(f"the node refused {tx.function} from {tx.sender} (nonce {tx.nonce}): {error.get('message')}")
 
     def collect(self, txs: Sequence[SignedTx]) -> PipelineResult:
-        """Polls receipts in batches until every transaction is mined; settles the outbox."""
+        """Follows new blocks and takes each block's receipts in one call (eth_getBlockReceipts) until
+        every transaction is mined; settles the outbox. Falls back to per-hash receipts for a node
+        without that method."""
         result = PipelineResult()
         waiting = {t.tx_hash: t for t in txs}
         deadline = time.monotonic() + self.receipt_timeout
+        block = self._scan_from
         while waiting:
-            hashes = list(waiting)
-            for chunk in _chunks(hashes, self.batch_size * 2):
-                replies = self._batch([("eth_getTransactionReceipt", [h]) for h in chunk])
-                for tx_hash, reply in zip(chunk, replies):
-                    receipt = reply.get("result")
-                    if not receipt:
-                        continue
-                    tx = waiting.pop(tx_hash)
-                    result.receipts[tx_hash] = receipt
-                    ok = int(receipt["status"], 16) == 1
-                    self.client.outbox.settle(tx_hash, "mined" if ok else "failed", int(receipt["blockNumber"], 16))
-                    if not ok:
-                        result.failed.append(tx)
+            (head,) = self._batch([("eth_blockNumber", [])])
+            latest = int(head["result"], 16)
+            if block is None:
+                block = max(0, latest - 1)
+            numbers = list(range(block, latest + 1))
+            for chunk in _chunks(numbers, 50):
+                for reply in self._batch([("eth_getBlockReceipts", [hex(n)]) for n in chunk]):
+                    if "error" in reply:
+                        return self._collect_by_hash(waiting, result, deadline)
+                    for receipt in reply.get("result") or []:
+                        tx = waiting.pop(receipt["transactionHash"], None)
+                        if tx is not None:
+                            self._settle(tx, receipt, result)
+            block = latest  # re-read the head block next time: more may land in it on a dev chain
             if waiting:
                 if time.monotonic() > deadline:
                     raise TransactionFailed(f"{len(waiting)} transactions not mined within {self.receipt_timeout:.0f} s; they stay in the outbox")
-                time.sleep(0.05)
+                time.sleep(0.1)
+        self._scan_from = block
         return result
+
+    def _collect_by_hash(self, waiting: dict[str, SignedTx], result: PipelineResult, deadline: float) -> PipelineResult:
+        while waiting:
+            for chunk in _chunks(list(waiting), self.batch_size * 2):
+                for tx_hash, reply in zip(chunk, self._batch([("eth_getTransactionReceipt", [h]) for h in chunk])):
+                    if reply.get("result"):
+                        self._settle(waiting.pop(tx_hash), reply["result"], result)
+            if waiting:
+                if time.monotonic() > deadline:
+                    raise TransactionFailed(f"{len(waiting)} transactions not mined within {self.receipt_timeout:.0f} s; they stay in the outbox")
+                time.sleep(0.1)
+        return result
+
+    def _settle(self, tx: SignedTx, receipt: dict, result: PipelineResult) -> None:
+        result.receipts[tx.tx_hash] = receipt
+        ok = int(receipt["status"], 16) == 1
+        self.client.outbox.settle(tx.tx_hash, "mined" if ok else "failed", int(receipt["blockNumber"], 16))
+        if not ok:
+            result.failed.append(tx)
 
     # --------------------------------------------------------------------------- helpers
 

@@ -1,0 +1,295 @@
+"""``rx bench``: a scripted hospital-scale workload through the pipelined driver, with figures.
+
+N prescriptions — part issued one by one by several doctors, part in batches of 256 by their
+hospital — are redeemed by several pharmacies, dispatched to several couriers, delivered and their
+receipts confirmed: five transactions per prescription (a batch counts once). Every receipt is
+checked and every prescription's final state is read back at the end. The figures: transactions
+and lifecycles per second over the whole run, batched issuance per second, peak memory, failures.
+
+Documents are made from one validated template per doctor, varied only in the fields that make each
+unique (salt and patient pseudonym) and hashed in full, as a hospital system would prepare them
+through the day; their preparation is timed apart from the chain work.
+"""
+
+from __future__ import annotations
+
+import copy
+import resource
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+
+import coincurve
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from eth_utils import keccak
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from web3 import Web3
+
+from rxchain.batch import merkle_proof, merkle_root
+from rxchain.claims import receipt_digest, redeem_digest, sign_digest
+from rxchain.client import RegistryClient
+from rxchain.deploy import deploy_registry
+from rxchain.document import document_hash, validate
+from rxchain.driver import Pipeline, SignedTx
+from rxchain.errors import RxError
+from rxchain.identities import dev_accounts
+from rxchain.ids import prescription_id, terms_hash
+from rxchain.lifecycle import demo_document, onboard
+from rxchain.outbox import Outbox
+from rxchain.paths import evm_version, tool_env
+from rxchain.status import Status
+
+ZERO = "0x" + "00" * 20
+BATCH_SIZE = 256
+
+
+class BenchFailed(RxError):
+    """The workload did not end in exactly the intended state."""
+
+
+@dataclass
+class Prescription:
+    """One prescription of the workload and what the steps need to know of it."""
+
+    doctor: str
+    doc_hash: bytes
+    claim_key: bytes
+    claim_address: str
+    rx_id: bytes
+    terms: bytes
+    root: bytes | None = None
+    proof: list[bytes] = field(default_factory=list)
+
+
+@dataclass
+class BenchResult:
+    """The figures of one run."""
+
+    figures: dict
+    phases: list[tuple[str, int, float]]
+
+
+def run_bench(
+    client: RegistryClient,
+    *,
+    prescriptions: int = 2000,
+    batched_fraction: float = 0.5,
+    doctors: int = 4,
+    pharmacies: int = 4,
+    couriers: int = 4,
+    console: Console | None = None,
+    seed: str = "rxchain-bench",
+) -> BenchResult:
+    """Runs the workload against ``client``'s registry (already onboarded with the dev consortium)."""
+    console = console or Console(stderr=True)
+    ids = dev_accounts()
+    pipeline = Pipeline(client)
+    staff = _staff(seed, doctors, pharmacies, couriers)
+    phases: list[tuple[str, int, float]] = []
+    started = time.perf_counter()
+
+    with _progress(console) as progress:
+        now = client.latest_block_time()
+        until = now + 365 * 86400
+        admit = [pipeline.sign(ids["regulator"], "admitMember", [a.address, keccak(text=f"{role.upper()}_ROLE"), until])
+                 for role in ("pharmacy", "courier") for a in staff[role]]  # fmt: skip
+        phases.append(_phase(progress, pipeline, "onboard pharmacies, couriers", admit))
+        admit = [pipeline.sign(ids["hospital"], "admitMember", [a.address, keccak(text="DOCTOR_ROLE"), until]) for a in staff["doctor"]]
+        phases.append(_phase(progress, pipeline, "onboard doctors", admit))
+
+        prep_started = time.perf_counter()
+        workload = _prepare(staff["doctor"], prescriptions, now, seed)
+        prep_seconds = time.perf_counter() - prep_started
+        expires_at = now + 86400
+
+        n_batched = int(prescriptions * batched_fraction)
+        single, batched = workload[n_batched:], workload[:n_batched]
+        doctor_by_address = {a.address: a for a in staff["doctor"]}
+        txs = [pipeline.sign(doctor_by_address[p.doctor], "issue", [p.doc_hash, p.claim_address, ZERO, expires_at, 1]) for p in single]
+        phases.append(_phase(progress, pipeline, "issue (single)", txs))
+
+        txs = []
+        for start in range(0, len(batched), BATCH_SIZE):
+            group = batched[start : start + BATCH_SIZE]
+            leaves = [p.rx_id for p in group]
+            root = merkle_root(leaves)
+            for index, p in enumerate(group):
+                p.root, p.proof = root, merkle_proof(leaves, index)
+            txs.append(pipeline.sign(ids["hospital"], "issueBatch", [leaves, expires_at, 1]))
+        batch_phase = _phase(progress, pipeline, "issue (batches of 256)", txs, counts_as=len(batched))
+        phases.append(batch_phase)
+
+        deadline = now + 7 * 86400
+        redeemer = {p.rx_id: staff["pharmacy"][i % pharmacies] for i, p in enumerate(workload)}
+        carrier = {p.rx_id: staff["courier"][i % couriers] for i, p in enumerate(workload)}
+        txs = []
+        for p in workload:
+            pharmacy = redeemer[p.rx_id]
+            signature = sign_digest(p.claim_key, redeem_digest(client.domain, p.rx_id, pharmacy.address, 1, deadline))
+            args = [p.doctor, p.doc_hash, ZERO, p.claim_address, deadline, signature]
+            txs.append(pipeline.sign(pharmacy, "redeemBatched", args + [p.root, p.proof]) if p.root else pipeline.sign(pharmacy, "redeem", args))
+        phases.append(_phase(progress, pipeline, "redeem", txs))
+        txs = [pipeline.sign(redeemer[p.rx_id], "dispatch", [p.rx_id, carrier[p.rx_id].address]) for p in workload]
+        phases.append(_phase(progress, pipeline, "dispatch", txs))
+        txs = [pipeline.sign(carrier[p.rx_id], "deliver", [p.rx_id]) for p in workload]
+        phases.append(_phase(progress, pipeline, "deliver", txs))
+        txs = []
+        for p in workload:
+            signature = sign_digest(p.claim_key, receipt_digest(client.domain, p.rx_id, 0, deadline))
+            txs.append(pipeline.sign(carrier[p.rx_id], "confirmReceipt", [p.rx_id, p.terms, deadline, signature]))
+        phases.append(_phase(progress, pipeline, "confirm receipt", txs))
+
+        chain_seconds = sum(seconds for _, _, seconds in phases)
+        _verify(client, pipeline, workload, progress)
+
+    transactions = sum(count for _, count, _ in phases if count)
+    figures = {
+        "tx_per_s": round(_tx_count(phases) / chain_seconds, 1),
+        "lifecycles_per_s": round(prescriptions / sum(s for name, _, s in phases if not name.startswith("onboard")), 1),
+        "issued_per_s_batched": round(len(batched) / batch_phase[2], 1) if batched else 0.0,
+        "transactions": _tx_count(phases),
+        "seconds": round(time.perf_counter() - started, 2),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "failed": 0,
+        "prescriptions": prescriptions,
+        "batched": len(batched),
+        "document_prep_per_s": round(prescriptions / prep_seconds, 1),
+    }
+    del transactions
+    return BenchResult(figures, phases)
+
+
+def bench_table(result: BenchResult) -> Table:
+    """Phases with transactions, seconds and rate."""
+    table = Table(title="rx bench")
+    for col in ("phase", "transactions", "seconds", "tx/s"):
+        table.add_column(col, justify="right" if col != "phase" else "left")
+    for name, count, seconds in result.phases:
+        table.add_row(name, f"{count:,}", f"{seconds:.2f}", f"{count / seconds:,.0f}" if seconds else "-")
+    return table
+
+
+@dataclass
+class EphemeralChain:
+    """A throwaway anvil with the devnet's settings (free gas, 1 s blocks, the project's hardfork)."""
+
+    url: str
+    process: subprocess.Popen
+
+    @classmethod
+    def start(cls, block_time: int = 1, chain_id: int = 31339) -> "EphemeralChain":
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        process = subprocess.Popen(
+            ["anvil", "--port", str(port), "--chain-id", str(chain_id), "--hardfork", evm_version(), "--gas-price", "0",
+             "--base-fee", "0", "--disable-min-priority-fee", "--block-time", str(block_time), "--gas-limit", "2000000000",
+             "--accounts", "10", "--mnemonic", "test test test test test test test test test test test junk",
+             "--no-request-size-limit"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=tool_env(),
+        )  # fmt: skip
+        url = f"http://127.0.0.1:{port}"
+        w3 = Web3(Web3.HTTPProvider(url))
+        for _ in range(200):
+            if w3.is_connected():
+                return cls(url, process)
+            time.sleep(0.05)
+        process.kill()
+        raise BenchFailed("the ephemeral anvil did not start")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+
+def bench_client(url: str, outbox_path: str) -> RegistryClient:
+    """Deploys a fresh registry on ``url``, onboards the development consortium, returns its client."""
+    w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": 120}))
+    ids = dev_accounts()
+    deployment = deploy_registry(w3, ids["regulator"], network="bench", record=False)
+    client = RegistryClient(w3, deployment.registry, deploy_block=deployment.deploy_block, outbox=Outbox(outbox_path))
+    onboard(client, ids)
+    return client
+
+
+# ------------------------------------------------------------------------------------ helpers
+
+
+def _staff(seed: str, doctors: int, pharmacies: int, couriers: int) -> dict[str, list[LocalAccount]]:
+    def make(role: str, n: int) -> list[LocalAccount]:
+        return [Account.from_key(keccak(text=f"{seed}:{role}:{i}")) for i in range(n)]
+
+    return {"doctor": make("doctor", doctors), "pharmacy": make("pharmacy", pharmacies), "courier": make("courier", couriers)}
+
+
+def _prepare(doctors: list[LocalAccount], n: int, now: int, seed: str) -> list[Prescription]:
+    templates = {d.address: demo_document(d.address, now) for d in doctors}
+    for template in templates.values():
+        validate(template)
+    out = []
+    for i in range(n):
+        doctor = doctors[i % len(doctors)].address
+        document = copy.deepcopy(templates[doctor])
+        document["identifier"]["value"] = keccak(text=f"{seed}:salt:{i}")[:16].hex()
+        pseudonym = keccak(text=f"{seed}:patient:{i}").hex()[:22]
+        for entry in document["entry"]:
+            entry["resource"]["subject"]["identifier"]["value"] = pseudonym
+        doc_hash = document_hash(document)
+        claim_key = keccak(text=f"{seed}:claim:{i}")
+        claim_address = _address(claim_key)
+        terms = terms_hash(doctor, doc_hash, None)
+        out.append(Prescription(doctor, doc_hash, claim_key, claim_address, prescription_id(claim_address, terms), terms))
+    return out
+
+
+def _address(private_key: bytes) -> str:
+    public = coincurve.PrivateKey(private_key).public_key.format(compressed=False)[1:]
+    return Web3.to_checksum_address(keccak(public)[-20:])
+
+
+def _phase(progress: Progress, pipeline: Pipeline, name: str, txs: list[SignedTx], counts_as: int | None = None) -> tuple[str, int, float]:
+    task = progress.add_task(name, total=len(txs))
+    started = time.perf_counter()
+    for start in range(0, len(txs), 2000):
+        chunk = txs[start : start + 2000]
+        pipeline.submit(chunk)
+        progress.advance(task, len(chunk) / 2)
+    result = pipeline.collect(txs)
+    progress.update(task, completed=len(txs))
+    if result.failed:
+        first = result.failed[0]
+        raise BenchFailed(f"{len(result.failed)} of {len(txs)} {name} transactions reverted (first: {first.function} from {first.sender})")
+    return name, len(txs), time.perf_counter() - started
+
+
+def _verify(client: RegistryClient, pipeline: Pipeline, workload: list[Prescription], progress: Progress) -> None:
+    task = progress.add_task("verify final states", total=len(workload))
+    calls = []
+    for p in workload:
+        data = "0x" + client.contract.encode_abi("prescription", [p.rx_id])[2:]
+        calls.append(("eth_call", [{"to": client.address, "data": data}, "latest"]))
+    wrong = 0
+    for start in range(0, len(calls), 1000):
+        replies = pipeline._batch(calls[start : start + 1000])
+        for reply in replies:
+            word = bytes.fromhex(reply["result"][2:])
+            status, fills_left = int.from_bytes(word[96:128], "big"), int.from_bytes(word[128:160], "big")
+            wrong += status != Status.COMPLETED or fills_left != 0
+        progress.advance(task, len(replies))
+    if wrong:
+        raise BenchFailed(f"{wrong} prescriptions did not end Completed")
+
+
+def _tx_count(phases: list[tuple[str, int, float]]) -> int:
+    return sum(count for _, count, _ in phases)
+
+
+def _progress(console: Console) -> Progress:
+    return Progress(TextColumn("{task.description:<28}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console)
+
+
+__all__ = ["BenchResult", "EphemeralChain", "bench_client", "bench_table", "run_bench"]

@@ -1,0 +1,57 @@
+"""The pipelined driver and ``rx bench``: correctness of the bulk path (figures are for the bench
+itself to print, never asserted here)."""
+
+from __future__ import annotations
+
+import json
+
+from rxchain import cli
+from rxchain.document import validate
+from rxchain.driver import Pipeline
+from rxchain.payload import ClaimKey
+from rxchain.lifecycle import demo_document
+from rxchain.status import Status
+from rxchain.workflow import issue_prescription
+
+
+def test_pipeline_sends_many_and_the_outbox_settles_them(client, ids):
+    pipeline = Pipeline(client)
+    doctor = ids["doctor"]
+    now = client.latest_block_time()
+    txs = []
+    for _ in range(40):
+        checked = validate(demo_document(doctor.address, now))
+        txs.append(pipeline.sign(doctor, "issue", [checked.doc_hash, ClaimKey.generate().address, "0x" + "00" * 20, now + 3600, 1]))
+
+    result = pipeline.run(txs)
+
+    assert not result.failed
+    assert len(result.receipts) == 40
+    assert client.outbox.counts() == {"mined": 40}
+    nonces = [t.nonce for t in txs]
+    assert nonces == list(range(nonces[0], nonces[0] + 40))
+
+
+def test_pipeline_reports_reverted_transactions(client, ids, document):
+    issued = issue_prescription(client, ids["doctor"], document)
+    pipeline = Pipeline(client)
+
+    again = pipeline.sign(ids["doctor"], "cancel", [issued.rx_id])
+    twice = pipeline.sign(ids["doctor"], "cancel", [issued.rx_id])  # the second cancel must revert on chain
+    result = pipeline.run([again, twice])
+
+    assert [t.tx_hash for t in result.failed] == [twice.tx_hash]
+    assert client.prescription(issued.rx_id).status is Status.CANCELLED
+    assert client.outbox.counts() == {"mined": 2, "failed": 1}
+
+
+def test_rx_bench_runs_a_small_workload_and_prints_json_last(capsys):
+    cli.main(["bench", "-n", "40", "--doctors", "2", "--pharmacies", "2", "--couriers", "2"])
+
+    out = capsys.readouterr().out.strip().splitlines()
+    figures = json.loads(out[-1])
+    assert figures["failed"] == 0
+    assert figures["prescriptions"] == 40 and figures["batched"] == 20
+    # onboarding (2 pharmacies + 2 couriers + 2 doctors), 20 single issues, 1 batch, then 4 steps each
+    assert figures["transactions"] == 6 + 20 + 1 + 4 * 40
+    assert set(figures) >= {"tx_per_s", "lifecycles_per_s", "issued_per_s_batched", "transactions", "seconds", "peak_rss_mb", "failed"}
