@@ -461,6 +461,24 @@ def audit_members(ctx, from_block, to_block):
     ctx.emit(report, table)
 
 
+# ------------------------------------------------------------------------------------- dapp
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=8600, show_default=True)
+@pass_ctx
+def dapp(ctx, host, port):
+    """Serve the pharmacy dApp for this network (Ctrl-C stops it)."""
+    import ipaddress
+
+    from rxchain.dapp import serve
+
+    if ctx.dev and not ipaddress.ip_address(host).is_loopback:
+        raise click.UsageError("on the devnet the dApp hands out development keys: serve it on a loopback address only")
+    serve(host=host, port=port, network=ctx.network, rpc_url=ctx.rpc)
+
+
 # ------------------------------------------------------------------------------------ bench
 
 

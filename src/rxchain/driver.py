@@ -111,6 +111,9 @@ class Pipeline:
 
     def submit(self, txs: Sequence[SignedTx]) -> None:
         """Writes ``txs`` to the outbox (all or none), then sends them in JSON-RPC batches."""
+        if self._scan_from is None:  # receipts are looked for from the block before the first send
+            (head,) = self._batch([("eth_blockNumber", [])])
+            self._scan_from = int(head["result"], 16)
         self.client.outbox.record(
             [OutboxEntry(t.tx_hash, t.op_key, t.sender, t.nonce, self.client.chain_id, t.raw, t.function, "pending", None) for t in txs]
         )
@@ -133,7 +136,7 @@ class Pipeline:
             (head,) = self._batch([("eth_blockNumber", [])])
             latest = int(head["result"], 16)
             if block is None:
-                block = max(0, latest - 1)
+                block = latest
             numbers = list(range(block, latest + 1))
             for chunk in _chunks(numbers, 50):
                 for reply in self._batch([("eth_getBlockReceipts", [hex(n)]) for n in chunk]):

@@ -1,0 +1,803 @@
+// rxchain pharmacy dApp: the page. A pharmacist chooses the pharmacy's account, reads the patient's
+// prescription code, sees whether it can be redeemed (and why not, before anything is sent),
+// redeems it with the patient's claim-key authorization, records the dispatch to a courier or the
+// handover at the counter, and reads the prescription's trail.
+//
+// Everything on chain goes through the dApp server's same-origin JSON-RPC relay (config.rpcUrl);
+// transactions are free-gas legacy transactions (type 0, gas price 0), signed by the browser
+// wallet (EIP-1193) or, on a development chain only, by a development key.
+
+import { ethers } from "ethers";
+import * as core from "./rxcore.js";
+
+const $ = (id) => document.getElementById(id);
+
+const TRAIL_EVENTS = {
+  PrescriptionIssued: { step: "issued", actor: "doctor" },
+  PrescriptionCancelled: { step: "cancelled", actor: "by" },
+  PrescriptionRedeemed: { step: "redeemed", actor: "pharmacy" },
+  PrescriptionDispatched: { step: "dispatched", actor: "pharmacy" },
+  PrescriptionDelivered: { step: "delivered", actor: "by" },
+  ReceiptConfirmed: { step: "received", actor: "relayer" },
+};
+const SIGNATURE_TTL = 15 * 60;
+const RECEIPT_TIMEOUT_MS = 120_000;
+
+const state = {
+  config: null,
+  provider: null,
+  iface: null,
+  registry: null,
+  chainId: null,
+  names: new Map(), // address -> development identity name
+  account: null, // {address, signer, kind: "wallet" | "dev", name}
+  member: null, // {roles, validUntil}
+  rx: null, // {payload, verified, record, issued, steps, now, paused, checks}
+  busy: false,
+  blockTimes: new Map(),
+};
+
+// ------------------------------------------------------------------------------ small helpers
+
+function say(text) {
+  $("status").textContent = text;
+}
+
+function show(element, visible) {
+  element.hidden = !visible;
+}
+
+function el(tag, props = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(props)) {
+    if (key === "class") node.className = value;
+    else if (key === "dataset") Object.assign(node.dataset, value);
+    else if (key === "text") node.textContent = value;
+    else node.setAttribute(key, value);
+  }
+  for (const child of children) {
+    if (child != null) node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+function same(a, b) {
+  return Boolean(a && b) && a.toLowerCase() === b.toLowerCase();
+}
+
+function short(hex) {
+  return hex.length > 14 ? `${hex.slice(0, 8)}…${hex.slice(-6)}` : hex;
+}
+
+function nameOf(address) {
+  if (!address) return "";
+  if (state.account && same(address, state.account.address)) return "this pharmacy";
+  return state.names.get(address.toLowerCase()) || "";
+}
+
+/** An address with its known name; the full address stays readable (and copyable). */
+function addressNode(address) {
+  const span = el("span", {}, el("span", { class: "addr", text: address }));
+  const name = nameOf(address);
+  if (name) span.append(el("span", { class: "name", text: `(${name})` }));
+  return span;
+}
+
+const DATE_FORMAT = new Intl.DateTimeFormat(undefined, {
+  year: "numeric", month: "short", day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit", timeZoneName: "short",
+});
+
+function timeText(seconds) {
+  return DATE_FORMAT.format(new Date(Number(seconds) * 1000));
+}
+
+function timeNode(seconds) {
+  return el("time", { datetime: new Date(Number(seconds) * 1000).toISOString(), text: timeText(seconds) });
+}
+
+function span(seconds) {
+  const s = Math.abs(Number(seconds));
+  if (s < 90) return `${Math.round(s)} s`;
+  if (s < 90 * 60) return `${Math.round(s / 60)} min`;
+  if (s < 48 * 3600) return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
+  return `${Math.round(s / 86400)} days`;
+}
+
+function relative(target, now) {
+  const delta = Number(target) - Number(now);
+  return delta >= 0 ? `in ${span(delta)}` : `${span(delta)} ago`;
+}
+
+function message(box, kind, text, detail) {
+  box.className = `message message-${kind}`;
+  box.replaceChildren(el("span", { text }));
+  if (detail) box.append(el("span", { class: "mono", text: detail }));
+  box.setAttribute("role", kind === "error" ? "alert" : "status");
+  show(box, true);
+}
+
+function setBusy(busy) {
+  state.busy = busy;
+  document.querySelector("main").setAttribute("aria-busy", busy ? "true" : "false");
+  if (busy) {
+    for (const id of ["redeem", "dispatch", "deliver", "check-code"]) $(id).disabled = true;
+  } else {
+    $("check-code").disabled = false;
+  }
+}
+
+async function blockTime(number) {
+  if (!state.blockTimes.has(number)) {
+    const block = await state.provider.getBlock(number);
+    state.blockTimes.set(number, block.timestamp);
+  }
+  return state.blockTimes.get(number);
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+// ------------------------------------------------------------------------------ start-up
+
+async function start() {
+  let config;
+  try {
+    const response = await fetch("/config.json", { cache: "no-store" });
+    if (!response.ok) throw new Error(`HTTP ${response.status}`);
+    config = await response.json();
+  } catch (error) {
+    return fatal("The dApp server sent no configuration: start it with `rx dapp`, then reload this page.");
+  }
+  state.config = config;
+  state.iface = new ethers.Interface(config.abi);
+  const rpc = new URL(config.rpcUrl, location.href).href;
+
+  let chainId;
+  try {
+    const response = await fetch(rpc, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "eth_chainId", params: [] }),
+    });
+    const answer = await response.json();
+    if (answer.error) throw new Error(answer.error.message);
+    chainId = Number(BigInt(answer.result));
+  } catch (error) {
+    return fatal(`The chain's node (${config.nodeUrl}) does not answer. Start it (for the devnet: rx devnet up), then reload this page.`);
+  }
+  if (chainId !== Number(config.chainId)) {
+    return fatal(
+      `The node serves chain ${chainId}, but the registry is recorded on chain ${config.chainId}. Point the dApp server at the right node.`,
+    );
+  }
+  state.chainId = chainId;
+  state.provider = new ethers.JsonRpcProvider(rpc, ethers.Network.from(chainId), { staticNetwork: true, batchStallTime: 5 });
+  state.registry = new ethers.Contract(config.registry, state.iface, state.provider);
+  if ((await state.provider.getCode(config.registry)) === "0x") {
+    return fatal(`There is no registry at ${config.registry} on chain ${chainId}: was the devnet reset? Deploy again (rx deploy).`);
+  }
+  $("network").textContent = `${config.network} · chain ${chainId} · registry ${short(config.registry)}`;
+  $("network").title = `registry ${config.registry} on ${config.nodeUrl}`;
+
+  wireEvents();
+  const devKeys = core.DEV_CHAIN_IDS.includes(chainId) && config.devKeys ? config.devKeys : null;
+  if (devKeys) setUpDevAccounts(devKeys);
+  if (window.ethereum) show($("wallet-choice"), true);
+  if (!devKeys && !window.ethereum) {
+    $("account-info").textContent =
+      "No wallet found in this browser. Install or enable the pharmacy's wallet, then reload this page.";
+  }
+  if (devKeys) await useDevAccount($("dev-account").value);
+  say(state.account
+    ? `Ready: using account ${short(state.account.address)} (${state.account.name}). Paste or upload the patient's prescription code.`
+    : "Ready. Choose the pharmacy account, then paste or upload the patient's prescription code.");
+  document.body.dataset.ready = "true";
+}
+
+function fatal(text) {
+  const box = $("fatal");
+  box.textContent = text;
+  show(box, true);
+  say("Not connected.");
+  $("network").textContent = "Not connected";
+}
+
+function setUpDevAccounts(devKeys) {
+  const entries = Object.entries(devKeys).map(([name, key]) => {
+    const address = new ethers.Wallet(key).address;
+    state.names.set(address.toLowerCase(), name);
+    return { name, key, address };
+  });
+  const pharmacyFirst = [...entries].sort((a, b) => Number(!a.name.startsWith("pharmacy")) - Number(!b.name.startsWith("pharmacy")));
+  const select = $("dev-account");
+  select.replaceChildren(
+    ...pharmacyFirst.map(({ name, address }) => el("option", { value: name, text: `${name} (${short(address)})` })),
+  );
+  state.devKeys = Object.fromEntries(entries.map((entry) => [entry.name, entry]));
+  show($("dev-choice"), true);
+
+  const couriers = entries.filter(({ name }) => name.startsWith("courier"));
+  if (couriers.length) {
+    $("dev-courier").replaceChildren(
+      el("option", { value: "", text: "— choose a courier —" }),
+      ...couriers.map(({ name, address }) => el("option", { value: address, text: `${name} (${short(address)})` })),
+    );
+    show($("dev-courier-row"), true);
+  }
+}
+
+// ------------------------------------------------------------------------------ accounts
+
+async function useDevAccount(name) {
+  const entry = state.devKeys && state.devKeys[name];
+  if (!entry) return;
+  const signer = new ethers.Wallet(entry.key, state.provider);
+  await setAccount({ address: signer.address, signer, kind: "dev", name });
+}
+
+async function connectWallet() {
+  if (!window.ethereum) return;
+  say("Asking the wallet for the pharmacy's account…");
+  try {
+    const browser = new ethers.BrowserProvider(window.ethereum, "any");
+    await browser.send("eth_requestAccounts", []);
+    const network = await browser.getNetwork();
+    if (Number(network.chainId) !== state.chainId) {
+      try {
+        await browser.send("wallet_switchEthereumChain", [{ chainId: ethers.toQuantity(state.chainId) }]);
+      } catch {
+        message(
+          $("fatal"), "error",
+          `The wallet is on chain ${network.chainId}; switch it to chain ${state.chainId} (${state.config.network}) and connect again.`,
+        );
+        say("Wallet on another chain.");
+        return;
+      }
+    }
+    const signer = await browser.getSigner();
+    await setAccount({ address: await signer.getAddress(), signer, kind: "wallet", name: "wallet" });
+  } catch (error) {
+    const explained = core.explainError(state.iface, error);
+    say(`Wallet not connected: ${explained.text}`);
+  }
+}
+
+async function setAccount(account) {
+  state.account = account;
+  state.member = null;
+  try {
+    const [member, latest] = await Promise.all([state.registry.member(account.address), state.provider.getBlock("latest")]);
+    state.member = { roles: Number(member.roles), validUntil: Number(member.validUntil) };
+    const info = $("account-info");
+    info.replaceChildren(el("strong", { text: "Account " }), addressNode(account.address), " ");
+    const pharmacy = (state.member.roles & core.ROLE_BITS.pharmacy) !== 0;
+    if (!pharmacy) {
+      info.append(el("span", { class: "badge bad", text: "not a pharmacy" }));
+    } else if (latest.timestamp > state.member.validUntil) {
+      info.append(el("span", { class: "badge bad", text: "credential expired" }), " on ", timeNode(state.member.validUntil));
+    } else {
+      info.append(el("span", { class: "badge ok", text: "pharmacy in good standing" }), " until ", timeNode(state.member.validUntil));
+    }
+    say(`Using account ${short(account.address)}${account.kind === "dev" ? ` (${account.name})` : ""}.`);
+  } catch (error) {
+    say(`Could not read the account's membership: ${core.explainError(state.iface, error).text}`);
+  }
+  if (state.rx) await refresh();
+}
+
+// ------------------------------------------------------------------------------ reading a code
+
+function clearPrescription() {
+  state.rx = null;
+  for (const id of ["rx-section", "handover-section", "trail-section", "code-error", "redeem-outcome", "handover-outcome"]) {
+    show($(id), false);
+  }
+}
+
+function codeError(text) {
+  const box = $("code-error");
+  box.textContent = text;
+  show(box, true);
+  $("payload").setAttribute("aria-invalid", "true");
+  say(`Prescription code refused: ${text}`);
+}
+
+async function readCode(text) {
+  if (state.busy) return;
+  clearPrescription();
+  $("payload").removeAttribute("aria-invalid");
+  say("Reading the prescription code…");
+  let payload, verified;
+  try {
+    payload = await core.decodePayload(text);
+    verified = core.verifyPayload(payload, { chainId: state.chainId, registry: state.config.registry });
+  } catch (error) {
+    if (error instanceof core.PayloadError) return codeError(error.message);
+    return codeError("The prescription code could not be read. Scan or copy it again.");
+  }
+  state.rx = { payload, verified, meds: core.medications(payload.doc) };
+  try {
+    await refresh();
+  } catch (error) {
+    say(`Could not read the prescription from the chain: ${core.explainError(state.iface, error).text}`);
+    return;
+  }
+  say(`Prescription ${short(verified.id)}: ${state.rx.verdict}`);
+  $("rx-heading").focus();
+}
+
+async function readQrPicture(file) {
+  if (!file) return;
+  if (typeof window.jsQR !== "function") return codeError("The QR reader did not load; paste the code instead.");
+  say("Looking for a QR code in the picture…");
+  let bitmap;
+  try {
+    bitmap = await createImageBitmap(file);
+  } catch {
+    return codeError("This file is not a picture this browser can open. Upload a PNG or JPEG photo or screenshot.");
+  }
+  const found = findQr(bitmap);
+  bitmap.close();
+  if (!found) {
+    return codeError("No QR code was found in this picture. Take the photo again, straight on and in focus, or paste the code.");
+  }
+  $("payload").value = found;
+  await readCode(found);
+}
+
+/** The text of the first QR code jsQR finds, trying the picture at a few sizes (large photos scale down). */
+function findQr(bitmap) {
+  const largest = Math.max(bitmap.width, bitmap.height);
+  const scales = [Math.min(1, 1600 / largest), Math.min(1, 800 / largest), Math.min(1, 400 / largest)];
+  const canvas = document.createElement("canvas");
+  const context = canvas.getContext("2d", { willReadFrequently: true });
+  for (const scale of [...new Set(scales)]) {
+    canvas.width = Math.max(1, Math.round(bitmap.width * scale));
+    canvas.height = Math.max(1, Math.round(bitmap.height * scale));
+    context.fillStyle = "#fff";
+    context.fillRect(0, 0, canvas.width, canvas.height);
+    context.drawImage(bitmap, 0, 0, canvas.width, canvas.height);
+    const image = context.getImageData(0, 0, canvas.width, canvas.height);
+    const result = window.jsQR(image.data, image.width, image.height, { inversionAttempts: "attemptBoth" });
+    if (result && result.data) return result.data;
+  }
+  return null;
+}
+
+// ------------------------------------------------------------------------------ on-chain state
+
+async function readTrail(id) {
+  const topics = Object.keys(TRAIL_EVENTS).map((name) => state.iface.getEvent(name).topicHash);
+  const logs = await state.provider.getLogs({
+    address: state.config.registry,
+    fromBlock: state.config.deployBlock,
+    toBlock: "latest",
+    topics: [topics, id],
+  });
+  logs.sort((a, b) => a.blockNumber - b.blockNumber || a.index - b.index);
+  const steps = [];
+  for (const log of logs) {
+    const parsed = state.iface.parseLog(log);
+    if (!parsed) continue;
+    const meta = TRAIL_EVENTS[parsed.name];
+    let step = meta.step;
+    if (step === "delivered" && steps.length && steps[steps.length - 1].step === "redeemed") step = "handed over in store";
+    steps.push({
+      step,
+      event: parsed.name,
+      args: parsed.args,
+      actor: parsed.args[meta.actor],
+      blockNumber: log.blockNumber,
+      time: await blockTime(log.blockNumber),
+      txHash: log.transactionHash,
+    });
+  }
+  return steps;
+}
+
+/** Re-reads the prescription, the registry and the account from the chain, and redraws. */
+async function refresh() {
+  const rx = state.rx;
+  if (!rx) return;
+  const id = rx.verified.id;
+  const account = state.account ? state.account.address : null;
+  const [record, paused, latest, steps, member] = await Promise.all([
+    state.registry.prescription(id),
+    state.registry.paused(),
+    state.provider.getBlock("latest"),
+    readTrail(id),
+    account ? state.registry.member(account) : Promise.resolve(null),
+  ]);
+  rx.record = {
+    custodian: record.custodian,
+    issuedAt: Number(record.issuedAt),
+    expiresAt: Number(record.expiresAt),
+    status: core.STATUS[Number(record.status)] || `unknown (${record.status})`,
+    fillsLeft: Number(record.fillsLeft),
+  };
+  rx.paused = paused;
+  rx.now = latest.timestamp;
+  rx.steps = steps;
+  rx.issued = steps.find((s) => s.event === "PrescriptionIssued") || null;
+  if (member) state.member = { roles: Number(member.roles), validUntil: Number(member.validUntil) };
+  rx.checks = evaluate(rx);
+  render(rx);
+}
+
+/** Every condition redeeming needs, in the order a pharmacist should hear about them. */
+function evaluate(rx) {
+  const { record, verified, now, issued } = rx;
+  const account = state.account ? state.account.address : null;
+  const checks = [];
+  const add = (key, ok, text, done = false) => checks.push({ key, ok, text, done });
+  const redeemed = rx.steps.filter((step) => step.step === "redeemed");
+  rx.redeemedBy = redeemed.length ? redeemed[redeemed.length - 1].actor : null;
+  const byThisPharmacy = Boolean(account && rx.redeemedBy && same(rx.redeemedBy, account));
+
+  const registered = record.status !== "None";
+  add("registered", registered, registered
+    ? "The prescription is registered on this registry."
+    : "This prescription is not registered on this registry; check the code with the patient or the prescriber.");
+
+  if (registered) {
+    const documentOk = Boolean(issued)
+      && issued.args.docHash === verified.docHash
+      && same(issued.args.doctor, verified.doctor)
+      && same(issued.args.designatedPharmacy, verified.pharmacy || core.ZERO_ADDRESS);
+    add("document", documentOk, documentOk
+      ? "The patient's document matches the hash the doctor registered."
+      : "The patient's document does not match what the doctor registered; do not dispense.");
+
+    add("cancelled", record.status !== "Cancelled", record.status === "Cancelled"
+      ? "This prescription was cancelled by the doctor or the regulator; do not dispense."
+      : "The prescription is not cancelled.");
+
+    if (record.status !== "Cancelled") {
+      const open = (record.status === "Active" || record.status === "Refillable") && record.fillsLeft > 0;
+      if (open) {
+        add("redeemable", true, `Not yet redeemed: ${record.fillsLeft} fill${record.fillsLeft === 1 ? "" : "s"} left.`);
+      } else if (byThisPharmacy) {
+        add("redeemable", false, "Already redeemed by this pharmacy; it cannot be filled again.", true);
+      } else {
+        add("redeemable", false, "This prescription has already been redeemed; it cannot be filled again.");
+      }
+    }
+
+    const expired = now > record.expiresAt;
+    add("expiry", !expired, expired
+      ? `This prescription expired on ${timeText(record.expiresAt)}; the patient needs a new one.`
+      : `Valid until ${timeText(record.expiresAt)} (${relative(record.expiresAt, now)}).`);
+  }
+
+  if (!verified.pharmacy) {
+    add("pharmacy", true, "Any pharmacy may fill it.");
+  } else if (account && same(verified.pharmacy, account)) {
+    add("pharmacy", true, "It is designated for this pharmacy.");
+  } else if (account) {
+    add("pharmacy", false,
+      `This prescription is designated for another pharmacy (${verified.pharmacy}); this pharmacy may not fill it.`);
+  }
+
+  if (!account) {
+    add("account", false, "Choose the pharmacy's account first.");
+  } else if (!state.member || (state.member.roles & core.ROLE_BITS.pharmacy) === 0) {
+    add("account", false, `This account (${account}) is not a pharmacy of the consortium; it cannot redeem.`);
+  } else if (now > state.member.validUntil) {
+    add("account", false, `This account's pharmacy credential expired on ${timeText(state.member.validUntil)}; the regulator must renew it.`);
+  } else {
+    add("account", true, "This account is a pharmacy in good standing.");
+  }
+
+  add("paused", !rx.paused, rx.paused
+    ? "The registry is paused by the regulator; nothing can be redeemed until it resumes."
+    : "The registry is running.");
+  return checks;
+}
+
+function render(rx) {
+  const { record, verified, issued, checks, now } = rx;
+  show($("rx-section"), true);
+
+  const expired = now > record.expiresAt;
+  const status = $("rx-status");
+  const bad = ["Cancelled", "None"].includes(record.status) || (expired && ["Active", "Refillable"].includes(record.status));
+  status.replaceChildren(
+    el("span", { class: `badge ${bad ? "bad" : "ok"}`, text: record.status }),
+    ` ${core.STATUS_TEXT[record.status] || ""}`,
+  );
+  if (expired && ["Active", "Refillable"].includes(record.status)) status.append(el("strong", { text: " — expired" }));
+  status.dataset.status = record.status;
+  $("rx-id").textContent = verified.id;
+  $("rx-doctor").replaceChildren(addressNode(verified.doctor));
+  $("rx-hospital").replaceChildren(issued ? addressNode(issued.args.hospital) : document.createTextNode("—"));
+  $("rx-issued").replaceChildren(record.issuedAt ? timeNode(record.issuedAt) : document.createTextNode("—"));
+  $("rx-expires").replaceChildren(
+    record.expiresAt ? timeNode(record.expiresAt) : document.createTextNode("—"),
+    record.expiresAt ? ` (${relative(record.expiresAt, now)})` : "",
+  );
+  $("rx-pharmacy").replaceChildren(verified.pharmacy ? addressNode(verified.pharmacy) : document.createTextNode("any pharmacy"));
+  $("rx-fills").textContent = String(record.fillsLeft);
+  const documentCheck = checks.find((c) => c.key === "document");
+  $("rx-document").replaceChildren(
+    documentCheck
+      ? el("span", { class: `badge ${documentCheck.ok ? "ok" : "bad"}`, text: documentCheck.ok ? "matches the chain" : "does not match" })
+      : document.createTextNode("not on chain"),
+  );
+  $("rx-custodian").replaceChildren(record.status === "None" ? document.createTextNode("—") : addressNode(record.custodian));
+
+  $("rx-checks").replaceChildren(
+    ...checks.map((check) =>
+      el("li", { class: check.ok ? "ok" : check.done ? "done" : "bad", dataset: { check: check.key }, text: check.text }),
+    ),
+  );
+  $("rx-meds").tBodies[0].replaceChildren(
+    ...rx.meds.map((med) =>
+      el(
+        "tr",
+        {},
+        el("td", {}, el("strong", { text: med.drug }), med.emergency ? el("span", { class: "badge bad", text: " emergency" }) : null),
+        el("td", { text: med.dosage }),
+        el("td", { text: med.quantity }),
+        el("td", { text: med.supplyDays ? `${med.supplyDays} days` : "" }),
+      ),
+    ),
+  );
+
+  const blocking = checks.find((check) => !check.ok);
+  const redeem = $("redeem");
+  redeem.disabled = state.busy || Boolean(blocking);
+  const reason = $("redeem-reason");
+  if (!blocking) reason.textContent = "Ready: redeeming records this fill on chain.";
+  else reason.textContent = blocking.done ? blocking.text : `Cannot redeem: ${blocking.text}`;
+  reason.className = blocking && !blocking.done ? "reason bad" : "reason";
+
+  const verdict = $("rx-verdict");
+  const redeemedBy = rx.redeemedBy;
+  if (!blocking) {
+    verdict.textContent = "Ready to redeem.";
+    verdict.className = "verdict ok";
+  } else if (blocking.done) {
+    const next = {
+      Dispensed: "hand the drugs over at the counter or dispatch them to a courier.",
+      Dispatched: "the drugs are with the courier.",
+      Delivered: "the drugs have been handed to the patient.",
+      Completed: "the drugs have been handed to the patient.",
+    }[record.status] || "nothing more to do here.";
+    verdict.textContent = `Redeemed by this pharmacy: ${next}`;
+    verdict.className = "verdict info";
+  } else if (blocking.key === "redeemable" && redeemedBy) {
+    verdict.textContent = `Do not dispense: this prescription was already redeemed by another pharmacy (${redeemedBy}).`;
+    verdict.className = "verdict bad";
+  } else {
+    verdict.textContent = `Do not dispense: ${blocking.text}`;
+    verdict.className = "verdict bad";
+  }
+  rx.verdict = verdict.textContent;
+
+  renderHandover(rx);
+  renderTrail(rx.steps);
+}
+
+function renderHandover(rx) {
+  const { record } = rx;
+  const section = $("handover-section");
+  const redeemedStates = ["Dispensed", "Dispatched", "Delivered", "Completed", "Refillable"];
+  show(section, redeemedStates.includes(record.status) && rx.steps.some((s) => s.step === "redeemed"));
+  const account = state.account ? state.account.address : null;
+  let reason = "";
+  let can = false;
+  if (record.status === "Dispensed") {
+    if (!account || !same(record.custodian, account)) {
+      reason = `The drugs are held by another pharmacy (${record.custodian}); only it can hand them over.`;
+    } else if (rx.paused) {
+      reason = "The registry is paused by the regulator; nothing can be recorded until it resumes.";
+    } else if (!state.member || (state.member.roles & core.ROLE_BITS.pharmacy) === 0 || rx.now > state.member.validUntil) {
+      reason = "This account is not a pharmacy in good standing; it cannot record the handover.";
+    } else {
+      can = true;
+      reason = "Dispatch the drugs to a courier for home delivery, or record that the patient took them at the counter.";
+    }
+  } else if (record.status === "Dispatched") {
+    reason = `Dispatched to the courier ${record.custodian}; the courier records the delivery.`;
+  } else if (["Delivered", "Completed", "Refillable"].includes(record.status)) {
+    reason = "The drugs have been handed to the patient.";
+  }
+  $("handover-reason").textContent = reason;
+  $("dispatch").disabled = state.busy || !can;
+  $("deliver").disabled = state.busy || !can;
+  $("courier").disabled = !can;
+  $("dev-courier").disabled = !can;
+}
+
+function renderTrail(steps) {
+  show($("trail-section"), steps.length > 0);
+  $("trail").tBodies[0].replaceChildren(
+    ...steps.map((step) =>
+      el(
+        "tr",
+        { dataset: { step: step.step } },
+        el("td", {}, el("strong", { text: step.step })),
+        el("td", {}, addressNode(step.actor)),
+        el("td", { text: String(step.blockNumber) }),
+        el("td", {}, timeNode(step.time)),
+        el("td", {}, el("span", { class: "mono", title: step.txHash, text: short(step.txHash) })),
+      ),
+    ),
+  );
+}
+
+// ------------------------------------------------------------------------------ transactions
+
+/**
+ * Estimates (a refusal is reported before anything is sent), then sends `method(args)` to the
+ * registry as a free-gas legacy transaction and waits for its receipt. Returns
+ * {hash, blockNumber, time}; throws {explained} on refusal.
+ */
+async function send(method, args) {
+  const account = state.account;
+  const data = state.iface.encodeFunctionData(method, args);
+  const to = state.config.registry;
+  let estimate;
+  try {
+    estimate = await state.provider.estimateGas({ from: account.address, to, data, gasPrice: 0n });
+  } catch (error) {
+    throw { explained: core.explainError(state.iface, error) };
+  }
+  const tx = { to, data, type: 0, gasPrice: 0n, gasLimit: (estimate * 125n) / 100n + 20_000n, chainId: BigInt(state.chainId) };
+  let hash;
+  try {
+    const sent = await account.signer.sendTransaction(tx);
+    hash = sent.hash;
+  } catch (error) {
+    throw { explained: core.explainError(state.iface, error) };
+  }
+  say(`Sent transaction ${short(hash)}; waiting for it to be mined…`);
+  const deadline = Date.now() + RECEIPT_TIMEOUT_MS;
+  let receipt = null;
+  while (!receipt) {
+    receipt = await state.provider.getTransactionReceipt(hash);
+    if (receipt) break;
+    if (Date.now() > deadline) {
+      throw { explained: { name: "NotMined", args: {}, text: `The transaction ${hash} was not mined within two minutes; check the trail before trying again.` } };
+    }
+    await sleep(250);
+  }
+  if (receipt.status !== 1) {
+    let explained = { name: "Reverted", args: {}, text: "The transaction was mined but failed." };
+    try {
+      await state.provider.call({ from: account.address, to, data, blockTag: receipt.blockNumber });
+    } catch (error) {
+      explained = core.explainError(state.iface, error);
+    }
+    throw { explained, hash };
+  }
+  return { hash, blockNumber: receipt.blockNumber, time: await blockTime(receipt.blockNumber) };
+}
+
+function refusal(box, what, failure) {
+  const explained = failure && failure.explained ? failure.explained : core.explainError(state.iface, failure);
+  const args = Object.entries(explained.args || {}).map(([k, v]) => `${k}=${v}`).join(", ");
+  message(box, "error", `${what} refused — ${explained.name}: ${explained.text}`, args ? `${explained.name}(${args})` : null);
+  box.dataset.error = explained.name;
+  say(`${what} refused: ${explained.name}. ${explained.text}`);
+}
+
+function success(box, text, result) {
+  message(box, "ok", `${text} in block ${result.blockNumber} at ${timeText(result.time)}.`, `transaction ${result.hash}`);
+  delete box.dataset.error;
+  say(`${text} in block ${result.blockNumber} at ${timeText(result.time)}.`);
+}
+
+async function redeem() {
+  const rx = state.rx;
+  if (!rx || state.busy || !state.account) return;
+  const box = $("redeem-outcome");
+  show(box, false);
+  let redeemed = false;
+  setBusy(true);
+  try {
+    say("Authorizing with the patient's claim key…");
+    const { id, doctor, docHash, pharmacy, claim } = rx.verified;
+    const [record, latest] = await Promise.all([state.registry.prescription(id), state.provider.getBlock("latest")]);
+    const deadline = latest.timestamp + SIGNATURE_TTL;
+    const domain = core.registryDomain(state.chainId, state.config.registry);
+    const signature = await core.signRedeem(claim, domain, id, state.account.address, record.fillsLeft, deadline);
+    say("Sending the redemption…");
+    const result = await send("redeem", [doctor, docHash, pharmacy || core.ZERO_ADDRESS, claim.address, deadline, signature]);
+    success(box, "Redeemed", result);
+    redeemed = true;
+  } catch (failure) {
+    refusal(box, "Redemption", failure);
+  } finally {
+    setBusy(false);
+    await refresh().catch(() => {});
+  }
+  if (redeemed && !$("handover-section").hidden) $("handover-heading").focus();
+}
+
+async function dispatch(event) {
+  event.preventDefault();
+  const rx = state.rx;
+  if (!rx || state.busy || !state.account) return;
+  const box = $("handover-outcome");
+  const courier = $("courier").value.trim();
+  if (!ethers.isAddress(courier)) {
+    $("courier").setAttribute("aria-invalid", "true");
+    message(box, "error", "Enter the courier's account address: 0x followed by 40 hexadecimal digits.");
+    $("courier").focus();
+    return;
+  }
+  $("courier").removeAttribute("aria-invalid");
+  setBusy(true);
+  try {
+    const role = await state.registry.COURIER_ROLE();
+    if (!(await state.registry.hasRole(role, courier))) {
+      message(box, "error", `${courier} is not a courier in good standing; choose another courier. Nothing was sent.`);
+      say("Dispatch not sent: not a courier in good standing.");
+      return;
+    }
+    say("Recording the dispatch…");
+    const result = await send("dispatch", [rx.verified.id, ethers.getAddress(courier)]);
+    success(box, "Dispatched to the courier", result);
+  } catch (failure) {
+    refusal(box, "Dispatch", failure);
+  } finally {
+    setBusy(false);
+    await refresh().catch(() => {});
+  }
+}
+
+async function deliver() {
+  const rx = state.rx;
+  if (!rx || state.busy || !state.account) return;
+  const box = $("handover-outcome");
+  setBusy(true);
+  try {
+    say("Recording the handover at the counter…");
+    const result = await send("deliver", [rx.verified.id]);
+    success(box, "Handed over at the counter", result);
+  } catch (failure) {
+    refusal(box, "Handover", failure);
+  } finally {
+    setBusy(false);
+    await refresh().catch(() => {});
+  }
+}
+
+// ------------------------------------------------------------------------------ wiring
+
+function wireEvents() {
+  $("code-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    readCode($("payload").value);
+  });
+  $("payload").addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && !event.shiftKey) {
+      event.preventDefault();
+      $("code-form").requestSubmit();
+    }
+  });
+  $("clear-code").addEventListener("click", () => {
+    $("payload").value = "";
+    $("qr-file").value = "";
+    $("payload").removeAttribute("aria-invalid");
+    clearPrescription();
+    say("Cleared. Paste or upload the next prescription code.");
+    $("payload").focus();
+  });
+  $("qr-file").addEventListener("change", (event) => readQrPicture(event.target.files[0]));
+  $("dev-account").addEventListener("change", (event) => useDevAccount(event.target.value));
+  $("connect-wallet").addEventListener("click", connectWallet);
+  $("redeem").addEventListener("click", redeem);
+  $("dispatch-form").addEventListener("submit", dispatch);
+  $("deliver").addEventListener("click", deliver);
+  $("dev-courier").addEventListener("change", (event) => {
+    if (event.target.value) $("courier").value = event.target.value;
+  });
+  if (window.ethereum && typeof window.ethereum.on === "function") {
+    window.ethereum.on("accountsChanged", () => {
+      if (state.account && state.account.kind === "wallet") connectWallet();
+    });
+  }
+}
+
+start().catch((error) => fatal(`The page could not start: ${error && error.message ? error.message : error}`));

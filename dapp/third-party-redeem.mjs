@@ -1,0 +1,202 @@
+#!/usr/bin/env node
+// A third-party pharmacy system redeeming an rxchain prescription with nothing but ethers, the
+// registry's published interface ABI and the patient's QR payload. It shares no code with rxchain:
+// it is the integration an outside developer writes from docs/dapp.md.
+//
+//   node dapp/third-party-redeem.mjs --rpc URL --registry ADDR --payload RX1... --key 0xPHARMACYKEY
+//                                    [--abi FILE] [--deployment deployments/devnet.json]
+//
+// --abi is the build manifest (.build/__local__.json; its IPrescriptionRegistry ABI is used) or a
+// plain ABI JSON array; --deployment gives the RPC URL and registry when --rpc/--registry are not
+// passed. --payload - reads the payload from standard input. The pharmacy key may come from the
+// environment variable RXCHAIN_PHARMACY_KEY instead of --key.
+//
+// Prints the transaction hash, block number and block time. Exit codes: 0 redeemed; 1 the registry
+// refused (named custom error); 2 usage; 3 node or files unavailable; 4 the payload is not valid
+// for this registry.
+
+import { readFileSync } from "node:fs";
+import { dirname, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { inflateSync } from "node:zlib";
+import { parseArgs } from "node:util";
+import { ethers } from "ethers";
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+const EXIT = { refused: 1, usage: 2, unavailable: 3, badPayload: 4 };
+
+class Failure extends Error {
+  constructor(code, text) {
+    super(text);
+    this.code = code;
+  }
+}
+
+// --- RFC 8785 canonical JSON: sorted member names (UTF-16 order), ECMAScript number/string forms.
+function canonical(value) {
+  if (value === null || typeof value !== "object") {
+    if (typeof value === "number" && !Number.isFinite(value)) throw new Failure(EXIT.badPayload, "document holds a non-finite number");
+    if (value === undefined) throw new Failure(EXIT.badPayload, "document holds an undefined value");
+    return JSON.stringify(value);
+  }
+  if (Array.isArray(value)) return `[${value.map(canonical).join(",")}]`;
+  return `{${Object.keys(value).sort().map((k) => `${JSON.stringify(k)}:${canonical(value[k])}`).join(",")}}`;
+}
+
+// --- The QR payload: "RX1." + base64url(zlib(canonical JSON) + keccak256(zlib(...))[:4]).
+function decodePayload(text) {
+  text = text.trim();
+  if (!text.startsWith("RX1.")) throw new Failure(EXIT.badPayload, "not a version-1 prescription code (no RX1. prefix)");
+  const b64 = text.slice(4);
+  if (!/^[A-Za-z0-9_-]+$/.test(b64)) throw new Failure(EXIT.badPayload, "the code has characters outside base64url");
+  const raw = Buffer.from(b64, "base64url");
+  if (raw.length < 8) throw new Failure(EXIT.badPayload, "the code is truncated");
+  const body = raw.subarray(0, raw.length - 4);
+  const check = ethers.getBytes(ethers.keccak256(body)).subarray(0, 4);
+  if (!Buffer.from(check).equals(raw.subarray(raw.length - 4))) throw new Failure(EXIT.badPayload, "checksum mismatch: the code is damaged");
+  let obj;
+  try {
+    obj = JSON.parse(inflateSync(body, { maxOutputLength: 64 * 1024 }).toString("utf8"));
+  } catch {
+    throw new Failure(EXIT.badPayload, "the code does not unpack to JSON");
+  }
+  if (obj?.v !== 1 || typeof obj.doc !== "object" || !/^0x[0-9a-fA-F]{64}$/.test(obj.claimKey ?? "")) {
+    throw new Failure(EXIT.badPayload, "the code lacks a version-1 prescription");
+  }
+  return obj;
+}
+
+// --- The document's parties: requester and optional dispenseRequest.performer (urn:rxchain:account).
+function parties(doc) {
+  const account = (ref) => {
+    const id = ref?.identifier;
+    if (id?.system !== "urn:rxchain:account" || !ethers.isAddress(id.value)) throw new Failure(EXIT.badPayload, "document names no chain account");
+    return ethers.getAddress(id.value);
+  };
+  const all = (doc.entry ?? []).map(({ resource }) => ({
+    doctor: account(resource?.requester),
+    pharmacy: resource?.dispenseRequest?.performer ? account(resource.dispenseRequest.performer) : ethers.ZeroAddress,
+  }));
+  if (!all.length || all.some((p) => p.doctor !== all[0].doctor || p.pharmacy !== all[0].pharmacy)) {
+    throw new Failure(EXIT.badPayload, "document entries disagree on doctor or pharmacy");
+  }
+  return all[0];
+}
+
+function loadAbi(file) {
+  const data = JSON.parse(readFileSync(file, "utf8"));
+  if (Array.isArray(data)) return data;
+  const abi = data?.contractTypes?.IPrescriptionRegistry?.abi;
+  if (!abi) throw new Failure(EXIT.unavailable, `${file} has no IPrescriptionRegistry ABI (run ape compile)`);
+  return abi;
+}
+
+function options() {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      options: {
+        rpc: { type: "string" },
+        registry: { type: "string" },
+        payload: { type: "string" },
+        key: { type: "string" },
+        abi: { type: "string", default: resolve(HERE, "..", ".build", "__local__.json") },
+        deployment: { type: "string" },
+        help: { type: "boolean", short: "h" },
+      },
+    }).values;
+  } catch (error) {
+    throw new Failure(EXIT.usage, error.message);
+  }
+  if (parsed.help) {
+    console.log("usage: node dapp/third-party-redeem.mjs --rpc URL --registry ADDR --payload RX1... --key 0xKEY [--abi FILE] [--deployment FILE]");
+    process.exit(0);
+  }
+  if (parsed.deployment) {
+    const record = JSON.parse(readFileSync(parsed.deployment, "utf8"));
+    parsed.rpc ??= record.rpc_url;
+    parsed.registry ??= record.registry;
+  }
+  parsed.key ??= process.env.RXCHAIN_PHARMACY_KEY;
+  if (parsed.payload === "-") parsed.payload = readFileSync(0, "utf8");
+  for (const name of ["rpc", "registry", "payload", "key"]) {
+    if (!parsed[name]) throw new Failure(EXIT.usage, `--${name} is required (see --help)`);
+  }
+  if (!ethers.isAddress(parsed.registry)) throw new Failure(EXIT.usage, "--registry is not an address");
+  return parsed;
+}
+
+async function main() {
+  const opts = options();
+  const abi = loadAbi(opts.abi);
+  const iface = new ethers.Interface(abi);
+  const provider = new ethers.JsonRpcProvider(opts.rpc, undefined, { staticNetwork: true, pollingInterval: 250 });
+  let chainId;
+  try {
+    chainId = (await provider.getNetwork()).chainId;
+  } catch {
+    throw new Failure(EXIT.unavailable, `the node at ${opts.rpc} does not answer`);
+  }
+  const registryAddress = ethers.getAddress(opts.registry);
+  const registry = new ethers.Contract(registryAddress, iface, provider);
+  const pharmacy = new ethers.Wallet(opts.key, provider);
+
+  // 1. The payload, bound to this chain and registry, its id recomputed from the document.
+  const payload = decodePayload(opts.payload);
+  if (BigInt(payload.chainId) !== chainId) throw new Failure(EXIT.badPayload, `the prescription is for chain ${payload.chainId}, the node serves ${chainId}`);
+  if (ethers.getAddress(payload.registry) !== registryAddress) throw new Failure(EXIT.badPayload, `the prescription is for registry ${payload.registry}`);
+  const { doctor, pharmacy: designated } = parties(payload.doc);
+  const docHash = ethers.keccak256(ethers.toUtf8Bytes(canonical(payload.doc)));
+  const claim = new ethers.Wallet(payload.claimKey);
+  const coder = ethers.AbiCoder.defaultAbiCoder();
+  const terms = ethers.keccak256(coder.encode(["address", "bytes32", "address"], [doctor, docHash, designated]));
+  const id = ethers.keccak256(coder.encode(["address", "bytes32"], [claim.address, terms]));
+  if (id !== payload.rxId.toLowerCase()) throw new Failure(EXIT.badPayload, "the document does not match the prescription id: altered");
+
+  // 2. The on-chain record: fills left now (the signature binds to this fill).
+  const record = await registry.prescription(id);
+  const latest = await provider.getBlock("latest");
+  const deadline = BigInt(latest.timestamp) + 900n;
+
+  // 3. The claim key authorizes this pharmacy (EIP-712, the registry's domain).
+  const domain = { name: "rxchain PrescriptionRegistry", version: "1", chainId, verifyingContract: registryAddress };
+  const types = {
+    Redeem: [
+      { name: "rxId", type: "bytes32" },
+      { name: "pharmacy", type: "address" },
+      { name: "fillsLeft", type: "uint256" },
+      { name: "deadline", type: "uint256" },
+    ],
+  };
+  const signature = await claim.signTypedData(domain, types, { rxId: id, pharmacy: pharmacy.address, fillsLeft: record.fillsLeft, deadline });
+
+  // 4. A free-gas legacy transaction from the pharmacy; estimating first reports a refusal by name.
+  const args = [doctor, docHash, designated, claim.address, deadline, signature];
+  const data = iface.encodeFunctionData("redeem", args);
+  let gas;
+  try {
+    gas = await provider.estimateGas({ from: pharmacy.address, to: registryAddress, data, gasPrice: 0n });
+  } catch (error) {
+    const revert = error?.data ? iface.parseError(error.data) : null;
+    if (revert) {
+      const values = revert.fragment.inputs.map((input, i) => `${input.name}=${revert.args[i]}`).join(", ");
+      throw new Failure(EXIT.refused, `refused: ${revert.name}(${values})`);
+    }
+    throw new Failure(EXIT.refused, `refused: ${error.shortMessage ?? error.message}`);
+  }
+  const sent = await pharmacy.sendTransaction({ to: registryAddress, data, type: 0, gasPrice: 0n, gasLimit: (gas * 5n) / 4n + 20_000n });
+  const receipt = await sent.wait(1, 120_000);
+  if (receipt.status !== 1) throw new Failure(EXIT.refused, `transaction ${sent.hash} failed`);
+  const block = await provider.getBlock(receipt.blockNumber);
+  console.log(`redeemed ${id}`);
+  console.log(`tx ${sent.hash}`);
+  console.log(`block ${receipt.blockNumber} at ${new Date(block.timestamp * 1000).toISOString()}`);
+}
+
+main().then(
+  () => process.exit(0),
+  (error) => {
+    console.error(`third-party-redeem: ${error.message}`);
+    process.exit(error instanceof Failure ? error.code : EXIT.unavailable);
+  },
+);

@@ -1,0 +1,196 @@
+"""Fixtures for the pharmacy dApp's tests: a registry on ape's ephemeral anvil, the dApp server in a
+thread, and one headless Debian chromium for the whole session (driven by Playwright).
+
+One registry per test module, onboarded with the development identities; ape's isolation reverts the
+chain after every test, so each test starts from that state. The dApp is stateless (every page reads
+the chain afresh) and each test gets a fresh Python client (its nonce cache matches the reverted
+chain) and a fresh browser context.
+
+Without /usr/bin/chromium or the playwright package the browser tests skip, saying why.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from ape import networks
+
+from rxchain.client import RegistryClient
+from rxchain.deploy import deploy_registry
+from rxchain.identities import dev_accounts
+from rxchain.lifecycle import demo_document, onboard
+from rxchain.outbox import Outbox
+from rxchain.paths import project_root
+from rxchain.workflow import IssuedPrescription, issue_prescription
+
+#: Debian's chromium; $RXCHAIN_CHROMIUM points elsewhere.
+CHROMIUM = Path(os.environ.get("RXCHAIN_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+]
+ARTIFACTS = project_root() / "artifacts" / "dapp"
+#: Set to 1 to refresh the README's screenshot (docs/img/dapp-redeemed.png) from the happy path.
+UPDATE_DOCS_IMAGE = os.environ.get("RXCHAIN_UPDATE_DOCS_IMAGE") == "1"
+TIMEOUT_MS = 15_000
+
+
+# ------------------------------------------------------------------------------------ the chain
+
+
+@pytest.fixture(scope="session")
+def ids():
+    """The development identities by role name."""
+    return dev_accounts()
+
+
+@pytest.fixture(scope="session")
+def w3():
+    return networks.provider.web3
+
+
+@pytest.fixture(scope="session")
+def rpc_url():
+    return networks.provider.uri
+
+
+@pytest.fixture(scope="module")
+def deployment(w3, ids, rpc_url):
+    """A registry deployed and onboarded for this module (not recorded in deployments/)."""
+    deployed = deploy_registry(w3, ids["regulator"], network="local", rpc_url=rpc_url, record=False)
+    onboard(RegistryClient(w3, deployed.registry, deploy_block=deployed.deploy_block), ids)
+    return deployed
+
+
+@pytest.fixture
+def client(w3, deployment, tmp_path) -> RegistryClient:
+    """A fresh client of the module's registry (per test: ape reverts the chain after each)."""
+    return RegistryClient(w3, deployment.registry, deploy_block=deployment.deploy_block, outbox=Outbox(tmp_path / "outbox.sqlite"))
+
+
+@pytest.fixture
+def issue(client, ids):
+    """issue(designated_pharmacy=None) -> IssuedPrescription by the development doctor, valid for a day."""
+
+    def _issue(designated_pharmacy: str | None = None, fills: int = 1) -> IssuedPrescription:
+        doctor = ids["doctor"]
+        document = demo_document(doctor.address, client.latest_block_time(), designated_pharmacy=designated_pharmacy)
+        return issue_prescription(client, doctor, document, fills=fills)
+
+    return _issue
+
+
+# ------------------------------------------------------------------------------ server and browser
+
+
+@pytest.fixture(scope="module")
+def dapp_server(deployment, rpc_url):
+    """The dApp server for this module's registry, on a free port."""
+    from rxchain.dapp import make_server
+
+    server = make_server("127.0.0.1", 0, deployment=deployment, rpc_url=rpc_url).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """One headless chromium for the session."""
+    if not CHROMIUM.is_file() or not os.access(CHROMIUM, os.X_OK):
+        pytest.skip(f"the browser tests need Debian's chromium at {CHROMIUM} (apt-get install -y chromium)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.skip("the browser tests need the Python package playwright (pip install -r requirements.lock)")
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        yield instance
+        instance.close()
+
+
+@dataclass
+class Dapp:
+    """A page of the dApp with the console errors it produced."""
+
+    page: object
+    url: str
+    problems: list[str] = field(default_factory=list)
+
+    # -- navigation and reading
+
+    def open(self, account: str = "pharmacy") -> "Dapp":
+        """Loads the page and waits until the development ``account`` is in use."""
+        from playwright.sync_api import expect
+
+        self.page.goto(self.url)
+        self.page.wait_for_selector("body[data-ready]", timeout=TIMEOUT_MS)
+        if account != "pharmacy":
+            self.page.select_option("#dev-account", account)
+        expect(self.page.locator("#account-info")).to_contain_text(dev_accounts()[account].address, timeout=TIMEOUT_MS)
+        return self
+
+    def paste(self, text: str) -> None:
+        """Pastes a prescription code, checks it, and waits for the prescription or the refusal."""
+        self.page.fill("#payload", text)
+        self.page.click("#check-code")
+        self.page.wait_for_selector("#rx-section:not([hidden]), #code-error:not([hidden])", timeout=TIMEOUT_MS)
+
+    def text(self, selector: str) -> str:
+        return self.page.locator(selector).inner_text()
+
+    def check(self, key: str):
+        """The checks list item ``key`` (registered, document, cancelled, redeemable, expiry, pharmacy, account, paused)."""
+        return self.page.locator(f'#rx-checks li[data-check="{key}"]')
+
+    # -- evidence
+
+    def screenshot(self, name: str) -> Path:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        path = ARTIFACTS / f"{name}.png"
+        self.page.screenshot(path=str(path), full_page=True)
+        return path
+
+    def assert_clean(self) -> None:
+        """No console error and no uncaught page error so far."""
+        if not self.page.is_closed():
+            self.page.evaluate("0")  # a round trip: console events emitted before it have arrived
+        assert self.problems == [], "the page logged errors:\n" + "\n".join(self.problems)
+
+
+@pytest.fixture
+def dapp(browser, dapp_server):
+    """A fresh browser context on the dApp (UTC, English), collecting console and page errors."""
+    context = browser.new_context(viewport={"width": 1280, "height": 1000}, locale="en-GB", timezone_id="UTC")
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    dapp = Dapp(page, dapp_server.url)
+    page.on("console", lambda msg: dapp.problems.append(f"console.{msg.type}: {msg.text}") if msg.type == "error" else None)
+    page.on("pageerror", lambda exc: dapp.problems.append(f"uncaught: {exc}"))
+    yield dapp
+    context.close()
+    dapp.assert_clean()
+
+
+def save_docs_image(dapp: Dapp) -> None:
+    """Writes docs/img/dapp-redeemed.png (the prescription card, small) when RXCHAIN_UPDATE_DOCS_IMAGE=1.
+
+    The image is committed, so it is not rewritten on every run.
+    """
+    if not UPDATE_DOCS_IMAGE:
+        return
+    target = project_root() / "docs" / "img" / "dapp-redeemed.png"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    page = dapp.page
+    page.set_viewport_size({"width": 1000, "height": 900})
+    page.locator("#rx-section").screenshot(path=str(target))
+    page.set_viewport_size({"width": 1280, "height": 1000})

@@ -1,0 +1,153 @@
+"""The ethers-only third-party script (dapp/third-party-redeem.mjs) and the dApp's canonical JSON,
+both run with node and checked against the Python side."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+
+import pytest
+import rfc8785
+
+from rxchain.deployment import load_abi
+from rxchain.document import MedicationSpec, build_prescription, document_hash, new_patient_pseudonym
+from rxchain.lifecycle import demo_document
+from rxchain.paths import project_root, tool_env
+from rxchain.status import Status
+
+SCRIPT = project_root() / "dapp" / "third-party-redeem.mjs"
+RXCORE = project_root() / "dapp" / "rxcore.js"
+NODE = shutil.which("node", path=tool_env()["PATH"])
+
+pytestmark = pytest.mark.skipif(NODE is None, reason="node is not installed")
+
+
+def node(*args: str, stdin: str | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [NODE, *args], input=stdin, capture_output=True, text=True, timeout=120, cwd=project_root(), env={**tool_env(), **(env or {})}
+    )
+
+
+def private_key(account) -> str:
+    return "0x" + bytes(account.key).hex()
+
+
+# ------------------------------------------------------------------------------ third-party script
+
+
+def test_script_redeems_with_the_interface_abi_and_a_free_gas_legacy_tx(issue, client, ids, deployment, rpc_url, w3):
+    issued = issue()
+    result = node(
+        str(SCRIPT), "--rpc", rpc_url, "--registry", deployment.registry,
+        "--payload", issued.payload_text, "--key", private_key(ids["pharmacy"]),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    lines = dict(line.split(" ", 1) for line in result.stdout.strip().splitlines())
+    assert lines["redeemed"] == "0x" + issued.rx_id.hex()
+    tx = w3.eth.get_transaction(lines["tx"])
+    assert tx["type"] == 0 and tx["gasPrice"] == 0 and tx["from"] == ids["pharmacy"].address
+    assert lines["block"].startswith(f"{tx['blockNumber']} at ")
+    state = client.prescription(issued.rx_id)
+    assert state.status is Status.DISPENSED
+    assert state.custodian == ids["pharmacy"].address
+
+    again = node(
+        str(SCRIPT), "--rpc", rpc_url, "--registry", deployment.registry,
+        "--payload", issued.payload_text, "--key", private_key(ids["pharmacy"]),
+    )  # fmt: skip
+    assert again.returncode == 1
+    assert f"refused: AlreadyRedeemed(id=0x{issued.rx_id.hex()})" in again.stderr
+
+
+def test_script_reads_a_plain_abi_file_stdin_and_env_key(issue, client, ids, deployment, rpc_url, tmp_path):
+    """A third party holding only the interface ABI (as a JSON array), the payload on stdin, the key in the environment."""
+    interface_abi = tmp_path / "IPrescriptionRegistry.json"
+    interface_abi.write_text(json.dumps(load_abi("IPrescriptionRegistry")))
+    issued = issue(designated_pharmacy=ids["pharmacy2"].address)
+    result = node(
+        str(SCRIPT), "--rpc", rpc_url, "--registry", deployment.registry, "--abi", str(interface_abi), "--payload", "-",
+        stdin=issued.payload_text, env={"RXCHAIN_PHARMACY_KEY": private_key(ids["pharmacy2"])},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert client.prescription(issued.rx_id).custodian == ids["pharmacy2"].address
+
+
+def test_script_reports_refusals_and_bad_input(issue, ids, deployment, rpc_url, tmp_path):
+    issued = issue(designated_pharmacy=ids["pharmacy2"].address)
+    common = ["--rpc", rpc_url, "--registry", deployment.registry, "--key", private_key(ids["pharmacy"])]
+
+    wrong_pharmacy = node(str(SCRIPT), *common, "--payload", issued.payload_text)
+    assert wrong_pharmacy.returncode == 1
+    assert f"NotDesignatedPharmacy(id=0x{issued.rx_id.hex()}, pharmacy={ids['pharmacy'].address})" in wrong_pharmacy.stderr
+
+    damaged = node(str(SCRIPT), *common, "--payload", issued.payload_text[:-6] + "AAAAAA")
+    assert damaged.returncode == 4
+    assert "checksum" in damaged.stderr
+
+    usage = node(str(SCRIPT), "--rpc", rpc_url)
+    assert usage.returncode == 2
+
+    record = tmp_path / "local.json"
+    record.write_text(json.dumps({"rpc_url": "http://127.0.0.1:9", "registry": deployment.registry}))
+    down = node(str(SCRIPT), "--deployment", str(record), "--payload", issued.payload_text, "--key", private_key(ids["pharmacy"]))
+    assert down.returncode == 3
+    assert "does not answer" in down.stderr
+
+
+# ------------------------------------------------------------------------------ canonical JSON
+
+
+CANONICAL_JS = """
+import { canonicalize, documentHash } from %s;
+let input = "";
+for await (const chunk of process.stdin) input += chunk;
+const out = JSON.parse(input).map((doc) => ({ text: canonicalize(doc), hash: documentHash(doc) }));
+process.stdout.write(JSON.stringify(out));
+"""
+
+
+def documents(ids) -> list:
+    doctor, pharmacy = ids["doctor"].address, ids["pharmacy"].address
+    from datetime import datetime, timezone
+
+    multi = build_prescription(
+        doctor=doctor,
+        patient_pseudonym=new_patient_pseudonym(),
+        medications=[
+            MedicationSpec(code="197361", system="http://www.nlm.nih.gov/research/umls/rxnorm", text="Amlodipine 5 mg tablet",
+                           dosage_text="1 tablet daily", quantity=3, unit="tablet", supply_days=3, frequency=1),
+            MedicationSpec(code="313782", system="http://www.nlm.nih.gov/research/umls/rxnorm",
+                           text="Paracétamol 500 mg — 每日三次 😀", dosage_text="½ comprimé « si besoin »\n\tmax 4/j",
+                           quantity=2.5, unit="mL", supply_days=3, frequency=4),
+        ],
+        valid_from=datetime(2025, 3, 1, 8, 30, tzinfo=timezone.utc),
+        valid_days=3,
+        designated_pharmacy=pharmacy,
+        emergency=True,
+    )  # fmt: skip
+    tricky = {
+        "b": [1.5, -0.0, 1e21, 1e-7, 0.1, 1.2345678901234568e20, 5e-324, 2**53 - 1, 333333333.3333333, 1e23, 100.0],
+        "a": {"z": None, "y": True, "x": False, "": "empty key"},
+        "é": "\u0000\u001f\"\\/\u007f\u2028",
+        "€": "euro",
+        "😀": "astral",
+        "\uff61": "halfwidth ideographic full stop: sorts after the surrogate pair in UTF-16 order",
+        "A": [],
+        "aa": {},
+        "10": "digits sort as text",
+        "1": 1,
+    }
+    return [demo_document(doctor, 1_700_000_000), demo_document(doctor, 1_750_000_000, designated_pharmacy=pharmacy), multi, tricky]
+
+
+def test_dapp_canonical_json_and_document_hash_match_python(ids):
+    docs = documents(ids)
+    result = node("--input-type=module", "-e", CANONICAL_JS % json.dumps(RXCORE.as_uri()), stdin=json.dumps(docs))
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert len(out) == len(docs)
+    for doc, js in zip(docs, out):
+        assert js["text"].encode("utf-8") == rfc8785.dumps(doc)
+    for doc, js in zip(docs[:3], out[:3]):
+        assert js["hash"] == "0x" + document_hash(doc).hex()
