@@ -68,7 +68,11 @@ abstract contract ConsortiumRoles is AccessControlDefaultAdminRules, IConsortium
         Member memory m = _members[account];
         if (m.roles == 0) revert NotAMember(account);
         if (validUntil <= block.timestamp) revert InvalidCredentialEnd(validUntil, block.timestamp);
-        if (!hasRole(DEFAULT_ADMIN_ROLE, _msgSender())) _checkDoctorsHospital(account, m);
+        if (!hasRole(DEFAULT_ADMIN_ROLE, _msgSender())) {
+            _checkDoctorsHospital(account, m);
+            // One end date covers all of a member's roles: the hospital may move it only for a doctor alone.
+            if (m.roles != _DOCTOR) revert HoldsOtherRoles(account, m.roles);
+        }
 
         _members[account].validUntil = validUntil;
         emit CredentialRenewed(account, _msgSender(), validUntil);
@@ -142,11 +146,9 @@ abstract contract ConsortiumRoles is AccessControlDefaultAdminRules, IConsortium
         if (block.timestamp > m.validUntil) revert CredentialExpired(account, role, m.validUntil);
     }
 
-    /// @dev Reverts unless the caller is `doctor`'s hospital, in good standing, and `doctor` holds no
-    /// other role (its credential end date is then the doctor licence's alone).
+    /// @dev Reverts unless the caller is `doctor`'s hospital, in good standing.
     function _checkDoctorsHospital(address doctor, Member memory m) private view {
         if (m.roles & _DOCTOR == 0 || m.hospital != _msgSender()) revert NotDoctorsHospital(_msgSender(), doctor);
-        if (m.roles != _DOCTOR) revert HoldsOtherRoles(doctor, m.roles);
         _requireMember(_msgSender(), HOSPITAL_ROLE, _HOSPITAL);
     }
 

@@ -103,7 +103,11 @@ contract PrescriptionRegistry is ConsortiumRoles, EIP712, IPrescriptionRegistry 
     /// @inheritdoc IPrescriptionRegistry
     function cancelBatched(bytes32 id, bytes32 root, bytes32[] calldata proof) external {
         RxRecord r = _records[id];
-        if (!r.isEmpty()) _revertNotRedeemable(id, r.status());
+        if (!r.isEmpty()) {
+            Status s = r.status();
+            if (s == Status.Active || s == Status.Refillable) revert WrongStatus(id, s); // use cancel(id)
+            _revertNotRedeemable(id, s);
+        }
         BatchWord b = _openableBatch(id, root, proof);
         _checkBatchManager(b, id);
 
@@ -326,7 +330,10 @@ contract PrescriptionRegistry is ConsortiumRoles, EIP712, IPrescriptionRegistry 
 
         uint8 fillsLeft = r.fillsLeft();
         bytes32 digest = _redeemDigest(id, _msgSender(), fillsLeft, deadline);
-        if (_recover(digest, claimSignature) != claimKey) revert BadClaimSignature(id);
+        // A zero signer means an invalid signature: never a match, even for a zero claim key (a batch
+        // cannot see inside its ids, so one may name none).
+        address signer = _recover(digest, claimSignature);
+        if (signer == address(0) || signer != claimKey) revert BadClaimSignature(id);
 
         _records[id] = r.takeFill(_msgSender());
         emit PrescriptionRedeemed(id, _msgSender(), fillsLeft - 1);

@@ -69,12 +69,16 @@ def find_batch_proof(client, rx_id: bytes) -> BatchProof:
     )
     if not announced:
         raise NotBatched(f"no batch announces prescription 0x{bytes(rx_id).hex()} on chain {client.chain_id}")
-    root = bytes(announced[0]["args"]["root"])
-    block = announced[0]["blockNumber"]
+    ordered = sorted(announced, key=lambda entry: (entry["blockNumber"], entry["logIndex"]))
+    live = [log for log in ordered if not client.batch(bytes(log["args"]["root"]))["cancelled"]]
+    # The newest live batch that announces it (a withdrawn batch may have been issued again); when all
+    # were withdrawn, the first, so that the registry answers BatchIsCancelled.
+    chosen = live[-1] if live else ordered[0]
+    root, block = bytes(chosen["args"]["root"]), chosen["blockNumber"]
     siblings = client._node(
         lambda: event().get_logs(from_block=block, to_block=block, argument_filters={"root": root})
     )
-    ids = [bytes(log["args"]["id"]) for log in sorted(siblings, key=lambda log: log["logIndex"])]
+    ids = [bytes(entry["args"]["id"]) for entry in sorted(siblings, key=lambda entry: entry["logIndex"])]
     return BatchProof(root, merkle_proof(ids, ids.index(bytes(rx_id))))
 
 

@@ -172,3 +172,15 @@ def _redeem_with(client, pharmacy, item, root, proof, claim_key=None, rx_id=None
     signature = sign_redeem(key.private_key, client.domain, rx_id or item.rx_id, pharmacy.address, 1, deadline)
     return client.transact(pharmacy, "redeemBatched", checked.doctor, checked.doc_hash, "0x" + "00" * 20, key.address,
                            deadline, signature, root, proof)  # fmt: skip
+
+
+def test_batch_issued_again_after_its_withdrawal_is_the_one_redeemed(client, ids, documents):
+    withdrawn = issue_batch(client, ids["hospital"], documents[:3])
+    client.transact(ids["hospital"], "cancelBatch", withdrawn.root)
+    leaves = [p.rx_id for p in withdrawn.prescriptions] + [ClaimKey.generate().private_key]
+    root, _ = client.issue_batch(ids["hospital"], leaves, withdrawn.prescriptions[0].expires_at)
+
+    proof = find_batch_proof(client, withdrawn.prescriptions[0].rx_id)
+    assert proof.root == root
+    redeem_payload(client, ids["pharmacy"], withdrawn.prescriptions[0].payload_text)
+    assert client.prescription(withdrawn.prescriptions[0].rx_id).status is Status.DISPENSED
