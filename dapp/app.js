@@ -3,6 +3,11 @@
 // redeems it with the patient's claim-key authorization, records the dispatch to a courier or the
 // handover at the counter, and reads the prescription's trail.
 //
+// A prescription a hospital issued in a batch has no record of its own until its first redemption:
+// the page finds its batch in the chain's PrescriptionBatched events (as src/rxchain/batch.py
+// find_batch_proof does), reads the batch's record, rebuilds the Merkle proof from the batch's ids and
+// redeems with redeemBatched; later fills are plain redeems.
+//
 // Everything on chain goes through the dApp server's same-origin JSON-RPC relay (config.rpcUrl);
 // transactions are free-gas legacy transactions (type 0, gas price 0), signed by the browser
 // wallet (EIP-1193) or, on a development chain only, by a development key.
@@ -14,6 +19,7 @@ const $ = (id) => document.getElementById(id);
 
 const TRAIL_EVENTS = {
   PrescriptionIssued: { step: "issued", actor: "doctor" },
+  PrescriptionBatched: { step: "issued in batch", actor: null }, // the actor is the batch's hospital
   PrescriptionCancelled: { step: "cancelled", actor: "by" },
   PrescriptionRedeemed: { step: "redeemed", actor: "pharmacy" },
   PrescriptionDispatched: { step: "dispatched", actor: "pharmacy" },
@@ -32,9 +38,10 @@ const state = {
   names: new Map(), // address -> development identity name
   account: null, // {address, signer, kind: "wallet" | "dev", name}
   member: null, // {roles, validUntil}
-  rx: null, // {payload, verified, record, issued, steps, now, paused, checks}
+  rx: null, // {payload, verified, record, issued, batch, steps, now, paused, checks}
   busy: false,
   blockTimes: new Map(),
+  batchIds: new Map(), // batch root -> its prescription ids in issue order (a batch never changes)
 };
 
 // ------------------------------------------------------------------------------ small helpers
@@ -365,33 +372,95 @@ function findQr(bitmap) {
 
 // ------------------------------------------------------------------------------ on-chain state
 
+/** A batch's on-chain record. */
+async function readBatch(root) {
+  const batch = await state.registry.batch(root);
+  return {
+    root: root.toLowerCase(),
+    hospital: batch.hospital,
+    issuedAt: Number(batch.issuedAt),
+    expiresAt: Number(batch.expiresAt),
+    fills: Number(batch.fills),
+    cancelled: batch.cancelled,
+  };
+}
+
+/**
+ * {steps, batches}: every event of prescription `id`, oldest first, and the record of each batch
+ * that announced it (root -> batch). One log query finds the trail (every trail event has the id as
+ * its first indexed topic); a batched prescription's trail also shows its batch's withdrawal.
+ */
 async function readTrail(id) {
+  const registry = state.config.registry;
+  const fromBlock = state.config.deployBlock;
   const topics = Object.keys(TRAIL_EVENTS).map((name) => state.iface.getEvent(name).topicHash);
-  const logs = await state.provider.getLogs({
-    address: state.config.registry,
-    fromBlock: state.config.deployBlock,
-    toBlock: "latest",
-    topics: [topics, id],
-  });
+  const logs = await state.provider.getLogs({ address: registry, fromBlock, toBlock: "latest", topics: [topics, id] });
+  const batchedTopic = state.iface.getEvent("PrescriptionBatched").topicHash;
+  const roots = [...new Set(logs.filter((log) => log.topics[0] === batchedTopic).map((log) => log.topics[2].toLowerCase()))];
+  const batches = new Map();
+  if (roots.length) {
+    const [records, withdrawals] = await Promise.all([
+      Promise.all(roots.map(readBatch)),
+      state.provider.getLogs({
+        address: registry, fromBlock, toBlock: "latest", topics: [state.iface.getEvent("BatchCancelled").topicHash, roots],
+      }),
+    ]);
+    for (const record of records) batches.set(record.root, record);
+    logs.push(...withdrawals);
+  }
   logs.sort((a, b) => a.blockNumber - b.blockNumber || a.index - b.index);
   const steps = [];
   for (const log of logs) {
     const parsed = state.iface.parseLog(log);
     if (!parsed) continue;
-    const meta = TRAIL_EVENTS[parsed.name];
-    let step = meta.step;
+    let step, actor;
+    if (parsed.name === "BatchCancelled") {
+      step = "batch cancelled";
+      actor = parsed.args.by;
+    } else if (parsed.name === "PrescriptionBatched") {
+      step = TRAIL_EVENTS.PrescriptionBatched.step;
+      actor = batches.get(parsed.args.root.toLowerCase()).hospital;
+    } else {
+      const meta = TRAIL_EVENTS[parsed.name];
+      step = meta.step;
+      actor = parsed.args[meta.actor];
+    }
     if (step === "delivered" && steps.length && steps[steps.length - 1].step === "redeemed") step = "handed over in store";
     steps.push({
       step,
       event: parsed.name,
       args: parsed.args,
-      actor: parsed.args[meta.actor],
+      actor,
       blockNumber: log.blockNumber,
       time: await blockTime(log.blockNumber),
       txHash: log.transactionHash,
     });
   }
-  return steps;
+  return { steps, batches };
+}
+
+/**
+ * The Merkle proof of prescription `id` in `batch`, rebuilt from the batch's PrescriptionBatched
+ * events (its ids, in log order, in the block that issued it). {proof, ok}: ok when the ids rebuild
+ * the batch's root and the proof leads from `id` to it.
+ */
+async function batchProof(id, batch) {
+  let ids = state.batchIds.get(batch.root);
+  if (!ids) {
+    const logs = await state.provider.getLogs({
+      address: state.config.registry,
+      fromBlock: batch.block,
+      toBlock: batch.block,
+      topics: [state.iface.getEvent("PrescriptionBatched").topicHash, null, batch.root],
+    });
+    logs.sort((a, b) => a.index - b.index);
+    ids = logs.map((log) => log.topics[1].toLowerCase());
+    if (ids.length && core.merkleRoot(ids) === batch.root) state.batchIds.set(batch.root, ids);
+  }
+  const index = ids.indexOf(id.toLowerCase());
+  if (index < 0 || core.merkleRoot(ids) !== batch.root) return { proof: null, ok: false };
+  const proof = core.merkleProof(ids, index);
+  return { proof, ok: core.verifyProof(proof, batch.root, id) };
 }
 
 /** Re-reads the prescription, the registry and the account from the chain, and redraws. */
@@ -400,24 +469,45 @@ async function refresh() {
   if (!rx) return;
   const id = rx.verified.id;
   const account = state.account ? state.account.address : null;
-  const [record, paused, latest, steps, member] = await Promise.all([
+  const [record, paused, latest, trail, member] = await Promise.all([
     state.registry.prescription(id),
     state.registry.paused(),
     state.provider.getBlock("latest"),
     readTrail(id),
     account ? state.registry.member(account) : Promise.resolve(null),
   ]);
+  const { steps, batches } = trail;
   rx.record = {
     custodian: record.custodian,
     issuedAt: Number(record.issuedAt),
     expiresAt: Number(record.expiresAt),
     status: core.STATUS[Number(record.status)] || `unknown (${record.status})`,
     fillsLeft: Number(record.fillsLeft),
+    opened: true,
   };
   rx.paused = paused;
   rx.now = latest.timestamp;
   rx.steps = steps;
   rx.issued = steps.find((s) => s.event === "PrescriptionIssued") || null;
+  // Issued in a batch: the first batch announcing the id (as the Python client takes it).
+  const announced = steps.find((s) => s.event === "PrescriptionBatched");
+  rx.batch = announced ? { ...batches.get(announced.args.root.toLowerCase()), block: announced.blockNumber } : null;
+  if (rx.batch && rx.record.status === "None") {
+    // Nothing of it is stored until its first redemption opens it: it stands as its batch does.
+    const batch = rx.batch;
+    const [doctor, opening] = await Promise.all([state.registry.member(rx.verified.doctor), batchProof(id, batch)]);
+    batch.doctorOk = (Number(doctor.roles) & core.ROLE_BITS.doctor) !== 0 && same(doctor.hospital, batch.hospital);
+    batch.proof = opening.proof;
+    batch.proofOk = opening.ok;
+    rx.record = {
+      custodian: null,
+      issuedAt: batch.issuedAt,
+      expiresAt: batch.expiresAt,
+      status: batch.cancelled ? "Cancelled" : "Active",
+      fillsLeft: batch.fills,
+      opened: false,
+    };
+  }
   if (member) state.member = { roles: Number(member.roles), validUntil: Number(member.validUntil) };
   rx.checks = evaluate(rx);
   render(rx);
@@ -433,23 +523,44 @@ function evaluate(rx) {
   rx.redeemedBy = redeemed.length ? redeemed[redeemed.length - 1].actor : null;
   const byThisPharmacy = Boolean(account && rx.redeemedBy && same(rx.redeemedBy, account));
 
+  const batch = rx.batch;
   const registered = record.status !== "None";
-  add("registered", registered, registered
-    ? "The prescription is registered on this registry."
-    : "This prescription is not registered on this registry; check the code with the patient or the prescriber.");
+  add("registered", registered, !registered
+    ? "This prescription is not registered on this registry; check the code with the patient or the prescriber."
+    : batch
+      ? "The prescription is registered on this registry, in a batch issued by its hospital."
+      : "The prescription is registered on this registry.");
 
   if (registered) {
-    const documentOk = Boolean(issued)
-      && issued.args.docHash === verified.docHash
-      && same(issued.args.doctor, verified.doctor)
-      && same(issued.args.designatedPharmacy, verified.pharmacy || core.ZERO_ADDRESS);
-    add("document", documentOk, documentOk
-      ? "The patient's document matches the hash the doctor registered."
-      : "The patient's document does not match what the doctor registered; do not dispense.");
+    if (batch && !record.opened) {
+      // The id recomputed from the document and the claim key is the leaf the hospital committed.
+      add("document", batch.proofOk, batch.proofOk
+        ? "The patient's document matches a prescription the hospital committed in its batch."
+        : "This prescription's batch could not be read back consistently from the chain; do not dispense yet, and try again.");
+      add("doctor", batch.doctorOk, batch.doctorOk
+        ? "The prescribing doctor is a doctor of the hospital that issued the batch."
+        : `The prescribing doctor (${verified.doctor}) is not a doctor of the hospital that issued the batch (${batch.hospital}); do not dispense.`);
+    } else if (batch) {
+      // Opened by its first redemption: the registry checked the proof and the doctor then.
+      add("document", true, "The patient's document matches a prescription the hospital committed in its batch.");
+    } else {
+      const documentOk = Boolean(issued)
+        && issued.args.docHash === verified.docHash
+        && same(issued.args.doctor, verified.doctor)
+        && same(issued.args.designatedPharmacy, verified.pharmacy || core.ZERO_ADDRESS);
+      add("document", documentOk, documentOk
+        ? "The patient's document matches the hash the doctor registered."
+        : "The patient's document does not match what the doctor registered; do not dispense.");
+    }
 
-    add("cancelled", record.status !== "Cancelled", record.status === "Cancelled"
-      ? "This prescription was cancelled by the doctor or the regulator; do not dispense."
-      : "The prescription is not cancelled.");
+    const cancelled = record.status === "Cancelled";
+    let cancelledText = "This prescription was cancelled by the doctor or the regulator; do not dispense.";
+    if (batch && !record.opened) {
+      cancelledText = "The hospital or the regulator withdrew the whole batch this prescription was issued in; do not dispense.";
+    } else if (batch) {
+      cancelledText = "This prescription was cancelled by its hospital or the regulator; do not dispense.";
+    }
+    add("cancelled", !cancelled, cancelled ? cancelledText : "The prescription is not cancelled.");
 
     if (record.status !== "Cancelled") {
       const open = (record.status === "Active" || record.status === "Refillable") && record.fillsLeft > 0;
@@ -500,15 +611,32 @@ function render(rx) {
   const expired = now > record.expiresAt;
   const status = $("rx-status");
   const bad = ["Cancelled", "None"].includes(record.status) || (expired && ["Active", "Refillable"].includes(record.status));
-  status.replaceChildren(
-    el("span", { class: `badge ${bad ? "bad" : "ok"}`, text: record.status }),
-    ` ${core.STATUS_TEXT[record.status] || ""}`,
-  );
+  let statusText = core.STATUS_TEXT[record.status] || "";
+  if (rx.batch && !record.opened) {
+    statusText = record.status === "Cancelled"
+      ? "its whole batch was withdrawn by the hospital or the regulator"
+      : "issued in a batch, not yet redeemed";
+  } else if (rx.batch && record.status === "Cancelled") {
+    statusText = "withdrawn by its hospital or the regulator";
+  }
+  status.replaceChildren(el("span", { class: `badge ${bad ? "bad" : "ok"}`, text: record.status }), ` ${statusText}`);
   if (expired && ["Active", "Refillable"].includes(record.status)) status.append(el("strong", { text: " — expired" }));
   status.dataset.status = record.status;
   $("rx-id").textContent = verified.id;
   $("rx-doctor").replaceChildren(addressNode(verified.doctor));
-  $("rx-hospital").replaceChildren(issued ? addressNode(issued.args.hospital) : document.createTextNode("—"));
+  const hospital = issued ? issued.args.hospital : rx.batch ? rx.batch.hospital : null;
+  $("rx-hospital").replaceChildren(hospital ? addressNode(hospital) : document.createTextNode("—"));
+  $("rx-batch").replaceChildren(
+    ...(rx.batch
+      ? [
+        "issued in batch ",
+        el("span", { class: "mono", title: rx.batch.root, text: short(rx.batch.root) }),
+        " by hospital ",
+        addressNode(rx.batch.hospital),
+      ]
+      : [issued ? "not batched: issued by the doctor" : "—"]),
+  );
+  $("rx-batch").dataset.root = rx.batch ? rx.batch.root : "";
   $("rx-issued").replaceChildren(record.issuedAt ? timeNode(record.issuedAt) : document.createTextNode("—"));
   $("rx-expires").replaceChildren(
     record.expiresAt ? timeNode(record.expiresAt) : document.createTextNode("—"),
@@ -522,7 +650,7 @@ function render(rx) {
       ? el("span", { class: `badge ${documentCheck.ok ? "ok" : "bad"}`, text: documentCheck.ok ? "matches the chain" : "does not match" })
       : document.createTextNode("not on chain"),
   );
-  $("rx-custodian").replaceChildren(record.status === "None" ? document.createTextNode("—") : addressNode(record.custodian));
+  $("rx-custodian").replaceChildren(record.custodian && record.status !== "None" ? addressNode(record.custodian) : document.createTextNode("—"));
 
   $("rx-checks").replaceChildren(
     ...checks.map((check) =>
@@ -700,9 +828,14 @@ async function redeem() {
     const [record, latest] = await Promise.all([state.registry.prescription(id), state.provider.getBlock("latest")]);
     const deadline = latest.timestamp + SIGNATURE_TTL;
     const domain = core.registryDomain(state.chainId, state.config.registry);
-    const signature = await core.signRedeem(claim, domain, id, state.account.address, record.fillsLeft, deadline);
+    // A batched prescription's first fill opens it with its batch's root and its proof; the claim key
+    // then signs the batch's fills. Every later fill is a plain redeem of the record.
+    const batch = Number(record.status) === 0 && rx.batch && rx.batch.proof ? rx.batch : null;
+    const fillsLeft = batch ? (await state.registry.batch(batch.root)).fills : record.fillsLeft;
+    const signature = await core.signRedeem(claim, domain, id, state.account.address, fillsLeft, deadline);
     say("Sending the redemption…");
-    const result = await send("redeem", [doctor, docHash, pharmacy || core.ZERO_ADDRESS, claim.address, deadline, signature]);
+    const args = [doctor, docHash, pharmacy || core.ZERO_ADDRESS, claim.address, deadline, signature];
+    const result = batch ? await send("redeemBatched", [...args, batch.root, batch.proof]) : await send("redeem", args);
     success(box, "Redeemed", result);
     redeemed = true;
   } catch (failure) {

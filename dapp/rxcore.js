@@ -2,7 +2,8 @@
 //
 // Reading the patient's QR payload (format in src/rxchain/payload.py), the document's canonical
 // hash (RFC 8785, as src/rxchain/document.py computes it), the prescription id (as the registry
-// and src/rxchain/ids.py compute it), the claim key's EIP-712 redeem authorization, and the
+// and src/rxchain/ids.py compute it), the claim key's EIP-712 redeem authorization, the Merkle
+// tree of batched prescriptions (as the registry and src/rxchain/batch.py build it), and the
 // registry's custom errors in plain words. Runs in the browser (ethers from /vendor through the
 // page's import map) and in node (ethers from node_modules), so the tests can compare it with the
 // Python side.
@@ -344,6 +345,62 @@ export function signRedeem(claim, domain, id, pharmacy, fillsLeft, deadline) {
   });
 }
 
+// ------------------------------------------------------------------------------ batches (Merkle tree)
+//
+// A hospital's batch commits its prescription ids by the Merkle root the registry computes
+// (src/rxchain/batch.py): the ids are the leaves in the order issued; each level hashes
+// neighbouring pairs with the sorted-pair keccak256 of OpenZeppelin's Hashes.commutativeKeccak256
+// and carries an odd last node up unchanged. A proof verifies with OpenZeppelin's MerkleProof.
+
+function word(value) {
+  if (typeof value !== "string" || !HEX32.test(value)) throw new TypeError(`not a 32-byte hex word: ${value}`);
+  return value.toLowerCase();
+}
+
+/** keccak256 of the two words, smaller first (as uint256): OpenZeppelin's commutative hash. */
+export function commutativeKeccak(a, b) {
+  const [x, y] = [word(a), word(b)];
+  return BigInt(x) < BigInt(y) ? ethers.keccak256(ethers.concat([x, y])) : ethers.keccak256(ethers.concat([y, x]));
+}
+
+function nextLevel(level) {
+  const up = [];
+  for (let i = 0; i + 1 < level.length; i += 2) up.push(commutativeKeccak(level[i], level[i + 1]));
+  if (level.length % 2) up.push(level[level.length - 1]);
+  return up;
+}
+
+/** The root the registry computes for a batch of `ids` (in issue order). */
+export function merkleRoot(ids) {
+  if (!Array.isArray(ids) || ids.length === 0) throw new RangeError("a batch holds at least one prescription");
+  let level = ids.map(word);
+  while (level.length > 1) level = nextLevel(level);
+  return level[0];
+}
+
+/** The sibling hashes from leaf `index` of `ids` up to the root. */
+export function merkleProof(ids, index) {
+  if (!Array.isArray(ids) || !Number.isInteger(index) || index < 0 || index >= ids.length) {
+    throw new RangeError(`leaf ${index} is not in a batch of ${Array.isArray(ids) ? ids.length : 0}`);
+  }
+  let level = ids.map(word);
+  const proof = [];
+  while (level.length > 1) {
+    const sibling = index ^ 1;
+    if (sibling < level.length) proof.push(level[sibling]);
+    index = Math.floor(index / 2);
+    level = nextLevel(level);
+  }
+  return proof;
+}
+
+/** What OpenZeppelin's MerkleProof.verify answers: does `proof` lead from `leaf` to `root`? */
+export function verifyProof(proof, root, leaf) {
+  let node = word(leaf);
+  for (const sibling of proof) node = commutativeKeccak(node, sibling);
+  return node === word(root);
+}
+
 // ------------------------------------------------------------------------------ errors in plain words
 
 /** The registry's custom errors, in words a pharmacist can act on. */
@@ -363,6 +420,11 @@ export const ERROR_TEXT = Object.freeze({
   CredentialExpired: "This account's credential has expired; the regulator must renew it.",
   NotAMember: "This account is not a member of the consortium.",
   NotAPharmacy: "The named pharmacy is not a pharmacy in good standing.",
+  UnknownBatch: "No batch with this root is registered; check the code with the patient or the hospital.",
+  BatchIsCancelled: "The hospital or the regulator withdrew the whole batch this prescription was issued in; do not dispense.",
+  NotInBatch: "The prescription is not part of the batch named; the batch read from the chain does not match. Check the code again.",
+  NotBatchDoctor: "The doctor named in this prescription is not a doctor of the hospital that issued its batch; do not dispense.",
+  InvalidBatchSize: "A batch holds between one and the registry's maximum of prescriptions.",
 });
 
 function hexData(value) {

@@ -4,16 +4,22 @@
 // it is the integration an outside developer writes from docs/dapp.md.
 //
 //   node dapp/third-party-redeem.mjs --rpc URL --registry ADDR --payload RX1... --key 0xPHARMACYKEY
-//                                    [--abi FILE] [--deployment deployments/devnet.json]
+//                                    [--abi FILE] [--deployment deployments/devnet.json] [--from-block N]
 //
 // --abi is the build manifest (.build/__local__.json; its IPrescriptionRegistry ABI is used) or a
-// plain ABI JSON array; --deployment gives the RPC URL and registry when --rpc/--registry are not
-// passed. --payload - reads the payload from standard input. The pharmacy key may come from the
-// environment variable RXCHAIN_PHARMACY_KEY instead of --key.
+// plain ABI JSON array; --deployment gives the RPC URL, registry and deploy block when --rpc,
+// --registry and --from-block are not passed. --from-block is where the search for a batched
+// prescription's batch starts (default: the deploy block, else 0). --payload - reads the payload
+// from standard input. The pharmacy key may come from the environment variable
+// RXCHAIN_PHARMACY_KEY instead of --key.
 //
-// Prints the transaction hash, block number and block time. Exit codes: 0 redeemed; 1 the registry
-// refused (named custom error); 2 usage; 3 node or files unavailable; 4 the payload is not valid
-// for this registry.
+// A prescription a hospital issued in a batch has no on-chain record until its first redemption:
+// the script finds its batch in the PrescriptionBatched events, rebuilds the Merkle proof from the
+// batch's ids and redeems with redeemBatched (the claim key signs the batch's fills).
+//
+// Prints the prescription id, its batch's root (batched prescriptions only), the transaction hash,
+// block number and block time. Exit codes: 0 redeemed; 1 the registry refused (named custom error);
+// 2 usage; 3 node or files unavailable; 4 the payload is not valid for this registry.
 
 import { readFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
@@ -83,6 +89,55 @@ function parties(doc) {
   return all[0];
 }
 
+// --- A hospital's batch: Merkle root of its ids in issue order; sorted-pair keccak256 (OpenZeppelin's
+// commutative hash) level by level, an odd last node carried up unchanged.
+function pair(a, b) {
+  return BigInt(a) < BigInt(b) ? ethers.keccak256(ethers.concat([a, b])) : ethers.keccak256(ethers.concat([b, a]));
+}
+
+function up(level) {
+  const next = [];
+  for (let i = 0; i + 1 < level.length; i += 2) next.push(pair(level[i], level[i + 1]));
+  if (level.length % 2) next.push(level[level.length - 1]);
+  return next;
+}
+
+function merkleRoot(ids) {
+  let level = ids;
+  while (level.length > 1) level = up(level);
+  return level[0];
+}
+
+function merkleProof(ids, index) {
+  let level = ids;
+  const proof = [];
+  while (level.length > 1) {
+    if ((index ^ 1) < level.length) proof.push(level[index ^ 1]);
+    index >>= 1;
+    level = up(level);
+  }
+  return proof;
+}
+
+// --- The batch announcing prescription `id`: {root, proof}, or null when no batch announces it.
+// PrescriptionBatched(id indexed, root indexed): the first announcement gives the root and block;
+// the batch's ids are that block's announcements under the root, in log order.
+async function findBatch(provider, iface, address, id, fromBlock) {
+  const event = iface.getEvent("PrescriptionBatched");
+  if (!event) throw new Failure(EXIT.unavailable, "the ABI has no PrescriptionBatched event: use the current interface ABI");
+  const byOrder = (a, b) => a.blockNumber - b.blockNumber || a.index - b.index;
+  const announced = (await provider.getLogs({ address, fromBlock, toBlock: "latest", topics: [event.topicHash, id] })).sort(byOrder);
+  if (!announced.length) return null;
+  const { blockNumber } = announced[0];
+  const root = announced[0].topics[2].toLowerCase();
+  const batch = await provider.getLogs({ address, fromBlock: blockNumber, toBlock: blockNumber, topics: [event.topicHash, null, root] });
+  const ids = batch.sort(byOrder).map((log) => log.topics[1].toLowerCase());
+  if (!ids.includes(id) || merkleRoot(ids) !== root) {
+    throw new Failure(EXIT.unavailable, `the node's events of batch ${root} do not rebuild its root`);
+  }
+  return { root, proof: merkleProof(ids, ids.indexOf(id)) };
+}
+
 function loadAbi(file) {
   const data = JSON.parse(readFileSync(file, "utf8"));
   if (Array.isArray(data)) return data;
@@ -102,6 +157,7 @@ function options() {
         key: { type: "string" },
         abi: { type: "string", default: resolve(HERE, "..", ".build", "__local__.json") },
         deployment: { type: "string" },
+        "from-block": { type: "string" },
         help: { type: "boolean", short: "h" },
       },
     }).values;
@@ -109,14 +165,19 @@ function options() {
     throw new Failure(EXIT.usage, error.message);
   }
   if (parsed.help) {
-    console.log("usage: node dapp/third-party-redeem.mjs --rpc URL --registry ADDR --payload RX1... --key 0xKEY [--abi FILE] [--deployment FILE]");
+    console.log(
+      "usage: node dapp/third-party-redeem.mjs --rpc URL --registry ADDR --payload RX1... --key 0xKEY [--abi FILE] [--deployment FILE] [--from-block N]",
+    );
     process.exit(0);
   }
   if (parsed.deployment) {
     const record = JSON.parse(readFileSync(parsed.deployment, "utf8"));
     parsed.rpc ??= record.rpc_url;
     parsed.registry ??= record.registry;
+    parsed["from-block"] ??= record.deploy_block == null ? undefined : String(record.deploy_block);
   }
+  parsed.fromBlock = Number(parsed["from-block"] ?? 0);
+  if (!Number.isSafeInteger(parsed.fromBlock) || parsed.fromBlock < 0) throw new Failure(EXIT.usage, "--from-block is not a block number");
   parsed.key ??= process.env.RXCHAIN_PHARMACY_KEY;
   if (parsed.payload === "-") parsed.payload = readFileSync(0, "utf8");
   for (const name of ["rpc", "registry", "payload", "key"]) {
@@ -153,8 +214,13 @@ async function main() {
   const id = ethers.keccak256(coder.encode(["address", "bytes32"], [claim.address, terms]));
   if (id !== payload.rxId.toLowerCase()) throw new Failure(EXIT.badPayload, "the document does not match the prescription id: altered");
 
-  // 2. The on-chain record: fills left now (the signature binds to this fill).
+  // 2. The on-chain record: fills left now (the signature binds to this fill). A prescription issued
+  //    in a hospital's batch has none until its first redemption, which opens it with the batch's
+  //    root and the id's Merkle proof; its fills are then the batch's.
   const record = await registry.prescription(id);
+  let fillsLeft = record.fillsLeft;
+  const batch = record.status === 0n ? await findBatch(provider, iface, registryAddress, id, opts.fromBlock) : null;
+  if (batch) fillsLeft = (await registry.batch(batch.root)).fills;
   const latest = await provider.getBlock("latest");
   const deadline = BigInt(latest.timestamp) + 900n;
 
@@ -168,11 +234,11 @@ async function main() {
       { name: "deadline", type: "uint256" },
     ],
   };
-  const signature = await claim.signTypedData(domain, types, { rxId: id, pharmacy: pharmacy.address, fillsLeft: record.fillsLeft, deadline });
+  const signature = await claim.signTypedData(domain, types, { rxId: id, pharmacy: pharmacy.address, fillsLeft, deadline });
 
   // 4. A free-gas legacy transaction from the pharmacy; estimating first reports a refusal by name.
   const args = [doctor, docHash, designated, claim.address, deadline, signature];
-  const data = iface.encodeFunctionData("redeem", args);
+  const data = batch ? iface.encodeFunctionData("redeemBatched", [...args, batch.root, batch.proof]) : iface.encodeFunctionData("redeem", args);
   let gas;
   try {
     gas = await provider.estimateGas({ from: pharmacy.address, to: registryAddress, data, gasPrice: 0n });
@@ -189,6 +255,7 @@ async function main() {
   if (receipt.status !== 1) throw new Failure(EXIT.refused, `transaction ${sent.hash} failed`);
   const block = await provider.getBlock(receipt.blockNumber);
   console.log(`redeemed ${id}`);
+  if (batch) console.log(`batch ${batch.root}`);
   console.log(`tx ${sent.hash}`);
   console.log(`block ${receipt.blockNumber} at ${new Date(block.timestamp * 1000).toISOString()}`);
 }

@@ -24,7 +24,7 @@ from rxchain.identities import dev_accounts
 from rxchain.lifecycle import demo_document, onboard
 from rxchain.outbox import Outbox
 from rxchain.paths import project_root
-from rxchain.workflow import IssuedPrescription, issue_prescription
+from rxchain.workflow import IssuedBatch, IssuedPrescription, issue_batch, issue_prescription
 
 #: Debian's chromium; $RXCHAIN_CHROMIUM points elsewhere.
 CHROMIUM = Path(os.environ.get("RXCHAIN_CHROMIUM", "/usr/bin/chromium"))
@@ -90,6 +90,19 @@ def issue(client, ids):
     return _issue
 
 
+@pytest.fixture
+def issue_batched(client, ids):
+    """issue_batched(count, designated_pharmacy=None) -> IssuedBatch: the development hospital's batch of
+    ``count`` prescriptions by its doctor, valid for a day."""
+
+    def _issue(count: int = 3, designated_pharmacy: str | None = None, fills: int = 1) -> IssuedBatch:
+        now = client.latest_block_time()
+        documents = [demo_document(ids["doctor"].address, now, designated_pharmacy=designated_pharmacy) for _ in range(count)]
+        return issue_batch(client, ids["hospital"], documents, fills=fills)
+
+    return _issue
+
+
 # ------------------------------------------------------------------------------ server and browser
 
 
@@ -149,7 +162,8 @@ class Dapp:
         return self.page.locator(selector).inner_text()
 
     def check(self, key: str):
-        """The checks list item ``key`` (registered, document, cancelled, redeemable, expiry, pharmacy, account, paused)."""
+        """The checks list item ``key`` (registered, document, doctor (batched only), cancelled, redeemable, expiry,
+        pharmacy, account, paused)."""
         return self.page.locator(f'#rx-checks li[data-check="{key}"]')
 
     # -- evidence

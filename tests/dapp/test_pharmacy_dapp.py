@@ -471,3 +471,152 @@ def test_no_development_keys_on_a_consortium_network(dapp, deployment, rpc_url):
         expect(page.locator("#wallet-choice")).to_be_hidden()
         expect(page.locator("#account-info")).to_contain_text("No wallet found in this browser")
     dapp.assert_clean()
+
+
+# ------------------------------------------------------------------------------------ batched prescriptions
+
+REDEEM_BATCHED = keccak(text="redeemBatched(address,bytes32,address,address,uint256,bytes,bytes32,bytes32[])")[:4]
+
+
+def test_batched_prescription_redeemed_dispatched_and_its_trail(dapp, client, issue_batched, ids, w3):
+    """A hospital's batch of five: the fourth (a proof through the carried-up odd node) is redeemed with
+    redeemBatched, found from the chain's events alone; its trail starts 'issued in batch'."""
+    batch = issue_batched(5)
+    item = batch.prescriptions[3]
+    root = "0x" + batch.root.hex()
+    hospital = ids["hospital"].address
+    assert client.prescription(item.rx_id).status is Status.NONE  # nothing per prescription on chain yet
+    page = dapp.open().page
+    dapp.paste(item.payload_text)
+
+    expect(page.locator("#rx-status")).to_contain_text("Active")
+    expect(page.locator("#rx-status")).to_contain_text("issued in a batch, not yet redeemed")
+    expect(page.locator("#rx-batch")).to_have_attribute("data-root", root)
+    expect(page.locator("#rx-batch")).to_contain_text(f"issued in batch {root[:8]}…{root[-6:]} by hospital {hospital}")
+    expect(page.locator("#rx-hospital")).to_contain_text(hospital)
+    expect(page.locator("#rx-doctor")).to_contain_text(ids["doctor"].address)
+    expect(page.locator("#rx-document")).to_have_text("matches the chain")
+    expect(dapp.check("document")).to_have_text("The patient's document matches a prescription the hospital committed in its batch.")
+    expect(dapp.check("doctor")).to_have_text("The prescribing doctor is a doctor of the hospital that issued the batch.")
+    expect(page.locator("#rx-fills")).to_have_text("1")
+    expect(page.locator("#rx-expires time")).to_have_attribute("datetime", iso(item.expires_at))
+    expect(page.locator("#rx-custodian")).to_have_text("—")
+    expect(page.locator("#rx-checks li.bad")).to_have_count(0)
+    expect(page.locator("#rx-verdict")).to_have_text("Ready to redeem.")
+    expect(page.locator("#trail tbody tr")).to_have_count(1)
+    dapp.screenshot("12-batched-ready")
+
+    page.click("#redeem")
+    outcome = page.locator("#redeem-outcome")
+    expect(outcome).to_contain_text("Redeemed in block")
+    tx_hash = outcome.locator(".mono").inner_text().removeprefix("transaction ").strip()
+    free_gas_legacy(w3, tx_hash, ids["pharmacy"].address)
+    assert bytes(w3.eth.get_transaction(tx_hash)["input"])[:4] == REDEEM_BATCHED
+    state = client.prescription(item.rx_id)
+    assert state.status is Status.DISPENSED and state.custodian == ids["pharmacy"].address
+    expect(page.locator("#rx-status")).to_contain_text("Dispensed")
+    expect(page.locator("#rx-document")).to_have_text("matches the chain")  # now opened on chain
+    expect(page.locator("#rx-batch")).to_contain_text(hospital)
+
+    page.select_option("#dev-courier", ids["courier"].address)
+    page.click("#dispatch")
+    expect(page.locator("#handover-outcome")).to_contain_text("Dispatched to the courier in block")
+    assert client.prescription(item.rx_id).status is Status.DISPATCHED
+
+    chain_steps = trail(client, item.rx_id)
+    assert [s.step for s in chain_steps] == ["issued in batch", "redeemed", "dispatched"]
+    assert chain_steps[0].actor == hospital
+    rows = page.locator("#trail tbody tr")
+    expect(rows).to_have_count(3)
+    for row, step in zip(rows.all(), chain_steps):
+        assert row.get_attribute("data-step") == step.step
+        cells = row.locator("td")
+        assert step.actor in cells.nth(1).inner_text()
+        assert cells.nth(2).inner_text() == str(step.block_number)
+        assert cells.nth(3).locator("time").get_attribute("datetime") == iso(step.block_time)
+        assert cells.nth(4).locator("span").get_attribute("title") == step.tx_hash
+    assert "hospital" in rows.first.locator("td").nth(1).inner_text()  # the development name beside it
+    dapp.screenshot("13-batched-dispatched")
+
+    # Another prescription of the same batch is still open; the redeemed one is refused at another pharmacy.
+    dapp.paste(batch.prescriptions[0].payload_text)
+    expect(page.locator("#redeem")).to_be_enabled()
+    page.select_option("#dev-account", "pharmacy2")
+    dapp.paste(item.payload_text)
+    expect(page.locator("#redeem-reason")).to_have_text(
+        "Cannot redeem: This prescription has already been redeemed; it cannot be filled again."
+    )
+    dapp.assert_clean()
+
+
+@pytest.mark.parametrize("case", ["cancelled-batch", "cancelled-in-batch", "other-hospitals-doctor"])
+def test_batched_refusals_before_sending(case, dapp, client, issue_batched, ids, w3):
+    hospital = ids["hospital"].address
+    if case == "other-hospitals-doctor":
+        # The hospital skips the workflow's check and commits an id naming doctor2 (hospital2's doctor).
+        from rxchain.document import validate
+        from rxchain.ids import prescription_id_for
+
+        document = demo_document(ids["doctor2"].address, client.latest_block_time())
+        checked = validate(document)
+        key = ClaimKey.generate()
+        rx_id = prescription_id_for(checked.doctor, checked.doc_hash, key.address)
+        client.issue_batch(ids["hospital"], [rx_id], int(checked.valid_until.timestamp()))
+        payload = PrescriptionPayload(chain_id=client.chain_id, registry=client.address, rx_id=rx_id, claim_key=key, document=document)
+        text = encode_payload(payload)
+        key_check, status = "doctor", "Active"
+        expected = (
+            f"Cannot redeem: The prescribing doctor ({ids['doctor2'].address}) is not a doctor of the hospital that issued "
+            f"the batch ({hospital}); do not dispense."
+        )
+    else:
+        batch = issue_batched(2)
+        item = batch.prescriptions[0]
+        text = item.payload_text
+        key_check, status = "cancelled", "Cancelled"
+        if case == "cancelled-batch":
+            client.transact(ids["hospital"], "cancelBatch", batch.root)
+            expected = "Cannot redeem: The hospital or the regulator withdrew the whole batch this prescription was issued in; do not dispense."
+        else:
+            from rxchain.batch import find_batch_proof
+
+            proof = find_batch_proof(client, item.rx_id)
+            client.transact(ids["hospital"], "cancelBatched", item.rx_id, proof.root, proof.proof)
+            expected = "Cannot redeem: This prescription was cancelled by its hospital or the regulator; do not dispense."
+    page = dapp.open().page
+    block = w3.eth.block_number
+    dapp.paste(text)
+    expect(page.locator("#rx-status")).to_contain_text(status)
+    expect(page.locator("#rx-batch")).to_contain_text(f"by hospital {hospital}")
+    expect(page.locator("#redeem")).to_be_disabled()
+    expect(page.locator("#redeem-reason")).to_have_text(expected)
+    expect(dapp.check(key_check)).to_have_class("bad")
+    expect(page.locator("#rx-verdict")).to_contain_text("Do not dispense")
+    if case == "cancelled-batch":
+        expect(page.locator("#trail tbody tr[data-step='batch cancelled']")).to_contain_text(hospital)
+    if case == "cancelled-in-batch":
+        expect(page.locator("#trail tbody tr[data-step='cancelled']")).to_have_count(1)
+    dapp.screenshot(f"14-batched-refused-{case}")
+    assert w3.eth.block_number == block  # nothing was sent
+    dapp.assert_clean()
+
+
+def test_batch_withdrawn_after_the_check_shows_the_registry_refusal(dapp, client, issue_batched, ids):
+    """The code was checked, then the hospital withdrew the batch: the refusal is the registry's own, in plain words."""
+    batch = issue_batched(2)
+    item = batch.prescriptions[1]
+    page = dapp.open().page
+    dapp.paste(item.payload_text)
+    expect(page.locator("#redeem")).to_be_enabled()
+
+    client.transact(ids["hospital"], "cancelBatch", batch.root)
+    page.click("#redeem")
+    outcome = page.locator("#redeem-outcome")
+    expect(outcome).to_have_attribute("data-error", "BatchIsCancelled")
+    expect(outcome).to_contain_text(
+        "Redemption refused — BatchIsCancelled: The hospital or the regulator withdrew the whole batch this prescription was issued in"
+    )
+    expect(outcome).to_contain_text(f"BatchIsCancelled(root=0x{batch.root.hex()})")
+    expect(page.locator("#rx-status")).to_contain_text("Cancelled")  # redrawn from the chain
+    assert client.prescription(item.rx_id).status is Status.NONE
+    dapp.assert_clean()

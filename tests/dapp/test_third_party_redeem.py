@@ -1,15 +1,18 @@
-"""The ethers-only third-party script (dapp/third-party-redeem.mjs) and the dApp's canonical JSON,
-both run with node and checked against the Python side."""
+"""The ethers-only third-party script (dapp/third-party-redeem.mjs), and the dApp's canonical JSON and
+batch Merkle tree, all run with node and checked against the Python side."""
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 
 import pytest
 import rfc8785
+from eth_utils import keccak
 
+from rxchain.batch import merkle_proof, merkle_root, verify_proof
 from rxchain.deployment import load_abi
 from rxchain.document import MedicationSpec, build_prescription, document_hash, new_patient_pseudonym
 from rxchain.lifecycle import demo_document
@@ -93,6 +96,71 @@ def test_script_reports_refusals_and_bad_input(issue, ids, deployment, rpc_url, 
     down = node(str(SCRIPT), "--deployment", str(record), "--payload", issued.payload_text, "--key", private_key(ids["pharmacy"]))
     assert down.returncode == 3
     assert "does not answer" in down.stderr
+
+
+def test_script_redeems_a_batched_prescription_from_the_events(issue_batched, client, ids, deployment, rpc_url, w3, tmp_path):
+    """A batched prescription has no record until its first redemption: the script finds its batch in the
+    PrescriptionBatched events, rebuilds the proof and sends redeemBatched; a withdrawn batch is refused by name."""
+    batch = issue_batched(3)
+    item = batch.prescriptions[2]
+    record = tmp_path / "local.json"
+    record.write_text(json.dumps({"rpc_url": rpc_url, "registry": deployment.registry, "deploy_block": deployment.deploy_block}))
+    common = ["--deployment", str(record), "--key", private_key(ids["pharmacy"])]
+
+    result = node(str(SCRIPT), *common, "--payload", item.payload_text)
+    assert result.returncode == 0, result.stderr
+    lines = dict(line.split(" ", 1) for line in result.stdout.strip().splitlines())
+    assert lines["redeemed"] == "0x" + item.rx_id.hex()
+    assert lines["batch"] == "0x" + batch.root.hex()
+    tx = w3.eth.get_transaction(lines["tx"])
+    assert tx["type"] == 0 and tx["gasPrice"] == 0 and tx["from"] == ids["pharmacy"].address
+    assert bytes(tx["input"])[:4] == keccak(text="redeemBatched(address,bytes32,address,address,uint256,bytes,bytes32,bytes32[])")[:4]
+    state = client.prescription(item.rx_id)
+    assert state.status is Status.DISPENSED and state.custodian == ids["pharmacy"].address
+
+    again = node(str(SCRIPT), *common, "--payload", item.payload_text)  # opened now: a plain redeem, refused
+    assert again.returncode == 1
+    assert f"refused: AlreadyRedeemed(id=0x{item.rx_id.hex()})" in again.stderr
+
+    client.transact(ids["hospital"], "cancelBatch", batch.root)
+    withdrawn = node(str(SCRIPT), *common, "--payload", batch.prescriptions[0].payload_text)
+    assert withdrawn.returncode == 1
+    assert f"refused: BatchIsCancelled(root=0x{batch.root.hex()})" in withdrawn.stderr
+
+
+# ------------------------------------------------------------------------------ batch Merkle tree
+
+
+MERKLE_JS = """
+import { merkleRoot, merkleProof, verifyProof, commutativeKeccak } from %s;
+let input = "";
+for await (const chunk of process.stdin) input += chunk;
+const out = JSON.parse(input).map((ids) => {
+  const root = merkleRoot(ids);
+  const proofs = ids.map((_, i) => merkleProof(ids, i));
+  return {
+    root,
+    proofs,
+    verified: ids.every((id, i) => verifyProof(proofs[i], root, id)),
+    strangerRefused: !verifyProof(proofs[0], root, commutativeKeccak(ids[0], ids[0])),
+    swappedRefused: ids.length < 2 || !verifyProof(proofs[0], root, ids[1]),
+  };
+});
+process.stdout.write(JSON.stringify(out));
+"""
+
+
+def test_dapp_merkle_tree_matches_python_for_batches_of_1_to_17():
+    batches = [[os.urandom(32) for _ in range(size)] for size in range(1, 18)]
+    batches.append([bytes(32), b"\xff" * 32, bytes(31) + b"\x01"])  # extremes of the sorted-pair order
+    hexed = [["0x" + leaf.hex() for leaf in leaves] for leaves in batches]
+    result = node("--input-type=module", "-e", MERKLE_JS % json.dumps(RXCORE.as_uri()), stdin=json.dumps(hexed))
+    assert result.returncode == 0, result.stderr
+    for leaves, js in zip(batches, json.loads(result.stdout), strict=True):
+        assert js["root"] == "0x" + merkle_root(leaves).hex()
+        assert js["proofs"] == [["0x" + p.hex() for p in merkle_proof(leaves, i)] for i in range(len(leaves))]
+        assert all(verify_proof(merkle_proof(leaves, i), merkle_root(leaves), leaf) for i, leaf in enumerate(leaves))
+        assert js["verified"] and js["strangerRefused"] and js["swappedRefused"]
 
 
 # ------------------------------------------------------------------------------ canonical JSON
