@@ -590,6 +590,25 @@ def network_sync(ctx, kit_dir, nodes, dry_run):
 # ------------------------------------------------------------------------------------ entry
 
 
+def _json_after_command(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value:
+        ctx.find_object(Context).as_json = True
+
+
+def _accept_json_everywhere(group: click.Group) -> None:
+    """`rx show ID --json` as well as `rx --json show ID`: every command also takes --json."""
+    for command in group.commands.values():
+        if isinstance(command, click.Group):
+            _accept_json_everywhere(command)
+        else:
+            command.params.append(
+                click.Option(["--json"], is_flag=True, expose_value=False, callback=_json_after_command, help="Machine-readable output.")
+            )
+
+
+_accept_json_everywhere(cli)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: runs the command, mapping named errors to one line and an exit code."""
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
