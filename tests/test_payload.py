@@ -42,6 +42,7 @@ from rxchain.payload import (
     payload_matrix,
     payload_png,
     payload_terminal,
+    read_qr_image,
 )
 
 DOCTOR = "0x5B38Da6a701c568545dCfcB03FcB875f56beddC4"
@@ -605,3 +606,21 @@ def test_terminal_rendering(text: str) -> None:
     assert all(len(line) == modules for line in lines)
     assert set(out) <= {"\n", "\u2580", "\u2584", "\u2588", "\xa0"}
     assert payload_terminal(text, dark_terminal=False) != out
+
+
+def test_png_scans_back_to_the_same_payload(tmp_path):
+    """A real scan of the rendered QR code (zxing-cpp) gives back the exact payload text."""
+    text = encode_payload(_scan_sample_payload())
+    path = payload_png(text, tmp_path / "qr.png")
+
+    assert read_qr_image(path) == text
+    assert decode_payload(read_qr_image(path)).rx_id == decode_payload(text).rx_id
+
+
+def _scan_sample_payload():
+    document = build_prescription(
+        doctor="0x" + "ab" * 20, patient_pseudonym="p" * 22,
+        medications=[MedicationSpec(code="1", system="urn:x", text="Drug 5 mg", dosage_text="daily", quantity=7, unit="tablet", supply_days=7)],
+        valid_from=datetime(2026, 1, 1, tzinfo=timezone.utc),
+    )  # fmt: skip
+    return PrescriptionPayload.create(chain_id=31338, registry="0x" + "cd" * 20, claim_key=ClaimKey.generate(), document=document)

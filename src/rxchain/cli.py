@@ -34,7 +34,7 @@ from rxchain.devnet import Devnet, DevnetError
 from rxchain.document import DocumentError, MedicationSpec, build_prescription, load_document, new_patient_pseudonym
 from rxchain.identities import SignerNotFound, dev_accounts, load_signer
 from rxchain.paths import project_root, tool_env
-from rxchain.payload import PayloadError, payload_png, payload_terminal
+from rxchain.payload import PayloadError, payload_png, payload_terminal, read_qr_image
 from rxchain.render import members_table, prescription_table, trail_table, utc
 from rxchain.workflow import confirm_payload_receipt, issue_prescription, read_payload, redeem_payload
 
@@ -317,12 +317,13 @@ def issue(ctx, doc_path, drug, code, dosage, quantity, unit, supply_days, valid_
 @cli.command()
 @click.argument("rx_id", required=False)
 @click.option("--payload", "payload_arg", default=None, help="QR payload text, or @FILE.")
+@click.option("--qr-image", type=click.Path(exists=True, dir_okay=False), help="A photo or screenshot of the QR code.")
 @pass_ctx
-def show(ctx, rx_id, payload_arg):
-    """Show a prescription's state (by id, or from a QR payload)."""
+def show(ctx, rx_id, payload_arg, qr_image):
+    """Show a prescription's state (by id, or from a QR payload or photo)."""
     client = ctx.client()
-    if payload_arg:
-        rx_id = "0x" + read_payload(client, _payload_text(payload_arg)).rx_id.hex()
+    if payload_arg or qr_image:
+        rx_id = "0x" + read_payload(client, _payload_from(payload_arg, qr_image)).rx_id.hex()
     if not rx_id:
         raise click.UsageError("give an id or --payload")
     state = client.prescription(_bytes32(rx_id))
@@ -333,13 +334,14 @@ def show(ctx, rx_id, payload_arg):
 
 
 @cli.command()
-@click.option("--payload", "payload_arg", required=True, help="QR payload text, or @FILE.")
+@click.option("--payload", "payload_arg", default=None, help="QR payload text, or @FILE.")
+@click.option("--qr-image", type=click.Path(exists=True, dir_okay=False), help="A photo or screenshot of the QR code.")
 @click.option("--as", "signer", required=True, help="The pharmacy.")
 @pass_ctx
-def redeem(ctx, payload_arg, signer):
-    """Redeem one fill from the patient's QR payload (signs the claim authorization with its claim key)."""
+def redeem(ctx, payload_arg, qr_image, signer):
+    """Redeem one fill from the patient's QR code (signs the claim authorization with its claim key)."""
     client = ctx.client()
-    rx_id, tx = redeem_payload(client, ctx.signer(signer), _payload_text(payload_arg))
+    rx_id, tx = redeem_payload(client, ctx.signer(signer), _payload_from(payload_arg, qr_image))
     ctx.emit(_tx_json(tx, id="0x" + rx_id.hex()), f"[green]redeemed[/] 0x{rx_id.hex()} in block {tx.block_number} at {utc(tx.block_time)}")
 
 
@@ -371,12 +373,13 @@ def deliver(ctx, rx_id, receipt_payload, signer):
 
 
 @cli.command()
-@click.option("--payload", "payload_arg", required=True, help="The patient's QR payload (or @FILE).")
+@click.option("--payload", "payload_arg", default=None, help="The patient's QR payload (or @FILE).")
+@click.option("--qr-image", type=click.Path(exists=True, dir_okay=False), help="A photo or screenshot of the QR code.")
 @click.option("--as", "signer", required=True, help="Any account relaying the patient's signature.")
 @pass_ctx
-def confirm(ctx, payload_arg, signer):
+def confirm(ctx, payload_arg, qr_image, signer):
     """Record the patient's receipt, signed with the QR's claim key."""
-    tx = confirm_payload_receipt(ctx.client(), ctx.signer(signer), _payload_text(payload_arg))
+    tx = confirm_payload_receipt(ctx.client(), ctx.signer(signer), _payload_from(payload_arg, qr_image))
     ctx.emit(_tx_json(tx), f"[green]receipt confirmed[/] at {utc(tx.block_time)}")
 
 
@@ -681,6 +684,12 @@ def _bytes32(value: str) -> bytes:
     if len(out) != 32:
         raise click.BadParameter(f"{value!r} is not a prescription id (0x + 64 hex digits)")
     return out
+
+
+def _payload_from(payload_arg: str | None, qr_image: str | None) -> str:
+    if bool(payload_arg) == bool(qr_image):
+        raise click.UsageError("give the QR code as --payload TEXT|@FILE or as --qr-image PHOTO (one of them)")
+    return read_qr_image(qr_image) if qr_image else _payload_text(payload_arg)
 
 
 def _payload_text(value: str) -> str:

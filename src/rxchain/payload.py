@@ -211,6 +211,22 @@ class PayloadTampered(PayloadError):
         )
 
 
+class UnreadableImage(PayloadError):
+    """The file given as a QR photo is not a picture that can be opened."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"{path} is not a picture that can be opened ({reason}): give a PNG or JPEG photo or screenshot")
+        self.path = path
+
+
+class NoQrCodeFound(PayloadError):
+    """No QR code could be read in the picture."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(f"no QR code could be read in {path}: take the photo again, straight on and in focus")
+        self.path = path
+
+
 # --------------------------------------------------------------------------- public types
 
 
@@ -423,6 +439,27 @@ def payload_terminal(text: str, *, dark_terminal: bool = True, border: int = 2) 
     buffer = io.StringIO()
     _qr_code(text, border).print_ascii(out=buffer, tty=False, invert=dark_terminal)
     return buffer.getvalue()
+
+
+def read_qr_image(path: str | Path) -> str:
+    """The text of the QR code in a photo or screenshot (PNG, JPEG ...), as a scanner reads it.
+
+    Raises :class:`UnreadableImage` for a file that is not a picture and :class:`NoQrCodeFound` when
+    no QR code can be read in it; the text is then decoded with :func:`decode_payload` as usual.
+    """
+    import zxingcpp
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            image.load()
+            found = zxingcpp.read_barcodes(image.convert("L"), formats=zxingcpp.BarcodeFormat.QRCode)
+    except (OSError, UnidentifiedImageError) as exc:
+        raise UnreadableImage(str(path), str(exc)) from None
+    texts = [code.text for code in found if code.valid and code.text]
+    if not texts:
+        raise NoQrCodeFound(str(path))
+    return texts[0]
 
 
 # --------------------------------------------------------------------------- helpers

@@ -171,3 +171,26 @@ def test_audit_member_report_counts_activity(rx, tmp_path, ids):
     assert by_account[ids["doctor"].address]["activity"]["issued"] >= 1
     assert by_account[ids["pharmacy"].address]["activity"]["redeemed"] >= 1
     assert by_account[ids["doctor"].address]["hospital"] == ids["hospital"].address
+
+
+def test_redeem_from_a_photo_of_the_qr_code(rx, tmp_path):
+    issued = issue_one(rx, tmp_path)
+
+    code, shown, _ = rx("show", "--qr-image", issued["qrPng"], json_out=True)
+    assert code == 0 and shown["id"] == issued["id"]
+    code, redeemed, err = rx("redeem", "--qr-image", issued["qrPng"], "--as", "pharmacy", json_out=True)
+    assert code == 0, err and redeemed["id"] == issued["id"]
+
+
+def test_a_picture_without_a_qr_code_exits_4(rx, tmp_path):
+    from PIL import Image
+
+    blank = tmp_path / "blank.png"
+    Image.new("L", (200, 200), 255).save(blank)
+    not_a_picture = tmp_path / "note.png"
+    not_a_picture.write_text("hello")
+
+    code, _, err = rx("redeem", "--qr-image", str(blank), "--as", "pharmacy")
+    assert code == cli.EXIT_BAD_INPUT and "no QR code" in err
+    code, _, err = rx("redeem", "--qr-image", str(not_a_picture), "--as", "pharmacy")
+    assert code == cli.EXIT_BAD_INPUT and "not a picture" in err
