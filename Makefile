@@ -17,9 +17,7 @@ compile: setup
 	@bash tools/compile.sh
 
 demo: compile
-	@rx devnet up
-	@rx deploy
-	@rx demo
+	@bash tools/demo.sh
 
 test: compile
 	@ape test tests -m "not slow" $(ARGS)
