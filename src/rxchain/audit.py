@@ -57,7 +57,7 @@ def trail(client: RegistryClient, rx_id: bytes) -> list[TrailStep]:
     """
     abis = {item["name"]: item for item in client.abi if item.get("type") == "event" and item["name"] in TRAIL_EVENTS}
     by_topic = {event_abi_to_log_topic(abi): abi for abi in abis.values()}
-    logs = client._node(
+    logs = client.call_node(
         lambda: client.w3.eth.get_logs(
             {
                 "address": client.address,
@@ -138,7 +138,7 @@ def _issue_opening(client: RegistryClient, steps: list[TrailStep]) -> dict | Non
         if step.step == "issued":
             return {"doctor": step.actor, "docHash": step.details["docHash"], "designatedPharmacy": step.details["designatedPharmacy"]}
         if step.step == "redeemed":
-            tx = client._node(lambda: client.w3.eth.get_transaction(step.tx_hash))
+            tx = client.call_node(lambda: client.w3.eth.get_transaction(step.tx_hash))
             _, args = client.contract.decode_function_input(tx["input"])
             return {"doctor": args["doctor"], "docHash": "0x" + bytes(args["docHash"]).hex(), "designatedPharmacy": args["designatedPharmacy"]}
     return None
@@ -198,7 +198,7 @@ def member_report(client: RegistryClient, from_block: int | None = None, to_bloc
         ("PrescriptionDispatched", "courier", "carried"),
         ("PrescriptionDelivered", "by", "delivered"),
     ):
-        logs = client._node(
+        logs = client.call_node(
             lambda event=event: getattr(client.contract.events, event)().get_logs(from_block=start, to_block=to_block)
         )
         for log in logs:

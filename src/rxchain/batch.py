@@ -64,7 +64,7 @@ def verify_proof(proof: list[bytes], root: bytes, leaf: bytes) -> bool:
 def find_batch_proof(client, rx_id: bytes) -> BatchProof:
     """The root and proof of batched prescription ``rx_id``, rebuilt from the chain's events."""
     event = client.contract.events.PrescriptionBatched
-    announced = client._node(
+    announced = client.call_node(
         lambda: event().get_logs(from_block=client.deploy_block, to_block="latest", argument_filters={"id": rx_id})
     )
     if not announced:
@@ -75,7 +75,7 @@ def find_batch_proof(client, rx_id: bytes) -> BatchProof:
     # were withdrawn, the first, so that the registry answers BatchIsCancelled.
     chosen = live[-1] if live else ordered[0]
     root, block = bytes(chosen["args"]["root"]), chosen["blockNumber"]
-    siblings = client._node(
+    siblings = client.call_node(
         lambda: event().get_logs(from_block=block, to_block=block, argument_filters={"root": root})
     )
     ids = [bytes(entry["args"]["id"]) for entry in sorted(siblings, key=lambda entry: entry["logIndex"])]

@@ -112,7 +112,7 @@ class RegistryClient:
         self.deploy_block = deploy_block
         self.outbox = outbox or Outbox(":memory:")
         self.receipt_timeout = receipt_timeout
-        self.chain_id = self._node(lambda: w3.eth.chain_id)
+        self.chain_id = self.call_node(lambda: w3.eth.chain_id)
         self.domain = RegistryDomain(self.chain_id, self.address)
         self._errors = _error_table(self.abi)
         self._nonces: dict[str, int] = {}
@@ -141,7 +141,7 @@ class RegistryClient:
                 f"the node serves chain {self.chain_id}, but {deployment.network}'s registry is on chain "
                 f"{deployment.chain_id}: point at the right node"
             )
-        if not self._node(lambda: self.w3.eth.get_code(self.address)):
+        if not self.call_node(lambda: self.w3.eth.get_code(self.address)):
             raise errors.DeploymentNotFound(
                 f"no contract at {self.address} on chain {self.chain_id}: the devnet was reset? deploy again"
             )
@@ -176,7 +176,7 @@ class RegistryClient:
 
     def members(self) -> list[MemberRecord]:
         """Every account ever admitted, with its current record (from MemberAdmitted events)."""
-        logs = self._node(
+        logs = self.call_node(
             lambda: self.contract.events.MemberAdmitted().get_logs(from_block=self.deploy_block, to_block="latest")
         )
         seen: dict[str, None] = {}
@@ -316,12 +316,12 @@ class RegistryClient:
 
     def latest_block_time(self) -> int:
         """The latest block's timestamp: the chain's idea of now."""
-        return int(self._node(lambda: self.w3.eth.get_block("latest"))["timestamp"])
+        return int(self.call_node(lambda: self.w3.eth.get_block("latest"))["timestamp"])
 
     def block_time(self, number: int) -> int:
         """A block's timestamp (cached)."""
         if number not in self._block_times:
-            self._block_times[number] = int(self._node(lambda: self.w3.eth.get_block(number))["timestamp"])
+            self._block_times[number] = int(self.call_node(lambda: self.w3.eth.get_block(number))["timestamp"])
         return self._block_times[number]
 
     # --------------------------------------------------------------------------- transactions
@@ -331,7 +331,7 @@ class RegistryClient:
         if op_key:
             done = self.outbox.succeeded(op_key)
             if done is not None:
-                return self._result(self._node(lambda: self.w3.eth.get_transaction_receipt(done.tx_hash)))
+                return self._result(self.call_node(lambda: self.w3.eth.get_transaction_receipt(done.tx_hash)))
         self.resume_pending(sender.address)
         call = getattr(self.contract.functions, function)(*args)
         gas = self._estimate(call, sender.address)
@@ -355,7 +355,7 @@ class RegistryClient:
 
     def _estimate(self, call, sender: str) -> int:
         try:
-            estimate = self._node(lambda: call.estimate_gas({"from": sender, "gasPrice": 0}))
+            estimate = self.call_node(lambda: call.estimate_gas({"from": sender, "gasPrice": 0}))
         except (ContractCustomError, ContractLogicError, ContractPanicError) as exc:
             raise self.decode_revert(_revert_data(exc)) from None
         return int(estimate * 1.25) + 20_000
@@ -375,7 +375,7 @@ class RegistryClient:
     def _next_nonce(self, address: str) -> int:
         with self._nonce_lock:
             if address not in self._nonces:
-                self._nonces[address] = self._node(lambda: self.w3.eth.get_transaction_count(address, "pending"))
+                self._nonces[address] = self.call_node(lambda: self.w3.eth.get_transaction_count(address, "pending"))
             nonce = self._nonces[address]
             self._nonces[address] = nonce + 1
             return nonce
@@ -407,7 +407,7 @@ class RegistryClient:
 
     def _await(self, entry: OutboxEntry, call) -> TxResult:
         try:
-            receipt = self._node(
+            receipt = self.call_node(
                 lambda: self.w3.eth.wait_for_transaction_receipt(entry.tx_hash, timeout=self.receipt_timeout, poll_latency=0.05)
             )
         except TimeExhausted:
@@ -469,11 +469,12 @@ class RegistryClient:
     def _call(self, function: str, *args: Any):
         call = getattr(self.contract.functions, function)(*args)
         try:
-            return self._node(call.call)
+            return self.call_node(call.call)
         except (ContractCustomError, ContractLogicError, ContractPanicError) as exc:
             raise self.decode_revert(_revert_data(exc)) from None
 
-    def _node(self, thunk):
+    def call_node(self, thunk):
+        """Runs a node call, turning a dead connection into NodeUnavailable with the URL."""
         try:
             return thunk()
         except requests.exceptions.ConnectionError as exc:

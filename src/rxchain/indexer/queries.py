@@ -1,0 +1,348 @@
+"""The regulator's figures, read from the index database (never from the chain).
+
+Every function takes a read connection and returns plain JSON-able data. "Now" is the chain time of
+the last indexed block (``meta.last_block_time``): a prescription is expired when ``expires_at < now``,
+as the registry judges it, and a figure is reproducible from the database alone. Days are UTC days of
+block times.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import datetime, timezone
+
+from eth_utils import is_address, to_checksum_address
+
+from rxchain.audit import TRAIL_EVENTS
+from rxchain.indexer.db import Connection, placeholders, read_meta
+from rxchain.roles import ROLE_BITS
+
+DAY = 86400
+#: A member whose credential ends within this many days is "expiring soon".
+EXPIRING_SOON_DAYS = 30
+_TRAIL_NAMES = tuple(TRAIL_EVENTS)
+_ACTOR_KEY = {"issued": "doctor", "cancelled": "by", "redeemed": "pharmacy", "dispatched": "pharmacy", "delivered": "by", "received": "relayer"}
+
+# An unfilled prescription: never redeemed, not cancelled.
+_UNFILLED = "status = 'active' AND redemptions = 0"
+
+
+class NotIndexed(LookupError):
+    """The database holds no index yet."""
+
+
+def now(conn: Connection) -> int:
+    """The chain time of the last indexed block."""
+    try:
+        row = conn.query_one("SELECT value FROM meta WHERE key = 'last_block_time'")
+    except Exception as exc:  # noqa: BLE001 - sqlite3.OperationalError / psycopg.errors.UndefinedTable
+        if "meta" in str(exc) and ("no such table" in str(exc) or "does not exist" in str(exc)):
+            raise NotIndexed("the database holds no index yet: run the indexer") from None
+        raise
+    if row is None:
+        raise NotIndexed("the database holds no index yet: run the indexer")
+    return int(row[0])
+
+
+def status(conn: Connection) -> dict:
+    """Which chain, registry and block the figures are for."""
+    meta = read_meta(conn)
+    if not meta:
+        raise NotIndexed("the database holds no index yet: run the indexer")
+    events = conn.query_one("SELECT COUNT(*) FROM events")[0]
+    return {
+        "chainId": int(meta["chain_id"]),
+        "registry": meta["registry"],
+        "deployBlock": int(meta["deploy_block"]),
+        "lastBlock": int(meta["last_block"]),
+        "lastBlockHash": meta["last_block_hash"],
+        "lastBlockTime": int(meta["last_block_time"]),
+        "indexedAt": int(meta["indexed_at"]) if meta.get("indexed_at") else None,
+        "events": events,
+        "paused": meta.get("paused") == "1",
+        "limits": {"maxValiditySeconds": int(meta["max_validity_seconds"]), "maxFills": int(meta["max_fills"])}
+        if meta.get("max_fills") else None,
+    }  # fmt: skip
+
+
+def summary(conn: Connection, *, soon_days: int = EXPIRING_SOON_DAYS) -> dict:
+    """The headline counts."""
+    t = now(conn)
+    row = conn.query_one(
+        f"""SELECT COUNT(*),
+            COALESCE(SUM(CASE WHEN kind = 'batched' THEN 1 ELSE 0 END), 0),
+            COALESCE(SUM(CASE WHEN redemptions > 0 THEN 1 ELSE 0 END), 0),
+            COALESCE(SUM(redemptions), 0),
+            COALESCE(SUM(CASE WHEN status = 'cancelled' THEN 1 ELSE 0 END), 0),
+            COALESCE(SUM(CASE WHEN {_UNFILLED} AND expires_at < ? THEN 1 ELSE 0 END), 0),
+            COALESCE(SUM(CASE WHEN {_UNFILLED} AND expires_at >= ? THEN 1 ELSE 0 END), 0),
+            COALESCE(SUM(CASE WHEN status = 'refillable' AND expires_at < ? THEN 1 ELSE 0 END), 0)
+        FROM prescriptions""",
+        (t, t, t),
+    )
+    by_status = {s: n for s, n in conn.query("SELECT status, COUNT(*) FROM prescriptions GROUP BY status")}
+    fills = conn.query_one(
+        """SELECT COUNT(*),
+            COALESCE(SUM(CASE WHEN dispatched_at IS NOT NULL THEN 1 ELSE 0 END), 0),
+            COALESCE(SUM(CASE WHEN in_store = 1 THEN 1 ELSE 0 END), 0),
+            COALESCE(SUM(CASE WHEN received_at IS NOT NULL THEN 1 ELSE 0 END), 0)
+        FROM fills"""
+    )
+    batches = conn.query_one("SELECT COUNT(*), COALESCE(SUM(CASE WHEN cancelled_at IS NOT NULL THEN 1 ELSE 0 END), 0) FROM batches")
+    members = member_list(conn, soon_days=soon_days)
+    return {
+        "now": t,
+        "issued": row[0],
+        "issuedBatched": row[1],
+        "issuedSingle": row[0] - row[1],
+        "redeemed": row[2],
+        "fills": row[3],
+        "cancelled": row[4],
+        "expiredUnfilled": row[5],
+        "activeUnfilled": row[6],
+        "refillableExpired": row[7],
+        "byStatus": {s: by_status.get(s, 0) for s in ("active", "cancelled", "dispensed", "dispatched", "delivered", "completed", "refillable")},
+        "dispatched": fills[1],
+        "handedOverInStore": fills[2],
+        "received": fills[3],
+        "batches": batches[0],
+        "batchesCancelled": batches[1],
+        "members": sum(1 for m in members if m["roles"] and m["roles"] != ["regulator"]),
+        "membersExpiringSoon": sum(1 for m in members if m["standing"] == "expiring"),
+        "membersExpired": sum(1 for m in members if m["standing"] == "expired"),
+        "expiringSoonDays": soon_days,
+    }
+
+
+def daily(conn: Connection) -> list[dict]:
+    """Per UTC day: prescriptions issued, fills redeemed, prescriptions cancelled, and unfilled ones
+    that expired that day (by their expiry)."""
+    t = now(conn)
+    series: dict[str, dict[int, int]] = {
+        "issued": dict(conn.query("SELECT issued_at / 86400, COUNT(*) FROM prescriptions GROUP BY issued_at / 86400")),
+        "redeemed": dict(conn.query("SELECT redeemed_at / 86400, COUNT(*) FROM fills GROUP BY redeemed_at / 86400")),
+        "cancelled": dict(conn.query("SELECT cancelled_at / 86400, COUNT(*) FROM prescriptions WHERE status = 'cancelled' "
+                                     "GROUP BY cancelled_at / 86400")),
+        "expired": dict(conn.query(f"SELECT expires_at / 86400, COUNT(*) FROM prescriptions WHERE {_UNFILLED} AND expires_at < ? "
+                                   "GROUP BY expires_at / 86400", (t,))),
+    }  # fmt: skip
+    days = set().union(*(s.keys() for s in series.values()))
+    if not days:
+        return []
+    first, last = int(min(days)), int(max(days))
+    return [
+        {"day": _day(d), **{name: int(s.get(d, 0)) for name, s in series.items()}}
+        for d in range(first, last + 1)
+    ]
+
+
+def hospitals(conn: Connection) -> list[dict]:
+    """Per issuing hospital: issued (of them batched), redeemed, cancelled, expired unfilled, still open."""
+    t = now(conn)
+    rows = conn.query(
+        f"""SELECT hospital, COUNT(*),
+            SUM(CASE WHEN kind = 'batched' THEN 1 ELSE 0 END),
+            SUM(CASE WHEN redemptions > 0 THEN 1 ELSE 0 END),
+            SUM(CASE WHEN status = 'cancelled' THEN 1 ELSE 0 END),
+            SUM(CASE WHEN {_UNFILLED} AND expires_at < ? THEN 1 ELSE 0 END),
+            SUM(CASE WHEN {_UNFILLED} AND expires_at >= ? THEN 1 ELSE 0 END),
+            COUNT(DISTINCT doctor)
+        FROM prescriptions GROUP BY hospital""",
+        (t, t),
+    )
+    out = [
+        {"hospital": h, "issued": n, "batched": int(b), "redeemed": int(r), "cancelled": int(c), "expiredUnfilled": int(x),
+         "activeUnfilled": int(a), "doctors": int(d)}
+        for h, n, b, r, c, x, a, d in rows
+    ]  # fmt: skip
+    out.sort(key=lambda r: (-r["issued"], r["hospital"] or ""))
+    return out
+
+
+def pharmacies(conn: Connection) -> list[dict]:
+    """Per pharmacy: fills redeemed, prescriptions filled, dispatched, handed over in store, receipts
+    confirmed, and the median dispatch-to-receipt time of its deliveries."""
+    rows = conn.query(
+        """SELECT pharmacy, COUNT(*), COUNT(DISTINCT id),
+            SUM(CASE WHEN dispatched_at IS NOT NULL THEN 1 ELSE 0 END),
+            SUM(in_store),
+            SUM(CASE WHEN received_at IS NOT NULL THEN 1 ELSE 0 END)
+        FROM fills GROUP BY pharmacy"""
+    )
+    durations: dict[str, list[int]] = {}
+    for pharmacy, seconds in conn.query(
+        "SELECT pharmacy, received_at - dispatched_at FROM fills WHERE dispatched_at IS NOT NULL AND received_at IS NOT NULL"
+    ):
+        durations.setdefault(pharmacy, []).append(int(seconds))
+    designated = dict(conn.query("SELECT designated_pharmacy, COUNT(*) FROM prescriptions WHERE designated_pharmacy IS NOT NULL "
+                                 "GROUP BY designated_pharmacy"))  # fmt: skip
+    out = []
+    for pharmacy, fills, filled, dispatched, in_store, received in rows:
+        spans = sorted(durations.get(pharmacy, []))
+        out.append({
+            "pharmacy": pharmacy, "fills": fills, "prescriptions": filled, "dispatched": int(dispatched),
+            "handedOverInStore": int(in_store), "received": int(received), "deliveries": len(spans),
+            "medianDeliverySeconds": _percentile(spans, 50), "designated": int(designated.get(pharmacy, 0)),
+        })  # fmt: skip
+    for pharmacy, n in designated.items():
+        if not any(r["pharmacy"] == pharmacy for r in out):
+            out.append({"pharmacy": pharmacy, "fills": 0, "prescriptions": 0, "dispatched": 0, "handedOverInStore": 0,
+                        "received": 0, "deliveries": 0, "medianDeliverySeconds": None, "designated": int(n)})  # fmt: skip
+    out.sort(key=lambda r: (-r["fills"], r["pharmacy"]))
+    return out
+
+
+#: Histogram bin widths to choose from (seconds).
+_BIN_WIDTHS = (60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400, 172800, 604800)
+
+
+def delivery_times(conn: Connection, *, max_bins: int = 24) -> dict:
+    """Dispatch-to-receipt times of delivered fills (the courier's part, until the patient's receipt):
+    a histogram with round bin widths, and percentiles."""
+    spans = sorted(int(s) for (s,) in conn.query(
+        "SELECT received_at - dispatched_at FROM fills WHERE dispatched_at IS NOT NULL AND received_at IS NOT NULL"))  # fmt: skip
+    if not spans:
+        return {"count": 0, "bins": [], "binSeconds": None, "min": None, "p50": None, "p90": None, "max": None, "mean": None}
+    width = next((w for w in _BIN_WIDTHS if spans[-1] / w < max_bins), _BIN_WIDTHS[-1])
+    n_bins = min(max_bins, spans[-1] // width + 1)
+    counts = [0] * n_bins
+    for s in spans:
+        counts[min(s // width, n_bins - 1)] += 1
+    return {
+        "count": len(spans),
+        "binSeconds": width,
+        "bins": [{"from": i * width, "to": (i + 1) * width, "count": c} for i, c in enumerate(counts)],
+        "min": spans[0],
+        "p50": _percentile(spans, 50),
+        "p90": _percentile(spans, 90),
+        "max": spans[-1],
+        "mean": round(sum(spans) / len(spans), 1),
+    }
+
+
+def member_list(conn: Connection, *, soon_days: int = EXPIRING_SOON_DAYS) -> list[dict]:
+    """Every account ever admitted (and the regulator), with roles and credential end, soonest first.
+    standing: good, expiring (within ``soon_days``), expired, revoked (no role left)."""
+    t = now(conn)
+    out = []
+    for row in conn.query_dicts("SELECT * FROM members"):
+        roles = [name for name, bit in ROLE_BITS.items() if row["roles_mask"] & bit]
+        if row["regulator"]:
+            roles.append("regulator")
+        until = row["valid_until"]
+        if not roles:
+            standing = "revoked"
+        elif until is None:
+            standing = "good"  # the regulator alone: no credential end date
+        elif until < t:
+            standing = "expired"
+        elif until - t <= soon_days * DAY:
+            standing = "expiring"
+        else:
+            standing = "good"
+        out.append({
+            "account": row["account"], "roles": roles, "validUntil": until, "hospital": row["hospital"],
+            "admittedAt": row["admitted_at"], "admittedBy": row["admitted_by"], "standing": standing,
+            "daysLeft": None if until is None else round((until - t) / DAY, 1),
+            "updatedBlock": row["updated_block"],
+        })  # fmt: skip
+    order = {"expired": 0, "expiring": 1, "good": 2, "revoked": 3}
+    out.sort(key=lambda m: (order[m["standing"]], m["validUntil"] if m["validUntil"] is not None else 2**62, m["account"]))
+    return out
+
+
+def expired_unfilled(conn: Connection, *, limit: int = 200) -> dict:
+    """Prescriptions past expiry that were never filled (not cancelled), most recently expired first."""
+    t = now(conn)
+    total = conn.query_one(f"SELECT COUNT(*) FROM prescriptions WHERE {_UNFILLED} AND expires_at < ?", (t,))[0]
+    rows = conn.query_dicts(
+        f"""SELECT id, kind, hospital, doctor, designated_pharmacy, batch_root, issued_at, expires_at, issued_tx, issued_block
+        FROM prescriptions WHERE {_UNFILLED} AND expires_at < ? ORDER BY expires_at DESC, id LIMIT ?""",
+        (t, int(limit)),
+    )
+    return {"total": total, "rows": [_camel(r) for r in rows]}
+
+
+def prescription(conn: Connection, rx_id: str) -> dict | None:
+    """One prescription's indexed record (with its fills), or None."""
+    rx_id = normalize_id(rx_id)
+    row = conn.query_dicts("SELECT * FROM prescriptions WHERE id = ?", (rx_id,))
+    if not row:
+        return None
+    record = _camel(row[0])
+    t = now(conn)
+    record["expired"] = row[0]["status"] in ("active", "refillable") and row[0]["expires_at"] is not None and row[0]["expires_at"] < t
+    record["fillsDetail"] = [_camel(f) for f in conn.query_dicts("SELECT * FROM fills WHERE id = ? ORDER BY fill", (rx_id,))]
+    return record
+
+
+def trail(conn: Connection, rx_id: str) -> list[dict]:
+    """The prescription's trail from the indexed events: the same steps, actors, blocks, times,
+    transactions and details as :func:`rxchain.audit.trail` reads from the chain (``TrailStep.as_json``)."""
+    rx_id = normalize_id(rx_id)
+    rows = conn.query(
+        f"""SELECT name, args, block_number, block_hash, block_time, tx_hash, log_index FROM events
+        WHERE subject = ? AND name IN ({placeholders(len(_TRAIL_NAMES))}) ORDER BY block_number, log_index""",
+        (rx_id, *_TRAIL_NAMES),
+    )
+    steps: list[dict] = []
+    for name, args_json, block_number, block_hash, block_time, tx_hash, log_index in rows:
+        args = {k: v for k, v in json.loads(args_json).items() if k != "id"}
+        label = TRAIL_EVENTS[name]
+        if label == "issued in batch":
+            found = conn.query_one("SELECT hospital FROM batches WHERE root = ?", (args["root"],))
+            actor = found[0] if found else None
+        else:
+            actor = args.pop(_ACTOR_KEY[label])
+        if label == "delivered" and steps and steps[-1]["step"] == "redeemed":
+            label = "handed over in store"
+        steps.append({"step": label, "actor": actor, "block_number": block_number, "block_hash": block_hash,
+                      "block_time": block_time, "tx_hash": tx_hash, "log_index": log_index, "details": args})  # fmt: skip
+    return steps
+
+
+def has_transaction(conn: Connection, tx_hash: str) -> bool:
+    """True if an indexed event came from transaction ``tx_hash``."""
+    return conn.query_one("SELECT 1 FROM events WHERE tx_hash = ? LIMIT 1", (tx_hash.lower(),)) is not None
+
+
+def counts(conn: Connection) -> dict[str, int]:
+    """Row counts of every table (for reports and tests)."""
+    return {t: conn.query_one(f"SELECT COUNT(*) FROM {t}")[0] for t in ("events", "blocks", "prescriptions", "fills", "members", "batches")}
+
+
+def normalize_id(value: str) -> str:
+    """``0x`` + 64 lower-case hex digits; ValueError otherwise."""
+    text = value.strip().lower()
+    raw = text[2:] if text.startswith("0x") else text
+    if len(raw) != 64 or any(c not in "0123456789abcdef" for c in raw):
+        raise ValueError(f"{value!r} is not a prescription id (0x + 64 hex digits)")
+    return "0x" + raw
+
+
+def normalize_address(value: str) -> str:
+    if not is_address(value):
+        raise ValueError(f"{value!r} is not an address")
+    return to_checksum_address(value)
+
+
+def _percentile(values: list[int], pct: float) -> float | None:
+    """Nearest-rank-interpolated percentile of sorted ``values``."""
+    if not values:
+        return None
+    k = (len(values) - 1) * pct / 100
+    lo, hi = math.floor(k), math.ceil(k)
+    return float(values[lo]) if lo == hi else round(values[lo] + (values[hi] - values[lo]) * (k - lo), 1)
+
+
+def _day(day_number: int) -> str:
+    return datetime.fromtimestamp(int(day_number) * DAY, timezone.utc).strftime("%Y-%m-%d")
+
+
+def _camel(row: dict) -> dict:
+    out = {}
+    for key, value in row.items():
+        head, *rest = key.split("_")
+        out[head + "".join(w.capitalize() for w in rest)] = value
+    return out
