@@ -133,16 +133,11 @@ contract PrescriptionRegistry is ConsortiumRoles, EIP712, IPrescriptionRegistry 
         if (s == Status.None) revert UnknownPrescription(id);
         if (s == Status.Cancelled) revert PrescriptionIsCancelled(id);
 
-        bool regulator = hasRole(DEFAULT_ADMIN_ROLE, _msgSender());
-        if (s == Status.Active) {
-            if (!regulator) {
-                if (r.custodian() != _msgSender()) revert NotIssuer(id, _msgSender());
-                _requireMember(_msgSender(), DOCTOR_ROLE, _DOCTOR);
-            }
-        } else if (s == Status.Refillable) {
-            if (!regulator) revert NotIssuer(id, _msgSender());
-        } else {
-            revert AlreadyRedeemed(id);
+        if (s != Status.Active && s != Status.Refillable) revert AlreadyRedeemed(id);
+        if (s == Status.Active && r.custodian() == _msgSender()) {
+            _requireMember(_msgSender(), DOCTOR_ROLE, _DOCTOR); // its doctor, still licensed
+        } else if (!hasRole(DEFAULT_ADMIN_ROLE, _msgSender())) {
+            revert NotIssuer(id, _msgSender());
         }
 
         _records[id] = r.withStatus(Status.Cancelled);
