@@ -219,6 +219,20 @@ def member_report(client: RegistryClient, from_block: int | None = None, to_bloc
     return report
 
 
+def block_at_time(client: RegistryClient, timestamp: int) -> int:
+    """The first block at or after ``timestamp`` (the latest block if none is), by binary search."""
+    low, high = client.deploy_block, int(client.call_node(lambda: client.w3.eth.block_number))
+    if client.block_time(high) < timestamp:
+        return high
+    while low < high:
+        middle = (low + high) // 2
+        if client.block_time(middle) < timestamp:
+            low = middle + 1
+        else:
+            high = middle
+    return low
+
+
 def _plain(value):
     if isinstance(value, (bytes, bytearray)):
         return "0x" + bytes(value).hex()

@@ -447,14 +447,17 @@ def audit_check(ctx, bundle_file):
 
 
 @audit_group.command("members")
-@click.option("--from-block", type=int, default=None)
-@click.option("--to-block", default="latest")
+@click.option("--since", type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]), default=None, help="Activity from this UTC date.")
+@click.option("--until", type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]), default=None, help="Activity before this UTC date.")
 @pass_ctx
-def audit_members(ctx, from_block, to_block):
-    """Members by role, credential end dates, and what each did in a block range."""
+def audit_members(ctx, since, until):
+    """Members by role, credential end dates, and what each issued, filled, carried in a time range."""
     from rich.table import Table
 
-    report = audit.member_report(ctx.client(), from_block, int(to_block) if str(to_block).isdigit() else to_block)
+    client = ctx.client()
+    start = audit.block_at_time(client, int(since.replace(tzinfo=timezone.utc).timestamp())) if since else None
+    end = audit.block_at_time(client, int(until.replace(tzinfo=timezone.utc).timestamp())) - 1 if until else "latest"
+    report = audit.member_report(client, start, end)
     table = Table(title="Member report")
     for col in ("account", "roles", "valid until", "days left", "standing", "activity"):
         table.add_column(col)

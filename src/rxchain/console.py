@@ -18,7 +18,8 @@ What it serves (nothing else; GET only):
     /api/delivery-times        dispatch-to-receipt histogram and percentiles
     /api/members[?days=30]     members with roles and credential end, soonest first
     /api/expired[?limit=200]   prescriptions past expiry never filled
-    /api/trail/<id>            a prescription's record and trail (the same steps as ``rx trail``)
+    /api/trail/<id>            a prescription's record and trail (the same steps as ``rx trail``);
+                               found: false (and why) when the index has no such prescription
     /tx/<hash>                 an indexed transaction and its receipt, read from the node (with rpc_url)
 
 Use :func:`make_server` for a server object (port 0 picks a free port; ``start()`` serves from a
@@ -354,12 +355,12 @@ class _Handler(BaseHTTPRequestHandler):
                     return
                 record = queries.prescription(conn, rx_id)
                 steps = queries.trail(conn, rx_id)
-                if record is None and not steps:
-                    status = queries.status(conn)
-                    self._json({"error": f"no prescription {rx_id} in the index (chain {status['chainId']}, registry "
-                                         f"{status['registry']}, up to block {status['lastBlock']})"}, HTTPStatus.NOT_FOUND)  # fmt: skip
-                    return
-                data = {"id": rx_id, "prescription": record, "steps": steps, "lastBlock": queries.status(conn)["lastBlock"]}
+                status = queries.status(conn)
+                data = {"id": rx_id, "found": bool(record or steps), "prescription": record, "steps": steps,
+                        "lastBlock": status["lastBlock"]}  # fmt: skip
+                if not data["found"]:  # a search without a hit: an answer, not an error (the page logs no failed load)
+                    data["error"] = (f"no prescription {rx_id} in the index (chain {status['chainId']}, registry "
+                                     f"{status['registry']}, up to block {status['lastBlock']})")  # fmt: skip
             else:
                 self._not_found()
                 return

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 
 import pytest
 
@@ -194,3 +195,19 @@ def test_a_picture_without_a_qr_code_exits_4(rx, tmp_path):
     assert code == cli.EXIT_BAD_INPUT and "no QR code" in err
     code, _, err = rx("redeem", "--qr-image", str(not_a_picture), "--as", "pharmacy")
     assert code == cli.EXIT_BAD_INPUT and "not a picture" in err
+
+
+def test_member_report_over_a_time_range(rx, tmp_path, ids, client, chain):
+    issue_one(rx, tmp_path)
+    day = 86_400
+    chain.mine(timestamp=client.latest_block_time() + 2 * day)
+    later = issue_one(rx, tmp_path)
+    rx("redeem", "--payload", "@" + later["payloadFile"], "--as", "pharmacy")
+    cut = datetime.fromtimestamp(client.latest_block_time() - day, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+
+    code, report, _ = rx("audit", "members", "--since", cut, json_out=True)
+    doctor = next(r for r in report if r["account"] == ids["doctor"].address)
+    assert code == 0 and doctor["activity"] == {"issued": 1}
+    code, report, _ = rx("audit", "members", "--until", cut, json_out=True)
+    doctor = next(r for r in report if r["account"] == ids["doctor"].address)
+    assert doctor["activity"] == {"issued": 1}
