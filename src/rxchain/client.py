@@ -132,6 +132,9 @@ class RegistryClient:
         outbox = Outbox(outbox_path) if outbox_path else None
         client = cls(w3, deployment.registry, deploy_block=deployment.deploy_block, outbox=outbox)
         client.check_deployment(deployment)
+        if outbox is not None:
+            client.reconcile()
+            client.resume_pending()
         return client
 
     def check_deployment(self, deployment: Deployment) -> None:
@@ -352,6 +355,21 @@ class RegistryClient:
             except errors.RxError as exc:
                 outcomes.append(exc)
         return outcomes
+
+    def reconcile(self, window: int = 256) -> list[OutboxEntry]:
+        """Re-opens outbox entries whose block the node no longer has (a devnet restarted from an older
+        state file, a node that lost its head) so that :meth:`resume_pending` re-sends them; looks at
+        entries settled in the last ``window`` blocks or above the node's head. Returns them."""
+        head = int(self.call_node(lambda: self.w3.eth.block_number))
+        lost = []
+        for entry in self.outbox.settled_since(self.chain_id, max(0, head - window)):
+            if self._receipt_or_none(entry.tx_hash) is None:
+                self.outbox.reopen(entry.tx_hash)
+                lost.append(entry)
+        if lost:
+            with self._nonce_lock:
+                self._nonces.clear()
+        return lost
 
     def _estimate(self, call, sender: str) -> int:
         try:

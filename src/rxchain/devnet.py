@@ -25,6 +25,8 @@ DEVNET_CHAIN_ID = 31338
 DEVNET_HOST = "127.0.0.1"
 DEVNET_PORT = 8545
 DEVNET_BLOCK_TIME = 1
+#: Seconds between the devnet's periodic state dumps: the most a SIGKILL can lose.
+DEVNET_STATE_INTERVAL = 5
 # The public development mnemonic: its keys are known to everyone, for the devnet only.
 DEV_MNEMONIC = "test test test test test test test test test test test junk"
 
@@ -101,7 +103,7 @@ class Devnet:
             "--mnemonic", DEV_MNEMONIC,
             "--accounts", "10",
             "--state", str(self.state_file),
-            "--state-interval", "5",
+            "--state-interval", str(DEVNET_STATE_INTERVAL),
             "--gas-limit", "1000000000",
         ]  # fmt: skip
         with open(self.log_file, "ab") as log:

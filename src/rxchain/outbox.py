@@ -88,6 +88,18 @@ class Outbox:
             params = (chain_id,)
         return [OutboxEntry(*row[:9]) for row in self._db.execute(sql + " ORDER BY sender, nonce", params)]
 
+    def settled_since(self, chain_id: int, block: int) -> list[OutboxEntry]:
+        """Entries recorded as mined or failed in ``block`` or later (to re-check after a node lost blocks)."""
+        rows = self._db.execute(
+            "SELECT * FROM outbox WHERE chain_id = ? AND state IN ('mined', 'failed') AND block >= ? ORDER BY sender, nonce",
+            (chain_id, block),
+        )
+        return [OutboxEntry(*row[:9]) for row in rows]
+
+    def reopen(self, tx_hash: str) -> None:
+        """Marks a transaction pending again: the node no longer knows the block it was mined in."""
+        self._db.execute("UPDATE outbox SET state = 'pending', block = NULL, updated_at = ? WHERE tx_hash = ?", (time.time(), tx_hash))
+
     def succeeded(self, op_key: str) -> OutboxEntry | None:
         """The mined transaction that carried out ``op_key``, if any."""
         row = self._db.execute(
