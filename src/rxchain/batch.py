@@ -42,14 +42,31 @@ def merkle_proof(ids: list[bytes], index: int) -> list[bytes]:
     """The sibling hashes from leaf ``index`` up to the root."""
     if not 0 <= index < len(ids):
         raise IndexError(f"leaf {index} is not in a batch of {len(ids)}")
-    level = [bytes(i) for i in ids]
+    return _proof(_levels(ids), index)
+
+
+def merkle_proofs(ids: list[bytes]) -> list[list[bytes]]:
+    """Every leaf's proof, from one pass over the tree (what a hospital system hands out per batch)."""
+    levels = _levels(ids)
+    return [_proof(levels, index) for index in range(len(ids))]
+
+
+def _levels(ids: list[bytes]) -> list[list[bytes]]:
+    if not ids:
+        raise ValueError("a batch holds at least one prescription")
+    levels = [[bytes(i) for i in ids]]
+    while len(levels[-1]) > 1:
+        levels.append(_next_level(levels[-1]))
+    return levels
+
+
+def _proof(levels: list[list[bytes]], index: int) -> list[bytes]:
     proof = []
-    while len(level) > 1:
+    for level in levels[:-1]:
         sibling = index ^ 1
         if sibling < len(level):
             proof.append(level[sibling])
         index //= 2
-        level = _next_level(level)
     return proof
 
 

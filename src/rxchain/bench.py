@@ -30,7 +30,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from web3 import Web3
 
-from rxchain.batch import merkle_proof, merkle_root
+from rxchain.batch import merkle_proofs, merkle_root
 from rxchain.claims import receipt_digest, redeem_digest, sign_digest
 from rxchain.client import RegistryClient
 from rxchain.deploy import deploy_registry
@@ -122,8 +122,8 @@ def run_bench(
             group = batched[start : start + BATCH_SIZE]
             leaves = [p.rx_id for p in group]
             root = merkle_root(leaves)
-            for index, p in enumerate(group):
-                p.root, p.proof = root, merkle_proof(leaves, index)
+            for p, proof in zip(group, merkle_proofs(leaves)):
+                p.root, p.proof = root, proof
             txs.append(pipeline.sign(ids["hospital"], "issueBatch", [leaves, expires_at, 1]))
         batch_phase = _phase(progress, pipeline, "issue (batches of 256)", txs, counts_as=len(batched))
         phases.append(batch_phase)
@@ -313,8 +313,7 @@ def _verify(client: RegistryClient, pipeline: Pipeline, workload: list[Prescript
     task = progress.add_task("verify final states", total=len(workload))
     calls = []
     for p in workload:
-        data = "0x" + client.contract.encode_abi("prescription", [p.rx_id])[2:]
-        calls.append(("eth_call", [{"to": client.address, "data": data}, "latest"]))
+        calls.append(("eth_call", [{"to": client.address, "data": pipeline.encode_call("prescription", [p.rx_id])}, "latest"]))
     wrong = 0
     for start in range(0, len(calls), 1000):
         replies = pipeline._batch(calls[start : start + 1000])
@@ -333,7 +332,7 @@ def _verify_batches(client: RegistryClient, pipeline: Pipeline, batched: list[Pr
     missing = 0
     for start in range(0, len(roots), 1000):
         chunk = roots[start : start + 1000]
-        calls = [("eth_call", [{"to": client.address, "data": client.contract.encode_abi("batch", [r])}, "latest"]) for r in chunk]
+        calls = [("eth_call", [{"to": client.address, "data": pipeline.encode_call("batch", [r])}, "latest"]) for r in chunk]
         for reply in pipeline._batch(calls):
             missing += int(reply["result"][2:66] or "0", 16) == 0
         progress.advance(task, len(chunk))

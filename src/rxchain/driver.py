@@ -138,6 +138,7 @@ class Pipeline:
             if block is None:
                 block = latest
             numbers = list(range(block, latest + 1))
+            settled: list[tuple[str, str, int]] = []
             for chunk in _chunks(numbers, 50):
                 for reply in self._batch([("eth_getBlockReceipts", [hex(n)]) for n in chunk]):
                     if "error" in reply:
@@ -145,7 +146,8 @@ class Pipeline:
                     for receipt in reply.get("result") or []:
                         tx = waiting.pop(receipt["transactionHash"], None)
                         if tx is not None:
-                            self._settle(tx, receipt, result)
+                            settled.append(self._settle(tx, receipt, result))
+            self.client.outbox.settle_many(settled)
             block = latest  # re-read the head block next time: more may land in it on a dev chain
             if waiting:
                 if time.monotonic() > deadline:
@@ -157,21 +159,29 @@ class Pipeline:
     def _collect_by_hash(self, waiting: dict[str, SignedTx], result: PipelineResult, deadline: float) -> PipelineResult:
         while waiting:
             for chunk in _chunks(list(waiting), self.batch_size * 2):
+                settled = []
                 for tx_hash, reply in zip(chunk, self._batch([("eth_getTransactionReceipt", [h]) for h in chunk])):
                     if reply.get("result"):
-                        self._settle(waiting.pop(tx_hash), reply["result"], result)
+                        settled.append(self._settle(waiting.pop(tx_hash), reply["result"], result))
+                self.client.outbox.settle_many(settled)
             if waiting:
                 if time.monotonic() > deadline:
                     raise TransactionFailed(f"{len(waiting)} transactions not mined within {self.receipt_timeout:.0f} s; they stay in the outbox")
                 time.sleep(0.1)
         return result
 
-    def _settle(self, tx: SignedTx, receipt: dict, result: PipelineResult) -> None:
+    def _settle(self, tx: SignedTx, receipt: dict, result: PipelineResult) -> tuple[str, str, int]:
+        """Records the receipt in the result; returns the outbox update for it."""
         result.receipts[tx.tx_hash] = receipt
         ok = int(receipt["status"], 16) == 1
-        self.client.outbox.settle(tx.tx_hash, "mined" if ok else "failed", int(receipt["blockNumber"], 16))
         if not ok:
             result.failed.append(tx)
+        return tx.tx_hash, "mined" if ok else "failed", int(receipt["blockNumber"], 16)
+
+    def encode_call(self, function: str, args: Sequence[Any]) -> str:
+        """0x-hex calldata for ``function`` (for eth_call batches)."""
+        selector, types = self._functions[function]
+        return "0x" + (selector + abi_encode(types, list(args))).hex()
 
     # --------------------------------------------------------------------------- helpers
 

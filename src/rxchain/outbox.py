@@ -79,6 +79,15 @@ class Outbox:
             (state, block, time.time(), tx_hash),
         )
 
+    def settle_many(self, outcomes: list[tuple[str, str, int | None]]) -> None:
+        """Settles many transactions at once, as (tx_hash, state, block), in one database transaction."""
+        now = time.time()
+        with self._transaction():
+            self._db.executemany(
+                "UPDATE outbox SET state = ?, block = ?, updated_at = ? WHERE tx_hash = ?",
+                [(state, block, now, tx_hash) for tx_hash, state, block in outcomes],
+            )
+
     def pending(self, chain_id: int | None = None) -> list[OutboxEntry]:
         """Signed transactions whose outcome is not known yet, oldest first per sender."""
         sql = "SELECT * FROM outbox WHERE state = 'pending'"

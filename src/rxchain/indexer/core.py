@@ -39,6 +39,10 @@ class IndexerError(RxError):
     """The index cannot be (re)built as asked."""
 
 
+class _Moved(Exception):
+    """The range's starting point changed before it was written."""
+
+
 @dataclass
 class IndexStats:
     """What one :func:`index` call did."""
@@ -221,19 +225,20 @@ class Indexer:
                     self.range = max(1, (end - start + 1) // 2)
                     continue
                 raise
-            if len(logs) > self.target_logs * 2 and end > start:
-                self.range = max(1, (end - start + 1) // 2)  # too big a bite: split it (the logs are re-read)
-                continue
-            if not self._commit_range(start, end, logs):
-                return False
-            self.stats.ranges += 1
-            self.stats.blocks += end - start + 1
-            self.stats.events += len(logs)
-            if self.stats.first_block is None:
-                self.stats.first_block = start
-            self.stats.last_block = end
-            if progress is not None:
-                progress(self.stats)
+            # a big answer is written in slices of whole blocks (each its own transaction), not re-read
+            for slice_start, slice_end, part in _slices(start, end, logs, self.target_logs):
+                if not self._commit_range(slice_start, slice_end, part):
+                    return False
+                self.stats.ranges += 1
+                self.stats.blocks += slice_end - slice_start + 1
+                self.stats.events += len(part)
+                if self.stats.first_block is None:
+                    self.stats.first_block = slice_start
+                self.stats.last_block = slice_end
+                if progress is not None:
+                    progress(self.stats)
+                if stop.is_set():
+                    return True
             if len(logs) < self.target_logs // 2:
                 self.range = min(self.max_range, self.range * 2)
             elif len(logs) > self.target_logs:
@@ -242,7 +247,14 @@ class Indexer:
         return True
 
     def _commit_range(self, start: int, end: int, logs: list[dict]) -> bool:
-        """Writes one range in one transaction; False (nothing written) if the chain moved under it."""
+        """Writes one range in one transaction; False (nothing written) if the chain moved under it, or
+        another indexer wrote it first."""
+        try:
+            return self._write_range(start, end, logs)
+        except _Moved:
+            return False
+
+    def _write_range(self, start: int, end: int, logs: list[dict]) -> bool:
         events = [self.decoder.decode(log) for log in logs if not log.get("removed")]
         events.sort(key=lambda e: (e["block_number"], e["log_index"]))
         stored_last = self.conn.query_one("SELECT value FROM meta WHERE key = 'last_block_hash'")[0]
@@ -271,6 +283,12 @@ class Indexer:
         blocks.setdefault(end, (last.hash, last.time, 0))
         conn = self.conn
         with conn.transaction():
+            # another indexer on the same database may have committed this range meanwhile: then skip it
+            # (SQLite's BEGIN IMMEDIATE and PostgreSQL's row lock make this read-and-write atomic)
+            lock = " FOR UPDATE" if conn.kind == "postgres" else ""
+            current = conn.query_one(f"SELECT value FROM meta WHERE key = 'last_block'{lock}")
+            if current is None or int(current[0]) != start - 1:
+                raise _Moved()
             conn.executemany(f"INSERT INTO events ({EVENT_COLUMNS}) VALUES ({placeholders(9)}) ON CONFLICT DO NOTHING",
                              [event_row(e) for e in events])  # fmt: skip
             conn.executemany(
@@ -295,12 +313,15 @@ class Indexer:
     def _check_continuity(self) -> None:
         meta = read_meta(self.conn)
         last, last_hash = int(meta["last_block"]), meta["last_block_hash"]
-        deploy_header = self.node.header(self.deploy_block)
+        indexed_from = int(meta["deploy_block"])
+        deploy_header = self.node.header(indexed_from)
         if deploy_header is None or deploy_header.hash != meta["deploy_block_hash"]:
-            self._reset(f"the chain's block {self.deploy_block} (the registry's deploy block) no longer has the indexed hash "
+            self._reset(f"the chain's block {indexed_from} (where the index starts) no longer has the indexed hash "
                         f"{meta['deploy_block_hash'][:18]}… (a restarted devnet?): resetting the index and reindexing from block "
                         f"{self.deploy_block}")  # fmt: skip
             return
+        if indexed_from != self.deploy_block:  # same chain, same registry: the index keeps its own start
+            self.deploy_block = indexed_from
         if last < self.deploy_block:
             return
         header = self.node.header(last)
@@ -339,6 +360,23 @@ class Indexer:
         self.database.drop_all(self.conn)
         self.database.ensure_schema(self.conn)
         self._initialise(self.stats.chain_id or self.node.chain_id())
+
+
+def _slices(start: int, end: int, logs: list[dict], target: int):
+    """[start, end] cut at block boundaries into pieces of about ``target`` logs (a block is never split)."""
+    if len(logs) <= target:
+        yield start, end, logs
+        return
+    piece: list[dict] = []
+    piece_start = start
+    for i, log in enumerate(logs):
+        piece.append(log)
+        number = int(log["blockNumber"], 16)
+        following = int(logs[i + 1]["blockNumber"], 16) if i + 1 < len(logs) else None
+        if len(piece) >= target and following is not None and following != number:
+            yield piece_start, number, piece
+            piece, piece_start = [], number + 1
+    yield piece_start, end, piece
 
 
 def _too_much(exc: NodeError) -> bool:

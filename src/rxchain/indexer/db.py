@@ -58,7 +58,6 @@ SCHEMA: list[str] = [
     )""",
     "CREATE INDEX IF NOT EXISTS events_subject ON events (subject)",
     "CREATE INDEX IF NOT EXISTS events_tx ON events (tx_hash)",
-    "CREATE INDEX IF NOT EXISTS events_name ON events (name)",
     # One row per prescription: where it stands as of the last indexed block.
     """CREATE TABLE IF NOT EXISTS prescriptions (
         id TEXT PRIMARY KEY,
@@ -278,6 +277,7 @@ class Database:
                 raw = sqlite3.connect(self.url.target, check_same_thread=False, timeout=30, isolation_level=None)
                 raw.execute("PRAGMA journal_mode=WAL")
                 raw.execute("PRAGMA synchronous=NORMAL")
+                raw.execute("PRAGMA cache_size=-65536")  # 64 MiB
             raw.execute("PRAGMA busy_timeout=30000")
             return Connection(raw, "sqlite")
         try:

@@ -22,6 +22,16 @@ from __future__ import annotations
 import json
 from typing import Any
 
+try:  # pinned in requirements.lock; the same compact JSON as json.dumps(separators=(",", ":")), faster
+    from msgspec.json import encode as _encode
+
+    def _dumps(value: Any) -> str:
+        return _encode(value).decode()
+except ImportError:  # pragma: no cover
+
+    def _dumps(value: Any) -> str:
+        return json.dumps(value, separators=(",", ":"))
+
 from rxchain.indexer.db import Connection, chunks, placeholders
 from rxchain.roles import REGULATOR_ROLE, ROLE_BITS, ROLES
 
@@ -290,7 +300,7 @@ class Projection:
 def event_row(e: dict) -> tuple:
     """An event as an ``events`` row."""
     return (e["block_number"], e["log_index"], e["block_hash"], e["block_time"], e["tx_hash"], e["tx_index"], e["name"],
-            e["subject"], json.dumps(e["args"], separators=(",", ":")))  # fmt: skip
+            e["subject"], _dumps(e["args"]))  # fmt: skip
 
 
 EVENT_COLUMNS = "block_number, log_index, block_hash, block_time, tx_hash, tx_index, name, subject, args"
