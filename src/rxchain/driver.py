@@ -45,6 +45,10 @@ GAS_LIMITS: dict[str, int] = {
 }
 
 
+#: Receipts asked per request for functions whose receipts are large (a batch logs 256 events).
+_RECEIPTS_PER_REQUEST = {"issueBatch": 8}
+
+
 @dataclass(frozen=True)
 class SignedTx:
     """A signed transaction and what it is for."""
@@ -59,7 +63,8 @@ class SignedTx:
 
 @dataclass
 class PipelineResult:
-    """What a pipelined run produced: receipts by hash, and the failures (mined but reverted)."""
+    """What a pipelined run produced: each transaction's outcome (status, block, gas) by hash, and the
+    failures (mined but reverted)."""
 
     receipts: dict[str, dict] = field(default_factory=dict)
     failed: list[SignedTx] = field(default_factory=list)
@@ -84,7 +89,6 @@ class Pipeline:
         self._keys: dict[str, coincurve.PrivateKey] = {}
         self._nonces: dict[str, int] = {}
         self._request_id = 0
-        self._scan_from: int | None = None
 
     # ---------------------------------------------------------------------------- signing
 
@@ -111,9 +115,6 @@ class Pipeline:
 
     def submit(self, txs: Sequence[SignedTx]) -> None:
         """Writes ``txs`` to the outbox (all or none), then sends them in JSON-RPC batches."""
-        if self._scan_from is None:  # receipts are looked for from the block before the first send
-            (head,) = self._batch([("eth_blockNumber", [])])
-            self._scan_from = int(head["result"], 16)
         self.client.outbox.record(
             [OutboxEntry(t.tx_hash, t.op_key, t.sender, t.nonce, self.client.chain_id, t.raw, t.function, "pending", None) for t in txs]
         )
@@ -125,55 +126,38 @@ class Pipeline:
                     raise TransactionFailed(f"the node refused {tx.function} from {tx.sender} (nonce {tx.nonce}): {error.get('message')}")
 
     def collect(self, txs: Sequence[SignedTx]) -> PipelineResult:
-        """Follows new blocks and takes each block's receipts in one call (eth_getBlockReceipts) until
-        every transaction is mined; settles the outbox. Falls back to per-hash receipts for a node
-        without that method."""
+        """Waits for each new block, then asks the receipts of what is still waiting (batched, a few
+        hundred per request so memory stays bounded however many logs they carry) until every
+        transaction is mined; settles the outbox per round in one database transaction."""
         result = PipelineResult()
         waiting = {t.tx_hash: t for t in txs}
         deadline = time.monotonic() + self.receipt_timeout
-        block = self._scan_from
+        seen_block = -1
         while waiting:
             (head,) = self._batch([("eth_blockNumber", [])])
-            latest = int(head["result"], 16)
-            if block is None:
-                block = latest
-            numbers = list(range(block, latest + 1))
+            block = int(head["result"], 16)
+            if block == seen_block:
+                if time.monotonic() > deadline:
+                    raise TransactionFailed(f"{len(waiting)} transactions not mined within {self.receipt_timeout:.0f} s; they stay in the outbox")
+                time.sleep(0.05)
+                continue
+            seen_block = block
             settled: list[tuple[str, str, int]] = []
-            for chunk in _chunks(numbers, 50):
-                for reply in self._batch([("eth_getBlockReceipts", [hex(n)]) for n in chunk]):
-                    if "error" in reply:
-                        return self._collect_by_hash(waiting, result, deadline)
-                    for receipt in reply.get("result") or []:
-                        tx = waiting.pop(receipt["transactionHash"], None)
-                        if tx is not None:
-                            settled.append(self._settle(tx, receipt, result))
-            self.client.outbox.settle_many(settled)
-            block = latest  # re-read the head block next time: more may land in it on a dev chain
-            if waiting:
-                if time.monotonic() > deadline:
-                    raise TransactionFailed(f"{len(waiting)} transactions not mined within {self.receipt_timeout:.0f} s; they stay in the outbox")
-                time.sleep(0.1)
-        self._scan_from = block
-        return result
-
-    def _collect_by_hash(self, waiting: dict[str, SignedTx], result: PipelineResult, deadline: float) -> PipelineResult:
-        while waiting:
-            for chunk in _chunks(list(waiting), self.batch_size * 2):
-                settled = []
+            for chunk in _chunks(list(waiting), _RECEIPTS_PER_REQUEST.get(next(iter(waiting.values())).function, 200)):
                 for tx_hash, reply in zip(chunk, self._batch([("eth_getTransactionReceipt", [h]) for h in chunk])):
-                    if reply.get("result"):
-                        settled.append(self._settle(waiting.pop(tx_hash), reply["result"], result))
-                self.client.outbox.settle_many(settled)
-            if waiting:
-                if time.monotonic() > deadline:
-                    raise TransactionFailed(f"{len(waiting)} transactions not mined within {self.receipt_timeout:.0f} s; they stay in the outbox")
-                time.sleep(0.1)
+                    receipt = reply.get("result")
+                    if receipt:
+                        settled.append(self._settle(waiting.pop(tx_hash), receipt, result))
+                if len(settled) < len(chunk) // 2:  # the rest of this list is not mined yet either
+                    break
+            self.client.outbox.settle_many(settled)
         return result
 
     def _settle(self, tx: SignedTx, receipt: dict, result: PipelineResult) -> tuple[str, str, int]:
-        """Records the receipt in the result; returns the outbox update for it."""
-        result.receipts[tx.tx_hash] = receipt
+        """Records the outcome in the result (not the whole receipt: logs can be large); returns the
+        outbox update for it."""
         ok = int(receipt["status"], 16) == 1
+        result.receipts[tx.tx_hash] = {"status": int(ok), "blockNumber": int(receipt["blockNumber"], 16), "gasUsed": int(receipt["gasUsed"], 16)}
         if not ok:
             result.failed.append(tx)
         return tx.tx_hash, "mined" if ok else "failed", int(receipt["blockNumber"], 16)

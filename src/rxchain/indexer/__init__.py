@@ -3,7 +3,7 @@
 - :func:`index` follows the events into SQLite (default) or PostgreSQL, resumably and idempotently,
   noticing a restarted chain or a reorganisation (:mod:`rxchain.indexer.core`);
 - :func:`verify` re-reads a sample (or all) of the indexed events and states from a node and reports
-  every difference (:mod:`rxchain.indexer.verify`);
+  every difference (:mod:`rxchain.indexer.check`);
 - :mod:`rxchain.indexer.queries` computes the console's figures from the database;
 - :func:`rxchain.indexer.bench.bench` measures indexing throughput on a generated workload.
 
@@ -12,6 +12,6 @@
 
 from rxchain.indexer.core import IndexStats, Indexer, IndexerError, index
 from rxchain.indexer.db import Database, DatabaseError
-from rxchain.indexer.verify import verify
+from rxchain.indexer.check import verify
 
 __all__ = ["Database", "DatabaseError", "IndexStats", "Indexer", "IndexerError", "index", "verify"]

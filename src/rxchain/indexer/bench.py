@@ -3,7 +3,7 @@
 A throwaway anvil (the devnet's settings) gets a fresh registry and a generated workload — the varied
 one of :mod:`rxchain.indexer.workload` (every state, several days of chain time) or ``rx bench``'s
 pipelined all-completed one for volume — then the indexer reads it all into a fresh database (SQLite,
-and PostgreSQL when a URL is given), timed; a sampled :func:`~rxchain.indexer.verify` and the
+and PostgreSQL when a URL is given), timed; a sampled :func:`~rxchain.indexer.check.verify` and the
 console's queries are timed too. The figures are printed, never asserted by a test.
 """
 
@@ -27,7 +27,7 @@ from rxchain.identities import dev_accounts
 from rxchain.indexer import queries
 from rxchain.indexer.core import index
 from rxchain.indexer.db import Database
-from rxchain.indexer.verify import verify
+from rxchain.indexer.check import verify
 from rxchain.lifecycle import onboard
 from rxchain.outbox import Outbox
 from rxchain.paths import evm_version, tool_env
@@ -102,7 +102,7 @@ def bench(
 
     ``workload``: "varied" (every state over ``days`` days of chain time) or "bench" (``rx bench``'s:
     all completed, half batched). ``db_urls``: databases to index into (default: one temporary SQLite
-    file; each must be empty or hold an index of nothing else). ``rpc_url``: a running development
+    file; each is reset first). ``rpc_url``: a running development
     node instead of a throwaway anvil (``block_time`` seconds between blocks for that anvil; None mines
     each transaction at once). ``keep_db``: also leave a SQLite index of the run at this path (for the
     console). Returns the figures (one dict per database under "runs").
@@ -136,7 +136,7 @@ def bench(
             head = client.w3.eth.block_number
             figures["blocks"] = head - client.deploy_block + 1
             log(f"workload done: {figures['transactions']} transactions in {figures['workloadSeconds']} s, {figures['blocks']} blocks")
-            targets = list(db_urls or [f"{folder}/index.sqlite"])
+            targets = list(db_urls) if db_urls is not None else [f"{folder}/index.sqlite"]
             if keep_db:
                 Path(keep_db).unlink(missing_ok=True)
                 targets.append(str(keep_db))

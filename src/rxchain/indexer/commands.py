@@ -1,7 +1,7 @@
 """The ``rx index`` group and the ``rx console`` command (click), ready to add to ``rx``::
 
     from rxchain.indexer.commands import console_command, index_group
-    cli.add_command(index_group)      # rx index run | verify | status | bench
+    cli.add_command(index_group)      # rx index run | verify | status | bench | seed
     cli.add_command(console_command)  # rx console
 
 They read the global options of ``rx`` (``ctx.obj``: ``network``, ``rpc``, ``as_json``) and work the
@@ -137,7 +137,7 @@ def index_run(ctx, db_url, follow, to_block, reset, confirmations, max_range, po
 @click.pass_context
 def index_verify(ctx, db_url, sample, everything, seed):
     """Re-read a sample (or all) of the index from the node; exit 1 on any difference."""
-    from rxchain.indexer.verify import verify
+    from rxchain.indexer.check import verify
 
     opts = _opts(ctx)
     rpc = opts.rpc or (os.environ.get("RXCHAIN_BESU_RPC") if opts.network == "besu" else None)
@@ -202,6 +202,36 @@ def index_bench(prescriptions, workload, days, block_time, pg_url, temp_postgres
                   f"[bold]{run['eventsPerSecond']:,.0f} events/s[/]; again: {run['rerunSeconds']} s; verify (200): "
                   f"{run['verifySample200Seconds']} s, {run['verifyProblems']} problems", highlight=False)  # fmt: skip
     click.echo(json.dumps(figures))
+
+
+@index_group.command("seed")
+@click.option("--days", type=int, default=3, show_default=True, help="Days of chain time to play (the chain's clock moves forward).")
+@click.option("--per-day", type=int, default=24, show_default=True, help="Prescriptions a day (half in batches).")
+@click.option("--seed", "seed_text", default=None, help="Workload seed (default: a new one, so runs differ).")
+@click.pass_context
+def index_seed(ctx, days, per_day, seed_text):
+    """Development chains only: play a varied workload (every state, several days) on the recorded
+    registry, for a console worth looking at. Moves the chain's clock forward by --days."""
+    import secrets
+
+    from web3 import Web3
+
+    from rxchain.client import RegistryClient
+    from rxchain.identities import dev_accounts
+    from rxchain.indexer.workload import run_workload
+    from rxchain.lifecycle import onboard
+
+    opts = _opts(ctx)
+    if opts.network not in ("devnet", "local"):
+        raise click.UsageError("seeding uses development keys and moves the chain's clock: devnet only")
+    rpc, registry, deploy_block = _target(opts, None, None)
+    client = RegistryClient(Web3(Web3.HTTPProvider(rpc, request_kwargs={"timeout": 120})), registry, deploy_block=deploy_block)
+    ids = dev_accounts()
+    onboard(client, ids)
+    result = run_workload(client, ids, days=days, per_day=per_day, seed=seed_text or secrets.token_hex(8),
+                          log=lambda message: err.print(f"[dim]{message}[/]", highlight=False))  # fmt: skip
+    _emit(opts, {"prescriptions": len(result.prescriptions), "transactions": result.transactions},
+          f"played {len(result.prescriptions)} prescriptions ({result.transactions} transactions) over {days} days of chain time")  # fmt: skip
 
 
 # ----------------------------------------------------------------------------------- rx console
