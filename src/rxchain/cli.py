@@ -597,6 +597,17 @@ def network_sync(ctx, kit_dir, nodes, dry_run):
 # ------------------------------------------------------------------------------------ entry
 
 
+def _add_indexer_commands() -> None:
+    """rx index run|verify|status|bench|seed and rx console (the regulator's view)."""
+    from rxchain.indexer.commands import console_command, index_group
+
+    cli.add_command(index_group)
+    cli.add_command(console_command)
+
+
+_add_indexer_commands()
+
+
 def _json_after_command(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
     if value:
         ctx.find_object(Context).as_json = True
@@ -607,7 +618,7 @@ def _accept_json_everywhere(group: click.Group) -> None:
     for command in group.commands.values():
         if isinstance(command, click.Group):
             _accept_json_everywhere(command)
-        else:
+        elif not any("--json" in getattr(param, "opts", ()) for param in command.params):
             command.params.append(
                 click.Option(["--json"], is_flag=True, expose_value=False, callback=_json_after_command, help="Machine-readable output.")
             )

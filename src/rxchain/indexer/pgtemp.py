@@ -18,8 +18,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from rxchain.errors import RxError
 
-class PostgresUnavailable(RuntimeError):
+
+class PostgresUnavailable(RxError):
     """No PostgreSQL server can be started here (the reason is the message)."""
 
 

@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from eth_utils import is_address, to_checksum_address
 
 from rxchain.audit import TRAIL_EVENTS
+from rxchain.errors import RxError
 from rxchain.indexer.db import Connection, placeholders, read_meta
 from rxchain.roles import ROLE_BITS
 
@@ -28,7 +29,7 @@ _ACTOR_KEY = {"issued": "doctor", "cancelled": "by", "redeemed": "pharmacy", "di
 _UNFILLED = "status = 'active' AND redemptions = 0"
 
 
-class NotIndexed(LookupError):
+class NotIndexed(RxError, LookupError):
     """The database holds no index yet."""
 
 

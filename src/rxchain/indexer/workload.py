@@ -390,14 +390,22 @@ class _Runner:
             first = result.failed[0]
             raise WorkloadFailed(f"{len(result.failed)} of {len(txs)} transactions reverted (first: {first.function} from {first.sender})")
         self.transactions += len(txs)
-        blocks = {h: int(r["blockNumber"], 16) for h, r in result.receipts.items()}
+        blocks = {h: _number(r["blockNumber"]) for h, r in result.receipts.items()}
         times = {n: self.client.block_time(n) for n in set(blocks.values())}
         return {h: times[n] for h, n in blocks.items()}
 
     def advance(self, seconds: int) -> None:
         """Moves chain time forward (a development chain's evm_increaseTime) and mines a block."""
-        self.pipe._batch([("evm_increaseTime", [int(seconds)])])
-        self.pipe._batch([("evm_mine", [])])
+        provider = self.client.w3.provider
+        for method, params in (("evm_increaseTime", [int(seconds)]), ("evm_mine", [])):
+            reply = provider.make_request(method, params)
+            if "error" in reply:
+                raise WorkloadFailed(f"{method} refused ({reply['error'].get('message')}): the workload needs a development chain")
+
+
+def _number(value: int | str) -> int:
+    """A receipt's block number, hex (as the node sends it) or int (as the pipeline may keep it)."""
+    return int(value, 16) if isinstance(value, str) else int(value)
 
 
 def _redeem(pipe: Pipeline, client: RegistryClient, pharmacy: LocalAccount, p: Planned, taken: int, deadline: int) -> SignedTx:
