@@ -23,9 +23,6 @@ from rxchain.lifecycle import onboard
 from rxchain.outbox import Outbox
 from rxchain.paths import project_root
 
-CHROMIUM = Path(os.environ.get("RXCHAIN_CHROMIUM", "/usr/bin/chromium"))
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]  # fmt: skip
 ARTIFACTS = project_root() / "artifacts" / "console"
 #: Set to 1 to refresh the README's screenshot (docs/img/console.png).
 UPDATE_DOCS_IMAGE = os.environ.get("RXCHAIN_UPDATE_DOCS_IMAGE") == "1"
@@ -116,21 +113,6 @@ def pg_url(postgres) -> str:
 
 
 # ---------------------------------------------------------------------------------- browser
-
-
-@pytest.fixture(scope="session")
-def browser():
-    """One headless chromium for the session."""
-    if not CHROMIUM.is_file() or not os.access(CHROMIUM, os.X_OK):
-        pytest.skip(f"the browser tests need Debian's chromium at {CHROMIUM} (apt-get install -y chromium)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.skip("the browser tests need the Python package playwright (pip install -r requirements.lock)")
-    with sync_playwright() as playwright:
-        instance = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        yield instance
-        instance.close()
 
 
 @dataclass

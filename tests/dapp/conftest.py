@@ -26,19 +26,6 @@ from rxchain.outbox import Outbox
 from rxchain.paths import project_root
 from rxchain.workflow import IssuedBatch, IssuedPrescription, issue_batch, issue_prescription
 
-#: Debian's chromium; $RXCHAIN_CHROMIUM points elsewhere.
-CHROMIUM = Path(os.environ.get("RXCHAIN_CHROMIUM", "/usr/bin/chromium"))
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-]
 ARTIFACTS = project_root() / "artifacts" / "dapp"
 #: Set to 1 to refresh the README's screenshot (docs/img/dapp-redeemed.png) from the happy path.
 UPDATE_DOCS_IMAGE = os.environ.get("RXCHAIN_UPDATE_DOCS_IMAGE") == "1"
@@ -114,21 +101,6 @@ def dapp_server(deployment, rpc_url):
     server = make_server("127.0.0.1", 0, deployment=deployment, rpc_url=rpc_url).start()
     yield server
     server.stop()
-
-
-@pytest.fixture(scope="session")
-def browser():
-    """One headless chromium for the session."""
-    if not CHROMIUM.is_file() or not os.access(CHROMIUM, os.X_OK):
-        pytest.skip(f"the browser tests need Debian's chromium at {CHROMIUM} (apt-get install -y chromium)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.skip("the browser tests need the Python package playwright (pip install -r requirements.lock)")
-    with sync_playwright() as playwright:
-        instance = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        yield instance
-        instance.close()
 
 
 @dataclass
