@@ -345,8 +345,12 @@ contract PrescriptionRegistry is ConsortiumRoles, EIP712, IPrescriptionRegistry 
         returns (RxRecord)
     {
         BatchWord b = _openableBatch(id, root, proof);
+        // The single path checks the doctor's licence at issue; a batch cannot see its doctors until
+        // now, so the licence must have been live when the batch was issued.
         Member memory m = _memberRecord(doctor);
-        if (m.roles & _DOCTOR == 0 || m.hospital != b.hospital()) revert NotBatchDoctor(id, doctor, b.hospital());
+        if (m.roles & _DOCTOR == 0 || m.hospital != b.hospital() || m.validUntil < b.issuedAt()) {
+            revert NotBatchDoctor(id, doctor, b.hospital());
+        }
         return PrescriptionRecord.pack(doctor, b.issuedAt(), b.expiresAt(), Status.Active, b.fills());
     }
 
@@ -402,6 +406,8 @@ contract PrescriptionRegistry is ConsortiumRoles, EIP712, IPrescriptionRegistry 
             _requireCustodian(id, r);
             _requireMember(_msgSender(), PHARMACY_ROLE, _PHARMACY);
         } else {
+            // Who before when: a courier that never held it hears NotCustodian, not the status.
+            if (s == Status.Delivered || s == Status.Completed || s == Status.Refillable) _requireCustodian(id, r);
             _revertWrongStatus(id, s);
         }
     }

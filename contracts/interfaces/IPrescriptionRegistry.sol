@@ -127,7 +127,8 @@ interface IPrescriptionRegistry is IConsortiumRoles {
     error BatchIsCancelled(bytes32 root);
     /// @notice The proof does not show prescription `id` in batch `root`.
     error NotInBatch(bytes32 id, bytes32 root);
-    /// @notice `doctor` is not a doctor of the hospital `hospital` that issued the batch.
+    /// @notice `doctor` is not a doctor of the hospital `hospital` that issued the batch, or its licence
+    /// had ended when the batch was issued.
     error NotBatchDoctor(bytes32 id, address doctor, address hospital);
     /// @notice The registry is paused: no issuing or redeeming until the regulator resumes it.
     error EnforcedPause();

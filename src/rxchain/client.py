@@ -24,7 +24,7 @@ from eth_abi import decode as abi_decode
 from eth_account.signers.local import LocalAccount
 from eth_utils import function_signature_to_4byte_selector, to_checksum_address
 from web3 import Web3
-from web3.exceptions import ContractCustomError, ContractLogicError, ContractPanicError, TimeExhausted
+from web3.exceptions import ContractCustomError, ContractLogicError, ContractPanicError, TimeExhausted, Web3RPCError
 from web3.logs import DISCARD
 
 from rxchain import errors
@@ -406,7 +406,7 @@ class RegistryClient:
                 f"the node does not answer ({exc.__class__.__name__}); transaction {entry.tx_hash} is kept in the "
                 f"outbox ({self.outbox.path}) and will be re-sent on the next run"
             ) from None
-        except ValueError as exc:  # the node refused it: known already, or its nonce is used
+        except (ValueError, Web3RPCError) as exc:  # the node refused it: known already, or its nonce is used
             text = str(exc).lower()
             if "already" in text or "known" in text:
                 return
