@@ -319,12 +319,13 @@ contract PrescriptionRegistry is ConsortiumRoles, EIP712, IPrescriptionRegistry 
         uint256 deadline,
         bytes calldata claimSignature
     ) private {
-        Status s = r.status();
-        if (s != Status.Active && s != Status.Refillable) _revertNotRedeemable(id, s);
-        if (block.timestamp > r.expiresAt()) revert Expired(id, r.expiresAt());
+        // Who before when: another pharmacy hears NotDesignatedPharmacy whatever the status.
         if (designatedPharmacy != address(0) && designatedPharmacy != _msgSender()) {
             revert NotDesignatedPharmacy(id, _msgSender());
         }
+        Status s = r.status();
+        if (s != Status.Active && s != Status.Refillable) _revertNotRedeemable(id, s);
+        if (block.timestamp > r.expiresAt()) revert Expired(id, r.expiresAt());
         if (block.timestamp > deadline) revert SignatureDeadlinePassed(deadline);
 
         uint8 fillsLeft = r.fillsLeft();
