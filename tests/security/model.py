@@ -349,13 +349,14 @@ class Registry:
                 raise Refused("NotBatchDoctor", id=rx_id, doctor=rx.doctor, hospital=b.hospital)
             opened = Record(rx.doctor, b.issued_at, b.expires_at, Status.ACTIVE, b.fills)
             r = opened
+        # who before when: the designated pharmacy is checked before status and expiry
+        if rx.pharmacy != ZERO and rx.pharmacy != sender:
+            raise Refused("NotDesignatedPharmacy", id=rx_id, pharmacy=sender)
         status = r.status if r else Status.NONE
         if status not in (Status.ACTIVE, Status.REFILLABLE):
             raise self.not_redeemable(rx_id, status)
         if self.now > r.expires_at:
             raise Refused("Expired", id=rx_id, expiresAt=r.expires_at)
-        if rx.pharmacy != ZERO and rx.pharmacy != sender:
-            raise Refused("NotDesignatedPharmacy", id=rx_id, pharmacy=sender)
         if self.now > deadline:
             raise Refused("SignatureDeadlinePassed", deadline=deadline)
         expected = (self.domain, rx_id, sender, r.fills_left, deadline)
