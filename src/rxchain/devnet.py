@@ -58,6 +58,7 @@ class Devnet:
     chain_id: int = DEVNET_CHAIN_ID
     block_time: int = DEVNET_BLOCK_TIME
     folder: Path = field(default_factory=devnet_dir)
+    state_interval: int = DEVNET_STATE_INTERVAL
 
     @property
     def url(self) -> str:
@@ -103,7 +104,7 @@ class Devnet:
             "--mnemonic", DEV_MNEMONIC,
             "--accounts", "10",
             "--state", str(self.state_file),
-            "--state-interval", str(DEVNET_STATE_INTERVAL),
+            "--state-interval", str(self.state_interval),
             "--gas-limit", "1000000000",
         ]  # fmt: skip
         with open(self.log_file, "ab") as log:

@@ -29,7 +29,9 @@ def devnet(tmp_path, monkeypatch):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     monkeypatch.setenv("RXCHAIN_DEPLOYMENTS", str(tmp_path / "deployments"))
-    net = Devnet(port=port, folder=tmp_path / "devnet")
+    # No periodic dump within the test: what a SIGKILL loses is then exactly what came after the last
+    # clean stop, whatever the machine's speed.
+    net = Devnet(port=port, folder=tmp_path / "devnet", state_interval=3600)
     net.up()
     yield net
     net.down()
