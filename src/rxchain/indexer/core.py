@@ -152,10 +152,11 @@ class Indexer:
             self.database.drop_all(conn)
             meta = {}
         self.database.ensure_schema(conn)
-        if not meta:
-            self._initialise(chain_id)
+        if not meta and not self._initialise(chain_id):
+            self._prepare()  # another indexer initialised the same new database first: check what it wrote
 
-    def _initialise(self, chain_id: int) -> None:
+    def _initialise(self, chain_id: int) -> bool:
+        """Writes the new index's meta; False (nothing written) when another indexer got there first."""
         header = self.node.header(self.deploy_block)
         parent = self.node.header(self.deploy_block - 1) if self.deploy_block > 0 else None
         if header is None:
@@ -163,12 +164,17 @@ class Indexer:
         if self.node.code(self.registry) in ("0x", "", None):
             raise IndexerError(f"no contract at {self.registry} on chain {chain_id}: the devnet was reset? deploy again")
         with self.conn.transaction():
+            if self.conn.kind == "postgres":  # SQLite's BEGIN IMMEDIATE already keeps other writers out
+                self.conn.execute("LOCK TABLE meta IN SHARE ROW EXCLUSIVE MODE")
+            if self.conn.query_one("SELECT value FROM meta WHERE key = 'schema_version'") is not None:
+                return False
             write_meta(self.conn, {
                 "schema_version": SCHEMA_VERSION, "chain_id": chain_id, "registry": self.registry,
                 "deploy_block": self.deploy_block, "deploy_block_hash": header.hash,
                 "last_block": self.deploy_block - 1, "last_block_hash": header.parent_hash,
                 "last_block_time": parent.time if parent else header.time, "paused": 0,
             })  # fmt: skip
+        return True
 
     # ------------------------------------------------------------------------------ running
 
