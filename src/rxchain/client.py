@@ -24,7 +24,7 @@ from eth_abi import decode as abi_decode
 from eth_account.signers.local import LocalAccount
 from eth_utils import function_signature_to_4byte_selector, to_checksum_address
 from web3 import Web3
-from web3.exceptions import ContractCustomError, ContractLogicError, ContractPanicError, TimeExhausted, Web3RPCError
+from web3.exceptions import ContractCustomError, ContractLogicError, ContractPanicError, TimeExhausted, TransactionNotFound, Web3RPCError
 from web3.logs import DISCARD
 
 from rxchain import errors
@@ -133,7 +133,6 @@ class RegistryClient:
         client = cls(w3, deployment.registry, deploy_block=deployment.deploy_block, outbox=outbox)
         client.check_deployment(deployment)
         if outbox is not None:
-            client.reconcile()
             client.resume_pending()
         return client
 
@@ -330,47 +329,132 @@ class RegistryClient:
     # --------------------------------------------------------------------------- transactions
 
     def transact(self, sender: LocalAccount, function: str, *args: Any, op_key: str | None = None) -> TxResult:
-        """Signs, records, sends and awaits one free-gas transaction; raises the decoded error on refusal."""
+        """Signs, records, sends and awaits one free-gas transaction; raises the decoded error on refusal.
+
+        With ``op_key``, an operation the outbox saw done is not done again: its receipt is returned,
+        or, when the node no longer has that receipt (it restarted from an older state), the same
+        signed transaction is sent again."""
         if op_key:
             done = self.outbox.succeeded(op_key)
             if done is not None:
-                return self._result(self.call_node(lambda: self.w3.eth.get_transaction_receipt(done.tx_hash)))
+                receipt = self._receipt_or_none(done.tx_hash)
+                if receipt is not None:
+                    return self._result(receipt)
+                for entry, outcome in self._resume(done.sender, reconcile=True):
+                    if entry.tx_hash == done.tx_hash:
+                        if isinstance(outcome, errors.RxError):
+                            raise outcome
+                        return outcome
+                # its nonce now holds another transaction: it will never be mined, so do the operation anew
+                self.outbox.settle(done.tx_hash, "dropped")
+        # one question to the node (the sender's mined count): what it lost or never got goes first
         self.resume_pending(sender.address)
         call = getattr(self.contract.functions, function)(*args)
         gas = self._estimate(call, sender.address)
         entry = self._sign(sender, call, gas, op_key or f"{function}:{time.time_ns()}", function)
-        self.outbox.record([entry])
+        try:
+            self.outbox.record([entry])
+        except errors.OutboxConflict:
+            # the node counts fewer transactions of this sender than the outbox saw mined: put back what
+            # it lost (the same signed bytes, in nonce order), then sign this one again on top
+            self._resume(sender.address, reconcile=True)
+            gas = self._estimate(call, sender.address)
+            entry = self._sign(sender, call, gas, entry.op_key, function)
+            self.outbox.record([entry])
         self._broadcast(entry)
         return self._await(entry, call)
 
-    def resume_pending(self, sender: str | None = None) -> list[TxResult | errors.RxError]:
-        """Re-sends and awaits what an earlier run signed but never saw mined (same bytes, same hashes)."""
-        outcomes: list[TxResult | errors.RxError] = []
-        for entry in self.outbox.pending(self.chain_id):
-            if sender is not None and entry.sender != sender:
-                continue
-            try:
-                self._broadcast(entry)
-                outcomes.append(self._await(entry, None))
-            except errors.RxError as exc:
-                outcomes.append(exc)
-        return outcomes
+    def resume_pending(self, sender: str | None = None, *, reconcile: bool = True) -> list[TxResult | errors.RxError]:
+        """Puts on chain what this outbox signed and the node does not have, and waits for it: what an
+        earlier run signed but never saw mined, and (``reconcile``) what the node mined but lost when it
+        restarted from an older state. Per sender, from the node's transaction count, in nonce order,
+        the same signed bytes (same hashes, so never a duplicate); one deadline
+        (``receipt_timeout``) for all. Returns each one's outcome: a TxResult or the error."""
+        return [outcome for _, outcome in self._resume(sender, reconcile=reconcile)]
 
-    def reconcile(self, window: int = 256) -> list[OutboxEntry]:
-        """Re-opens outbox entries whose block the node no longer has (a devnet restarted from an older
-        state file, a node that lost its head) so that :meth:`resume_pending` re-sends them; looks at
-        entries settled in the last ``window`` blocks or above the node's head. Returns them."""
-        head = int(self.call_node(lambda: self.w3.eth.block_number))
-        lost = []
-        for entry in self.outbox.settled_since(self.chain_id, max(0, head - window)):
-            if self._receipt_or_none(entry.tx_hash) is None:
-                self.outbox.reopen(entry.tx_hash)
-                lost.append(entry)
-        if lost:
-            with self._nonce_lock:
-                self._nonces.clear()
+    def reconcile(self) -> list[OutboxEntry]:
+        """Re-opens the outbox entries the node lost (mined at a nonce the node no longer counts: a devnet
+        restarted from an older state file, a node that lost its head) so that they are sent again;
+        returns them."""
+        lost: list[OutboxEntry] = []
+        for address in self.outbox.senders(self.chain_id):
+            lost += self._reconcile_sender(address, self._mined_nonce(address))
         return lost
 
+    def _mined_nonce(self, address: str) -> int:
+        return int(self.call_node(lambda: self.w3.eth.get_transaction_count(address, "latest")))
+
+    def _reconcile_sender(self, address: str, mined_nonce: int) -> list[OutboxEntry]:
+        lost = self.outbox.settled_from_nonce(self.chain_id, address, mined_nonce)
+        if lost:
+            self.outbox.reopen_many([e.tx_hash for e in lost])
+        return lost
+
+    def _resume(self, sender: str | None, *, reconcile: bool) -> list[tuple[OutboxEntry, TxResult | errors.RxError]]:
+        senders = [sender] if sender is not None else self.outbox.senders(self.chain_id)
+        if not reconcile:
+            pending = {e.sender for e in self.outbox.pending(self.chain_id)}
+            senders = [a for a in senders if a in pending]
+        elif sender is not None and not self.outbox.has_sender(self.chain_id, sender):
+            senders = []  # nothing of this sender's in the outbox: nothing to put back
+        if not senders:
+            return []
+        outcomes: list[tuple[OutboxEntry, TxResult | errors.RxError]] = []
+        sent: list[OutboxEntry] = []
+        moved: set[str] = set()
+        for address in senders:
+            mined_nonce = self._mined_nonce(address)
+            if reconcile and self._reconcile_sender(address, mined_nonce):
+                moved.add(address)
+            expected = mined_nonce
+            pending = self.outbox.pending(self.chain_id, sender=address)
+            if pending:
+                moved.add(address)
+            for entry in pending:
+                if entry.nonce < mined_nonce:  # its nonce is used: by this transaction, or by another one
+                    receipt = self._receipt_or_none(entry.tx_hash)
+                    if receipt is None:
+                        self.outbox.settle(entry.tx_hash, "dropped")
+                        outcomes.append((entry, errors.TransactionFailed(
+                            f"{entry.description} ({entry.tx_hash}) was never mined: nonce {entry.nonce} of {address} "
+                            "was used by another transaction; re-run the operation")))  # fmt: skip
+                    else:
+                        outcomes.append((entry, self._settle_receipt(entry, receipt)))
+                    continue
+                if entry.nonce != expected:
+                    outcomes.append((entry, self._gap(entry, expected)))
+                    continue
+                try:
+                    self._broadcast(entry)
+                except errors.NodeUnavailable:
+                    raise
+                except errors.RxError as exc:
+                    outcomes.append((entry, exc))
+                    continue
+                sent.append(entry)
+                expected += 1
+        with self._nonce_lock:
+            for address in moved:  # the node's count moved under the cache
+                self._nonces.pop(address, None)
+        deadline = time.monotonic() + self.receipt_timeout
+        for entry in sent:  # a sender's transactions are mined in nonce order: wait for each in turn
+            outcomes.append((entry, self._await_until(entry, deadline)))
+        return sorted(outcomes, key=lambda pair: (pair[0].sender, pair[0].nonce))
+
+    def _gap(self, entry: OutboxEntry, expected: int) -> errors.RxError:
+        """A pending transaction that cannot be mined: the sender's nonce ``expected`` comes first and no
+        transaction in this outbox holds it."""
+        known = self.call_node(lambda: self.w3.provider.make_request("eth_getTransactionByHash", [entry.tx_hash])).get("result")
+        if known is None:
+            self.outbox.settle(entry.tx_hash, "dropped")
+            return errors.TransactionFailed(
+                f"{entry.description} ({entry.tx_hash}) cannot be mined: nonce {expected} of {entry.sender} comes first and "
+                "this outbox holds no transaction for it; dropped, re-run the operation"
+            )
+        return errors.TransactionFailed(
+            f"{entry.description} ({entry.tx_hash}) waits in the node's pool for nonce {expected} of {entry.sender}, which "
+            "this outbox does not hold (another process signing with this key?); it stays pending"
+        )
     def _estimate(self, call, sender: str) -> int:
         try:
             estimate = self.call_node(lambda: call.estimate_gas({"from": sender, "gasPrice": 0}))
@@ -424,34 +508,90 @@ class RegistryClient:
             raise errors.TransactionFailed(f"the node refused {entry.description}: {exc}") from None
 
     def _await(self, entry: OutboxEntry, call) -> TxResult:
+        outcome = self._await_until(entry, time.monotonic() + self.receipt_timeout)
+        if isinstance(outcome, errors.RxError):
+            raise outcome
+        return outcome
+
+    def _await_until(self, entry: OutboxEntry, deadline: float) -> TxResult | errors.RxError:
+        """The transaction's outcome once mined (the decoded error when it reverted), or a
+        TransactionFailed when it is not mined by ``deadline`` (it then stays pending in the outbox)."""
         try:
             receipt = self.call_node(
-                lambda: self.w3.eth.wait_for_transaction_receipt(entry.tx_hash, timeout=self.receipt_timeout, poll_latency=0.05)
+                lambda: self.w3.eth.wait_for_transaction_receipt(
+                    entry.tx_hash, timeout=max(0.5, deadline - time.monotonic()), poll_latency=0.05
+                )
             )
         except TimeExhausted:
-            raise errors.TransactionFailed(
+            return errors.TransactionFailed(
                 f"{entry.description} ({entry.tx_hash}) was not mined within {self.receipt_timeout:.0f} s; it stays in "
                 "the outbox and is re-sent on the next run"
-            ) from None
+            )
+        return self._settle_receipt(entry, receipt)
+
+    def _settle_receipt(self, entry: OutboxEntry, receipt) -> TxResult | errors.RxError:
         if receipt["status"] != 1:
             self.outbox.settle(entry.tx_hash, "failed", receipt["blockNumber"])
-            raise self._explain_failure(entry, receipt)
+            return self._explain_failure(entry, receipt)
         self.outbox.settle(entry.tx_hash, "mined", receipt["blockNumber"])
         return self._result(receipt)
 
+    def explain(self, tx_hash: str, *, use_trace: bool = True) -> errors.RxError | None:
+        """Why a mined transaction failed, as the named error; None when it succeeded.
+
+        Asks the node's own trace of the transaction first (``debug_traceTransaction``: exact, at its
+        place in its block; Besu serves it when the DEBUG API is enabled), and otherwise replays the
+        transaction on the state its block ended with (``use_trace=False`` forces the replay). Raises
+        TransactionFailed when the node has no receipt for it."""
+        receipt = self._receipt_or_none(tx_hash)
+        if receipt is None:
+            raise errors.TransactionFailed(f"the node has no receipt for {tx_hash}: not mined (yet), or not on this chain")
+        if receipt["status"] == 1:
+            return None
+        return self._explain_mined(tx_hash, receipt, "transaction", use_trace=use_trace)
+
     def _explain_failure(self, entry: OutboxEntry, receipt) -> errors.RxError:
-        """Why a mined transaction reverted: replay it at its block (for races: the state that beat it)."""
-        tx = self.w3.eth.get_transaction(entry.tx_hash)
+        return self._explain_mined(entry.tx_hash, receipt, entry.description)
+
+    def _explain_mined(self, tx_hash: str, receipt, description: str, *, use_trace: bool = True) -> errors.RxError:
+        if use_trace:
+            traced = self._traced_revert(tx_hash)
+            if traced is not None:
+                return traced
+        tx = self.call_node(lambda: self.w3.eth.get_transaction(tx_hash))
         try:
-            self.w3.eth.call({"from": tx["from"], "to": tx["to"], "data": tx["input"], "gasPrice": 0}, receipt["blockNumber"])
+            self.call_node(lambda: self.w3.eth.call(
+                {"from": tx["from"], "to": tx["to"], "data": tx["input"], "gasPrice": 0}, receipt["blockNumber"]))  # fmt: skip
         except (ContractCustomError, ContractLogicError, ContractPanicError) as exc:
             return self.decode_revert(_revert_data(exc))
-        return errors.TransactionFailed(f"{entry.description} ({entry.tx_hash}) reverted (out of gas?)")
+        return errors.TransactionFailed(
+            f"{description} ({tx_hash}) reverted, and a replay on its block's final state succeeds: it ran out of gas, or "
+            "lost to a transaction earlier in the same block whose effect a later one undid"
+        )
+
+    def _traced_revert(self, tx_hash: str) -> errors.RxError | None:
+        """The revert the node's call tracer recorded, or None when the node offers no trace."""
+        try:
+            reply = self.call_node(lambda: self.w3.provider.make_request("debug_traceTransaction", [tx_hash, {"tracer": "callTracer"}]))
+        except errors.NodeUnavailable:
+            raise
+        except Exception:  # noqa: BLE001 - a node without the debug API: fall back to the replay
+            return None
+        result = reply.get("result") if isinstance(reply, dict) else None
+        if not isinstance(result, dict):
+            return None
+        output = result.get("output")
+        if output and output != "0x":
+            return self.decode_revert(output)
+        if "gas" in str(result.get("error", "")).lower():
+            return errors.TransactionFailed(f"{tx_hash} ran out of gas ({result.get('error')})")
+        return None
 
     def _receipt_or_none(self, tx_hash: str):
+        """The receipt, or None when the node has none (not mined, or mined in blocks it lost)."""
         try:
-            return self.w3.eth.get_transaction_receipt(tx_hash)
-        except Exception:  # noqa: BLE001 - web3 raises TransactionNotFound or a node error: both mean "none"
+            return self.call_node(lambda: self.w3.eth.get_transaction_receipt(tx_hash))
+        except TransactionNotFound:
             return None
 
     def _result(self, receipt) -> TxResult:

@@ -207,6 +207,11 @@ class TransactionFailed(RxError):
     """A transaction was mined but failed, or was never mined."""
 
 
+class OutboxConflict(RxError):
+    """A newly signed transaction uses a sender's nonce that the outbox already holds for another
+    transaction: the node lost blocks it had mined, or another process signs with the same key."""
+
+
 
 def _readable(args: dict) -> dict:
     """Arguments formatted for people: bytes as 0x-hex, role ids by name, statuses by name."""

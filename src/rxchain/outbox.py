@@ -13,6 +13,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from rxchain.errors import OutboxConflict
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
     tx_hash     TEXT PRIMARY KEY,
@@ -61,16 +63,35 @@ class Outbox:
         self._db.executescript(_SCHEMA)
 
     def record(self, entries: list[OutboxEntry]) -> None:
-        """Stores signed transactions as pending, all or none, before any is sent."""
+        """Stores signed transactions as pending, all or none, before any is sent. Raises
+        OutboxConflict (nothing stored) when one reuses a sender's nonce the outbox already holds."""
         now = time.time()
-        with self._transaction():
-            self._db.executemany(
-                "INSERT INTO outbox VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', NULL, ?, ?)",
-                [
-                    (e.tx_hash, e.op_key, e.sender, e.nonce, e.chain_id, e.raw, e.description, now, now)
-                    for e in entries
-                ],
-            )
+        try:
+            with self._transaction():
+                self._db.executemany(
+                    "INSERT INTO outbox VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', NULL, ?, ?)",
+                    [
+                        (e.tx_hash, e.op_key, e.sender, e.nonce, e.chain_id, e.raw, e.description, now, now)
+                        for e in entries
+                    ],
+                )
+        except sqlite3.IntegrityError:
+            clash = self._first_clash(entries)
+            raise OutboxConflict(
+                f"nonce {clash.nonce} of {clash.sender} is already used by {clash.tx_hash} in the outbox {self.path}, "
+                "which the node does not count: it lost blocks, or another process signs with this key. "
+                "RegistryClient.resume_pending() re-sends what the node lost; then sign again"
+            ) from None
+
+    def _first_clash(self, entries: list[OutboxEntry]) -> OutboxEntry:
+        for e in entries:
+            row = self._db.execute(
+                "SELECT * FROM outbox WHERE (chain_id = ? AND sender = ? AND nonce = ? AND state != 'dropped') OR tx_hash = ?",
+                (e.chain_id, e.sender, e.nonce, e.tx_hash),
+            ).fetchone()
+            if row is not None:
+                return OutboxEntry(*row[:9])
+        return entries[0]
 
     def settle(self, tx_hash: str, state: str, block: int | None = None) -> None:
         """Marks a transaction mined, failed (mined but reverted) or dropped (never to be mined)."""
@@ -88,26 +109,45 @@ class Outbox:
                 [(state, block, now, tx_hash) for tx_hash, state, block in outcomes],
             )
 
-    def pending(self, chain_id: int | None = None) -> list[OutboxEntry]:
+    def pending(self, chain_id: int | None = None, *, sender: str | None = None) -> list[OutboxEntry]:
         """Signed transactions whose outcome is not known yet, oldest first per sender."""
         sql = "SELECT * FROM outbox WHERE state = 'pending'"
         params: tuple = ()
         if chain_id is not None:
             sql += " AND chain_id = ?"
             params = (chain_id,)
+        if sender is not None:
+            sql += " AND sender = ?"
+            params += (sender,)
         return [OutboxEntry(*row[:9]) for row in self._db.execute(sql + " ORDER BY sender, nonce", params)]
 
-    def settled_since(self, chain_id: int, block: int) -> list[OutboxEntry]:
-        """Entries recorded as mined or failed in ``block`` or later (to re-check after a node lost blocks)."""
+    def senders(self, chain_id: int) -> list[str]:
+        """Every sender with a transaction in the outbox on ``chain_id``."""
+        rows = self._db.execute("SELECT DISTINCT sender FROM outbox WHERE chain_id = ? ORDER BY sender", (chain_id,))
+        return [row[0] for row in rows]
+
+    def has_sender(self, chain_id: int, sender: str) -> bool:
+        """Whether the outbox holds any transaction of ``sender`` on ``chain_id``."""
+        return self._db.execute("SELECT 1 FROM outbox WHERE chain_id = ? AND sender = ? LIMIT 1", (chain_id, sender)).fetchone() is not None
+
+    def settled_from_nonce(self, chain_id: int, sender: str, nonce: int) -> list[OutboxEntry]:
+        """The sender's entries recorded as mined or failed with ``nonce`` or above, in nonce order. A
+        node whose transaction count for the sender is ``nonce`` cannot hold any of them: it lost the
+        blocks they were mined in."""
         rows = self._db.execute(
-            "SELECT * FROM outbox WHERE chain_id = ? AND state IN ('mined', 'failed') AND block >= ? ORDER BY sender, nonce",
-            (chain_id, block),
+            "SELECT * FROM outbox WHERE chain_id = ? AND sender = ? AND nonce >= ? AND state IN ('mined', 'failed') ORDER BY nonce",
+            (chain_id, sender, nonce),
         )
         return [OutboxEntry(*row[:9]) for row in rows]
 
-    def reopen(self, tx_hash: str) -> None:
-        """Marks a transaction pending again: the node no longer knows the block it was mined in."""
-        self._db.execute("UPDATE outbox SET state = 'pending', block = NULL, updated_at = ? WHERE tx_hash = ?", (time.time(), tx_hash))
+    def reopen_many(self, tx_hashes: list[str]) -> None:
+        """Marks transactions pending again (one database transaction): the node no longer has the
+        blocks they were mined in."""
+        now = time.time()
+        with self._transaction():
+            self._db.executemany(
+                "UPDATE outbox SET state = 'pending', block = NULL, updated_at = ? WHERE tx_hash = ?", [(now, h) for h in tx_hashes]
+            )
 
     def succeeded(self, op_key: str) -> OutboxEntry | None:
         """The mined transaction that carried out ``op_key``, if any."""

@@ -19,7 +19,6 @@ from eth_abi import decode as abi_decode
 from eth_utils import keccak, to_checksum_address
 
 from rxchain.client import RegistryClient
-from rxchain.outbox import OutboxEntry
 from rxchain.paths import evm_version, tool_env
 from rxchain.status import Status
 
@@ -199,17 +198,12 @@ def _selector(signature: str) -> bytes:
 
 
 def explain_mined_failure(client: RegistryClient, tx_hash: str, description: str = "transaction"):
-    """The client's named explanation of a transaction that was mined and reverted.
-
-    The pipeline reports such transactions without a reason; the client's own explanation (a replay
-    of the transaction at its block) is reached through its outbox entry, as ``RegistryClient``
-    does for the transactions it sends itself.
-    """
-    receipt = client.w3.eth.get_transaction_receipt(tx_hash)
-    if receipt["status"] == 1:
-        raise AssertionError(f"{tx_hash} did not fail")
-    entry = OutboxEntry(tx_hash, description, "", 0, client.chain_id, b"", description, "failed", receipt["blockNumber"])
-    return client._explain_failure(entry, receipt)
+    """The client's named explanation of a transaction that was mined and reverted, by replay (the
+    path a node without the debug API takes; the trace is the test's own independent oracle)."""
+    reason = client.explain(tx_hash, use_trace=False)
+    if reason is None:
+        raise AssertionError(f"{tx_hash} ({description}) did not fail")
+    return reason
 
 
 def revert_reason_on_chain(rpc: Rpc, client: RegistryClient, tx_hash: str):

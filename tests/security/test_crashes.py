@@ -73,16 +73,20 @@ def read_until(job: subprocess.Popen, marker: str, timeout: float = 120) -> list
     raise AssertionError(f"the job ended before {marker!r}: {lines}")
 
 
-def assert_exactly_once(client: RegistryClient, rpc: Rpc, outbox: Path) -> None:
+def assert_exactly_once(client: RegistryClient, rpc: Rpc, outbox: Path, *, history_lost_for: frozenset[bytes] = frozenset()) -> None:
     """Every intended prescription is on chain once: Active, one PrescriptionIssued each, no other;
-    and the outbox holds no pending and no failed transaction."""
+    and the outbox holds no pending and no failed transaction. ``history_lost_for``: prescriptions
+    whose issue log the node itself lost (see the node-crash test)."""
     everything = planned(COUNT)
     views = read_registry(rpc, client, [p.rx_id for p in everything]).prescriptions
     missing = [p.index for p in everything if views[p.rx_id][3] is not Status.ACTIVE]
     assert not missing, f"{len(missing)} prescriptions are not on chain, e.g. {missing[:5]}"
     logs = client.contract.events.PrescriptionIssued().get_logs(from_block=client.deploy_block, to_block="latest")
     issued = [bytes(log["args"]["id"]) for log in logs]
-    assert len(issued) == COUNT and set(issued) == {p.rx_id for p in everything}, f"{len(issued)} issue events for {COUNT} prescriptions"
+    assert len(issued) == len(set(issued)), f"{len(issued) - len(set(issued))} prescriptions were issued twice"
+    assert set(issued) <= {p.rx_id for p in everything}, "an issue event for a prescription nobody planned"
+    without_log = {p.rx_id for p in everything} - set(issued)
+    assert without_log <= history_lost_for, f"{len(without_log)} of {COUNT} prescriptions have no issue event"
     counts = Outbox(outbox).counts()
     assert counts.get("pending", 0) == 0 and counts.get("failed", 0) == 0, counts
     assert counts.get("mined", 0) == COUNT, f"the outbox holds {counts}: nothing should be sent twice"
@@ -125,9 +129,6 @@ def test_killed_bulk_issuance_resumes_with_nothing_lost_and_nothing_doubled(devn
            f"sent the {missing} missing: {COUNT} prescriptions once each ({stopwatch():.1f} s)")  # fmt: skip
 
 
-@pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="open client bug: after a node restarts from an older state file the outbox "
-                   "does not re-send, in nonce order from the node's nonce, what the lost blocks held (see the closing note)")
 def test_node_killed_mid_run_comes_back_from_its_state_file_and_the_rerun_completes(devnet_like, ids, tmp_path, stopwatch):
     client, deploy_block = deployed(devnet_like, ids)
     outbox = tmp_path / "hospital-outbox.sqlite"
@@ -144,18 +145,26 @@ def test_node_killed_mid_run_comes_back_from_its_state_file_and_the_rerun_comple
         client.latest_block_time()
 
     devnet_like.start()  # from its state file, on the same port: the last seconds before the kill may be lost
+    seen_mined = Outbox(outbox).counts().get("mined", 0)
+    rpc = Rpc(devnet_like.url)
+    everything = planned(COUNT)
+    views = read_registry(rpc, client, [p.rx_id for p in everything]).prescriptions
+    kept = {p.rx_id for p in everything if views[p.rx_id][3] is Status.ACTIVE}
+    logged = {bytes(log["args"]["id"]) for log in
+              client.contract.events.PrescriptionIssued().get_logs(from_block=client.deploy_block, to_block="latest")}  # fmt: skip
+    # anvil's periodic dump can hold a block's state without the block itself: the restarted node
+    # then has prescriptions in storage whose issue logs are gone (a devnet limit, in the closing note)
+    history_lost = frozenset(kept - logged)
     rerun = start_job(devnet_like.url, client, deploy_block, outbox, expires_at)
     out = finish(rerun)
     assert "resume problem" not in out, out
 
-    assert_exactly_once(client, Rpc(devnet_like.url), outbox)
-    report(f"crash: node killed mid-run and restarted from its state file; the re-run completed {COUNT} prescriptions once each "
-           f"({stopwatch():.1f} s)")  # fmt: skip
+    assert_exactly_once(client, rpc, outbox, history_lost_for=history_lost)
+    report(f"crash: node killed mid-run after {seen_mined} issues were seen mined; it came back from its state file with "
+           f"{len(kept)} of them ({len(history_lost)} in storage without their block's log); the re-run "
+           f"({out.splitlines()[0]}) completed {COUNT} prescriptions once each ({stopwatch():.1f} s)")  # fmt: skip
 
 
-@pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="open client bug: an op key the outbox records as done is trusted without "
-                   "checking its receipt still exists on the node (see the closing note)")
 def test_client_issues_again_what_a_node_that_lost_its_last_blocks_forgot(client, rpc, ids):
     """A node restarted from an older state no longer has a transaction the client saw mined. Issuing
     the same prescription again must put it back on chain, not answer with the receipt of a
@@ -176,3 +185,42 @@ def test_client_issues_again_what_a_node_that_lost_its_last_blocks_forgot(client
 
     assert client.prescription(rx_id).status is Status.ACTIVE
     assert rpc.call("eth_getTransactionReceipt", again.tx_hash) is not None
+
+
+def test_a_new_operation_after_a_node_lost_blocks_first_puts_back_what_it_lost(client, rpc, ids):
+    """The node forgot two transactions the client saw mined; the doctor's next, different issue
+    re-sends the two lost ones in nonce order first, then signs the new one on top. All three end on
+    chain, each once."""
+    from eth_utils import keccak
+
+    from .workload import address_of
+
+    doctor = ids["doctor"]
+    expires_at = client.latest_block_time() + 86400
+    args = [(keccak(text=f"lost prescription {n}"), address_of(keccak(text=f"lost claim key {n}"))) for n in range(3)]
+    before = rpc.snapshot()
+    lost = [client.issue(doctor, doc_hash, claim, expires_at)[0] for doc_hash, claim in args[:2]]
+    rpc.revert(before)
+    assert [client.prescription(i).status for i in lost] == [Status.NONE, Status.NONE]
+
+    new_id, result = client.issue(doctor, *args[2], expires_at)
+
+    assert [client.prescription(i).status for i in [*lost, new_id]] == [Status.ACTIVE] * 3
+    logs = client.contract.events.PrescriptionIssued().get_logs(from_block=result.block_number - 3, to_block="latest")
+    assert sorted(bytes(log["args"]["id"]) for log in logs if bytes(log["args"]["id"]) in {*lost, new_id}) == sorted([*lost, new_id])
+    assert client.outbox.pending(client.chain_id) == []
+
+
+def test_an_outbox_nonce_clash_is_a_named_error_and_records_nothing(client, ids, tmp_path):
+    from rxchain.outbox import OutboxEntry
+
+    outbox = Outbox(tmp_path / "clash.sqlite")
+    first = OutboxEntry("0x" + "11" * 32, "op:1", ids["doctor"].address, 7, client.chain_id, b"\x01", "issue", "pending", None)
+    clash = OutboxEntry("0x" + "22" * 32, "op:2", ids["doctor"].address, 7, client.chain_id, b"\x02", "issue", "pending", None)
+    fresh = OutboxEntry("0x" + "33" * 32, "op:3", ids["doctor"].address, 8, client.chain_id, b"\x03", "issue", "pending", None)
+    outbox.record([first])
+
+    with pytest.raises(errors.OutboxConflict, match=f"nonce 7 of {ids['doctor'].address} is already used by 0x1111"):
+        outbox.record([fresh, clash])
+
+    assert outbox.counts() == {"pending": 1}  # all or none: the fresh one was not kept either

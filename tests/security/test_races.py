@@ -149,6 +149,8 @@ def explained(losers: list, rpc, expected_name: str, *, traced: int = 25) -> Non
         if k < traced:
             actual = revert_reason_on_chain(rpc, party.client, tx.tx_hash)
             assert actual.name == expected_name, f"the EVM reverted {tx.tx_hash} with {actual!r}"
+            by_trace = party.client.explain(tx.tx_hash)  # the client's first choice: the node's trace
+            assert (by_trace.name, by_trace.error_args) == (actual.name, actual.error_args), by_trace
     assert not wrong, f"{len(wrong)} losers explained wrongly, e.g. {wrong[:3]}"
 
 
