@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rxchain.errors import OutboxConflict
+from rxchain.sqlitewal import use_wal
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -57,8 +58,8 @@ class Outbox:
         self.path = str(path)
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+        use_wal(self._db)
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
 

@@ -17,13 +17,13 @@ import queue
 import re
 import sqlite3
 import threading
-import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
 from rxchain.errors import RxError
+from rxchain.sqlitewal import use_wal
 
 #: Bumped when the tables change: a database of another version is rebuilt from the chain.
 SCHEMA_VERSION = "1"
@@ -254,26 +254,6 @@ class Connection:
         self.close()
 
 
-def _use_wal(raw: sqlite3.Connection, *, deadline: float = 30.0) -> None:
-    """Puts the file in WAL mode. The switch needs the file to itself and SQLite does not wait for it
-    (the busy timeout does not apply), so two indexers opening one new file at once retry here."""
-    give_up = time.monotonic() + deadline
-    pause = 0.005
-    while True:
-        try:
-            mode = raw.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-            if str(mode).lower() == "wal" or raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
-                return
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) and "busy" not in str(exc):
-                raise
-        if time.monotonic() > give_up:
-            raise DatabaseError("the SQLite index stayed locked for 30 s while switching it to WAL mode: "
-                                "is another program holding it open in a transaction?")
-        time.sleep(pause)
-        pause = min(pause * 2, 0.2)
-
-
 class Database:
     """An index database: opens connections, creates and resets the schema, reads and writes meta."""
 
@@ -296,7 +276,7 @@ class Database:
                 raw = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False, timeout=30)
             else:
                 raw = sqlite3.connect(self.url.target, check_same_thread=False, timeout=30, isolation_level=None)
-                _use_wal(raw)
+                use_wal(raw)
                 raw.execute("PRAGMA synchronous=NORMAL")
                 raw.execute("PRAGMA cache_size=-65536")  # 64 MiB
             raw.execute("PRAGMA busy_timeout=30000")
