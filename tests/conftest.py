@@ -1,8 +1,11 @@
 """Fixtures shared across the suite: one headless chromium for every browser test (the dApp's and the
-console's). Playwright's sync API allows one running instance per process, so the session shares it."""
+console's; Playwright's sync API allows one running instance per process, so the session shares
+it), the chain, the development identities, a registry per module and a client per test, and one
+PostgreSQL server for the session."""
 
 from __future__ import annotations
 
+import itertools
 import os
 from pathlib import Path
 
@@ -37,3 +40,125 @@ def browser():
         instance = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
         yield instance
         instance.close()
+
+
+# ---------------------------------------------------------------------------- the chain and parties
+# The Python-side suites (client, dApp, console, indexer, security) share these: ape test's own
+# ephemeral anvil (never the devnet), one registry per test module onboarded with the development
+# identities, and a fresh client per test. ape's isolation reverts the chain after every test, so each
+# test starts from the module's state and needs a client whose nonce cache and outbox are its own.
+
+
+@pytest.fixture(scope="session")
+def ids():
+    """The development identities by role name (rxchain.identities)."""
+    from rxchain.identities import dev_accounts
+
+    return dev_accounts()
+
+
+@pytest.fixture(scope="session")
+def regulator(ids):
+    return ids["regulator"]
+
+
+@pytest.fixture(scope="session")
+def hospital(ids):
+    return ids["hospital"]
+
+
+@pytest.fixture(scope="session")
+def doctor(ids):
+    return ids["doctor"]
+
+
+@pytest.fixture(scope="session")
+def pharmacy(ids):
+    return ids["pharmacy"]
+
+
+@pytest.fixture(scope="session")
+def other_pharmacy(ids):
+    return ids["pharmacy2"]
+
+
+@pytest.fixture(scope="session")
+def courier(ids):
+    return ids["courier"]
+
+
+@pytest.fixture(scope="session")
+def w3():
+    """web3 on ape's ephemeral anvil."""
+    from ape import networks
+
+    return networks.provider.web3
+
+
+@pytest.fixture(scope="session")
+def rpc_url():
+    from ape import networks
+
+    return networks.provider.uri
+
+
+@pytest.fixture(scope="module")
+def deployment(w3, ids, rpc_url):
+    """A registry deployed and onboarded for this module (not recorded in deployments/)."""
+    from rxchain.client import RegistryClient
+    from rxchain.deploy import deploy_registry
+    from rxchain.lifecycle import onboard
+
+    deployed = deploy_registry(w3, ids["regulator"], network="local", rpc_url=rpc_url, record=False)
+    onboard(RegistryClient(w3, deployed.registry, deploy_block=deployed.deploy_block), ids)
+    return deployed
+
+
+@pytest.fixture
+def client(w3, deployment, tmp_path):
+    """A fresh client of the module's registry with its own outbox file."""
+    from rxchain.client import RegistryClient
+    from rxchain.outbox import Outbox
+
+    return RegistryClient(w3, deployment.registry, deploy_block=deployment.deploy_block, outbox=Outbox(tmp_path / "outbox.sqlite"))
+
+
+#: The scripted workload of the indexer's and the console's tests: 3 days x 24 prescriptions (half in
+#: batches of 8), every state a prescription can reach.
+DAYS, PER_DAY = 3, 24
+
+
+@pytest.fixture(scope="module")
+def scenario(w3, ids, deployment):
+    """The scripted workload (rxchain.indexer.workload), run once per module on its registry."""
+    from rxchain.client import RegistryClient
+    from rxchain.indexer.workload import run_workload
+
+    client = RegistryClient(w3, deployment.registry, deploy_block=deployment.deploy_block)
+    return run_workload(client, ids, days=DAYS, per_day=PER_DAY, batch_size=8)
+
+
+# ---------------------------------------------------------------------------------- PostgreSQL
+
+_databases = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """One throwaway PostgreSQL server for the session (Debian's postgresql: initdb + pg_ctl in a
+    temporary folder); skips, saying why, when none can run here."""
+    pytest.importorskip("psycopg", reason="the PostgreSQL variant needs the Python package psycopg (pip install 'psycopg[binary]')")
+    from rxchain.indexer.pgtemp import PostgresUnavailable, TempPostgres
+
+    try:
+        server = TempPostgres.start()
+    except PostgresUnavailable as exc:
+        pytest.skip(f"PostgreSQL variant skipped: {exc}")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def pg_url(postgres) -> str:
+    """A fresh, empty PostgreSQL database on the session's server."""
+    return postgres.create_database(f"rxtest_{next(_databases)}")

@@ -8,62 +8,18 @@ PostgreSQL server the PostgreSQL variant skips, saying why.
 
 from __future__ import annotations
 
-import itertools
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from ape import networks
 
-from rxchain.client import RegistryClient
-from rxchain.deploy import deploy_registry
-from rxchain.identities import dev_accounts
-from rxchain.lifecycle import onboard
-from rxchain.outbox import Outbox
 from rxchain.paths import project_root
 
 ARTIFACTS = project_root() / "artifacts" / "console"
 #: Set to 1 to refresh the README's screenshot (docs/img/console.png).
 UPDATE_DOCS_IMAGE = os.environ.get("RXCHAIN_UPDATE_DOCS_IMAGE") == "1"
 TIMEOUT_MS = 15_000
-DAYS, PER_DAY = 3, 24
-
-
-@pytest.fixture(scope="session")
-def ids():
-    return dev_accounts()
-
-
-@pytest.fixture(scope="session")
-def w3():
-    return networks.provider.web3
-
-
-@pytest.fixture(scope="session")
-def rpc_url():
-    return networks.provider.uri
-
-
-@pytest.fixture(scope="module")
-def deployment(w3, ids, rpc_url):
-    deployed = deploy_registry(w3, ids["regulator"], network="local", rpc_url=rpc_url, record=False)
-    onboard(RegistryClient(w3, deployed.registry, deploy_block=deployed.deploy_block), ids)
-    return deployed
-
-
-@pytest.fixture(scope="module")
-def scenario(w3, ids, deployment):
-    """Three days of a small consortium, every state (rxchain.indexer.workload)."""
-    from rxchain.indexer.workload import run_workload
-
-    client = RegistryClient(w3, deployment.registry, deploy_block=deployment.deploy_block)
-    return run_workload(client, ids, days=DAYS, per_day=PER_DAY, batch_size=8)
-
-
-@pytest.fixture
-def client(w3, deployment, tmp_path) -> RegistryClient:
-    return RegistryClient(w3, deployment.registry, deploy_block=deployment.deploy_block, outbox=Outbox(tmp_path / "outbox.sqlite"))
 
 
 def labels_for(scenario, ids) -> dict[str, str]:
@@ -89,27 +45,6 @@ def console_server(indexed, rpc_url, scenario, ids):
     server = make_server(indexed, "127.0.0.1", 0, rpc_url=rpc_url, labels=labels_for(scenario, ids)).start()
     yield server
     server.stop()
-
-
-@pytest.fixture(scope="session")
-def postgres():
-    pytest.importorskip("psycopg", reason="the PostgreSQL variant needs the Python package psycopg (pip install 'psycopg[binary]')")
-    from rxchain.indexer.pgtemp import PostgresUnavailable, TempPostgres
-
-    try:
-        server = TempPostgres.start()
-    except PostgresUnavailable as exc:
-        pytest.skip(f"PostgreSQL variant skipped: {exc}")
-    yield server
-    server.stop()
-
-
-_databases = itertools.count(1)
-
-
-@pytest.fixture
-def pg_url(postgres) -> str:
-    return postgres.create_database(f"rxconsole_{next(_databases)}")
 
 
 # ---------------------------------------------------------------------------------- browser

@@ -16,13 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from ape import networks
 
-from rxchain.client import RegistryClient
-from rxchain.deploy import deploy_registry
 from rxchain.identities import dev_accounts
-from rxchain.lifecycle import demo_document, onboard
-from rxchain.outbox import Outbox
+from rxchain.lifecycle import demo_document
 from rxchain.paths import project_root
 from rxchain.workflow import IssuedBatch, IssuedPrescription, issue_batch, issue_prescription
 
@@ -33,36 +29,6 @@ TIMEOUT_MS = 15_000
 
 
 # ------------------------------------------------------------------------------------ the chain
-
-
-@pytest.fixture(scope="session")
-def ids():
-    """The development identities by role name."""
-    return dev_accounts()
-
-
-@pytest.fixture(scope="session")
-def w3():
-    return networks.provider.web3
-
-
-@pytest.fixture(scope="session")
-def rpc_url():
-    return networks.provider.uri
-
-
-@pytest.fixture(scope="module")
-def deployment(w3, ids, rpc_url):
-    """A registry deployed and onboarded for this module (not recorded in deployments/)."""
-    deployed = deploy_registry(w3, ids["regulator"], network="local", rpc_url=rpc_url, record=False)
-    onboard(RegistryClient(w3, deployed.registry, deploy_block=deployed.deploy_block), ids)
-    return deployed
-
-
-@pytest.fixture
-def client(w3, deployment, tmp_path) -> RegistryClient:
-    """A fresh client of the module's registry (per test: ape reverts the chain after each)."""
-    return RegistryClient(w3, deployment.registry, deploy_block=deployment.deploy_block, outbox=Outbox(tmp_path / "outbox.sqlite"))
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ from __future__ import annotations
 import time
 
 import pytest
-from ape import networks
 from eth_account import Account
 from eth_utils import keccak
 
@@ -21,7 +20,6 @@ from rxchain.deploy import deploy_registry
 from rxchain.deployment import Deployment
 from rxchain.identities import dev_accounts
 from rxchain.lifecycle import onboard
-from rxchain.outbox import Outbox
 
 from .chainkit import Rpc
 
@@ -54,43 +52,13 @@ def ids():
 
 
 @pytest.fixture(scope="session")
-def regulator(ids):
-    return ids["regulator"]
-
-
-@pytest.fixture(scope="session")
-def hospital(ids):
-    return ids["hospital"]
-
-
-@pytest.fixture(scope="session")
 def other_hospital(ids):
     return ids["hospital2"]
 
 
 @pytest.fixture(scope="session")
-def doctor(ids):
-    return ids["doctor"]
-
-
-@pytest.fixture(scope="session")
 def other_doctor(ids):
     return ids["doctor2"]
-
-
-@pytest.fixture(scope="session")
-def pharmacy(ids):
-    return ids["pharmacy"]
-
-
-@pytest.fixture(scope="session")
-def other_pharmacy(ids):
-    return ids["pharmacy2"]
-
-
-@pytest.fixture(scope="session")
-def courier(ids):
-    return ids["courier"]
 
 
 @pytest.fixture(scope="session")
@@ -112,17 +80,6 @@ def stranger(ids):
 
 
 @pytest.fixture(scope="session")
-def w3():
-    """web3 on ape's ephemeral anvil."""
-    return networks.provider.web3
-
-
-@pytest.fixture(scope="session")
-def rpc_url():
-    return networks.provider.uri
-
-
-@pytest.fixture(scope="session")
 def rpc(rpc_url):
     """Plain JSON-RPC to the same node (snapshots, block times, batched reads)."""
     return Rpc(rpc_url)
@@ -138,12 +95,6 @@ def deployment(w3, ids, rpc_url, rpc, regulator, hospital, other_hospital, docto
     onboard(client, ids)
     client.admit(ids["regulator"], ids["courier2"].address, "courier", client.latest_block_time() + 365 * 86400)
     return deployed
-
-
-@pytest.fixture
-def client(w3, deployment, tmp_path) -> RegistryClient:
-    """A fresh client of the module's registry with its own outbox file."""
-    return RegistryClient(w3, deployment.registry, deploy_block=deployment.deploy_block, outbox=Outbox(tmp_path / "outbox.sqlite"))
 
 
 @pytest.fixture
