@@ -509,6 +509,9 @@ async function refresh() {
     };
   }
   if (member) state.member = { roles: Number(member.roles), validUntil: Number(member.validUntil) };
+  // The pharmacist may have cleared the code or pasted another one while this was loading: a stale
+  // answer must not bring the old prescription back on screen.
+  if (state.rx !== rx) return;
   rx.checks = evaluate(rx);
   render(rx);
 }
