@@ -28,32 +28,25 @@ daemon thread, ``stop()`` ends it and the follower), or :func:`serve` to run in 
 
 from __future__ import annotations
 
-import json
 import re
 import threading
 import time
 import urllib.parse
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Callable
 
-from rxchain.errors import BuildNotFound, NodeUnavailable
+from rxchain.errors import NodeUnavailable
 from rxchain.indexer import queries
 from rxchain.indexer.db import ConnectionPool, Database, DatabaseError, read_meta
 from rxchain.paths import project_root
+from rxchain.webserve import PageHandler, PageServer, content_security_policy
 
 __all__ = ["ConsoleServer", "Follower", "console_dir", "make_server", "serve", "vendor_files"]
 
 DEFAULT_PORT = 8700
-_STATIC_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8",
-                 ".svg": "image/svg+xml", ".png": "image/png"}  # fmt: skip
-_STATIC_NAME = re.compile(r"[A-Za-z0-9_-]+\.(html|js|css|svg|png)")
 _TX_HASH = re.compile(r"0x[0-9a-fA-F]{64}")
-CONTENT_SECURITY_POLICY = "; ".join([
-    "default-src 'none'", "script-src 'self'", "style-src 'self'", "img-src 'self' data:", "connect-src 'self'",
-    "base-uri 'none'", "form-action 'none'", "frame-ancestors 'none'",
-])  # fmt: skip
+CONTENT_SECURITY_POLICY = content_security_policy()
 
 
 def console_dir() -> Path:
@@ -121,11 +114,11 @@ class Follower:
         self.log(f"indexer: {message}")
 
 
-class ConsoleServer(ThreadingHTTPServer):
-    """The console's HTTP server. ``start()`` serves from a daemon thread; ``stop()`` ends it."""
+class ConsoleServer(PageServer):
+    """The console's HTTP server. ``start()`` serves from a daemon thread (and starts the follower);
+    ``stop()`` ends both."""
 
-    daemon_threads = True
-    allow_reuse_address = True
+    page_name = "console"
 
     def __init__(
         self,
@@ -142,7 +135,6 @@ class ConsoleServer(ThreadingHTTPServer):
         log: Callable[[str], None] | None = None,
     ):
         self.database = database
-        self.pool = ConnectionPool(database)
         self.rpc_url = rpc_url
         self.tx_url = tx_url if tx_url is not None else ("/tx/{hash}" if rpc_url else None)
         if self.tx_url is not None and "{hash}" not in self.tx_url:
@@ -150,45 +142,20 @@ class ConsoleServer(ThreadingHTTPServer):
         self.labels = dict(labels or {})
         self.follower = follower
         self.soon_days = soon_days
-        self.static_dir = (static_dir or console_dir()).resolve()
-        self.vendor = vendor or vendor_files()
-        missing = [str(path) for path in self.vendor.values() if not path.is_file()]
-        if missing:
-            raise BuildNotFound(f"the console's chart library is not installed ({', '.join(missing)}): run `npm ci`")
-        if not (self.static_dir / "index.html").is_file():
-            raise BuildNotFound(f"the console's page is missing ({self.static_dir / 'index.html'})")
-        self.log = log
-        self._thread: threading.Thread | None = None
-        super().__init__(address, _Handler)
-
-    @property
-    def url(self) -> str:
-        host, port = self.server_address[:2]
-        return f"http://{host}:{port}/"
+        super().__init__(address, _Handler, static_dir=static_dir or console_dir(), vendor=vendor or vendor_files(),
+                         csp=CONTENT_SECURITY_POLICY, log=log)  # fmt: skip
+        self.pool = ConnectionPool(database)
 
     def start(self) -> "ConsoleServer":
         if self.follower is not None:
             self.follower.start()
-        if self._thread is None:
-            self._thread = threading.Thread(target=self.serve_forever, name="rxchain-console", daemon=True)
-            self._thread.start()
-        return self
+        return super().start()
 
     def stop(self) -> None:
         if self.follower is not None:
             self.follower.stop()
-        if self._thread is not None:
-            self.shutdown()
-            self._thread.join(timeout=10)
-            self._thread = None
-        self.server_close()
+        super().stop()
         self.pool.close()
-
-    def __enter__(self) -> "ConsoleServer":
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     # -------------------------------------------------------------------------------- answers
 
@@ -279,15 +246,9 @@ def serve(
         server.pool.close()
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(PageHandler):
     server: ConsoleServer
     server_version = "rxchain-console"
-    sys_version = ""
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-        if self.server.log is not None:
-            self.server.log(f"{self.address_string()} {format % args}")
 
     def do_GET(self) -> None:  # noqa: N802
         parsed = urllib.parse.urlsplit(self.path)
@@ -297,19 +258,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self._api(path[len("/api/") :], params)
             elif path.startswith("/tx/"):
                 self._tx(path[len("/tx/") :])
-            elif path.startswith("/vendor/"):
-                file = self.server.vendor.get(path[len("/vendor/") :])
-                if file is None:
-                    self._not_found()
-                else:
-                    self._send(HTTPStatus.OK, _STATIC_TYPES[".js"], file.read_bytes(), cache=True)
             else:
-                name = "index.html" if path == "/" else path.lstrip("/")
-                file = self.server.static_dir / name
-                if not _STATIC_NAME.fullmatch(name) or not file.is_file():
-                    self._not_found()
-                else:
-                    self._send(HTTPStatus.OK, _STATIC_TYPES[file.suffix], file.read_bytes())
+                self.serve_file(path)
         except (queries.NotIndexed, DatabaseError) as exc:
             self._json({"error": str(exc)}, HTTPStatus.SERVICE_UNAVAILABLE)
         except NodeUnavailable as exc:
@@ -319,11 +269,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self.server.log(f"error serving {path}: {exc!r}")
             self._json({"error": f"{exc.__class__.__name__}: {exc}"}, HTTPStatus.INTERNAL_SERVER_ERROR)
 
-    def do_HEAD(self) -> None:  # noqa: N802
-        self._method_not_allowed()
-
     def do_POST(self) -> None:  # noqa: N802 - read-only: nothing to post
-        self._method_not_allowed()
+        self.method_not_allowed()
 
     do_PUT = do_DELETE = do_PATCH = do_POST  # noqa: N815
 
@@ -362,7 +309,7 @@ class _Handler(BaseHTTPRequestHandler):
                     data["error"] = (f"no prescription {rx_id} in the index (chain {status['chainId']}, registry "
                                      f"{status['registry']}, up to block {status['lastBlock']})")  # fmt: skip
             else:
-                self._not_found()
+                self.not_found()
                 return
         self._json(data)
 
@@ -381,30 +328,8 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self._json(self.server.transaction(tx_hash))
 
-    # ---------------------------------------------------------------------------------- replies
-
     def _json(self, data: Any, status: HTTPStatus = HTTPStatus.OK) -> None:
-        self._send(status, "application/json", json.dumps(data, default=_json_default).encode())
-
-    def _not_found(self) -> None:
-        self._send(HTTPStatus.NOT_FOUND, "text/plain; charset=utf-8", b"not found")
-
-    def _method_not_allowed(self) -> None:
-        self.send_response(HTTPStatus.METHOD_NOT_ALLOWED)
-        self.send_header("Allow", "GET")
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def _send(self, status: HTTPStatus, content_type: str, body: bytes, *, cache: bool = False) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", "max-age=3600" if cache else "no-store")
-        self.send_header("X-Content-Type-Options", "nosniff")
-        self.send_header("Referrer-Policy", "no-referrer")
-        self.send_header("Content-Security-Policy", CONTENT_SECURITY_POLICY)
-        self.end_headers()
-        self.wfile.write(body)
+        self.json(data, status, default=_json_default)
 
 
 def _int_param(params: dict[str, list[str]], name: str, default: int, low: int, high: int) -> int:

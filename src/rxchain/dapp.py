@@ -30,18 +30,16 @@ import base64
 import hashlib
 import json
 import re
-import threading
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Callable
 
 from rxchain.deployment import Deployment, load_abi, load_deployment
-from rxchain.errors import BuildNotFound
 from rxchain.paths import project_root
+from rxchain.webserve import PageHandler, PageServer, content_security_policy
 
 __all__ = [
     "DEV_CHAIN_IDS",
@@ -86,14 +84,6 @@ RPC_METHODS = frozenset(
 #: Largest JSON-RPC request body the relay accepts.
 MAX_RPC_BODY = 256 * 1024
 
-_STATIC_TYPES = {
-    ".html": "text/html; charset=utf-8",
-    ".js": "text/javascript; charset=utf-8",
-    ".css": "text/css; charset=utf-8",
-    ".svg": "image/svg+xml",
-    ".png": "image/png",
-}
-_STATIC_NAME = re.compile(r"[A-Za-z0-9_-]+\.(html|js|css|svg|png)")
 _IMPORT_MAP = re.compile(r'<script type="importmap">(.*?)</script>', re.DOTALL)
 
 
@@ -173,11 +163,10 @@ def _dev_keys() -> dict[str, str]:
     return {name: "0x" + bytes(account.key).hex() for name, account in dev_accounts().items()}
 
 
-class DappServer(ThreadingHTTPServer):
+class DappServer(PageServer):
     """The dApp's HTTP server. ``start()`` serves from a daemon thread; ``stop()`` ends it."""
 
-    daemon_threads = True
-    allow_reuse_address = True
+    page_name = "dApp"
 
     def __init__(
         self,
@@ -189,45 +178,11 @@ class DappServer(ThreadingHTTPServer):
         log: Callable[[str], None] | None = None,
     ):
         self.config = config
-        self.static_dir = (static_dir or dapp_dir()).resolve()
-        self.vendor = vendor or vendor_files()
-        missing = [str(path) for path in self.vendor.values() if not path.is_file()]
-        if missing:
-            raise BuildNotFound(f"the dApp's libraries are not installed ({', '.join(missing)}): run `npm ci`")
-        if not (self.static_dir / "index.html").is_file():
-            raise BuildNotFound(f"the dApp's page is missing ({self.static_dir / 'index.html'})")
         self.config_body = json.dumps(config.as_json()).encode()
-        self.log = log
-        self.content_security_policy = _content_security_policy(self.static_dir / "index.html")
-        self._thread: threading.Thread | None = None
-        super().__init__(address, _Handler)
-
-    @property
-    def url(self) -> str:
-        """The page's address."""
-        host, port = self.server_address[:2]
-        return f"http://{host}:{port}/"
-
-    def start(self) -> "DappServer":
-        """Serves from a daemon thread; returns self."""
-        if self._thread is None:
-            self._thread = threading.Thread(target=self.serve_forever, name="rxchain-dapp", daemon=True)
-            self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stops serving and closes the socket."""
-        if self._thread is not None:
-            self.shutdown()
-            self._thread.join(timeout=10)
-            self._thread = None
-        self.server_close()
-
-    def __enter__(self) -> "DappServer":
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        static_dir = (static_dir or dapp_dir()).resolve()
+        index = static_dir / "index.html"
+        csp = _content_security_policy(index) if index.is_file() else content_security_policy()
+        super().__init__(address, _Handler, static_dir=static_dir, vendor=vendor or vendor_files(), csp=csp, log=log)
 
 
 def make_server(
@@ -267,69 +222,36 @@ def serve(
 
 
 def _content_security_policy(index: Path) -> str:
-    """Same-origin everything; the page's one inline script (its import map) allowed by its hash."""
+    """Same-origin everything; the page's one inline script (its import map) allowed by its hash;
+    uploaded QR pictures shown from blob: URLs."""
     hashes = [
         "'sha256-" + base64.b64encode(hashlib.sha256(match.group(1).encode()).digest()).decode() + "'"
         for match in _IMPORT_MAP.finditer(index.read_text(encoding="utf-8"))
     ]
-    return "; ".join(
-        [
-            "default-src 'none'",
-            "script-src 'self' " + " ".join(hashes),
-            "style-src 'self'",
-            "img-src 'self' data: blob:",
-            "connect-src 'self'",
-            "base-uri 'none'",
-            "form-action 'none'",
-            "frame-ancestors 'none'",
-        ]
-    )
+    return content_security_policy(script_src=" ".join(["'self'", *hashes]), img_src="'self' data: blob:")
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(PageHandler):
     server: DappServer
     server_version = "rxchain-dapp"
-    sys_version = ""
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (the base class's name)
-        if self.server.log is not None:
-            self.server.log(f"{self.address_string()} {format % args}")
-
-    # ------------------------------------------------------------------------------------ GET
+    allowed_methods = "GET, POST"
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
         path = self.path.split("?", 1)[0].split("#", 1)[0]
         if path == "/config.json":
-            self._send(HTTPStatus.OK, "application/json", self.server.config_body)
-        elif path.startswith("/vendor/"):
-            file = self.server.vendor.get(path[len("/vendor/") :])
-            if file is None:
-                self._not_found()
-            else:
-                self._send(HTTPStatus.OK, _STATIC_TYPES[".js"], file.read_bytes(), cache=True)
+            self.send(HTTPStatus.OK, "application/json", self.server.config_body)
         else:
-            name = "index.html" if path == "/" else path.lstrip("/")
-            if not _STATIC_NAME.fullmatch(name) or not (self.server.static_dir / name).is_file():
-                self._not_found()
-            else:
-                file = self.server.static_dir / name
-                self._send(HTTPStatus.OK, _STATIC_TYPES[file.suffix], file.read_bytes())
-
-    def do_HEAD(self) -> None:  # noqa: N802
-        self.send_response(HTTPStatus.METHOD_NOT_ALLOWED)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
+            self.serve_file(path)
 
     # ----------------------------------------------------------------------------------- POST
 
     def do_POST(self) -> None:  # noqa: N802
         if self.path != "/rpc":
-            self._not_found()
+            self.not_found()
             return
         length = int(self.headers.get("Content-Length") or 0)
         if length <= 0 or length > MAX_RPC_BODY:
-            self._send(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "text/plain", b"request too large")
+            self.send(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "text/plain", b"request too large")
             return
         body = self.rfile.read(length)
         try:
@@ -381,24 +303,8 @@ class _Handler(BaseHTTPRequestHandler):
         except (urllib.error.URLError, OSError, ValueError):
             return None
 
-    # -------------------------------------------------------------------------------- helpers
-
     def _json(self, data: Any) -> None:
-        self._send(HTTPStatus.OK, "application/json", json.dumps(data).encode())
-
-    def _not_found(self) -> None:
-        self._send(HTTPStatus.NOT_FOUND, "text/plain; charset=utf-8", b"not found")
-
-    def _send(self, status: HTTPStatus, content_type: str, body: bytes, *, cache: bool = False) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", "max-age=3600" if cache else "no-store")
-        self.send_header("X-Content-Type-Options", "nosniff")
-        self.send_header("Referrer-Policy", "no-referrer")
-        self.send_header("Content-Security-Policy", self.server.content_security_policy)
-        self.end_headers()
-        self.wfile.write(body)
+        self.json(data)
 
 
 def _rpc_error(request_id: Any, code: int, message: str) -> dict[str, Any]:

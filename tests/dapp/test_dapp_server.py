@@ -114,3 +114,18 @@ def test_node_down_is_a_json_rpc_error_not_a_crash(deployment):
         answer = rpc(server, {"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []})
         assert answer["error"]["message"] == "the chain's node does not answer"
         assert get(server, "/")[0] == 200
+
+
+def test_missing_page_files_or_npm_libraries_are_named_before_serving(deployment, rpc_url, tmp_path):
+    from rxchain.console import ConsoleServer
+    from rxchain.dapp import DappServer
+    from rxchain.errors import BuildNotFound
+    from rxchain.indexer.db import Database
+
+    config = build_config("local", rpc_url, deployment=deployment)
+    with pytest.raises(BuildNotFound, match=r"dApp's libraries are not installed .*ethers\.min\.js.*run `npm ci`"):
+        DappServer(("127.0.0.1", 0), config, vendor={"ethers.min.js": tmp_path / "node_modules" / "ethers.min.js"})
+    with pytest.raises(BuildNotFound, match=r"dApp's page is missing"):
+        DappServer(("127.0.0.1", 0), config, static_dir=tmp_path)
+    with pytest.raises(BuildNotFound, match=r"console's libraries are not installed .*chart\.umd\.min\.js"):
+        ConsoleServer(("127.0.0.1", 0), Database(tmp_path / "index.sqlite"), vendor={"chart.umd.min.js": tmp_path / "chart.umd.min.js"})
