@@ -26,6 +26,7 @@ from pathlib import Path
 import click
 from rich.console import Console
 from rich.panel import Panel
+from rich.table import Table
 
 from rxchain import audit, errors
 from rxchain.client import RegistryClient, TxResult
@@ -33,6 +34,7 @@ from rxchain.deployment import bytecode_hash, load_deployment
 from rxchain.devnet import Devnet, DevnetError
 from rxchain.document import DocumentError, MedicationSpec, build_prescription, load_document, new_patient_pseudonym
 from rxchain.identities import SignerNotFound, dev_accounts, load_signer
+from rxchain.outbox import Outbox
 from rxchain.paths import project_root, tool_env
 from rxchain.payload import PayloadError, payload_png, payload_terminal, read_qr_image
 from rxchain.render import members_table, prescription_table, trail_table, utc
@@ -59,11 +61,14 @@ class Context:
     def dev(self) -> bool:
         return self.network in ("devnet", "local")
 
-    def client(self) -> RegistryClient:
+    @property
+    def outbox_path(self) -> str:
+        return self.outbox or str(project_root() / ".rxchain" / f"outbox-{self.network}.sqlite")
+
+    def client(self, *, resume: bool = True) -> RegistryClient:
         if self._client is None:
             rpc = self.rpc or (os.environ.get("RXCHAIN_BESU_RPC") if self.network == "besu" else None)
-            outbox = self.outbox or str(project_root() / ".rxchain" / f"outbox-{self.network}.sqlite")
-            self._client = RegistryClient.connect(self.network, rpc_url=rpc, outbox_path=outbox)
+            self._client = RegistryClient.connect(self.network, rpc_url=rpc, outbox_path=self.outbox_path, resume=resume)
         return self._client
 
     def signer(self, spec: str):
@@ -417,6 +422,55 @@ def verify(ctx, rx_id, doc_path):
     ctx.emit(check.__dict__, text)
     if not check.matches:
         sys.exit(EXIT_REFUSED)
+
+
+@cli.group("outbox")
+def outbox_group():
+    """The transactions this machine signed: what is still pending, failed or dropped."""
+
+
+@outbox_group.command("status")
+@click.option("--limit", default=50, show_default=True, help="How many entries to list.")
+@pass_ctx
+def outbox_status(ctx, limit):
+    """Counts per state, and the entries not mined (no node needed)."""
+    path = Path(ctx.outbox_path)
+    if not path.is_file():
+        raise click.UsageError(f"no outbox at {path}: nothing was signed on network {ctx.network!r} from here")
+    box = Outbox(path)
+    counts = box.counts()
+    entries = box.entries(limit=limit)
+    data = {"outbox": str(path), "counts": counts, "entries": [_entry_json(e) for e in entries]}
+    table = Table(title=f"outbox {path}: " + (", ".join(f"{n} {state}" for state, n in sorted(counts.items())) or "empty"))
+    for column in ("state", "what", "sender", "nonce", "tx hash", "operation key"):
+        table.add_column(column)
+    for e in entries:
+        table.add_row(e.state, e.description, e.sender, str(e.nonce), e.tx_hash, e.op_key)
+    ctx.emit(data, table)
+
+
+@outbox_group.command("resume")
+@pass_ctx
+def outbox_resume(ctx):
+    """Re-send what the node lacks (pending, or lost in blocks a restarted node forgot), in nonce order, and wait for it."""
+    client = ctx.client(resume=False)
+    results = []
+    for outcome in client.resume_pending():
+        if isinstance(outcome, TxResult):
+            results.append({"ok": True, **_tx_json(outcome)})
+        else:
+            results.append({"ok": False, "error": outcome.__class__.__name__, "message": str(outcome)})
+    counts = client.outbox.counts()
+    lines = [f"[green]mined[/] {r['txHash']} in block {r['block']}" if r["ok"] else f"[red]{r['error']}[/]: {r['message']}" for r in results]
+    text = "\n".join(lines) if lines else "nothing to re-send: the node has every transaction of this outbox"
+    ctx.emit({"results": results, "counts": counts}, text + "\n" + ", ".join(f"{n} {state}" for state, n in sorted(counts.items())))
+    if any(not r["ok"] for r in results):
+        sys.exit(EXIT_TX_FAILED)
+
+
+def _entry_json(e) -> dict:
+    return {"txHash": e.tx_hash, "state": e.state, "description": e.description, "sender": e.sender, "nonce": e.nonce,
+            "chainId": e.chain_id, "opKey": e.op_key, "block": e.block}  # fmt: skip
 
 
 @cli.group("audit")

@@ -121,9 +121,10 @@ class RegistryClient:
 
     @classmethod
     def connect(
-        cls, network: str = "devnet", *, rpc_url: str | None = None, outbox_path: Path | str | None = None
+        cls, network: str = "devnet", *, rpc_url: str | None = None, outbox_path: Path | str | None = None, resume: bool = True
     ) -> "RegistryClient":
-        """A client of the registry recorded for ``network``, checking that the node serves that chain."""
+        """A client of the registry recorded for ``network``, checking that the node serves that chain;
+        with an outbox, first puts back what the node lacks (``resume=False`` leaves that to the caller)."""
         deployment = load_deployment(network)
         url = rpc_url or deployment.rpc_url
         if not url:
@@ -132,7 +133,7 @@ class RegistryClient:
         outbox = Outbox(outbox_path) if outbox_path else None
         client = cls(w3, deployment.registry, deploy_block=deployment.deploy_block, outbox=outbox)
         client.check_deployment(deployment)
-        if outbox is not None:
+        if outbox is not None and resume:
             client.resume_pending()
         return client
 

@@ -157,6 +157,14 @@ class Outbox:
         ).fetchone()
         return OutboxEntry(*row[:9]) if row else None
 
+    def entries(self, states: tuple[str, ...] = ("pending", "failed", "dropped"), *, limit: int = 1000) -> list[OutboxEntry]:
+        """Entries in ``states``, newest first (at most ``limit``)."""
+        marks = ", ".join("?" for _ in states)
+        rows = self._db.execute(
+            f"SELECT * FROM outbox WHERE state IN ({marks}) ORDER BY updated_at DESC, sender, nonce DESC LIMIT ?", (*states, limit)
+        )
+        return [OutboxEntry(*row[:9]) for row in rows]
+
     def counts(self) -> dict[str, int]:
         """Number of entries in each state."""
         return dict(self._db.execute("SELECT state, COUNT(*) FROM outbox GROUP BY state").fetchall())

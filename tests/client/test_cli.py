@@ -211,3 +211,33 @@ def test_member_report_over_a_time_range(rx, tmp_path, ids, client, chain):
     code, report, _ = rx("audit", "members", "--until", cut, json_out=True)
     doctor = next(r for r in report if r["account"] == ids["doctor"].address)
     assert doctor["activity"] == {"issued": 1}
+
+
+def test_outbox_status_and_resume(rx, tmp_path, w3, deployment, doctor):
+    """A transaction signed and recorded by a run that died before sending: `rx outbox status` lists
+    it without a node; `rx outbox resume` sends exactly those bytes and reports it mined."""
+    from rxchain.client import RegistryClient
+    from rxchain.outbox import Outbox
+    from rxchain.payload import ClaimKey
+
+    code, _, err = rx("outbox", "status")
+    assert code == 2 and "no outbox at" in err
+
+    box = Outbox(tmp_path / "cli-outbox.sqlite")
+    client = RegistryClient(w3, deployment.registry, deploy_block=deployment.deploy_block, outbox=box)
+    call = client.contract.functions.issue(b"\x01" * 32, ClaimKey.generate().address, "0x" + "00" * 20, client.latest_block_time() + 86400, 1)
+    entry = client._sign(doctor, call, 200_000, "issue:died-before-sending", "issue")
+    box.record([entry])
+
+    code, status, _ = rx("outbox", "status", json_out=True)
+    assert code == 0 and status["counts"] == {"pending": 1}
+    assert [(e["txHash"], e["state"], e["nonce"]) for e in status["entries"]] == [(entry.tx_hash, "pending", entry.nonce)]
+
+    code, resumed, err = rx("outbox", "resume", json_out=True)
+    assert code == 0, err
+    assert [(r["ok"], r["txHash"]) for r in resumed["results"]] == [(True, entry.tx_hash)]
+    assert resumed["counts"] == {"mined": 1}
+    assert w3.eth.get_transaction_receipt(entry.tx_hash)["status"] == 1
+
+    code, again, _ = rx("outbox", "resume", json_out=True)
+    assert code == 0 and again["results"] == []
