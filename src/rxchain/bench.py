@@ -195,7 +195,7 @@ def _issue_streaming(client, pipeline, doctors, hospital, n, now, seed, progress
         flush()
     result = pipeline.collect(sent)
     if result.failed:
-        raise BenchFailed(f"{len(result.failed)} of {len(sent)} batches reverted")
+        raise BenchFailed(f"{len(result.failed)} of {len(sent)} batches reverted (first: {_why(pipeline, result.failed[0])})")
     return ("issue (batches of 256, streamed)", len(sent), time.perf_counter() - started), roots
 
 
@@ -351,8 +351,17 @@ def _phase(progress: Progress, pipeline: Pipeline, name: str, txs: list[SignedTx
     progress.update(task, completed=len(txs))
     if result.failed:
         first = result.failed[0]
-        raise BenchFailed(f"{len(result.failed)} of {len(txs)} {name} transactions reverted (first: {first.function} from {first.sender})")
+        raise BenchFailed(f"{len(result.failed)} of {len(txs)} {name} transactions reverted (first: {first.function} from "
+                          f"{first.sender}: {_why(pipeline, first)})")  # fmt: skip
     return name, len(txs), time.perf_counter() - started
+
+
+def _why(pipeline: Pipeline, tx: SignedTx) -> str:
+    """The named reason a pipelined transaction reverted (the node's trace, else a replay)."""
+    try:
+        return str(pipeline.client.explain(tx.tx_hash))
+    except Exception as exc:  # noqa: BLE001 - the report must not hide the failure it explains
+        return f"reason unknown ({exc.__class__.__name__}: {exc})"
 
 
 def _verify(client: RegistryClient, pipeline: Pipeline, workload: list[Prescription], progress: Progress) -> None:

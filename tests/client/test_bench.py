@@ -43,6 +43,14 @@ def test_pipeline_reports_reverted_transactions(client, ids, document):
     assert [t.tx_hash for t in result.failed] == [twice.tx_hash]
     assert client.prescription(issued.rx_id).status is Status.CANCELLED
     assert client.outbox.counts() == {"mined": 2, "failed": 1}
+    # why: from the node's trace, or by replay where a node has no debug API; the bench reports it
+    from rxchain import errors
+    from rxchain.bench import _why
+
+    assert client.explain(again.tx_hash) is None
+    for reason in (client.explain(twice.tx_hash), client.explain(twice.tx_hash, use_trace=False)):
+        assert isinstance(reason, errors.PrescriptionIsCancelled) and bytes(reason.error_args["id"]) == issued.rx_id
+    assert "PrescriptionIsCancelled" in _why(pipeline, twice)
 
 
 def test_rx_bench_runs_a_small_workload_and_prints_json_last(capsys):
