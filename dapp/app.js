@@ -390,11 +390,11 @@ async function readBatch(root) {
  * that announced it (root -> batch). One log query finds the trail (every trail event has the id as
  * its first indexed topic); a batched prescription's trail also shows its batch's withdrawal.
  */
-async function readTrail(id) {
+async function readTrail(id, toBlock = "latest") {
   const registry = state.config.registry;
   const fromBlock = state.config.deployBlock;
   const topics = Object.keys(TRAIL_EVENTS).map((name) => state.iface.getEvent(name).topicHash);
-  const logs = await state.provider.getLogs({ address: registry, fromBlock, toBlock: "latest", topics: [topics, id] });
+  const logs = await state.provider.getLogs({ address: registry, fromBlock, toBlock, topics: [topics, id] });
   const batchedTopic = state.iface.getEvent("PrescriptionBatched").topicHash;
   const roots = [...new Set(logs.filter((log) => log.topics[0] === batchedTopic).map((log) => log.topics[2].toLowerCase()))];
   const batches = new Map();
@@ -402,7 +402,7 @@ async function readTrail(id) {
     const [records, withdrawals] = await Promise.all([
       Promise.all(roots.map(readBatch)),
       state.provider.getLogs({
-        address: registry, fromBlock, toBlock: "latest", topics: [state.iface.getEvent("BatchCancelled").topicHash, roots],
+        address: registry, fromBlock, toBlock, topics: [state.iface.getEvent("BatchCancelled").topicHash, roots],
       }),
     ]);
     for (const record of records) batches.set(record.root, record);
@@ -469,12 +469,16 @@ async function refresh() {
   if (!rx) return;
   const id = rx.verified.id;
   const account = state.account ? state.account.address : null;
+  // One snapshot: every read at the same block, asked of the node directly (ethers answers an identical
+  // "latest" request from a short cache, which could pair a fresh record with an older trail).
+  const head = Number(await state.provider.send("eth_blockNumber", []));
+  const at = { blockTag: head };
   const [record, paused, latest, trail, member] = await Promise.all([
-    state.registry.prescription(id),
-    state.registry.paused(),
-    state.provider.getBlock("latest"),
-    readTrail(id),
-    account ? state.registry.member(account) : Promise.resolve(null),
+    state.registry.prescription(id, at),
+    state.registry.paused(at),
+    state.provider.getBlock(head),
+    readTrail(id, head),
+    account ? state.registry.member(account, at) : Promise.resolve(null),
   ]);
   const { steps, batches } = trail;
   rx.record = {
