@@ -341,7 +341,7 @@ class RegistryClient:
                 receipt = self._receipt_or_none(done.tx_hash)
                 if receipt is not None:
                     return self._result(receipt)
-                for entry, outcome in self._resume(done.sender, reconcile=True):
+                for entry, outcome in self._resume(done.sender):
                     if entry.tx_hash == done.tx_hash:
                         if isinstance(outcome, errors.RxError):
                             raise outcome
@@ -358,55 +358,38 @@ class RegistryClient:
         except errors.OutboxConflict:
             # the node counts fewer transactions of this sender than the outbox saw mined: put back what
             # it lost (the same signed bytes, in nonce order), then sign this one again on top
-            self._resume(sender.address, reconcile=True)
+            self.resume_pending(sender.address)
             gas = self._estimate(call, sender.address)
             entry = self._sign(sender, call, gas, entry.op_key, function)
             self.outbox.record([entry])
         self._broadcast(entry)
         return self._await(entry, call)
 
-    def resume_pending(self, sender: str | None = None, *, reconcile: bool = True) -> list[TxResult | errors.RxError]:
+    def resume_pending(self, sender: str | None = None) -> list[TxResult | errors.RxError]:
         """Puts on chain what this outbox signed and the node does not have, and waits for it: what an
-        earlier run signed but never saw mined, and (``reconcile``) what the node mined but lost when it
-        restarted from an older state. Per sender, from the node's transaction count, in nonce order,
+        earlier run signed but never saw mined, and what the node mined but lost when it restarted from
+        an older state. Per sender, from the node's transaction count, in nonce order,
         the same signed bytes (same hashes, so never a duplicate); one deadline
         (``receipt_timeout``) for all. Returns each one's outcome: a TxResult or the error."""
-        return [outcome for _, outcome in self._resume(sender, reconcile=reconcile)]
-
-    def reconcile(self) -> list[OutboxEntry]:
-        """Re-opens the outbox entries the node lost (mined at a nonce the node no longer counts: a devnet
-        restarted from an older state file, a node that lost its head) so that they are sent again;
-        returns them."""
-        lost: list[OutboxEntry] = []
-        for address in self.outbox.senders(self.chain_id):
-            lost += self._reconcile_sender(address, self._mined_nonce(address))
-        return lost
+        return [outcome for _, outcome in self._resume(sender)]
 
     def _mined_nonce(self, address: str) -> int:
         return int(self.call_node(lambda: self.w3.eth.get_transaction_count(address, "latest")))
 
-    def _reconcile_sender(self, address: str, mined_nonce: int) -> list[OutboxEntry]:
-        lost = self.outbox.settled_from_nonce(self.chain_id, address, mined_nonce)
-        if lost:
-            self.outbox.reopen_many([e.tx_hash for e in lost])
-        return lost
-
-    def _resume(self, sender: str | None, *, reconcile: bool) -> list[tuple[OutboxEntry, TxResult | errors.RxError]]:
-        senders = [sender] if sender is not None else self.outbox.senders(self.chain_id)
-        if not reconcile:
-            pending = {e.sender for e in self.outbox.pending(self.chain_id)}
-            senders = [a for a in senders if a in pending]
-        elif sender is not None and not self.outbox.has_sender(self.chain_id, sender):
-            senders = []  # nothing of this sender's in the outbox: nothing to put back
-        if not senders:
-            return []
+    def _resume(self, sender: str | None) -> list[tuple[OutboxEntry, TxResult | errors.RxError]]:
+        if sender is None:
+            senders = self.outbox.senders(self.chain_id)
+        else:  # nothing of this sender's in the outbox: nothing to put back, no question to the node
+            senders = [sender] if self.outbox.has_sender(self.chain_id, sender) else []
         outcomes: list[tuple[OutboxEntry, TxResult | errors.RxError]] = []
         sent: list[OutboxEntry] = []
         moved: set[str] = set()
         for address in senders:
             mined_nonce = self._mined_nonce(address)
-            if reconcile and self._reconcile_sender(address, mined_nonce):
-                moved.add(address)
+            # entries once seen mined at a nonce the node no longer counts: it lost their blocks
+            lost = self.outbox.settled_from_nonce(self.chain_id, address, mined_nonce)
+            if lost:
+                self.outbox.reopen_many([e.tx_hash for e in lost])
             expected = mined_nonce
             pending = self.outbox.pending(self.chain_id, sender=address)
             if pending:
