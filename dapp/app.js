@@ -4,7 +4,7 @@
 // handover at the counter, and reads the prescription's trail.
 //
 // A prescription a hospital issued in a batch has no record of its own until its first redemption:
-// the page finds its batch in the chain's PrescriptionBatched events (as src/rxchain/batch.py
+// the page finds its batch in the chain's PrescriptionBatched events (as src/rxchain/core/batch.py
 // find_batch_proof does), reads the batch's record, rebuilds the Merkle proof from the batch's ids and
 // redeems with redeemBatched; later fills are plain redeems.
 //

@@ -1,9 +1,9 @@
 // rxchain pharmacy dApp: the logic that does not touch the page.
 //
-// Reading the patient's QR payload (format in src/rxchain/payload.py), the document's canonical
-// hash (RFC 8785, as src/rxchain/document.py computes it), the prescription id (as the registry
-// and src/rxchain/ids.py compute it), the claim key's EIP-712 redeem authorization, the Merkle
-// tree of batched prescriptions (as the registry and src/rxchain/batch.py build it), and the
+// Reading the patient's QR payload (format in src/rxchain/core/payload.py), the document's canonical
+// hash (RFC 8785, as src/rxchain/core/document.py computes it), the prescription id (as the registry
+// and src/rxchain/core/ids.py compute it), the claim key's EIP-712 redeem authorization, the Merkle
+// tree of batched prescriptions (as the registry and src/rxchain/core/batch.py build it), and the
 // registry's custom errors in plain words. Runs in the browser (ethers from /vendor through the
 // page's import map) and in node (ethers from node_modules), so the tests can compare it with the
 // Python side.
@@ -348,7 +348,7 @@ export function signRedeem(claim, domain, id, pharmacy, fillsLeft, deadline) {
 // ------------------------------------------------------------------------------ batches (Merkle tree)
 //
 // A hospital's batch commits its prescription ids by the Merkle root the registry computes
-// (src/rxchain/batch.py): the ids are the leaves in the order issued; each level hashes
+// (src/rxchain/core/batch.py): the ids are the leaves in the order issued; each level hashes
 // neighbouring pairs with the sorted-pair keccak256 of OpenZeppelin's Hashes.commutativeKeccak256
 // and carries an odd last node up unchanged. A proof verifies with OpenZeppelin's MerkleProof.
 

@@ -10,8 +10,8 @@ import os
 from ape import networks
 from rich.console import Console
 
-from rxchain.deploy import deploy_registry
-from rxchain.identities import load_signer
+from rxchain.chain.deploy import deploy_registry
+from rxchain.chain.signers import load_signer
 
 
 def main():

@@ -13,11 +13,11 @@ from ape import networks
 from ape.logging import logger
 from rich.console import Console
 
-from rxchain.client import RegistryClient
-from rxchain.deploy import deploy_registry
-from rxchain.gas import floors, gas_table
-from rxchain.identities import dev_accounts
-from rxchain.lifecycle import demo_document, run_lifecycle
+from rxchain.chain.client import RegistryClient
+from rxchain.chain.deploy import deploy_registry
+from rxchain.dev.gas import floors, gas_table
+from rxchain.chain.signers import dev_accounts
+from rxchain.dev.demo import demo_document, run_lifecycle
 from rxchain.workflow import confirm_payload_receipt, issue_batch, issue_prescription, redeem_payload
 
 ORDER = ["issue", "redeem", "dispatch", "deliver", "confirm", "cancel", "lifecycle", "deliver_with_receipt",

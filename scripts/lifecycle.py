@@ -8,10 +8,10 @@ identities sign; on another network use the ``rx`` command with real keys.
 from ape import networks
 from rich.console import Console
 
-from rxchain.client import RegistryClient
-from rxchain.deployment import load_deployment
-from rxchain.identities import dev_accounts
-from rxchain.lifecycle import run_lifecycle
+from rxchain.chain.client import RegistryClient
+from rxchain.chain.deployment import load_deployment
+from rxchain.chain.signers import dev_accounts
+from rxchain.dev.demo import run_lifecycle
 
 
 def main():

@@ -51,8 +51,8 @@ def browser():
 
 @pytest.fixture(scope="session")
 def ids():
-    """The development identities by role name (rxchain.identities)."""
-    from rxchain.identities import dev_accounts
+    """The development identities by role name (rxchain.chain.signers)."""
+    from rxchain.chain.signers import dev_accounts
 
     return dev_accounts()
 
@@ -105,9 +105,9 @@ def rpc_url():
 @pytest.fixture(scope="module")
 def deployment(w3, ids, rpc_url):
     """A registry deployed and onboarded for this module (not recorded in deployments/)."""
-    from rxchain.client import RegistryClient
-    from rxchain.deploy import deploy_registry
-    from rxchain.lifecycle import onboard
+    from rxchain.chain.client import RegistryClient
+    from rxchain.chain.deploy import deploy_registry
+    from rxchain.dev.demo import onboard
 
     deployed = deploy_registry(w3, ids["regulator"], network="local", rpc_url=rpc_url, record=False)
     onboard(RegistryClient(w3, deployed.registry, deploy_block=deployed.deploy_block), ids)
@@ -117,8 +117,8 @@ def deployment(w3, ids, rpc_url):
 @pytest.fixture
 def client(w3, deployment, tmp_path):
     """A fresh client of the module's registry with its own outbox file."""
-    from rxchain.client import RegistryClient
-    from rxchain.outbox import Outbox
+    from rxchain.chain.client import RegistryClient
+    from rxchain.chain.outbox import Outbox
 
     return RegistryClient(w3, deployment.registry, deploy_block=deployment.deploy_block, outbox=Outbox(tmp_path / "outbox.sqlite"))
 
@@ -131,7 +131,7 @@ DAYS, PER_DAY = 3, 24
 @pytest.fixture(scope="module")
 def scenario(w3, ids, deployment):
     """The scripted workload (rxchain.indexer.workload), run once per module on its registry."""
-    from rxchain.client import RegistryClient
+    from rxchain.chain.client import RegistryClient
     from rxchain.indexer.workload import run_workload
 
     client = RegistryClient(w3, deployment.registry, deploy_block=deployment.deploy_block)

@@ -9,8 +9,8 @@ from eth_utils import to_checksum_address
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rxchain.claims import RegistryDomain, receipt_typed_data, redeem_typed_data, sign_receipt, sign_redeem
-from rxchain.driver import sign_legacy
+from rxchain.core.claims import RegistryDomain, receipt_typed_data, redeem_typed_data, sign_receipt, sign_redeem
+from rxchain.chain.pipeline import sign_legacy
 
 keys = st.binary(min_size=32, max_size=32).filter(lambda k: 0 < int.from_bytes(k, "big") < 2**256 - 2**129)
 addresses = st.binary(min_size=20, max_size=20).map(lambda b: "0x" + b.hex())

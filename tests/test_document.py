@@ -1,4 +1,4 @@
-"""Tests of rxchain.document: build, validate, canonical bytes and hash."""
+"""Tests of rxchain.core.document: build, validate, canonical bytes and hash."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from rxchain.document import (
+from rxchain.core.document import (
     DEFAULT_LIMITS,
     DocumentError,
     InconsistentItems,

@@ -1,4 +1,4 @@
-"""Tests of rxchain.ids and rxchain.payload: prescription ids, claim keys, QR payload and rendering."""
+"""Tests of rxchain.core.ids and rxchain.core.payload: prescription ids, claim keys, QR payload and rendering."""
 
 from __future__ import annotations
 
@@ -20,9 +20,9 @@ from eth_utils import keccak, to_canonical_address
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rxchain.document import MedicationSpec, build_prescription, document_hash, new_patient_pseudonym
-from rxchain.ids import ZERO_ADDRESS, is_valid_address, prescription_id, prescription_id_for, terms_hash
-from rxchain.payload import (
+from rxchain.core.document import MedicationSpec, build_prescription, document_hash, new_patient_pseudonym
+from rxchain.core.ids import ZERO_ADDRESS, is_valid_address, prescription_id, prescription_id_for, terms_hash
+from rxchain.core.payload import (
     MAX_PAYLOAD_CHARS,
     PAYLOAD_PREFIX,
     ClaimKey,

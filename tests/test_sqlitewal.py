@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 
-from rxchain.outbox import Outbox, OutboxEntry
+from rxchain.chain.outbox import Outbox, OutboxEntry
 
 SENDERS = 4
 

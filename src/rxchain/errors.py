@@ -215,8 +215,8 @@ class OutboxConflict(RxError):
 
 def _readable(args: dict) -> dict:
     """Arguments formatted for people: bytes as 0x-hex, role ids by name, statuses by name."""
-    from rxchain.roles import role_name  # local: roles imports nothing of ours, but keep errors leaf-like
-    from rxchain.status import Status
+    from rxchain.core.roles import role_name  # local: roles imports nothing of ours, but keep errors leaf-like
+    from rxchain.core.status import Status
 
     out = {}
     for key, value in args.items():

@@ -12,11 +12,11 @@ from dataclasses import dataclass
 
 from eth_account.signers.local import LocalAccount
 
-from rxchain.client import RegistryClient, TxResult
-from rxchain.document import DEFAULT_LIMITS, PrescriptionLimits, validate
+from rxchain.chain.client import RegistryClient, TxResult
+from rxchain.core.document import DEFAULT_LIMITS, PrescriptionLimits, validate
 from rxchain.errors import RxError
-from rxchain.ids import prescription_id_for, terms_hash
-from rxchain.payload import ClaimKey, PrescriptionPayload, decode_payload, encode_payload
+from rxchain.core.ids import prescription_id_for, terms_hash
+from rxchain.core.payload import ClaimKey, PrescriptionPayload, decode_payload, encode_payload
 
 
 class SignerIsNotRequester(RxError):
@@ -111,7 +111,7 @@ def issue_batch(
 
 
 def read_payload(client: RegistryClient, text: str) -> PrescriptionPayload:
-    """Decodes QR text for this client's chain and registry (named :class:`~rxchain.payload.PayloadError` on any fault)."""
+    """Decodes QR text for this client's chain and registry (named :class:`~rxchain.core.payload.PayloadError` on any fault)."""
     return decode_payload(text, expected_chain_id=client.chain_id, expected_registry=client.address)
 
 

@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from rxchain.lifecycle import demo_document
+from rxchain.dev.demo import demo_document
 
 
 @pytest.fixture

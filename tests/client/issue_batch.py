@@ -14,11 +14,11 @@ from datetime import datetime, timezone
 from eth_utils import keccak
 from web3 import Web3
 
-from rxchain.client import RegistryClient
-from rxchain.document import MedicationSpec, build_prescription
-from rxchain.identities import dev_account
-from rxchain.outbox import Outbox
-from rxchain.payload import ClaimKey
+from rxchain.chain.client import RegistryClient
+from rxchain.core.document import MedicationSpec, build_prescription
+from rxchain.chain.signers import dev_account
+from rxchain.chain.outbox import Outbox
+from rxchain.core.payload import ClaimKey
 from rxchain.workflow import issue_prescription
 
 

@@ -7,11 +7,11 @@ import pytest
 
 from rxchain import errors
 from rxchain.audit import trail, verify_document
-from rxchain.batch import find_batch_proof, merkle_proof, merkle_root
-from rxchain.lifecycle import demo_document
-from rxchain.payload import ClaimKey
-from rxchain.ids import prescription_id_for
-from rxchain.status import Status
+from rxchain.core.batch import find_batch_proof, merkle_proof, merkle_root
+from rxchain.dev.demo import demo_document
+from rxchain.core.payload import ClaimKey
+from rxchain.core.ids import prescription_id_for
+from rxchain.core.status import Status
 from rxchain.workflow import (
     DoctorNotOfHospital,
     confirm_payload_receipt,
@@ -84,7 +84,7 @@ def test_hospital_cannot_batch_another_hospitals_doctor(client, ids):
 def test_registry_checks_the_doctor_of_a_batched_prescription_at_first_use(client, ids):
     """A hospital that skips the client's check still cannot open another hospital's doctor's prescription."""
     document = demo_document(ids["doctor2"].address, client.latest_block_time())
-    from rxchain.document import validate
+    from rxchain.core.document import validate
 
     checked = validate(document)
     key = ClaimKey.generate()
@@ -163,8 +163,8 @@ def test_proofs_of_every_batch_size_match_the_registry(client, ids):
 
 
 def _redeem_with(client, pharmacy, item, root, proof, claim_key=None, rx_id=None):
-    from rxchain.claims import sign_redeem
-    from rxchain.document import validate
+    from rxchain.core.claims import sign_redeem
+    from rxchain.core.document import validate
 
     checked = validate(item.payload.document)
     key = claim_key or item.payload.claim_key

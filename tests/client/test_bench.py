@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import json
 
-from rxchain import cli
-from rxchain.document import validate
-from rxchain.driver import Pipeline
-from rxchain.payload import ClaimKey
-from rxchain.lifecycle import demo_document
-from rxchain.status import Status
+from rxchain.cli import main as cli
+from rxchain.core.document import validate
+from rxchain.chain.pipeline import Pipeline
+from rxchain.core.payload import ClaimKey
+from rxchain.dev.demo import demo_document
+from rxchain.core.status import Status
 from rxchain.workflow import issue_prescription
 
 
@@ -45,7 +45,7 @@ def test_pipeline_reports_reverted_transactions(client, ids, document):
     assert client.outbox.counts() == {"mined": 2, "failed": 1}
     # why: from the node's trace, or by replay where a node has no debug API; the bench reports it
     from rxchain import errors
-    from rxchain.bench import _why
+    from rxchain.dev.bench import _why
 
     assert client.explain(again.tx_hash) is None
     for reason in (client.explain(twice.tx_hash), client.explain(twice.tx_hash, use_trace=False)):

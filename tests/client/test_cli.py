@@ -8,10 +8,10 @@ from datetime import datetime, timezone
 
 import pytest
 
-from rxchain import cli
-from rxchain.deployment import save_deployment
-from rxchain.document import dump_document
-from rxchain.lifecycle import demo_document
+from rxchain.cli import main as cli
+from rxchain.chain.deployment import save_deployment
+from rxchain.core.document import dump_document
+from rxchain.dev.demo import demo_document
 
 
 @pytest.fixture
@@ -216,9 +216,9 @@ def test_member_report_over_a_time_range(rx, tmp_path, ids, client, chain):
 def test_outbox_status_and_resume(rx, tmp_path, w3, deployment, doctor):
     """A transaction signed and recorded by a run that died before sending: `rx outbox status` lists
     it without a node; `rx outbox resume` sends exactly those bytes and reports it mined."""
-    from rxchain.client import RegistryClient
-    from rxchain.outbox import Outbox
-    from rxchain.payload import ClaimKey
+    from rxchain.chain.client import RegistryClient
+    from rxchain.chain.outbox import Outbox
+    from rxchain.core.payload import ClaimKey
 
     code, _, err = rx("outbox", "status")
     assert code == 2 and "no outbox at" in err

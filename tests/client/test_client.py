@@ -6,13 +6,13 @@ import pytest
 from web3 import Web3
 
 from rxchain import errors
-from rxchain.claims import sign_redeem
-from rxchain.client import RegistryClient
-from rxchain.document import validate
-from rxchain.lifecycle import demo_document
-from rxchain.outbox import Outbox
-from rxchain.payload import ClaimKey
-from rxchain.status import Status
+from rxchain.core.claims import sign_redeem
+from rxchain.chain.client import RegistryClient
+from rxchain.core.document import validate
+from rxchain.dev.demo import demo_document
+from rxchain.chain.outbox import Outbox
+from rxchain.core.payload import ClaimKey
+from rxchain.core.status import Status
 from rxchain.workflow import issue_prescription, redeem_payload
 
 

@@ -11,10 +11,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from rxchain.audit import trail
-from rxchain.document import document_hash
-from rxchain.identities import dev_account
-from rxchain.outbox import Outbox
-from rxchain.status import Status
+from rxchain.core.document import document_hash
+from rxchain.chain.signers import dev_account
+from rxchain.chain.outbox import Outbox
+from rxchain.core.status import Status
 
 from .issue_batch import batch_item
 

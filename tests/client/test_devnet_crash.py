@@ -13,13 +13,13 @@ import pytest
 from web3 import Web3
 
 from rxchain.audit import trail
-from rxchain.client import RegistryClient
-from rxchain.deploy import deploy_registry
-from rxchain.deployment import Deployment, save_deployment
-from rxchain.devnet import Devnet
-from rxchain.identities import dev_accounts
-from rxchain.lifecycle import demo_document, onboard
-from rxchain.status import Status
+from rxchain.chain.client import RegistryClient
+from rxchain.chain.deploy import deploy_registry
+from rxchain.chain.deployment import Deployment, save_deployment
+from rxchain.dev.devnet import Devnet
+from rxchain.chain.signers import dev_accounts
+from rxchain.dev.demo import demo_document, onboard
+from rxchain.core.status import Status
 from rxchain.workflow import issue_prescription
 
 

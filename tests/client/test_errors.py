@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from rxchain import errors
-from rxchain.deployment import load_abi
+from rxchain.chain.deployment import load_abi
 
 # OpenZeppelin errors the registry's code paths never reach (it only calls tryRecover, and keeps the
 # regulator's rules); they stay decodable as ContractRevert with their name.

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import runpy
 
-from rxchain.deployment import save_deployment
+from rxchain.chain.deployment import save_deployment
 from rxchain.paths import project_root
-from rxchain.status import Status
+from rxchain.core.status import Status
 
 
 def script(name: str):

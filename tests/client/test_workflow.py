@@ -6,10 +6,10 @@ import pytest
 
 from rxchain import errors
 from rxchain.audit import trail
-from rxchain.document import document_hash
-from rxchain.lifecycle import demo_document, run_lifecycle
-from rxchain.payload import WrongChain, WrongRegistry, decode_payload
-from rxchain.status import Status
+from rxchain.core.document import document_hash
+from rxchain.dev.demo import demo_document, run_lifecycle
+from rxchain.core.payload import WrongChain, WrongRegistry, decode_payload
+from rxchain.core.status import Status
 from rxchain.workflow import (
     SignerIsNotRequester,
     confirm_payload_receipt,
@@ -131,7 +131,7 @@ def test_retried_issue_returns_the_first_transaction_from_the_outbox(client, doc
 
 
 def test_retried_issue_without_the_outbox_is_refused_as_already_issued(client, w3, deployment, doctor, document):
-    from rxchain.client import RegistryClient
+    from rxchain.chain.client import RegistryClient
 
     issued = issue_prescription(client, doctor, document)
     elsewhere = RegistryClient(w3, deployment.registry, deploy_block=deployment.deploy_block)

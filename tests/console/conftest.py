@@ -40,7 +40,7 @@ def indexed(scenario, deployment, rpc_url, tmp_path_factory) -> str:
 @pytest.fixture(scope="module")
 def console_server(indexed, rpc_url, scenario, ids):
     """The console on the module's index, with the node for /tx/ and the development names."""
-    from rxchain.console import make_server
+    from rxchain.web.console import make_server
 
     server = make_server(indexed, "127.0.0.1", 0, rpc_url=rpc_url, labels=labels_for(scenario, ids)).start()
     yield server

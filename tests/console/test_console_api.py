@@ -11,7 +11,7 @@ import requests
 
 from rxchain import audit
 from rxchain.indexer.workload import expected_figures
-from rxchain.lifecycle import demo_document
+from rxchain.dev.demo import demo_document
 from rxchain.workflow import issue_prescription
 
 
@@ -78,7 +78,7 @@ def test_read_only_same_origin_and_nothing_else(console_server):
     assert "default-src 'none'" in csp and "script-src 'self'" in csp and "connect-src 'self'" in csp
     assert "unsafe" not in csp
     assert get(console_server, "/vendor/chart.umd.min.js").text.startswith("/*!")
-    for path in ("/vendor/ethers.min.js", "/../src/rxchain/console.py", "/%2e%2e/pyproject.toml", "/api/secrets", "/config.json", "/rpc"):
+    for path in ("/vendor/ethers.min.js", "/../src/rxchain/web/console.py", "/%2e%2e/pyproject.toml", "/api/secrets", "/config.json", "/rpc"):
         get(console_server, path, 404)
     url = console_server.url.rstrip("/")
     for method in ("post", "put", "delete", "patch"):
@@ -89,7 +89,7 @@ def test_read_only_same_origin_and_nothing_else(console_server):
 
 
 def test_console_without_a_node_shows_hashes_without_links(indexed):
-    from rxchain.console import make_server
+    from rxchain.web.console import make_server
 
     with make_server(indexed, "127.0.0.1", 0) as server:
         assert get(server, "/api/config").json()["txUrl"] is None
@@ -101,7 +101,7 @@ def test_console_without_a_node_shows_hashes_without_links(indexed):
 
 
 def test_following_in_the_background(client, deployment, scenario, rpc_url, ids, tmp_path):
-    from rxchain.console import make_server
+    from rxchain.web.console import make_server
 
     db = str(tmp_path / "follow.sqlite")
     server = make_server(db, "127.0.0.1", 0, rpc_url=rpc_url, follow=True, registry=deployment.registry,
@@ -135,7 +135,7 @@ def _wait_for(server, condition, timeout=30.0):
 
 
 def test_the_console_reads_postgres_too(indexed, scenario, deployment, rpc_url, pg_url):
-    from rxchain.console import make_server
+    from rxchain.web.console import make_server
     from rxchain.indexer import index
 
     index(rpc_url, deployment.registry, deployment.deploy_block, pg_url)

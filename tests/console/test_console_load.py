@@ -18,7 +18,7 @@ from .conftest import ARTIFACTS, TIMEOUT_MS
 def test_the_console_loads_a_large_index(browser, tmp_path, request):
     if "slow" not in (request.config.getoption("markexpr") or ""):
         pytest.skip("slow (about two minutes): run with -m slow")
-    from rxchain.console import make_server
+    from rxchain.web.console import make_server
     from rxchain.indexer.bench import bench
 
     db = tmp_path / "large.sqlite"

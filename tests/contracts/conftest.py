@@ -35,9 +35,10 @@ from eth_account import Account
 from eth_account.messages import encode_typed_data
 from eth_utils import is_hex_address, keccak, to_checksum_address
 
-from rxchain import batch as batches
-from rxchain import claims, ids
-from rxchain.status import Status  # noqa: F401 - shared with the test modules
+from rxchain.core import batch as batches
+from rxchain.core import claims
+from rxchain.core import ids
+from rxchain.core.status import Status  # noqa: F401 - shared with the test modules
 
 # ------------------------------------------------------------------------------------ constants
 
@@ -277,7 +278,7 @@ class Clinic:
     def issue_batch(self, hospital=None, *, doctors=None, pharmacies=None, size=3, fills=1, valid_for=DAY,
                     expires_at=None) -> Batch:
         """A batch of ``size`` prescriptions (by ``doctors``, default all by ``doctor``; for ``pharmacies``,
-        default any), made as the hospital's client makes them: ids off chain, proofs from rxchain.batch."""
+        default any), made as the hospital's client makes them: ids off chain, proofs from rxchain.core.batch."""
         hospital = hospital or self.parties["hospital"]
         doctors = [d.address for d in doctors or [self.parties["doctor"]] * size]
         pharmacies = [_address(p) if p else ZERO_ADDRESS for p in pharmacies or [None] * len(doctors)]

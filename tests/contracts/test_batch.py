@@ -2,7 +2,7 @@
 
 Spec: IPrescriptionRegistry.issueBatch / redeemBatched / cancelBatched / cancelBatch / batch. Nothing
 is stored per prescription until its first redemption opens it with a Merkle proof (sorted-pair
-keccak256, odd last node carried up -- rxchain.batch builds the same tree for the client); the
+keccak256, odd last node carried up -- rxchain.core.batch builds the same tree for the client); the
 named doctor must then be a doctor of the batch's hospital.
 """
 
@@ -10,8 +10,8 @@ import pytest
 from ape.exceptions import ContractLogicError
 from eth_utils import keccak
 
-from rxchain import batch as batches
-from rxchain import ids
+from rxchain.core import batch as batches
+from rxchain.core import ids
 
 from .conftest import (
     DAY,

@@ -11,7 +11,7 @@ from eth_utils import keccak
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rxchain import ids
+from rxchain.core import ids
 
 from .conftest import (
     DAY,

@@ -2,7 +2,7 @@
 
 Spec: IPrescriptionRegistry.redeem. The claim key signs the EIP-712 message
     Redeem(bytes32 rxId,address pharmacy,uint256 fillsLeft,uint256 deadline)
-in the domain ("rxchain PrescriptionRegistry", "1", chainId, registry); rxchain.claims makes these
+in the domain ("rxchain PrescriptionRegistry", "1", chainId, registry); rxchain.core.claims makes these
 signatures for the client, and these tests check them against the contract.
 """
 
@@ -10,7 +10,7 @@ import pytest
 from eth_keys.constants import SECPK1_N
 from eth_utils import keccak
 
-from rxchain import claims
+from rxchain.core import claims
 
 from .conftest import (
     DAY,

@@ -10,7 +10,7 @@ import dataclasses
 import pytest
 from eth_utils import keccak
 
-from rxchain import claims
+from rxchain.core import claims
 
 from .conftest import (
     COURIER_ROLE,

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from rxchain.identities import dev_accounts
-from rxchain.lifecycle import demo_document
+from rxchain.chain.signers import dev_accounts
+from rxchain.dev.demo import demo_document
 from rxchain.paths import project_root
 from rxchain.workflow import IssuedBatch, IssuedPrescription, issue_batch, issue_prescription
 
@@ -62,7 +62,7 @@ def issue_batched(client, ids):
 @pytest.fixture(scope="module")
 def dapp_server(deployment, rpc_url):
     """The dApp server for this module's registry, on a free port."""
-    from rxchain.dapp import make_server
+    from rxchain.web.dapp import make_server
 
     server = make_server("127.0.0.1", 0, deployment=deployment, rpc_url=rpc_url).start()
     yield server

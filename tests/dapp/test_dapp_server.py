@@ -1,4 +1,4 @@
-"""The dApp server (rxchain.dapp): what it serves, what it refuses, and when it hands out development keys."""
+"""The dApp server (rxchain.web.dapp): what it serves, what it refuses, and when it hands out development keys."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import urllib.request
 
 import pytest
 
-from rxchain.dapp import DEV_CHAIN_IDS, RPC_METHODS, build_config, make_server
-from rxchain.deployment import Deployment, load_abi
+from rxchain.web.dapp import DEV_CHAIN_IDS, RPC_METHODS, build_config, make_server
+from rxchain.chain.deployment import Deployment, load_abi
 from rxchain.paths import project_root
 
 
@@ -117,8 +117,8 @@ def test_node_down_is_a_json_rpc_error_not_a_crash(deployment):
 
 
 def test_missing_page_files_or_npm_libraries_are_named_before_serving(deployment, rpc_url, tmp_path):
-    from rxchain.console import ConsoleServer
-    from rxchain.dapp import DappServer
+    from rxchain.web.console import ConsoleServer
+    from rxchain.web.dapp import DappServer
     from rxchain.errors import BuildNotFound
     from rxchain.indexer.db import Database
 

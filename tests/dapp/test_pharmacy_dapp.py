@@ -19,9 +19,9 @@ from ape import chain
 from eth_utils import keccak
 
 from rxchain.audit import trail
-from rxchain.lifecycle import demo_document
-from rxchain.payload import ClaimKey, PrescriptionPayload, encode_payload, payload_png
-from rxchain.status import Status
+from rxchain.dev.demo import demo_document
+from rxchain.core.payload import ClaimKey, PrescriptionPayload, encode_payload, payload_png
+from rxchain.core.status import Status
 
 from .conftest import save_docs_image
 
@@ -29,7 +29,7 @@ expect = pytest.importorskip("playwright.sync_api", reason="the browser tests ne
 
 
 def encode_raw(obj: dict) -> str:
-    """A prescription code around any object, framed exactly as rxchain.payload frames one."""
+    """A prescription code around any object, framed exactly as rxchain.core.payload frames one."""
     body = zlib.compress(rfc8785.dumps(obj), 9)
     return "RX1." + base64.urlsafe_b64encode(body + keccak(body)[:4]).rstrip(b"=").decode()
 
@@ -443,7 +443,7 @@ def test_page_loads_without_console_errors(dapp):
 
 
 def test_node_down_or_wrong_chain_says_so(dapp, deployment, rpc_url):
-    from rxchain.dapp import make_server
+    from rxchain.web.dapp import make_server
 
     page = dapp.page
     with make_server("127.0.0.1", 0, deployment=deployment, rpc_url="http://127.0.0.1:9") as down:
@@ -460,7 +460,7 @@ def test_node_down_or_wrong_chain_says_so(dapp, deployment, rpc_url):
 
 
 def test_no_development_keys_on_a_consortium_network(dapp, deployment, rpc_url):
-    from rxchain.dapp import make_server
+    from rxchain.web.dapp import make_server
 
     consortium = deployment.model_copy(update={"network": "besu"})
     with make_server("127.0.0.1", 0, deployment=consortium, rpc_url=rpc_url) as server:
@@ -554,8 +554,8 @@ def test_batched_refusals_before_sending(case, dapp, client, issue_batched, ids,
     hospital = ids["hospital"].address
     if case == "other-hospitals-doctor":
         # The hospital skips the workflow's check and commits an id naming doctor2 (hospital2's doctor).
-        from rxchain.document import validate
-        from rxchain.ids import prescription_id_for
+        from rxchain.core.document import validate
+        from rxchain.core.ids import prescription_id_for
 
         document = demo_document(ids["doctor2"].address, client.latest_block_time())
         checked = validate(document)
@@ -578,7 +578,7 @@ def test_batched_refusals_before_sending(case, dapp, client, issue_batched, ids,
             client.transact(ids["hospital"], "cancelBatch", batch.root)
             expected = "Cannot redeem: The hospital or the regulator withdrew the whole batch this prescription was issued in; do not dispense."
         else:
-            from rxchain.batch import find_batch_proof
+            from rxchain.core.batch import find_batch_proof
 
             proof = find_batch_proof(client, item.rx_id)
             client.transact(ids["hospital"], "cancelBatched", item.rx_id, proof.root, proof.proof)

@@ -12,12 +12,12 @@ import pytest
 import rfc8785
 from eth_utils import keccak
 
-from rxchain.batch import merkle_proof, merkle_root, verify_proof
-from rxchain.deployment import load_abi
-from rxchain.document import MedicationSpec, build_prescription, document_hash, new_patient_pseudonym
-from rxchain.lifecycle import demo_document
+from rxchain.core.batch import merkle_proof, merkle_root, verify_proof
+from rxchain.chain.deployment import load_abi
+from rxchain.core.document import MedicationSpec, build_prescription, document_hash, new_patient_pseudonym
+from rxchain.dev.demo import demo_document
 from rxchain.paths import project_root, tool_env
-from rxchain.status import Status
+from rxchain.core.status import Status
 
 SCRIPT = project_root() / "dapp" / "third-party-redeem.mjs"
 RXCORE = project_root() / "dapp" / "rxcore.js"

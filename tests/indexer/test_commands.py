@@ -43,7 +43,7 @@ def test_run_status_and_verify_commands(client, scenario, db_url):
 
 
 def test_seed_then_run_from_the_deployment_record(deployment, scenario, tmp_path, monkeypatch):
-    from rxchain.deployment import save_deployment
+    from rxchain.chain.deployment import save_deployment
 
     monkeypatch.setenv("RXCHAIN_DEPLOYMENTS", str(tmp_path / "deployments"))
     save_deployment(deployment)

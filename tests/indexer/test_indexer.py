@@ -13,15 +13,15 @@ import pytest
 from eth_utils import to_checksum_address
 
 from rxchain import audit
-from rxchain.deploy import deploy_registry
+from rxchain.chain.deploy import deploy_registry
 from rxchain.indexer import IndexerError, index, queries, verify
 from rxchain.indexer.db import Database
 from rxchain.indexer.node import Node, NodeError
 from rxchain.indexer.projection import Projection
 from rxchain.indexer.workload import FATES, expected_figures
-from rxchain.lifecycle import onboard
-from rxchain.client import RegistryClient
-from rxchain.status import Status
+from rxchain.dev.demo import onboard
+from rxchain.chain.client import RegistryClient
+from rxchain.core.status import Status
 
 from .conftest import dump
 
@@ -249,7 +249,7 @@ def test_small_and_refused_ranges_give_the_same_index(client, scenario, db_url, 
 
 
 def test_following_picks_up_new_blocks_until_stopped(client, scenario, db_url, ids):
-    from rxchain.lifecycle import demo_document
+    from rxchain.dev.demo import demo_document
     from rxchain.workflow import issue_prescription
 
     run(client, db_url)
@@ -288,7 +288,7 @@ def _revert(w3, snapshot: str) -> None:
 
 
 def test_a_reorganisation_of_the_last_blocks_is_rolled_back(client, scenario, db_url, ids, w3):
-    from rxchain.lifecycle import demo_document
+    from rxchain.dev.demo import demo_document
     from rxchain.workflow import issue_prescription
 
     snapshot = _snapshot(w3)

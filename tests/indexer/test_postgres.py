@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from rxchain.client import RegistryClient
+from rxchain.chain.client import RegistryClient
 from rxchain.indexer import index, queries, verify
 from rxchain.indexer.db import Database
 from rxchain.indexer.projection import Projection
@@ -64,7 +64,7 @@ def test_postgres_resumes_and_adds_nothing_twice(client, scenario, db_url, pg_ur
 
 
 def test_postgres_rolls_back_a_reorganisation(client, scenario, pg_url, ids, w3):
-    from rxchain.lifecycle import demo_document
+    from rxchain.dev.demo import demo_document
     from rxchain.workflow import issue_prescription
 
     snapshot = w3.provider.make_request("evm_snapshot", [])["result"]

@@ -18,7 +18,7 @@ import pytest
 from eth_account import Account
 from web3 import Web3
 
-from rxchain import cli
+from rxchain.cli import main as cli
 from rxchain.paths import evm_version, network_chain_id, project_root, tool_env
 
 REGULATOR_KEY = "0x" + "a1" * 32

@@ -21,10 +21,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # as a script too:
 from web3 import Web3  # noqa: E402
 
 from rxchain import errors  # noqa: E402
-from rxchain.client import RegistryClient  # noqa: E402
-from rxchain.driver import Pipeline  # noqa: E402
-from rxchain.identities import dev_account  # noqa: E402
-from rxchain.outbox import Outbox  # noqa: E402
+from rxchain.chain.client import RegistryClient  # noqa: E402
+from rxchain.chain.pipeline import Pipeline  # noqa: E402
+from rxchain.chain.signers import dev_account  # noqa: E402
+from rxchain.chain.outbox import Outbox  # noqa: E402
 from security.chainkit import Rpc, read_registry  # noqa: E402
 from security.workload import plan  # noqa: E402
 

@@ -18,9 +18,9 @@ import requests
 from eth_abi import decode as abi_decode
 from eth_utils import keccak, to_checksum_address
 
-from rxchain.client import RegistryClient
+from rxchain.chain.client import RegistryClient
 from rxchain.paths import evm_version, tool_env
-from rxchain.status import Status
+from rxchain.core.status import Status
 
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
 

@@ -15,11 +15,11 @@ import pytest
 from eth_account import Account
 from eth_utils import keccak
 
-from rxchain.client import RegistryClient
-from rxchain.deploy import deploy_registry
-from rxchain.deployment import Deployment
-from rxchain.identities import dev_accounts
-from rxchain.lifecycle import onboard
+from rxchain.chain.client import RegistryClient
+from rxchain.chain.deploy import deploy_registry
+from rxchain.chain.deployment import Deployment
+from rxchain.chain.signers import dev_accounts
+from rxchain.dev.demo import onboard
 
 from .chainkit import Rpc
 

@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 
 from eth_utils import keccak
 
-from rxchain.batch import verify_proof
-from rxchain.claims import RegistryDomain, receipt_digest, redeem_digest
-from rxchain.ids import prescription_id
-from rxchain.status import Status
+from rxchain.core.batch import verify_proof
+from rxchain.core.claims import RegistryDomain, receipt_digest, redeem_digest
+from rxchain.core.ids import prescription_id
+from rxchain.core.status import Status
 
 ZERO = "0x0000000000000000000000000000000000000000"
 ADMIN_ROLE = bytes(32)

@@ -17,22 +17,22 @@ import rfc8785
 from eth_abi import encode as abi_encode
 from eth_utils import keccak
 
-from rxchain import document as documents
+from rxchain.core import document as documents
 from rxchain import errors
-from rxchain import payload as payloads
+from rxchain.core import payload as payloads
 from rxchain.audit import verify_document
-from rxchain.batch import merkle_proof, merkle_root
-from rxchain.claims import RegistryDomain, sign_receipt, sign_redeem
-from rxchain.client import RegistryClient
-from rxchain.deploy import deploy_registry
-from rxchain.deployment import Deployment
-from rxchain.driver import sign_legacy
-from rxchain.ids import prescription_id, terms_hash
-from rxchain.lifecycle import demo_document
-from rxchain.outbox import Outbox
-from rxchain.payload import decode_payload, encode_payload
-from rxchain.roles import ROLES
-from rxchain.status import Status
+from rxchain.core.batch import merkle_proof, merkle_root
+from rxchain.core.claims import RegistryDomain, sign_receipt, sign_redeem
+from rxchain.chain.client import RegistryClient
+from rxchain.chain.deploy import deploy_registry
+from rxchain.chain.deployment import Deployment
+from rxchain.chain.pipeline import sign_legacy
+from rxchain.core.ids import prescription_id, terms_hash
+from rxchain.dev.demo import demo_document
+from rxchain.chain.outbox import Outbox
+from rxchain.core.payload import decode_payload, encode_payload
+from rxchain.core.roles import ROLES
+from rxchain.core.status import Status
 from rxchain.workflow import issue_prescription, redeem_payload
 
 from .chainkit import OwnNode, free_port, read_registry
@@ -592,7 +592,7 @@ def lone_node(tmp_path):
 def test_client_reports_node_unavailable_and_writes_nothing_when_the_node_is_down(lone_node, tmp_path, ids):
     from web3 import Web3
 
-    from rxchain.lifecycle import onboard
+    from rxchain.dev.demo import onboard
 
     w3 = Web3(Web3.HTTPProvider(lone_node.url))
     deployed = deploy_registry(w3, ids["regulator"], network="lone", record=False)

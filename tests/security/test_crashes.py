@@ -23,12 +23,12 @@ import pytest
 from web3 import Web3
 
 from rxchain import errors
-from rxchain.client import RegistryClient
-from rxchain.deploy import deploy_registry
-from rxchain.lifecycle import onboard
-from rxchain.outbox import Outbox
+from rxchain.chain.client import RegistryClient
+from rxchain.chain.deploy import deploy_registry
+from rxchain.dev.demo import onboard
+from rxchain.chain.outbox import Outbox
 from rxchain.paths import tool_env
-from rxchain.status import Status
+from rxchain.core.status import Status
 
 from .bulk_issue import planned
 from .chainkit import OwnNode, Rpc, free_port, read_registry
@@ -41,7 +41,7 @@ CHUNK = 50
 
 @pytest.fixture
 def devnet_like(tmp_path):
-    """An anvil of this test's own with the devnet's settings (rxchain.devnet): a block a second, its
+    """An anvil of this test's own with the devnet's settings (rxchain.dev.devnet): a block a second, its
     state written to a file every 5 seconds."""
     node = OwnNode(free_port(), 31342, tmp_path / "state.json", tmp_path / "anvil.log", block_time=1, state_interval=5).start()
     yield node
@@ -212,7 +212,7 @@ def test_a_new_operation_after_a_node_lost_blocks_first_puts_back_what_it_lost(c
 
 
 def test_an_outbox_nonce_clash_is_a_named_error_and_records_nothing(client, ids, tmp_path):
-    from rxchain.outbox import OutboxEntry
+    from rxchain.chain.outbox import OutboxEntry
 
     outbox = Outbox(tmp_path / "clash.sqlite")
     first = OutboxEntry("0x" + "11" * 32, "op:1", ids["doctor"].address, 7, client.chain_id, b"\x01", "issue", "pending", None)

@@ -35,12 +35,12 @@ from hypothesis.stateful import RuleBasedStateMachine, precondition, rule, run_s
 
 from rxchain import errors
 from rxchain.audit import trail
-from rxchain.batch import merkle_proof, merkle_root
-from rxchain.claims import RegistryDomain, sign_digest
-from rxchain.client import RegistryClient, TxResult
-from rxchain.ids import prescription_id, terms_hash
-from rxchain.outbox import Outbox
-from rxchain.status import Status
+from rxchain.core.batch import merkle_proof, merkle_root
+from rxchain.core.claims import RegistryDomain, sign_digest
+from rxchain.chain.client import RegistryClient, TxResult
+from rxchain.core.ids import prescription_id, terms_hash
+from rxchain.chain.outbox import Outbox
+from rxchain.core.status import Status
 
 from .chainkit import read_registry
 from .conftest import report

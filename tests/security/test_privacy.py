@@ -20,9 +20,9 @@ import pytest
 from eth_abi import encode as abi_encode
 from eth_utils import keccak
 
-from rxchain.document import MedicationSpec, build_prescription, canonical_bytes, document_hash, new_patient_pseudonym
-from rxchain.payload import encode_payload
-from rxchain.status import Status
+from rxchain.core.document import MedicationSpec, build_prescription, canonical_bytes, document_hash, new_patient_pseudonym
+from rxchain.core.payload import encode_payload
+from rxchain.core.status import Status
 from rxchain.workflow import confirm_payload_receipt, issue_batch, issue_prescription, redeem_payload
 
 from .chainkit import read_registry
@@ -213,7 +213,7 @@ def raw_name_tx(client, rpc, sender, text: str) -> None:
     """A transaction whose calldata is a person's name (to the registry: it reverts, and stays on chain)."""
     import coincurve
 
-    from rxchain.driver import sign_legacy
+    from rxchain.chain.pipeline import sign_legacy
 
     raw, tx_hash = sign_legacy(coincurve.PrivateKey(bytes(sender.key)), client.chain_id, rpc.nonce(sender.address), 100_000,
                                bytes.fromhex(client.address[2:]), b"\x00\x00\x00\x00" + abi_encode(["string"], [text]))  # fmt: skip

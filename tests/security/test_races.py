@@ -22,10 +22,10 @@ from eth_utils import keccak
 from web3 import Web3
 
 from rxchain import errors
-from rxchain.client import RegistryClient
-from rxchain.driver import Pipeline
-from rxchain.outbox import Outbox
-from rxchain.status import Status
+from rxchain.chain.client import RegistryClient
+from rxchain.chain.pipeline import Pipeline
+from rxchain.chain.outbox import Outbox
+from rxchain.core.status import Status
 
 from .chainkit import explain_mined_failure, read_registry, revert_reason_on_chain
 from .conftest import report

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 import coincurve
 from eth_utils import keccak, to_checksum_address
 
-from rxchain.batch import merkle_proof, merkle_root
-from rxchain.claims import RegistryDomain, receipt_digest, redeem_digest, sign_digest
-from rxchain.ids import prescription_id, terms_hash
+from rxchain.core.batch import merkle_proof, merkle_root
+from rxchain.core.claims import RegistryDomain, receipt_digest, redeem_digest, sign_digest
+from rxchain.core.ids import prescription_id, terms_hash
 
 ZERO = "0x0000000000000000000000000000000000000000"
 

@@ -20,16 +20,16 @@ from typing import Callable
 
 from web3 import Web3
 
-from rxchain.bench import BenchFailed
-from rxchain.client import RegistryClient
-from rxchain.deploy import deploy_registry
-from rxchain.identities import dev_accounts
+from rxchain.dev.bench import BenchFailed
+from rxchain.chain.client import RegistryClient
+from rxchain.chain.deploy import deploy_registry
+from rxchain.chain.signers import dev_accounts
 from rxchain.indexer import queries
 from rxchain.indexer.core import index
 from rxchain.indexer.db import Database
 from rxchain.indexer.check import verify
-from rxchain.lifecycle import onboard
-from rxchain.outbox import Outbox
+from rxchain.dev.demo import onboard
+from rxchain.chain.outbox import Outbox
 from rxchain.paths import evm_version, tool_env
 
 
@@ -126,7 +126,7 @@ def bench(
             elif workload == "bench":
                 from rich.console import Console
 
-                from rxchain.bench import run_bench
+                from rxchain.dev.bench import run_bench
 
                 done = run_bench(client, prescriptions=prescriptions, console=Console(stderr=True, quiet=True))
                 figures["transactions"] = done.figures["transactions"]

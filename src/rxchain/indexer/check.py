@@ -21,12 +21,12 @@ import sqlite3
 from eth_abi import decode as abi_decode
 from eth_utils import function_signature_to_4byte_selector, to_checksum_address
 
-from rxchain.deployment import load_abi
+from rxchain.chain.deployment import load_abi
 from rxchain.indexer.db import Connection, Database, chunks, placeholders, read_meta
 from rxchain.indexer.node import EventDecoder, Node, NodeError
 from rxchain.indexer.projection import BATCH_COLUMNS, EVENT_COLUMNS, FILL_COLUMNS, MEMBER_COLUMNS, RX_COLUMNS, rebuild
-from rxchain.roles import ROLE_BITS
-from rxchain.status import Status
+from rxchain.core.roles import ROLE_BITS
+from rxchain.core.status import Status
 
 _PRESCRIPTION = function_signature_to_4byte_selector("prescription(bytes32)")
 _MEMBER = function_signature_to_4byte_selector("member(address)")

@@ -29,7 +29,7 @@ err = Console(stderr=True)
 
 @dataclass
 class Options:
-    """The global options ``rx`` gives its commands (``rxchain.cli.Context`` has the same names)."""
+    """The global options ``rx`` gives its commands (``rxchain.cli.main.Context`` has the same names)."""
 
     network: str = "devnet"
     rpc: str | None = None
@@ -53,7 +53,7 @@ def _target(opts: Options, registry: str | None, deploy_block: int | None) -> tu
     rpc = opts.rpc or (os.environ.get("RXCHAIN_BESU_RPC") if opts.network == "besu" else None)
     if registry is not None and deploy_block is not None and rpc:
         return rpc, registry, deploy_block
-    from rxchain.deployment import load_deployment
+    from rxchain.chain.deployment import load_deployment
 
     record = load_deployment(opts.network)
     rpc = rpc or record.rpc_url or _dev_rpc(opts.network)
@@ -64,7 +64,7 @@ def _target(opts: Options, registry: str | None, deploy_block: int | None) -> tu
 
 def _dev_rpc(network: str) -> str | None:
     if network == "devnet":
-        from rxchain.devnet import Devnet
+        from rxchain.dev.devnet import Devnet
 
         return Devnet().url
     return None
@@ -73,7 +73,7 @@ def _dev_rpc(network: str) -> str | None:
 def _labels(network: str) -> dict[str, str]:
     if network not in ("devnet", "local"):
         return {}
-    from rxchain.identities import dev_accounts
+    from rxchain.chain.signers import dev_accounts
 
     return {a.address: name for name, a in dev_accounts().items()}
 
@@ -216,10 +216,10 @@ def index_seed(ctx, days, per_day, seed_text):
 
     from web3 import Web3
 
-    from rxchain.client import RegistryClient
-    from rxchain.identities import dev_accounts
+    from rxchain.chain.client import RegistryClient
+    from rxchain.chain.signers import dev_accounts
     from rxchain.indexer.workload import run_workload
-    from rxchain.lifecycle import onboard
+    from rxchain.dev.demo import onboard
 
     opts = _opts(ctx)
     if opts.network not in ("devnet", "local"):
@@ -249,7 +249,7 @@ def index_seed(ctx, days, per_day, seed_text):
 @click.pass_context
 def console_command(ctx, db_url, host, port, follow, tx_url, offline, registry, deploy_block):
     """Serve the regulator's console (read-only figures, charts and trails) from the index database."""
-    from rxchain.console import serve
+    from rxchain.web.console import serve
 
     opts = _opts(ctx)
     db_url = db_url or default_db(opts.network)

@@ -28,7 +28,7 @@ from typing import Callable
 
 from eth_utils import to_checksum_address
 
-from rxchain.deployment import load_abi
+from rxchain.chain.deployment import load_abi
 from rxchain.errors import RxError
 from rxchain.indexer.db import SCHEMA_VERSION, Connection, Database, placeholders, read_meta, write_meta
 from rxchain.indexer.node import EventDecoder, Header, Node, NodeError

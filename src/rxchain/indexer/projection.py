@@ -5,7 +5,7 @@ range's events here inside the range's transaction, and after a reorganisation t
 replays the stored events. A :class:`Projection` loads the rows a range touches in a few queries,
 applies the events in order in memory, and writes the changed rows back with batched upserts.
 
-Statuses follow the registry (``rxchain.status.Status`` labels): active, cancelled, dispensed,
+Statuses follow the registry (``rxchain.core.status.Status`` labels): active, cancelled, dispensed,
 dispatched, delivered, completed, refillable. Two things the chain leaves implicit are made explicit:
 
 - a batched prescription exists from its ``PrescriptionBatched`` event (the registry stores nothing
@@ -33,7 +33,7 @@ except ImportError:  # pragma: no cover
         return json.dumps(value, separators=(",", ":"))
 
 from rxchain.indexer.db import Connection, chunks, placeholders
-from rxchain.roles import REGULATOR_ROLE, ROLE_BITS, ROLES
+from rxchain.core.roles import REGULATOR_ROLE, ROLE_BITS, ROLES
 
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
 _ROLE_BIT_BY_ID = {"0x" + role.hex(): ROLE_BITS[name] for name, role in ROLES.items()}

@@ -17,7 +17,7 @@ from eth_utils import is_address, to_checksum_address
 from rxchain.audit import TRAIL_EVENTS
 from rxchain.errors import RxError
 from rxchain.indexer.db import Connection, placeholders, read_meta
-from rxchain.roles import ROLE_BITS
+from rxchain.core.roles import ROLE_BITS
 
 DAY = 86400
 #: A member whose credential ends within this many days is "expiring soon".

@@ -1,7 +1,7 @@
 """A varied, scripted workload for the indexer and the console: every state a prescription can reach.
 
 ``rx bench`` takes every prescription to Completed, which makes a fast benchmark but flat figures. This
-one (through the same pipelined :class:`~rxchain.driver.Pipeline`) plays several days of a small
+one (through the same pipelined :class:`~rxchain.chain.pipeline.Pipeline`) plays several days of a small
 consortium: doctors of two hospitals issue prescriptions one by one and their hospitals in batches;
 pharmacies redeem, dispatch to couriers or hand over in store; couriers deliver after varying times;
 patients confirm receipt; some prescriptions are cancelled (by the doctor, the hospital, the
@@ -23,12 +23,12 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak, to_checksum_address
 
-from rxchain.batch import merkle_proof, merkle_root
-from rxchain.claims import receipt_digest, redeem_digest, sign_digest
-from rxchain.client import RegistryClient
-from rxchain.driver import Pipeline, SignedTx
+from rxchain.core.batch import merkle_proof, merkle_root
+from rxchain.core.claims import receipt_digest, redeem_digest, sign_digest
+from rxchain.chain.client import RegistryClient
+from rxchain.chain.pipeline import Pipeline, SignedTx
 from rxchain.errors import RxError
-from rxchain.ids import prescription_id, terms_hash
+from rxchain.core.ids import prescription_id, terms_hash
 
 ZERO = "0x" + "00" * 20
 DAY = 86400
@@ -150,7 +150,7 @@ def run_workload(
 ) -> WorkloadResult:
     """Plays ``days`` days of ``per_day`` prescriptions each (half of them in batches of up to
     ``batch_size``) against ``client``'s registry, already onboarded with the development identities
-    (:func:`rxchain.lifecycle.onboard`). Needs a development chain (it moves chain time)."""
+    (:func:`rxchain.dev.demo.onboard`). Needs a development chain (it moves chain time)."""
     log = log or (lambda message: None)
     rng = random.Random(seed)
     pipe = Pipeline(client)

@@ -5,7 +5,7 @@ The registry is the source of truth; the allowlist files and the nodes' in-memor
 
 from __future__ import annotations
 
-from rxchain.client import RegistryClient
+from rxchain.chain.client import RegistryClient
 from rxchain.network.permissions import Member, allowed_accounts
 
 

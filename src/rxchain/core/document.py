@@ -1,7 +1,7 @@
 """The off-chain prescription document: build, validate, canonicalise, hash.
 
 Only the keccak256 hash of this document goes on chain; the document itself
-travels to the patient inside the QR payload (see :mod:`rxchain.payload`).
+travels to the patient inside the QR payload (see :mod:`rxchain.core.payload`).
 
 Representation
 ==============
@@ -75,7 +75,7 @@ import rfc8785
 from eth_utils import keccak, to_checksum_address
 from pydantic import BaseModel, ConfigDict, PositiveInt, ValidationError
 
-from rxchain.ids import is_valid_address
+from rxchain.core.ids import is_valid_address
 
 __all__ = [
     "ACCOUNT_SYSTEM",

@@ -15,7 +15,7 @@ from pathlib import Path
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
-from rxchain.devnet import DEV_MNEMONIC
+from rxchain.dev.devnet import DEV_MNEMONIC
 from rxchain.errors import RxError
 
 Account.enable_unaudited_hdwallet_features()

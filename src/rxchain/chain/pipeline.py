@@ -1,6 +1,6 @@
 """Bulk work from one Python process: sign locally, assign nonces, send without waiting, collect receipts.
 
-The :class:`~rxchain.client.RegistryClient` sends one transaction and waits for it: right for a
+The :class:`~rxchain.chain.client.RegistryClient` sends one transaction and waits for it: right for a
 pharmacy counter, one block time per transaction. A hospital's nightly batch or a benchmark needs
 the chain's capacity instead. :class:`Pipeline`:
 
@@ -26,9 +26,9 @@ from eth_abi import encode as abi_encode
 from eth_account.signers.local import LocalAccount
 from eth_utils import function_signature_to_4byte_selector, keccak
 
-from rxchain.client import RegistryClient, _abi_type
+from rxchain.chain.client import RegistryClient, _abi_type
 from rxchain.errors import NodeUnavailable, TransactionFailed
-from rxchain.outbox import OutboxEntry
+from rxchain.chain.outbox import OutboxEntry
 
 #: Gas limits per function: generous caps (gas is free; a cap only bounds a runaway call).
 GAS_LIMITS: dict[str, int] = {

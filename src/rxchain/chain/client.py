@@ -4,7 +4,7 @@ The only place that knows transactions: free gas (legacy type-0 transactions at 
 Besu network with min-gas-price 0 accepts, as does the devnet), nonces kept by the client per sender,
 gas estimated before sending (so a refusal is reported before anything is written on chain),
 receipts awaited, and reverts decoded into the contract's custom error names and arguments
-(:mod:`rxchain.errors`). Every transaction it signs goes through the :class:`~rxchain.outbox.Outbox`
+(:mod:`rxchain.errors`). Every transaction it signs goes through the :class:`~rxchain.chain.outbox.Outbox`
 first, so a run that dies mid-way resumes without duplicates or gaps.
 
 A hospital system issues with :meth:`RegistryClient.issue`; a pharmacy redeems with
@@ -28,11 +28,11 @@ from web3.exceptions import ContractCustomError, ContractLogicError, ContractPan
 from web3.logs import DISCARD
 
 from rxchain import errors
-from rxchain.claims import RegistryDomain, sign_receipt, sign_redeem
-from rxchain.deployment import Deployment, load_abi, load_deployment
-from rxchain.outbox import Outbox, OutboxEntry
-from rxchain.roles import REGULATOR_ROLE, role_id, roles_from_mask
-from rxchain.status import Status
+from rxchain.core.claims import RegistryDomain, sign_receipt, sign_redeem
+from rxchain.chain.deployment import Deployment, load_abi, load_deployment
+from rxchain.chain.outbox import Outbox, OutboxEntry
+from rxchain.core.roles import REGULATOR_ROLE, role_id, roles_from_mask
+from rxchain.core.status import Status
 
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
 #: How long a claim authorization stays valid when the caller does not say.
@@ -190,7 +190,7 @@ class RegistryClient:
     # ------------------------------------------------------------------------ prescriptions
 
     def compute_id(self, doctor: str, doc_hash: bytes, designated_pharmacy: str | None, claim_key: str) -> tuple[bytes, bytes]:
-        """(id, terms) as the registry computes them (a view call; :mod:`rxchain.ids` does it offline)."""
+        """(id, terms) as the registry computes them (a view call; :mod:`rxchain.core.ids` does it offline)."""
         rx_id, terms = self._call(
             "computeId", to_checksum_address(doctor), doc_hash, _address_or_zero(designated_pharmacy), to_checksum_address(claim_key)
         )
@@ -241,7 +241,7 @@ class RegistryClient:
         """Redeems one fill: signs the claim authorization with the QR's claim key and sends it."""
         from eth_account import Account
 
-        from rxchain.batch import NotBatched, find_batch_proof
+        from rxchain.core.batch import NotBatched, find_batch_proof
 
         claim_address = Account.from_key(claim_private_key).address
         rx_id, _ = self.compute_id(doctor, doc_hash, designated_pharmacy, claim_address)
@@ -264,7 +264,7 @@ class RegistryClient:
     def issue_batch(self, hospital: LocalAccount, ids: list[bytes], expires_at: int, *, fills: int = 1) -> tuple[bytes, TxResult]:
         """Issues prescriptions ``ids`` (computed as for :meth:`issue`, each naming its doctor) in one
         transaction; returns the batch's Merkle root."""
-        from rxchain.batch import merkle_root
+        from rxchain.core.batch import merkle_root
 
         root = merkle_root(ids)
         result = self.transact(hospital, "issueBatch", list(ids), int(expires_at), int(fills),

@@ -29,15 +29,15 @@ from rich.panel import Panel
 from rich.table import Table
 
 from rxchain import audit, errors
-from rxchain.client import RegistryClient, TxResult
-from rxchain.deployment import bytecode_hash, load_deployment
-from rxchain.devnet import Devnet, DevnetError
-from rxchain.document import DocumentError, MedicationSpec, build_prescription, load_document, new_patient_pseudonym
-from rxchain.identities import SignerNotFound, dev_accounts, load_signer
-from rxchain.outbox import Outbox
+from rxchain.chain.client import RegistryClient, TxResult
+from rxchain.chain.deployment import bytecode_hash, load_deployment
+from rxchain.dev.devnet import Devnet, DevnetError
+from rxchain.core.document import DocumentError, MedicationSpec, build_prescription, load_document, new_patient_pseudonym
+from rxchain.chain.signers import SignerNotFound, dev_accounts, load_signer
+from rxchain.chain.outbox import Outbox
 from rxchain.paths import project_root, tool_env
-from rxchain.payload import PayloadError, payload_png, payload_terminal, read_qr_image
-from rxchain.render import members_table, prescription_table, trail_table, utc
+from rxchain.core.payload import PayloadError, payload_png, payload_terminal, read_qr_image
+from rxchain.cli.render import members_table, prescription_table, trail_table, utc
 from rxchain.workflow import confirm_payload_receipt, issue_prescription, read_payload, redeem_payload
 
 console = Console()
@@ -172,7 +172,7 @@ def demo(ctx):
     client = ctx.client()
     if not ctx.dev:
         raise click.UsageError("the demo uses development keys: run it on the devnet only")
-    from rxchain.lifecycle import demo_document, onboard
+    from rxchain.dev.demo import demo_document, onboard
 
     ids = dev_accounts()
     names = {a.address: n for n, a in ids.items()}
@@ -532,7 +532,7 @@ def dapp(ctx, host, port):
     """Serve the pharmacy dApp for this network (Ctrl-C stops it)."""
     import ipaddress
 
-    from rxchain.dapp import serve
+    from rxchain.web.dapp import serve
 
     if ctx.dev and not ipaddress.ip_address(host).is_loopback:
         raise click.UsageError("on the devnet the dApp hands out development keys: serve it on a loopback address only")
@@ -554,7 +554,7 @@ def bench(prescriptions, batched_fraction, doctors, pharmacies, couriers, on_dev
     """Pipelined hospital-scale workload; the LAST line is one JSON object of figures."""
     import tempfile
 
-    from rxchain.bench import EphemeralChain, bench_client, bench_table, run_bench
+    from rxchain.dev.bench import EphemeralChain, bench_client, bench_table, run_bench
 
     chain = None if on_devnet else EphemeralChain.start()
     url = Devnet().url if on_devnet else chain.url

@@ -16,7 +16,7 @@ The payload is one ASCII string::
            "registry": "0x<checksummed address of the registry contract>",
            "rxId": "0x<64 lowercase hex: the prescription id>",
            "claimKey": "0x<64 lowercase hex: the claim key's PRIVATE key>",
-           "doc": <the prescription document, see rxchain.document>}
+           "doc": <the prescription document, see rxchain.core.document>}
 
 ``canonical_json_utf8`` is RFC 8785 (JSON Canonicalization Scheme) encoded as
 UTF-8; ``base64url_nopad`` is RFC 4648 section 5 without ``=`` padding.
@@ -31,7 +31,7 @@ A browser decodes it with nothing but standard APIs::
 
 and verifies ``rxId == keccak256(abi.encode(address(claimKey), keccak256(
 abi.encode(doctor, keccak256(canonical(doc)), pharmacy))))`` as described in
-:mod:`rxchain.ids`.
+:mod:`rxchain.core.ids`.
 
 The claim key is a fresh secp256k1 key per prescription; whoever holds the QR
 code can claim the prescription, so the payload is as sensitive as the paper
@@ -42,7 +42,7 @@ Decoding ignores surrounding whitespace and refuses, with a named
 :class:`PayloadError` subclass, anything that is not exactly this: no other
 exception escapes :func:`decode_payload`. Limits: at most
 :data:`MAX_PAYLOAD_CHARS` characters of text, :data:`MAX_JSON_BYTES` of
-decompressed JSON, nesting at most ``rxchain.document.MAX_JSON_DEPTH`` deep;
+decompressed JSON, nesting at most ``rxchain.core.document.MAX_JSON_DEPTH`` deep;
 duplicate keys, NaN/Infinity and unknown top-level keys are refused, and
 ``chainId`` must be at most 2**53-1 so that ``JSON.parse`` reads it exactly.
 
@@ -73,8 +73,8 @@ from eth_utils import keccak, to_checksum_address
 from qrcode.constants import ERROR_CORRECT_L, ERROR_CORRECT_M
 from qrcode.exceptions import DataOverflowError
 
-from rxchain.document import DocumentError, _loads_json, document_hash, prescription_parties
-from rxchain.ids import is_valid_address, prescription_id_for
+from rxchain.core.document import DocumentError, _loads_json, document_hash, prescription_parties
+from rxchain.core.ids import is_valid_address, prescription_id_for
 
 __all__ = [
     "CHECKSUM_BYTES",
@@ -315,7 +315,7 @@ class PrescriptionPayload:
     ) -> PrescriptionPayload:
         """Return the payload for a document and claim key, computing its prescription id.
 
-        Raises :class:`~rxchain.document.DocumentError` if the document lacks the doctor's address.
+        Raises :class:`~rxchain.core.document.DocumentError` if the document lacks the doctor's address.
         """
         payload = cls(chain_id=chain_id, registry=registry, rx_id=bytes(32), claim_key=claim_key, document=document)
         object.__setattr__(payload, "rx_id", payload.computed_rx_id)
@@ -330,7 +330,7 @@ class PrescriptionPayload:
     def computed_rx_id(self) -> bytes:
         """The prescription id recomputed from the document and the claim key's address.
 
-        Raises :class:`~rxchain.document.DocumentError` if the document lacks the doctor's address.
+        Raises :class:`~rxchain.core.document.DocumentError` if the document lacks the doctor's address.
         """
         doctor, pharmacy = prescription_parties(self.document)
         return prescription_id_for(doctor, self.doc_hash, self.claim_key.address, pharmacy)

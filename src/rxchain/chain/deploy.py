@@ -5,7 +5,7 @@ from __future__ import annotations
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
-from rxchain.deployment import REGISTRY_CONTRACT, Deployment, bytecode_hash, load_abi, load_bytecode, save_deployment
+from rxchain.chain.deployment import REGISTRY_CONTRACT, Deployment, bytecode_hash, load_abi, load_bytecode, save_deployment
 from rxchain.errors import TransactionFailed
 from rxchain.paths import evm_version
 

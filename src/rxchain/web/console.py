@@ -40,7 +40,7 @@ from rxchain.errors import NodeUnavailable
 from rxchain.indexer import queries
 from rxchain.indexer.db import ConnectionPool, Database, DatabaseError, read_meta
 from rxchain.paths import project_root
-from rxchain.webserve import PageHandler, PageServer, content_security_policy
+from rxchain.web.server import PageHandler, PageServer, content_security_policy
 
 __all__ = ["ConsoleServer", "Follower", "console_dir", "make_server", "serve", "vendor_files"]
 

@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 from rich.table import Table
 
 from rxchain.audit import TrailStep
-from rxchain.client import MemberRecord, PrescriptionState
+from rxchain.chain.client import MemberRecord, PrescriptionState
 
 
 def utc(ts: int) -> str:

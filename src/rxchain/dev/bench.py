@@ -31,18 +31,18 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from web3 import Web3
 
-from rxchain.batch import merkle_proofs, merkle_root
-from rxchain.claims import receipt_digest, redeem_digest, sign_digest
-from rxchain.client import RegistryClient
-from rxchain.deploy import deploy_registry
-from rxchain.document import canonical_bytes, document_hash, validate
-from rxchain.driver import Pipeline, SignedTx
+from rxchain.core.batch import merkle_proofs, merkle_root
+from rxchain.core.claims import receipt_digest, redeem_digest, sign_digest
+from rxchain.chain.client import RegistryClient
+from rxchain.chain.deploy import deploy_registry
+from rxchain.core.document import canonical_bytes, document_hash, validate
+from rxchain.chain.pipeline import Pipeline, SignedTx
 from rxchain.errors import RxError
-from rxchain.identities import dev_accounts
-from rxchain.lifecycle import demo_document, onboard
-from rxchain.outbox import Outbox
+from rxchain.chain.signers import dev_accounts
+from rxchain.dev.demo import demo_document, onboard
+from rxchain.chain.outbox import Outbox
 from rxchain.paths import evm_version, tool_env
-from rxchain.status import Status
+from rxchain.core.status import Status
 
 ZERO = "0x" + "00" * 20
 BATCH_SIZE = 256

@@ -37,9 +37,9 @@ from http import HTTPStatus
 from pathlib import Path
 from typing import Any, Callable
 
-from rxchain.deployment import Deployment, load_abi, load_deployment
+from rxchain.chain.deployment import Deployment, load_abi, load_deployment
 from rxchain.paths import project_root
-from rxchain.webserve import PageHandler, PageServer, content_security_policy
+from rxchain.web.server import PageHandler, PageServer, content_security_policy
 
 __all__ = [
     "DEV_CHAIN_IDS",
@@ -158,7 +158,7 @@ def build_config(
 
 def _dev_keys() -> dict[str, str]:
     """Development identity name -> private key (public development mnemonic; devnet only)."""
-    from rxchain.identities import dev_accounts
+    from rxchain.chain.signers import dev_accounts
 
     return {name: "0x" + bytes(account.key).hex() for name, account in dev_accounts().items()}
 

@@ -13,9 +13,9 @@ from eth_account.signers.local import LocalAccount
 from rich.console import Console
 
 from rxchain.audit import TrailStep, trail
-from rxchain.client import RegistryClient
-from rxchain.document import MedicationSpec, build_prescription, new_patient_pseudonym
-from rxchain.render import trail_table
+from rxchain.chain.client import RegistryClient
+from rxchain.core.document import MedicationSpec, build_prescription, new_patient_pseudonym
+from rxchain.cli.render import trail_table
 from rxchain.workflow import IssuedPrescription, confirm_payload_receipt, issue_prescription, redeem_payload
 
 CREDENTIAL_DAYS = 365

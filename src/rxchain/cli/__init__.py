@@ -1,0 +1,2 @@
+"""The ``rx`` command line: commands (``main``) and rich renderings (``render``).
+"""
