@@ -8,7 +8,7 @@ export SOLCX_BINARY_PATH := $(ROOT)/.solcx
 export APE_DATA_FOLDER := $(ROOT)/.ape
 export PATH := $(ROOT)/.venv/bin:$(ROOT)/node_modules/.bin:$(PATH)
 
-.PHONY: setup compile demo test test-slow gas devnet-down clean
+.PHONY: setup compile demo test test-slow gas publish devnet-down clean
 
 setup:
 	@bash tools/setup.sh
@@ -27,6 +27,9 @@ test-slow: compile
 
 gas: compile
 	@ape run gas_report
+
+publish: compile
+	@python -m rxchain.dev.publish
 
 devnet-down:
 	@rx devnet down

@@ -303,9 +303,9 @@
       record.dataset.status = state;
     }
     record.replaceChildren(...items.flatMap(([k, v]) => [el("dt", { text: k }), el("dd", {}, v)]));
-    fillRows($("#trail-steps tbody"), data.steps.map((s, i) => el("tr", { "data-step": s.step, "data-tx": s.tx_hash },
-      cell(String(i + 1), "num"), cell(el("strong", { text: s.step })), cell(addr(s.actor)), cell(number(s.block_number), "num"),
-      cell(utc(s.block_time)), cell(txLink(s.tx_hash)))));
+    fillRows($("#trail-steps tbody"), data.steps.map((s, i) => el("tr", { "data-step": s.step, "data-tx": s.txHash },
+      cell(String(i + 1), "num"), cell(el("strong", { text: s.step })), cell(addr(s.actor)), cell(number(s.blockNumber), "num"),
+      cell(utc(s.blockTime)), cell(txLink(s.txHash)))));
     $("#trail-result").hidden = false;
     shownId = data.id;
   }

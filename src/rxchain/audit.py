@@ -7,7 +7,7 @@ Nothing here trusts a party's database: every fact is read from logs and blocks 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from eth_utils import event_abi_to_log_topic, to_checksum_address
@@ -15,7 +15,7 @@ from web3._utils.events import get_event_data
 
 from rxchain.chain.client import RegistryClient, ZERO_ADDRESS
 from rxchain.core.document import document_hash, prescription_parties
-from rxchain.errors import RxError
+from rxchain.errors import Refused
 
 #: Trail events, in the order a prescription meets them, with the label an auditor reads.
 TRAIL_EVENTS: dict[str, str] = {
@@ -43,10 +43,28 @@ class TrailStep:
     details: dict = field(default_factory=dict)
 
     def as_json(self) -> dict:
-        return asdict(self)
+        """The step as JSON, camelCase like every JSON rxchain writes (``rx --json``, the console, evidence)."""
+        return {
+            "step": self.step,
+            "actor": self.actor,
+            "blockNumber": self.block_number,
+            "blockHash": self.block_hash,
+            "blockTime": self.block_time,
+            "txHash": self.tx_hash,
+            "logIndex": self.log_index,
+            "details": self.details,
+        }
 
 
-class TrailNotFound(RxError):
+#: The evidence bundle's format. Version 2 writes its events in camelCase; version 1 bundles (snake_case
+#: events) are still read by :func:`verify_evidence`.
+EVIDENCE_FORMAT = "rxchain-evidence/2"
+
+_V1_EVENT_KEYS = {"block_number": "blockNumber", "block_hash": "blockHash", "block_time": "blockTime",
+                  "tx_hash": "txHash", "log_index": "logIndex"}  # fmt: skip
+
+
+class TrailNotFound(Refused):
     """No event names this prescription id."""
 
 
@@ -106,6 +124,10 @@ class DocumentCheck:
     on_chain_hash: str | None
     problems: list[str]
 
+    def as_json(self) -> dict:
+        return {"matches": self.matches, "id": self.rx_id, "documentHash": self.document_hash,
+                "onChainHash": self.on_chain_hash, "problems": self.problems}  # fmt: skip
+
 
 def verify_document(client: RegistryClient, rx_id: bytes, document: dict, claim_key_address: str | None = None) -> DocumentCheck:
     """Checks ``document`` against prescription ``rx_id``'s issue event (and its id, given the claim key)."""
@@ -150,7 +172,7 @@ def evidence_bundle(client: RegistryClient, rx_id: bytes) -> dict:
     if not steps:
         raise TrailNotFound(f"no prescription 0x{bytes(rx_id).hex()} on chain {client.chain_id} at {client.address}")
     return {
-        "format": "rxchain-evidence/1",
+        "format": EVIDENCE_FORMAT,
         "chainId": client.chain_id,
         "registry": client.address,
         "prescriptionId": "0x" + bytes(rx_id).hex(),
@@ -176,8 +198,11 @@ def verify_evidence(client: RegistryClient, bundle: dict) -> list[str]:
         problems.append(f"bundle is for registry {bundle.get('registry')}, not {client.address}")
     rx_id = bytes.fromhex(bundle["prescriptionId"][2:])
     fresh = {(s.tx_hash, s.log_index): s.as_json() for s in trail(client, rx_id)}
-    for event in bundle.get("events", []):
-        key = (event.get("tx_hash"), event.get("log_index"))
+    events = bundle.get("events", [])
+    if bundle.get("format") == "rxchain-evidence/1":
+        events = [{_V1_EVENT_KEYS.get(k, k): v for k, v in e.items()} for e in events]
+    for event in events:
+        key = (event.get("txHash"), event.get("logIndex"))
         if key not in fresh:
             problems.append(f"event {event.get('step')} in tx {key[0]} is not on chain")
         elif fresh[key] != event:

@@ -1,17 +1,61 @@
 """Named errors: the registry's custom Solidity errors as Python exceptions, and the client's own.
 
 Every revert the client sees is decoded into the contract's error name and arguments and raised as
-the matching class below, with a message a person can act on. All derive from :class:`RxError`.
+the matching class below, with a message a person can act on.
+
+One tree: every error rxchain raises on purpose derives from :class:`RxError` through exactly one
+category, and the category carries the exit code ``rx`` ends with (the CLI reads ``exit_code`` and
+nothing else):
+
+    Refused       1  the registry (or a rule the client checks first) says no
+    Unavailable   3  the node, deployment, build, devnet or a database is not there or not usable
+    BadInput      4  a document, QR payload, file, signer, address or parameter is wrong
+    SendFailed    5  a transaction failed or was not mined
+
+(2 is click's usage error.)
 """
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 
 class RxError(Exception):
-    """Base of every error rxchain raises on purpose."""
+    """Base of every error rxchain raises on purpose. Raise a category's subclass, never this."""
+
+    #: What ``rx`` exits with when this error ends a command.
+    exit_code: int = 1
 
 
-class ContractRevert(RxError):
+class Refused(RxError):
+    """The registry refused, or the client refused before sending what the registry would refuse."""
+
+    exit_code = 1
+
+
+class Unavailable(RxError):
+    """Something the command needs is not there or not usable: node, deployment, build, devnet, database."""
+
+    exit_code = 3
+
+
+class BadInput(RxError):
+    """What the user gave is wrong: a document, a QR payload, a file, a signer, an address, a parameter."""
+
+    exit_code = 4
+
+
+class SendFailed(RxError):
+    """A transaction was sent and failed, or was never mined."""
+
+    exit_code = 5
+
+
+#: The categories, in the order the CLI documents them.
+CATEGORIES: tuple[type[RxError], ...] = (Refused, Unavailable, BadInput, SendFailed)
+
+
+class ContractRevert(Refused):
     """The registry refused a call with a custom error. ``name`` and ``args`` are the error's."""
 
     #: The message template, filled from the error's arguments.
@@ -73,7 +117,7 @@ class PrescriptionIsCancelled(ContractRevert):
 
 
 class AlreadyRedeemed(ContractRevert):
-    template = "prescription {id} was already redeemed: it cannot be filled again"
+    template = "prescription {id} was already redeemed: it can be neither filled again nor cancelled"
 
 
 class NotDesignatedPharmacy(ContractRevert):
@@ -92,7 +136,7 @@ class SignatureDeadlinePassed(ContractRevert):
 
 
 class WrongStatus(ContractRevert):
-    template = "prescription {id} is {current}: this step does not apply now"
+    template = "prescription {id} is {current}: this step does not apply now ({next})"
 
 
 class NotCustodian(ContractRevert):
@@ -187,30 +231,76 @@ BY_NAME: dict[str, type[ContractRevert]] = {
 # --- the client's own errors --------------------------------------------------------------------
 
 
-class NodeUnavailable(RxError):
+class NodeUnavailable(Unavailable):
     """The chain's node does not answer."""
 
 
-class WrongChain(RxError):
-    """The node serves another chain than the deployment record names."""
+class DeploymentMismatch(Unavailable):
+    """The node serves another chain, or other code at the registry's address, than the deployment
+    record names (not to be confused with :class:`rxchain.core.payload.WrongChain`, a QR code made
+    for another chain)."""
 
 
-class DeploymentNotFound(RxError):
+class DeploymentNotFound(Unavailable):
     """No deployment record for the network: deploy first."""
 
 
-class BuildNotFound(RxError):
+class BuildNotFound(Unavailable):
     """The compiled contracts are missing: compile first."""
 
 
-class TransactionFailed(RxError):
+class InvalidValue(BadInput, ValueError):
+    """A value given by the user (an id, an address, a file, an option) is not what it must be."""
+
+
+class BuildFailed(Unavailable):
+    """Compiling the contracts failed: nothing was deployed."""
+
+
+class TransactionFailed(SendFailed):
     """A transaction was mined but failed, or was never mined."""
 
 
-class OutboxConflict(RxError):
+class OutboxConflict(SendFailed):
     """A newly signed transaction uses a sender's nonce that the outbox already holds for another
     transaction: the node lost blocks it had mined, or another process signs with the same key."""
 
+
+
+def exit_code_of(exc: BaseException) -> int | None:
+    """The exit code a command ends with for ``exc``; None for an unexpected error (a bug: show it).
+
+    Besides the tree above, the operating system's and SQLite's errors reach here when a file or
+    database the user named cannot be used: a node that does not answer is :class:`Unavailable`,
+    a file or folder that cannot be read or written is :class:`BadInput`, a database that cannot
+    be opened is :class:`Unavailable`.
+    """
+    import sqlite3
+
+    if isinstance(exc, RxError):
+        return exc.exit_code
+    if isinstance(exc, (ConnectionError, TimeoutError, sqlite3.Error)):
+        return Unavailable.exit_code
+    if isinstance(exc, OSError):
+        return BadInput.exit_code
+    return None
+
+
+def one_line(exc: BaseException) -> str:
+    """``exc`` as one line a person can act on (file errors name the file and what to do)."""
+    import sqlite3
+
+    if isinstance(exc, OSError) and not isinstance(exc, (ConnectionError, TimeoutError)) and exc.filename:
+        what = {
+            FileNotFoundError: "no such file or folder",
+            IsADirectoryError: "is a folder: give a file",
+            NotADirectoryError: "a part of this path is a file, not a folder",
+            PermissionError: "permission denied",
+        }.get(type(exc), exc.strerror or str(exc))
+        return f"{exc.filename}: {what}"
+    if isinstance(exc, sqlite3.Error):
+        return f"database error: {exc} (is the file a SQLite database this program wrote, and writable?)"
+    return str(exc)
 
 
 def _readable(args: dict) -> dict:
@@ -225,6 +315,25 @@ def _readable(args: dict) -> dict:
             if key in ("role", "neededRole"):
                 value = role_name(value)
         elif key == "current" and isinstance(value, int):
+            out["next"] = _NEXT_STEP.get(Status(value).name, "see rx trail")
             value = Status(value).name
+        elif key in _TIME_ARGS and isinstance(value, int) and 0 < value < 2**40:
+            value = f"{value} ({datetime.fromtimestamp(value, timezone.utc):%Y-%m-%d %H:%M:%S} UTC)"
         out[key] = value
     return out
+
+
+#: Arguments that are unix times: shown with their UTC date too.
+_TIME_ARGS = frozenset({"expiresAt", "latestAllowed", "deadline", "validUntil", "nowTime"})
+
+#: What can happen next from each status (for WrongStatus), by the Status enum's name.
+_NEXT_STEP = {
+    "NONE": "it was never issued",
+    "ACTIVE": "it has not been redeemed yet: a pharmacy redeems it first",
+    "CANCELLED": "it was cancelled: nothing more can happen to it",
+    "DISPENSED": "it was filled: the pharmacy hands it over at the counter or dispatches it to a courier",
+    "DISPATCHED": "a courier carries it: the courier delivers it next",
+    "DELIVERED": "it was delivered: the patient's receipt is what remains",
+    "COMPLETED": "every step is done: nothing more can happen to it",
+    "REFILLABLE": "this fill is done and fills are left: the next step is a pharmacy redeeming the next fill",
+}

@@ -10,10 +10,10 @@ from __future__ import annotations
 import sqlite3
 import time
 
-from rxchain.errors import RxError
+from rxchain.errors import Unavailable
 
 
-class DatabaseLocked(RxError):
+class DatabaseLocked(Unavailable):
     """A SQLite file stayed locked by another program."""
 
 

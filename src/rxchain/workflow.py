@@ -14,12 +14,12 @@ from eth_account.signers.local import LocalAccount
 
 from rxchain.chain.client import RegistryClient, TxResult
 from rxchain.core.document import DEFAULT_LIMITS, PrescriptionLimits, validate
-from rxchain.errors import RxError
+from rxchain.errors import BadInput
 from rxchain.core.ids import prescription_id_for, terms_hash
 from rxchain.core.payload import ClaimKey, PrescriptionPayload, decode_payload, encode_payload
 
 
-class SignerIsNotRequester(RxError):
+class SignerIsNotRequester(BadInput):
     """The document names another doctor than the account that would issue it."""
 
 
@@ -78,7 +78,7 @@ class IssuedBatch:
     prescriptions: list[IssuedPrescription]
 
 
-class DoctorNotOfHospital(RxError):
+class DoctorNotOfHospital(BadInput):
     """A document in a hospital's batch names a doctor the hospital did not admit."""
 
 

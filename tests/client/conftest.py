@@ -8,10 +8,13 @@ per test, matching the reverted chain).
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timezone
 
 import pytest
 
+from rxchain.chain.deployment import save_deployment
+from rxchain.cli import main as cli
 from rxchain.dev.demo import demo_document
 
 
@@ -24,3 +27,24 @@ def document(client, doctor):
 @pytest.fixture
 def chain_now(client):
     return datetime.fromtimestamp(client.latest_block_time(), timezone.utc)
+
+
+@pytest.fixture
+def rx(deployment, tmp_path, monkeypatch, capsys):
+    """Runs ``rx --network local ...`` in-process; returns (exit code, stdout, stderr)."""
+    monkeypatch.setenv("RXCHAIN_DEPLOYMENTS", str(tmp_path / "deployments"))
+    save_deployment(deployment)
+    outbox = str(tmp_path / "cli-outbox.sqlite")
+
+    def run(*args: str, json_out: bool = False):
+        argv = ["--network", "local", "--outbox", outbox] + (["--json"] if json_out else []) + list(args)
+        capsys.readouterr()
+        try:
+            cli.main(argv)
+            code = 0
+        except SystemExit as exit_:
+            code = exit_.code
+        out, err = capsys.readouterr()
+        return code, (json.loads(out) if json_out and code == 0 else out), err
+
+    return run

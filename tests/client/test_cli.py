@@ -9,30 +9,8 @@ from datetime import datetime, timezone
 import pytest
 
 from rxchain.cli import main as cli
-from rxchain.chain.deployment import save_deployment
 from rxchain.core.document import dump_document
 from rxchain.dev.demo import demo_document
-
-
-@pytest.fixture
-def rx(deployment, tmp_path, monkeypatch, capsys):
-    """Runs ``rx --network local ...`` in-process; returns (exit code, stdout, stderr)."""
-    monkeypatch.setenv("RXCHAIN_DEPLOYMENTS", str(tmp_path / "deployments"))
-    save_deployment(deployment)
-    outbox = str(tmp_path / "cli-outbox.sqlite")
-
-    def run(*args: str, json_out: bool = False):
-        argv = ["--network", "local", "--outbox", outbox] + (["--json"] if json_out else []) + list(args)
-        capsys.readouterr()
-        try:
-            cli.main(argv)
-            code = 0
-        except SystemExit as exit_:
-            code = exit_.code
-        out, err = capsys.readouterr()
-        return code, (json.loads(out) if json_out and code == 0 else out), err
-
-    return run
 
 
 def issue_one(rx, tmp_path, *extra: str) -> dict:
@@ -65,7 +43,7 @@ def test_full_flow_through_the_command_line(rx, tmp_path):
     code, steps, _ = rx("trail", issued["id"], json_out=True)
     assert code == 0
     assert [s["step"] for s in steps] == ["issued", "redeemed", "dispatched", "delivered", "received"]
-    assert all(s["block_time"] > 0 and s["tx_hash"].startswith("0x") for s in steps)
+    assert all(s["blockTime"] > 0 and s["txHash"].startswith("0x") for s in steps)
 
     code, text, _ = rx("trail", issued["id"])
     assert code == 0 and "dispatched" in text
@@ -96,10 +74,10 @@ def test_unknown_signer_exits_4(rx):
     assert code == cli.EXIT_BAD_INPUT
 
 
-def test_bad_id_is_a_usage_error(rx):
-    code, _, _ = rx("show", "0x1234")
+def test_a_malformed_id_is_bad_input_named_as_such(rx):
+    code, _, err = rx("show", "0x1234")
 
-    assert code == cli.EXIT_USAGE
+    assert code == cli.EXIT_BAD_INPUT and "is not a prescription id (0x and 64 hex digits)" in err
 
 
 def test_cancel_then_redeem_is_refused(rx, tmp_path):
@@ -137,6 +115,7 @@ def test_verify_detects_a_tampered_document(rx, tmp_path, client, doctor):
 
     code, check, _ = rx("verify", issued["id"], "--doc", str(original), json_out=True)
     assert code == 0 and check["matches"] is True
+    assert set(check) == {"matches", "id", "documentHash", "onChainHash", "problems"}
 
     document["entry"][0]["resource"]["dispenseRequest"]["quantity"]["value"] = 150
     tampered = tmp_path / "tampered.json"
@@ -156,7 +135,7 @@ def test_evidence_bundle_round_trip(rx, tmp_path):
     assert code == 0 and checked["ok"] is True
 
     bundle = json.loads(bundle_file.read_text())
-    bundle["events"][1]["block_time"] += 3600  # someone moves the redemption by an hour
+    bundle["events"][1]["blockTime"] += 3600  # someone moves the redemption by an hour
     bundle_file.write_text(json.dumps(bundle))
     code, _, _ = rx("audit", "check", str(bundle_file))
     assert code == cli.EXIT_REFUSED
@@ -241,3 +220,153 @@ def test_outbox_status_and_resume(rx, tmp_path, w3, deployment, doctor):
 
     code, again, _ = rx("outbox", "resume", json_out=True)
     assert code == 0 and again["results"] == []
+
+
+# ----------------------------------------------------------------- what a new user gets wrong
+#
+# Each case once printed a Python traceback or a misleading line. Now: one line that names the
+# problem and what to do, and the exit code of the error's category.
+
+
+def _one_line_error(err: str) -> str:
+    assert "Traceback" not in err
+    assert err.strip().startswith("error:")
+    return " ".join(err.split())
+
+
+def test_a_missing_payload_file_is_named(rx, tmp_path):
+    code, _, err = rx("redeem", "--payload", f"@{tmp_path}/missing.rxqr", "--as", "pharmacy")
+
+    assert code == cli.EXIT_BAD_INPUT
+    assert "missing.rxqr: no such QR payload file" in _one_line_error(err)
+
+
+def test_a_folder_given_as_the_payload_file_is_named(rx, tmp_path):
+    code, _, err = rx("redeem", "--payload", f"@{tmp_path}", "--as", "pharmacy")
+
+    assert code == cli.EXIT_BAD_INPUT and "is a folder: give the QR payload file" in _one_line_error(err)
+
+
+def test_a_photo_given_as_the_payload_file_points_to_qr_image(rx, tmp_path):
+    issued = issue_one(rx, tmp_path)
+
+    code, _, err = rx("redeem", "--payload", "@" + issued["qrPng"], "--as", "pharmacy")
+
+    assert code == cli.EXIT_BAD_INPUT
+    assert f"is not a text file: if it is a photo of the QR code, give it as --qr-image {issued['qrPng']}" in _one_line_error(err)
+
+
+def test_a_missing_receipt_payload_file_is_named(rx, tmp_path):
+    issued = issue_one(rx, tmp_path)
+
+    code, _, err = rx("deliver", issued["id"], "--receipt-payload", f"@{tmp_path}/missing.rxqr", "--as", "courier")
+
+    assert code == cli.EXIT_BAD_INPUT and "no such QR payload file" in _one_line_error(err)
+
+
+def test_a_receipt_for_another_prescription_is_refused_before_sending(rx, tmp_path, client):
+    first = issue_one(rx, tmp_path)
+    second = issue_one(rx, tmp_path, "--quantity", "2")
+    for issued in (first, second):
+        assert rx("redeem", "--payload", "@" + issued["payloadFile"], "--as", "pharmacy")[0] == 0
+        assert rx("dispatch", issued["id"], "--courier", "courier", "--as", "pharmacy")[0] == 0
+
+    code, _, err = rx("deliver", first["id"], "--receipt-payload", "@" + second["payloadFile"], "--as", "courier")
+
+    assert code == cli.EXIT_BAD_INPUT
+    assert f"the receipt payload is for prescription {second['id']}, not {first['id']}: nothing was sent" in _one_line_error(err)
+    assert [rx("show", i["id"], json_out=True)[1]["status"] for i in (first, second)] == ["dispatched", "dispatched"]
+
+
+def test_an_evidence_file_in_a_missing_folder_is_named(rx, tmp_path):
+    issued = issue_one(rx, tmp_path)
+
+    code, _, err = rx("audit", "export", issued["id"], "--out", str(tmp_path / "no" / "such" / "e.json"))
+
+    assert code == cli.EXIT_BAD_INPUT and "the folder" in err and "does not exist" in _one_line_error(err)
+
+
+def test_a_folder_given_as_the_outbox_is_named(rx, tmp_path):
+    issued = issue_one(rx, tmp_path)
+
+    code, _, err = rx("--outbox", str(tmp_path), "redeem", "--payload", "@" + issued["payloadFile"], "--as", "pharmacy")
+
+    assert code == cli.EXIT_BAD_INPUT
+    assert "is a folder: the outbox is one SQLite file" in _one_line_error(err)
+    assert rx("show", issued["id"], json_out=True)[1]["status"] == "active"
+
+
+def test_a_short_address_is_named_as_a_bad_address(rx, tmp_path):
+    issued = issue_one(rx, tmp_path)
+    assert rx("redeem", "--payload", "@" + issued["payloadFile"], "--as", "pharmacy")[0] == 0
+
+    code, _, err = rx("dispatch", issued["id"], "--courier", "0x12345", "--as", "pharmacy")
+
+    assert code == cli.EXIT_BAD_INPUT and "'0x12345' is not an address: 0x and 40 hex digits" in _one_line_error(err)
+
+
+def test_a_missing_keystore_file_is_named(rx, tmp_path):
+    code, _, err = rx("cancel", "0x" + "11" * 32, "--as", str(tmp_path / "missing-keystore.json"))
+
+    assert code == cli.EXIT_BAD_INPUT and "no keystore file" in _one_line_error(err)
+
+
+def test_cancelling_a_redeemed_prescription_says_why(rx, tmp_path):
+    issued = issue_one(rx, tmp_path)
+    assert rx("redeem", "--payload", "@" + issued["payloadFile"], "--as", "pharmacy")[0] == 0
+
+    code, _, err = rx("cancel", issued["id"], "--as", "doctor")
+
+    assert code == cli.EXIT_REFUSED and "can be neither filled again nor cancelled" in _one_line_error(err)
+
+
+def test_a_receipt_before_delivery_names_the_next_step(rx, tmp_path):
+    issued = issue_one(rx, tmp_path)
+
+    code, _, err = rx("confirm", "--payload", "@" + issued["payloadFile"], "--as", "courier")
+
+    assert code == cli.EXIT_REFUSED
+    assert "is ACTIVE: this step does not apply now (it has not been redeemed yet: a pharmacy redeems it first)" in _one_line_error(err)
+
+
+def test_an_unknown_id_exits_1_for_show_and_trail_alike(rx):
+    unknown = "0x" + "42" * 32
+
+    assert rx("show", unknown)[0] == rx("trail", unknown)[0] == cli.EXIT_REFUSED
+
+
+def test_a_document_of_another_doctor_is_bad_input_and_nothing_is_sent(rx, tmp_path, client, ids):
+    document = demo_document(ids["doctor2"].address, client.latest_block_time())
+    path = tmp_path / "other.json"
+    dump_document(document, path)
+    nonce = client.w3.eth.get_transaction_count(ids["doctor"].address)
+
+    code, _, err = rx("issue", "--doc", str(path), "--as", "doctor")
+
+    assert code == cli.EXIT_BAD_INPUT and "Traceback" not in err
+    assert client.w3.eth.get_transaction_count(ids["doctor"].address) == nonce
+
+
+def test_trail_and_evidence_json_are_camel_case_like_show(rx, tmp_path):
+    issued = issue_one(rx, tmp_path)
+    code, trail, _ = rx("trail", issued["id"], json_out=True)
+    assert code == 0 and set(trail[0]) == {"step", "actor", "blockNumber", "blockHash", "blockTime", "txHash", "logIndex", "details"}
+
+    code, _, _ = rx("audit", "export", issued["id"], "--out", str(tmp_path / "e.json"))
+    bundle = json.loads((tmp_path / "e.json").read_text())
+    assert code == 0 and bundle["format"] == "rxchain-evidence/2" and bundle["events"][0] == trail[0]
+
+
+def test_an_evidence_bundle_of_format_1_still_verifies(rx, tmp_path):
+    issued = issue_one(rx, tmp_path)
+    assert rx("audit", "export", issued["id"], "--out", str(tmp_path / "e.json"))[0] == 0
+    bundle = json.loads((tmp_path / "e.json").read_text())
+    snake = {"blockNumber": "block_number", "blockHash": "block_hash", "blockTime": "block_time", "txHash": "tx_hash", "logIndex": "log_index"}
+    bundle["format"] = "rxchain-evidence/1"
+    bundle["events"] = [{snake.get(k, k): v for k, v in e.items()} for e in bundle["events"]]
+    (tmp_path / "v1.json").write_text(json.dumps(bundle))
+
+    code, checked, _ = rx("audit", "check", str(tmp_path / "v1.json"), json_out=True)
+
+    assert code == 0 and checked == {"ok": True, "problems": []}
+

@@ -4,14 +4,8 @@ from __future__ import annotations
 
 from rxchain import errors
 from rxchain.chain.deployment import load_abi
+from rxchain.dev.publish import UNREACHABLE
 
-# OpenZeppelin errors the registry's code paths never reach (it only calls tryRecover, and keeps the
-# regulator's rules); they stay decodable as ContractRevert with their name.
-UNREACHABLE = {
-    "ECDSAInvalidSignature", "ECDSAInvalidSignatureLength", "ECDSAInvalidSignatureS", "InvalidShortString",
-    "StringTooLong", "SafeCastOverflowedUintDowncast", "AccessControlBadConfirmation",
-    "AccessControlInvalidDefaultAdmin", "AccessControlEnforcedDefaultAdminDelay", "MerkleProofInvalidMultiproof",
-}  # fmt: skip
 
 
 def test_every_reachable_abi_error_has_a_python_class():
@@ -29,3 +23,45 @@ def test_every_python_error_class_names_an_abi_error_and_formats():
         sample = {i["name"]: (b"\x01" * 32 if i["type"].startswith("bytes") else 1) for i in abi_errors[name]["inputs"]}
         message = str(cls(name, sample))
         assert message.startswith(name + ": ") and "{" not in message
+
+
+def test_every_error_of_the_package_sits_under_exactly_one_category():
+    """The CLI reads ``exit_code`` and nothing else: every named error must carry its category's."""
+    import importlib
+    import pkgutil
+
+    import rxchain
+
+    for module in pkgutil.walk_packages(rxchain.__path__, "rxchain."):
+        if not module.name.endswith("__main__"):
+            importlib.import_module(module.name)
+
+    def every(cls):
+        for sub in cls.__subclasses__():
+            yield sub
+            yield from every(sub)
+
+    named = set(every(errors.RxError)) - set(errors.CATEGORIES)
+    assert len(named) > 60
+    for cls in named:
+        categories = [c for c in errors.CATEGORIES if issubclass(cls, c)]
+        assert len(categories) == 1, f"{cls.__module__}.{cls.__qualname__} is under {categories}"
+        assert cls.exit_code in (1, 3, 4, 5)
+
+
+def test_time_arguments_are_shown_as_dates_too():
+    refusal = errors.Expired("Expired", {"id": b"\x11" * 32, "expiresAt": 1795827484})
+
+    assert "expired at 1795827484 (2026-11-28 " in str(refusal) and "UTC)" in str(refusal)
+
+
+def test_file_and_database_errors_become_one_line_with_a_category():
+    import sqlite3
+
+    missing = FileNotFoundError(2, "No such file or directory", "/no/such.rxqr")
+    assert errors.exit_code_of(missing) == errors.BadInput.exit_code
+    assert errors.one_line(missing) == "/no/such.rxqr: no such file or folder"
+    assert errors.exit_code_of(IsADirectoryError(21, "Is a directory", "/tmp")) == 4
+    assert errors.exit_code_of(sqlite3.DatabaseError("file is not a database")) == errors.Unavailable.exit_code
+    assert errors.exit_code_of(ConnectionRefusedError()) == errors.Unavailable.exit_code
+    assert errors.exit_code_of(KeyError("a bug")) is None

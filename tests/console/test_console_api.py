@@ -59,11 +59,11 @@ def test_the_trail_is_rx_trail_and_links_its_transactions(console_server, scenar
         assert data["found"] is True
         assert data["steps"] == [s.as_json() for s in audit.trail(client, p.rx_id)]
         assert data["prescription"]["status"] == p.status()
-        tx_hash = data["steps"][-1]["tx_hash"]
+        tx_hash = data["steps"][-1]["txHash"]
         shown = get(console_server, f"/tx/{tx_hash}").json()
         receipt = client.w3.eth.get_transaction_receipt(tx_hash)
-        assert int(shown["receipt"]["blockNumber"], 16) == receipt["blockNumber"] == data["steps"][-1]["block_number"]
-        assert shown["transaction"]["hash"] == tx_hash and shown["block"]["timestamp"] == data["steps"][-1]["block_time"]
+        assert int(shown["receipt"]["blockNumber"], 16) == receipt["blockNumber"] == data["steps"][-1]["blockNumber"]
+        assert shown["transaction"]["hash"] == tx_hash and shown["block"]["timestamp"] == data["steps"][-1]["blockTime"]
 
     assert "not a prescription id" in get(console_server, "/api/trail/0x1234", 400).json()["error"]
     missing = get(console_server, "/api/trail/0x" + "ab" * 32).json()

@@ -20,7 +20,7 @@ def test_run_status_and_verify_commands(client, scenario, db_url):
     result = invoke(*rpc, "run", *target)
     assert result.exit_code == 0, result.stderr
     stats = json.loads(result.stdout)
-    assert stats["events"] > 0 and stats["last_block"] == client.w3.eth.block_number
+    assert stats["events"] > 0 and stats["lastBlock"] == client.w3.eth.block_number
 
     again = json.loads(invoke(*rpc, "run", *target).stdout)
     assert again["events"] == 0

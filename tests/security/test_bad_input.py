@@ -576,7 +576,7 @@ def test_nobody_can_issue_or_redeem_while_paused_but_the_trail_continues(desk, c
 
 def test_client_refuses_a_node_that_serves_another_chain(client, deployment):
     recorded = Deployment(**{**deployment.model_dump(), "chain_id": deployment.chain_id + 1})
-    with pytest.raises(errors.WrongChain):
+    with pytest.raises(errors.DeploymentMismatch):
         client.check_deployment(recorded)
     client.check_deployment(deployment)  # the right record passes
 

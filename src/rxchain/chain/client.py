@@ -138,9 +138,9 @@ class RegistryClient:
         return client
 
     def check_deployment(self, deployment: Deployment) -> None:
-        """Raises :class:`~rxchain.errors.WrongChain` unless the node serves the recorded chain and code."""
+        """Raises :class:`~rxchain.errors.DeploymentMismatch` unless the node serves the recorded chain and code."""
         if self.chain_id != deployment.chain_id:
-            raise errors.WrongChain(
+            raise errors.DeploymentMismatch(
                 f"the node serves chain {self.chain_id}, but {deployment.network}'s registry is on chain "
                 f"{deployment.chain_id}: point at the right node"
             )

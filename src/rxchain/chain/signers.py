@@ -16,7 +16,7 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
 from rxchain.dev.devnet import DEV_MNEMONIC
-from rxchain.errors import RxError
+from rxchain.errors import BadInput
 
 Account.enable_unaudited_hdwallet_features()
 
@@ -35,7 +35,7 @@ DEV_IDENTITIES: dict[str, int] = {
 }
 
 
-class SignerNotFound(RxError):
+class SignerNotFound(BadInput):
     """The named signer is neither a development identity nor a readable key."""
 
 
@@ -68,6 +68,12 @@ def load_signer(spec: str, *, allow_dev: bool) -> LocalAccount:
             return Account.from_key(Account.decrypt(json.loads(path.read_text()), password))
         except ValueError as exc:
             raise SignerNotFound(f"cannot unlock {path}: {exc}") from None
+    if path.is_dir():
+        raise SignerNotFound(f"{spec} is a folder: give a keystore file, env:VAR or a development identity")
+    if allow_dev and spec in DEV_IDENTITIES:
+        return dev_account(spec)
+    if os.sep in spec or spec.endswith(".json"):
+        raise SignerNotFound(f"no keystore file {spec}")
     if allow_dev:
         return dev_account(spec)
     raise SignerNotFound(f"{spec!r} is not a keystore file or env:VAR (development identities are for the devnet only)")

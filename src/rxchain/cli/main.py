@@ -6,11 +6,13 @@ Exit codes scripts can rely on:
     0  done
     1  the registry refused (a named contract error, e.g. AlreadyRedeemed)
     2  usage error (bad option)
-    3  the node, deployment or build is not there (start the devnet, deploy, compile)
-    4  bad input: a document that fails validation, a malformed QR payload, an unknown signer
+    3  the node, deployment, build, devnet or a database is not there (start the devnet, deploy, compile)
+    4  bad input: a document that fails validation, a malformed QR payload, an unknown signer, a bad
+       address or id, a file that is missing or is a folder
     5  a transaction failed or was not mined
 
-Errors print as one line; ``--debug`` shows the traceback.
+Each code is the ``exit_code`` of the error's category in :mod:`rxchain.errors`. Errors print as one
+line; ``--debug`` shows the traceback.
 """
 
 from __future__ import annotations
@@ -25,19 +27,20 @@ from pathlib import Path
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
 from rxchain import audit, errors
 from rxchain.chain.client import RegistryClient, TxResult
 from rxchain.chain.deployment import bytecode_hash, load_deployment
-from rxchain.dev.devnet import Devnet, DevnetError
-from rxchain.core.document import DocumentError, MedicationSpec, build_prescription, load_document, new_patient_pseudonym
-from rxchain.chain.signers import SignerNotFound, dev_accounts, load_signer
+from rxchain.dev.devnet import Devnet
+from rxchain.core.document import MedicationSpec, build_prescription, load_document, new_patient_pseudonym
+from rxchain.chain.signers import dev_accounts, load_signer
 from rxchain.chain.outbox import Outbox
 from rxchain.paths import project_root, tool_env
-from rxchain.core.payload import PayloadError, payload_png, payload_terminal, read_qr_image
-from rxchain.cli.render import members_table, prescription_table, trail_table, utc
+from rxchain.core.payload import payload_png, payload_terminal, read_qr_image
+from rxchain.cli.render import camel_keys, members_table, prescription_table, trail_table, utc
 from rxchain.workflow import confirm_payload_receipt, issue_prescription, read_payload, redeem_payload
 
 console = Console()
@@ -67,6 +70,8 @@ class Context:
 
     def client(self, *, resume: bool = True) -> RegistryClient:
         if self._client is None:
+            if Path(self.outbox_path).is_dir():
+                raise errors.InvalidValue(f"--outbox {self.outbox_path} is a folder: the outbox is one SQLite file (give its path)")
             rpc = self.rpc or (os.environ.get("RXCHAIN_BESU_RPC") if self.network == "besu" else None)
             self._client = RegistryClient.connect(self.network, rpc_url=rpc, outbox_path=self.outbox_path, resume=resume)
         return self._client
@@ -77,7 +82,7 @@ class Context:
     def emit(self, data, renderable=None) -> None:
         """JSON for scripts, or the rich rendering for people."""
         if self.as_json:
-            click.echo(json.dumps(data, indent=2, default=_json_default))
+            click.echo(json.dumps(camel_keys(data), indent=2, default=_json_default))
         elif renderable is not None:
             console.print(renderable)
 
@@ -145,7 +150,7 @@ def deploy(ctx, force):
 
     Keeps a recorded registry that is live and built from the current contracts; --force deploys anew.
     """
-    _run_ape(["bash", "tools/compile.sh"])
+    _run_ape(["bash", "tools/compile.sh"], failure=errors.BuildFailed)
     if not force:
         try:
             ctx.client()
@@ -154,7 +159,7 @@ def deploy(ctx, force):
                 ctx.emit(record.model_dump(), f"registry already deployed at [bold]{record.registry}[/] (block {record.deploy_block}); --force for a new one")
                 return
             console.print("[yellow]the contracts changed since the recorded deployment: deploying anew[/]")
-        except (errors.DeploymentNotFound, errors.WrongChain):
+        except (errors.DeploymentNotFound, errors.DeploymentMismatch):
             pass
     _run_ape(["ape", "run", "deploy", "--network", f"ethereum:{ctx.network}:node"])
     record = load_deployment(ctx.network)
@@ -371,7 +376,11 @@ def deliver(ctx, rx_id, receipt_payload, signer):
     client = ctx.client()
     holder = ctx.signer(signer)
     if receipt_payload:
-        tx = confirm_payload_receipt(client, holder, _payload_text(receipt_payload), with_delivery=True)
+        text = _payload_text(receipt_payload)
+        for_id = read_payload(client, text).rx_id
+        if for_id != _bytes32(rx_id):
+            raise errors.InvalidValue(f"the receipt payload is for prescription 0x{for_id.hex()}, not {rx_id}: nothing was sent")
+        tx = confirm_payload_receipt(client, holder, text, with_delivery=True)
     else:
         tx = client.deliver(holder, _bytes32(rx_id))
     ctx.emit(_tx_json(tx, id=rx_id), f"[green]delivered[/] {rx_id} at {utc(tx.block_time)}")
@@ -419,7 +428,7 @@ def verify(ctx, rx_id, doc_path):
     """Check a document file against the prescription on chain (exit 1 on mismatch)."""
     check = audit.verify_document(ctx.client(), _bytes32(rx_id), load_document(doc_path))
     text = "[green]MATCH[/]: the document is the one the doctor issued" if check.matches else "[red]MISMATCH[/]:\n  " + "\n  ".join(check.problems)
-    ctx.emit(check.__dict__, text)
+    ctx.emit(check.as_json(), text)
     if not check.matches:
         sys.exit(EXIT_REFUSED)
 
@@ -485,6 +494,8 @@ def audit_group():
 def audit_export(ctx, rx_id, out):
     """Export an evidence bundle that a third party can re-check against any node."""
     path = Path(out or f"{rx_id}.evidence.json")
+    if not path.parent.is_dir():
+        raise errors.InvalidValue(f"cannot write {path}: the folder {path.parent} does not exist")
     bundle = audit.export_evidence(ctx.client(), _bytes32(rx_id), path)
     ctx.emit({"file": str(path), "events": len(bundle["events"])}, f"evidence for {rx_id}: {len(bundle['events'])} events -> {path}")
 
@@ -682,7 +693,7 @@ _accept_json_everywhere(cli)
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: runs the command, mapping named errors to one line and an exit code."""
+    """Entry point: runs the command, mapping named errors to one line and their category's exit code."""
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     try:
         cli.main(args=argv, prog_name="rx", standalone_mode=False)
@@ -694,27 +705,11 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:  # noqa: BLE001 - every error becomes one line and an exit code
         if debug:
             raise
-        code = _exit_code(exc)
+        code = errors.exit_code_of(exc)
         if code is None:
             raise
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        err_console.print(f"[bold red]error:[/] {escape(errors.one_line(exc))}", highlight=False, soft_wrap=True)
         sys.exit(code)
-
-
-def _exit_code(exc: Exception) -> int | None:
-    if isinstance(exc, errors.ContractRevert):
-        return EXIT_REFUSED
-    from rxchain.network import KitError, PermissioningError
-
-    if isinstance(exc, (errors.NodeUnavailable, errors.DeploymentNotFound, errors.BuildNotFound, errors.WrongChain, DevnetError, PermissioningError)):
-        return EXIT_UNAVAILABLE
-    if isinstance(exc, KitError):
-        return EXIT_BAD_INPUT
-    if isinstance(exc, (DocumentError, PayloadError, SignerNotFound, audit.TrailNotFound, ValueError)):
-        return EXIT_BAD_INPUT
-    if isinstance(exc, errors.RxError):
-        return EXIT_TX_FAILED
-    return None
 
 
 def _print_qr(text: str) -> None:
@@ -727,10 +722,10 @@ def _print_qr(text: str) -> None:
         console.print(f"   [dim](the QR needs a {width}-column terminal to draw; open the PNG)[/]")
 
 
-def _run_ape(args: list[str]) -> None:
+def _run_ape(args: list[str], failure: type[errors.RxError] = errors.TransactionFailed) -> None:
     done = subprocess.run(args, cwd=project_root(), env=tool_env(), capture_output=True, text=True)
     if done.returncode != 0:
-        raise errors.TransactionFailed(f"`{' '.join(args)}` failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
+        raise failure(f"`{' '.join(args)}` failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
 
 
 def _account(ctx: Context, value: str) -> str:
@@ -738,9 +733,11 @@ def _account(ctx: Context, value: str) -> str:
 
     if is_address(value):
         return to_checksum_address(value)
+    if value.lower().startswith("0x"):
+        raise errors.InvalidValue(f"{value!r} is not an address: 0x and 40 hex digits (a valid checksum if mixed case)")
     if ctx.dev:
         return load_signer(value, allow_dev=True).address
-    raise SignerNotFound(f"{value!r} is not an address")
+    raise errors.InvalidValue(f"{value!r} is not an address (0x and 40 hex digits)")
 
 
 def _bytes32(value: str) -> bytes:
@@ -750,7 +747,7 @@ def _bytes32(value: str) -> bytes:
     except ValueError:
         out = b""
     if len(out) != 32:
-        raise click.BadParameter(f"{value!r} is not a prescription id (0x + 64 hex digits)")
+        raise errors.InvalidValue(f"{value!r} is not a prescription id (0x and 64 hex digits)")
     return out
 
 
@@ -762,8 +759,23 @@ def _payload_from(payload_arg: str | None, qr_image: str | None) -> str:
 
 def _payload_text(value: str) -> str:
     if value.startswith("@"):
-        return Path(value[1:]).read_text().strip()
+        return _read_text_file(value[1:], "QR payload").strip()
     return value.strip()
+
+
+def _read_text_file(name: str, what: str) -> str:
+    """A text file the user named, or an :class:`~rxchain.errors.InvalidValue` saying what is wrong with it."""
+    path = Path(name)
+    if path.is_dir():
+        raise errors.InvalidValue(f"{name} is a folder: give the {what} file")
+    if not path.is_file():
+        raise errors.InvalidValue(f"{name}: no such {what} file")
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        hint = f": if it is a photo of the QR code, give it as --qr-image {name}" if what == "QR payload" else ""
+        raise errors.InvalidValue(f"{name} is not a text file{hint}") from None
 
 
 def _tx_json(tx: TxResult, **extra) -> dict:

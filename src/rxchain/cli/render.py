@@ -74,3 +74,22 @@ def members_table(members: list[MemberRecord], now: int) -> Table:
         standing = "[green]good[/]" if good else ("[red]revoked[/]" if not m.roles else "[red]expired[/]")
         table.add_row(m.account, ", ".join(m.roles) or "-", utc(m.valid_until), m.hospital or "-", standing)
     return table
+
+
+def camel_keys(data):
+    """One casing for every ``--json`` output: snake_case keys become camelCase (values untouched).
+
+    The one exception is the benchmarks' figures line (``rx bench``, ``rx index bench``): a flat record
+    for tools that collect figures, kept as it is."""
+    if isinstance(data, dict):
+        return {_camel_key(k): camel_keys(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [camel_keys(v) for v in data]
+    return data
+
+
+def _camel_key(key):
+    if not isinstance(key, str) or "_" not in key.strip("_"):
+        return key
+    head, *rest = key.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 
 from eth_utils import keccak
 
-from rxchain.errors import RxError
+from rxchain.errors import InvalidValue, Refused
 
 
-class NotBatched(RxError):
+class NotBatched(Refused):
     """No batch on chain announces this prescription id."""
 
 
@@ -31,7 +31,7 @@ class BatchProof:
 def merkle_root(ids: list[bytes]) -> bytes:
     """The root the registry computes for ``ids``."""
     if not ids:
-        raise ValueError("a batch holds at least one prescription")
+        raise InvalidValue("a batch holds at least one prescription")
     level = [bytes(i) for i in ids]
     while len(level) > 1:
         level = _next_level(level)
@@ -53,7 +53,7 @@ def merkle_proofs(ids: list[bytes]) -> list[list[bytes]]:
 
 def _levels(ids: list[bytes]) -> list[list[bytes]]:
     if not ids:
-        raise ValueError("a batch holds at least one prescription")
+        raise InvalidValue("a batch holds at least one prescription")
     levels = [[bytes(i) for i in ids]]
     while len(levels[-1]) > 1:
         levels.append(_next_level(levels[-1]))

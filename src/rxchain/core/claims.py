@@ -24,6 +24,8 @@ import coincurve
 from eth_abi import encode as abi_encode
 from eth_utils import keccak, to_checksum_address
 
+from rxchain.errors import InvalidValue
+
 DOMAIN_NAME = "rxchain PrescriptionRegistry"
 DOMAIN_VERSION = "1"
 
@@ -142,5 +144,5 @@ def sign_receipt(
 def _bytes32(value: bytes | str) -> bytes:
     raw = bytes.fromhex(value[2:] if value.startswith("0x") else value) if isinstance(value, str) else bytes(value)
     if len(raw) != 32:
-        raise ValueError(f"expected 32 bytes, got {len(raw)}")
+        raise InvalidValue(f"expected 32 bytes, got {len(raw)}")
     return raw

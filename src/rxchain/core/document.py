@@ -76,6 +76,7 @@ from eth_utils import keccak, to_checksum_address
 from pydantic import BaseModel, ConfigDict, PositiveInt, ValidationError
 
 from rxchain.core.ids import is_valid_address
+from rxchain.errors import BadInput
 
 __all__ = [
     "ACCOUNT_SYSTEM",
@@ -138,7 +139,7 @@ MAX_JSON_DEPTH = 64
 # --------------------------------------------------------------------------- exceptions
 
 
-class DocumentError(ValueError):
+class DocumentError(BadInput, ValueError):
     """Base class of every problem found in a prescription document."""
 
 
@@ -254,7 +255,7 @@ class PatientDataInDocument(DocumentError):
         self.reason = reason
         super().__init__(
             f"{field}: {reason}; the document must identify the patient only by a pseudonymous token"
-            " (see new_patient_pseudonym())"
+            " (rx issue --drug makes one; in Python, rxchain.core.document.new_patient_pseudonym())"
         )
 
 

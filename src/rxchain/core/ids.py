@@ -23,6 +23,8 @@ import re
 from eth_abi import encode as abi_encode
 from eth_utils import is_checksum_address, keccak, to_canonical_address
 
+from rxchain.errors import InvalidValue
+
 __all__ = [
     "ZERO_ADDRESS",
     "is_valid_address",
@@ -97,10 +99,10 @@ def _address_bytes(value: str | bytes, name: str) -> bytes:
     """Return the 20-byte form of an address given as hex text or raw bytes."""
     if isinstance(value, (bytes, bytearray)):
         if len(value) != 20:
-            raise ValueError(f"{name}: an address is 20 bytes, got {len(value)}")
+            raise InvalidValue(f"{name}: an address is 20 bytes, got {len(value)}")
         return bytes(value)
     if not is_valid_address(value):
-        raise ValueError(f"{name}: {value!r} is not a valid address (0x + 40 hex digits, valid checksum if mixed case)")
+        raise InvalidValue(f"{name}: {value!r} is not a valid address (0x + 40 hex digits, valid checksum if mixed case)")
     return to_canonical_address(value)
 
 
@@ -108,8 +110,8 @@ def _hash_bytes(value: str | bytes, name: str) -> bytes:
     """Return the 32-byte form of a hash given as hex text or raw bytes."""
     if isinstance(value, (bytes, bytearray)):
         if len(value) != 32:
-            raise ValueError(f"{name}: a hash is 32 bytes, got {len(value)}")
+            raise InvalidValue(f"{name}: a hash is 32 bytes, got {len(value)}")
         return bytes(value)
     if isinstance(value, str) and _HASH_HEX.fullmatch(value):
         return bytes.fromhex(value[2:])
-    raise ValueError(f"{name}: {value!r} is not a 32-byte hash (0x + 64 hex digits)")
+    raise InvalidValue(f"{name}: {value!r} is not a 32-byte hash (0x + 64 hex digits)")

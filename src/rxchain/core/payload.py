@@ -75,6 +75,7 @@ from qrcode.exceptions import DataOverflowError
 
 from rxchain.core.document import DocumentError, _loads_json, document_hash, prescription_parties
 from rxchain.core.ids import is_valid_address, prescription_id_for
+from rxchain.errors import BadInput, InvalidValue
 
 __all__ = [
     "CHECKSUM_BYTES",
@@ -123,7 +124,7 @@ _MAX_CHAIN_ID = 2**53 - 1  # largest integer a browser's JSON.parse reads exactl
 # --------------------------------------------------------------------------- exceptions
 
 
-class PayloadError(ValueError):
+class PayloadError(BadInput, ValueError):
     """Base class of every reason a QR payload is refused."""
 
 
@@ -243,7 +244,7 @@ class ClaimKey:
         """Check the key is 32 bytes and a valid secp256k1 scalar."""
         key = self.private_key
         if not isinstance(key, (bytes, bytearray)) or len(key) != 32:
-            raise ValueError("a claim key is 32 bytes")
+            raise InvalidValue("a claim key is 32 bytes")
         if not 0 < int.from_bytes(key, "big") < _SECP256K1_ORDER:
             raise ValueError("a claim key must be a valid secp256k1 private key (0 < key < n)")
         object.__setattr__(self, "private_key", bytes(key))

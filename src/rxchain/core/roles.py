@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from eth_utils import keccak
 
+from rxchain.errors import BadInput
+
 REGULATOR_ROLE = b"\x00" * 32  # OpenZeppelin's DEFAULT_ADMIN_ROLE
 
 #: Short names (CLI, JSON) -> role id.
@@ -19,7 +21,7 @@ ROLES: dict[str, bytes] = {
 ROLE_BITS: dict[str, int] = {"doctor": 1, "pharmacy": 2, "courier": 4, "auditor": 8, "hospital": 16}
 
 
-class UnknownRoleName(ValueError):
+class UnknownRoleName(BadInput, ValueError):
     """A role name that is not one of the consortium's."""
 
     def __init__(self, name: str):

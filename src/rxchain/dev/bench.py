@@ -37,7 +37,7 @@ from rxchain.chain.client import RegistryClient
 from rxchain.chain.deploy import deploy_registry
 from rxchain.core.document import canonical_bytes, document_hash, validate
 from rxchain.chain.pipeline import Pipeline, SignedTx
-from rxchain.errors import RxError
+from rxchain.errors import SendFailed
 from rxchain.chain.signers import dev_accounts
 from rxchain.dev.demo import demo_document, onboard
 from rxchain.chain.outbox import Outbox
@@ -48,7 +48,7 @@ ZERO = "0x" + "00" * 20
 BATCH_SIZE = 256
 
 
-class BenchFailed(RxError):
+class BenchFailed(SendFailed):
     """The workload did not end in exactly the intended state."""
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rxchain.paths import devnet_dir, evm_version, tool_env
+from rxchain.errors import Unavailable
 
 DEVNET_CHAIN_ID = 31338
 DEVNET_HOST = "127.0.0.1"
@@ -31,7 +32,7 @@ DEVNET_STATE_INTERVAL = 5
 DEV_MNEMONIC = "test test test test test test test test test test test junk"
 
 
-class DevnetError(RuntimeError):
+class DevnetError(Unavailable):
     """The devnet could not be started, reached or stopped."""
 
 

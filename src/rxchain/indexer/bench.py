@@ -31,6 +31,7 @@ from rxchain.indexer.check import verify
 from rxchain.dev.demo import onboard
 from rxchain.chain.outbox import Outbox
 from rxchain.paths import evm_version, tool_env
+from rxchain.errors import InvalidValue
 
 
 @dataclass
@@ -131,7 +132,7 @@ def bench(
                 done = run_bench(client, prescriptions=prescriptions, console=Console(stderr=True, quiet=True))
                 figures["transactions"] = done.figures["transactions"]
             else:
-                raise ValueError(f"unknown workload {workload!r}: varied or bench")
+                raise InvalidValue(f"unknown workload {workload!r}: varied or bench")
             figures["workloadSeconds"] = round(time.perf_counter() - started, 1)
             head = client.w3.eth.block_number
             figures["blocks"] = head - client.deploy_block + 1

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import click
 from rich.console import Console
 
-from rxchain.errors import RxError
+from rxchain.cli.render import camel_keys
 
 err = Console(stderr=True)
 
@@ -80,7 +80,7 @@ def _labels(network: str) -> dict[str, str]:
 
 def _emit(opts: Options, data, text: str) -> None:
     if opts.as_json:
-        click.echo(json.dumps(data, indent=2, default=str))
+        click.echo(json.dumps(camel_keys(data), indent=2, default=str))
     else:
         click.echo(text)
 
@@ -281,7 +281,9 @@ standalone.add_command(console_command)
 
 def main(argv: list[str] | None = None) -> None:
     """``python -m rxchain.indexer``: errors as one line with rx's exit codes."""
-    from rxchain.errors import BuildNotFound, DeploymentNotFound, NodeUnavailable, WrongChain
+    from rich.markup import escape
+
+    from rxchain.errors import exit_code_of, one_line
 
     try:
         standalone.main(args=argv, prog_name="python -m rxchain.indexer", standalone_mode=False)
@@ -290,12 +292,12 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(2)
     except click.exceptions.Abort:
         sys.exit(1)
-    except (NodeUnavailable, DeploymentNotFound, BuildNotFound, WrongChain) as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False)
-        sys.exit(3)
-    except (RxError, ValueError) as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False)
-        sys.exit(4 if isinstance(exc, ValueError) else 5)
+    except Exception as exc:  # noqa: BLE001 - named errors become one line and their category's exit code
+        code = exit_code_of(exc)
+        if code is None:
+            raise
+        err.print(f"[bold red]error:[/] {escape(one_line(exc))}", highlight=False)
+        sys.exit(code)
 
 
 __all__ = ["console_command", "default_db", "index_group", "main", "standalone"]

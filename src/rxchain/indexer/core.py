@@ -29,13 +29,13 @@ from typing import Callable
 from eth_utils import to_checksum_address
 
 from rxchain.chain.deployment import load_abi
-from rxchain.errors import RxError
+from rxchain.errors import Unavailable
 from rxchain.indexer.db import SCHEMA_VERSION, Connection, Database, placeholders, read_meta, write_meta
 from rxchain.indexer.node import EventDecoder, Header, Node, NodeError
 from rxchain.indexer.projection import EVENT_COLUMNS, Projection, event_row, rebuild
 
 
-class IndexerError(RxError):
+class IndexerError(Unavailable):
     """The index cannot be (re)built as asked."""
 
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
-from rxchain.errors import RxError
+from rxchain.errors import Unavailable
 from rxchain.sqlitewal import use_wal
 
 #: Bumped when the tables change: a database of another version is rebuilt from the chain.
@@ -146,7 +146,7 @@ DERIVED_TABLES = ("prescriptions", "fills", "members", "batches")
 ALL_TABLES = ("meta", "blocks", "events", *DERIVED_TABLES)
 
 
-class DatabaseError(RxError):
+class DatabaseError(Unavailable):
     """The index database cannot be opened or does not hold an index."""
 
 

@@ -22,10 +22,10 @@ from eth_abi import decode as abi_decode
 from eth_utils import event_abi_to_log_topic, to_checksum_address
 
 from rxchain.chain.client import _abi_type
-from rxchain.errors import NodeUnavailable, RxError
+from rxchain.errors import NodeUnavailable, Unavailable
 
 
-class NodeError(RxError):
+class NodeError(Unavailable):
     """The node answered a JSON-RPC call with an error."""
 
     def __init__(self, method: str, error: dict):

@@ -18,10 +18,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from rxchain.errors import RxError
+from rxchain.errors import Unavailable
 
 
-class PostgresUnavailable(RxError):
+class PostgresUnavailable(Unavailable):
     """No PostgreSQL server can be started here (the reason is the message)."""
 
 

@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from eth_utils import is_address, to_checksum_address
 
 from rxchain.audit import TRAIL_EVENTS
-from rxchain.errors import RxError
+from rxchain.errors import BadInput, InvalidValue
 from rxchain.indexer.db import Connection, placeholders, read_meta
 from rxchain.core.roles import ROLE_BITS
 
@@ -29,7 +29,7 @@ _ACTOR_KEY = {"issued": "doctor", "cancelled": "by", "redeemed": "pharmacy", "di
 _UNFILLED = "status = 'active' AND redemptions = 0"
 
 
-class NotIndexed(RxError, LookupError):
+class NotIndexed(BadInput, LookupError):
     """The database holds no index yet."""
 
 
@@ -298,8 +298,8 @@ def trail(conn: Connection, rx_id: str) -> list[dict]:
             actor = args.pop(_ACTOR_KEY[label])
         if label == "delivered" and steps and steps[-1]["step"] == "redeemed":
             label = "handed over in store"
-        steps.append({"step": label, "actor": actor, "block_number": block_number, "block_hash": block_hash,
-                      "block_time": block_time, "tx_hash": tx_hash, "log_index": log_index, "details": args})  # fmt: skip
+        steps.append({"step": label, "actor": actor, "blockNumber": block_number, "blockHash": block_hash,
+                      "blockTime": block_time, "txHash": tx_hash, "logIndex": log_index, "details": args})  # fmt: skip
     return steps
 
 
@@ -318,13 +318,13 @@ def normalize_id(value: str) -> str:
     text = value.strip().lower()
     raw = text[2:] if text.startswith("0x") else text
     if len(raw) != 64 or any(c not in "0123456789abcdef" for c in raw):
-        raise ValueError(f"{value!r} is not a prescription id (0x + 64 hex digits)")
+        raise InvalidValue(f"{value!r} is not a prescription id (0x + 64 hex digits)")
     return "0x" + raw
 
 
 def normalize_address(value: str) -> str:
     if not is_address(value):
-        raise ValueError(f"{value!r} is not an address")
+        raise InvalidValue(f"{value!r} is not an address")
     return to_checksum_address(value)
 
 

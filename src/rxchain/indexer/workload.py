@@ -27,7 +27,7 @@ from rxchain.core.batch import merkle_proof, merkle_root
 from rxchain.core.claims import receipt_digest, redeem_digest, sign_digest
 from rxchain.chain.client import RegistryClient
 from rxchain.chain.pipeline import Pipeline, SignedTx
-from rxchain.errors import RxError
+from rxchain.errors import SendFailed
 from rxchain.core.ids import prescription_id, terms_hash
 
 ZERO = "0x" + "00" * 20
@@ -53,7 +53,7 @@ MULTI_FILL = {"refill": 2, "refillable": 3, "refill_cancelled": 2}
 DELIVERY_STEPS = (600, 900, 1200, 1800, 2700, 3600)
 
 
-class WorkloadFailed(RxError):
+class WorkloadFailed(SendFailed):
     """A scripted transaction reverted."""
 
 

@@ -46,6 +46,7 @@ from eth_utils import is_address, keccak, to_checksum_address
 from pydantic import BaseModel, ConfigDict
 
 from rxchain.network.permissions import write_permissions_config
+from rxchain.errors import BadInput
 
 __all__ = [
     "DEFAULT_CHAIN_ID",
@@ -138,7 +139,7 @@ _TIME_MILESTONES = (("shanghai", "shanghaiTime"), ("cancun", "cancunTime"), ("pr
 # ----------------------------------------------------------------------------------------------
 
 
-class KitError(Exception):
+class KitError(BadInput):
     """Base class of every error raised while generating or reading a network kit."""
 
 

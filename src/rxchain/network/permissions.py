@@ -37,6 +37,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rxchain.errors import BadInput, Unavailable
+
 __all__ = [
     "PermissioningError",
     "InvalidAccountError",
@@ -70,20 +72,26 @@ _METHOD_NOT_ENABLED = -32604
 # ----------------------------------------------------------------------------------------------
 
 
-class PermissioningError(Exception):
+class PermissioningError(Unavailable):
     """Base class of the permissioning errors."""
 
 
 class InvalidAccountError(PermissioningError, ValueError):
     """An account is not ``0x`` followed by 40 hex digits (the only form Besu accepts)."""
 
+    exit_code = BadInput.exit_code
+
 
 class InvalidEnodeError(PermissioningError, ValueError):
     """An enode URL is not ``enode://<128 hex>@<ip>:<port>``."""
 
+    exit_code = BadInput.exit_code
+
 
 class PermissionsFileError(PermissioningError):
     """A permissions TOML file is missing, unreadable or lacks an allowlist key."""
+
+    exit_code = BadInput.exit_code
 
 
 class NodeUnreachable(PermissioningError):

@@ -36,7 +36,7 @@ from http import HTTPStatus
 from pathlib import Path
 from typing import Any, Callable
 
-from rxchain.errors import NodeUnavailable
+from rxchain.errors import InvalidValue, NodeUnavailable
 from rxchain.indexer import queries
 from rxchain.indexer.db import ConnectionPool, Database, DatabaseError, read_meta
 from rxchain.paths import project_root
@@ -138,7 +138,7 @@ class ConsoleServer(PageServer):
         self.rpc_url = rpc_url
         self.tx_url = tx_url if tx_url is not None else ("/tx/{hash}" if rpc_url else None)
         if self.tx_url is not None and "{hash}" not in self.tx_url:
-            raise ValueError(f"the transaction link format {self.tx_url!r} must contain {{hash}}")
+            raise InvalidValue(f"the transaction link format {self.tx_url!r} must contain {{hash}}")
         self.labels = dict(labels or {})
         self.follower = follower
         self.soon_days = soon_days
@@ -207,14 +207,14 @@ def make_server(
     follower = None
     if follow:
         if not rpc_url:
-            raise ValueError("following the chain needs the node's URL (rpc_url)")
+            raise InvalidValue("following the chain needs the node's URL (rpc_url)")
         if registry is None or deploy_block is None:
             meta = {}
             if database.kind == "postgres" or Path(database.url.target).is_file():
                 with database.connect() as conn:
                     meta = read_meta(conn)
             if not meta:
-                raise ValueError(f"{database.url.display()} holds no index yet: give the registry and its deploy block to follow")
+                raise InvalidValue(f"{database.url.display()} holds no index yet: give the registry and its deploy block to follow")
             registry = registry or meta["registry"]
             deploy_block = int(meta["deploy_block"]) if deploy_block is None else deploy_block
         follower = Follower(rpc_url, registry, int(deploy_block), db_url, poll_interval=poll_interval, log=log)

@@ -40,6 +40,7 @@ from typing import Any, Callable
 from rxchain.chain.deployment import Deployment, load_abi, load_deployment
 from rxchain.paths import project_root
 from rxchain.web.server import PageHandler, PageServer, content_security_policy
+from rxchain.errors import InvalidValue
 
 __all__ = [
     "DEV_CHAIN_IDS",
@@ -143,7 +144,7 @@ def build_config(
     deployment = deployment or load_deployment(network)
     node_url = rpc_url or deployment.rpc_url
     if not node_url:
-        raise ValueError(f"no RPC URL recorded for network {deployment.network!r}: pass rpc_url")
+        raise InvalidValue(f"no RPC URL recorded for network {deployment.network!r}: pass rpc_url")
     dev = deployment.network in DEV_NETWORKS and deployment.chain_id in DEV_CHAIN_IDS
     return DappConfig(
         network=deployment.network,
