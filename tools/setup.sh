@@ -12,6 +12,22 @@ command -v node >/dev/null && command -v npm >/dev/null || { echo "setup: node a
 
 stamp_ok() { [ -f "$1" ] && [ "$(cat "$1")" = "$2" ]; }
 
+# System packages the tests use: Debian's chromium (browser tests) and PostgreSQL (the index's
+# PostgreSQL variant; the tests start their own throwaway server). Installed when missing and this
+# runs as root with apt-get; otherwise the test run names them at its end and fails.
+missing=()
+command -v chromium >/dev/null 2>&1 || [ -x "${RXCHAIN_CHROMIUM:-/usr/bin/chromium}" ] || missing+=(chromium)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+if [ "${#missing[@]}" -gt 0 ]; then
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = "0" ]; then
+    echo "setup: installing ${missing[*]} (apt-get)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  else
+    echo "setup: WARNING: ${missing[*]} missing and not root with apt-get: the tests that need them will not run" >&2
+    echo "setup:          (sudo apt-get install -y ${missing[*]}; or RXCHAIN_ALLOW_SKIPS=1 make test to accept it)" >&2
+  fi
+fi
+
 # Python: the whole resolved set from requirements.lock, then the project itself (editable).
 py_key="$(cat requirements.lock pyproject.toml | sha256sum | cut -c1-16)"
 if ! stamp_ok .venv/.rxchain-stamp "$py_key"; then
