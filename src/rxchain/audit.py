@@ -13,7 +13,8 @@ from pathlib import Path
 from eth_utils import event_abi_to_log_topic, to_checksum_address
 from web3._utils.events import get_event_data
 
-from rxchain.chain.client import RegistryClient, ZERO_ADDRESS
+from rxchain.chain.client import RegistryClient
+from rxchain.core.ids import ZERO_ADDRESS
 from rxchain.core.document import document_hash, prescription_parties
 from rxchain.errors import Refused
 

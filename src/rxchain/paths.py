@@ -37,10 +37,21 @@ def devnet_dir() -> Path:
     return project_root() / ".devnet"
 
 
-def evm_version() -> str:
-    """The project's EVM version: the one setting in ape-config.yaml (solidity.evm_version)."""
-    config = yaml.safe_load((project_root() / "ape-config.yaml").read_text())
-    return str((config.get("solidity") or {}).get("evm_version") or "london")
+#: The EVM version when ape-config.yaml names none: one that every current Besu network runs.
+DEFAULT_EVM_VERSION = "london"
+
+
+def evm_version(root: Path | None = None) -> str:
+    """The project's EVM version: the one setting ``solidity.evm_version`` in ``ape-config.yaml`` (of
+    ``root``, default the checkout), lower case; :data:`DEFAULT_EVM_VERSION` when absent. A file that
+    is not valid YAML raises :class:`yaml.YAMLError`."""
+    path = Path(root or project_root()) / "ape-config.yaml"
+    if not path.is_file():
+        return DEFAULT_EVM_VERSION
+    config = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    solidity = config.get("solidity") if isinstance(config, dict) else None
+    value = solidity.get("evm_version") if isinstance(solidity, dict) else None
+    return str(value).strip().lower() if value is not None and str(value).strip() else DEFAULT_EVM_VERSION
 
 
 def tool_env() -> dict[str, str]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from datetime import datetime, timezone
 
-import pytest
 
 from rxchain.cli import main as cli
 from rxchain.core.document import dump_document

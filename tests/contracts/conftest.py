@@ -39,6 +39,7 @@ from rxchain.core import batch as batches
 from rxchain.core import claims
 from rxchain.core import ids
 from rxchain.core.status import Status  # noqa: F401 - shared with the test modules
+from rxchain.core.ids import ZERO_ADDRESS
 
 # ------------------------------------------------------------------------------------ constants
 
@@ -51,7 +52,6 @@ MAX_VALIDITY = 3 * DAY
 MAX_FILLS = 3
 CREDENTIAL_TERM = 365 * DAY
 
-ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
 DEFAULT_ADMIN_ROLE = bytes(32)
 DOCTOR_ROLE = keccak(text="DOCTOR_ROLE")
 PHARMACY_ROLE = keccak(text="PHARMACY_ROLE")

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
-import time
 
 import pytest
 from eth_account import Account
 from web3 import Web3
 
+from rxchain.dev.anvil import Anvil
 from rxchain.cli import main as cli
 from rxchain.paths import evm_version, network_chain_id, project_root, tool_env
 
@@ -27,29 +26,11 @@ DOCTOR_KEY = "0x" + "a3" * 32
 PHARMACY_KEY = "0x" + "a4" * 32
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 @pytest.fixture(scope="module")
 def besu_like_node():
-    port = free_port()
-    node = subprocess.Popen(
-        ["anvil", "--port", str(port), "--chain-id", str(network_chain_id("besu")), "--gas-price", "0", "--base-fee", "0",
-         "--disable-min-priority-fee", "--hardfork", evm_version(), "--accounts", "0"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=tool_env(),
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    w3 = Web3(Web3.HTTPProvider(url))
-    for _ in range(100):
-        if w3.is_connected():
-            break
-        time.sleep(0.1)
-    yield url
-    node.terminate()
-    node.wait(timeout=10)
+    with Anvil.start(chain_id=network_chain_id("besu"), accounts=0) as node:  # no funded accounts, as on Besu
+        yield node.url
 
 
 @pytest.fixture(scope="module")

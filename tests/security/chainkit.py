@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import socket
 import subprocess
 import time
 from dataclasses import dataclass
@@ -19,10 +18,10 @@ from eth_abi import decode as abi_decode
 from eth_utils import keccak, to_checksum_address
 
 from rxchain.chain.client import RegistryClient
-from rxchain.paths import evm_version, tool_env
+from rxchain.dev.anvil import anvil_command
+from rxchain.paths import tool_env
 from rxchain.core.status import Status
 
-ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
 
 
 class RpcError(RuntimeError):
@@ -216,10 +215,7 @@ def revert_reason_on_chain(rpc: Rpc, client: RegistryClient, tx_hash: str):
 # ---------------------------------------------------------------------- a node of our own
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+
 
 
 @dataclass
@@ -240,15 +236,8 @@ class OwnNode:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 30.0) -> "OwnNode":
-        command = [
-            "anvil", "--port", str(self.port), "--chain-id", str(self.chain_id), "--hardfork", evm_version(),
-            "--gas-price", "0", "--base-fee", "0", "--disable-min-priority-fee", "--gas-limit", "1000000000",
-            "--accounts", "10", "--mnemonic", "test test test test test test test test test test test junk",
-        ]  # fmt: skip
-        if self.state_file is not None:
-            command += ["--state", str(self.state_file), "--state-interval", str(self.state_interval)]
-        if self.block_time:
-            command += ["--block-time", str(self.block_time)]
+        command = anvil_command(self.port, self.chain_id, block_time=self.block_time, gas_limit=1_000_000_000,
+                                state_file=self.state_file, state_interval=self.state_interval, unlimited_requests=False)  # fmt: skip
         log = open(self.log_file, "ab")
         self.process = subprocess.Popen(
             command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=tool_env(), start_new_session=True

@@ -17,8 +17,8 @@ from rxchain.core.batch import verify_proof
 from rxchain.core.claims import RegistryDomain, receipt_digest, redeem_digest
 from rxchain.core.ids import prescription_id
 from rxchain.core.status import Status
+from rxchain.core.ids import ZERO_ADDRESS as ZERO
 
-ZERO = "0x0000000000000000000000000000000000000000"
 ADMIN_ROLE = bytes(32)
 ROLE_IDS = {
     "doctor": keccak(text="DOCTOR_ROLE"),

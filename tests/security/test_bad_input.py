@@ -34,11 +34,13 @@ from rxchain.core.payload import decode_payload, encode_payload
 from rxchain.core.roles import ROLES
 from rxchain.core.status import Status
 from rxchain.workflow import issue_prescription, redeem_payload
+from rxchain.core.ids import ZERO_ADDRESS as ZERO
 
-from .chainkit import OwnNode, free_port, read_registry
+from rxchain.dev.anvil import free_port
+
+from .chainkit import OwnNode, read_registry
 from .workload import address_of
 
-ZERO = "0x0000000000000000000000000000000000000000"
 DAY = 86400
 ADMIN_ROLE = bytes(32)
 

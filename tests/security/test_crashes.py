@@ -31,7 +31,9 @@ from rxchain.paths import tool_env
 from rxchain.core.status import Status
 
 from .bulk_issue import planned
-from .chainkit import OwnNode, Rpc, free_port, read_registry
+from rxchain.dev.anvil import free_port
+
+from .chainkit import OwnNode, Rpc, read_registry
 from .conftest import report
 
 SCRIPT = Path(__file__).with_name("bulk_issue.py")

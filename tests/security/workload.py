@@ -13,8 +13,8 @@ from eth_utils import keccak, to_checksum_address
 from rxchain.core.batch import merkle_proof, merkle_root
 from rxchain.core.claims import RegistryDomain, receipt_digest, redeem_digest, sign_digest
 from rxchain.core.ids import prescription_id, terms_hash
+from rxchain.core.ids import ZERO_ADDRESS as ZERO
 
-ZERO = "0x0000000000000000000000000000000000000000"
 
 
 @dataclass(frozen=True)

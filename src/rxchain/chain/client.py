@@ -28,13 +28,13 @@ from web3.exceptions import ContractCustomError, ContractLogicError, ContractPan
 from web3.logs import DISCARD
 
 from rxchain import errors
+from rxchain.core.ids import ZERO_ADDRESS
 from rxchain.core.claims import RegistryDomain, sign_receipt, sign_redeem
 from rxchain.chain.deployment import Deployment, load_abi, load_deployment
 from rxchain.chain.outbox import Outbox, OutboxEntry
-from rxchain.core.roles import REGULATOR_ROLE, role_id, roles_from_mask
+from rxchain.core.roles import role_id, roles_from_mask
 from rxchain.core.status import Status
 
-ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
 #: How long a claim authorization stays valid when the caller does not say.
 DEFAULT_SIGNATURE_TTL = 15 * 60
 
@@ -169,9 +169,6 @@ class RegistryClient:
         return MemberRecord(
             to_checksum_address(account), roles_from_mask(roles), valid_until, None if hospital == ZERO_ADDRESS else hospital
         )
-
-    def is_regulator(self, account: str) -> bool:
-        return bool(self._call("hasRole", REGULATOR_ROLE, to_checksum_address(account)))
 
     def has_role(self, account: str, role: str) -> bool:
         """True if ``account`` holds ``role`` with a live credential."""
@@ -363,7 +360,7 @@ class RegistryClient:
             entry = self._sign(sender, call, gas, entry.op_key, function)
             self.outbox.record([entry])
         self._broadcast(entry)
-        return self._await(entry, call)
+        return self._await(entry)
 
     def resume_pending(self, sender: str | None = None) -> list[TxResult | errors.RxError]:
         """Puts on chain what this outbox signed and the node does not have, and waits for it: what an
@@ -491,7 +488,7 @@ class RegistryClient:
                 return
             raise errors.TransactionFailed(f"the node refused {entry.description}: {exc}") from None
 
-    def _await(self, entry: OutboxEntry, call) -> TxResult:
+    def _await(self, entry: OutboxEntry) -> TxResult:
         outcome = self._await_until(entry, time.monotonic() + self.receipt_timeout)
         if isinstance(outcome, errors.RxError):
             raise outcome

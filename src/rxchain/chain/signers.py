@@ -15,10 +15,12 @@ from pathlib import Path
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
-from rxchain.dev.devnet import DEV_MNEMONIC
 from rxchain.errors import BadInput
 
 Account.enable_unaudited_hdwallet_features()
+
+#: The public development mnemonic (anvil's default): its keys are known to everyone.
+DEV_MNEMONIC = "test test test test test test test test test test test junk"
 
 #: Development identities: name -> index in the development mnemonic.
 DEV_IDENTITIES: dict[str, int] = {

@@ -565,9 +565,10 @@ def bench(prescriptions, batched_fraction, doctors, pharmacies, couriers, on_dev
     """Pipelined hospital-scale workload; the LAST line is one JSON object of figures."""
     import tempfile
 
-    from rxchain.dev.bench import EphemeralChain, bench_client, bench_table, run_bench
+    from rxchain.dev.anvil import Anvil
+    from rxchain.dev.bench import bench_client, bench_table, run_bench
 
-    chain = None if on_devnet else EphemeralChain.start()
+    chain = None if on_devnet else Anvil.start(block_time=1)
     url = Devnet().url if on_devnet else chain.url
     try:
         with tempfile.TemporaryDirectory() as folder:

@@ -26,6 +26,9 @@ from eth_utils import keccak, to_checksum_address
 
 from rxchain.errors import InvalidValue
 
+#: The order n of secp256k1's group: a private key is an integer in [1, n - 1].
+SECP256K1_ORDER = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+
 DOMAIN_NAME = "rxchain PrescriptionRegistry"
 DOMAIN_VERSION = "1"
 

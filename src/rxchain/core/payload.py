@@ -73,6 +73,7 @@ from eth_utils import keccak, to_checksum_address
 from qrcode.constants import ERROR_CORRECT_L, ERROR_CORRECT_M
 from qrcode.exceptions import DataOverflowError
 
+from rxchain.core.claims import SECP256K1_ORDER
 from rxchain.core.document import DocumentError, _loads_json, document_hash, prescription_parties
 from rxchain.core.ids import is_valid_address, prescription_id_for
 from rxchain.errors import BadInput, InvalidValue
@@ -117,7 +118,6 @@ MAX_PAYLOAD_CHARS = 16 * 1024
 MAX_JSON_BYTES = 64 * 1024
 """Largest decompressed JSON accepted, so a small payload cannot inflate into a huge one."""
 
-_SECP256K1_ORDER = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 _MAX_CHAIN_ID = 2**53 - 1  # largest integer a browser's JSON.parse reads exactly
 
 
@@ -245,7 +245,7 @@ class ClaimKey:
         key = self.private_key
         if not isinstance(key, (bytes, bytearray)) or len(key) != 32:
             raise InvalidValue("a claim key is 32 bytes")
-        if not 0 < int.from_bytes(key, "big") < _SECP256K1_ORDER:
+        if not 0 < int.from_bytes(key, "big") < SECP256K1_ORDER:
             raise ValueError("a claim key must be a valid secp256k1 private key (0 < key < n)")
         object.__setattr__(self, "private_key", bytes(key))
 

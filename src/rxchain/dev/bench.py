@@ -17,8 +17,6 @@ import copy
 import dataclasses
 import random
 import resource
-import socket
-import subprocess
 import time
 from dataclasses import dataclass, field
 
@@ -41,7 +39,6 @@ from rxchain.errors import SendFailed
 from rxchain.chain.signers import dev_accounts
 from rxchain.dev.demo import demo_document, onboard
 from rxchain.chain.outbox import Outbox
-from rxchain.paths import evm_version, tool_env
 from rxchain.core.status import Status
 
 ZERO = "0x" + "00" * 20
@@ -226,39 +223,6 @@ def bench_table(result: BenchResult) -> Table:
     return table
 
 
-@dataclass
-class EphemeralChain:
-    """A throwaway anvil with the devnet's settings (free gas, 1 s blocks, the project's hardfork)."""
-
-    url: str
-    process: subprocess.Popen
-
-    @classmethod
-    def start(cls, block_time: int = 1, chain_id: int = 31339) -> "EphemeralChain":
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        process = subprocess.Popen(
-            ["anvil", "--port", str(port), "--chain-id", str(chain_id), "--hardfork", evm_version(), "--gas-price", "0",
-             "--base-fee", "0", "--disable-min-priority-fee", "--block-time", str(block_time), "--gas-limit", "2000000000",
-             "--accounts", "10", "--mnemonic", "test test test test test test test test test test test junk",
-             "--no-request-size-limit"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=tool_env(),
-        )  # fmt: skip
-        url = f"http://127.0.0.1:{port}"
-        w3 = Web3(Web3.HTTPProvider(url))
-        for _ in range(200):
-            if w3.is_connected():
-                return cls(url, process)
-            time.sleep(0.05)
-        process.kill()
-        raise BenchFailed("the ephemeral anvil did not start")
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=10)
-
-
 def bench_client(url: str, outbox_path: str) -> RegistryClient:
     """Deploys a fresh registry on ``url``, onboards the development consortium, returns its client."""
     w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": 120}))
@@ -402,4 +366,4 @@ def _progress(console: Console) -> Progress:
     return Progress(TextColumn("{task.description:<28}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console)
 
 
-__all__ = ["BenchResult", "EphemeralChain", "bench_client", "bench_table", "run_bench"]
+__all__ = ["BenchResult", "bench_client", "bench_table", "run_bench"]

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import time
@@ -19,7 +18,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rxchain.paths import devnet_dir, evm_version, tool_env
+from rxchain.dev.anvil import anvil_command
+from rxchain.paths import devnet_dir, evm_version
 from rxchain.errors import Unavailable
 
 DEVNET_CHAIN_ID = 31338
@@ -29,7 +29,6 @@ DEVNET_BLOCK_TIME = 1
 #: Seconds between the devnet's periodic state dumps: the most a SIGKILL can lose.
 DEVNET_STATE_INTERVAL = 5
 # The public development mnemonic: its keys are known to everyone, for the devnet only.
-DEV_MNEMONIC = "test test test test test test test test test test test junk"
 
 
 class DevnetError(Unavailable):
@@ -88,26 +87,11 @@ class Devnet:
                 f"{self.url} answers with chain id {current.chain_id}, not the devnet's {self.chain_id}: "
                 "stop that node or give the devnet another port"
             )
-        anvil = shutil.which("anvil", path=tool_env()["PATH"])
-        if anvil is None:
-            raise DevnetError("anvil not found: run tools/setup.sh (it installs anvil from npm)")
         self.folder.mkdir(parents=True, exist_ok=True)
-        command = [
-            anvil,
-            "--host", self.host,
-            "--port", str(self.port),
-            "--chain-id", str(self.chain_id),
-            "--hardfork", evm_version(),
-            "--gas-price", "0",
-            "--base-fee", "0",
-            "--disable-min-priority-fee",
-            "--block-time", str(self.block_time),
-            "--mnemonic", DEV_MNEMONIC,
-            "--accounts", "10",
-            "--state", str(self.state_file),
-            "--state-interval", str(self.state_interval),
-            "--gas-limit", "1000000000",
-        ]  # fmt: skip
+        command = anvil_command(
+            self.port, self.chain_id, host=self.host, block_time=self.block_time, gas_limit=1_000_000_000,
+            state_file=self.state_file, state_interval=self.state_interval, unlimited_requests=False,
+        )
         with open(self.log_file, "ab") as log:
             process = subprocess.Popen(
                 command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True

@@ -10,17 +10,14 @@ console's queries are timed too. The figures are printed, never asserted by a te
 from __future__ import annotations
 
 import resource
-import socket
-import subprocess
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 from web3 import Web3
 
-from rxchain.dev.bench import BenchFailed
+from rxchain.dev.anvil import Anvil
 from rxchain.chain.client import RegistryClient
 from rxchain.chain.deploy import deploy_registry
 from rxchain.chain.signers import dev_accounts
@@ -30,51 +27,7 @@ from rxchain.indexer.db import Database
 from rxchain.indexer.check import verify
 from rxchain.dev.demo import onboard
 from rxchain.chain.outbox import Outbox
-from rxchain.paths import evm_version, tool_env
 from rxchain.errors import InvalidValue
-
-
-@dataclass
-class Anvil:
-    """A throwaway anvil: free gas, the project's hardfork; ``block_time`` None mines every
-    transaction at once (fast to fill), a number mines every so many seconds (like the devnet)."""
-
-    url: str
-    process: subprocess.Popen
-
-    @classmethod
-    def start(cls, *, block_time: int | None = None, chain_id: int = 31339, port: int | None = None) -> "Anvil":
-        if port is None:
-            with socket.socket() as s:
-                s.bind(("127.0.0.1", 0))
-                port = s.getsockname()[1]
-        args = ["anvil", "--port", str(port), "--chain-id", str(chain_id), "--hardfork", evm_version(), "--gas-price", "0",
-                "--base-fee", "0", "--disable-min-priority-fee", "--gas-limit", "2000000000", "--accounts", "10",
-                "--mnemonic", "test test test test test test test test test test test junk", "--no-request-size-limit"]  # fmt: skip
-        if block_time:
-            args += ["--block-time", str(block_time)]
-        process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=tool_env())
-        url = f"http://127.0.0.1:{port}"
-        w3 = Web3(Web3.HTTPProvider(url))
-        for _ in range(200):
-            if w3.is_connected():
-                return cls(url, process)
-            time.sleep(0.05)
-        process.kill()
-        raise BenchFailed("the throwaway anvil did not start")
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-
-    def __enter__(self) -> "Anvil":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 def fresh_registry(url: str, outbox_path: str | Path | None = None) -> RegistryClient:

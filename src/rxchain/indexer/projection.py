@@ -32,10 +32,10 @@ except ImportError:  # pragma: no cover
     def _dumps(value: Any) -> str:
         return json.dumps(value, separators=(",", ":"))
 
+from rxchain.core.ids import ZERO_ADDRESS
 from rxchain.indexer.db import Connection, chunks, placeholders
 from rxchain.core.roles import REGULATOR_ROLE, ROLE_BITS, ROLES
 
-ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
 _ROLE_BIT_BY_ID = {"0x" + role.hex(): ROLE_BITS[name] for name, role in ROLES.items()}
 _REGULATOR = "0x" + REGULATOR_ROLE.hex()
 

@@ -12,7 +12,6 @@ import json
 import math
 from datetime import datetime, timezone
 
-from eth_utils import is_address, to_checksum_address
 
 from rxchain.audit import TRAIL_EVENTS
 from rxchain.errors import BadInput, InvalidValue
@@ -321,11 +320,6 @@ def normalize_id(value: str) -> str:
         raise InvalidValue(f"{value!r} is not a prescription id (0x + 64 hex digits)")
     return "0x" + raw
 
-
-def normalize_address(value: str) -> str:
-    if not is_address(value):
-        raise InvalidValue(f"{value!r} is not an address")
-    return to_checksum_address(value)
 
 
 def _percentile(values: list[int], pct: float) -> float | None:

@@ -45,7 +45,10 @@ from coincurve import PrivateKey
 from eth_utils import is_address, keccak, to_checksum_address
 from pydantic import BaseModel, ConfigDict
 
+from rxchain.core.claims import SECP256K1_ORDER
 from rxchain.network.permissions import write_permissions_config
+from rxchain.paths import DEFAULT_EVM_VERSION
+from rxchain.paths import evm_version as project_evm_version
 from rxchain.errors import BadInput
 
 __all__ = [
@@ -88,7 +91,6 @@ __all__ = [
 DEFAULT_CHAIN_ID = 272461
 
 #: EVM version used when ape-config.yaml does not set ``solidity.evm_version``.
-DEFAULT_EVM_VERSION = "london"
 
 #: EVM versions the kit can write milestones for, oldest first.
 SUPPORTED_EVM_VERSIONS: tuple[str, ...] = ("london", "shanghai", "cancun", "prague")
@@ -111,7 +113,6 @@ _MIN_BFT_VALIDATORS = 4
 _KIT_MANIFEST = "kit.json"
 _KIT_FORMAT = 1
 _GENERATED_ROOT_ENTRIES = ("kit.json", "genesis.json", "README.txt", "start-all.sh", "stop-all.sh", "nodes")
-_SECP256K1_ORDER = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 
 # Chain ids of public networks: reusing one lets a transaction be replayed there.
 _PUBLIC_CHAIN_IDS = {1: "Ethereum mainnet", 11155111: "Sepolia", 17000: "Holesky", 560048: "Hoodi"}
@@ -581,28 +582,12 @@ def enode_url(public_key: bytes, host: str, port: int) -> str:
 
 
 def read_project_evm_version(project_root: Path) -> str:
-    """The project's EVM version: ``solidity.evm_version`` in ``<project_root>/ape-config.yaml``.
-
-    Returns :data:`DEFAULT_EVM_VERSION` when the file or the setting is absent. Raises
-    :class:`KitError` when the file is not valid YAML.
-    """
-    path = Path(project_root) / "ape-config.yaml"
-    if not path.is_file():
-        return DEFAULT_EVM_VERSION
+    """The project's EVM version (:func:`rxchain.paths.evm_version`); :class:`KitError` when
+    ``ape-config.yaml`` is not valid YAML."""
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        return project_evm_version(project_root)
     except yaml.YAMLError as exc:
-        raise KitError(f"{path} is not valid YAML: {exc}") from exc
-    solidity = document.get("solidity") if isinstance(document, dict) else None
-    value = solidity.get("evm_version") if isinstance(solidity, dict) else None
-    if value is None or str(value).strip() == "":
-        return DEFAULT_EVM_VERSION
-    return str(value).strip().lower()
-
-
-# ----------------------------------------------------------------------------------------------
-# Helpers: validation
-# ----------------------------------------------------------------------------------------------
+        raise KitError(f"{Path(project_root) / 'ape-config.yaml'} is not valid YAML: {exc}") from exc
 
 
 def _normalise_evm_version(evm_version: str) -> str:
@@ -811,7 +796,7 @@ def _replace_directory(staging: Path, out_dir: Path, *, overwrite: bool) -> None
 def _generate_private_key() -> bytes:
     while True:
         candidate = secrets.token_bytes(32)
-        if 0 < int.from_bytes(candidate, "big") < _SECP256K1_ORDER:
+        if 0 < int.from_bytes(candidate, "big") < SECP256K1_ORDER:
             return candidate
 
 
