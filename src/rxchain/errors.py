@@ -222,6 +222,13 @@ class AccessControlEnforcedDefaultAdminRules(ContractRevert):
     template = "the regulator role changes only through the two-step delayed transfer"
 
 
+# --- Besu's permissioning contract (contracts/ConsortiumPermissioning.sol) ------------------------
+
+
+class ZeroRegistry(ContractRevert):
+    template = "the permissioning contract needs the registry's address (the zero address was given)"
+
+
 #: Error name -> class, for the decoder.
 BY_NAME: dict[str, type[ContractRevert]] = {
     cls.__name__: cls for cls in ContractRevert.__subclasses__() if cls is not UnknownContractError
