@@ -204,7 +204,7 @@ def test_outbox_status_and_resume(rx, tmp_path, w3, deployment, doctor):
     box = Outbox(tmp_path / "cli-outbox.sqlite")
     client = RegistryClient(w3, deployment.registry, deploy_block=deployment.deploy_block, outbox=box)
     call = client.contract.functions.issue(b"\x01" * 32, ClaimKey.generate().address, "0x" + "00" * 20, client.latest_block_time() + 86400, 1)
-    entry = client._sign(doctor, call, 200_000, "issue:died-before-sending", "issue")
+    entry = client.sender.sign(doctor, call, 200_000, "issue:died-before-sending", "issue")
     box.record([entry])
 
     code, status, _ = rx("outbox", "status", json_out=True)
@@ -369,3 +369,12 @@ def test_an_evidence_bundle_of_format_1_still_verifies(rx, tmp_path):
 
     assert code == 0 and checked == {"ok": True, "problems": []}
 
+
+
+def test_demo_runs_the_one_lifecycle_and_shows_the_refused_second_fill(rx):
+    code, out, err = rx("demo")
+
+    assert code == 0, err
+    for step in ("1. issue", "2. redeem", "3. dispatch", "4. deliver", "5. confirm", "AlreadyRedeemed", "the patient's QR code:"):
+        assert step in out
+    assert "received" in out  # the trail table's last step

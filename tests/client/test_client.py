@@ -86,9 +86,9 @@ def test_mined_revert_is_explained_by_replaying_it(client, w3, doctor, pharmacy,
     finally:
         w3.provider.make_request("evm_setAutomine", [True])
 
-    assert client._await(first, None).events[0]["event"] == "PrescriptionRedeemed"
+    assert client.sender.wait(first).events[0]["event"] == "PrescriptionRedeemed"
     with pytest.raises(errors.AlreadyRedeemed):
-        client._await(second, None)
+        client.sender.wait(second)
     assert client.outbox.counts() == {"mined": 2, "failed": 1}
 
 
@@ -100,9 +100,9 @@ def redeem_signed(client, pharmacy, issued):
     call = client.contract.functions.redeem(
         checked.doctor, checked.doc_hash, "0x" + "00" * 20, issued.payload.claim_key.address, deadline, signature
     )
-    entry = client._sign(pharmacy, call, 200_000, f"race:{pharmacy.address}", "redeem")
+    entry = client.sender.sign(pharmacy, call, 200_000, f"race:{pharmacy.address}", "redeem")
     client.outbox.record([entry])
-    client._broadcast(entry)
+    client.sender.broadcast(entry)
     return entry
 
 
@@ -120,7 +120,7 @@ def test_pending_transactions_are_resent_with_the_same_bytes(client, w3, deploym
     claim = ClaimKey.generate()
     checked = validate(document)
     call = client.contract.functions.issue(checked.doc_hash, claim.address, "0x" + "00" * 20, int(checked.valid_until.timestamp()), 1)
-    entry = client._sign(doctor, call, 200_000, "issue:crashed", "issue")
+    entry = client.sender.sign(doctor, call, 200_000, "issue:crashed", "issue")
     client.outbox.record([entry])  # ... and the process died here
 
     again = RegistryClient(w3, deployment.registry, deploy_block=deployment.deploy_block, outbox=client.outbox)

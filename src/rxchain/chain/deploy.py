@@ -5,6 +5,8 @@ from __future__ import annotations
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
+from rxchain.chain.reverts import RevertDecoder
+from rxchain.chain.sender import TransactionSender
 from rxchain.chain.deployment import REGISTRY_CONTRACT, Deployment, bytecode_hash, load_abi, load_bytecode, save_deployment
 from rxchain.errors import TransactionFailed
 from rxchain.paths import evm_version
@@ -27,34 +29,27 @@ def deploy_registry(
     max_fills: int = DEFAULT_MAX_FILLS,
     rpc_url: str | None = None,
     record: bool = True,
+    sender: TransactionSender | None = None,
 ) -> Deployment:
-    """Deploys a PrescriptionRegistry with a free-gas transaction and records it for ``network``."""
-    factory = w3.eth.contract(abi=load_abi(REGISTRY_CONTRACT), bytecode=load_bytecode(REGISTRY_CONTRACT))
+    """Deploys a PrescriptionRegistry with a free-gas transaction and records it for ``network``.
+
+    The transaction goes through a :class:`~rxchain.chain.sender.TransactionSender` (``sender``, or
+    one of its own with an in-memory outbox): a constructor that would revert is refused, named,
+    before anything is sent."""
+    abi = load_abi(REGISTRY_CONTRACT)
+    factory = w3.eth.contract(abi=abi, bytecode=load_bytecode(REGISTRY_CONTRACT))
     regulator = regulator or deployer.address
     constructor = factory.constructor(regulator, admin_transfer_delay, max_validity_seconds, max_fills)
-    gas = constructor.estimate_gas({"from": deployer.address, "gasPrice": 0})
-    tx = constructor.build_transaction(
-        {
-            "from": deployer.address,
-            "nonce": w3.eth.get_transaction_count(deployer.address, "pending"),
-            "gas": int(gas * 1.2),
-            "gasPrice": 0,
-            "chainId": w3.eth.chain_id,
-        }
-    )
-    tx.pop("maxFeePerGas", None)
-    tx.pop("maxPriorityFeePerGas", None)
-    signed = deployer.sign_transaction(tx)
-    tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
-    receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120, poll_latency=0.1)
-    if receipt["status"] != 1 or not receipt["contractAddress"]:
-        raise TransactionFailed(f"deploying {REGISTRY_CONTRACT} failed in transaction {tx_hash.hex()}")
+    engine = sender or TransactionSender(w3, decoder=RevertDecoder(abi))
+    result = engine.transact(deployer, constructor, description=f"deploy {REGISTRY_CONTRACT}")
+    if not result.contract_address:
+        raise TransactionFailed(f"deploying {REGISTRY_CONTRACT} created no contract (transaction {result.tx_hash})")
     deployment = Deployment(
         network=network,
-        chain_id=w3.eth.chain_id,
-        registry=receipt["contractAddress"],
-        deploy_block=receipt["blockNumber"],
-        deploy_tx="0x" + bytes(receipt["transactionHash"]).hex(),
+        chain_id=engine.chain_id,
+        registry=result.contract_address,
+        deploy_block=result.block_number,
+        deploy_tx=result.tx_hash,
         regulator=regulator,
         evm_version=evm_version(),
         rpc_url=rpc_url,

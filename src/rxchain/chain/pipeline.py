@@ -26,7 +26,8 @@ from eth_abi import encode as abi_encode
 from eth_account.signers.local import LocalAccount
 from eth_utils import function_signature_to_4byte_selector, keccak
 
-from rxchain.chain.client import RegistryClient, _abi_type
+from rxchain.chain.client import RegistryClient
+from rxchain.chain.reverts import abi_type as _abi_type
 from rxchain.errors import NodeUnavailable, TransactionFailed
 from rxchain.chain.outbox import OutboxEntry
 
@@ -87,7 +88,6 @@ class Pipeline:
         self._to = bytes.fromhex(client.address[2:])
         self._functions = _function_table(client.abi)
         self._keys: dict[str, coincurve.PrivateKey] = {}
-        self._nonces: dict[str, int] = {}
         self._request_id = 0
 
     # ---------------------------------------------------------------------------- signing
@@ -96,7 +96,7 @@ class Pipeline:
         """Encodes and signs one call with the sender's next nonce (nothing is sent)."""
         selector, types = self._functions[function]
         data = selector + abi_encode(types, list(args))
-        nonce = self._next_nonce(sender.address)
+        nonce = self.client.sender.next_nonce(sender.address)  # one owner of each sender's nonces
         key = self._keys.get(sender.address)
         if key is None:
             key = self._keys[sender.address] = coincurve.PrivateKey(bytes(sender.key))
@@ -168,14 +168,6 @@ class Pipeline:
         return "0x" + (selector + abi_encode(types, list(args))).hex()
 
     # --------------------------------------------------------------------------- helpers
-
-    def _next_nonce(self, address: str) -> int:
-        if address not in self._nonces:
-            (reply,) = self._batch([("eth_getTransactionCount", [address, "pending"])])
-            self._nonces[address] = int(reply["result"], 16)
-        nonce = self._nonces[address]
-        self._nonces[address] = nonce + 1
-        return nonce
 
     def _batch(self, calls: list[tuple[str, list]]) -> list[dict]:
         payload = []

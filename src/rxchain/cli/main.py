@@ -177,37 +177,22 @@ def demo(ctx):
     client = ctx.client()
     if not ctx.dev:
         raise click.UsageError("the demo uses development keys: run it on the devnet only")
-    from rxchain.dev.demo import demo_document, onboard
+    from rxchain.dev.demo import run_lifecycle
 
     ids = dev_accounts()
-    names = {a.address: n for n, a in ids.items()}
     console.rule(f"rxchain demo on {ctx.network} (chain {client.chain_id}, registry {client.address})")
-    for line in onboard(client, ids):
-        console.print(f"  [dim]onboard:[/] {line}")
     out = project_root() / ".rxchain" / "demo"
     out.mkdir(parents=True, exist_ok=True)
 
-    document = demo_document(ids["doctor"].address, client.latest_block_time())
-    issued = issue_prescription(client, ids["doctor"], document)
-    rx = "0x" + issued.rx_id.hex()
-    png = payload_png(issued.payload_text, out / f"{rx}.png")
-    (out / f"{rx}.rxqr").write_text(issued.payload_text + "\n")
-    console.print(f"1. [bold]issue[/]    doctor issued {rx} (block {issued.tx.block_number}, {issued.tx.gas_used:,} gas)")
-    console.print(f"   patient's QR: {png} ({len(issued.payload_text)} chars)")
-    _print_qr(issued.payload_text)
-    _, tx = redeem_payload(client, ids["pharmacy"], issued.payload_text)
-    console.print(f"2. [bold]redeem[/]   pharmacy scanned the QR and redeemed (block {tx.block_number}, {tx.gas_used:,} gas)")
-    tx = client.dispatch(ids["pharmacy"], issued.rx_id, ids["courier"].address)
-    console.print(f"3. [bold]dispatch[/] to the courier (block {tx.block_number}, {tx.gas_used:,} gas)")
-    tx = client.deliver(ids["courier"], issued.rx_id)
-    console.print(f"4. [bold]deliver[/]  at the door (block {tx.block_number}, {tx.gas_used:,} gas)")
-    tx = confirm_payload_receipt(client, ids["courier"], issued.payload_text)
-    console.print(f"5. [bold]confirm[/]  patient's receipt signed with the QR's claim key (block {tx.block_number}, {tx.gas_used:,} gas)")
-    try:
-        redeem_payload(client, ids["pharmacy2"], issued.payload_text)
-    except errors.AlreadyRedeemed as exc:
-        console.print(f"   a second pharmacy tries the same QR: [red]{exc.name}[/] — refused before anything was sent")
-    console.print(trail_table(rx, audit.trail(client, issued.rx_id), names))
+    def show_qr(issued) -> None:
+        rx = "0x" + issued.rx_id.hex()
+        png = payload_png(issued.payload_text, out / f"{rx}.png")
+        (out / f"{rx}.rxqr").write_text(issued.payload_text + "\n")
+        console.print(f"   the patient's QR code: {png}")
+        _print_qr(issued.payload_text)
+
+    result = run_lifecycle(client, ids, console, show_qr=show_qr)
+    rx = "0x" + result.issued.rx_id.hex()
     console.print(f"[dim]rx trail {rx}  ·  rx show {rx}  ·  rx audit export {rx}[/]")
 
 

@@ -6,6 +6,7 @@ Used by ``ape run lifecycle``, ``rx demo`` and the test suite, on the devnet or 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -14,6 +15,7 @@ from rich.console import Console
 
 from rxchain.audit import TrailStep, trail
 from rxchain.chain.client import RegistryClient
+from rxchain.errors import AlreadyRedeemed
 from rxchain.core.document import MedicationSpec, build_prescription, new_patient_pseudonym
 from rxchain.cli.render import trail_table
 from rxchain.workflow import IssuedPrescription, confirm_payload_receipt, issue_prescription, redeem_payload
@@ -76,8 +78,16 @@ def demo_document(doctor: str, now: int, designated_pharmacy: str | None = None)
     )
 
 
-def run_lifecycle(client: RegistryClient, ids: dict[str, LocalAccount], console: Console | None = None) -> LifecycleResult:
-    """Onboards the actors and takes one prescription through all five steps; prints the trail."""
+def run_lifecycle(
+    client: RegistryClient,
+    ids: dict[str, LocalAccount],
+    console: Console | None = None,
+    *,
+    show_qr: Callable[[IssuedPrescription], None] | None = None,
+) -> LifecycleResult:
+    """Onboards the actors and takes one prescription through all five steps, shows that a second
+    pharmacy cannot fill it again, and prints the trail. ``ape run lifecycle`` and ``rx demo`` both run
+    this; ``show_qr`` lets the caller show the patient's QR code once it is issued."""
     console = console or Console()
     for line in onboard(client, ids):
         console.print(f"  [dim]onboard:[/] {line}")
@@ -85,15 +95,24 @@ def run_lifecycle(client: RegistryClient, ids: dict[str, LocalAccount], console:
     document = demo_document(doctor.address, client.latest_block_time())
 
     issued = issue_prescription(client, doctor, document)
-    console.print(f"  issued     {issued.rx_id.hex()[:16]}… by the doctor (QR payload {len(issued.payload_text)} chars)")
+    console.print(f"1. [bold]issue[/]    the doctor issued 0x{issued.rx_id.hex()} ({_tx(issued.tx)}); QR payload {len(issued.payload_text)} chars")
+    if show_qr is not None:
+        show_qr(issued)
     _, redeemed = redeem_payload(client, pharmacy, issued.payload_text)
-    console.print("  redeemed   by the pharmacy with the patient's claim signature")
+    console.print(f"2. [bold]redeem[/]   the pharmacy scanned the QR and redeemed with the patient's claim signature ({_tx(redeemed)})")
     dispatched = client.dispatch(pharmacy, issued.rx_id, courier.address)
-    console.print("  dispatched to the courier")
+    console.print(f"3. [bold]dispatch[/] to the courier ({_tx(dispatched)})")
     delivered = client.deliver(courier, issued.rx_id)
-    console.print("  delivered  at the patient's door")
+    console.print(f"4. [bold]deliver[/]  at the patient's door ({_tx(delivered)})")
     received = confirm_payload_receipt(client, courier, issued.payload_text)
-    console.print("  received   the patient's receipt, signed with the claim key")
+    console.print(f"5. [bold]confirm[/]  the patient's receipt, signed with the QR's claim key ({_tx(received)})")
+    second = ids.get("pharmacy2")
+    if second is not None:
+        try:
+            redeem_payload(client, second, issued.payload_text)
+            raise AssertionError("a second pharmacy redeemed a filled prescription")  # the registry's promise broke
+        except AlreadyRedeemed as exc:
+            console.print(f"   a second pharmacy tries the same QR: [red]{exc.name}[/] — refused before anything was sent")
 
     steps = trail(client, issued.rx_id)
     names = {account.address: name for name, account in ids.items()}
@@ -107,3 +126,7 @@ def run_lifecycle(client: RegistryClient, ids: dict[str, LocalAccount], console:
     }
     gas["lifecycle"] = sum(gas.values())
     return LifecycleResult(issued, steps, gas)
+
+
+def _tx(tx) -> str:
+    return f"block {tx.block_number}, {tx.gas_used:,} gas"
