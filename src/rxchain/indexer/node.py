@@ -21,7 +21,7 @@ except ImportError:  # pragma: no cover
 from eth_abi import decode as abi_decode
 from eth_utils import event_abi_to_log_topic, to_checksum_address
 
-from rxchain.chain.client import _abi_type
+from rxchain.chain.reverts import abi_type as _abi_type
 from rxchain.errors import NodeUnavailable, Unavailable
 
 
