@@ -8,7 +8,7 @@ export SOLCX_BINARY_PATH := $(ROOT)/.solcx
 export APE_DATA_FOLDER := $(ROOT)/.ape
 export PATH := $(ROOT)/.venv/bin:$(ROOT)/node_modules/.bin:$(PATH)
 
-.PHONY: setup compile demo test test-slow gas publish devnet-down clean
+.PHONY: setup compile lint demo test test-slow gas publish devnet-down clean
 
 setup:
 	@bash tools/setup.sh
@@ -19,8 +19,11 @@ compile: setup
 demo: compile
 	@bash tools/demo.sh
 
-test: compile
+test: compile lint
 	@ape test tests -m "not slow" $(ARGS)
+
+lint: setup
+	@ruff check src tests scripts tools
 
 test-slow: compile
 	@ape test tests -m slow $(ARGS)

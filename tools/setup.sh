@@ -33,7 +33,7 @@ py_key="$(cat requirements.lock pyproject.toml | sha256sum | cut -c1-16)"
 if ! stamp_ok .venv/.rxchain-stamp "$py_key"; then
   [ -x .venv/bin/python ] || "$python" -m venv .venv
   .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements.lock
-  .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps -e .
+  .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps -e ".[test]"
   echo "$py_key" > .venv/.rxchain-stamp
   echo "setup: Python environment ready (.venv)"
 fi
