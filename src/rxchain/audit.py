@@ -72,20 +72,12 @@ class TrailNotFound(Refused):
 def trail(client: RegistryClient, rx_id: bytes) -> list[TrailStep]:
     """Every event of prescription ``rx_id``, oldest first, with block times.
 
-    One log query: every trail event carries the id as its first indexed argument.
+    One log query (in windows a range-limited node accepts): every trail event carries the id as its
+    first indexed argument.
     """
     abis = {item["name"]: item for item in client.abi if item.get("type") == "event" and item["name"] in TRAIL_EVENTS}
     by_topic = {event_abi_to_log_topic(abi): abi for abi in abis.values()}
-    logs = client.call_node(
-        lambda: client.w3.eth.get_logs(
-            {
-                "address": client.address,
-                "fromBlock": client.deploy_block,
-                "toBlock": "latest",
-                "topics": [list("0x" + t.hex() for t in by_topic), "0x" + bytes(rx_id).hex()],
-            }
-        )
-    )
+    logs = client.raw_logs([list("0x" + t.hex() for t in by_topic), "0x" + bytes(rx_id).hex()])
     steps = []
     for log in sorted(logs, key=lambda entry: (entry["blockNumber"], entry["logIndex"])):
         abi = by_topic[bytes(log["topics"][0])]
@@ -213,7 +205,7 @@ def verify_evidence(client: RegistryClient, bundle: dict) -> list[str]:
     return problems
 
 
-def member_report(client: RegistryClient, from_block: int | None = None, to_block: int | str = "latest") -> list[dict]:
+def member_report(client: RegistryClient, from_block: int | None = None, to_block: int | None = None) -> list[dict]:
     """Members by role with credential end dates, and what each issued, filled, carried in a block range."""
     now = client.latest_block_time()
     start = client.deploy_block if from_block is None else from_block
@@ -224,10 +216,7 @@ def member_report(client: RegistryClient, from_block: int | None = None, to_bloc
         ("PrescriptionDispatched", "courier", "carried"),
         ("PrescriptionDelivered", "by", "delivered"),
     ):
-        logs = client.call_node(
-            lambda event=event: getattr(client.contract.events, event)().get_logs(from_block=start, to_block=to_block)
-        )
-        for log in logs:
+        for log in client.events(event, from_block=start, to_block=to_block):
             actor = log["args"][key]
             counts.setdefault(actor, {}).setdefault(label, 0)
             counts[actor][label] += 1

@@ -23,6 +23,7 @@ import rlp
 from eth_keys import keys as eth_keys
 from eth_utils import to_checksum_address
 
+from rxchain.chain.client import RegistryClient
 from rxchain.network import kit as kit_module
 from rxchain.network.kit import (
     InvalidExtraDataError,
@@ -244,6 +245,7 @@ def test_every_node_config_has_free_gas_permissioning_and_perm_api(kit: NetworkK
         assert (paths.dir / config["static-nodes-file"]).resolve() == paths.static_nodes.resolve()
         assert config["rpc-http-enabled"] is True
         assert {"ETH", "NET", "WEB3", "QBFT", "PERM", "TXPOOL"} <= set(config["rpc-http-api"])
+        assert config["rpc-max-logs-range"] == RegistryClient.__init__.__kwdefaults__["max_logs_range"] == 5000
         assert config["rpc-http-host"] == config["p2p-host"] == node.host
         assert config["p2p-port"] == node.p2p_port and config["rpc-http-port"] == node.rpc_port
         assert config["metrics-enabled"] is True and config["metrics-port"] == node.metrics_port

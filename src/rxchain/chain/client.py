@@ -19,6 +19,7 @@ from web3 import Web3
 
 from rxchain import errors
 from rxchain.chain.deployment import Deployment, load_abi, load_deployment
+from rxchain.chain.logs import DEFAULT_MAX_LOGS_RANGE, logs_in_windows
 from rxchain.chain.outbox import Outbox
 from rxchain.chain.reverts import REVERTS, RevertDecoder
 from rxchain.chain.sender import TransactionSender, TxResult
@@ -87,12 +88,15 @@ class RegistryClient:
         deploy_block: int = 0,
         outbox: Outbox | None = None,
         receipt_timeout: float = 120.0,
+        max_logs_range: int = DEFAULT_MAX_LOGS_RANGE,
     ):
         self.w3 = w3
         self.address = to_checksum_address(registry)
         self.abi = abi if abi is not None else load_abi()
         self.contract = w3.eth.contract(address=self.address, abi=self.abi)
         self.deploy_block = deploy_block
+        #: The most blocks one eth_getLogs may span (Besu's --rpc-max-logs-range; see rxchain.chain.logs).
+        self.max_logs_range = max_logs_range
         self.decoder = RevertDecoder(self.abi)
         #: The transaction engine: nonces, the outbox, sending, receipts (shared by bulk paths).
         self.sender = TransactionSender(w3, decoder=self.decoder, outbox=outbox, events_of=self.contract,
@@ -162,13 +166,41 @@ class RegistryClient:
 
     def members(self) -> list[MemberRecord]:
         """Every account ever admitted, with its current record (from MemberAdmitted events)."""
-        logs = self.call_node(
-            lambda: self.contract.events.MemberAdmitted().get_logs(from_block=self.deploy_block, to_block="latest")
-        )
+        logs = self.events("MemberAdmitted")
         seen: dict[str, None] = {}
         for log in logs:
             seen.setdefault(log["args"]["account"], None)
         return [self.member(account) for account in seen]
+
+    # ------------------------------------------------------------------------------- events
+
+    def head(self) -> int:
+        """The node's latest block number."""
+        return int(self.call_node(lambda: self.w3.eth.block_number))
+
+    def events(self, name: str, *, from_block: int | None = None, to_block: int | None = None,
+               argument_filters: dict | None = None) -> list:  # fmt: skip
+        """The registry's decoded ``name`` events over a block range (default: deploy block to head),
+        asked in windows a node with a range limit answers (:mod:`rxchain.chain.logs`)."""
+        event = getattr(self.contract.events, name)
+        start = self.deploy_block if from_block is None else from_block
+        end = self.head() if to_block is None else to_block
+
+        def fetch(a: int, b: int) -> list:
+            return list(event().get_logs(from_block=a, to_block=b, argument_filters=argument_filters))
+
+        return self.call_node(lambda: logs_in_windows(fetch, start, end, max_range=self.max_logs_range))
+
+    def raw_logs(self, topics: list, *, from_block: int | None = None, to_block: int | None = None) -> list:
+        """The registry's undecoded logs matching ``topics`` over a block range (default: deploy
+        block to head), in windows as :meth:`events`."""
+        start = self.deploy_block if from_block is None else from_block
+        end = self.head() if to_block is None else to_block
+
+        def fetch(a: int, b: int) -> list:
+            return list(self.w3.eth.get_logs({"address": self.address, "fromBlock": a, "toBlock": b, "topics": topics}))
+
+        return self.call_node(lambda: logs_in_windows(fetch, start, end, max_range=self.max_logs_range))
 
     # ------------------------------------------------------------------------ prescriptions
 

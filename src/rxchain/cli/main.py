@@ -506,7 +506,7 @@ def audit_members(ctx, since, until):
 
     client = ctx.client()
     start = audit.block_at_time(client, int(since.replace(tzinfo=timezone.utc).timestamp())) if since else None
-    end = audit.block_at_time(client, int(until.replace(tzinfo=timezone.utc).timestamp())) - 1 if until else "latest"
+    end = audit.block_at_time(client, int(until.replace(tzinfo=timezone.utc).timestamp())) - 1 if until else None
     report = audit.member_report(client, start, end)
     table = Table(title="Member report")
     for col in ("account", "roles", "valid until", "days left", "standing", "activity"):

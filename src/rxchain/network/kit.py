@@ -45,6 +45,7 @@ from coincurve import PrivateKey
 from eth_utils import is_address, keccak, to_checksum_address
 from pydantic import BaseModel, ConfigDict
 
+from rxchain.chain.logs import DEFAULT_MAX_LOGS_RANGE
 from rxchain.core.claims import SECP256K1_ORDER
 from rxchain.network.permissions import write_permissions_config
 from rxchain.paths import DEFAULT_EVM_VERSION
@@ -878,6 +879,9 @@ def _render_node_config(kit: NetworkKit, node: NodeInfo) -> str:
                 ("rpc-http-port", node.rpc_port, "JSON-RPC port"),
                 ("rpc-http-api", list(RPC_APIS), "API groups: PERM edits allowlists, QBFT votes validators"),
                 ("host-allowlist", host_allowlist, "Host headers accepted by the RPC endpoint"),
+                ("rpc-max-logs-range", DEFAULT_MAX_LOGS_RANGE,
+                 "most blocks one eth_getLogs may span: rxchain asks in windows of this size (its client's "
+                 "max_logs_range); change both together"),
             ],
         ),
         (
