@@ -56,11 +56,25 @@ _ACCOUNT = re.compile(r"^0x[0-9a-fA-F]{40}$")
 _ENODE = re.compile(r"^enode://[0-9a-fA-F]{128}@[^:]+:\d+$")
 
 
+#: Besu's answer when its permissions file no longer lists every account it holds in memory
+#: (RpcErrorType.ALLOWLIST_FILE_SYNC; the in-memory change IS applied, the file is not rewritten).
+FILE_SYNC = (-32000, "The permissioning allowlist configuration file is out of sync.  The changes have been applied, but not persisted to disk")
+
+
 class BesuPermStandIn:
-    """In-memory PERM API with Besu's answers; records (method, params) of every request."""
+    """In-memory PERM API with Besu's answers; records (method, params) of every request.
+
+    The node's permissions file is kept too (``file_accounts``), with Besu's rules for it (read in
+    besu: ethereum/permissioning AccountLocalConfigPermissioningController and AllowlistPersistor):
+    before an add or remove, the file must list every account held in memory
+    (``verifyConfigFileMatchesState``: file.containsAll(memory)); if it does, the change is applied and
+    the file rewritten with the new list; if not, the change is applied in memory only and the call
+    answers ALLOWLIST_FILE_SYNC. ``perm_reloadPermissionsFromFile`` replaces memory with the file.
+    """
 
     def __init__(self, accounts: list[str] | None = None, nodes: list[str] | None = None, fixed_nodes: list[str] | None = None) -> None:
         self.accounts = [a.lower() for a in accounts or []]
+        self.file_accounts = list(self.accounts)
         self.nodes = list(nodes or [])
         self.fixed_nodes = set(fixed_nodes or [])
         self.requests: list[tuple[str, list[Any]]] = []
@@ -90,8 +104,7 @@ class BesuPermStandIn:
         normalized = [a.lower() for a in accounts]
         if any(a in self.accounts for a in normalized):
             return None, (-32000, "Cannot add an existing account to allowlist")
-        self.accounts += normalized
-        return "Success", None
+        return self._change_accounts(self.accounts + normalized)
 
     def _perm_removeAccountsFromAllowlist(self, accounts: list[str]) -> tuple[Any, tuple[int, str] | None]:
         error = self._validate_accounts(accounts)
@@ -100,7 +113,14 @@ class BesuPermStandIn:
         normalized = [a.lower() for a in accounts]
         if not all(a in self.accounts for a in normalized):
             return None, (-32000, "Cannot remove an absent account from allowlist")
-        self.accounts = [a for a in self.accounts if a not in normalized]
+        return self._change_accounts([a for a in self.accounts if a not in normalized])
+
+    def _change_accounts(self, new: list[str]) -> tuple[Any, tuple[int, str] | None]:
+        in_sync = set(self.accounts) <= set(self.file_accounts)
+        self.accounts = new
+        if not in_sync:
+            return None, FILE_SYNC
+        self.file_accounts = list(new)
         return "Success", None
 
     def _perm_getNodesAllowlist(self) -> tuple[Any, None]:
@@ -128,6 +148,7 @@ class BesuPermStandIn:
 
     def _perm_reloadPermissionsFromFile(self) -> tuple[Any, None]:
         self.reloads += 1
+        self.accounts = list(self.file_accounts)
         return "Success", None
 
     @staticmethod
@@ -437,3 +458,34 @@ def test_sync_all_on_healthy_nodes_is_ok(node: tuple[BesuPermStandIn, str]) -> N
     outcome = sync_all([url], [A, B, C])
     assert outcome.ok and not outcome.results[url].changed
     outcome.raise_for_failures()
+
+
+def test_a_revocation_reaches_a_node_whose_file_was_rewritten_and_an_admission_too(node: tuple[BesuPermStandIn, str]) -> None:
+    """`rx network allowlist` rewrote the file (C revoked, D admitted) while the node ran: Besu then
+    answers every PERM change with ALLOWLIST_FILE_SYNC. The revocation must still take effect."""
+    state, url = node
+    state.file_accounts = [A.lower(), B.lower(), D.lower()]
+
+    result = PermissioningClient(url).sync_accounts([A, B, D])
+
+    assert sorted(state.accounts) == sorted([A.lower(), B.lower(), D.lower()])
+    assert C.lower() not in state.accounts and result.removed == [C.lower()] and result.added == [D.lower()]
+    assert state.methods.index("perm_removeAccountsFromAllowlist") < state.methods.index("perm_addAccountsToAllowlist")
+    assert sorted(state.file_accounts) == sorted(state.accounts)  # the last change found the file in step and wrote it
+
+
+def test_admissions_and_revocations_in_one_run_keep_the_file_in_step(node: tuple[BesuPermStandIn, str]) -> None:
+    state, url = node
+
+    PermissioningClient(url).sync_accounts([A, D])
+
+    assert sorted(state.accounts) == sorted([A.lower(), D.lower()]) == sorted(state.file_accounts)
+
+
+def test_a_sync_that_does_not_end_equal_to_the_registry_is_an_error(node: tuple[BesuPermStandIn, str]) -> None:
+    state, url = node
+    state.handle = lambda method, params: ("Success", None) if method != "perm_getAccountsAllowlist" else ([A.lower()], None)  # a node that ignores changes
+
+    with pytest.raises(PermissioningRpcError, match="still differs"):
+        PermissioningClient(url).sync_accounts([A, D])
+

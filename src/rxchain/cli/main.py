@@ -635,10 +635,12 @@ def network_sync(ctx, kit_dir, nodes, dry_run):
         raise click.UsageError("give --kit DIR or --node URL")
     outcome = sync_all(urls, registry_allowlist(ctx.client()), dry_run=dry_run)
     data = {
-        "results": {url: {"added": r.added, "removed": r.removed} for url, r in outcome.results.items()},
+        "results": {url: {"added": r.added, "removed": r.removed, "notPersisted": r.not_persisted} for url, r in outcome.results.items()},
         "failures": {url: str(exc) for url, exc in outcome.failures.items()},
     }
-    lines = [f"{url}: +{len(r.added)} -{len(r.removed)}" for url, r in outcome.results.items()]
+    lines = [f"{url}: +{len(r.added)} -{len(r.removed)}"
+             + (" [yellow](enforced now; its permissions file is stale: run rx network allowlist so a restart keeps it)[/]"
+                if r.not_persisted else "") for url, r in outcome.results.items()]  # fmt: skip
     lines += [f"[red]{url}: {exc}[/]" for url, exc in outcome.failures.items()]
     ctx.emit(data, "\n".join(lines))
     if outcome.failures:

@@ -163,6 +163,10 @@ class SyncResult:
 
     added: list[str]
     removed: list[str]
+    #: True when the node applied the changes in memory but could not write them to its permissions
+    #: file (its file had been edited by hand or by ``rx network allowlist``): the node enforces the
+    #: registry now; write the files (``rx network allowlist``) so that a restart keeps it.
+    not_persisted: bool = False
 
     @property
     def changed(self) -> bool:
@@ -331,8 +335,12 @@ class PermissioningClient:
     def sync_accounts(self, desired: Iterable[str], *, dry_run: bool = False) -> SyncResult:
         """Make the node's accounts allowlist equal ``desired``, sending only the changes.
 
-        Addresses compare case-insensitively. Missing accounts are added first, then extra ones
-        removed; with ``dry_run`` nothing is sent and the result tells what would change.
+        Addresses compare case-insensitively. Revocations go first (an account the registry dropped
+        stops transacting before anything else happens), then admissions. Besu answers a change with
+        "file is out of sync" when its permissions file no longer lists every account it holds (the
+        file was rewritten while the node ran); it has then applied the change in memory, so the sync
+        goes on and says ``not_persisted``. The node's list is read back at the end and must equal
+        ``desired``. With ``dry_run`` nothing is sent and the result tells what would change.
         """
         wanted = list(dict.fromkeys(normalize_account(a) for a in desired))
         current = self.accounts_allowlist()
@@ -340,12 +348,27 @@ class PermissioningClient:
         wanted_set = set(wanted)
         to_add = [a for a in wanted if a not in current_set]
         to_remove = list(dict.fromkeys(a for a in current if a not in wanted_set))
-        if not dry_run:
-            if to_add:
-                self.add_accounts(to_add)
-            if to_remove:
-                self.remove_accounts(to_remove)
-        return SyncResult(added=to_add, removed=to_remove)
+        if dry_run:
+            return SyncResult(added=to_add, removed=to_remove)
+        not_persisted = False
+        for change, accounts in ((self.remove_accounts, to_remove), (self.add_accounts, to_add)):
+            if not accounts:
+                continue
+            try:
+                change(accounts)
+            except PermissioningRpcError as exc:
+                if not _file_out_of_sync(exc):
+                    raise
+                not_persisted = True  # applied in memory, the file left as it was
+        now = self.accounts_allowlist()
+        if sorted(set(now)) != sorted(wanted_set):
+            missing, extra = sorted(wanted_set - set(now)), sorted(set(now) - wanted_set)
+            raise PermissioningRpcError(
+                "perm_getAccountsAllowlist", 0,
+                f"after the sync the node's accounts allowlist still differs from the registry's (missing {missing}, "
+                f"extra {extra})", self.rpc_url,
+            )  # fmt: skip
+        return SyncResult(added=to_add, removed=to_remove, not_persisted=not_persisted)
 
     def sync_nodes(self, desired: Iterable[str], *, dry_run: bool = False) -> SyncResult:
         """Make the node's nodes allowlist equal ``desired``, sending only the changes.
@@ -437,6 +460,11 @@ def sync_all(
 # ----------------------------------------------------------------------------------------------
 # Helpers
 # ----------------------------------------------------------------------------------------------
+
+
+def _file_out_of_sync(exc: PermissioningRpcError) -> bool:
+    """Besu's ALLOWLIST_FILE_SYNC answer: the change was applied in memory, not written to the file."""
+    return "out of sync" in exc.message.lower()
 
 
 def _toml_list(values: Sequence[str]) -> str:
