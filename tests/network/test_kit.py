@@ -207,7 +207,7 @@ def test_genesis_is_free_gas_qbft_with_the_requested_parameters(tmp_path: Path) 
     genesis = _genesis(kit)
     config = genesis["config"]
     assert config["chainId"] == 424242
-    assert config["zeroBaseFee"] is True
+    assert config["zeroBaseFee"] is True and genesis["baseFeePerGas"] == "0x0"  # block 0 too, not 1 gwei
     assert config["contractSizeLimit"] == 2147483647
     assert config["qbft"] == {"blockperiodseconds": 3, "epochlength": 1000, "requesttimeoutseconds": 7}
     assert config["shanghaiTime"] == 0 and "cancunTime" not in config

@@ -459,8 +459,8 @@ def build_genesis(
 ) -> dict[str, Any]:
     """The QBFT genesis document for ``validator_addresses`` (validators chosen by block header).
 
-    Free gas: ``zeroBaseFee`` true, the maximum ``contractSizeLimit`` and a very high block
-    ``gasLimit``. Milestones come from :func:`milestones_for`. ``timestamp`` defaults to now.
+    Free gas: ``zeroBaseFee`` true, ``baseFeePerGas`` 0 from block 0, the maximum ``contractSizeLimit``
+    and a very high block ``gasLimit``. Milestones come from :func:`milestones_for`. ``timestamp`` defaults to now.
     """
     if not validator_addresses:
         raise InvalidKitParameterError("a QBFT genesis needs at least one validator address")
@@ -483,6 +483,9 @@ def build_genesis(
         "timestamp": hex(int(time.time()) if timestamp is None else timestamp),
         "extraData": encode_extra_data(validator_addresses),
         "gasLimit": FREE_GAS_BLOCK_GAS_LIMIT,
+        # zeroBaseFee keeps every later block at 0; without this the genesis block itself would carry
+        # London's initial 1 gwei and explorers would show it for block 0
+        "baseFeePerGas": "0x0",
         "difficulty": "0x1",
         "mixHash": QBFT_MIX_HASH,
         "coinbase": "0x0000000000000000000000000000000000000000",
