@@ -63,3 +63,32 @@ def test_rx_bench_runs_a_small_workload_and_prints_json_last(capsys):
     # onboarding (2 pharmacies + 2 couriers + 2 doctors), 20 single issues, 1 batch, then 4 steps each
     assert figures["transactions"] == 6 + 20 + 1 + 4 * 40
     assert set(figures) >= {"tx_per_s", "lifecycles_per_s", "issued_per_s_batched", "transactions", "seconds", "peak_rss_mb", "failed"}
+
+
+def test_pipeline_reads_receipts_per_block_and_per_transaction_where_a_node_lacks_that(client, ids, rpc_url):
+    from web3 import Web3
+
+    from rxchain.chain.client import RegistryClient
+
+    from .fronts import NodeFront
+
+    doctor = ids["doctor"]
+    for without in ((), ("eth_getBlockReceipts",)):
+        front = NodeFront(rpc_url, without=without)
+        try:
+            via = RegistryClient(Web3(Web3.HTTPProvider(front.url)), client.address, deploy_block=client.deploy_block)
+            pipeline = Pipeline(via)
+            now = via.latest_block_time()
+            txs = [pipeline.sign(doctor, "issue", [validate(demo_document(doctor.address, now)).doc_hash,
+                                                   ClaimKey.generate().address, "0x" + "00" * 20, now + 3600, 1])
+                   for _ in range(20)]  # fmt: skip
+
+            result = pipeline.run(txs)
+
+            assert not result.failed and len(result.receipts) == 20 and via.outbox.counts() == {"mined": 20}
+            if without:
+                assert pipeline.block_receipts is False and "eth_getTransactionReceipt" in front.methods
+            else:
+                assert pipeline.block_receipts is True and "eth_getBlockReceipts" in front.methods
+        finally:
+            front.stop()

@@ -8,80 +8,21 @@ The control test shows the front refuses what the old single-query code asked.
 
 from __future__ import annotations
 
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
 import pytest
-import requests
 from web3 import Web3
 
 from rxchain import audit
 from rxchain.chain.client import RegistryClient
 from rxchain.workflow import issue_prescription, redeem_payload
 
+from .fronts import NodeFront
+
 NODE_LIMIT = 6  # the limited node's --rpc-max-logs-range
-
-
-class RangeLimitedNode:
-    """A JSON-RPC front on 127.0.0.1 that enforces a log range limit in front of a real node."""
-
-    def __init__(self, upstream: str, limit: int):
-        self.upstream = upstream
-        self.limit = limit
-        self.log_queries: list[tuple[int, int]] = []
-        self.refused = 0
-        front = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 - http.server's name
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                calls = body if isinstance(body, list) else [body]
-                answers = [front.answer(call) for call in calls]
-                data = json.dumps(answers if isinstance(body, list) else answers[0]).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def answer(self, call: dict) -> dict:
-        if call.get("method") == "eth_getLogs":
-            params = call["params"][0]
-            start, end = self._block(params.get("fromBlock", "latest")), self._block(params.get("toBlock", "latest"))
-            # Besu's eth_getLogs refuses when (toBlock - fromBlock) > --rpc-max-logs-range, with
-            # RpcErrorType.EXCEEDS_RPC_MAX_BLOCK_RANGE(-32005, "Requested range exceeds maximum RPC range
-            # limit") (besu: ethereum/api/jsonrpc/internal/methods/EthGetLogs and RpcErrorType.java)
-            if end - start > self.limit:
-                self.refused += 1
-                return {"jsonrpc": "2.0", "id": call.get("id"),
-                        "error": {"code": -32005, "message": "Requested range exceeds maximum RPC range limit"}}  # fmt: skip
-            self.log_queries.append((start, end))
-        return requests.post(self.upstream, json=call, timeout=60).json()
-
-    def _block(self, tag) -> int:
-        if isinstance(tag, int):
-            return tag
-        if tag in ("latest", "pending", "safe", "finalized"):
-            return int(requests.post(self.upstream, json={"jsonrpc": "2.0", "id": 0, "method": "eth_blockNumber", "params": []},
-                                     timeout=60).json()["result"], 16)  # fmt: skip
-        return 0 if tag == "earliest" else int(tag, 16)
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture
 def limited(rpc_url):
-    node = RangeLimitedNode(rpc_url, NODE_LIMIT)
+    node = NodeFront(rpc_url, max_logs_range=NODE_LIMIT)
     yield node
     node.stop()
 
@@ -97,7 +38,7 @@ def a_long_history(client, ids, document):
     return issued
 
 
-def limited_client(limited: RangeLimitedNode, client: RegistryClient, max_logs_range: int) -> RegistryClient:
+def limited_client(limited: NodeFront, client: RegistryClient, max_logs_range: int) -> RegistryClient:
     return RegistryClient(Web3(Web3.HTTPProvider(limited.url)), client.address, deploy_block=client.deploy_block,
                           max_logs_range=max_logs_range)  # fmt: skip
 

@@ -9,7 +9,8 @@ the chain's capacity instead. :class:`Pipeline`:
 - keeps each sender's nonce itself (several senders — one per hospital or pharmacy — so no single
   account's nonce order is the bottleneck);
 - records every signed transaction in the client's outbox before anything is sent;
-- sends them in JSON-RPC batches and collects receipts in batches, so the node mines whole blocks
+- sends them in JSON-RPC batches and collects receipts per block (``eth_getBlockReceipts``, one
+  request for a whole block; per transaction on a node without it), so the node mines whole blocks
   of them while Python signs the next.
 """
 
@@ -89,6 +90,11 @@ class Pipeline:
         self._functions = _function_table(client.abi)
         self._keys: dict[str, coincurve.PrivateKey] = {}
         self._request_id = 0
+        #: Whether the node serves eth_getBlockReceipts (found out on first use).
+        self.block_receipts = True
+        #: The first block that may hold a transaction sent and not yet collected (None: none out).
+        self._scan_from: int | None = None
+        self._out = 0
 
     # ---------------------------------------------------------------------------- signing
 
@@ -115,6 +121,10 @@ class Pipeline:
 
     def submit(self, txs: Sequence[SignedTx]) -> None:
         """Writes ``txs`` to the outbox (all or none), then sends them in JSON-RPC batches."""
+        if self._scan_from is None:
+            (head,) = self._batch([("eth_blockNumber", [])])
+            self._scan_from = int(head["result"], 16)
+        self._out += len(txs)
         self.client.outbox.record(
             [OutboxEntry(t.tx_hash, t.op_key, t.sender, t.nonce, self.client.chain_id, t.raw, t.function, "pending", None) for t in txs]
         )
@@ -126,32 +136,67 @@ class Pipeline:
                     raise TransactionFailed(f"the node refused {tx.function} from {tx.sender} (nonce {tx.nonce}): {error.get('message')}")
 
     def collect(self, txs: Sequence[SignedTx]) -> PipelineResult:
-        """Waits for each new block, then asks the receipts of what is still waiting (batched, a few
-        hundred per request so memory stays bounded however many logs they carry) until every
-        transaction is mined; settles the outbox per round in one database transaction."""
+        """Waits for each new block and reads its receipts in one request (``eth_getBlockReceipts``:
+        anvil and Besu serve it), settling what it waits for in one outbox transaction per round,
+        until every transaction is mined. A node without that method is asked per transaction
+        instead (batched, a few hundred per request so memory stays bounded)."""
         result = PipelineResult()
         waiting = {t.tx_hash: t for t in txs}
         deadline = time.monotonic() + self.receipt_timeout
-        seen_block = -1
+        # per block when this pipeline sent them (it knows the block it started at); per transaction
+        # for transactions sent elsewhere, which may sit in any earlier block
+        by_block = self.block_receipts and self._scan_from is not None
+        (head,) = self._batch([("eth_blockNumber", [])])
+        next_block = self._scan_from if self._scan_from is not None else int(head["result"], 16)
+        last_progress = time.monotonic()
         while waiting:
             (head,) = self._batch([("eth_blockNumber", [])])
             block = int(head["result"], 16)
-            if block == seen_block:
+            if block < next_block:
                 if time.monotonic() > deadline:
                     raise TransactionFailed(f"{len(waiting)} transactions not mined within {self.receipt_timeout:.0f} s; they stay in the outbox")
-                time.sleep(0.05)
+                time.sleep(0.02)
                 continue
-            seen_block = block
+            blocks = list(range(next_block, block + 1))
+            next_block = block + 1
             settled: list[tuple[str, str, int]] = []
-            for chunk in _chunks(list(waiting), _RECEIPTS_PER_REQUEST.get(next(iter(waiting.values())).function, 200)):
-                for tx_hash, reply in zip(chunk, self._batch([("eth_getTransactionReceipt", [h]) for h in chunk])):
-                    receipt = reply.get("result")
-                    if receipt:
-                        settled.append(self._settle(waiting.pop(tx_hash), receipt, result))
-                if len(settled) < len(chunk) // 2:  # the rest of this list is not mined yet either
-                    break
+            if by_block:
+                per_request = 2 if any(tx.function == "issueBatch" for tx in list(waiting.values())[:1]) else 16  # 256 logs each
+                for numbers in _chunks(blocks, per_request):
+                    replies = self._batch([("eth_getBlockReceipts", [hex(n)]) for n in numbers])
+                    if any(_method_missing(r) for r in replies):
+                        self.block_receipts = by_block = False  # this node lacks it: per transaction from now on
+                        break
+                    for reply in replies:
+                        for receipt in reply.get("result") or []:
+                            tx = waiting.pop(receipt["transactionHash"], None)
+                            if tx is not None:
+                                settled.append(self._settle(tx, receipt, result))
+            if not by_block or (waiting and time.monotonic() - last_progress > 5):
+                self._collect_by_transaction(waiting, settled, result)  # also a safety net: nothing is missed
+            if settled:
+                last_progress = time.monotonic()
             self.client.outbox.settle_many(settled)
+            if waiting and time.monotonic() > deadline:
+                raise TransactionFailed(f"{len(waiting)} transactions not mined within {self.receipt_timeout:.0f} s; they stay in the outbox")
+        self._out = max(0, self._out - len(txs))
+        if self._out == 0:  # nothing of this pipeline's is out: the next submit starts a new scan
+            self._scan_from = None
         return result
+
+    def _collect_by_transaction(self, waiting: dict[str, SignedTx], settled: list, result: PipelineResult) -> None:
+        """One receipt request per waiting transaction (batched), for a node without eth_getBlockReceipts."""
+        if not waiting:
+            return
+        for chunk in _chunks(list(waiting), _RECEIPTS_PER_REQUEST.get(next(iter(waiting.values())).function, 200)):
+            found = 0
+            for tx_hash, reply in zip(chunk, self._batch([("eth_getTransactionReceipt", [h]) for h in chunk])):
+                receipt = reply.get("result")
+                if receipt:
+                    settled.append(self._settle(waiting.pop(tx_hash), receipt, result))
+                    found += 1
+            if found < len(chunk) // 2:  # the rest of this list is not mined yet either
+                break
 
     def _settle(self, tx: SignedTx, receipt: dict, result: PipelineResult) -> tuple[str, str, int]:
         """Records the outcome in the result (not the whole receipt: logs can be large); returns the
@@ -201,6 +246,12 @@ def _function_table(abi: list[dict]) -> dict[str, tuple[bytes, list[str]]]:
             types = [_abi_type(i) for i in item["inputs"]]
             table[item["name"]] = (function_signature_to_4byte_selector(f"{item['name']}({','.join(types)})"), types)
     return table
+
+
+def _method_missing(reply: dict) -> bool:
+    error = reply.get("error") or {}
+    return error.get("code") in (-32601, -32604) or "not found" in str(error.get("message", "")).lower() or (
+        "not supported" in str(error.get("message", "")).lower())
 
 
 def _chunks(items: Sequence, size: int) -> Iterable[Sequence]:
