@@ -54,7 +54,7 @@ def test_pipeline_reports_reverted_transactions(client, ids, document):
 
 
 def test_rx_bench_runs_a_small_workload_and_prints_json_last(capsys):
-    cli.main(["bench", "-n", "40", "--doctors", "2", "--pharmacies", "2", "--couriers", "2"])
+    cli.main(["bench", "-n", "40", "--doctors", "2", "--pharmacies", "2", "--couriers", "2", "--ceiling", "200"])
 
     out = capsys.readouterr().out.strip().splitlines()
     figures = json.loads(out[-1])
@@ -62,7 +62,9 @@ def test_rx_bench_runs_a_small_workload_and_prints_json_last(capsys):
     assert figures["prescriptions"] == 40 and figures["batched"] == 20
     # onboarding (2 pharmacies + 2 couriers + 2 doctors), 20 single issues, 1 batch, then 4 steps each
     assert figures["transactions"] == 6 + 20 + 1 + 4 * 40
-    assert set(figures) >= {"tx_per_s", "lifecycles_per_s", "issued_per_s_batched", "transactions", "seconds", "peak_rss_mb", "failed"}
+    assert set(figures) >= {"tx_per_s", "lifecycles_per_s", "issued_per_s_batched", "transactions", "seconds", "peak_rss_mb", "failed",
+                            "node_ceiling_tx_per_s", "ratio"}  # fmt: skip
+    assert figures["ratio"] > 0 and abs(figures["ratio"] - figures["tx_per_s"] / figures["node_ceiling_tx_per_s"]) < 0.01
 
 
 def test_pipeline_reads_receipts_per_block_and_per_transaction_where_a_node_lacks_that(client, ids, rpc_url):

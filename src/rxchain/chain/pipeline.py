@@ -135,6 +135,34 @@ class Pipeline:
                 if error and "already" not in str(error.get("message", "")).lower() and "known" not in str(error.get("message", "")).lower():
                     raise TransactionFailed(f"the node refused {tx.function} from {tx.sender} (nonce {tx.nonce}): {error.get('message')}")
 
+    def blast(self, txs: Sequence[SignedTx]) -> int:
+        """Sends ``txs`` in JSON-RPC batches with nothing else (no outbox, no per-transaction work) and
+        waits per block until all are mined; returns how many succeeded. For measuring the node."""
+        (head,) = self._batch([("eth_blockNumber", [])])
+        next_block = int(head["result"], 16)
+        for chunk in _chunks(txs, self.batch_size):
+            self._batch([("eth_sendRawTransaction", ["0x" + t.raw.hex()]) for t in chunk])
+        waiting = {t.tx_hash for t in txs}
+        succeeded = 0
+        deadline = time.monotonic() + self.receipt_timeout
+        while waiting:
+            (head,) = self._batch([("eth_blockNumber", [])])
+            block = int(head["result"], 16)
+            if block < next_block:
+                if time.monotonic() > deadline:
+                    raise TransactionFailed(f"{len(waiting)} transactions not mined within {self.receipt_timeout:.0f} s")
+                time.sleep(0.01)
+                continue
+            for reply in self._batch([("eth_getBlockReceipts", [hex(n)]) for n in range(next_block, block + 1)]):
+                if _method_missing(reply):
+                    raise TransactionFailed("measuring the node needs eth_getBlockReceipts, which this node lacks")
+                for receipt in reply.get("result") or []:
+                    if receipt["transactionHash"] in waiting:
+                        waiting.discard(receipt["transactionHash"])
+                        succeeded += int(receipt["status"], 16) == 1
+            next_block = block + 1
+        return succeeded
+
     def collect(self, txs: Sequence[SignedTx]) -> PipelineResult:
         """Waits for each new block and reads its receipts in one request (``eth_getBlockReceipts``:
         anvil and Besu serve it), settling what it waits for in one outbox transaction per round,

@@ -546,7 +546,9 @@ def dapp(ctx, host, port):
 @click.option("--couriers", type=int, default=4, show_default=True)
 @click.option("--on-devnet", is_flag=True, help="Run on the devnet (a fresh registry there) instead of an ephemeral anvil.")
 @click.option("--issue-only", is_flag=True, help="Only issue, all in batches of 256 (the hospital-scale issuance figure).")
-def bench(prescriptions, batched_fraction, doctors, pharmacies, couriers, on_devnet, issue_only):
+@click.option("--ceiling", "ceiling_transactions", type=click.IntRange(min=10), default=3000, show_default=True,
+              help="Pre-signed transactions for measuring the node's own ceiling first (the ratio's denominator).")
+def bench(prescriptions, batched_fraction, doctors, pharmacies, couriers, on_devnet, issue_only, ceiling_transactions):
     """Pipelined hospital-scale workload; the LAST line is one JSON object of figures."""
     import tempfile
 
@@ -559,7 +561,8 @@ def bench(prescriptions, batched_fraction, doctors, pharmacies, couriers, on_dev
         with tempfile.TemporaryDirectory() as folder:
             client = bench_client(url, f"{folder}/outbox.sqlite")
             result = run_bench(client, prescriptions=prescriptions, batched_fraction=batched_fraction, doctors=doctors,
-                               pharmacies=pharmacies, couriers=couriers, console=err_console, issue_only=issue_only)  # fmt: skip
+                               pharmacies=pharmacies, couriers=couriers, console=err_console, issue_only=issue_only,
+                               ceiling_transactions=ceiling_transactions)  # fmt: skip
     finally:
         if chain is not None:
             chain.stop()

@@ -69,6 +69,8 @@ class BenchResult:
 
     figures: dict
     phases: list[tuple[str, int, float]]
+    #: (transactions, seconds) of the node's own ceiling, measured first on the same node.
+    ceiling: tuple[int, float] = (0, 1.0)
 
 
 def run_bench(
@@ -82,11 +84,16 @@ def run_bench(
     console: Console | None = None,
     seed: str = "rxchain-bench",
     issue_only: bool = False,
+    ceiling_transactions: int = 3000,
 ) -> BenchResult:
     """Runs the workload against ``client``'s registry (already onboarded with the dev consortium).
 
     With ``issue_only`` every prescription is issued in batches and nothing more happens: the
     hospital-scale issuance figure (e.g. 600,000 prescriptions), with every batch checked on chain.
+
+    First it measures the node's own ceiling on the same node (:func:`node_ceiling`): the figures'
+    ``ratio`` is the workload's transactions per second over it, the figure that compares across
+    machines.
     """
     console = console or Console(stderr=True)
     ids = dev_accounts()
@@ -103,14 +110,15 @@ def run_bench(
         phases.append(_phase(progress, pipeline, "onboard pharmacies, couriers", admit))
         admit = [pipeline.sign(ids["hospital"], "admitMember", [a.address, keccak(text="DOCTOR_ROLE"), until]) for a in staff["doctor"]]
         phases.append(_phase(progress, pipeline, "onboard doctors", admit))
+        ceiling = node_ceiling(pipeline, staff["doctor"], now, count=ceiling_transactions, progress=progress)
 
         if issue_only:
             phase, roots = _issue_streaming(client, pipeline, staff["doctor"], ids["hospital"], prescriptions, now, seed, progress)
             phases.append(phase)
             _verify_batches(client, pipeline, roots, progress)
-            figures = _figures(phases, prescriptions, range(prescriptions), phase, phase[2], started, True)
+            figures = _figures(phases, prescriptions, range(prescriptions), phase, phase[2], started, True, ceiling)
             figures["document_prep_per_s"] = None  # interleaved with sending: see issued_per_s_batched
-            return BenchResult(figures, phases)
+            return BenchResult(figures, phases, ceiling)
 
         prep_started = time.perf_counter()
         workload = _prepare(staff["doctor"], prescriptions, now, seed)
@@ -156,7 +164,7 @@ def run_bench(
 
         _verify(client, pipeline, workload, progress)
 
-    return BenchResult(_figures(phases, prescriptions, batched, batch_phase, prep_seconds, started, False), phases)
+    return BenchResult(_figures(phases, prescriptions, batched, batch_phase, prep_seconds, started, False, ceiling), phases, ceiling)
 
 
 def _issue_streaming(client, pipeline, doctors, hospital, n, now, seed, progress) -> tuple[tuple[str, int, float], list[bytes]]:
@@ -196,11 +204,37 @@ def _issue_streaming(client, pipeline, doctors, hospital, n, now, seed, progress
     return ("issue (batches of 256, streamed)", len(sent), time.perf_counter() - started), roots
 
 
-def _figures(phases, prescriptions, batched, batch_phase, prep_seconds, started, issue_only) -> dict:
+def node_ceiling(pipeline: Pipeline, doctors: list[LocalAccount], now: int, *, count: int = 3000,
+                 progress: Progress | None = None) -> tuple[int, float]:  # fmt: skip
+    """How fast the node mines pre-signed transactions when the client does nothing else: ``count``
+    ``issue`` transactions of the bench's doctors, signed before the clock starts, sent in JSON-RPC
+    batches and awaited per block. Returns (transactions, seconds). Not recorded in the outbox: they
+    are the node's figure, not work of the bench's."""
+    txs = []
+    for i in range(count):
+        doctor = doctors[i % len(doctors)]
+        txs.append(pipeline.sign(doctor, "issue", [keccak(text=f"ceiling:{i}:{now}"), _address(keccak(text=f"claim:{i}:{now}")),
+                                                   ZERO, now + 86400, 1]))  # fmt: skip
+    task = progress.add_task("node ceiling (pre-signed issues, nothing else)", total=count) if progress else None
+    started = time.perf_counter()
+    mined = pipeline.blast(txs)
+    seconds = time.perf_counter() - started
+    if progress is not None:
+        progress.update(task, completed=count)
+    if mined != count:
+        raise BenchFailed(f"the node ceiling run mined {mined} of {count} transactions (some reverted)")
+    return count, seconds
+
+
+def _figures(phases, prescriptions, batched, batch_phase, prep_seconds, started, issue_only, ceiling) -> dict:
     chain_seconds = sum(seconds for _, _, seconds in phases)
     work_seconds = sum(seconds for name, _, seconds in phases if not name.startswith("onboard"))
+    tx_per_s = _tx_count(phases) / chain_seconds
+    node_per_s = ceiling[0] / ceiling[1]
     return {
-        "tx_per_s": round(_tx_count(phases) / chain_seconds, 1),
+        "tx_per_s": round(tx_per_s, 1),
+        "node_ceiling_tx_per_s": round(node_per_s, 1),
+        "ratio": round(tx_per_s / node_per_s, 3),
         "lifecycles_per_s": 0.0 if issue_only else round(prescriptions / work_seconds, 1),
         "issued_per_s_batched": round(len(batched) / batch_phase[2], 1) if batched else 0.0,
         "transactions": _tx_count(phases),
@@ -220,6 +254,10 @@ def bench_table(result: BenchResult) -> Table:
         table.add_column(col, justify="right" if col != "phase" else "left")
     for name, count, seconds in result.phases:
         table.add_row(name, f"{count:,}", f"{seconds:.2f}", f"{count / seconds:,.0f}" if seconds else "-")
+    count, seconds = result.ceiling
+    table.add_section()
+    table.add_row("[dim]node ceiling: pre-signed issues, the client idle[/]", f"{count:,}", f"{seconds:.2f}", f"{count / seconds:,.0f}")
+    table.add_row("[bold]all phases / node ceiling[/]", "", "", f"[bold]{result.figures['ratio']:.0%}[/]")
     return table
 
 
