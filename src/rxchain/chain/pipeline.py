@@ -128,12 +128,42 @@ class Pipeline:
         self.client.outbox.record(
             [OutboxEntry(t.tx_hash, t.op_key, t.sender, t.nonce, self.client.chain_id, t.raw, t.function, "pending", None) for t in txs]
         )
+        self._send(txs)
+
+    def _send(self, txs: Sequence[SignedTx]) -> None:
         for chunk in _chunks(txs, self.batch_size):
             replies = self._batch([("eth_sendRawTransaction", ["0x" + t.raw.hex()]) for t in chunk])
             for tx, reply in zip(chunk, replies):
                 error = reply.get("error")
                 if error and "already" not in str(error.get("message", "")).lower() and "known" not in str(error.get("message", "")).lower():
                     raise TransactionFailed(f"the node refused {tx.function} from {tx.sender} (nonce {tx.nonce}): {error.get('message')}")
+
+    def head(self) -> int:
+        """The node's latest block number."""
+        (head,) = self._batch([("eth_blockNumber", [])])
+        return int(head["result"], 16)
+
+    def block_receipts_of(self, numbers: Sequence[int]) -> list[dict]:
+        """Every receipt of blocks ``numbers`` (``eth_getBlockReceipts``, a few blocks per request)."""
+        out: list[dict] = []
+        for chunk in _chunks(list(numbers), 4):
+            for reply in self._batch([("eth_getBlockReceipts", [hex(n)]) for n in chunk]):
+                if _method_missing(reply):
+                    raise TransactionFailed("streaming needs eth_getBlockReceipts, which this node lacks")
+                out.extend(reply.get("result") or [])
+        return out
+
+    def send(self, txs: Sequence[SignedTx]) -> None:
+        """Records ``txs`` in the outbox and sends them, for callers that follow receipts themselves
+        (:meth:`block_receipts_of`) and settle the outbox with :meth:`settle`."""
+        self.client.outbox.record(
+            [OutboxEntry(t.tx_hash, t.op_key, t.sender, t.nonce, self.client.chain_id, t.raw, t.function, "pending", None) for t in txs]
+        )
+        self._send(txs)
+
+    def settle(self, outcomes: list[tuple[str, str, int]]) -> None:
+        """Marks outbox entries (tx hash, "mined" or "failed", block) in one database transaction."""
+        self.client.outbox.settle_many(outcomes)
 
     def blast(self, txs: Sequence[SignedTx]) -> int:
         """Sends ``txs`` in JSON-RPC batches with nothing else (no outbox, no per-transaction work) and

@@ -1,10 +1,15 @@
 """``rx bench``: a scripted hospital-scale workload through the pipelined driver, with figures.
 
-N prescriptions — part issued one by one by several doctors, part in batches of 256 by their
-hospital — are redeemed by several pharmacies, dispatched to several couriers, delivered and their
-receipts confirmed: five transactions per prescription (a batch counts once). Every receipt is
-checked and every prescription's final state is read back at the end. The figures: transactions
-and lifecycles per second over the whole run, batched issuance per second, peak memory, failures.
+First the node's own ceiling on the same node: pre-signed transactions blasted at it while the client
+does nothing else. Then N prescriptions — part issued one by one by several doctors, part in batches
+of 256 by their hospital — are redeemed by several pharmacies, dispatched to several couriers,
+delivered and their receipts confirmed: five transactions per prescription (a batch counts once),
+STREAMED: each prescription's next step is sent as soon as its previous one is mined, receipts read
+per block, at most ``max_in_flight`` unmined transactions per sender (what Besu's pool keeps).
+Every receipt is checked and every prescription's final state is read back at the end. The
+figures: transactions and lifecycles per second, the node's ceiling and the ratio between them (the
+figure that compares across machines), peak memory, failures; ``--issue-only`` gives the batched
+issuance rate.
 
 Documents are made from one validated template per doctor, varied only in the fields that make each
 unique (salt and patient pseudonym) and hashed in full, as a hospital system would prepare them
@@ -43,6 +48,10 @@ from rxchain.core.status import Status
 
 ZERO = "0x" + "00" * 20
 BATCH_SIZE = 256
+#: Most unmined transactions one sender may have at once. Besu's SEQUENCED pool keeps at most
+#: tx-pool-limit-by-account-percentage (the kit's 0.15) x tx-pool-max-size (4,096) = 614 per sender
+#: and drops the rest; 500 stays under that with room for a client's own single transactions.
+DEFAULT_MAX_IN_FLIGHT = 500
 
 
 class BenchFailed(SendFailed):
@@ -85,6 +94,7 @@ def run_bench(
     seed: str = "rxchain-bench",
     issue_only: bool = False,
     ceiling_transactions: int = 3000,
+    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
 ) -> BenchResult:
     """Runs the workload against ``client``'s registry (already onboarded with the dev consortium).
 
@@ -123,48 +133,142 @@ def run_bench(
         prep_started = time.perf_counter()
         workload = _prepare(staff["doctor"], prescriptions, now, seed)
         prep_seconds = time.perf_counter() - prep_started
-        expires_at = now + 86400
 
         n_batched = int(prescriptions * batched_fraction)
         single, batched = workload[n_batched:], workload[:n_batched]
-        doctor_by_address = {a.address: a for a in staff["doctor"]}
-        txs = [pipeline.sign(doctor_by_address[p.doctor], "issue", [p.doc_hash, p.claim_address, ZERO, expires_at, 1]) for p in single]
-        phases.append(_phase(progress, pipeline, "issue (single)", txs))
-
-        txs = []
-        for start in range(0, len(batched), BATCH_SIZE):
-            group = batched[start : start + BATCH_SIZE]
+        for first in range(0, len(batched), BATCH_SIZE):
+            group = batched[first : first + BATCH_SIZE]
             leaves = [p.rx_id for p in group]
             root = merkle_root(leaves)
-            for p, proof in zip(group, merkle_proofs(leaves)):
+            for p, proof in zip(group, merkle_proofs(leaves), strict=True):
                 p.root, p.proof = root, proof
-            txs.append(pipeline.sign(ids["hospital"], "issueBatch", [leaves, expires_at, 1]))
-        batch_phase = _phase(progress, pipeline, "issue (batches of 256)", txs, counts_as=len(batched))
-        phases.append(batch_phase)
-
-        deadline = now + 7 * 86400
-        redeemer = {p.rx_id: staff["pharmacy"][i % pharmacies] for i, p in enumerate(workload)}
-        carrier = {p.rx_id: staff["courier"][i % couriers] for i, p in enumerate(workload)}
-        txs = []
-        for p in workload:
-            pharmacy = redeemer[p.rx_id]
-            signature = sign_digest(p.claim_key, redeem_digest(client.domain, p.rx_id, pharmacy.address, 1, deadline))
-            args = [p.doctor, p.doc_hash, ZERO, p.claim_address, deadline, signature]
-            txs.append(pipeline.sign(pharmacy, "redeemBatched", args + [p.root, p.proof]) if p.root else pipeline.sign(pharmacy, "redeem", args))
-        phases.append(_phase(progress, pipeline, "redeem", txs))
-        txs = [pipeline.sign(redeemer[p.rx_id], "dispatch", [p.rx_id, carrier[p.rx_id].address]) for p in workload]
-        phases.append(_phase(progress, pipeline, "dispatch", txs))
-        txs = [pipeline.sign(carrier[p.rx_id], "deliver", [p.rx_id]) for p in workload]
-        phases.append(_phase(progress, pipeline, "deliver", txs))
-        txs = []
-        for p in workload:
-            signature = sign_digest(p.claim_key, receipt_digest(client.domain, p.rx_id, 0, deadline))
-            txs.append(pipeline.sign(carrier[p.rx_id], "confirmReceipt", [p.rx_id, p.terms, deadline, signature]))
-        phases.append(_phase(progress, pipeline, "confirm receipt", txs))
-
+        stream = _Stream(client, pipeline, staff, ids["hospital"], now, max_in_flight=max_in_flight)
+        phases.append(stream.run(single, batched, progress))
+        batch_phase = None  # issued as part of the stream: the batched-issuance figure is --issue-only's
         _verify(client, pipeline, workload, progress)
 
-    return BenchResult(_figures(phases, prescriptions, batched, batch_phase, prep_seconds, started, False, ceiling), phases, ceiling)
+    return BenchResult(_figures(phases, prescriptions, batched, batch_phase, prep_seconds, started, False, ceiling, max_in_flight), phases, ceiling)
+
+
+class _Stream:
+    """Every prescription's next step is signed and sent as soon as its previous step is mined: a
+    prescription issued in block n is redeemed in block n+1, dispatched in n+2 …, so every block
+    carries every kind of step and the node's pool never runs dry. Receipts are read per block;
+    each sender has at most ``max_in_flight`` unmined transactions (its nonces stay gap-free: a
+    transaction is signed only when it is sent); a revert is recorded with its prescription and the
+    rest go on."""
+
+    STEPS = ("issue", "redeem", "dispatch", "deliver", "confirm")
+
+    def __init__(self, client, pipeline: Pipeline, staff, hospital, now: int, *, max_in_flight: int):
+        self.client, self.pipeline, self.hospital = client, pipeline, hospital
+        self.doctors = {a.address: a for a in staff["doctor"]}
+        self.pharmacies, self.couriers = staff["pharmacy"], staff["courier"]
+        self.expires_at, self.deadline = now + 86400, now + 7 * 86400
+        self.max_in_flight = max_in_flight
+        self.queues: dict[str, list] = {}  # sender -> [(prescription or batch, step)] waiting to be signed
+        self.in_flight: dict[str, int] = {}
+        self.sent: dict[str, tuple] = {}  # tx hash -> (what, step, sender)
+        self.failures: list[tuple[str, str, str]] = []  # (what, step, tx hash)
+        self.transactions = 0
+
+    def run(self, single: list[Prescription], batched: list[Prescription], progress: Progress) -> tuple[str, int, float]:
+        task = progress.add_task("lifecycles, streamed (issue → redeem → dispatch → deliver → confirm)",
+                                 total=len(single) * 5 + len(batched) * 4 + -(-len(batched) // BATCH_SIZE))  # fmt: skip
+        self.roles = {}
+        for i, p in enumerate(single + batched):
+            self.roles[p.rx_id] = (self.pharmacies[i % len(self.pharmacies)], self.couriers[i % len(self.couriers)])
+        started = time.perf_counter()
+        for p in single:
+            self._queue(self.doctors[p.doctor], p, "issue")
+        for first in range(0, len(batched), BATCH_SIZE):
+            self._queue(self.hospital, batched[first : first + BATCH_SIZE], "issueBatch")
+        next_block = self.pipeline.head()
+        self._send_what_fits()
+        while self.sent:
+            head = self.pipeline.head()
+            if head < next_block:
+                time.sleep(0.01)
+                continue
+            outcomes = []
+            for receipt in self.pipeline.block_receipts_of(range(next_block, head + 1)):
+                entry = self.sent.pop(receipt["transactionHash"], None)
+                if entry is None:
+                    continue
+                what, step, sender = entry
+                self.in_flight[sender] -= 1
+                ok = int(receipt["status"], 16) == 1
+                outcomes.append((receipt["transactionHash"], "mined" if ok else "failed", int(receipt["blockNumber"], 16)))
+                progress.advance(task)
+                if ok:
+                    self._next(what, step)
+                else:
+                    self.failures.append((_name(what), step, receipt["transactionHash"]))
+            next_block = head + 1
+            self.pipeline.settle(outcomes)
+            self._send_what_fits()
+        seconds = time.perf_counter() - started
+        if self.failures:
+            shown = "; ".join(f"{what} at {step}: {_why(self.pipeline, _Hash(tx))}" for what, step, tx in self.failures[:3])
+            raise BenchFailed(f"{len(self.failures)} steps reverted, the rest went on (first: {shown})")
+        return "lifecycles, streamed: every step sent when the previous one is mined", self.transactions, seconds
+
+    def _queue(self, sender: LocalAccount, what, step: str) -> None:
+        self.queues.setdefault(sender.address, []).append((sender, what, step))
+
+    def _next(self, what, step: str) -> None:
+        if step == "issueBatch":
+            for p in what:
+                self._queue(self.roles[p.rx_id][0], p, "redeem")
+            return
+        pharmacy, courier = self.roles[what.rx_id]
+        following = {"issue": (pharmacy, "redeem"), "redeem": (pharmacy, "dispatch"), "dispatch": (courier, "deliver"),
+                     "deliver": (courier, "confirm")}.get(step)  # fmt: skip
+        if following:
+            self._queue(following[0], what, following[1])
+
+    def _send_what_fits(self) -> None:
+        out = []
+        for address, queue in self.queues.items():
+            room = self.max_in_flight - self.in_flight.get(address, 0)
+            take, self.queues[address] = queue[:room], queue[room:]
+            for sender, what, step in take:
+                tx = self._sign(sender, what, step)
+                self.sent[tx.tx_hash] = (what, step, address)
+                out.append(tx)
+            self.in_flight[address] = self.in_flight.get(address, 0) + len(take)
+        if out:
+            self.pipeline.send(out)
+            self.transactions += len(out)
+
+    def _sign(self, sender: LocalAccount, what, step: str) -> SignedTx:
+        sign = self.pipeline.sign
+        if step == "issueBatch":
+            return sign(sender, "issueBatch", [[p.rx_id for p in what], self.expires_at, 1])
+        p = what
+        if step == "issue":
+            return sign(sender, "issue", [p.doc_hash, p.claim_address, ZERO, self.expires_at, 1])
+        if step == "redeem":
+            signature = sign_digest(p.claim_key, redeem_digest(self.client.domain, p.rx_id, sender.address, 1, self.deadline))
+            args = [p.doctor, p.doc_hash, ZERO, p.claim_address, self.deadline, signature]
+            return sign(sender, "redeemBatched", args + [p.root, p.proof]) if p.root else sign(sender, "redeem", args)
+        if step == "dispatch":
+            return sign(sender, "dispatch", [p.rx_id, self.roles[p.rx_id][1].address])
+        if step == "deliver":
+            return sign(sender, "deliver", [p.rx_id])
+        signature = sign_digest(p.claim_key, receipt_digest(self.client.domain, p.rx_id, 0, self.deadline))
+        return sign(sender, "confirmReceipt", [p.rx_id, p.terms, self.deadline, signature])
+
+
+@dataclass(frozen=True)
+class _Hash:
+    tx_hash: str
+
+
+def _name(what) -> str:
+    if isinstance(what, list):
+        return f"batch of {len(what)} from 0x{what[0].rx_id.hex()[:12]}…"
+    return f"prescription 0x{what.rx_id.hex()}"
 
 
 def _issue_streaming(client, pipeline, doctors, hospital, n, now, seed, progress) -> tuple[tuple[str, int, float], list[bytes]]:
@@ -226,7 +330,7 @@ def node_ceiling(pipeline: Pipeline, doctors: list[LocalAccount], now: int, *, c
     return count, seconds
 
 
-def _figures(phases, prescriptions, batched, batch_phase, prep_seconds, started, issue_only, ceiling) -> dict:
+def _figures(phases, prescriptions, batched, batch_phase, prep_seconds, started, issue_only, ceiling, max_in_flight=None) -> dict:
     chain_seconds = sum(seconds for _, _, seconds in phases)
     work_seconds = sum(seconds for name, _, seconds in phases if not name.startswith("onboard"))
     tx_per_s = _tx_count(phases) / chain_seconds
@@ -236,7 +340,7 @@ def _figures(phases, prescriptions, batched, batch_phase, prep_seconds, started,
         "node_ceiling_tx_per_s": round(node_per_s, 1),
         "ratio": round(tx_per_s / node_per_s, 3),
         "lifecycles_per_s": 0.0 if issue_only else round(prescriptions / work_seconds, 1),
-        "issued_per_s_batched": round(len(batched) / batch_phase[2], 1) if batched else 0.0,
+        "issued_per_s_batched": round(len(batched) / batch_phase[2], 1) if batched and batch_phase else None,
         "transactions": _tx_count(phases),
         "seconds": round(time.perf_counter() - started, 2),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
@@ -244,6 +348,7 @@ def _figures(phases, prescriptions, batched, batch_phase, prep_seconds, started,
         "prescriptions": prescriptions,
         "batched": len(batched),
         "document_prep_per_s": round(prescriptions / prep_seconds, 1),
+        "max_in_flight_per_sender": max_in_flight,
     }
 
 
