@@ -312,10 +312,11 @@ def test_sync_adds_only_missing_and_removes_only_extra_accounts(node: tuple[Besu
     result = PermissioningClient(url).sync_accounts([A.upper().replace("0X", "0x"), D, B])
     assert result.added == [D]
     assert result.removed == [C]
-    assert state.requests == [
+    assert state.requests == [  # revocations first, then admissions, then the node's list read back
         ("perm_getAccountsAllowlist", []),
-        ("perm_addAccountsToAllowlist", [[D]]),
         ("perm_removeAccountsFromAllowlist", [[C]]),
+        ("perm_addAccountsToAllowlist", [[D]]),
+        ("perm_getAccountsAllowlist", []),
     ]
     assert sorted(state.accounts) == sorted([A, B, D])
 
