@@ -340,7 +340,7 @@ def test_sync_to_an_empty_allowlist_removes_everything(node: tuple[BesuPermStand
     state, url = node
     result = PermissioningClient(url).sync_accounts([])
     assert result.removed == [A, B, C] and result.added == []
-    assert state.methods == ["perm_getAccountsAllowlist", "perm_removeAccountsFromAllowlist"]
+    assert state.methods == ["perm_getAccountsAllowlist", "perm_removeAccountsFromAllowlist", "perm_getAccountsAllowlist"]
     assert state.accounts == []
 
 

@@ -360,6 +360,8 @@ class PermissioningClient:
                 if not _file_out_of_sync(exc):
                     raise
                 not_persisted = True  # applied in memory, the file left as it was
+        if not (to_add or to_remove):
+            return SyncResult(added=[], removed=[])
         now = self.accounts_allowlist()
         if sorted(set(now)) != sorted(wanted_set):
             missing, extra = sorted(wanted_set - set(now)), sorted(set(now) - wanted_set)
