@@ -331,9 +331,9 @@ def node_ceiling(pipeline: Pipeline, doctors: list[LocalAccount], now: int, *, c
 
 
 def _figures(phases, prescriptions, batched, batch_phase, prep_seconds, started, issue_only, ceiling, max_in_flight=None) -> dict:
-    chain_seconds = sum(seconds for _, _, seconds in phases)
-    work_seconds = sum(seconds for name, _, seconds in phases if not name.startswith("onboard"))
-    tx_per_s = _tx_count(phases) / chain_seconds
+    work = [(count, seconds) for name, count, seconds in phases if not name.startswith("onboard")]
+    work_seconds = sum(seconds for _, seconds in work)
+    tx_per_s = sum(count for count, _ in work) / work_seconds  # the workload's rate: onboarding is set-up
     node_per_s = ceiling[0] / ceiling[1]
     return {
         "tx_per_s": round(tx_per_s, 1),
