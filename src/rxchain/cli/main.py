@@ -623,6 +623,46 @@ def network_allowlist(ctx, kit_dir):
              f"{len(accounts)} accounts allowed; permissions written for {len(kit.nodes)} nodes")  # fmt: skip
 
 
+@network.command("follow")
+@click.option("--kit", "kit_dir", type=click.Path(exists=True, file_okay=False), help="Follow with every node of this kit.")
+@click.option("--node", "nodes", multiple=True, help="A node's JSON-RPC URL with the PERM API (repeatable).")
+@click.option("--state", "state_file", default=None, help="State file (default .rxchain/follow-<network>.json).")
+@click.option("--once", is_flag=True, help="Act on the head block once and stop.")
+@click.option("--status", is_flag=True, help="Show where the follower stands (no node is touched); exit 1 if a node is not in step.")
+@click.option("--poll", type=float, default=1.0, show_default=True, help="Seconds between looks at the head.")
+@pass_ctx
+def network_follow(ctx, kit_dir, nodes, state_file, once, status, poll):
+    """Keep every node's accounts allowlist equal to the registry's members in good standing, block by block."""
+    from rxchain.network import load_kit
+    from rxchain.network.follow import Follower, load_state
+
+    path = Path(state_file or project_root() / ".rxchain" / f"follow-{ctx.network}.json")
+    if status:
+        state = load_state(path)
+        if state is None:
+            raise errors.InvalidValue(f"no follower state at {path}: the follower never ran with it")
+        lines = [f"block {state.last_block}: {len(state.allowlist)} accounts allowed, {state.syncs} syncs"]
+        lines += [f"  {url}: {'[green]' if s == 'in step' else '[red]'}{escape(s)}[/]" for url, s in state.node_status.items()]
+        ctx.emit(state.as_json(), "\n".join(lines))
+        sys.exit(0 if state.in_step() else EXIT_REFUSED)
+    urls = list(nodes) + (load_kit(Path(kit_dir)).rpc_urls if kit_dir else [])
+    follower = Follower(ctx.client(), urls, path)
+
+    def report(state, pushed) -> None:
+        if pushed or not state.in_step():
+            bad = [u for u, s in state.node_status.items() if s != "in step"]
+            err_console.print(f"block {state.last_block}: {len(state.allowlist)} accounts" + (f"; NOT in step: {', '.join(bad)}" if bad else " pushed to every node"))
+
+    if once:
+        pushed = follower.step()
+        ctx.emit({**follower.state.as_json(), "pushed": pushed}, f"block {follower.state.last_block}: " + ("allowlists updated" if pushed else "nothing to change"))
+        if not follower.state.in_step():
+            sys.exit(EXIT_UNAVAILABLE)
+        return
+    err_console.print(f"following registry {follower.client.address} for {len(urls)} node(s); state in {path} (Ctrl-C stops)")
+    follower.run(poll_seconds=poll, on_step=report)
+
+
 @network.command("sync-permissions")
 @click.option("--kit", "kit_dir", type=click.Path(exists=True, file_okay=False), help="Sync every node of this kit.")
 @click.option("--node", "nodes", multiple=True, help="A node's JSON-RPC URL (repeatable).")

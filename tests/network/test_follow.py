@@ -1,0 +1,99 @@
+"""`rx network follow`: the nodes' allowlists follow the registry block by block, end to end on the
+suite's anvil, with a PERM stand-in that keeps Besu's rules (tests/network/test_permissions.py)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from rxchain.cli import main as cli
+from rxchain.chain.deployment import save_deployment
+from rxchain.network.follow import Follower, load_state
+from rxchain.network.registry import registry_allowlist
+
+from .test_permissions import BesuPermStandIn, _serve
+
+
+@pytest.fixture
+def perm_node():
+    state = BesuPermStandIn(accounts=[])
+    server, url = _serve(state)
+    yield state, url
+    server.shutdown()
+    server.server_close()
+
+
+def mine(client, seconds: int = 1) -> None:
+    client.w3.provider.make_request("evm_increaseTime", [seconds])
+    client.w3.provider.make_request("evm_mine", [])
+
+
+def test_an_admission_and_a_revocation_reach_the_node_at_the_next_block(client, ids, perm_node, tmp_path):
+    node, url = perm_node
+    follower = Follower(client, [url], tmp_path / "follow.json")
+
+    assert follower.step() is True
+    assert sorted(node.accounts) == sorted(a.lower() for a in registry_allowlist(client))
+    newcomer = ids["courier2"].address
+    assert newcomer.lower() not in node.accounts
+
+    client.admit(ids["regulator"], newcomer, "courier", client.latest_block_time() + 86400)
+    assert follower.step() is True
+    assert newcomer.lower() in node.accounts
+
+    client.revoke(ids["regulator"], newcomer, "courier")
+    assert follower.step() is True
+    assert newcomer.lower() not in node.accounts
+    assert follower.state.in_step() and sorted(node.file_accounts) == sorted(node.accounts)
+
+
+def test_a_credential_that_lapses_leaves_the_allowlist_with_no_event(client, ids, perm_node, tmp_path):
+    node, url = perm_node
+    newcomer = ids["courier2"].address
+    client.admit(ids["regulator"], newcomer, "courier", client.latest_block_time() + 60)
+    follower = Follower(client, [url], tmp_path / "follow.json")
+    follower.step()
+    assert newcomer.lower() in node.accounts
+
+    mine(client, 120)
+    follower.step()
+
+    assert newcomer.lower() not in node.accounts
+
+
+def test_the_follower_resumes_where_it_stopped_and_retries_a_node_that_was_down(client, ids, perm_node, tmp_path):
+    node, url = perm_node
+    state_file = tmp_path / "follow.json"
+    Follower(client, [url], state_file).step()
+    acted_on = load_state(state_file).last_block
+
+    again = Follower(client, [url], state_file)
+    assert again.state.last_block == acted_on and again.step() is False  # no new block: nothing to do
+
+    node.perm_enabled = False  # the node stops answering PERM (as when its API is off or it restarts)
+    client.admit(ids["regulator"], ids["courier2"].address, "courier", client.latest_block_time() + 86400)
+    again.step()
+    assert not again.state.in_step() and "not in step" in again.state.node_status[url]
+    node.perm_enabled = True
+    mine(client)
+    again.step()
+    assert again.state.in_step() and ids["courier2"].address.lower() in node.accounts
+
+
+def test_rx_network_follow_once_and_status(client, deployment, perm_node, tmp_path, monkeypatch, capsys):
+    node, url = perm_node
+    monkeypatch.setenv("RXCHAIN_DEPLOYMENTS", str(tmp_path / "deployments"))
+    save_deployment(deployment)
+    state_file = str(tmp_path / "follow.json")
+    base = ["--network", "local", "--outbox", str(tmp_path / "o.sqlite"), "--json", "network", "follow", "--node", url,
+            "--state", state_file]  # fmt: skip
+
+    cli.main(base + ["--once"])
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as done:
+        cli.main(base + ["--status"])
+    status = json.loads(capsys.readouterr().out)
+
+    assert done.value.code == 0 and status["inStep"] is True and status["nodeStatus"] == {url: "in step"}
+    assert sorted(node.accounts) == sorted(status["allowlist"])
