@@ -97,3 +97,25 @@ def test_rx_network_follow_once_and_status(client, deployment, perm_node, tmp_pa
 
     assert done.value.code == 0 and status["inStep"] is True and status["nodeStatus"] == {url: "in step"}
     assert sorted(node.accounts) == sorted(status["allowlist"])
+
+
+def test_rx_network_allowlist_keeps_the_nodes_the_operator_wrote(client, deployment, tmp_path, monkeypatch, capsys):
+    """Operators put each host's real address into static-nodes and nodes-allowlist; a later
+    `rx network allowlist` (accounts from the registry) must not put the generation host's back."""
+    from rxchain.network.permissions import read_permissions_config
+
+    monkeypatch.setenv("RXCHAIN_DEPLOYMENTS", str(tmp_path / "deployments"))
+    save_deployment(deployment)
+    base = ["--network", "local", "--outbox", str(tmp_path / "o.sqlite")]
+    kit_dir = tmp_path / "kit"
+    cli.main(base + ["network", "init", str(kit_dir), "--validators", "1"])
+    (permissions,) = kit_dir.glob("nodes/*/data/permissions_config.toml")
+    edited = permissions.read_text().replace("@127.0.0.1:", "@192.0.2.10:")  # a documentation address, never contacted
+    permissions.write_text(edited)
+    capsys.readouterr()
+
+    cli.main(base + ["network", "allowlist", "--kit", str(kit_dir)])
+
+    after = read_permissions_config(permissions)
+    assert after.nodes and all("@192.0.2.10:" in enode for enode in after.nodes)
+    assert sorted(after.accounts) == sorted(a.lower() for a in registry_allowlist(client))

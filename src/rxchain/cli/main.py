@@ -611,14 +611,20 @@ def network_init(ctx, out, validators, members, block_period, host, allow, overw
 @click.option("--kit", "kit_dir", required=True, type=click.Path(exists=True, file_okay=False))
 @pass_ctx
 def network_allowlist(ctx, kit_dir):
-    """Write every node's permissions_config.toml from the registry's members in good standing."""
+    """Write every node's accounts-allowlist from the registry's members in good standing.
+
+    A node's nodes-allowlist is the operator's (real hosts and IPs, edited on each host): it is kept
+    as the file has it; only a node without a file yet gets the kit's."""
     from rxchain.network import load_kit, write_permissions_config
+    from rxchain.network.permissions import read_permissions_config
     from rxchain.network.registry import registry_allowlist
 
     kit = load_kit(Path(kit_dir))
     accounts = registry_allowlist(ctx.client())
     for node in kit.nodes:
-        write_permissions_config(kit.paths(node).permissions, accounts, kit.enodes)
+        path = kit.paths(node).permissions
+        enodes = read_permissions_config(path).nodes if path.is_file() else kit.enodes
+        write_permissions_config(path, accounts, enodes)
     ctx.emit({"accounts": accounts, "nodes": [n.name for n in kit.nodes]},
              f"{len(accounts)} accounts allowed; permissions written for {len(kit.nodes)} nodes")  # fmt: skip
 

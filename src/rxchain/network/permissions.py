@@ -236,8 +236,8 @@ def normalize_enode(enode: str) -> str:
 def write_permissions_config(path: Path, accounts: Iterable[str], enodes: Iterable[str]) -> None:
     """Write Besu's permissions TOML with ``accounts-allowlist`` and ``nodes-allowlist``.
 
-    Entries are validated, normalised and de-duplicated (Besu ignores an allowlist containing a
-    duplicate); both keys are always written, empty or not, since Besu refuses a file missing
+    Entries are validated, normalised and de-duplicated (Besu refuses an allowlist containing a
+    duplicate, and a node does not start with one); both keys are always written, empty or not, since Besu refuses a file missing
     either one when that permissioning is enabled. The file is replaced atomically.
     """
     account_list = list(dict.fromkeys(normalize_account(a) for a in accounts))
