@@ -92,9 +92,8 @@ class Pipeline:
         self._request_id = 0
         #: Whether the node serves eth_getBlockReceipts (found out on first use).
         self.block_receipts = True
-        #: The first block that may hold a transaction sent and not yet collected (None: none out).
-        self._scan_from: int | None = None
-        self._out = 0
+        #: tx hash -> the head block when it was sent (the first block that can hold it), until collected.
+        self._sent_at: dict[str, int] = {}
 
     # ---------------------------------------------------------------------------- signing
 
@@ -121,10 +120,8 @@ class Pipeline:
 
     def submit(self, txs: Sequence[SignedTx]) -> None:
         """Writes ``txs`` to the outbox (all or none), then sends them in JSON-RPC batches."""
-        if self._scan_from is None:
-            (head,) = self._batch([("eth_blockNumber", [])])
-            self._scan_from = int(head["result"], 16)
-        self._out += len(txs)
+        sent_at = self.head()
+        self._sent_at.update((t.tx_hash, sent_at) for t in txs)
         self.client.outbox.record(
             [OutboxEntry(t.tx_hash, t.op_key, t.sender, t.nonce, self.client.chain_id, t.raw, t.function, "pending", None) for t in txs]
         )
@@ -201,11 +198,11 @@ class Pipeline:
         result = PipelineResult()
         waiting = {t.tx_hash: t for t in txs}
         deadline = time.monotonic() + self.receipt_timeout
-        # per block when this pipeline sent them (it knows the block it started at); per transaction
-        # for transactions sent elsewhere, which may sit in any earlier block
-        by_block = self.block_receipts and self._scan_from is not None
-        (head,) = self._batch([("eth_blockNumber", [])])
-        next_block = self._scan_from if self._scan_from is not None else int(head["result"], 16)
+        # per block from the first block that can hold one of them when this pipeline sent them all;
+        # per transaction for transactions sent elsewhere, which may sit in any earlier block
+        starts = [self._sent_at.get(t.tx_hash) for t in txs]
+        by_block = self.block_receipts and None not in starts
+        next_block = min(starts) if by_block and starts else self.head()
         last_progress = time.monotonic()
         while waiting:
             (head,) = self._batch([("eth_blockNumber", [])])
@@ -237,9 +234,8 @@ class Pipeline:
             self.client.outbox.settle_many(settled)
             if waiting and time.monotonic() > deadline:
                 raise TransactionFailed(f"{len(waiting)} transactions not mined within {self.receipt_timeout:.0f} s; they stay in the outbox")
-        self._out = max(0, self._out - len(txs))
-        if self._out == 0:  # nothing of this pipeline's is out: the next submit starts a new scan
-            self._scan_from = None
+        for t in txs:
+            self._sent_at.pop(t.tx_hash, None)
         return result
 
     def _collect_by_transaction(self, waiting: dict[str, SignedTx], settled: list, result: PipelineResult) -> None:

@@ -548,7 +548,9 @@ def dapp(ctx, host, port):
 @click.option("--issue-only", is_flag=True, help="Only issue, all in batches of 256 (the hospital-scale issuance figure).")
 @click.option("--ceiling", "ceiling_transactions", type=click.IntRange(min=10), default=3000, show_default=True,
               help="Pre-signed transactions for measuring the node's own ceiling first (the ratio's denominator).")
-def bench(prescriptions, batched_fraction, doctors, pharmacies, couriers, on_devnet, issue_only, ceiling_transactions):
+@click.option("--max-in-flight", type=click.IntRange(min=1), default=500, show_default=True,
+              help="Most unmined transactions per sender (Besu's SEQUENCED pool keeps 614 at its defaults).")
+def bench(prescriptions, batched_fraction, doctors, pharmacies, couriers, on_devnet, issue_only, ceiling_transactions, max_in_flight):
     """Pipelined hospital-scale workload; the LAST line is one JSON object of figures."""
     import tempfile
 
@@ -562,7 +564,7 @@ def bench(prescriptions, batched_fraction, doctors, pharmacies, couriers, on_dev
             client = bench_client(url, f"{folder}/outbox.sqlite")
             result = run_bench(client, prescriptions=prescriptions, batched_fraction=batched_fraction, doctors=doctors,
                                pharmacies=pharmacies, couriers=couriers, console=err_console, issue_only=issue_only,
-                               ceiling_transactions=ceiling_transactions)  # fmt: skip
+                               ceiling_transactions=ceiling_transactions, max_in_flight=max_in_flight)  # fmt: skip
     finally:
         if chain is not None:
             chain.stop()

@@ -123,10 +123,11 @@ def run_bench(
         ceiling = node_ceiling(pipeline, staff["doctor"], now, count=ceiling_transactions, progress=progress)
 
         if issue_only:
-            phase, roots = _issue_streaming(client, pipeline, staff["doctor"], ids["hospital"], prescriptions, now, seed, progress)
+            phase, roots = _issue_streaming(client, pipeline, staff["doctor"], ids["hospital"], prescriptions, now, seed, progress,
+                                            max_in_flight)  # fmt: skip
             phases.append(phase)
             _verify_batches(client, pipeline, roots, progress)
-            figures = _figures(phases, prescriptions, range(prescriptions), phase, phase[2], started, True, ceiling)
+            figures = _figures(phases, prescriptions, range(prescriptions), phase, phase[2], started, True, ceiling, max_in_flight)
             figures["document_prep_per_s"] = None  # interleaved with sending: see issued_per_s_batched
             return BenchResult(figures, phases, ceiling)
 
@@ -271,21 +272,33 @@ def _name(what) -> str:
     return f"prescription 0x{what.rx_id.hex()}"
 
 
-def _issue_streaming(client, pipeline, doctors, hospital, n, now, seed, progress) -> tuple[tuple[str, int, float], list[bytes]]:
+def _issue_streaming(client, pipeline, doctors, hospital, n, now, seed, progress, max_in_flight=DEFAULT_MAX_IN_FLIGHT) -> tuple[tuple[str, int, float], list[bytes]]:
     """Prepares, signs and sends batches of 256 a chunk at a time, keeping only hashes and roots, so
-    memory stays flat however large ``n`` is; the node mines while the next chunk is prepared."""
+    memory stays flat however large ``n`` is; the node mines while the next chunk is prepared. The
+    hospital never has more than ``max_in_flight`` batches unmined (Besu's pool limit per sender)."""
     task = progress.add_task("issue (batches, streamed)", total=n)
     started = time.perf_counter()
     expires_at = now + 86400
     roots: list[bytes] = []
-    sent: list[SignedTx] = []
+    window: list[SignedTx] = []  # sent, not yet seen mined
     chunk: list[SignedTx] = []
     group: list[bytes] = []
+    count = 0
+
+    def settle_window() -> None:
+        result = pipeline.collect(window)
+        if result.failed:
+            raise BenchFailed(f"{len(result.failed)} of {len(window)} batches reverted (first: {_why(pipeline, result.failed[0])})")
+        window.clear()
 
     def flush() -> None:
+        nonlocal count
         pipeline.submit(chunk)
-        sent.extend(dataclasses.replace(tx, raw=b"") for tx in chunk)  # the outbox keeps the bytes
+        window.extend(dataclasses.replace(tx, raw=b"") for tx in chunk)  # the outbox keeps the bytes
+        count += len(chunk)
         chunk.clear()
+        if len(window) >= max_in_flight:
+            settle_window()
 
     for p in _prepare_iter(doctors, n, now, seed):
         group.append(p.rx_id)
@@ -302,10 +315,9 @@ def _issue_streaming(client, pipeline, doctors, hospital, n, now, seed, progress
         progress.advance(task, len(group))
     if chunk:
         flush()
-    result = pipeline.collect(sent)
-    if result.failed:
-        raise BenchFailed(f"{len(result.failed)} of {len(sent)} batches reverted (first: {_why(pipeline, result.failed[0])})")
-    return ("issue (batches of 256, streamed)", len(sent), time.perf_counter() - started), roots
+    if window:
+        settle_window()
+    return ("issue (batches of 256, streamed)", count, time.perf_counter() - started), roots
 
 
 def node_ceiling(pipeline: Pipeline, doctors: list[LocalAccount], now: int, *, count: int = 3000,
