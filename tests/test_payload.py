@@ -39,11 +39,8 @@ from rxchain.core.payload import (
     WrongRegistry,
     decode_payload,
     encode_payload,
-    payload_matrix,
-    payload_png,
-    payload_terminal,
-    read_qr_image,
 )
+from rxchain.core.qr import payload_matrix, payload_png, payload_terminal, read_qr_image
 
 DOCTOR = "0x5B38Da6a701c568545dCfcB03FcB875f56beddC4"
 PHARMACY = "0xAb8483F64d9C6d1EcF9b849Ae677dD3315835cb2"

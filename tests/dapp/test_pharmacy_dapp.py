@@ -20,7 +20,8 @@ from eth_utils import keccak
 
 from rxchain.audit import trail
 from rxchain.dev.demo import demo_document
-from rxchain.core.payload import ClaimKey, PrescriptionPayload, encode_payload, payload_png
+from rxchain.core.payload import ClaimKey, PrescriptionPayload, encode_payload
+from rxchain.core.qr import payload_png
 from rxchain.core.status import Status
 
 from .conftest import save_docs_image

@@ -39,7 +39,7 @@ from rxchain.core.document import MedicationSpec, build_prescription, load_docum
 from rxchain.chain.signers import dev_accounts, load_signer
 from rxchain.chain.outbox import Outbox
 from rxchain.paths import project_root, tool_env
-from rxchain.core.payload import payload_png, payload_terminal, read_qr_image
+from rxchain.core.qr import payload_png, payload_terminal, read_qr_image
 from rxchain.cli.render import camel_keys, members_table, prescription_table, trail_table, utc
 from rxchain.workflow import confirm_payload_receipt, issue_prescription, read_payload, redeem_payload
 

@@ -46,9 +46,9 @@ decompressed JSON, nesting at most ``rxchain.core.document.MAX_JSON_DEPTH`` deep
 duplicate keys, NaN/Infinity and unknown top-level keys are refused, and
 ``chainId`` must be at most 2**53-1 so that ``JSON.parse`` reads it exactly.
 
-Rendering: :func:`payload_png` writes a PNG (error correction M, or L when the
-text does not fit at M); :func:`payload_terminal` draws the code with
-half-block characters. A typical payload is about 1,000-1,100 characters,
+Rendering lives in :mod:`rxchain.core.qr`: ``payload_png`` writes a PNG (error correction M, or L
+when the text does not fit at M), ``payload_terminal`` draws the code with half-block characters,
+``read_qr_image`` reads it back from a photo. A typical payload is about 1,000-1,100 characters,
 a QR code of version 26-27 (121-125 modules).
 """
 
@@ -56,22 +56,16 @@ from __future__ import annotations
 
 import base64
 import binascii
-import io
 import re
-import struct
 import zlib
 from dataclasses import dataclass
 from functools import cached_property
-from pathlib import Path
 from typing import Any
 
-import qrcode
 import rfc8785
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak, to_checksum_address
-from qrcode.constants import ERROR_CORRECT_L, ERROR_CORRECT_M
-from qrcode.exceptions import DataOverflowError
 
 from rxchain.core.claims import SECP256K1_ORDER
 from rxchain.core.document import DocumentError, _loads_json, document_hash, prescription_parties
@@ -98,9 +92,6 @@ __all__ = [
     "WrongRegistry",
     "decode_payload",
     "encode_payload",
-    "payload_matrix",
-    "payload_png",
-    "payload_terminal",
 ]
 
 PAYLOAD_VERSION = 1
@@ -210,22 +201,6 @@ class PayloadTampered(PayloadError):
             f"the prescription content does not match its id (id 0x{rx_id.hex()}, content gives"
             f" 0x{computed.hex()}): the code was altered; do not dispense"
         )
-
-
-class UnreadableImage(PayloadError):
-    """The file given as a QR photo is not a picture that can be opened."""
-
-    def __init__(self, path: str, reason: str) -> None:
-        super().__init__(f"{path} is not a picture that can be opened ({reason}): give a PNG or JPEG photo or screenshot")
-        self.path = path
-
-
-class NoQrCodeFound(PayloadError):
-    """No QR code could be read in the picture."""
-
-    def __init__(self, path: str) -> None:
-        super().__init__(f"no QR code could be read in {path}: take the photo again, straight on and in focus")
-        self.path = path
 
 
 # --------------------------------------------------------------------------- public types
@@ -409,60 +384,6 @@ def decode_payload(
     return payload
 
 
-def payload_matrix(text: str, *, border: int = 4) -> list[list[bool]]:
-    """Return the QR code of ``text`` as rows of modules (``True`` = dark), quiet zone included.
-
-    Uses error correction M, or L when the text does not fit at M.
-    Raises :class:`PayloadTooLarge` when it does not fit in any QR code.
-    """
-    return [list(row) for row in _qr_code(text, border).get_matrix()]
-
-
-def payload_png(text: str, path: str | Path, *, box_size: int = 8, border: int = 4) -> Path:
-    """Write the QR code of ``text`` as a black-and-white PNG; return the path.
-
-    Each module is ``box_size`` pixels square; ``border`` modules of quiet zone
-    surround the code (the QR standard asks for 4).
-    """
-    if box_size < 1:
-        raise ValueError("box_size must be at least 1")
-    path = Path(path)
-    path.write_bytes(_png_bytes(payload_matrix(text, border=border), box_size))
-    return path
-
-
-def payload_terminal(text: str, *, dark_terminal: bool = True, border: int = 2) -> str:
-    """Return the QR code of ``text`` drawn with half-block characters, two module rows per line.
-
-    With ``dark_terminal`` (light text on a dark background) the blocks draw
-    the light modules so that the code reads dark-on-light as scanners expect.
-    """
-    buffer = io.StringIO()
-    _qr_code(text, border).print_ascii(out=buffer, tty=False, invert=dark_terminal)
-    return buffer.getvalue()
-
-
-def read_qr_image(path: str | Path) -> str:
-    """The text of the QR code in a photo or screenshot (PNG, JPEG ...), as a scanner reads it.
-
-    Raises :class:`UnreadableImage` for a file that is not a picture and :class:`NoQrCodeFound` when
-    no QR code can be read in it; the text is then decoded with :func:`decode_payload` as usual.
-    """
-    import zxingcpp
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as image:
-            image.load()
-            found = zxingcpp.read_barcodes(image.convert("L"), formats=zxingcpp.BarcodeFormat.QRCode)
-    except (OSError, UnidentifiedImageError) as exc:
-        raise UnreadableImage(str(path), str(exc)) from None
-    texts = [code.text for code in found if code.valid and code.text]
-    if not texts:
-        raise NoQrCodeFound(str(path))
-    return texts[0]
-
-
 # --------------------------------------------------------------------------- helpers
 
 _B64URL_RE = re.compile(r"[A-Za-z0-9_-]*")
@@ -594,41 +515,4 @@ def _payload_from_object(obj: Any) -> PrescriptionPayload:
         rx_id=bytes.fromhex(rx_id[2:]),
         claim_key=claim_key,
         document=document,
-    )
-
-
-def _qr_code(text: str, border: int) -> qrcode.QRCode:
-    """Return the smallest QR code holding ``text``: error correction M if it fits, else L."""
-    if not isinstance(text, str) or not text:
-        raise ValueError("nothing to encode")
-    for level in (ERROR_CORRECT_M, ERROR_CORRECT_L):
-        code = qrcode.QRCode(error_correction=level, border=border)
-        code.add_data(text)
-        try:
-            code.make(fit=True)
-        except (DataOverflowError, ValueError):  # qrcode reports "version 41" as a ValueError
-            continue
-        return code
-    raise PayloadTooLarge(len(text), 2953, "text for one QR code")
-
-
-def _png_bytes(matrix: list[list[bool]], scale: int) -> bytes:
-    """Encode a module matrix as a 1-bit greyscale PNG, ``scale`` pixels per module."""
-    size = len(matrix) * scale
-    rows = []
-    for row in matrix:
-        bits = "".join(("0" if dark else "1") * scale for dark in row)
-        bits += "1" * (-len(bits) % 8)
-        line = b"\x00" + int(bits, 2).to_bytes(len(bits) // 8, "big")  # filter type 0, then pixels
-        rows.extend([line] * scale)
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    header = struct.pack(">IIBBBBB", size, size, 1, 0, 0, 0, 0)  # 1 bit, greyscale, deflate, no interlace
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(b"".join(rows), 9))
-        + chunk(b"IEND", b"")
     )
