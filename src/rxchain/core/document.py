@@ -75,6 +75,7 @@ import rfc8785
 from eth_utils import keccak, to_checksum_address
 from pydantic import BaseModel, ConfigDict, PositiveInt, ValidationError
 
+from rxchain.core.strictjson import MAX_JSON_DEPTH, loads_strict
 from rxchain.core.ids import is_valid_address
 from rxchain.errors import BadInput
 
@@ -132,8 +133,6 @@ _ROUTINE = "routine"
 _EMERGENCY = "stat"
 _SALT_BYTES = 16
 
-MAX_JSON_DEPTH = 64
-"""Deepest JSON nesting accepted when parsing a document or payload (a prescription needs about 10)."""
 
 
 # --------------------------------------------------------------------------- exceptions
@@ -559,7 +558,7 @@ def load_document(path: str | Path) -> dict[str, Any]:
     """
     data = Path(path).read_bytes()
     try:
-        doc = _loads_json(data)
+        doc = loads_strict(data)
     except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, duplicate keys, constants, depth
         raise NotAPrescription(f"{path}: not valid JSON: {exc}") from exc
     if not isinstance(doc, dict):
@@ -580,8 +579,6 @@ def dump_document(doc: Mapping[str, Any], path: str | Path) -> None:
 # --------------------------------------------------------------------------- helpers
 
 _SALT_RE = re.compile(r"[0-9a-f]{32}")
-_JSON_STRING_RE = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
-_NOT_BRACKET_RE = re.compile(r"[^\[\]{}]+")
 _HEX_SALT_INPUT_RE = re.compile(r"(0x)?[0-9a-fA-F]{32}")
 _PSEUDONYM_RE = re.compile(r"[A-Za-z0-9_-]{16,128}")
 _NATIONAL_ID_RE = re.compile(r"\d{15}|\d{17}[\dXx]")
@@ -867,52 +864,3 @@ def _salt_hex(salt: bytes | str | None) -> str:
     if isinstance(salt, str) and _HEX_SALT_INPUT_RE.fullmatch(salt):
         return salt.removeprefix("0x").lower()
     raise InvalidSalt(salt)
-
-
-def _loads_json(data: bytes) -> Any:
-    """Parse UTF-8 JSON strictly: no duplicate keys, no NaN/Infinity, bounded nesting.
-
-    Every failure is a ``ValueError``. The nesting is measured before parsing
-    because the C JSON parser recurses on the C stack: in a process that has
-    raised the recursion limit, a deeply nested input could crash it outright
-    instead of raising RecursionError.
-    """
-    text = data.decode("utf-8")
-    depth = _json_depth(text)
-    if depth > MAX_JSON_DEPTH:
-        raise ValueError(f"nested {depth} levels deep, the maximum is {MAX_JSON_DEPTH}")
-    try:
-        return json.loads(text, object_pairs_hook=_no_duplicate_keys, parse_constant=_reject_constant)
-    except RecursionError as exc:
-        raise ValueError("nested too deeply") from exc
-
-
-def _json_depth(text: str) -> int:
-    """Return the deepest bracket nesting of JSON text, ignoring brackets inside strings.
-
-    An unterminated string is not removed, so malformed text can only be over-estimated.
-    """
-    brackets = _NOT_BRACKET_RE.sub("", _JSON_STRING_RE.sub("", text))
-    depth = deepest = 0
-    for char in brackets:
-        if char in "[{":
-            depth += 1
-            deepest = max(deepest, depth)
-        else:
-            depth -= 1
-    return deepest
-
-
-def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """json object hook refusing duplicate keys, which would make the content ambiguous."""
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise ValueError(f"duplicate key {key!r}")
-        result[key] = value
-    return result
-
-
-def _reject_constant(name: str) -> Any:
-    """json constant hook refusing NaN and Infinity."""
-    raise ValueError(f"{name} is not allowed")

@@ -42,7 +42,7 @@ Decoding ignores surrounding whitespace and refuses, with a named
 :class:`PayloadError` subclass, anything that is not exactly this: no other
 exception escapes :func:`decode_payload`. Limits: at most
 :data:`MAX_PAYLOAD_CHARS` characters of text, :data:`MAX_JSON_BYTES` of
-decompressed JSON, nesting at most ``rxchain.core.document.MAX_JSON_DEPTH`` deep;
+decompressed JSON, nesting at most ``rxchain.core.strictjson.MAX_JSON_DEPTH`` deep;
 duplicate keys, NaN/Infinity and unknown top-level keys are refused, and
 ``chainId`` must be at most 2**53-1 so that ``JSON.parse`` reads it exactly.
 
@@ -68,7 +68,8 @@ from eth_account.signers.local import LocalAccount
 from eth_utils import keccak, to_checksum_address
 
 from rxchain.core.claims import SECP256K1_ORDER
-from rxchain.core.document import DocumentError, _loads_json, document_hash, prescription_parties
+from rxchain.core.document import DocumentError, document_hash, prescription_parties
+from rxchain.core.strictjson import loads_strict
 from rxchain.core.ids import is_valid_address, prescription_id_for
 from rxchain.errors import BadInput, InvalidValue
 
@@ -452,7 +453,7 @@ def _unwrap(text: Any) -> Any:
         raise MalformedPayload("bytes after the end of the zlib stream")
 
     try:
-        return _loads_json(data)
+        return loads_strict(data)
     except ValueError as exc:  # UTF-8, JSON syntax, duplicate keys, NaN, nesting, oversized integers
         raise MalformedPayload(f"invalid JSON: {exc}") from exc
 
