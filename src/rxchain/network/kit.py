@@ -22,6 +22,11 @@ Nodes are named ``validator-1..N`` (they seal blocks; their addresses are in the
 ``extraData``) and ``member-1..M`` (full nodes for consortium members, not validators).
 
 Nothing here runs Besu: the kit is generated and checked offline. See docs/besu-network-kit.md.
+
+This module stages and writes the kit; what goes into it comes from :mod:`rxchain.network.genesis`
+(genesis, milestones, ``extraData``), :mod:`rxchain.network.keys` (node keys and enode URLs) and
+:mod:`rxchain.network.templates` (config.toml, scripts, README); its errors are in
+:mod:`rxchain.network.errors`. Every name stays importable from here.
 """
 
 from __future__ import annotations
@@ -29,28 +34,53 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
-import secrets
 import shutil
 import tempfile
-import time
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import rlp
 import yaml
-from coincurve import PrivateKey
-from eth_utils import is_address, keccak, to_checksum_address
+from eth_utils import is_address
 from pydantic import BaseModel, ConfigDict
 
-from rxchain.chain.logs import DEFAULT_MAX_LOGS_RANGE
-from rxchain.core.claims import SECP256K1_ORDER
 from rxchain.network.permissions import write_permissions_config
 from rxchain.paths import DEFAULT_EVM_VERSION
 from rxchain.paths import evm_version as project_evm_version
-from rxchain.errors import BadInput
+from rxchain.network.errors import (
+    InvalidExtraDataError,
+    InvalidKitParameterError,
+    KitDirectoryNotEmptyError,
+    KitError,
+    KitExistsError,
+    KitNotFoundError,
+    KitRunningError,
+    KitWarning,
+    PortConflictError,
+    UnsupportedEvmVersionError,
+)
+from rxchain.network.genesis import (
+    DEFAULT_CHAIN_ID,
+    QBFT_MIX_HASH,
+    SUPPORTED_EVM_VERSIONS,
+    _build_alloc,
+    _normalise_evm_version,
+    build_genesis,
+    decode_extra_data,
+    encode_extra_data,
+    milestones_for,
+)
+from rxchain.network.keys import _generate_private_key, _url_host, enode_url, node_address, node_public_key
+from rxchain.network.templates import (
+    RPC_APIS,
+    _render_node_config,
+    _render_readme,
+    _render_start_all,
+    _render_start_script,
+    _render_stop_all,
+)
 
 __all__ = [
     "DEFAULT_CHAIN_ID",
@@ -87,29 +117,6 @@ __all__ = [
 # Constants
 # ----------------------------------------------------------------------------------------------
 
-#: Default chain id. It matches the ``besu`` network in the project's ape-config.yaml; both must
-#: always agree, or every transaction signed by the client is refused by the nodes.
-DEFAULT_CHAIN_ID = 272461
-
-#: EVM version used when ape-config.yaml does not set ``solidity.evm_version``.
-
-#: EVM versions the kit can write milestones for, oldest first.
-SUPPORTED_EVM_VERSIONS: tuple[str, ...] = ("london", "shanghai", "cancun", "prague")
-
-#: JSON-RPC API groups enabled on every node's HTTP endpoint.
-RPC_APIS: tuple[str, ...] = ("ETH", "NET", "WEB3", "QBFT", "PERM", "TXPOOL")
-
-#: The mixHash every BFT (IBFT 2.0 / QBFT) block carries: ASCII "ctical byzantine fault tolerance".
-QBFT_MIX_HASH = "0x63746963616c2062797a616e74696e65206661756c7420746f6c6572616e6365"
-
-#: Block gas limit for a free-gas network (the value Besu's free-gas guide suggests).
-FREE_GAS_BLOCK_GAS_LIMIT = "0x1fffffffffffff"
-
-#: Largest contract size Besu accepts (its free-gas guide sets the limit to this maximum).
-MAX_CONTRACT_SIZE = 2147483647
-
-_VANITY_LENGTH = 32
-_ADDRESS_LENGTH = 20
 _MIN_BFT_VALIDATORS = 4
 _KIT_MANIFEST = "kit.json"
 _KIT_FORMAT = 1
@@ -117,68 +124,6 @@ _GENERATED_ROOT_ENTRIES = ("kit.json", "genesis.json", "README.txt", "start-all.
 
 # Chain ids of public networks: reusing one lets a transaction be replayed there.
 _PUBLIC_CHAIN_IDS = {1: "Ethereum mainnet", 11155111: "Sepolia", 17000: "Holesky", 560048: "Hoodi"}
-
-# Block-number milestones up to London, all at genesis (Besu also derives earlier forks from a
-# later one, but listing them keeps the genesis readable by other tools).
-_BLOCK_MILESTONES = (
-    "homesteadBlock",
-    "eip150Block",
-    "eip155Block",
-    "eip158Block",
-    "byzantiumBlock",
-    "constantinopleBlock",
-    "petersburgBlock",
-    "istanbulBlock",
-    "berlinBlock",
-    "londonBlock",
-)
-# Timestamp milestones after London, in order; an EVM version enables itself and all before it.
-_TIME_MILESTONES = (("shanghai", "shanghaiTime"), ("cancun", "cancunTime"), ("prague", "pragueTime"))
-
-
-# ----------------------------------------------------------------------------------------------
-# Errors and warnings
-# ----------------------------------------------------------------------------------------------
-
-
-class KitError(BadInput):
-    """Base class of every error raised while generating or reading a network kit."""
-
-
-class KitExistsError(KitError):
-    """The output directory already holds a network kit and ``overwrite`` was not given."""
-
-
-class KitDirectoryNotEmptyError(KitError):
-    """The output directory holds files that are not a network kit; the kit refuses to mix in."""
-
-
-class KitRunningError(KitError):
-    """A node of the kit to be overwritten is still running."""
-
-
-class InvalidKitParameterError(KitError, ValueError):
-    """An argument of :func:`init_network` is out of range or malformed."""
-
-
-class PortConflictError(InvalidKitParameterError):
-    """Two nodes (or two services of one node) would listen on the same port, or a port is invalid."""
-
-
-class UnsupportedEvmVersionError(KitError, ValueError):
-    """The requested EVM version has no milestone mapping in the kit."""
-
-
-class InvalidExtraDataError(KitError, ValueError):
-    """A genesis/block ``extraData`` value is not a well-formed QBFT extraData."""
-
-
-class KitNotFoundError(KitError):
-    """No kit manifest (kit.json) was found in the given directory."""
-
-
-class KitWarning(UserWarning):
-    """A kit setting that works but that an operator should reconsider (also recorded in the kit)."""
 
 
 # ----------------------------------------------------------------------------------------------
@@ -358,7 +303,9 @@ def init_network(
         host=host,
     )
     node_count = validators + members
-    _check_ports(node_count, p2p_base_port=p2p_base_port, rpc_base_port=rpc_base_port, metrics_base_port=metrics_base_port)
+    _check_ports(
+        node_count, p2p_base_port=p2p_base_port, rpc_base_port=rpc_base_port, metrics_base_port=metrics_base_port
+    )
     alloc = _build_alloc(prefunded or {})
     accounts = _normalise_accounts(allowed_accounts)
     if not accounts:
@@ -446,145 +393,6 @@ def load_kit(kit_dir: Path) -> NetworkKit:
         raise KitError(f"{manifest} is not a readable kit manifest: {exc}") from exc
 
 
-def build_genesis(
-    validator_addresses: Sequence[str],
-    *,
-    chain_id: int = DEFAULT_CHAIN_ID,
-    evm_version: str = DEFAULT_EVM_VERSION,
-    block_period_seconds: int = 2,
-    epoch_length: int = 30000,
-    request_timeout_seconds: int = 4,
-    alloc: Mapping[str, Mapping[str, str]] | None = None,
-    timestamp: int | None = None,
-) -> dict[str, Any]:
-    """The QBFT genesis document for ``validator_addresses`` (validators chosen by block header).
-
-    Free gas: ``zeroBaseFee`` true, ``baseFeePerGas`` 0 from block 0, the maximum ``contractSizeLimit``
-    and a very high block ``gasLimit``. Milestones come from :func:`milestones_for`. ``timestamp`` defaults to now.
-    """
-    if not validator_addresses:
-        raise InvalidKitParameterError("a QBFT genesis needs at least one validator address")
-    config: dict[str, Any] = {"chainId": chain_id}
-    config.update(milestones_for(evm_version))
-    config.update(
-        {
-            "zeroBaseFee": True,
-            "contractSizeLimit": MAX_CONTRACT_SIZE,
-            "qbft": {
-                "blockperiodseconds": block_period_seconds,
-                "epochlength": epoch_length,
-                "requesttimeoutseconds": request_timeout_seconds,
-            },
-        }
-    )
-    return {
-        "config": config,
-        "nonce": "0x0",
-        "timestamp": hex(int(time.time()) if timestamp is None else timestamp),
-        "extraData": encode_extra_data(validator_addresses),
-        "gasLimit": FREE_GAS_BLOCK_GAS_LIMIT,
-        # zeroBaseFee keeps every later block at 0; without this the genesis block itself would carry
-        # London's initial 1 gwei and explorers would show it for block 0
-        "baseFeePerGas": "0x0",
-        "difficulty": "0x1",
-        "mixHash": QBFT_MIX_HASH,
-        "coinbase": "0x0000000000000000000000000000000000000000",
-        "alloc": {k: dict(v) for k, v in (alloc or {}).items()},
-        "number": "0x0",
-        "gasUsed": "0x0",
-        "parentHash": "0x" + "00" * 32,
-    }
-
-
-def milestones_for(evm_version: str) -> dict[str, int]:
-    """Genesis ``config`` milestones (all active at genesis) that provide ``evm_version``.
-
-    london: every block milestone up to ``londonBlock``; shanghai adds ``shanghaiTime``; cancun
-    adds ``cancunTime``; prague adds ``pragueTime``. Raises :class:`UnsupportedEvmVersionError`
-    for any other version.
-    """
-    version = _normalise_evm_version(evm_version)
-    milestones = {name: 0 for name in _BLOCK_MILESTONES}
-    for fork, key in _TIME_MILESTONES:
-        if SUPPORTED_EVM_VERSIONS.index(fork) <= SUPPORTED_EVM_VERSIONS.index(version):
-            milestones[key] = 0
-    return milestones
-
-
-def encode_extra_data(validator_addresses: Sequence[str]) -> str:
-    """QBFT genesis ``extraData`` for ``validator_addresses`` (in that order), as 0x-hex.
-
-    The encoding is Besu's ``QbftExtraDataCodec``:
-    ``RLP([vanity: 32 zero bytes, [validator: 20 bytes, ...], vote: [] (empty list: no vote),
-    round: 0 (RLP integer scalar, encoded 0x80), seals: [] (empty list)])``.
-    """
-    addresses = [_address_bytes(a) for a in validator_addresses]
-    if not addresses:
-        raise InvalidKitParameterError("QBFT extraData needs at least one validator address")
-    if len({a for a in addresses}) != len(addresses):
-        raise InvalidKitParameterError("QBFT extraData: the validator addresses contain a duplicate")
-    encoded = rlp.encode([b"\x00" * _VANITY_LENGTH, addresses, [], b"", []])
-    return "0x" + encoded.hex()
-
-
-def decode_extra_data(extra_data: str) -> list[str]:
-    """The validator addresses (checksummed, in order) in a QBFT ``extraData`` hex string.
-
-    Accepts the genesis form written by :func:`encode_extra_data` and the extraData of sealed
-    blocks (a vote and seals present). Raises :class:`InvalidExtraDataError` when the value is
-    not a QBFT extraData.
-    """
-    text = extra_data.strip()
-    if text[:2].lower() == "0x":
-        text = text[2:]
-    try:
-        raw = bytes.fromhex(text)
-    except ValueError as exc:
-        raise InvalidExtraDataError(f"extraData is not hex: {exc}") from exc
-    if not raw:
-        raise InvalidExtraDataError("extraData is empty")
-    try:
-        items = rlp.decode(raw)
-    except Exception as exc:  # rlp raises several DecodingError subclasses
-        raise InvalidExtraDataError(f"extraData is not valid RLP: {exc}") from exc
-    if not isinstance(items, list) or len(items) != 5:
-        raise InvalidExtraDataError(
-            "QBFT extraData must be an RLP list of 5 items [vanity, validators, vote, round, seals]; "
-            f"got {len(items) if isinstance(items, list) else 'a byte string'}"
-        )
-    vanity, validators, vote, round_number, seals = items
-    if not isinstance(vanity, bytes) or len(vanity) != _VANITY_LENGTH:
-        raise InvalidExtraDataError("QBFT extraData: the vanity must be 32 bytes")
-    if not isinstance(validators, list) or not all(isinstance(v, bytes) and len(v) == _ADDRESS_LENGTH for v in validators):
-        raise InvalidExtraDataError("QBFT extraData: the validators must be a list of 20-byte addresses")
-    if not isinstance(vote, list) or len(vote) not in (0, 2):
-        raise InvalidExtraDataError("QBFT extraData: the vote must be an empty list or [recipient, type]")
-    if not isinstance(round_number, bytes) or len(round_number) > 4:
-        raise InvalidExtraDataError("QBFT extraData: the round must be an integer scalar of at most 4 bytes")
-    if not isinstance(seals, list):
-        raise InvalidExtraDataError("QBFT extraData: the seals must be a list")
-    return [to_checksum_address(v) for v in validators]
-
-
-def node_public_key(private_key: bytes) -> bytes:
-    """The 64-byte node public key (uncompressed secp256k1 point without its 04 prefix)."""
-    return PrivateKey(private_key).public_key.format(compressed=False)[1:]
-
-
-def node_address(public_key: bytes) -> str:
-    """The checksummed node address: last 20 bytes of keccak256(public key)."""
-    if len(public_key) != 64:
-        raise InvalidKitParameterError(f"a node public key is 64 bytes, got {len(public_key)}")
-    return to_checksum_address(keccak(public_key)[-_ADDRESS_LENGTH:])
-
-
-def enode_url(public_key: bytes, host: str, port: int) -> str:
-    """The node's enode URL: ``enode://<128-hex public key>@<host>:<port>``."""
-    if len(public_key) != 64:
-        raise InvalidKitParameterError(f"a node public key is 64 bytes, got {len(public_key)}")
-    return f"enode://{public_key.hex()}@{_url_host(host)}:{port}"
-
-
 def read_project_evm_version(project_root: Path) -> str:
     """The project's EVM version (:func:`rxchain.paths.evm_version`); :class:`KitError` when
     ``ape-config.yaml`` is not valid YAML."""
@@ -592,17 +400,6 @@ def read_project_evm_version(project_root: Path) -> str:
         return project_evm_version(project_root)
     except yaml.YAMLError as exc:
         raise KitError(f"{Path(project_root) / 'ape-config.yaml'} is not valid YAML: {exc}") from exc
-
-
-def _normalise_evm_version(evm_version: str) -> str:
-    version = str(evm_version).strip().lower()
-    if version not in SUPPORTED_EVM_VERSIONS:
-        raise UnsupportedEvmVersionError(
-            f"EVM version {evm_version!r} is not supported by the network kit; supported: "
-            f"{', '.join(SUPPORTED_EVM_VERSIONS)}. The project's version is solidity.evm_version in "
-            "ape-config.yaml: the chain must enable the same hardfork the contracts are compiled for."
-        )
-    return version
 
 
 def _validate_parameters(
@@ -628,7 +425,9 @@ def _validate_parameters(
         if isinstance(value, bool) or not isinstance(value, int):
             raise InvalidKitParameterError(f"{name} must be an integer, got {value!r}")
     if validators < 1:
-        raise InvalidKitParameterError(f"validators must be at least 1 (4 or more tolerate a faulty validator), got {validators}")
+        raise InvalidKitParameterError(
+            f"validators must be at least 1 (4 or more tolerate a faulty validator), got {validators}"
+        )
     if members < 0:
         raise InvalidKitParameterError(f"members must be 0 or more, got {members}")
     if chain_id < 1 or chain_id > 2**53 - 1:
@@ -683,27 +482,15 @@ def _check_ports(node_count: int, *, p2p_base_port: int, rpc_base_port: int, met
         for i in range(node_count):
             port = base + i
             if not 1 <= port <= 65535:
-                raise PortConflictError(f"{service} port {port} of node {i + 1} is outside 1-65535; lower {service}_base_port")
+                raise PortConflictError(
+                    f"{service} port {port} of node {i + 1} is outside 1-65535; lower {service}_base_port"
+                )
             if port in used:
                 raise PortConflictError(
                     f"port {port} would serve both {used[port]} and {service} of node {i + 1}; "
                     "space the base ports at least the number of nodes apart"
                 )
             used[port] = f"{service} of node {i + 1}"
-
-
-def _build_alloc(prefunded: Mapping[str, int]) -> dict[str, dict[str, str]]:
-    alloc: dict[str, dict[str, str]] = {}
-    for address, balance in prefunded.items():
-        if not is_address(address):
-            raise InvalidKitParameterError(f"prefunded account {address!r} is not an address")
-        if isinstance(balance, bool) or not isinstance(balance, int) or balance < 0:
-            raise InvalidKitParameterError(f"prefunded balance of {address} must be a non-negative integer (wei), got {balance!r}")
-        key = address.lower()[2:] if address.lower().startswith("0x") else address.lower()
-        if key in alloc:
-            raise InvalidKitParameterError(f"prefunded account {address} is listed twice")
-        alloc[key] = {"balance": hex(balance)}
-    return alloc
 
 
 def _normalise_accounts(accounts: Iterable[str]) -> list[str]:
@@ -713,19 +500,6 @@ def _normalise_accounts(accounts: Iterable[str]) -> list[str]:
             raise InvalidKitParameterError(f"allowed account {account!r} is not a 0x-prefixed address")
         seen.setdefault(account.lower(), None)
     return list(seen)
-
-
-def _address_bytes(address: str) -> bytes:
-    if not isinstance(address, str) or not is_address(address):
-        raise InvalidKitParameterError(f"{address!r} is not an address")
-    return bytes.fromhex(address[2:] if address.lower().startswith("0x") else address)
-
-
-def _url_host(host: str) -> str:
-    try:
-        return f"[{host}]" if ipaddress.ip_address(host).version == 6 else host
-    except ValueError:
-        return host
 
 
 # ----------------------------------------------------------------------------------------------
@@ -797,13 +571,6 @@ def _replace_directory(staging: Path, out_dir: Path, *, overwrite: bool) -> None
 # ----------------------------------------------------------------------------------------------
 
 
-def _generate_private_key() -> bytes:
-    while True:
-        candidate = secrets.token_bytes(32)
-        if 0 < int.from_bytes(candidate, "big") < SECP256K1_ORDER:
-            return candidate
-
-
 # ----------------------------------------------------------------------------------------------
 # Helpers: writing the kit
 # ----------------------------------------------------------------------------------------------
@@ -836,202 +603,3 @@ def _write_text(path: Path, text: str, *, mode: int = 0o644) -> None:
     with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
         handle.write(text)
     os.chmod(path, mode)
-
-
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value)  # JSON string escapes are valid TOML basic-string escapes
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    raise TypeError(f"cannot write {type(value).__name__} to TOML")
-
-
-def _render_node_config(kit: NetworkKit, node: NodeInfo) -> str:
-    """Besu options for ``node``; paths are relative to the node directory (start.sh cds there)."""
-    host_allowlist = list(dict.fromkeys(["localhost", "127.0.0.1", node.host]))
-    sections: list[tuple[str, list[tuple[str, Any, str]]]] = [
-        (
-            "Identity and chain",
-            [
-                ("data-path", "data", "database, node key (data/key) and runtime files"),
-                ("genesis-file", "../../genesis.json", "QBFT genesis shared by every node of the network"),
-                ("sync-mode", "FULL", "import and execute every block (the mode for private QBFT networks)"),
-                ("data-storage-format", "FOREST", "full world-state history: state queries at any block"),
-                ("revert-reason-enabled", True, "keep revert reasons in receipts for the client to report"),
-                ("logging", "INFO", "log level"),
-            ],
-        ),
-        (
-            "Peer-to-peer: a closed consortium, every peer is listed",
-            [
-                ("p2p-host", node.host, "address advertised in this node's enode URL"),
-                ("p2p-port", node.p2p_port, "devp2p port (TCP)"),
-                ("discovery-enabled", False, "no discovery: peers come from static-nodes-file only"),
-                ("static-nodes-file", "data/static-nodes.json", "enode URLs of every other node"),
-            ],
-        ),
-        (
-            "HTTP JSON-RPC",
-            [
-                ("rpc-http-enabled", True, "JSON-RPC over HTTP for the rxchain client and operators"),
-                ("rpc-http-host", node.host, "listen address; PERM can change allowlists, keep it private"),
-                ("rpc-http-port", node.rpc_port, "JSON-RPC port"),
-                ("rpc-http-api", list(RPC_APIS), "API groups: PERM edits allowlists, QBFT votes validators"),
-                ("host-allowlist", host_allowlist, "Host headers accepted by the RPC endpoint"),
-                ("rpc-max-logs-range", DEFAULT_MAX_LOGS_RANGE,
-                 "most blocks one eth_getLogs may span: rxchain asks in windows of this size (its client's "
-                 "max_logs_range); change both together"),
-            ],
-        ),
-        (
-            "Free gas: gas is counted but costs nothing",
-            [
-                ("min-gas-price", 0, "accept and mine transactions with a zero gas price"),
-                ("tx-pool", "SEQUENCED", "first-in-first-out pool, the one Besu recommends for private networks"),
-                ("tx-pool-min-gas-price", 0, "admit zero-price transactions to the pool"),
-                ("tx-pool-no-local-priority", True, "no precedence for transactions sent to this node's own RPC"),
-                ("tx-pool-limit-by-account-percentage", 0.15, "share of the pool one sender may fill"),
-            ],
-        ),
-        (
-            "Local permissioning: who may connect, who may transact",
-            [
-                ("permissions-nodes-config-file-enabled", True, "only enodes in nodes-allowlist may connect"),
-                ("permissions-nodes-config-file", "data/permissions_config.toml", "file holding nodes-allowlist"),
-                ("permissions-accounts-config-file-enabled", True, "only accounts in accounts-allowlist may transact"),
-                ("permissions-accounts-config-file", "data/permissions_config.toml", "file holding accounts-allowlist"),
-            ],
-        ),
-        (
-            "Monitoring (Prometheus)",
-            [
-                ("metrics-enabled", True, "expose metrics for Prometheus"),
-                ("metrics-host", node.host, "metrics listen address"),
-                ("metrics-port", node.metrics_port, "metrics port"),
-            ],
-        ),
-    ]
-    lines = [
-        f"# Besu configuration of node {node.name} ({node.role}) of the rxchain consortium network.",
-        "# Generated by rxchain.network.kit. Start the node with ./start.sh, which runs besu from this",
-        "# directory: every relative path below is relative to it.",
-        f"# Chain id {kit.chain_id}, EVM {kit.evm_version}, node address {node.address}.",
-        "",
-    ]
-    for title, options in sections:
-        lines.append(f"# --- {title}")
-        for key, value, comment in options:
-            lines.append(f"{key}={_toml_value(value)}  # {comment}")
-        lines.append("")
-    return "\n".join(lines)
-
-
-def _render_start_script(node: NodeInfo) -> str:
-    return f"""#!/usr/bin/env bash
-# Starts Besu node {node.name} of the rxchain consortium network in the foreground.
-# Set BESU to the besu launcher when it is not on PATH. Extra arguments are passed to besu.
-set -euo pipefail
-cd "$(dirname "$0")"
-BESU="${{BESU:-besu}}"
-if ! command -v "$BESU" >/dev/null 2>&1; then
-  echo "besu not found: install Hyperledger Besu or set BESU=/path/to/bin/besu" >&2
-  exit 127
-fi
-exec "$BESU" --config-file=config.toml "$@"
-"""
-
-
-def _render_start_all(kit: NetworkKit) -> str:
-    names = " ".join(n.name for n in kit.nodes)
-    rpc = "\n".join(f"#   {n.name}: {n.rpc_url}" for n in kit.nodes)
-    return f"""#!/usr/bin/env bash
-# Starts every node of the rxchain consortium network in the background.
-# Logs: nodes/<node>/besu.log; process ids: nodes/<node>/besu.pid. Stop with ./stop-all.sh.
-# JSON-RPC endpoints:
-{rpc}
-set -euo pipefail
-cd "$(dirname "$0")"
-BESU="${{BESU:-besu}}"
-if ! command -v "$BESU" >/dev/null 2>&1; then
-  echo "besu not found: install Hyperledger Besu or set BESU=/path/to/bin/besu" >&2
-  exit 127
-fi
-export BESU
-for node in {names}; do
-  dir="nodes/$node"
-  if [ -f "$dir/besu.pid" ] && kill -0 "$(cat "$dir/besu.pid")" 2>/dev/null; then
-    echo "$node already running (pid $(cat "$dir/besu.pid"))"
-    continue
-  fi
-  nohup "$dir/start.sh" >>"$dir/besu.log" 2>&1 &
-  echo "$!" >"$dir/besu.pid"
-  echo "started $node (pid $!), log $dir/besu.log"
-done
-"""
-
-
-def _render_stop_all(kit: NetworkKit) -> str:
-    names = " ".join(n.name for n in reversed(kit.nodes))
-    return f"""#!/usr/bin/env bash
-# Stops the nodes started by ./start-all.sh (SIGTERM, then waits up to 60 s for each to exit).
-set -uo pipefail
-cd "$(dirname "$0")"
-for node in {names}; do
-  pidfile="nodes/$node/besu.pid"
-  [ -f "$pidfile" ] || continue
-  pid="$(cat "$pidfile")"
-  if kill -0 "$pid" 2>/dev/null; then
-    kill -TERM "$pid"
-    for _ in $(seq 1 60); do
-      kill -0 "$pid" 2>/dev/null || break
-      sleep 1
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-      echo "$node (pid $pid) did not stop within 60 s; it is still running" >&2
-      continue
-    fi
-    echo "stopped $node (pid $pid)"
-  fi
-  rm -f "$pidfile"
-done
-"""
-
-
-def _render_readme(kit: NetworkKit) -> str:
-    rows = "\n".join(
-        f"  {n.name:<13} {n.role:<9} {n.address}  p2p {n.p2p_port:<5}  rpc {n.rpc_url:<24} metrics {n.metrics_port}"
-        for n in kit.nodes
-    )
-    notes = "\n".join(f"  - {w}" for w in kit.warnings) or "  (none)"
-    return f"""rxchain consortium network kit (Hyperledger Besu, QBFT)
-=========================================================
-
-Chain id {kit.chain_id}, EVM version {kit.evm_version}, block period {kit.block_period_seconds} s,
-epoch length {kit.epoch_length} blocks, round timeout {kit.request_timeout_seconds} s. Free gas.
-
-Nodes
-{rows}
-
-Start and stop (Hyperledger Besu must be installed; set BESU=/path/to/bin/besu if not on PATH):
-  ./start-all.sh            start every node in the background (logs in nodes/<node>/besu.log)
-  ./stop-all.sh             stop them
-  nodes/<node>/start.sh     run one node in the foreground
-
-Files
-  genesis.json                          shared genesis (validators in extraData)
-  nodes/<node>/config.toml              Besu options, commented
-  nodes/<node>/data/key                 node private key: SECRET, keep it on that node's host only
-  nodes/<node>/data/permissions_config.toml   accounts and nodes allowlists (Besu rewrites
-                                        this file when the allowlists change over PERM JSON-RPC)
-  kit.json                              manifest used by the rxchain tooling
-
-Notes recorded when the kit was generated
-{notes}
-
-The kit was generated offline: see docs/besu-network-kit.md in the rxchain repository for what
-each setting does and what has and has not been verified.
-"""

@@ -1,0 +1,219 @@
+"""The text files a kit holds for each node and for the operator: Besu's ``config.toml`` (every
+option commented), start and stop scripts, and the README."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from typing import TYPE_CHECKING
+
+from rxchain.chain.logs import DEFAULT_MAX_LOGS_RANGE
+
+if TYPE_CHECKING:
+    from rxchain.network.kit import NetworkKit, NodeInfo
+
+
+#: JSON-RPC API groups enabled on every node's HTTP endpoint.
+RPC_APIS: tuple[str, ...] = ("ETH", "NET", "WEB3", "QBFT", "PERM", "TXPOOL")
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)  # JSON string escapes are valid TOML basic-string escapes
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise TypeError(f"cannot write {type(value).__name__} to TOML")
+
+
+def _render_node_config(kit: NetworkKit, node: NodeInfo) -> str:
+    """Besu options for ``node``; paths are relative to the node directory (start.sh cds there)."""
+    host_allowlist = list(dict.fromkeys(["localhost", "127.0.0.1", node.host]))
+    sections: list[tuple[str, list[tuple[str, Any, str]]]] = [
+        (
+            "Identity and chain",
+            [
+                ("data-path", "data", "database, node key (data/key) and runtime files"),
+                ("genesis-file", "../../genesis.json", "QBFT genesis shared by every node of the network"),
+                ("sync-mode", "FULL", "import and execute every block (the mode for private QBFT networks)"),
+                ("data-storage-format", "FOREST", "full world-state history: state queries at any block"),
+                ("revert-reason-enabled", True, "keep revert reasons in receipts for the client to report"),
+                ("logging", "INFO", "log level"),
+            ],
+        ),
+        (
+            "Peer-to-peer: a closed consortium, every peer is listed",
+            [
+                ("p2p-host", node.host, "address advertised in this node's enode URL"),
+                ("p2p-port", node.p2p_port, "devp2p port (TCP)"),
+                ("discovery-enabled", False, "no discovery: peers come from static-nodes-file only"),
+                ("static-nodes-file", "data/static-nodes.json", "enode URLs of every other node"),
+            ],
+        ),
+        (
+            "HTTP JSON-RPC",
+            [
+                ("rpc-http-enabled", True, "JSON-RPC over HTTP for the rxchain client and operators"),
+                ("rpc-http-host", node.host, "listen address; PERM can change allowlists, keep it private"),
+                ("rpc-http-port", node.rpc_port, "JSON-RPC port"),
+                ("rpc-http-api", list(RPC_APIS), "API groups: PERM edits allowlists, QBFT votes validators"),
+                ("host-allowlist", host_allowlist, "Host headers accepted by the RPC endpoint"),
+                (
+                    "rpc-max-logs-range",
+                    DEFAULT_MAX_LOGS_RANGE,
+                    "most blocks one eth_getLogs may span: rxchain asks in windows of this size (its client's "
+                    "max_logs_range); change both together",
+                ),
+            ],
+        ),
+        (
+            "Free gas: gas is counted but costs nothing",
+            [
+                ("min-gas-price", 0, "accept and mine transactions with a zero gas price"),
+                ("tx-pool", "SEQUENCED", "first-in-first-out pool, the one Besu recommends for private networks"),
+                ("tx-pool-min-gas-price", 0, "admit zero-price transactions to the pool"),
+                ("tx-pool-no-local-priority", True, "no precedence for transactions sent to this node's own RPC"),
+                ("tx-pool-limit-by-account-percentage", 0.15, "share of the pool one sender may fill"),
+            ],
+        ),
+        (
+            "Local permissioning: who may connect, who may transact",
+            [
+                ("permissions-nodes-config-file-enabled", True, "only enodes in nodes-allowlist may connect"),
+                ("permissions-nodes-config-file", "data/permissions_config.toml", "file holding nodes-allowlist"),
+                ("permissions-accounts-config-file-enabled", True, "only accounts in accounts-allowlist may transact"),
+                ("permissions-accounts-config-file", "data/permissions_config.toml", "file holding accounts-allowlist"),
+            ],
+        ),
+        (
+            "Monitoring (Prometheus)",
+            [
+                ("metrics-enabled", True, "expose metrics for Prometheus"),
+                ("metrics-host", node.host, "metrics listen address"),
+                ("metrics-port", node.metrics_port, "metrics port"),
+            ],
+        ),
+    ]
+    lines = [
+        f"# Besu configuration of node {node.name} ({node.role}) of the rxchain consortium network.",
+        "# Generated by rxchain.network.kit. Start the node with ./start.sh, which runs besu from this",
+        "# directory: every relative path below is relative to it.",
+        f"# Chain id {kit.chain_id}, EVM {kit.evm_version}, node address {node.address}.",
+        "",
+    ]
+    for title, options in sections:
+        lines.append(f"# --- {title}")
+        for key, value, comment in options:
+            lines.append(f"{key}={_toml_value(value)}  # {comment}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _render_start_script(node: NodeInfo) -> str:
+    return f"""#!/usr/bin/env bash
+# Starts Besu node {node.name} of the rxchain consortium network in the foreground.
+# Set BESU to the besu launcher when it is not on PATH. Extra arguments are passed to besu.
+set -euo pipefail
+cd "$(dirname "$0")"
+BESU="${{BESU:-besu}}"
+if ! command -v "$BESU" >/dev/null 2>&1; then
+  echo "besu not found: install Hyperledger Besu or set BESU=/path/to/bin/besu" >&2
+  exit 127
+fi
+exec "$BESU" --config-file=config.toml "$@"
+"""
+
+
+def _render_start_all(kit: NetworkKit) -> str:
+    names = " ".join(n.name for n in kit.nodes)
+    rpc = "\n".join(f"#   {n.name}: {n.rpc_url}" for n in kit.nodes)
+    return f"""#!/usr/bin/env bash
+# Starts every node of the rxchain consortium network in the background.
+# Logs: nodes/<node>/besu.log; process ids: nodes/<node>/besu.pid. Stop with ./stop-all.sh.
+# JSON-RPC endpoints:
+{rpc}
+set -euo pipefail
+cd "$(dirname "$0")"
+BESU="${{BESU:-besu}}"
+if ! command -v "$BESU" >/dev/null 2>&1; then
+  echo "besu not found: install Hyperledger Besu or set BESU=/path/to/bin/besu" >&2
+  exit 127
+fi
+export BESU
+for node in {names}; do
+  dir="nodes/$node"
+  if [ -f "$dir/besu.pid" ] && kill -0 "$(cat "$dir/besu.pid")" 2>/dev/null; then
+    echo "$node already running (pid $(cat "$dir/besu.pid"))"
+    continue
+  fi
+  nohup "$dir/start.sh" >>"$dir/besu.log" 2>&1 &
+  echo "$!" >"$dir/besu.pid"
+  echo "started $node (pid $!), log $dir/besu.log"
+done
+"""
+
+
+def _render_stop_all(kit: NetworkKit) -> str:
+    names = " ".join(n.name for n in reversed(kit.nodes))
+    return f"""#!/usr/bin/env bash
+# Stops the nodes started by ./start-all.sh (SIGTERM, then waits up to 60 s for each to exit).
+set -uo pipefail
+cd "$(dirname "$0")"
+for node in {names}; do
+  pidfile="nodes/$node/besu.pid"
+  [ -f "$pidfile" ] || continue
+  pid="$(cat "$pidfile")"
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -TERM "$pid"
+    for _ in $(seq 1 60); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 1
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+      echo "$node (pid $pid) did not stop within 60 s; it is still running" >&2
+      continue
+    fi
+    echo "stopped $node (pid $pid)"
+  fi
+  rm -f "$pidfile"
+done
+"""
+
+
+def _render_readme(kit: NetworkKit) -> str:
+    rows = "\n".join(
+        f"  {n.name:<13} {n.role:<9} {n.address}  p2p {n.p2p_port:<5}  rpc {n.rpc_url:<24} metrics {n.metrics_port}"
+        for n in kit.nodes
+    )
+    notes = "\n".join(f"  - {w}" for w in kit.warnings) or "  (none)"
+    return f"""rxchain consortium network kit (Hyperledger Besu, QBFT)
+=========================================================
+
+Chain id {kit.chain_id}, EVM version {kit.evm_version}, block period {kit.block_period_seconds} s,
+epoch length {kit.epoch_length} blocks, round timeout {kit.request_timeout_seconds} s. Free gas.
+
+Nodes
+{rows}
+
+Start and stop (Hyperledger Besu must be installed; set BESU=/path/to/bin/besu if not on PATH):
+  ./start-all.sh            start every node in the background (logs in nodes/<node>/besu.log)
+  ./stop-all.sh             stop them
+  nodes/<node>/start.sh     run one node in the foreground
+
+Files
+  genesis.json                          shared genesis (validators in extraData)
+  nodes/<node>/config.toml              Besu options, commented
+  nodes/<node>/data/key                 node private key: SECRET, keep it on that node's host only
+  nodes/<node>/data/permissions_config.toml   accounts and nodes allowlists (Besu rewrites
+                                        this file when the allowlists change over PERM JSON-RPC)
+  kit.json                              manifest used by the rxchain tooling
+
+Notes recorded when the kit was generated
+{notes}
+
+The kit was generated offline: see docs/besu-network-kit.md in the rxchain repository for what
+each setting does and what has and has not been verified.
+"""
