@@ -21,15 +21,15 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
 import coincurve
-import requests
 import rlp
 from eth_abi import encode as abi_encode
 from eth_account.signers.local import LocalAccount
 from eth_utils import function_signature_to_4byte_selector, keccak
 
 from rxchain.chain.client import RegistryClient
+from rxchain.chain.rpc import RpcSession
 from rxchain.chain.reverts import abi_type as _abi_type
-from rxchain.errors import NodeUnavailable, TransactionFailed
+from rxchain.errors import TransactionFailed
 from rxchain.chain.outbox import OutboxEntry
 
 #: Gas limits per function: generous caps (gas is free; a cap only bounds a runaway call).
@@ -85,11 +85,10 @@ class Pipeline:
         self.url = client.w3.provider.endpoint_uri
         self.batch_size = batch_size
         self.receipt_timeout = receipt_timeout
-        self._session = requests.Session()
+        self._rpc = RpcSession(self.url, timeout=120, unavailable_hint="signed transactions are in the outbox")
         self._to = bytes.fromhex(client.address[2:])
         self._functions = _function_table(client.abi)
         self._keys: dict[str, coincurve.PrivateKey] = {}
-        self._request_id = 0
         #: Whether the node serves eth_getBlockReceipts (found out on first use).
         self.block_receipts = True
         #: tx hash -> the head block when it was sent (the first block that can hold it), until collected.
@@ -269,19 +268,7 @@ class Pipeline:
     # --------------------------------------------------------------------------- helpers
 
     def _batch(self, calls: list[tuple[str, list]]) -> list[dict]:
-        payload = []
-        for method, params in calls:
-            self._request_id += 1
-            payload.append({"jsonrpc": "2.0", "id": self._request_id, "method": method, "params": params})
-        try:
-            response = self._session.post(self.url, json=payload, timeout=120)
-            replies = response.json()
-        except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
-            raise NodeUnavailable(f"no answer from {self.url}: {exc.__class__.__name__}; signed transactions are in the outbox") from None
-        if isinstance(replies, dict):  # a node that refuses batches answers with one error object
-            raise NodeUnavailable(f"{self.url} refused a JSON-RPC batch: {replies.get('error')}")
-        by_id = {reply.get("id"): reply for reply in replies}
-        return [by_id.get(item["id"], {"error": {"message": "no reply"}}) for item in payload]
+        return self._rpc.batch_raw(calls)
 
 
 def sign_legacy(key: coincurve.PrivateKey, chain_id: int, nonce: int, gas: int, to: bytes, data: bytes) -> tuple[bytes, str]:

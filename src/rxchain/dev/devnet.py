@@ -8,17 +8,16 @@ every prescription. A second ``up`` finds the one running.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rxchain.chain.rpc import RpcSession
 from rxchain.dev.anvil import anvil_command
+from rxchain.errors import NodeUnavailable
 from rxchain.paths import devnet_dir, evm_version
 from rxchain.errors import Unavailable
 
@@ -171,12 +170,9 @@ def _alive(pid: int) -> bool:
 
 
 def _rpc(url: str, method: str, params: list | None = None, timeout: float = 2.0):
-    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params or []}).encode()
-    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            reply = json.loads(response.read())
-    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reply = RpcSession(url, timeout=timeout).call_raw(method, params)
+    except NodeUnavailable as exc:
         raise DevnetError(f"no JSON-RPC answer from {url}: {exc}") from exc
     if "error" in reply:
         raise DevnetError(f"{method} failed on {url}: {reply['error']}")

@@ -7,22 +7,17 @@ addresses checksummed, bytes32 as 0x-hex, integers as ints — the same values
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-import requests
 
-try:  # pinned in requirements.lock (ape's); parses the node's large eth_getLogs answers several times faster
-    from msgspec.json import decode as _loads
-except ImportError:  # pragma: no cover
-    from json import loads as _loads
 from eth_abi import decode as abi_decode
 from eth_utils import event_abi_to_log_topic, to_checksum_address
 
 from rxchain.chain.reverts import abi_type as _abi_type
-from rxchain.errors import NodeUnavailable, Unavailable
+from rxchain.chain.rpc import RpcSession
+from rxchain.errors import Unavailable
 
 
 class NodeError(Unavailable):
@@ -42,15 +37,8 @@ class Header:
     time: int
 
 
-class Node:
-    """JSON-RPC over HTTP with batches (one POST for many calls)."""
-
-    def __init__(self, url: str, *, timeout: float = 60.0):
-        self.url = url
-        self.timeout = timeout
-        self._session = requests.Session()
-        self._ids = itertools.count(1)
-        self.calls = 0
+class Node(RpcSession):
+    """JSON-RPC with batches (:class:`rxchain.chain.rpc.RpcSession`), the indexer's reads on top."""
 
     def batch(self, calls: list[tuple[str, list]]) -> list[Any]:
         """Results in order; raises :class:`NodeError` for the first call that failed."""
@@ -61,26 +49,6 @@ class Node:
                 raise NodeError(method, reply["error"])
             out.append(reply.get("result"))
         return out
-
-    def batch_raw(self, calls: list[tuple[str, list]]) -> list[dict]:
-        if not calls:
-            return []
-        payload = [{"jsonrpc": "2.0", "id": next(self._ids), "method": m, "params": p} for m, p in calls]
-        self.calls += len(calls)
-        try:
-            response = self._session.post(self.url, json=payload if len(payload) > 1 else payload[0], timeout=self.timeout)
-            replies = _loads(response.content)
-        except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
-            raise NodeUnavailable(f"no answer from {self.url}: is the node running? ({exc.__class__.__name__})") from None
-        except (ValueError, TypeError):
-            raise NodeUnavailable(f"{self.url} did not answer JSON-RPC (HTTP {response.status_code})") from None
-        if isinstance(replies, dict):
-            if len(payload) > 1:  # a node that refuses batches answers with one error
-                if "error" in replies:
-                    return [replies] * len(payload)
-            replies = [replies]
-        by_id = {reply.get("id"): reply for reply in replies}
-        return [by_id.get(item["id"], {"error": {"message": "no reply"}}) for item in payload]
 
     def call(self, method: str, params: list | None = None) -> Any:
         return self.batch([(method, params or [])])[0]
