@@ -24,7 +24,7 @@ from rxchain.chain.outbox import Outbox
 from rxchain.chain.reverts import REVERTS, RevertDecoder
 from rxchain.chain.sender import TransactionSender, TxResult
 from rxchain.core.claims import RegistryDomain, sign_receipt, sign_redeem
-from rxchain.core.ids import ZERO_ADDRESS
+from rxchain.core.ids import ZERO_ADDRESS, RxId
 from rxchain.core.roles import role_id, roles_from_mask
 from rxchain.core.status import Status
 
@@ -209,7 +209,7 @@ class RegistryClient:
         rx_id, terms = self._call(
             "computeId", to_checksum_address(doctor), doc_hash, _address_or_zero(designated_pharmacy), to_checksum_address(claim_key)
         )
-        return bytes(rx_id), bytes(terms)
+        return RxId(rx_id), bytes(terms)
 
     def issue(
         self,
@@ -326,7 +326,7 @@ class RegistryClient:
     def prescription(self, rx_id: bytes) -> PrescriptionState:
         """The on-chain state of prescription ``rx_id``."""
         custodian, issued_at, expires_at, status, fills_left = self._call("prescription", rx_id)
-        return PrescriptionState("0x" + bytes(rx_id).hex(), custodian, issued_at, expires_at, Status(status), fills_left)
+        return PrescriptionState(str(RxId(rx_id)), custodian, issued_at, expires_at, Status(status), fills_left)
 
     def limits(self) -> dict:
         max_validity, max_fills, paused = self._call("limits")

@@ -35,6 +35,7 @@ from rxchain import audit, errors
 from rxchain.chain.client import RegistryClient, TxResult
 from rxchain.chain.deployment import bytecode_hash, load_deployment
 from rxchain.dev.devnet import Devnet
+from rxchain.core.ids import RxId
 from rxchain.core.document import MedicationSpec, build_prescription, load_document, new_patient_pseudonym
 from rxchain.chain.signers import dev_accounts, load_signer
 from rxchain.chain.outbox import Outbox
@@ -185,14 +186,14 @@ def demo(ctx):
     out.mkdir(parents=True, exist_ok=True)
 
     def show_qr(issued) -> None:
-        rx = "0x" + issued.rx_id.hex()
+        rx = str(issued.rx_id)
         png = payload_png(issued.payload_text, out / f"{rx}.png")
         (out / f"{rx}.rxqr").write_text(issued.payload_text + "\n")
         console.print(f"   the patient's QR code: {png}")
         _print_qr(issued.payload_text)
 
     result = run_lifecycle(client, ids, console, show_qr=show_qr)
-    rx = "0x" + result.issued.rx_id.hex()
+    rx = str(result.issued.rx_id)
     console.print(f"[dim]rx trail {rx}  ·  rx show {rx}  ·  rx audit export {rx}[/]")
 
 
@@ -294,7 +295,7 @@ def issue(ctx, doc_path, drug, code, dosage, quantity, unit, supply_days, valid_
     else:
         raise click.UsageError("give --doc FILE or --drug TEXT")
     issued = issue_prescription(client, doctor, document, fills=fills)
-    rx = "0x" + issued.rx_id.hex()
+    rx = str(issued.rx_id)
     folder = Path(out) if out else project_root() / ".rxchain" / "issued"
     folder.mkdir(parents=True, exist_ok=True)
     payload_file = folder / f"{rx}.rxqr"
@@ -318,7 +319,7 @@ def show(ctx, rx_id, payload_arg, qr_image):
     """Show a prescription's state (by id, or from a QR payload or photo)."""
     client = ctx.client()
     if payload_arg or qr_image:
-        rx_id = "0x" + read_payload(client, _payload_from(payload_arg, qr_image)).rx_id.hex()
+        rx_id = read_payload(client, _payload_from(payload_arg, qr_image)).rx_id
     if not rx_id:
         raise click.UsageError("give an id or --payload")
     state = client.prescription(_bytes32(rx_id))
@@ -337,7 +338,7 @@ def redeem(ctx, payload_arg, qr_image, signer):
     """Redeem one fill from the patient's QR code (signs the claim authorization with its claim key)."""
     client = ctx.client()
     rx_id, tx = redeem_payload(client, ctx.signer(signer), _payload_from(payload_arg, qr_image))
-    ctx.emit(_tx_json(tx, id="0x" + rx_id.hex()), f"[green]redeemed[/] 0x{rx_id.hex()} in block {tx.block_number} at {utc(tx.block_time)}")
+    ctx.emit(_tx_json(tx, id=str(rx_id)), f"[green]redeemed[/] {rx_id} in block {tx.block_number} at {utc(tx.block_time)}")
 
 
 @cli.command()
@@ -779,15 +780,8 @@ def _account(ctx: Context, value: str) -> str:
     raise errors.InvalidValue(f"{value!r} is not an address (0x and 40 hex digits)")
 
 
-def _bytes32(value: str) -> bytes:
-    raw = value[2:] if value.startswith("0x") else value
-    try:
-        out = bytes.fromhex(raw)
-    except ValueError:
-        out = b""
-    if len(out) != 32:
-        raise errors.InvalidValue(f"{value!r} is not a prescription id (0x and 64 hex digits)")
-    return out
+def _bytes32(value: str) -> RxId:
+    return RxId(value)
 
 
 def _payload_from(payload_arg: str | None, qr_image: str | None) -> str:

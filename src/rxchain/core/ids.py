@@ -63,17 +63,51 @@ def terms_hash(doctor: str | bytes, doc_hash: str | bytes, pharmacy: str | bytes
     )
 
 
-def prescription_id(claim_key_address: str | bytes, terms: str | bytes) -> bytes:
+class RxId(bytes):
+    """A prescription id: the 32 bytes the registry keys it by, shown everywhere (CLI, JSON, logs) in
+    one form, ``0x`` and 64 lower-case hex digits (``str(rx_id)``).
+
+    It is ``bytes``, so web3.py, eth-abi and the contracts take it as a ``bytes32`` unchanged.
+    ``RxId(text)`` reads the hex form (``0x`` optional, any case); a value that is not 32 bytes is an
+    :class:`~rxchain.errors.InvalidValue` naming what is wrong.
+    """
+
+    def __new__(cls, value: bytes | bytearray | str) -> RxId:
+        if isinstance(value, RxId):
+            return value
+        if isinstance(value, str):
+            text = value.strip()
+            digits = text[2:] if text[:2].lower() == "0x" else text
+            try:
+                raw = bytes.fromhex(digits) if len(digits) == 64 else b""
+            except ValueError:
+                raw = b""
+            if len(raw) != 32:
+                raise InvalidValue(f"{value!r} is not a prescription id (0x and 64 hex digits)")
+            return super().__new__(cls, raw)
+        raw = bytes(value)
+        if len(raw) != 32:
+            raise InvalidValue(f"a prescription id is 32 bytes, got {len(raw)}")
+        return super().__new__(cls, raw)
+
+    def __str__(self) -> str:
+        return "0x" + self.hex()
+
+    def __repr__(self) -> str:
+        return f"RxId('{self}')"
+
+
+def prescription_id(claim_key_address: str | bytes, terms: str | bytes) -> RxId:
     """Return ``keccak256(abi.encode(claimKey, terms))``, the on-chain prescription id.
 
     Raises ``ValueError`` for a malformed address or hash.
     """
-    return keccak(
+    return RxId(keccak(
         abi_encode(
             ["address", "bytes32"],
             [_address_bytes(claim_key_address, "claim_key_address"), _hash_bytes(terms, "terms")],
         )
-    )
+    ))
 
 
 def prescription_id_for(
@@ -81,7 +115,7 @@ def prescription_id_for(
     doc_hash: str | bytes,
     claim_key_address: str | bytes,
     pharmacy: str | bytes | None = None,
-) -> bytes:
+) -> RxId:
     """Return the prescription id for a doctor, document hash, claim key address and optional pharmacy.
 
     Equivalent to ``prescription_id(claim_key_address, terms_hash(doctor, doc_hash, pharmacy))``.

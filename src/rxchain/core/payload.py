@@ -70,7 +70,7 @@ from eth_utils import keccak, to_checksum_address
 from rxchain.core.claims import SECP256K1_ORDER
 from rxchain.core.document import DocumentError, document_hash, prescription_parties
 from rxchain.core.strictjson import loads_strict
-from rxchain.core.ids import is_valid_address, prescription_id_for
+from rxchain.core.ids import RxId, is_valid_address, prescription_id_for
 from rxchain.errors import BadInput, InvalidValue
 
 __all__ = [
@@ -267,7 +267,7 @@ class PrescriptionPayload:
 
     chain_id: int
     registry: str
-    rx_id: bytes
+    rx_id: RxId
     claim_key: ClaimKey
     document: dict[str, Any]
 
@@ -280,7 +280,7 @@ class PrescriptionPayload:
         object.__setattr__(self, "registry", to_checksum_address(self.registry))
         if not isinstance(self.rx_id, (bytes, bytearray)) or len(self.rx_id) != 32:
             raise MalformedPayload("the prescription id is 32 bytes", "rxId")
-        object.__setattr__(self, "rx_id", bytes(self.rx_id))
+        object.__setattr__(self, "rx_id", RxId(self.rx_id))
         if not isinstance(self.claim_key, ClaimKey):
             raise MalformedPayload("expected a ClaimKey", "claimKey")
         if not isinstance(self.document, dict):

@@ -95,7 +95,7 @@ def run_lifecycle(
     document = demo_document(doctor.address, client.latest_block_time())
 
     issued = issue_prescription(client, doctor, document)
-    console.print(f"1. [bold]issue[/]    the doctor issued 0x{issued.rx_id.hex()} ({_tx(issued.tx)}); QR payload {len(issued.payload_text)} chars")
+    console.print(f"1. [bold]issue[/]    the doctor issued {issued.rx_id} ({_tx(issued.tx)}); QR payload {len(issued.payload_text)} chars")
     if show_qr is not None:
         show_qr(issued)
     _, redeemed = redeem_payload(client, pharmacy, issued.payload_text)
@@ -116,7 +116,7 @@ def run_lifecycle(
 
     steps = trail(client, issued.rx_id)
     names = {account.address: name for name, account in ids.items()}
-    console.print(trail_table("0x" + issued.rx_id.hex(), steps, names))
+    console.print(trail_table(str(issued.rx_id), steps, names))
     gas = {
         "issue": issued.tx.gas_used,
         "redeem": redeemed.gas_used,
