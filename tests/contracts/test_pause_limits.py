@@ -84,12 +84,12 @@ def _cancel_by(who):
 def _cancel_batched(clinic):
     made = clinic.issue_batch()
     rx = made.rxs[0]
-    return lambda: clinic.registry.cancelBatched(rx.id, made.root, list(rx.proof), sender=clinic.parties["hospital"])
+    return lambda: clinic.cancel_batched(rx, clinic.parties["hospital"])
 
 
 def _cancel_batch(clinic):
     made = clinic.issue_batch()
-    return lambda: clinic.registry.cancelBatch(made.root, sender=clinic.parties["hospital"])
+    return lambda: clinic.registry.cancelBatch(made.hospital, made.root, sender=clinic.parties["hospital"])
 
 
 def _dispatch(clinic):

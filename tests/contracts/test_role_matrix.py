@@ -90,11 +90,12 @@ def redeem_from_the_batch(ctx, sender):
 
 def cancel_one_of_the_batch(ctx, sender):
     made = ctx.staged["batch"]
-    return ctx.registry.cancelBatched(made.rxs[0].id, made.root, list(made.rxs[0].proof), sender=sender)
+    return ctx.clinic.cancel_batched(made.rxs[0], sender)
 
 
 def withdraw_the_batch(ctx, sender):
-    return ctx.registry.cancelBatch(ctx.staged["batch"].root, sender=sender)
+    made = ctx.staged["batch"]
+    return ctx.registry.cancelBatch(made.hospital, made.root, sender=sender)
 
 
 def cancel_the_active(ctx, sender):

@@ -59,7 +59,7 @@ BATCH_COLUMNS = (
 
 #: Events that touch a prescription row (their subject is the id).
 RX_EVENTS = frozenset({
-    "PrescriptionIssued", "PrescriptionBatched", "PrescriptionCancelled", "PrescriptionRedeemed",
+    "PrescriptionIssued", "PrescriptionBatched", "PrescriptionOpened", "PrescriptionCancelled", "PrescriptionRedeemed",
     "PrescriptionDispatched", "PrescriptionDelivered", "ReceiptConfirmed",
 })  # fmt: skip
 MEMBER_EVENTS = frozenset({"MemberAdmitted", "CredentialRenewed", "RoleGranted", "RoleRevoked"})
@@ -172,6 +172,9 @@ class Projection:
 
     def _on_BatchIssued(self, e: dict, a: dict) -> None:  # noqa: N802
         root = e["subject"]
+        known = self.batches.get(root)
+        if known is not None and known["hospital"] != a["hospital"]:
+            return  # the same root announced by another hospital: a batch of its own; the first one is kept
         self.batches[root] = {
             "root": root, "hospital": a["hospital"], "expires_at": a["expiresAt"], "fills": a["fills"], "count": a["count"],
             "issued_at": e["block_time"], "issued_block": e["block_number"], "issued_tx": e["tx_hash"],
@@ -182,9 +185,16 @@ class Projection:
             row = self.rx[rx_id]
             row.update(hospital=a["hospital"], expires_at=a["expiresAt"], fills=a["fills"], fills_left=a["fills"])
 
+    def _on_PrescriptionOpened(self, e: dict, a: dict) -> None:  # noqa: N802
+        # The registry names the doctor, and the doctor's hospital whose batch the record came from.
+        row = self._rx(e, e["subject"])
+        row.update(doctor=a["doctor"], hospital=a["hospital"], batch_root=a["root"])
+
     def _on_BatchCancelled(self, e: dict, a: dict) -> None:  # noqa: N802
         root = e["subject"]
         batch = self.batches.get(root)
+        if batch is not None and batch["hospital"] != a["hospital"]:
+            return  # another hospital's batch with the same root: this index keeps the first one per root
         if batch is not None:
             batch.update(cancelled_at=e["block_time"], cancelled_by=a["by"])
             self._dirty_batches.add(root)

@@ -1,0 +1,167 @@
+"""What an outside review broke (issue 11), each tried as the attacker holding everything it saw.
+
+Every test here is an attack a consortium member can mount with its own role and what the chain (or
+the transaction pool) showed it, followed by what must still hold. The attacks are written against
+whichever form of the call the deployed registry offers, so that each test also ran (and failed) on
+the registry before the fix.
+"""
+
+import pytest
+from ape.exceptions import ContractLogicError
+from eth_utils import keccak
+
+from rxchain import batch as batches
+from rxchain import ids
+
+from .conftest import (
+    DAY,
+    ZERO_ADDRESS,
+    Status,
+    fresh_claim_key,
+    fresh_doc_hash,
+)
+
+NOTHING = (ZERO_ADDRESS, 0, 0, Status.NONE, 0)
+
+
+def _inputs(registry, name):
+    return len(next(a for a in registry.contract_type.abi if getattr(a, "name", None) == name).inputs)
+
+
+def _try(call):
+    """The attacker's attempt: whether the registry refuses it is not the point, what holds after is."""
+    try:
+        call()
+    except ContractLogicError:
+        pass
+
+
+def _cancel_through(registry, rx, root, proof, sender):
+    """cancelBatched of ``rx`` in batch ``root``, in the form the registry offers (the id alone before the
+    fix; the id's openings, which the attacker here is granted, after)."""
+    if _inputs(registry, "cancelBatched") == 3:
+        return registry.cancelBatched(rx.id, root, list(proof), sender=sender)
+    return registry.cancelBatched(*rx.openings, root, list(proof), sender=sender)
+
+
+def _own_batch(registry, chain, hospital, rx_ids):
+    """The attacker's batch of ``rx_ids``: its root as the registry computed it."""
+    return bytes(registry.issueBatch(list(rx_ids), chain.pending_timestamp + DAY, 1, sender=hospital).return_value)
+
+
+# ---------------------------------------------- finding 1: cross-hospital cancel, pre-emption, root collision
+
+
+def test_other_hospital_cannot_cancel_a_prescription_when_it_batches_its_id(clinic, registry, chain, hospital,
+                                                                             other_hospital, pharmacy):
+    made = clinic.issue_batch(hospital, size=2)
+    victim = made.rxs[0]
+    # Seen in PrescriptionBatched: the id. Granted too: the openings and the genuine proof.
+    own_root = _own_batch(registry, chain, other_hospital, [victim.id])
+
+    _try(lambda: _cancel_through(registry, victim, own_root, (), other_hospital))
+    _try(lambda: _cancel_through(registry, victim, made.root, victim.proof, other_hospital))
+
+    assert registry.prescription(victim.id) == NOTHING
+    clinic.redeem(victim, pharmacy)
+    assert registry.prescription(victim.id).status == Status.DISPENSED
+
+
+def test_other_hospital_cannot_preempt_an_issue_when_it_sees_it_pending(clinic, registry, chain, doctor,
+                                                                       other_hospital):
+    claim_key, doc_hash = fresh_claim_key(), fresh_doc_hash()
+    # What the pending issue() shows: its sender (the doctor) and every argument.
+    rx_id = ids.prescription_id(claim_key.address, ids.terms_hash(doctor.address, doc_hash, ZERO_ADDRESS))
+    own_root = _own_batch(registry, chain, other_hospital, [rx_id])
+    pending = type("Pending", (), {"id": rx_id, "openings": (doctor.address, doc_hash, ZERO_ADDRESS, claim_key.address)})
+    _try(lambda: _cancel_through(registry, pending, own_root, (), other_hospital))
+
+    rx = clinic.issue(doctor, doc_hash=doc_hash, claim_key=claim_key)
+
+    assert rx.id == rx_id
+    assert registry.prescription(rx_id).status == Status.ACTIVE
+
+
+def test_other_hospital_cannot_take_a_batch_when_it_front_runs_issue_batch(clinic, registry, chain, hospital,
+                                                                          other_hospital, pharmacy):
+    claim_keys = [fresh_claim_key() for _ in range(3)]
+    doc_hashes = [fresh_doc_hash() for _ in range(3)]
+    doctor = clinic.parties["doctor"].address
+    rx_ids = [ids.prescription_id(k.address, ids.terms_hash(doctor, h, ZERO_ADDRESS))
+              for k, h in zip(claim_keys, doc_hashes)]  # fmt: skip
+    # The hospital's pending issueBatch(ids) shows the ids: the other hospital sends them first.
+    _own_batch(registry, chain, other_hospital, rx_ids)
+
+    tx = registry.issueBatch(rx_ids, chain.pending_timestamp + DAY, 1, sender=hospital)
+    root = bytes(tx.return_value)
+    for i, rx_id in enumerate(rx_ids):
+        signature = clinic.redeem_signature(type("R", (), {"id": rx_id, "fills": 1, "claim_key": claim_keys[i]}),
+                                            pharmacy, fills_left=1, deadline=clinic.deadline())
+        registry.redeemBatched(doctor, doc_hashes[i], ZERO_ADDRESS, claim_keys[i].address, clinic.deadline(),
+                               signature, root, batches.merkle_proof(rx_ids, i), sender=pharmacy)
+        assert registry.prescription(rx_id).status == Status.DISPENSED
+
+
+def test_other_hospital_cannot_cancel_a_batch_when_it_announced_the_same_root(clinic, registry, chain, hospital,
+                                                                             other_hospital, pharmacy):
+    made = clinic.issue_batch(hospital, size=2)
+    own_root = _own_batch(registry, chain, other_hospital, made.ids)
+    assert own_root == made.root  # the same ids, the same root: a batch of its own all the same
+
+    if _inputs(registry, "cancelBatch") == 1:
+        _try(lambda: registry.cancelBatch(own_root, sender=other_hospital))
+    else:
+        registry.cancelBatch(other_hospital, own_root, sender=other_hospital)  # its own batch, and only that
+
+    for rx in made.rxs:
+        clinic.redeem(rx, pharmacy)
+        assert registry.prescription(rx.id).status == Status.DISPENSED
+
+
+# ------------------------------------------------------------------ finding 4: a leaf passed off as a node
+
+
+def test_hospital_cannot_open_an_unannounced_id_when_it_batches_the_halves_of_its_hash(clinic, registry, chain,
+                                                                                      hospital, doctor, pharmacy,
+                                                                                      reverts):
+    """An id is keccak256(claim key word, terms): a batch of those two words has the id as the parent of
+    its leaves if ids are leaves. It must not open, for no PrescriptionBatched names it."""
+    claim_key, doc_hash = fresh_claim_key(), fresh_doc_hash()
+    terms = ids.terms_hash(doctor.address, doc_hash, ZERO_ADDRESS)
+    rx_id = ids.prescription_id(claim_key.address, terms)
+    halves = [bytes(12) + bytes.fromhex(claim_key.address[2:]), terms]
+    assert keccak(b"".join(sorted(halves))) == rx_id  # the id is the parent of the two halves
+    tx = registry.issueBatch(halves, chain.pending_timestamp + DAY, 1, sender=hospital)
+    root = bytes(tx.return_value)
+    assert rx_id not in [bytes(log.event_arguments["id"]) for log in tx.events if log.event_name == "PrescriptionBatched"]
+
+    rx = type("R", (), {"id": rx_id, "fills": 1, "claim_key": claim_key})
+    signature = clinic.redeem_signature(rx, pharmacy, fills_left=1, deadline=clinic.deadline())
+    for claimed_root in {root, rx_id}:  # before the fix the batch's root was the id itself
+        _try(lambda: registry.redeemBatched(doctor, doc_hash, ZERO_ADDRESS, claim_key.address, clinic.deadline(),
+                                            signature, claimed_root, [], sender=pharmacy))  # fmt: skip
+    assert registry.prescription(rx_id) == NOTHING
+
+
+def test_a_leaf_and_an_inner_node_hash_inputs_of_different_lengths(clinic, hospital):
+    made = clinic.issue_batch(hospital, size=2)
+
+    assert made.root == keccak(b"".join(sorted(keccak(i) for i in made.ids)))
+    assert made.rxs[0].proof == (keccak(made.ids[1]),)
+
+
+# ---------------------------------------------------------------------- events alone rebuild the trail
+
+
+@pytest.mark.parametrize("first_use", ["redeemed", "cancelled"])
+def test_auditor_cannot_miss_a_batched_prescriptions_doctor_when_it_reads_only_events(clinic, registry, chain,
+                                                                                      hospital, doctor, pharmacy,
+                                                                                      first_use):
+    made = clinic.issue_batch(hospital, size=3)
+    rx = made.rxs[1]
+    tx = clinic.redeem(rx, pharmacy) if first_use == "redeemed" else clinic.cancel_batched(rx, hospital)
+
+    opened = [log for log in registry.PrescriptionOpened.range(made.issue_tx.block_number, tx.block_number + 1)
+              if bytes(log.event_arguments["id"]) == rx.id]  # fmt: skip
+    assert [(log.event_arguments["doctor"], log.event_arguments["hospital"], bytes(log.event_arguments["root"]))
+            for log in opened] == [(doctor.address, hospital.address, made.root)]  # fmt: skip
