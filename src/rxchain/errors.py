@@ -112,7 +112,7 @@ class InvalidBatchSize(ContractRevert):
 
 
 class UnknownBatch(ContractRevert):
-    template = "no batch has root {root}"
+    template = "the hospital in question (the doctor's own, or the one named) has no batch with root {root}"
 
 
 class BatchIsCancelled(ContractRevert):
@@ -124,7 +124,8 @@ class NotInBatch(ContractRevert):
 
 
 class NotBatchDoctor(ContractRevert):
-    template = "prescription {id} names {doctor}, who is not a doctor of the batch's hospital {hospital}"
+    template = ("prescription {id} names {doctor}, who is not a doctor of {hospital} whose batch it opens from, or whose "
+                "licence was not live when the batch was issued")
 
 
 class EnforcedPause(ContractRevert):
