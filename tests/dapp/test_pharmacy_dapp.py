@@ -575,13 +575,17 @@ def test_batched_refusals_before_sending(case, dapp, client, issue_batched, ids,
         text = item.payload_text
         key_check, status = "cancelled", "Cancelled"
         if case == "cancelled-batch":
-            client.transact(ids["hospital"], "cancelBatch", batch.root)
+            client.transact(ids["hospital"], "cancelBatch", ids["hospital"].address, batch.root)
             expected = "Cannot redeem: The hospital or the regulator withdrew the whole batch this prescription was issued in; do not dispense."
         else:
             from rxchain.batch import find_batch_proof
 
-            proof = find_batch_proof(client, item.rx_id)
-            client.transact(ids["hospital"], "cancelBatched", item.rx_id, proof.root, proof.proof)
+            from rxchain.document import validate
+
+            proof = find_batch_proof(client, item.rx_id, ids["doctor"].address)
+            opening = validate(item.payload.document)
+            client.transact(ids["hospital"], "cancelBatched", opening.doctor, opening.doc_hash, "0x" + "00" * 20,
+                            item.payload.claim_key.address, proof.root, proof.proof)  # fmt: skip
             expected = "Cannot redeem: This prescription was cancelled by its hospital or the regulator; do not dispense."
     page = dapp.open().page
     block = w3.eth.block_number
@@ -609,7 +613,7 @@ def test_batch_withdrawn_after_the_check_shows_the_registry_refusal(dapp, client
     dapp.paste(item.payload_text)
     expect(page.locator("#redeem")).to_be_enabled()
 
-    client.transact(ids["hospital"], "cancelBatch", batch.root)
+    client.transact(ids["hospital"], "cancelBatch", ids["hospital"].address, batch.root)
     page.click("#redeem")
     outcome = page.locator("#redeem-outcome")
     expect(outcome).to_have_attribute("data-error", "BatchIsCancelled")
