@@ -72,7 +72,7 @@ contract PrescriptionRegistry is ConsortiumRoles, EIP712, IPrescriptionRegistry 
     {
         Config memory c = _config;
         if (c.paused) revert EnforcedPause();
-        Member memory doctor = _requireMember(_msgSender(), DOCTOR_ROLE, _DOCTOR);
+        address hospital = _requireDoctor(_msgSender());
         if (docHash == bytes32(0)) revert ZeroDocumentHash();
         if (claimKey == address(0)) revert ZeroClaimKey();
         _checkExpiryAndFills(c, expiresAt, fills);
@@ -84,7 +84,7 @@ contract PrescriptionRegistry is ConsortiumRoles, EIP712, IPrescriptionRegistry 
         if (!_records[id].isEmpty()) revert AlreadyIssued(id);
         _records[id] = PrescriptionRecord.pack(_msgSender(), uint40(block.timestamp), expiresAt, Status.Active, fills);
 
-        emit PrescriptionIssued(id, _msgSender(), doctor.hospital, docHash, designatedPharmacy, expiresAt, fills);
+        emit PrescriptionIssued(id, _msgSender(), hospital, docHash, designatedPharmacy, expiresAt, fills);
     }
 
     /// @inheritdoc IPrescriptionRegistry
@@ -152,7 +152,7 @@ contract PrescriptionRegistry is ConsortiumRoles, EIP712, IPrescriptionRegistry 
 
         if (s != Status.Active && s != Status.Refillable) revert AlreadyRedeemed(id);
         if (s == Status.Active && r.custodian() == _msgSender()) {
-            _requireMember(_msgSender(), DOCTOR_ROLE, _DOCTOR); // its doctor, still licensed
+            _requireDoctor(_msgSender()); // its doctor, still licensed, of a hospital in good standing
         } else if (!hasRole(DEFAULT_ADMIN_ROLE, _msgSender())) {
             revert NotIssuer(id, _msgSender());
         }
@@ -363,14 +363,19 @@ contract PrescriptionRegistry is ConsortiumRoles, EIP712, IPrescriptionRegistry 
         view
         returns (RxRecord, address hospital)
     {
-        Member memory m = _memberRecord(doctor);
+        Credential memory m = _memberRecord(doctor);
         hospital = m.hospital;
         BatchWord b = _openableBatch(id, hospital, root, proof);
         // The single path checks the doctor's licence at issue; a batch cannot see its doctors until
-        // now, so the licence must have been live when the batch was issued.
-        if (m.roles & _DOCTOR == 0 || m.validUntil < b.issuedAt()) {
+        // now, so the doctor's current uninterrupted licence must have been live when the batch was
+        // issued: begun no later, ended no earlier. A licence that lapsed or was revoked and was
+        // renewed later does not reach back to a batch issued before it.
+        uint40 issuedAt = b.issuedAt();
+        if (m.roles & _DOCTOR == 0 || m.since > issuedAt || m.validUntil < issuedAt) {
             revert NotBatchDoctor(id, doctor, hospital);
         }
+        // And a revoked or lapsed hospital's batches are refused at once.
+        _requireLiveHospital(doctor, hospital);
         return (PrescriptionRecord.pack(doctor, b.issuedAt(), b.expiresAt(), Status.Active, b.fills()), hospital);
     }
 

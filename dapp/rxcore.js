@@ -429,7 +429,8 @@ export const ERROR_TEXT = Object.freeze({
   UnknownBatch: "No batch with this root is registered; check the code with the patient or the hospital.",
   BatchIsCancelled: "The hospital or the regulator withdrew the whole batch this prescription was issued in; do not dispense.",
   NotInBatch: "The prescription is not part of the batch named; the batch read from the chain does not match. Check the code again.",
-  NotBatchDoctor: "The doctor named in this prescription is not a doctor of the hospital that issued its batch; do not dispense.",
+  NotBatchDoctor: "The doctor named in this prescription is not a doctor of the hospital that issued its batch, or was not licensed when the batch was issued; do not dispense.",
+  HospitalNotInGoodStanding: "The prescribing doctor's hospital has been revoked or its credential has ended; its batches cannot be dispensed. Do not dispense.",
   InvalidBatchSize: "A batch holds between one and the registry's maximum of prescriptions.",
 });
 

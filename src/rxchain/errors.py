@@ -171,6 +171,24 @@ class UseAdmitMember(ContractRevert):
     template = "member roles carry a credential end date: use admitMember for {role}"
 
 
+class HospitalNotInGoodStanding(ContractRevert):
+    template = ("{hospital}, the hospital of doctor {doctor}, is revoked or its credential ended: its doctors and batches "
+                "are refused until the regulator restores it")
+
+
+class CredentialOutlivesHospital(ContractRevert):
+    template = ("{account}'s licence would end at {validUntil}, after its hospital {hospital}'s credential "
+                "({hospitalValidUntil}): a doctor's licence cannot outlive its hospital's")
+
+
+class BarredByRegulator(ContractRevert):
+    template = "the regulator revoked {account}: only the regulator can let it back (allowReadmission)"
+
+
+class NotBarred(ContractRevert):
+    template = "{account} is not barred by the regulator: there is nothing to allow"
+
+
 class AccessControlUnauthorizedAccount(ContractRevert):
     template = "{account} does not hold the role {neededRole} this call needs (or was revoked)"
 

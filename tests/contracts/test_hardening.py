@@ -8,6 +8,7 @@ the registry before the fix.
 
 import pytest
 from ape.exceptions import ContractLogicError
+from eth_account import Account
 from eth_utils import keccak
 
 from rxchain import batch as batches
@@ -15,10 +16,16 @@ from rxchain import ids
 
 from .conftest import (
     DAY,
+    DOCTOR_ROLE,
+    HOSPITAL_ROLE,
+    MINUTE,
     ZERO_ADDRESS,
     Status,
+    assert_events,
+    event,
     fresh_claim_key,
     fresh_doc_hash,
+    travel_to,
 )
 
 NOTHING = (ZERO_ADDRESS, 0, 0, Status.NONE, 0)
@@ -165,3 +172,131 @@ def test_auditor_cannot_miss_a_batched_prescriptions_doctor_when_it_reads_only_e
               if bytes(log.event_arguments["id"]) == rx.id]  # fmt: skip
     assert [(log.event_arguments["doctor"], log.event_arguments["hospital"], bytes(log.event_arguments["root"]))
             for log in opened] == [(doctor.address, hospital.address, made.root)]  # fmt: skip
+
+
+# ---------------------------------------- finding 3: a revoked or lapsed hospital stops its doctors and batches
+
+
+def _hospital_gone(registry, chain, regulator, hospital, how):
+    if how == "revoked":
+        registry.revokeRole(HOSPITAL_ROLE, hospital, sender=regulator)
+    else:
+        end = chain.pending_timestamp + MINUTE
+        registry.renewMember(hospital, end, sender=regulator)
+        travel_to(chain, end + 1)
+
+
+@pytest.mark.parametrize("how", ["revoked", "lapsed"])
+def test_doctor_cannot_issue_when_its_hospital_is_gone(registry, chain, regulator, hospital, doctor, reverts, how):
+    _hospital_gone(registry, chain, regulator, hospital, how)
+
+    assert not registry.hasRole(DOCTOR_ROLE, doctor)
+    with reverts(registry.HospitalNotInGoodStanding, doctor=doctor, hospital=hospital):
+        registry.issue(fresh_doc_hash(), fresh_claim_key().address, ZERO_ADDRESS, chain.pending_timestamp + DAY, 1,
+                       sender=doctor)  # fmt: skip
+
+
+def test_doctor_cannot_cancel_when_its_hospital_is_gone_but_the_regulator_can(clinic, registry, chain, regulator,
+                                                                             hospital, doctor, reverts):
+    rx = clinic.issue(doctor)
+    _hospital_gone(registry, chain, regulator, hospital, "revoked")
+
+    with reverts(registry.HospitalNotInGoodStanding, doctor=doctor, hospital=hospital):
+        registry.cancel(rx.id, sender=doctor)
+    registry.cancel(rx.id, sender=regulator)
+
+
+@pytest.mark.parametrize("how", ["revoked", "lapsed"])
+def test_pharmacy_cannot_open_a_batch_when_its_hospital_is_gone(clinic, registry, chain, regulator, hospital, doctor,
+                                                               pharmacy, reverts, how):
+    made = clinic.issue_batch(hospital, size=2, valid_for=2 * DAY)
+    _hospital_gone(registry, chain, regulator, hospital, how)
+
+    with reverts(registry.HospitalNotInGoodStanding, doctor=doctor, hospital=hospital):
+        clinic.redeem(made.rxs[0], pharmacy)
+
+
+@pytest.mark.parametrize("end", ["a-second-later", "the-end-of-time"])
+def test_hospital_cannot_license_a_doctor_past_its_own_credential_when_admitting_or_renewing(
+        registry, regulator, hospital, doctor, credential_end, reverts, end):
+    until = credential_end + 1 if end == "a-second-later" else 2**40 - 1
+    account = fresh_claim_key().address
+
+    with reverts(registry.CredentialOutlivesHospital, account=account, validUntil=until, hospital=hospital,
+                 hospitalValidUntil=credential_end):
+        registry.admitMember(account, DOCTOR_ROLE, until, sender=hospital)
+    with reverts(registry.CredentialOutlivesHospital, account=doctor, validUntil=until, hospital=hospital,
+                 hospitalValidUntil=credential_end):
+        registry.renewMember(doctor, until, sender=hospital)
+    with reverts(registry.CredentialOutlivesHospital, account=doctor, validUntil=until, hospital=hospital,
+                 hospitalValidUntil=credential_end):
+        registry.renewMember(doctor, until, sender=regulator)
+
+
+# ------------------------------------------------ finding 7: the regulator's revocation holds until it lifts it
+
+
+def test_hospital_cannot_readmit_a_doctor_when_the_regulator_revoked_it(registry, regulator, hospital, doctor,
+                                                                       credential_end, reverts):
+    tx = registry.revokeRole(DOCTOR_ROLE, doctor, sender=regulator)
+    assert_events(tx, registry, event("RoleRevoked", role=DOCTOR_ROLE, account=doctor, sender=regulator),
+                  event("MemberBarred", account=doctor, by=regulator))
+
+    with reverts(registry.BarredByRegulator, account=doctor):
+        registry.admitMember(doctor, DOCTOR_ROLE, credential_end, sender=hospital)
+    with reverts(registry.AccessControlUnauthorizedAccount, account=hospital, neededRole=bytes(32)):
+        registry.allowReadmission(doctor, sender=hospital)
+
+    tx = registry.allowReadmission(doctor, sender=regulator)
+    assert_events(tx, registry, event("ReadmissionAllowed", account=doctor, by=regulator))
+    assert registry.admission(doctor).barred is False
+    registry.admitMember(doctor, DOCTOR_ROLE, credential_end, sender=hospital)
+    assert registry.hasRole(DOCTOR_ROLE, doctor)
+
+
+def test_regulator_cannot_allow_back_a_member_when_it_is_not_barred(registry, regulator, doctor, reverts):
+    with reverts(registry.NotBarred, account=doctor):
+        registry.allowReadmission(doctor, sender=regulator)
+
+
+def test_hospital_can_readmit_a_doctor_when_it_removed_the_doctor_itself(registry, hospital, doctor, credential_end):
+    registry.revokeRole(DOCTOR_ROLE, doctor, sender=hospital)
+    registry.admitMember(doctor, DOCTOR_ROLE, credential_end, sender=hospital)
+    assert registry.hasRole(DOCTOR_ROLE, doctor)
+
+
+# ---------------------------------------------- finding 8: the licence as it was when the batch was issued
+
+
+def test_pharmacy_cannot_open_a_batch_for_a_doctor_when_the_licence_had_lapsed_at_batch_time(
+        clinic, registry, chain, hospital, doctor, pharmacy, credential_end, reverts):
+    end = chain.pending_timestamp + MINUTE
+    registry.renewMember(doctor, end, sender=hospital)
+    travel_to(chain, end + 1)
+    made = clinic.issue_batch(hospital, size=2)  # the doctor's licence has ended
+    chain.pending_timestamp += MINUTE
+    registry.renewMember(doctor, credential_end, sender=hospital)  # renewed afterwards
+
+    with reverts(registry.NotBatchDoctor, id=made.rxs[0].id, doctor=doctor, hospital=hospital):
+        clinic.redeem(made.rxs[0], pharmacy)
+
+
+def test_pharmacy_cannot_open_a_batch_for_a_doctor_when_it_was_admitted_after_the_batch(
+        clinic, registry, chain, hospital, pharmacy, credential_end, reverts):
+    newcomer = Account.from_key(keccak(text="rxchain test doctor admitted after the batch"))
+    made = clinic.issue_batch(hospital, doctors=[newcomer, newcomer])
+    chain.pending_timestamp += MINUTE
+    registry.admitMember(newcomer.address, DOCTOR_ROLE, credential_end, sender=hospital)
+
+    with reverts(registry.NotBatchDoctor, id=made.rxs[0].id, doctor=newcomer.address, hospital=hospital):
+        clinic.redeem(made.rxs[0], pharmacy)
+
+
+def test_a_doctor_renewed_before_the_licence_lapsed_still_opens_an_earlier_batch(clinic, registry, chain, hospital,
+                                                                                doctor, pharmacy, credential_end):
+    made = clinic.issue_batch(hospital, size=2)
+    registry.renewMember(doctor, chain.pending_timestamp + DAY, sender=hospital)  # uninterrupted
+    registry.renewMember(doctor, credential_end, sender=hospital)
+
+    clinic.redeem(made.rxs[0], pharmacy)
+    assert registry.prescription(made.rxs[0].id).status == Status.DISPENSED

@@ -20,6 +20,7 @@ from typing import Callable
 import pytest
 
 from .conftest import (
+    AUDITOR_ROLE,
     COURIER_ROLE,
     DAY,
     DEFAULT_ADMIN_ROLE,
@@ -56,12 +57,18 @@ def admit_a_pharmacy(ctx, sender):
     return ctx.registry.admitMember(fresh_address(), PHARMACY_ROLE, ctx.chain.pending_timestamp + YEAR, sender=sender)
 
 
+def _hospital_end(ctx):
+    """A doctor's licence may not outlive its hospital's credential (a future date even when the hospital's
+    credential ended: its refusal is then CredentialExpired)."""
+    return max(ctx.registry.member(ctx.parties["hospital"]).validUntil, ctx.chain.pending_timestamp + DAY)
+
+
 def admit_a_doctor(ctx, sender):
-    return ctx.registry.admitMember(fresh_address(), DOCTOR_ROLE, ctx.chain.pending_timestamp + YEAR, sender=sender)
+    return ctx.registry.admitMember(fresh_address(), DOCTOR_ROLE, _hospital_end(ctx), sender=sender)
 
 
 def renew_the_doctor(ctx, sender):
-    return ctx.registry.renewMember(ctx.parties["doctor"], ctx.chain.pending_timestamp + YEAR, sender=sender)
+    return ctx.registry.renewMember(ctx.parties["doctor"], _hospital_end(ctx), sender=sender)
 
 
 def renew_the_pharmacy(ctx, sender):
@@ -74,6 +81,14 @@ def revoke_the_doctor(ctx, sender):
 
 def revoke_the_pharmacy(ctx, sender):
     return ctx.registry.revokeRole(PHARMACY_ROLE, ctx.parties["pharmacy"], sender=sender)
+
+
+def barred_by_the_regulator(ctx):
+    ctx.registry.revokeRole(AUDITOR_ROLE, ctx.parties["auditor"], sender=ctx.parties["regulator"])
+
+
+def allow_the_auditor_back(ctx, sender):
+    return ctx.registry.allowReadmission(ctx.parties["auditor"], sender=sender)
 
 
 def issue(ctx, sender):
@@ -281,6 +296,8 @@ MATRIX = {
                               "ReceiptConfirmed", holder_of("dispatched", "courier", COURIER_ROLE)),
     # Anyone may relay the patient's receipt: the claim key's signature is the authority.
     "confirmReceipt": row(confirm_receipt_of_the_delivered, EVERYONE, "courier", COURIER_ROLE, "ReceiptConfirmed"),
+    "allowReadmission": row(allow_the_auditor_back, {"regulator"}, *H, "ReadmissionAllowed", needs_regulator,
+                            setup=barred_by_the_regulator),
     "pause": row(pause, {"regulator"}, *H, "Paused", needs_regulator),
     "unpause": row(unpause, {"regulator"}, *H, "Unpaused", needs_regulator, setup=paused_by_the_regulator),
     "setLimits": row(set_limits, {"regulator"}, *H, "LimitsChanged", needs_regulator),
