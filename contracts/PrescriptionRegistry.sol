@@ -244,6 +244,25 @@ contract PrescriptionRegistry is ConsortiumRoles, EIP712, IPrescriptionRegistry 
     // ------------------------------------------------------------------------------ regulator
 
     /// @inheritdoc IPrescriptionRegistry
+    function reassignCustody(bytes32 id, address to) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        RxRecord r = _records[id];
+        (bytes32 role, uint8 bit) = _heldByRevoked(id, r);
+        _requireMember(to, role, bit); // the same role as the one that held it, in good standing
+        _records[id] = r.handTo(to, r.status());
+        emit CustodyReassigned(id, r.custodian(), to, _msgSender());
+    }
+
+    /// @inheritdoc IPrescriptionRegistry
+    function voidCustody(bytes32 id) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        RxRecord r = _records[id];
+        _heldByRevoked(id, r);
+        uint8 fillsLeft = r.fillsLeft();
+        // The fill in the revoked member's hands is void; the fills left stay redeemable elsewhere.
+        _records[id] = r.withStatus(fillsLeft == 0 ? Status.Cancelled : Status.Refillable);
+        emit CustodyVoided(id, r.custodian(), _msgSender(), fillsLeft);
+    }
+
+    /// @inheritdoc IPrescriptionRegistry
     function pause() external onlyRole(DEFAULT_ADMIN_ROLE) {
         if (_config.paused) revert EnforcedPause();
         _config.paused = true;
@@ -470,6 +489,17 @@ contract PrescriptionRegistry is ConsortiumRoles, EIP712, IPrescriptionRegistry 
         uint256 latest = block.timestamp + c.maxValiditySeconds;
         if (expiresAt <= block.timestamp || expiresAt > latest) revert InvalidExpiry(expiresAt, latest);
         if (fills == 0 || fills > c.maxFills) revert InvalidFills(fills, c.maxFills);
+    }
+
+    /// @dev Reverts unless prescription `id` (record `r`) is Dispensed or Dispatched and its custodian is
+    /// no longer in good standing in the role that holds it; returns that role and its bit.
+    function _heldByRevoked(bytes32 id, RxRecord r) private view returns (bytes32 role, uint8 bit) {
+        Status s = r.status();
+        if (s == Status.Dispensed) (role, bit) = (PHARMACY_ROLE, _PHARMACY);
+        else if (s == Status.Dispatched) (role, bit) = (COURIER_ROLE, _COURIER);
+        else _revertWrongStatus(id, s);
+        address custodian = r.custodian();
+        if (hasRole(role, custodian)) revert CustodianInGoodStanding(id, custodian);
     }
 
     /// @dev The courier of a Dispatched prescription or the pharmacy of a Dispensed one, in good standing.

@@ -26,6 +26,8 @@ const TRAIL_EVENTS = {
   PrescriptionDispatched: { step: "dispatched", actor: "pharmacy" },
   PrescriptionDelivered: { step: "delivered", actor: "by" },
   ReceiptConfirmed: { step: "received", actor: "relayer" },
+  CustodyReassigned: { step: "custody reassigned", actor: "by" },
+  CustodyVoided: { step: "custody voided", actor: "by" },
 };
 const SIGNATURE_TTL = 15 * 60;
 const RECEIPT_TIMEOUT_MS = 120_000;

@@ -81,6 +81,15 @@ interface IPrescriptionRegistry is IConsortiumRoles {
     /// @notice The patient's receipt (a claim-key signature) was recorded, relayed by `relayer`.
     event ReceiptConfirmed(bytes32 indexed id, address indexed relayer, uint8 fillsLeft);
 
+    /// @notice The regulator (`by`) moved prescription `id`'s drugs from `from`, a pharmacy or courier no
+    /// longer in good standing, to `to`, a member in good standing of the same role.
+    event CustodyReassigned(bytes32 indexed id, address indexed from, address indexed to, address by);
+
+    /// @notice The regulator (`by`) voided the fill that `custodian`, a pharmacy or courier no longer in
+    /// good standing, held of prescription `id`; `fillsLeft` fills stay redeemable (Refillable), or
+    /// none (Cancelled).
+    event CustodyVoided(bytes32 indexed id, address indexed custodian, address by, uint8 fillsLeft);
+
     /// @notice The regulator changed the limits.
     event LimitsChanged(uint32 maxValiditySeconds, uint8 maxFills);
 
@@ -138,6 +147,9 @@ interface IPrescriptionRegistry is IConsortiumRoles {
     /// @notice `doctor` is not a doctor of `hospital`, whose batch was opened, or its licence was not
     /// live when the batch was issued.
     error NotBatchDoctor(bytes32 id, address doctor, address hospital);
+    /// @notice Prescription `id`'s holder `custodian` is in good standing: it keeps what it holds (revoke
+    /// it first to reassign or void it).
+    error CustodianInGoodStanding(bytes32 id, address custodian);
     /// @notice The registry is paused: no issuing or redeeming until the regulator resumes it.
     error EnforcedPause();
     /// @notice The registry is not paused.
@@ -261,6 +273,20 @@ interface IPrescriptionRegistry is IConsortiumRoles {
     /// claim key's EIP-712 signature of `Receipt(bytes32 rxId,uint256 fillsLeft,uint256 deadline)`.
     /// Moves to Completed, or Refillable when fills are left (also while paused). Emits {ReceiptConfirmed}.
     function confirmReceipt(bytes32 id, bytes32 terms, uint256 deadline, bytes calldata receiptSignature) external;
+
+    /// @notice Moves the drugs of a Dispensed or Dispatched prescription from a holder that is no longer
+    /// in good standing (revoked or lapsed) to `to`, a pharmacy (Dispensed) or courier (Dispatched) in
+    /// good standing; the status stays. Regulator only (also while paused).
+    /// @dev Without it, revoking the pharmacy or courier that holds a prescription would strand it:
+    /// every next step needs the holder in good standing. Reverts {CustodianInGoodStanding} while the
+    /// holder is in good standing, {WrongStatus} in another status. Emits {CustodyReassigned}.
+    function reassignCustody(bytes32 id, address to) external;
+
+    /// @notice Voids the fill held by a pharmacy or courier no longer in good standing: the prescription
+    /// becomes Refillable when fills are left (redeemable at another pharmacy), else Cancelled.
+    /// Regulator only (also while paused).
+    /// @dev Requirements as {reassignCustody}. Emits {CustodyVoided}.
+    function voidCustody(bytes32 id) external;
 
     /// @notice Pauses issuing and redeeming (single and batched). Regulator only. Emits {Paused}.
     /// @dev The delivery trail of drugs already dispensed (dispatch, deliver, receipt) and

@@ -27,6 +27,8 @@ TRAIL_EVENTS: dict[str, str] = {
     "PrescriptionDispatched": "dispatched",
     "PrescriptionDelivered": "delivered",
     "ReceiptConfirmed": "received",
+    "CustodyReassigned": "custody reassigned",
+    "CustodyVoided": "custody voided",
 }
 
 
@@ -80,7 +82,7 @@ def trail(client: RegistryClient, rx_id: bytes) -> list[TrailStep]:
             actor = args.pop("doctor")
         else:
             actor_key = {"issued": "doctor", "cancelled": "by", "redeemed": "pharmacy", "dispatched": "pharmacy",
-                         "delivered": "by", "received": "relayer"}[label]  # fmt: skip
+                         "delivered": "by", "received": "relayer", "custody reassigned": "by", "custody voided": "by"}[label]  # fmt: skip
             actor = args.pop(actor_key)
         if label == "delivered" and steps and steps[-1].step == "redeemed":
             label = "handed over in store"

@@ -128,6 +128,11 @@ class NotBatchDoctor(ContractRevert):
                 "licence was not live when the batch was issued")
 
 
+class CustodianInGoodStanding(ContractRevert):
+    template = ("prescription {id} is held by {custodian}, in good standing: it keeps it (the regulator reassigns or voids "
+                "only what a revoked or lapsed member holds)")
+
+
 class EnforcedPause(ContractRevert):
     template = "the registry is paused by the regulator: try again when it resumes"
 

@@ -15,10 +15,12 @@ from rxchain import batch as batches
 from rxchain import ids
 
 from .conftest import (
+    COURIER_ROLE,
     DAY,
     DOCTOR_ROLE,
     HOSPITAL_ROLE,
     MINUTE,
+    PHARMACY_ROLE,
     ZERO_ADDRESS,
     Status,
     assert_events,
@@ -300,3 +302,64 @@ def test_a_doctor_renewed_before_the_licence_lapsed_still_opens_an_earlier_batch
 
     clinic.redeem(made.rxs[0], pharmacy)
     assert registry.prescription(made.rxs[0].id).status == Status.DISPENSED
+
+
+# ------------------------------------- finding 6: what a revoked pharmacy or courier holds is not stranded
+
+
+def test_regulator_can_reassign_what_a_revoked_pharmacy_holds(clinic, registry, regulator, pharmacy, other_pharmacy,
+                                                             courier, reverts):
+    rx = clinic.dispensed(pharmacy=pharmacy, fills=2)
+    with reverts(registry.CustodianInGoodStanding, id=rx.id, custodian=pharmacy):
+        registry.reassignCustody(rx.id, other_pharmacy, sender=regulator)
+    registry.revokeRole(PHARMACY_ROLE, pharmacy, sender=regulator)
+    with reverts(registry.AccessControlUnauthorizedAccount, account=courier, neededRole=PHARMACY_ROLE):
+        registry.reassignCustody(rx.id, courier, sender=regulator)  # a pharmacy's drugs go to a pharmacy
+
+    tx = registry.reassignCustody(rx.id, other_pharmacy, sender=regulator)
+
+    assert_events(tx, registry, event("CustodyReassigned", id=rx.id, **{"from": pharmacy}, to=other_pharmacy,
+                                      by=regulator))  # fmt: skip
+    assert registry.prescription(rx.id)[0] == other_pharmacy.address
+    clinic.received(rx, pharmacy=other_pharmacy, courier=courier)  # the trail goes on from the new holder
+    assert registry.prescription(rx.id).status == Status.REFILLABLE
+
+
+def test_regulator_can_reassign_what_a_lapsed_courier_holds(clinic, registry, chain, regulator, pharmacy, courier,
+                                                           reverts):
+    rx = clinic.dispatched(pharmacy=pharmacy, courier=courier)
+    end = chain.pending_timestamp + MINUTE
+    registry.renewMember(courier, end, sender=regulator)
+    travel_to(chain, end + 1)
+    other_courier = Account.from_key(keccak(text="rxchain test second courier")).address
+    registry.admitMember(other_courier, COURIER_ROLE, chain.pending_timestamp + DAY, sender=regulator)
+
+    registry.reassignCustody(rx.id, other_courier, sender=regulator)
+
+    assert registry.prescription(rx.id)[0] == other_courier
+    assert registry.prescription(rx.id).status == Status.DISPATCHED
+
+
+@pytest.mark.parametrize("fills", [1, 3])
+def test_regulator_can_void_what_a_revoked_courier_holds(clinic, registry, regulator, pharmacy, other_pharmacy,
+                                                        courier, reverts, fills):
+    rx = clinic.dispatched(pharmacy=pharmacy, courier=courier, fills=fills)
+    with reverts(registry.CustodianInGoodStanding, id=rx.id, custodian=courier):
+        registry.voidCustody(rx.id, sender=regulator)
+    registry.revokeRole(COURIER_ROLE, courier, sender=regulator)
+
+    tx = registry.voidCustody(rx.id, sender=regulator)
+
+    assert_events(tx, registry, event("CustodyVoided", id=rx.id, custodian=courier, by=regulator, fillsLeft=fills - 1))
+    if fills == 1:
+        assert registry.prescription(rx.id).status == Status.CANCELLED
+    else:  # the fills left are redeemable at another pharmacy
+        assert registry.prescription(rx.id).status == Status.REFILLABLE
+        clinic.redeem(rx, other_pharmacy, batched=False)
+        assert registry.prescription(rx.id)[0] == other_pharmacy.address
+
+
+def test_regulator_cannot_void_a_prescription_when_nobody_holds_it(clinic, registry, regulator, reverts):
+    rx = clinic.issue()
+    with reverts(registry.WrongStatus, id=rx.id, current=Status.ACTIVE):
+        registry.voidCustody(rx.id, sender=regulator)

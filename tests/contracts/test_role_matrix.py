@@ -87,6 +87,18 @@ def barred_by_the_regulator(ctx):
     ctx.registry.revokeRole(AUDITOR_ROLE, ctx.parties["auditor"], sender=ctx.parties["regulator"])
 
 
+def pharmacy_revoked_while_holding(ctx):
+    ctx.registry.revokeRole(PHARMACY_ROLE, ctx.parties["pharmacy"], sender=ctx.parties["regulator"])
+
+
+def reassign_the_dispensed(ctx, sender):
+    return ctx.registry.reassignCustody(ctx.staged["dispensed"].id, ctx.parties["other_pharmacy"], sender=sender)
+
+
+def void_the_dispensed(ctx, sender):
+    return ctx.registry.voidCustody(ctx.staged["dispensed"].id, sender=sender)
+
+
 def allow_the_auditor_back(ctx, sender):
     return ctx.registry.allowReadmission(ctx.parties["auditor"], sender=sender)
 
@@ -296,6 +308,10 @@ MATRIX = {
                               "ReceiptConfirmed", holder_of("dispatched", "courier", COURIER_ROLE)),
     # Anyone may relay the patient's receipt: the claim key's signature is the authority.
     "confirmReceipt": row(confirm_receipt_of_the_delivered, EVERYONE, "courier", COURIER_ROLE, "ReceiptConfirmed"),
+    "reassignCustody": row(reassign_the_dispensed, {"regulator"}, *H, "CustodyReassigned", needs_regulator,
+                           setup=pharmacy_revoked_while_holding),
+    "voidCustody": row(void_the_dispensed, {"regulator"}, *H, "CustodyVoided", needs_regulator,
+                       setup=pharmacy_revoked_while_holding),
     "allowReadmission": row(allow_the_auditor_back, {"regulator"}, *H, "ReadmissionAllowed", needs_regulator,
                             setup=barred_by_the_regulator),
     "pause": row(pause, {"regulator"}, *H, "Paused", needs_regulator),

@@ -60,7 +60,7 @@ BATCH_COLUMNS = (
 #: Events that touch a prescription row (their subject is the id).
 RX_EVENTS = frozenset({
     "PrescriptionIssued", "PrescriptionBatched", "PrescriptionOpened", "PrescriptionCancelled", "PrescriptionRedeemed",
-    "PrescriptionDispatched", "PrescriptionDelivered", "ReceiptConfirmed",
+    "PrescriptionDispatched", "PrescriptionDelivered", "ReceiptConfirmed", "CustodyReassigned", "CustodyVoided",
 })  # fmt: skip
 MEMBER_EVENTS = frozenset({"MemberAdmitted", "CredentialRenewed", "RoleGranted", "RoleRevoked"})
 BATCH_EVENTS = frozenset({"BatchIssued", "BatchCancelled"})
@@ -238,6 +238,21 @@ class Projection:
         if fill is not None:
             fill.update(delivered_by=a["by"], delivered_at=e["block_time"], delivered_tx=e["tx_hash"],
                         in_store=1 if fill["dispatched_at"] is None else 0)  # fmt: skip
+
+    def _on_CustodyReassigned(self, e: dict, a: dict) -> None:  # noqa: N802
+        # The regulator moved the drugs from a revoked or lapsed holder to another of the same role.
+        row = self._rx(e, e["subject"])
+        if row["status"] == "dispatched":
+            row["courier"] = a["to"]
+        else:
+            row["last_pharmacy"] = a["to"]
+
+    def _on_CustodyVoided(self, e: dict, a: dict) -> None:  # noqa: N802
+        # The regulator voided the fill a revoked or lapsed holder had; the fills left stay redeemable.
+        row = self._rx(e, e["subject"])
+        row.update(status="refillable" if a["fillsLeft"] else "cancelled", courier=None)
+        if not a["fillsLeft"]:
+            row.update(cancelled_at=e["block_time"], cancelled_by=a["by"], cancel_kind="custody")
 
     def _on_ReceiptConfirmed(self, e: dict, a: dict) -> None:  # noqa: N802
         row = self._rx(e, e["subject"])

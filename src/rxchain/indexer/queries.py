@@ -23,7 +23,7 @@ DAY = 86400
 #: A member whose credential ends within this many days is "expiring soon".
 EXPIRING_SOON_DAYS = 30
 _TRAIL_NAMES = tuple(TRAIL_EVENTS)
-_ACTOR_KEY = {"opened from batch": "doctor", "issued": "doctor", "cancelled": "by", "redeemed": "pharmacy", "dispatched": "pharmacy", "delivered": "by", "received": "relayer"}
+_ACTOR_KEY = {"opened from batch": "doctor", "custody reassigned": "by", "custody voided": "by", "issued": "doctor", "cancelled": "by", "redeemed": "pharmacy", "dispatched": "pharmacy", "delivered": "by", "received": "relayer"}
 
 # An unfilled prescription: never redeemed, not cancelled.
 _UNFILLED = "status = 'active' AND redemptions = 0"
