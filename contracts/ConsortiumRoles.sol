@@ -30,7 +30,18 @@ abstract contract ConsortiumRoles is AccessControlDefaultAdminRules, IConsortium
     uint8 internal constant _AUDITOR = 8;
     uint8 internal constant _HOSPITAL = 16;
 
-    mapping(address account => Member) private _members;
+    /// @dev A member's one storage word: its {IConsortiumRoles-Member} record, plus when its current
+    /// uninterrupted credential began (`since`) and whether the regulator barred it (`barred`: a
+    /// hospital cannot re-admit it until the regulator allows it back). 8 + 40 + 160 + 40 + 8 bits.
+    struct Credential {
+        uint8 roles;
+        uint40 validUntil;
+        address hospital;
+        uint40 since;
+        bool barred;
+    }
+
+    mapping(address account => Credential) private _members;
 
     /// @param regulator the first regulator (DEFAULT_ADMIN_ROLE)
     /// @param adminTransferDelay seconds a regulator handover waits before it can be accepted
@@ -44,17 +55,24 @@ abstract contract ConsortiumRoles is AccessControlDefaultAdminRules, IConsortium
         if (account == address(0)) revert ZeroAddressMember();
         if (validUntil <= block.timestamp) revert InvalidCredentialEnd(validUntil, block.timestamp);
 
-        Member memory m = _members[account];
+        Credential memory m = _members[account];
         if (bit == _DOCTOR) {
-            _requireMember(_msgSender(), HOSPITAL_ROLE, _HOSPITAL);
+            uint40 hospitalEnd = _validUntilOf(_requireMember(_msgSender(), HOSPITAL_ROLE, _HOSPITAL));
+            if (m.barred) revert BarredByRegulator(account);
             if (m.roles & ~_DOCTOR != 0) revert HoldsOtherRoles(account, m.roles);
             if (m.roles & _DOCTOR != 0 && m.hospital != _msgSender()) {
                 revert NotDoctorsHospital(_msgSender(), account);
             }
+            if (validUntil > hospitalEnd) {
+                revert CredentialOutlivesHospital(account, validUntil, _msgSender(), hospitalEnd);
+            }
             m.hospital = _msgSender();
         } else {
             _checkRole(DEFAULT_ADMIN_ROLE);
+            m.barred = false; // the regulator's own admission lets a barred member back
         }
+        // A new role, or a credential that had lapsed, starts a new uninterrupted credential.
+        if (m.roles & bit == 0 || m.validUntil < block.timestamp) m.since = uint40(block.timestamp);
         m.roles |= bit;
         m.validUntil = validUntil;
         _members[account] = m;
@@ -65,7 +83,7 @@ abstract contract ConsortiumRoles is AccessControlDefaultAdminRules, IConsortium
 
     /// @inheritdoc IConsortiumRoles
     function renewMember(address account, uint40 validUntil) external {
-        Member memory m = _members[account];
+        Credential memory m = _members[account];
         if (m.roles == 0) revert NotAMember(account);
         if (validUntil <= block.timestamp) revert InvalidCredentialEnd(validUntil, block.timestamp);
         if (!hasRole(DEFAULT_ADMIN_ROLE, _msgSender())) {
@@ -73,14 +91,23 @@ abstract contract ConsortiumRoles is AccessControlDefaultAdminRules, IConsortium
             // One end date covers all of a member's roles: the hospital may move it only for a doctor alone.
             if (m.roles != _DOCTOR) revert HoldsOtherRoles(account, m.roles);
         }
+        if (m.roles & _DOCTOR != 0) {
+            // Not even the regulator gives a doctor a licence longer than its hospital's.
+            uint40 hospitalEnd = _members[m.hospital].validUntil;
+            if (validUntil > hospitalEnd) revert CredentialOutlivesHospital(account, validUntil, m.hospital, hospitalEnd);
+        }
 
-        _members[account].validUntil = validUntil;
+        if (m.validUntil < block.timestamp) m.since = uint40(block.timestamp); // lapsed: a new credential
+        m.validUntil = validUntil;
+        _members[account] = m;
         emit CredentialRenewed(account, _msgSender(), validUntil);
     }
 
     /// @notice Revokes `role` from `account` at once.
-    /// @dev The regulator revokes any role; a hospital in good standing revokes its own doctors.
-    /// Emits {IAccessControl-RoleRevoked}.
+    /// @dev The regulator revokes any role, and a member role it revokes bars the account: no hospital
+    /// can admit it again until the regulator does, or allows it back ({allowReadmission}). A hospital
+    /// in good standing revokes its own doctors (no bar: it may admit them again).
+    /// Emits {IAccessControl-RoleRevoked}, and {MemberBarred} when the regulator revokes a member role.
     function revokeRole(bytes32 role, address account)
         public
         override(AccessControlDefaultAdminRules, IAccessControl)
@@ -90,12 +117,32 @@ abstract contract ConsortiumRoles is AccessControlDefaultAdminRules, IConsortium
             _revokeRole(role, account);
             return;
         }
+        uint8 held = _members[account].roles;
         super.revokeRole(role, account);
+        if (_members[account].roles != held) {
+            // A member role the regulator took away: the account stays out until the regulator says so.
+            _members[account].barred = true;
+            emit MemberBarred(account, _msgSender());
+        }
+    }
+
+    /// @inheritdoc IConsortiumRoles
+    function allowReadmission(address account) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        if (!_members[account].barred) revert NotBarred(account);
+        _members[account].barred = false;
+        emit ReadmissionAllowed(account, _msgSender());
     }
 
     /// @inheritdoc IConsortiumRoles
     function member(address account) external view returns (Member memory) {
-        return _members[account];
+        Credential memory m = _members[account];
+        return Member(m.roles, m.validUntil, m.hospital);
+    }
+
+    /// @inheritdoc IConsortiumRoles
+    function admission(address account) external view returns (uint40 since, bool barred) {
+        Credential memory m = _members[account];
+        return (m.since, m.barred);
     }
 
     /// @inheritdoc IConsortiumRoles
@@ -103,7 +150,8 @@ abstract contract ConsortiumRoles is AccessControlDefaultAdminRules, IConsortium
         return hasRole(role, account);
     }
 
-    /// @notice True if `account` holds `role`; for member roles, only while its credential lasts.
+    /// @notice True if `account` holds `role`; for member roles, only while its credential lasts, and
+    /// for a doctor only while its hospital's lasts too.
     function hasRole(bytes32 role, address account)
         public
         view
@@ -113,8 +161,9 @@ abstract contract ConsortiumRoles is AccessControlDefaultAdminRules, IConsortium
         if (role == DEFAULT_ADMIN_ROLE) return super.hasRole(role, account);
         uint8 bit = _roleBitOrZero(role);
         if (bit == 0) return false;
-        Member memory m = _members[account];
-        return m.roles & bit != 0 && block.timestamp <= m.validUntil;
+        Credential memory m = _members[account];
+        if (m.roles & bit == 0 || block.timestamp > m.validUntil) return false;
+        return bit != _DOCTOR || _isLiveHospital(m.hospital);
     }
 
     /// @dev Member roles are granted only with a credential end date, through {admitMember}.
@@ -127,7 +176,7 @@ abstract contract ConsortiumRoles is AccessControlDefaultAdminRules, IConsortium
     function _revokeRole(bytes32 role, address account) internal override returns (bool) {
         if (role == DEFAULT_ADMIN_ROLE) return super._revokeRole(role, account);
         uint8 bit = _roleBit(role);
-        Member storage m = _members[account];
+        Credential storage m = _members[account];
         if (m.roles & bit == 0) return false;
         m.roles &= ~bit;
         emit RoleRevoked(role, account, _msgSender());
@@ -135,19 +184,55 @@ abstract contract ConsortiumRoles is AccessControlDefaultAdminRules, IConsortium
     }
 
     /// @dev The member record of `account`.
-    function _memberRecord(address account) internal view returns (Member memory) {
+    function _memberRecord(address account) internal view returns (Credential memory) {
         return _members[account];
     }
 
-    /// @dev Reverts unless `account` holds `role` (bit `bit`) with a live credential; returns its record.
-    function _requireMember(address account, bytes32 role, uint8 bit) internal view returns (Member memory m) {
-        m = _members[account];
-        if (m.roles & bit == 0) revert AccessControlUnauthorizedAccount(account, role);
-        if (block.timestamp > m.validUntil) revert CredentialExpired(account, role, m.validUntil);
+    /// @dev Reverts unless `account` holds `role` (bit `bit`) with a live credential; returns its
+    /// {Credential} storage word, read once (the guarded calls' hot path: no unpacking into memory).
+    function _requireMember(address account, bytes32 role, uint8 bit) internal view returns (uint256 word) {
+        word = _word(account);
+        if (uint8(word) & bit == 0) revert AccessControlUnauthorizedAccount(account, role);
+        uint40 validUntil = _validUntilOf(word);
+        if (block.timestamp > validUntil) revert CredentialExpired(account, role, validUntil);
+    }
+
+    /// @dev Reverts unless `account` is a doctor with a live licence whose hospital is in good standing
+    /// (a revoked or lapsed hospital's doctors are refused at once); returns its hospital.
+    function _requireDoctor(address account) internal view returns (address hospital) {
+        hospital = _hospitalOf(_requireMember(account, DOCTOR_ROLE, _DOCTOR));
+        _requireLiveHospital(account, hospital);
+    }
+
+    /// @dev Reverts unless `hospital`, the hospital of `doctor`, holds the hospital role with a live credential.
+    function _requireLiveHospital(address doctor, address hospital) internal view {
+        if (!_isLiveHospital(hospital)) revert HospitalNotInGoodStanding(doctor, hospital);
+    }
+
+    function _isLiveHospital(address hospital) private view returns (bool) {
+        uint256 word = _word(hospital);
+        return uint8(word) & _HOSPITAL != 0 && block.timestamp <= _validUntilOf(word);
+    }
+
+    /// @dev The raw storage word of `account`'s {Credential}: roles in bits 0..7, validUntil 8..47,
+    /// hospital 48..207, since 208..247, barred 248..255 (Solidity's packing of the struct).
+    function _word(address account) private view returns (uint256 word) {
+        Credential storage m = _members[account];
+        assembly ("memory-safe") {
+            word := sload(m.slot)
+        }
+    }
+
+    function _validUntilOf(uint256 word) private pure returns (uint40) {
+        return uint40(word >> 8);
+    }
+
+    function _hospitalOf(uint256 word) private pure returns (address) {
+        return address(uint160(word >> 48));
     }
 
     /// @dev Reverts unless the caller is `doctor`'s hospital, in good standing.
-    function _checkDoctorsHospital(address doctor, Member memory m) private view {
+    function _checkDoctorsHospital(address doctor, Credential memory m) private view {
         if (m.roles & _DOCTOR == 0 || m.hospital != _msgSender()) revert NotDoctorsHospital(_msgSender(), doctor);
         _requireMember(_msgSender(), HOSPITAL_ROLE, _HOSPITAL);
     }

@@ -3,7 +3,6 @@ pragma solidity 0.8.30;
 
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
-import {Hashes} from "@openzeppelin/contracts/utils/cryptography/Hashes.sol";
 import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
 import {ConsortiumRoles} from "./ConsortiumRoles.sol";
 import {IPrescriptionRegistry, Status} from "./interfaces/IPrescriptionRegistry.sol";
@@ -40,7 +39,9 @@ contract PrescriptionRegistry is ConsortiumRoles, EIP712, IPrescriptionRegistry 
 
     Config private _config;
     mapping(bytes32 id => RxRecord) private _records;
-    mapping(bytes32 root => BatchWord) private _batches;
+    /// @dev Keyed by {_batchKey}(hospital, root): another hospital announcing the same root writes
+    /// its own slot and cannot occupy, cancel or shadow this one.
+    mapping(bytes32 key => BatchWord) private _batches;
 
     /// @param regulator the regulator's account (DEFAULT_ADMIN_ROLE)
     /// @param adminTransferDelay seconds a regulator handover waits before it can be accepted
@@ -71,7 +72,7 @@ contract PrescriptionRegistry is ConsortiumRoles, EIP712, IPrescriptionRegistry 
     {
         Config memory c = _config;
         if (c.paused) revert EnforcedPause();
-        Member memory doctor = _requireMember(_msgSender(), DOCTOR_ROLE, _DOCTOR);
+        address hospital = _requireDoctor(_msgSender());
         if (docHash == bytes32(0)) revert ZeroDocumentHash();
         if (claimKey == address(0)) revert ZeroClaimKey();
         _checkExpiryAndFills(c, expiresAt, fills);
@@ -83,7 +84,7 @@ contract PrescriptionRegistry is ConsortiumRoles, EIP712, IPrescriptionRegistry 
         if (!_records[id].isEmpty()) revert AlreadyIssued(id);
         _records[id] = PrescriptionRecord.pack(_msgSender(), uint40(block.timestamp), expiresAt, Status.Active, fills);
 
-        emit PrescriptionIssued(id, _msgSender(), doctor.hospital, docHash, designatedPharmacy, expiresAt, fills);
+        emit PrescriptionIssued(id, _msgSender(), hospital, docHash, designatedPharmacy, expiresAt, fills);
     }
 
     /// @inheritdoc IPrescriptionRegistry
@@ -95,39 +96,51 @@ contract PrescriptionRegistry is ConsortiumRoles, EIP712, IPrescriptionRegistry 
         _checkExpiryAndFills(c, expiresAt, fills);
 
         root = _merkleRoot(ids);
-        if (!_batches[root].isEmpty()) revert AlreadyIssued(root);
-        _batches[root] = BatchRecord.pack(_msgSender(), uint40(block.timestamp), expiresAt, fills);
+        bytes32 key = _batchKey(_msgSender(), root);
+        if (!_batches[key].isEmpty()) revert AlreadyIssued(root);
+        _batches[key] = BatchRecord.pack(_msgSender(), uint40(block.timestamp), expiresAt, fills);
 
-        for (uint256 i = 0; i < ids.length; ++i) {
-            emit PrescriptionBatched(ids[i], root);
-        }
+        _announceBatched(ids, root);
         emit BatchIssued(root, _msgSender(), expiresAt, fills, ids.length);
     }
 
     /// @inheritdoc IPrescriptionRegistry
-    function cancelBatched(bytes32 id, bytes32 root, bytes32[] calldata proof) external {
+    function cancelBatched(
+        address doctor,
+        bytes32 docHash,
+        address designatedPharmacy,
+        address claimKey,
+        bytes32 root,
+        bytes32[] calldata proof
+    ) external returns (bytes32 id) {
+        id = _id(claimKey, _terms(doctor, docHash, designatedPharmacy));
         RxRecord r = _records[id];
         if (!r.isEmpty()) {
             Status s = r.status();
             if (s == Status.Active || s == Status.Refillable) revert WrongStatus(id, s); // use cancel(id)
             _revertNotRedeemable(id, s);
         }
-        BatchWord b = _openableBatch(id, root, proof);
+        // The id names its doctor and the doctor's record names its hospital: only that hospital's
+        // batch is looked at, and only that hospital (or the regulator) may cancel.
+        address hospital = _memberRecord(doctor).hospital;
+        BatchWord b = _openableBatch(id, hospital, root, proof);
         _checkBatchManager(b, id);
 
-        _records[id] = PrescriptionRecord.pack(b.hospital(), b.issuedAt(), b.expiresAt(), Status.Cancelled, 0);
+        _records[id] = PrescriptionRecord.pack(doctor, b.issuedAt(), b.expiresAt(), Status.Cancelled, 0);
+        emit PrescriptionOpened(id, doctor, hospital, root);
         emit PrescriptionCancelled(id, _msgSender());
     }
 
     /// @inheritdoc IPrescriptionRegistry
-    function cancelBatch(bytes32 root) external {
-        BatchWord b = _batches[root];
+    function cancelBatch(address hospital, bytes32 root) external {
+        bytes32 key = _batchKey(hospital, root);
+        BatchWord b = _batches[key];
         if (b.isEmpty()) revert UnknownBatch(root);
         if (b.isCancelled()) revert BatchIsCancelled(root);
         _checkBatchManager(b, root);
 
-        _batches[root] = b.cancelled();
-        emit BatchCancelled(root, _msgSender());
+        _batches[key] = b.cancelled();
+        emit BatchCancelled(root, hospital, _msgSender());
     }
 
     /// @inheritdoc IPrescriptionRegistry
@@ -139,7 +152,7 @@ contract PrescriptionRegistry is ConsortiumRoles, EIP712, IPrescriptionRegistry 
 
         if (s != Status.Active && s != Status.Refillable) revert AlreadyRedeemed(id);
         if (s == Status.Active && r.custodian() == _msgSender()) {
-            _requireMember(_msgSender(), DOCTOR_ROLE, _DOCTOR); // its doctor, still licensed
+            _requireDoctor(_msgSender()); // its doctor, still licensed, of a hospital in good standing
         } else if (!hasRole(DEFAULT_ADMIN_ROLE, _msgSender())) {
             revert NotIssuer(id, _msgSender());
         }
@@ -178,7 +191,11 @@ contract PrescriptionRegistry is ConsortiumRoles, EIP712, IPrescriptionRegistry 
         _requireMember(_msgSender(), PHARMACY_ROLE, _PHARMACY);
         id = _id(claimKey, _terms(doctor, docHash, designatedPharmacy));
         RxRecord r = _records[id];
-        if (r.isEmpty()) r = _openBatched(id, doctor, root, proof);
+        if (r.isEmpty()) {
+            address hospital;
+            (r, hospital) = _openBatched(id, doctor, root, proof);
+            emit PrescriptionOpened(id, doctor, hospital, root);
+        }
         _redeem(id, r, designatedPharmacy, claimKey, deadline, claimSignature);
     }
 
@@ -225,6 +242,25 @@ contract PrescriptionRegistry is ConsortiumRoles, EIP712, IPrescriptionRegistry 
     }
 
     // ------------------------------------------------------------------------------ regulator
+
+    /// @inheritdoc IPrescriptionRegistry
+    function reassignCustody(bytes32 id, address to) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        RxRecord r = _records[id];
+        (bytes32 role, uint8 bit) = _heldByRevoked(id, r);
+        _requireMember(to, role, bit); // the same role as the one that held it, in good standing
+        _records[id] = r.handTo(to, r.status());
+        emit CustodyReassigned(id, r.custodian(), to, _msgSender());
+    }
+
+    /// @inheritdoc IPrescriptionRegistry
+    function voidCustody(bytes32 id) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        RxRecord r = _records[id];
+        _heldByRevoked(id, r);
+        uint8 fillsLeft = r.fillsLeft();
+        // The fill in the revoked member's hands is void; the fills left stay redeemable elsewhere.
+        _records[id] = r.withStatus(fillsLeft == 0 ? Status.Cancelled : Status.Refillable);
+        emit CustodyVoided(id, r.custodian(), _msgSender(), fillsLeft);
+    }
 
     /// @inheritdoc IPrescriptionRegistry
     function pause() external onlyRole(DEFAULT_ADMIN_ROLE) {
@@ -278,13 +314,13 @@ contract PrescriptionRegistry is ConsortiumRoles, EIP712, IPrescriptionRegistry 
     }
 
     /// @inheritdoc IPrescriptionRegistry
-    function batch(bytes32 root)
+    function batch(address hospital, bytes32 root)
         external
         view
-        returns (address hospital, uint40 issuedAt, uint40 expiresAt, uint8 fills, bool cancelled)
+        returns (uint40 issuedAt, uint40 expiresAt, uint8 fills, bool cancelled)
     {
-        BatchWord b = _batches[root];
-        return (b.hospital(), b.issuedAt(), b.expiresAt(), b.fills(), b.isCancelled());
+        BatchWord b = _batches[_batchKey(hospital, root)];
+        return (b.issuedAt(), b.expiresAt(), b.fills(), b.isCancelled());
     }
 
     /// @inheritdoc IPrescriptionRegistry
@@ -339,28 +375,39 @@ contract PrescriptionRegistry is ConsortiumRoles, EIP712, IPrescriptionRegistry 
         emit PrescriptionRedeemed(id, _msgSender(), fillsLeft - 1);
     }
 
-    /// @dev The record a batched prescription starts from, once its proof and doctor check out.
+    /// @dev The record a batched prescription starts from, once its proof and doctor check out, and
+    /// the hospital whose batch it opened from (the doctor's own).
     function _openBatched(bytes32 id, address doctor, bytes32 root, bytes32[] calldata proof)
         private
         view
-        returns (RxRecord)
+        returns (RxRecord, address hospital)
     {
-        BatchWord b = _openableBatch(id, root, proof);
+        Credential memory m = _memberRecord(doctor);
+        hospital = m.hospital;
+        BatchWord b = _openableBatch(id, hospital, root, proof);
         // The single path checks the doctor's licence at issue; a batch cannot see its doctors until
-        // now, so the licence must have been live when the batch was issued.
-        Member memory m = _memberRecord(doctor);
-        if (m.roles & _DOCTOR == 0 || m.hospital != b.hospital() || m.validUntil < b.issuedAt()) {
-            revert NotBatchDoctor(id, doctor, b.hospital());
+        // now, so the doctor's current uninterrupted licence must have been live when the batch was
+        // issued: begun no later, ended no earlier. A licence that lapsed or was revoked and was
+        // renewed later does not reach back to a batch issued before it.
+        uint40 issuedAt = b.issuedAt();
+        if (m.roles & _DOCTOR == 0 || m.since > issuedAt || m.validUntil < issuedAt) {
+            revert NotBatchDoctor(id, doctor, hospital);
         }
-        return PrescriptionRecord.pack(doctor, b.issuedAt(), b.expiresAt(), Status.Active, b.fills());
+        // And a revoked or lapsed hospital's batches are refused at once.
+        _requireLiveHospital(doctor, hospital);
+        return (PrescriptionRecord.pack(doctor, b.issuedAt(), b.expiresAt(), Status.Active, b.fills()), hospital);
     }
 
-    /// @dev The live batch `root`, after checking that `proof` shows `id` in it.
-    function _openableBatch(bytes32 id, bytes32 root, bytes32[] calldata proof) private view returns (BatchWord b) {
-        b = _batches[root];
+    /// @dev The live batch `root` of `hospital`, after checking that `proof` shows `id` in it.
+    function _openableBatch(bytes32 id, address hospital, bytes32 root, bytes32[] calldata proof)
+        private
+        view
+        returns (BatchWord b)
+    {
+        b = _batches[_batchKey(hospital, root)];
         if (b.isEmpty()) revert UnknownBatch(root);
         if (b.isCancelled()) revert BatchIsCancelled(root);
-        if (!MerkleProof.verifyCalldata(proof, root, id)) revert NotInBatch(id, root);
+        if (!MerkleProof.verifyCalldata(proof, root, _leaf(id))) revert NotInBatch(id, root);
     }
 
     /// @dev Reverts unless the caller is the batch's hospital in good standing, or the regulator.
@@ -370,31 +417,89 @@ contract PrescriptionRegistry is ConsortiumRoles, EIP712, IPrescriptionRegistry 
         _requireMember(_msgSender(), HOSPITAL_ROLE, _HOSPITAL);
     }
 
-    /// @dev The Merkle root of `ids`: sorted-pair keccak256 level by level, an odd last node carried up
-    /// (any such tree verifies with OpenZeppelin's MerkleProof). A prescription id is itself the leaf:
-    /// a leaf cannot pass for an inner node, as that would need an opening hashing to an inner node.
-    function _merkleRoot(bytes32[] calldata ids) private pure returns (bytes32) {
-        bytes32[] memory level = ids;
-        uint256 n = level.length;
-        while (n > 1) {
-            uint256 half = n >> 1;
-            for (uint256 i = 0; i < half; ++i) {
-                level[i] = Hashes.commutativeKeccak256(level[2 * i], level[2 * i + 1]);
+    /// @dev The Merkle root over the leaves ({_leaf}) of `ids`: sorted-pair keccak256 level by level, an
+    /// odd last node carried up (any such tree verifies with OpenZeppelin's MerkleProof). Computed in
+    /// place in the free memory past the free memory pointer, which is left as it was (scratch space).
+    function _merkleRoot(bytes32[] calldata ids) private pure returns (bytes32 root) {
+        assembly ("memory-safe") {
+            let n := ids.length
+            let level := mload(0x40)
+            for { let i := 0 } lt(i, n) { i := add(i, 1) } {
+                mstore(0x00, calldataload(add(ids.offset, shl(5, i))))
+                mstore(add(level, shl(5, i)), keccak256(0x00, 0x20))
             }
-            if (n & 1 == 1) {
-                level[half] = level[n - 1];
-                n = half + 1;
-            } else {
-                n = half;
+            for {} gt(n, 1) {} {
+                let half := shr(1, n)
+                for { let i := 0 } lt(i, half) { i := add(i, 1) } {
+                    let a := mload(add(level, shl(6, i)))
+                    let b := mload(add(level, add(shl(6, i), 0x20)))
+                    switch gt(a, b)
+                    case 0 {
+                        mstore(0x00, a)
+                        mstore(0x20, b)
+                    }
+                    default {
+                        mstore(0x00, b)
+                        mstore(0x20, a)
+                    }
+                    mstore(add(level, shl(5, i)), keccak256(0x00, 0x40))
+                }
+                switch and(n, 1)
+                case 1 {
+                    mstore(add(level, shl(5, half)), mload(add(level, shl(5, sub(n, 1)))))
+                    n := add(half, 1)
+                }
+                default { n := half }
             }
+            root := mload(level)
         }
-        return level[0];
+    }
+
+    /// @dev Emits {PrescriptionBatched}(id, root) for each of `ids`, read straight from calldata.
+    function _announceBatched(bytes32[] calldata ids, bytes32 root) private {
+        bytes32 topic = PrescriptionBatched.selector;
+        assembly ("memory-safe") {
+            let end := add(ids.offset, shl(5, ids.length))
+            for { let p := ids.offset } lt(p, end) { p := add(p, 0x20) } { log3(0, 0, topic, calldataload(p), root) }
+        }
+    }
+
+    /// @dev The Merkle leaf of prescription `id`: keccak256 of its 32 bytes. An inner node is keccak256
+    /// of 64 bytes, and so is an id (claim key and terms): were the id itself the leaf, two chosen
+    /// leaves could have an id as their parent, and that id would open from the batch although no
+    /// event announced it. A leaf and an inner node now differ in the length of what was hashed, so
+    /// neither can pass for the other (OpenZeppelin's MerkleProof guidance).
+    function _leaf(bytes32 id) private pure returns (bytes32 leaf) {
+        assembly ("memory-safe") {
+            mstore(0x00, id)
+            leaf := keccak256(0x00, 0x20)
+        }
+    }
+
+    /// @dev The storage key of `hospital`'s batch with Merkle root `root`.
+    function _batchKey(address hospital, bytes32 root) private pure returns (bytes32 key) {
+        assembly ("memory-safe") {
+            mstore(0x00, and(hospital, 0xffffffffffffffffffffffffffffffffffffffff))
+            mstore(0x20, root)
+            key := keccak256(0x00, 0x40)
+        }
     }
 
     function _checkExpiryAndFills(Config memory c, uint40 expiresAt, uint8 fills) private view {
         uint256 latest = block.timestamp + c.maxValiditySeconds;
         if (expiresAt <= block.timestamp || expiresAt > latest) revert InvalidExpiry(expiresAt, latest);
         if (fills == 0 || fills > c.maxFills) revert InvalidFills(fills, c.maxFills);
+    }
+
+    /// @dev Reverts unless prescription `id` (record `r`) is Dispensed or Dispatched and its custodian is
+    /// no longer in good standing in the role that holds it; returns that role and its bit.
+    function _heldByRevoked(bytes32 id, RxRecord r) private view returns (bytes32 role, uint8 bit) {
+        Status s = r.status();
+        if (s == Status.Dispensed) (role, bit) = (PHARMACY_ROLE, _PHARMACY);
+        else if (s == Status.Dispatched) (role, bit) = (COURIER_ROLE, _COURIER);
+        else _revertWrongStatus(id, s);
+        address custodian = r.custodian();
+        if (hasRole(role, custodian)) revert CustodianInGoodStanding(id, custodian);
     }
 
     /// @dev The courier of a Dispatched prescription or the pharmacy of a Dispensed one, in good standing.

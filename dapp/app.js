@@ -20,11 +20,14 @@ const $ = (id) => document.getElementById(id);
 const TRAIL_EVENTS = {
   PrescriptionIssued: { step: "issued", actor: "doctor" },
   PrescriptionBatched: { step: "issued in batch", actor: null }, // the actor is the batch's hospital
+  PrescriptionOpened: { step: "opened from batch", actor: "doctor" },
   PrescriptionCancelled: { step: "cancelled", actor: "by" },
   PrescriptionRedeemed: { step: "redeemed", actor: "pharmacy" },
   PrescriptionDispatched: { step: "dispatched", actor: "pharmacy" },
   PrescriptionDelivered: { step: "delivered", actor: "by" },
   ReceiptConfirmed: { step: "received", actor: "relayer" },
+  CustodyReassigned: { step: "custody reassigned", actor: "by" },
+  CustodyVoided: { step: "custody voided", actor: "by" },
 };
 const SIGNATURE_TTL = 15 * 60;
 const RECEIPT_TIMEOUT_MS = 120_000;
@@ -41,7 +44,7 @@ const state = {
   rx: null, // {payload, verified, record, issued, batch, steps, now, paused, checks}
   busy: false,
   blockTimes: new Map(),
-  batchIds: new Map(), // batch root -> its prescription ids in issue order (a batch never changes)
+  batchIds: new Map(), // issuing transaction -> the batch's prescription ids in issue order (a batch never changes)
 };
 
 // ------------------------------------------------------------------------------ small helpers
@@ -372,12 +375,12 @@ function findQr(bitmap) {
 
 // ------------------------------------------------------------------------------ on-chain state
 
-/** A batch's on-chain record. */
-async function readBatch(root) {
-  const batch = await state.registry.batch(root);
+/** `hospital`'s batch `root`, as the registry records it (issuedAt 0: that hospital issued no such batch). */
+async function readBatch(hospital, root) {
+  const batch = await state.registry.batch(hospital, root);
   return {
     root: root.toLowerCase(),
-    hospital: batch.hospital,
+    hospital,
     issuedAt: Number(batch.issuedAt),
     expiresAt: Number(batch.expiresAt),
     fills: Number(batch.fills),
@@ -387,8 +390,9 @@ async function readBatch(root) {
 
 /**
  * {steps, batches}: every event of prescription `id`, oldest first, and the record of each batch
- * that announced it (root -> batch). One log query finds the trail (every trail event has the id as
- * its first indexed topic); a batched prescription's trail also shows its batch's withdrawal.
+ * that announced it (issuing transaction -> batch, with its hospital: two members may announce the
+ * same root, each in a batch of its own). One log query finds the trail (every trail event has the id
+ * as its first indexed topic); a batched prescription's trail also shows its batch's withdrawal.
  */
 async function readTrail(id, toBlock = "latest") {
   const registry = state.config.registry;
@@ -399,13 +403,18 @@ async function readTrail(id, toBlock = "latest") {
   const roots = [...new Set(logs.filter((log) => log.topics[0] === batchedTopic).map((log) => log.topics[2].toLowerCase()))];
   const batches = new Map();
   if (roots.length) {
+    const issued = await state.provider.getLogs({
+      address: registry, fromBlock, toBlock, topics: [state.iface.getEvent("BatchIssued").topicHash, roots],
+    });
+    const hospitals = [...new Set(issued.map((log) => ethers.getAddress(ethers.dataSlice(log.topics[2], 12))))];
     const [records, withdrawals] = await Promise.all([
-      Promise.all(roots.map(readBatch)),
+      Promise.all(issued.map((log) => readBatch(ethers.getAddress(ethers.dataSlice(log.topics[2], 12)), log.topics[1]))),
       state.provider.getLogs({
-        address: registry, fromBlock, toBlock, topics: [state.iface.getEvent("BatchCancelled").topicHash, roots],
+        address: registry, fromBlock, toBlock,
+        topics: [state.iface.getEvent("BatchCancelled").topicHash, roots, hospitals.map((h) => ethers.zeroPadValue(h, 32))],
       }),
     ]);
-    for (const record of records) batches.set(record.root, record);
+    issued.forEach((log, i) => batches.set(log.transactionHash, { ...records[i], block: log.blockNumber, txHash: log.transactionHash }));
     logs.push(...withdrawals);
   }
   logs.sort((a, b) => a.blockNumber - b.blockNumber || a.index - b.index);
@@ -419,7 +428,7 @@ async function readTrail(id, toBlock = "latest") {
       actor = parsed.args.by;
     } else if (parsed.name === "PrescriptionBatched") {
       step = TRAIL_EVENTS.PrescriptionBatched.step;
-      actor = batches.get(parsed.args.root.toLowerCase()).hospital;
+      actor = (batches.get(log.transactionHash) || {}).hospital || null;
     } else {
       const meta = TRAIL_EVENTS[parsed.name];
       step = meta.step;
@@ -445,7 +454,7 @@ async function readTrail(id, toBlock = "latest") {
  * the batch's root and the proof leads from `id` to it.
  */
 async function batchProof(id, batch) {
-  let ids = state.batchIds.get(batch.root);
+  let ids = state.batchIds.get(batch.txHash);
   if (!ids) {
     const logs = await state.provider.getLogs({
       address: state.config.registry,
@@ -454,8 +463,8 @@ async function batchProof(id, batch) {
       topics: [state.iface.getEvent("PrescriptionBatched").topicHash, null, batch.root],
     });
     logs.sort((a, b) => a.index - b.index);
-    ids = logs.map((log) => log.topics[1].toLowerCase());
-    if (ids.length && core.merkleRoot(ids) === batch.root) state.batchIds.set(batch.root, ids);
+    ids = logs.filter((log) => log.transactionHash === batch.txHash).map((log) => log.topics[1].toLowerCase());
+    if (ids.length && core.merkleRoot(ids) === batch.root) state.batchIds.set(batch.txHash, ids);
   }
   const index = ids.indexOf(id.toLowerCase());
   if (index < 0 || core.merkleRoot(ids) !== batch.root) return { proof: null, ok: false };
@@ -493,13 +502,18 @@ async function refresh() {
   rx.now = latest.timestamp;
   rx.steps = steps;
   rx.issued = steps.find((s) => s.event === "PrescriptionIssued") || null;
-  // Issued in a batch: the first batch announcing the id (as the Python client takes it).
-  const announced = steps.find((s) => s.event === "PrescriptionBatched");
-  rx.batch = announced ? { ...batches.get(announced.args.root.toLowerCase()), block: announced.blockNumber } : null;
+  // Issued in a batch: only the batches of the doctor's own hospital count (the registry opens it from
+  // no other, whoever else announced the id); the newest live one, else the first (as the Python
+  // client takes it).
+  const doctor = await state.registry.member(rx.verified.doctor, at);
+  const own = steps.filter((s) => s.event === "PrescriptionBatched" && s.actor && same(s.actor, doctor.hospital))
+    .map((s) => batches.get(s.txHash));
+  const live = own.filter((b) => !b.cancelled);
+  rx.batch = live.length ? { ...live[live.length - 1] } : own.length ? { ...own[0] } : null;
   if (rx.batch && rx.record.status === "None") {
     // Nothing of it is stored until its first redemption opens it: it stands as its batch does.
     const batch = rx.batch;
-    const [doctor, opening] = await Promise.all([state.registry.member(rx.verified.doctor), batchProof(id, batch)]);
+    const opening = await batchProof(id, batch);
     batch.doctorOk = (Number(doctor.roles) & core.ROLE_BITS.doctor) !== 0 && same(doctor.hospital, batch.hospital);
     batch.proof = opening.proof;
     batch.proofOk = opening.ok;
@@ -838,7 +852,7 @@ async function redeem() {
     // A batched prescription's first fill opens it with its batch's root and its proof; the claim key
     // then signs the batch's fills. Every later fill is a plain redeem of the record.
     const batch = Number(record.status) === 0 && rx.batch && rx.batch.proof ? rx.batch : null;
-    const fillsLeft = batch ? (await state.registry.batch(batch.root)).fills : record.fillsLeft;
+    const fillsLeft = batch ? (await state.registry.batch(batch.hospital, batch.root)).fills : record.fillsLeft;
     const signature = await core.signRedeem(claim, domain, id, state.account.address, fillsLeft, deadline);
     say("Sending the redemption…");
     const args = [doctor, docHash, pharmacy || core.ZERO_ADDRESS, claim.address, deadline, signature];

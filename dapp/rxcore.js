@@ -370,10 +370,16 @@ function nextLevel(level) {
   return up;
 }
 
+/** The Merkle leaf of prescription `id`: keccak256 of its 32 bytes (an inner node hashes 64 bytes, so
+ * neither can pass for the other). */
+export function merkleLeaf(id) {
+  return ethers.keccak256(word(id));
+}
+
 /** The root the registry computes for a batch of `ids` (in issue order). */
 export function merkleRoot(ids) {
   if (!Array.isArray(ids) || ids.length === 0) throw new RangeError("a batch holds at least one prescription");
-  let level = ids.map(word);
+  let level = ids.map(merkleLeaf);
   while (level.length > 1) level = nextLevel(level);
   return level[0];
 }
@@ -383,7 +389,7 @@ export function merkleProof(ids, index) {
   if (!Array.isArray(ids) || !Number.isInteger(index) || index < 0 || index >= ids.length) {
     throw new RangeError(`leaf ${index} is not in a batch of ${Array.isArray(ids) ? ids.length : 0}`);
   }
-  let level = ids.map(word);
+  let level = ids.map(merkleLeaf);
   const proof = [];
   while (level.length > 1) {
     const sibling = index ^ 1;
@@ -394,9 +400,9 @@ export function merkleProof(ids, index) {
   return proof;
 }
 
-/** What OpenZeppelin's MerkleProof.verify answers: does `proof` lead from `leaf` to `root`? */
-export function verifyProof(proof, root, leaf) {
-  let node = word(leaf);
+/** What the registry answers: does `proof` lead from the leaf of prescription `id` to `root`? */
+export function verifyProof(proof, root, id) {
+  let node = merkleLeaf(id);
   for (const sibling of proof) node = commutativeKeccak(node, sibling);
   return node === word(root);
 }
@@ -423,7 +429,8 @@ export const ERROR_TEXT = Object.freeze({
   UnknownBatch: "No batch with this root is registered; check the code with the patient or the hospital.",
   BatchIsCancelled: "The hospital or the regulator withdrew the whole batch this prescription was issued in; do not dispense.",
   NotInBatch: "The prescription is not part of the batch named; the batch read from the chain does not match. Check the code again.",
-  NotBatchDoctor: "The doctor named in this prescription is not a doctor of the hospital that issued its batch; do not dispense.",
+  NotBatchDoctor: "The doctor named in this prescription is not a doctor of the hospital that issued its batch, or was not licensed when the batch was issued; do not dispense.",
+  HospitalNotInGoodStanding: "The prescribing doctor's hospital has been revoked or its credential has ended; its batches cannot be dispensed. Do not dispense.",
   InvalidBatchSize: "A batch holds between one and the registry's maximum of prescriptions.",
 });
 

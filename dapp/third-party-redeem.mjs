@@ -102,14 +102,17 @@ function up(level) {
   return next;
 }
 
+// The leaves are keccak256 of each id (32 bytes hashed, an inner node 64): neither passes for the other.
+const leaf = (id) => ethers.keccak256(id);
+
 function merkleRoot(ids) {
-  let level = ids;
+  let level = ids.map(leaf);
   while (level.length > 1) level = up(level);
   return level[0];
 }
 
 function merkleProof(ids, index) {
-  let level = ids;
+  let level = ids.map(leaf);
   const proof = [];
   while (level.length > 1) {
     if ((index ^ 1) < level.length) proof.push(level[index ^ 1]);
@@ -119,19 +122,29 @@ function merkleProof(ids, index) {
   return proof;
 }
 
-// --- The batch announcing prescription `id`: {root, proof}, or null when no batch announces it.
-// PrescriptionBatched(id indexed, root indexed): the first announcement gives the root and block;
-// the batch's ids are that block's announcements under the root, in log order.
-async function findBatch(provider, iface, address, id, fromBlock) {
+// --- The batch of `hospital` (the doctor's own: the only one the registry opens the prescription
+// from) announcing prescription `id`: {root, proof}, or null when none does. PrescriptionBatched(id
+// indexed, root indexed) gives the roots; BatchIssued(root indexed, hospital indexed) which of them are
+// the hospital's, and the transaction whose announcements under the root are the batch's ids, in log
+// order. Another member announcing the id, or the same root, in a batch of its own is never picked.
+async function findBatch(provider, iface, registry, address, id, hospital, fromBlock) {
   const event = iface.getEvent("PrescriptionBatched");
-  if (!event) throw new Failure(EXIT.unavailable, "the ABI has no PrescriptionBatched event: use the current interface ABI");
+  const issuedEvent = iface.getEvent("BatchIssued");
+  if (!event || !issuedEvent) throw new Failure(EXIT.unavailable, "the ABI has no PrescriptionBatched/BatchIssued event: use the current interface ABI");
   const byOrder = (a, b) => a.blockNumber - b.blockNumber || a.index - b.index;
-  const announced = (await provider.getLogs({ address, fromBlock, toBlock: "latest", topics: [event.topicHash, id] })).sort(byOrder);
-  if (!announced.length) return null;
-  const { blockNumber } = announced[0];
-  const root = announced[0].topics[2].toLowerCase();
+  const announced = await provider.getLogs({ address, fromBlock, toBlock: "latest", topics: [event.topicHash, id] });
+  const roots = [...new Set(announced.map((log) => log.topics[2].toLowerCase()))];
+  if (!roots.length) return null;
+  const hospitalTopic = ethers.zeroPadValue(hospital, 32);
+  const own = (await provider.getLogs({ address, fromBlock, toBlock: "latest", topics: [issuedEvent.topicHash, roots, hospitalTopic] })).sort(byOrder);
+  if (!own.length) return null;
+  // The newest live batch (a withdrawn batch may have been issued again), else the first.
+  let chosen = own[0];
+  for (const log of own) if (!(await registry.batch(hospital, log.topics[1])).cancelled) chosen = log;
+  const { blockNumber, transactionHash } = chosen;
+  const root = chosen.topics[1].toLowerCase();
   const batch = await provider.getLogs({ address, fromBlock: blockNumber, toBlock: blockNumber, topics: [event.topicHash, null, root] });
-  const ids = batch.sort(byOrder).map((log) => log.topics[1].toLowerCase());
+  const ids = batch.filter((log) => log.transactionHash === transactionHash).sort(byOrder).map((log) => log.topics[1].toLowerCase());
   if (!ids.includes(id) || merkleRoot(ids) !== root) {
     throw new Failure(EXIT.unavailable, `the node's events of batch ${root} do not rebuild its root`);
   }
@@ -219,8 +232,9 @@ async function main() {
   //    root and the id's Merkle proof; its fills are then the batch's.
   const record = await registry.prescription(id);
   let fillsLeft = record.fillsLeft;
-  const batch = record.status === 0n ? await findBatch(provider, iface, registryAddress, id, opts.fromBlock) : null;
-  if (batch) fillsLeft = (await registry.batch(batch.root)).fills;
+  const hospital = record.status === 0n ? (await registry.member(doctor)).hospital : null;
+  const batch = hospital && hospital !== ethers.ZeroAddress ? await findBatch(provider, iface, registry, registryAddress, id, hospital, opts.fromBlock) : null;
+  if (batch) fillsLeft = (await registry.batch(hospital, batch.root)).fills;
   const latest = await provider.getBlock("latest");
   const deadline = BigInt(latest.timestamp) + 900n;
 

@@ -25,6 +25,13 @@ interface IConsortiumRoles is IAccessControl {
     /// @notice `account`'s credential now ends at `validUntil`.
     event CredentialRenewed(address indexed account, address indexed renewedBy, uint40 validUntil);
 
+    /// @notice The regulator revoked a role of `account` (`by`, the regulator): no hospital may admit it
+    /// again until the regulator lets it back.
+    event MemberBarred(address indexed account, address indexed by);
+
+    /// @notice The regulator (`by`) lifted the bar on `account`: its hospital may admit it again.
+    event ReadmissionAllowed(address indexed account, address indexed by);
+
     /// @notice `role` is not one of the consortium's member roles.
     error UnknownRole(bytes32 role);
 
@@ -50,11 +57,28 @@ interface IConsortiumRoles is IAccessControl {
     /// @notice Member roles carry a credential end date: use {admitMember} instead of grantRole.
     error UseAdmitMember(bytes32 role);
 
+    /// @notice Doctor `doctor`'s hospital `hospital` is revoked or its credential ended: its doctors
+    /// (and its batches) are refused until the regulator restores it.
+    error HospitalNotInGoodStanding(address doctor, address hospital);
+
+    /// @notice Doctor `account`'s licence would end at `validUntil`, after its hospital `hospital`'s
+    /// credential (`hospitalValidUntil`): no doctor's licence outlives its hospital's.
+    error CredentialOutlivesHospital(address account, uint40 validUntil, address hospital, uint40 hospitalValidUntil);
+
+    /// @notice The regulator revoked `account`: only the regulator may let it back ({allowReadmission}).
+    error BarredByRegulator(address account);
+
+    /// @notice `account` is not barred: there is nothing to allow.
+    error NotBarred(address account);
+
     /// @notice Admits `account` to `role` until `validUntil` (a unix time).
-    /// @dev The regulator admits hospitals, pharmacies, couriers and auditors; a hospital in good
-    /// standing admits doctors, which then belong to it (never an account holding another role: one
-    /// credential end date covers all of a member's roles). Re-admitting an existing member adds the
-    /// role and replaces the credential end date.
+    /// @dev The regulator admits hospitals, pharmacies, couriers and auditors (and so lifts a bar it
+    /// set); a hospital in good standing admits doctors, which then belong to it (never an account
+    /// holding another role: one credential end date covers all of a member's roles), never one the
+    /// regulator barred ({BarredByRegulator}), and never beyond its own credential's end
+    /// ({CredentialOutlivesHospital}). Re-admitting an existing member adds the role and replaces the
+    /// credential end date. A new role, or a lapsed credential, starts a new uninterrupted credential
+    /// ({admission}: `since`).
     ///
     /// Requirements:
     /// - the caller is the regulator, or a hospital in good standing when `role` is DOCTOR_ROLE;
@@ -65,13 +89,23 @@ interface IConsortiumRoles is IAccessControl {
 
     /// @notice Moves `account`'s credential end date to `validUntil`.
     /// @dev Requirements: the caller is the regulator, or the doctor's own hospital in good standing;
-    /// `validUntil` is in the future. Emits {CredentialRenewed}.
+    /// `validUntil` is in the future, and for a doctor not after its hospital's credential ends.
+    /// Renewing a lapsed credential starts a new uninterrupted one. Emits {CredentialRenewed}.
     function renewMember(address account, uint40 validUntil) external;
+
+    /// @notice Lets a member the regulator barred (by revoking a role) be admitted by its hospital again.
+    /// @dev Regulator only; reverts with {NotBarred} when `account` is not barred. Emits {ReadmissionAllowed}.
+    function allowReadmission(address account) external;
 
     /// @notice The member record of `account` (zero when it never was one).
     function member(address account) external view returns (Member memory);
 
-    /// @notice True if `account` holds `role` and its credential has not ended.
+    /// @notice When `account`'s current uninterrupted credential began (`since`: a batch names a doctor
+    /// only if this is no later than the batch), and whether the regulator barred it.
+    function admission(address account) external view returns (uint40 since, bool barred);
+
+    /// @notice True if `account` holds `role` and its credential has not ended (for a doctor: nor its
+    /// hospital's).
     function isMemberInGoodStanding(address account, bytes32 role) external view returns (bool);
 
     /// @notice The role ids.

@@ -50,14 +50,21 @@ interface IPrescriptionRegistry is IConsortiumRoles {
     );
 
     /// @notice A hospital issued a batch of `count` prescriptions for its doctors, committed by the
-    /// Merkle root of their ids; each prescription is also announced by {PrescriptionBatched}.
+    /// Merkle root of their ids' leaves; each prescription is also announced by {PrescriptionBatched}.
+    /// A batch is `hospital`'s batch `root`: another hospital's batch with the same root is another batch.
     event BatchIssued(bytes32 indexed root, address indexed hospital, uint40 expiresAt, uint8 fills, uint256 count);
 
-    /// @notice Prescription `id` was issued in the batch with Merkle root `root`.
+    /// @notice Prescription `id` was issued in the batch with Merkle root `root` (the {BatchIssued} of the
+    /// same transaction names its hospital).
     event PrescriptionBatched(bytes32 indexed id, bytes32 indexed root);
 
-    /// @notice The whole batch `root` was withdrawn by `by`: its unredeemed prescriptions are void.
-    event BatchCancelled(bytes32 indexed root, address indexed by);
+    /// @notice Batched prescription `id` of `doctor` got its storage record from `hospital`'s batch
+    /// `root`: at its first redemption, or when it was cancelled before one. With {PrescriptionBatched}
+    /// and {BatchIssued}, the logs alone name every batched prescription's doctor, hospital and batch.
+    event PrescriptionOpened(bytes32 indexed id, address indexed doctor, address indexed hospital, bytes32 root);
+
+    /// @notice `hospital`'s whole batch `root` was withdrawn by `by`: its unredeemed prescriptions are void.
+    event BatchCancelled(bytes32 indexed root, address indexed hospital, address indexed by);
 
     /// @notice Prescription `id` was cancelled by `by`.
     event PrescriptionCancelled(bytes32 indexed id, address indexed by);
@@ -73,6 +80,15 @@ interface IPrescriptionRegistry is IConsortiumRoles {
 
     /// @notice The patient's receipt (a claim-key signature) was recorded, relayed by `relayer`.
     event ReceiptConfirmed(bytes32 indexed id, address indexed relayer, uint8 fillsLeft);
+
+    /// @notice The regulator (`by`) moved prescription `id`'s drugs from `from`, a pharmacy or courier no
+    /// longer in good standing, to `to`, a member in good standing of the same role.
+    event CustodyReassigned(bytes32 indexed id, address indexed from, address indexed to, address by);
+
+    /// @notice The regulator (`by`) voided the fill that `custodian`, a pharmacy or courier no longer in
+    /// good standing, held of prescription `id`; `fillsLeft` fills stay redeemable (Refillable), or
+    /// none (Cancelled).
+    event CustodyVoided(bytes32 indexed id, address indexed custodian, address by, uint8 fillsLeft);
 
     /// @notice The regulator changed the limits.
     event LimitsChanged(uint32 maxValiditySeconds, uint8 maxFills);
@@ -121,15 +137,19 @@ interface IPrescriptionRegistry is IConsortiumRoles {
     error InvalidLimits(uint32 maxValiditySeconds, uint8 maxFills);
     /// @notice A batch holds 1 to `maximum` prescriptions; `count` were given.
     error InvalidBatchSize(uint256 count, uint256 maximum);
-    /// @notice No batch has Merkle root `root`.
+    /// @notice The hospital in question (the named doctor's, or the one given) has no batch with Merkle
+    /// root `root`.
     error UnknownBatch(bytes32 root);
     /// @notice The batch `root` was cancelled.
     error BatchIsCancelled(bytes32 root);
     /// @notice The proof does not show prescription `id` in batch `root`.
     error NotInBatch(bytes32 id, bytes32 root);
-    /// @notice `doctor` is not a doctor of the hospital `hospital` that issued the batch, or its licence
-    /// had ended when the batch was issued.
+    /// @notice `doctor` is not a doctor of `hospital`, whose batch was opened, or its licence was not
+    /// live when the batch was issued.
     error NotBatchDoctor(bytes32 id, address doctor, address hospital);
+    /// @notice Prescription `id`'s holder `custodian` is in good standing: it keeps what it holds (revoke
+    /// it first to reassign or void it).
+    error CustodianInGoodStanding(bytes32 id, address custodian);
     /// @notice The registry is paused: no issuing or redeeming until the regulator resumes it.
     error EnforcedPause();
     /// @notice The registry is not paused.
@@ -153,18 +173,22 @@ interface IPrescriptionRegistry is IConsortiumRoles {
     /// the Merkle root of `ids` that keys the batch.
     /// @dev Each id is computed off chain exactly as for {issue} (it names the doctor). Nothing per
     /// prescription is stored: its one storage word is written at first use, when the redeeming
-    /// pharmacy shows the id's Merkle proof (sorted-pair keccak256, OpenZeppelin's MerkleProof), and
-    /// the named doctor must then be a doctor of this hospital. The root is computed here from `ids`,
-    /// so it commits to exactly the ids announced.
+    /// pharmacy shows the id's Merkle proof, and the named doctor must then be a doctor of this
+    /// hospital. The tree's leaves are keccak256(id) (32 bytes hashed), its inner nodes sorted-pair
+    /// keccak256 (64 bytes hashed, OpenZeppelin's MerkleProof), an odd last node carried up: a leaf
+    /// and an inner node cannot be confused, so the root commits to exactly the ids announced. The
+    /// batch is keyed by (caller, root): no other hospital can occupy, cancel or shadow it.
     ///
     /// Requirements: the caller is a hospital in good standing; not paused; 1 <= ids.length <= 1024;
-    /// expiry and fills as for {issue}; the same batch was not issued before.
+    /// expiry and fills as for {issue}; the caller did not issue the same batch before.
     ///
     /// Emits {PrescriptionBatched} for each id, then {BatchIssued}.
     function issueBatch(bytes32[] calldata ids, uint40 expiresAt, uint8 fills) external returns (bytes32 root);
 
     /// @notice Redeems a batched prescription (the first fill opens it with `proof`; later fills may
     /// use {redeem}). Rules, signature and event as {redeem}.
+    /// @dev The batch looked up is the doctor's own hospital's batch `root`, whoever else announced the
+    /// same root. Opening emits {PrescriptionOpened} before {PrescriptionRedeemed}.
     function redeemBatched(
         address doctor,
         bytes32 docHash,
@@ -176,19 +200,31 @@ interface IPrescriptionRegistry is IConsortiumRoles {
         bytes32[] calldata proof
     ) external returns (bytes32 id);
 
-    /// @notice Cancels one unredeemed prescription of batch `root` (its hospital, or the regulator).
-    /// Emits {PrescriptionCancelled}.
-    function cancelBatched(bytes32 id, bytes32 root, bytes32[] calldata proof) external;
+    /// @notice Cancels one unredeemed batched prescription, given its openings (as {redeem}) and its
+    /// Merkle proof in batch `root` of the doctor's hospital; returns its id.
+    /// @dev Only the hospital of the prescription's doctor, in good standing, or the regulator: the
+    /// id commits to its doctor, so no other hospital can cancel it through a batch of its own.
+    /// Emits {PrescriptionOpened} and {PrescriptionCancelled}.
+    function cancelBatched(
+        address doctor,
+        bytes32 docHash,
+        address designatedPharmacy,
+        address claimKey,
+        bytes32 root,
+        bytes32[] calldata proof
+    ) external returns (bytes32 id);
 
-    /// @notice Withdraws a whole batch: its unredeemed prescriptions can no longer be redeemed.
-    /// @dev The batch's hospital, or the regulator. Emits {BatchCancelled}.
-    function cancelBatch(bytes32 root) external;
+    /// @notice Withdraws `hospital`'s whole batch `root`: its unredeemed prescriptions can no longer be
+    /// redeemed.
+    /// @dev The caller is `hospital` in good standing, or the regulator. Emits {BatchCancelled}.
+    function cancelBatch(address hospital, bytes32 root) external;
 
-    /// @notice A batch's record: hospital, issue and expiry times, fills, and whether it was cancelled.
-    function batch(bytes32 root)
+    /// @notice `hospital`'s batch `root`: issue and expiry times, fills, and whether it was cancelled
+    /// (all zero when that hospital issued no such batch).
+    function batch(address hospital, bytes32 root)
         external
         view
-        returns (address hospital, uint40 issuedAt, uint40 expiresAt, uint8 fills, bool cancelled);
+        returns (uint40 issuedAt, uint40 expiresAt, uint8 fills, bool cancelled);
 
     /// @notice Cancels prescription `id`.
     /// @dev Requirements: status Active and the caller is the issuing doctor in good standing, or
@@ -237,6 +273,20 @@ interface IPrescriptionRegistry is IConsortiumRoles {
     /// claim key's EIP-712 signature of `Receipt(bytes32 rxId,uint256 fillsLeft,uint256 deadline)`.
     /// Moves to Completed, or Refillable when fills are left (also while paused). Emits {ReceiptConfirmed}.
     function confirmReceipt(bytes32 id, bytes32 terms, uint256 deadline, bytes calldata receiptSignature) external;
+
+    /// @notice Moves the drugs of a Dispensed or Dispatched prescription from a holder that is no longer
+    /// in good standing (revoked or lapsed) to `to`, a pharmacy (Dispensed) or courier (Dispatched) in
+    /// good standing; the status stays. Regulator only (also while paused).
+    /// @dev Without it, revoking the pharmacy or courier that holds a prescription would strand it:
+    /// every next step needs the holder in good standing. Reverts {CustodianInGoodStanding} while the
+    /// holder is in good standing, {WrongStatus} in another status. Emits {CustodyReassigned}.
+    function reassignCustody(bytes32 id, address to) external;
+
+    /// @notice Voids the fill held by a pharmacy or courier no longer in good standing: the prescription
+    /// becomes Refillable when fills are left (redeemable at another pharmacy), else Cancelled.
+    /// Regulator only (also while paused).
+    /// @dev Requirements as {reassignCustody}. Emits {CustodyVoided}.
+    function voidCustody(bytes32 id) external;
 
     /// @notice Pauses issuing and redeeming (single and batched). Regulator only. Emits {Paused}.
     /// @dev The delivery trail of drugs already dispensed (dispatch, deliver, receipt) and

@@ -22,11 +22,14 @@ from rxchain.errors import Refused
 TRAIL_EVENTS: dict[str, str] = {
     "PrescriptionIssued": "issued",
     "PrescriptionBatched": "issued in batch",
+    "PrescriptionOpened": "opened from batch",
     "PrescriptionCancelled": "cancelled",
     "PrescriptionRedeemed": "redeemed",
     "PrescriptionDispatched": "dispatched",
     "PrescriptionDelivered": "delivered",
     "ReceiptConfirmed": "received",
+    "CustodyReassigned": "custody reassigned",
+    "CustodyVoided": "custody voided",
 }
 
 
@@ -85,10 +88,12 @@ def trail(client: RegistryClient, rx_id: bytes) -> list[TrailStep]:
         args = {k: _plain(v) for k, v in event["args"].items() if k != "id"}
         label = TRAIL_EVENTS[event["event"]]
         if label == "issued in batch":
-            actor = client.batch(bytes.fromhex(args["root"][2:]))["hospital"]
+            actor = _batch_issuer(client, log, args["root"])
+        elif label == "opened from batch":
+            actor = args.pop("doctor")
         else:
             actor_key = {"issued": "doctor", "cancelled": "by", "redeemed": "pharmacy", "dispatched": "pharmacy",
-                         "delivered": "by", "received": "relayer"}[label]  # fmt: skip
+                         "delivered": "by", "received": "relayer", "custody reassigned": "by", "custody voided": "by"}[label]  # fmt: skip
             actor = args.pop(actor_key)
         if label == "delivered" and steps and steps[-1].step == "redeemed":
             label = "handed over in store"
@@ -144,6 +149,20 @@ def verify_document(client: RegistryClient, rx_id: bytes, document: dict, claim_
         if expected != bytes(rx_id):
             problems.append("the id does not open to this document and claim key")
     return DocumentCheck(not problems, rx_hex, "0x" + doc_hash.hex(), on_chain, problems)
+
+
+def _batch_issuer(client: RegistryClient, log, root: str) -> str:
+    """The hospital of the batch a ``PrescriptionBatched`` log belongs to: the ``BatchIssued`` of the same
+    transaction and root (two hospitals may announce the same root, each in its own batch)."""
+    topic = event_abi_to_log_topic(next(i for i in client.abi if i.get("type") == "event" and i["name"] == "BatchIssued"))
+    issued = client.call_node(
+        lambda: client.w3.eth.get_logs({"address": client.address, "fromBlock": log["blockNumber"], "toBlock": log["blockNumber"],
+                                        "topics": ["0x" + topic.hex(), root]})  # fmt: skip
+    )
+    for entry in issued:
+        if bytes(entry["transactionHash"]) == bytes(log["transactionHash"]):
+            return to_checksum_address("0x" + bytes(entry["topics"][2])[-20:].hex())
+    raise TrailNotFound(f"no BatchIssued for root {root} in transaction 0x{bytes(log['transactionHash']).hex()}")
 
 
 def _issue_opening(client: RegistryClient, steps: list[TrailStep]) -> dict | None:

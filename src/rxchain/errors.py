@@ -156,7 +156,7 @@ class InvalidBatchSize(ContractRevert):
 
 
 class UnknownBatch(ContractRevert):
-    template = "no batch has root {root}"
+    template = "the hospital in question (the doctor's own, or the one named) has no batch with root {root}"
 
 
 class BatchIsCancelled(ContractRevert):
@@ -168,7 +168,13 @@ class NotInBatch(ContractRevert):
 
 
 class NotBatchDoctor(ContractRevert):
-    template = "prescription {id} names {doctor}, who is not a doctor of the batch's hospital {hospital}"
+    template = ("prescription {id} names {doctor}, who is not a doctor of {hospital} whose batch it opens from, or whose "
+                "licence was not live when the batch was issued")
+
+
+class CustodianInGoodStanding(ContractRevert):
+    template = ("prescription {id} is held by {custodian}, in good standing: it keeps it (the regulator reassigns or voids "
+                "only what a revoked or lapsed member holds)")
 
 
 class EnforcedPause(ContractRevert):
@@ -212,6 +218,24 @@ class HoldsOtherRoles(ContractRevert):
 
 class UseAdmitMember(ContractRevert):
     template = "member roles carry a credential end date: use admitMember for {role}"
+
+
+class HospitalNotInGoodStanding(ContractRevert):
+    template = ("{hospital}, the hospital of doctor {doctor}, is revoked or its credential ended: its doctors and batches "
+                "are refused until the regulator restores it")
+
+
+class CredentialOutlivesHospital(ContractRevert):
+    template = ("{account}'s licence would end at {validUntil}, after its hospital {hospital}'s credential "
+                "({hospitalValidUntil}): a doctor's licence cannot outlive its hospital's")
+
+
+class BarredByRegulator(ContractRevert):
+    template = "the regulator revoked {account}: only the regulator can let it back (allowReadmission)"
+
+
+class NotBarred(ContractRevert):
+    template = "{account} is not barred by the regulator: there is nothing to allow"
 
 
 class AccessControlUnauthorizedAccount(ContractRevert):

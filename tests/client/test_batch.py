@@ -39,8 +39,11 @@ def test_batched_prescriptions_go_through_the_whole_lifecycle(client, ids, docum
         confirm_payload_receipt(client, ids["courier"], item.payload_text, with_delivery=True)
         assert client.prescription(item.rx_id).status is Status.COMPLETED
         steps = trail(client, item.rx_id)
-        assert [s.step for s in steps] == ["issued in batch", "redeemed", "dispatched", "delivered", "received"]
+        assert [s.step for s in steps] == ["issued in batch", "opened from batch", "redeemed", "dispatched", "delivered",
+                                           "received"]  # fmt: skip
         assert steps[0].actor == ids["hospital"].address
+        assert steps[1].actor == ids["doctor"].address
+        assert steps[1].details == {"hospital": ids["hospital"].address, "root": "0x" + batch.root.hex()}
 
 
 def test_batched_prescription_is_redeemed_once(client, ids, documents):
@@ -55,7 +58,7 @@ def test_proof_for_another_batch_fails(client, ids, documents):
     first = issue_batch(client, ids["hospital"], documents[:3])
     second = issue_batch(client, ids["hospital"], documents[3:])
     item = first.prescriptions[0]
-    other_proof = find_batch_proof(client, second.prescriptions[0].rx_id)
+    other_proof = find_batch_proof(client, second.prescriptions[0].rx_id, ids["doctor"].address)
 
     with pytest.raises(errors.NotInBatch) as refused:
         _redeem_with(client, ids["pharmacy"], item, second.root, other_proof.proof)
@@ -68,7 +71,7 @@ def test_forged_leaf_fails(client, ids, documents):
     forged_key = ClaimKey.generate()  # a prescription the hospital never issued, with a proof of a real leaf
     real = batch.prescriptions[0]
     forged_id = prescription_id_for(ids["doctor"].address, real.payload.doc_hash, forged_key.address)
-    proof = find_batch_proof(client, real.rx_id).proof
+    proof = find_batch_proof(client, real.rx_id, ids["doctor"].address).proof
 
     with pytest.raises(errors.NotInBatch):
         _redeem_with(client, ids["pharmacy"], real, batch.root, proof, claim_key=forged_key, rx_id=forged_id)
@@ -82,7 +85,8 @@ def test_hospital_cannot_batch_another_hospitals_doctor(client, ids):
 
 
 def test_registry_checks_the_doctor_of_a_batched_prescription_at_first_use(client, ids):
-    """A hospital that skips the client's check still cannot open another hospital's doctor's prescription."""
+    """A hospital that skips the client's check still cannot open another hospital's doctor's prescription: the
+    registry looks only at the doctor's own hospital's batches (the client too, so it finds none)."""
     document = demo_document(ids["doctor2"].address, client.latest_block_time())
     from rxchain.core.document import validate
 
@@ -91,10 +95,14 @@ def test_registry_checks_the_doctor_of_a_batched_prescription_at_first_use(clien
     rx_id = prescription_id_for(checked.doctor, checked.doc_hash, key.address)
     root, _ = client.issue_batch(ids["hospital"], [rx_id], int(checked.valid_until.timestamp()))
 
-    with pytest.raises(errors.NotBatchDoctor) as refused:
+    with pytest.raises(errors.UnknownPrescription):
         client.redeem(ids["pharmacy"], doctor=checked.doctor, doc_hash=checked.doc_hash, designated_pharmacy=None,
                       claim_private_key=key.private_key)  # fmt: skip
-    assert refused.value.error_args["hospital"] == ids["hospital"].address
+    with pytest.raises(errors.UnknownBatch) as refused:
+        client.transact(ids["pharmacy"], "redeemBatched", checked.doctor, checked.doc_hash, "0x" + "00" * 20, key.address,
+                        client.latest_block_time() + 600, b"\x00" * 65, root, [])  # fmt: skip
+    assert refused.value.error_args["root"] == root
+    assert client.prescription(rx_id).status is Status.NONE
 
 
 def test_single_and_batched_prescriptions_mix(client, ids, documents):
@@ -108,18 +116,23 @@ def test_single_and_batched_prescriptions_mix(client, ids, documents):
 
 def test_cancelled_batch_cannot_be_redeemed(client, ids, documents):
     batch = issue_batch(client, ids["hospital"], documents)
-    client.transact(ids["hospital"], "cancelBatch", batch.root)
+    client.transact(ids["hospital"], "cancelBatch", ids["hospital"].address, batch.root)
 
     with pytest.raises(errors.BatchIsCancelled):
         redeem_payload(client, ids["pharmacy"], batch.prescriptions[0].payload_text)
-    assert client.batch(batch.root)["cancelled"] is True
+    assert client.batch(ids["hospital"].address, batch.root)["cancelled"] is True
 
 
 def test_one_batched_prescription_can_be_cancelled(client, ids, documents):
     batch = issue_batch(client, ids["hospital"], documents)
     victim, kept = batch.prescriptions[0], batch.prescriptions[1]
-    proof = find_batch_proof(client, victim.rx_id)
-    client.transact(ids["hospital"], "cancelBatched", victim.rx_id, proof.root, proof.proof)
+    proof = find_batch_proof(client, victim.rx_id, ids["doctor"].address)
+    checked = victim.payload.document
+    from rxchain.core.document import validate
+
+    opening = validate(checked)
+    client.transact(ids["hospital"], "cancelBatched", opening.doctor, opening.doc_hash, "0x" + "00" * 20,
+                    victim.payload.claim_key.address, proof.root, proof.proof)  # fmt: skip
 
     with pytest.raises(errors.PrescriptionIsCancelled):
         redeem_payload(client, ids["pharmacy"], victim.payload_text)
@@ -131,7 +144,7 @@ def test_other_hospital_cannot_cancel_the_batch(client, ids, documents):
     batch = issue_batch(client, ids["hospital"], documents)
 
     with pytest.raises(errors.NotIssuer):
-        client.transact(ids["hospital2"], "cancelBatch", batch.root)
+        client.transact(ids["hospital2"], "cancelBatch", ids["hospital"].address, batch.root)
 
 
 def test_expired_batch_prescription_is_refused(client, ids, documents, chain):
@@ -158,8 +171,8 @@ def test_proofs_of_every_batch_size_match_the_registry(client, ids):
         root, tx = client.issue_batch(ids["hospital"], leaves, client.latest_block_time() + 3600)
         assert bytes(next(e for e in tx.events if e["event"] == "BatchIssued")["args"]["root"]) == root
         for index in range(size):
-            assert client._call("batch", root)[0] == ids["hospital"].address
-            assert merkle_proof(leaves, index) == find_batch_proof(client, leaves[index]).proof
+            assert client.batch(ids["hospital"].address, root)["issuedAt"] > 0
+            assert merkle_proof(leaves, index) == find_batch_proof(client, leaves[index], ids["doctor"].address).proof
 
 
 def _redeem_with(client, pharmacy, item, root, proof, claim_key=None, rx_id=None):
@@ -176,11 +189,11 @@ def _redeem_with(client, pharmacy, item, root, proof, claim_key=None, rx_id=None
 
 def test_batch_issued_again_after_its_withdrawal_is_the_one_redeemed(client, ids, documents):
     withdrawn = issue_batch(client, ids["hospital"], documents[:3])
-    client.transact(ids["hospital"], "cancelBatch", withdrawn.root)
+    client.transact(ids["hospital"], "cancelBatch", ids["hospital"].address, withdrawn.root)
     leaves = [p.rx_id for p in withdrawn.prescriptions] + [ClaimKey.generate().private_key]
     root, _ = client.issue_batch(ids["hospital"], leaves, withdrawn.prescriptions[0].expires_at)
 
-    proof = find_batch_proof(client, withdrawn.prescriptions[0].rx_id)
+    proof = find_batch_proof(client, withdrawn.prescriptions[0].rx_id, ids["doctor"].address)
     assert proof.root == root
     redeem_payload(client, ids["pharmacy"], withdrawn.prescriptions[0].payload_text)
     assert client.prescription(withdrawn.prescriptions[0].rx_id).status is Status.DISPENSED

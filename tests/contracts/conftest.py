@@ -299,6 +299,11 @@ class Clinic:
         self.issued.extend(rxs)
         return made
 
+    def cancel_batched(self, rx, sender, *, root=None, proof=None, openings=None):
+        """Cancels batched ``rx`` before its first fill, with its openings and Merkle proof."""
+        return self.registry.cancelBatched(*(openings or rx.openings), root or rx.root,
+                                           list(rx.proof if proof is None else proof), sender=sender)
+
     def state(self, rx):
         return self.registry.prescription(rx.id)
 
@@ -474,7 +479,8 @@ class Ledger:
         for rx in self.clinic.issued:
             yield f"prescription(0x{rx.id.hex()})", "prescription(bytes32)", ["bytes32"], [rx.id]
         for made in self.clinic.batches:
-            yield f"batch(0x{made.root.hex()})", "batch(bytes32)", ["bytes32"], [made.root]
+            yield (f"batch({made.hospital}, 0x{made.root.hex()})", "batch(address,bytes32)", ["address", "bytes32"],
+                   [made.hospital, made.root])
 
     def read(self):
         labels, requests = [], []

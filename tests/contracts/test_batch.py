@@ -48,15 +48,15 @@ def test_hospital_issues_a_batch_committed_by_the_merkle_root_of_its_ids(clinic,
         *[event("PrescriptionBatched", id=rx_id, root=made.root) for rx_id in made.ids],
         event("BatchIssued", root=made.root, hospital=hospital, expiresAt=made.expires_at, fills=2, count=5),
     )
-    assert registry.batch(made.root) == (hospital.address, tx.timestamp, made.expires_at, 2, False)
+    assert registry.batch(hospital, made.root) == (tx.timestamp, made.expires_at, 2, False)
     for rx in made.rxs:  # nothing is stored per prescription until it is first redeemed
         assert registry.prescription(rx.id) == NOTHING
 
 
-def test_a_batch_of_one_is_keyed_by_the_id_itself(clinic, registry, hospital):
+def test_a_batch_of_one_is_keyed_by_the_leaf_of_its_id(clinic, registry, hospital):
     made = clinic.issue_batch(hospital, size=1)
 
-    assert made.root == made.ids[0]
+    assert made.root == keccak(made.ids[0]) == batches.leaf(made.ids[0])
     assert made.rxs[0].proof == ()
 
 
@@ -69,7 +69,9 @@ def test_every_prescription_of_a_batch_redeems_with_its_proof(clinic, registry, 
         assert batches.verify_proof(list(rx.proof), made.root, rx.id)
         tx = clinic.redeem(rx, pharmacy)
         assert tx.return_value == rx.id
-        assert_events(tx, registry, event("PrescriptionRedeemed", id=rx.id, pharmacy=pharmacy, fillsLeft=0))
+        assert_events(tx, registry,
+                      event("PrescriptionOpened", id=rx.id, doctor=doctor, hospital=hospital, root=made.root),
+                      event("PrescriptionRedeemed", id=rx.id, pharmacy=pharmacy, fillsLeft=0))
         assert registry.prescription(rx.id) == (pharmacy.address, issued_at, made.expires_at, Status.DISPENSED, 0)
 
 
@@ -195,11 +197,13 @@ def test_an_id_left_out_of_the_batch_cannot_borrow_its_root(clinic, registry, ho
 @pytest.mark.parametrize("name", ["other_doctor", "stranger", "pharmacy"])
 def test_a_batched_prescription_must_name_a_doctor_of_the_batchs_hospital(clinic, registry, parties, hospital,
                                                                          pharmacy, reverts, name):
+    """Only the named doctor's own hospital's batch is looked at: another hospital's doctor, or an account
+    that is no hospital's doctor, finds no such batch."""
     named = parties[name]
     made = clinic.issue_batch(hospital, doctors=[parties["doctor"], named])
     rx = made.rxs[1]
 
-    with reverts(registry.NotBatchDoctor, id=rx.id, doctor=named, hospital=hospital):
+    with reverts(registry.UnknownBatch, root=made.root):
         clinic.redeem(rx, pharmacy)
 
     clinic.redeem(made.rxs[0], pharmacy)  # the hospital's own doctor's prescription is fine
@@ -248,7 +252,7 @@ def test_a_batched_prescription_with_no_claim_key_cannot_be_redeemed_without_con
     for no_signature in (b"", bytes(65)):
         with pytest.raises(ContractLogicError) as refused:
             registry.redeemBatched(doctor, doc_hash, ZERO_ADDRESS, ZERO_ADDRESS, clinic.deadline(), no_signature,
-                                   rx_id, [], sender=pharmacy)
+                                   batches.merkle_root([rx_id]), [], sender=pharmacy)
         assert refused.value.name in ("BadClaimSignature", "ZeroClaimKey")
 
     assert registry.prescription(rx_id) == NOTHING
@@ -273,15 +277,17 @@ def test_one_prescription_of_a_batch_is_cancelled(clinic, registry, parties, pha
     rx = made.rxs[1]
     by = parties[canceller]
 
-    tx = registry.cancelBatched(rx.id, made.root, list(rx.proof), sender=by)
+    tx = clinic.cancel_batched(rx, by)
 
-    assert_events(tx, registry, event("PrescriptionCancelled", id=rx.id, by=by))
-    assert registry.prescription(rx.id) == (made.hospital, made.issue_tx.timestamp, made.expires_at,
-                                            Status.CANCELLED, 0)
+    assert tx.return_value == rx.id
+    assert_events(tx, registry, event("PrescriptionOpened", id=rx.id, doctor=rx.doctor, hospital=made.hospital,
+                                      root=made.root),
+                  event("PrescriptionCancelled", id=rx.id, by=by))
+    assert registry.prescription(rx.id) == (rx.doctor, made.issue_tx.timestamp, made.expires_at, Status.CANCELLED, 0)
     with reverts(registry.PrescriptionIsCancelled, id=rx.id):
         clinic.redeem(rx, pharmacy)
     with reverts(registry.PrescriptionIsCancelled, id=rx.id):
-        registry.cancelBatched(rx.id, made.root, list(rx.proof), sender=by)
+        clinic.cancel_batched(rx, by)
     clinic.redeem(made.rxs[0], pharmacy)  # the rest of the batch is untouched
 
 
@@ -292,7 +298,7 @@ def test_only_the_batchs_hospital_and_the_regulator_cancel_one_of_its_prescripti
     rx = made.rxs[0]
 
     with reverts(registry.NotIssuer, id=rx.id, caller=parties[name]):
-        registry.cancelBatched(rx.id, made.root, list(rx.proof), sender=parties[name])
+        clinic.cancel_batched(rx, parties[name])
 
 
 def test_a_redeemed_batched_prescription_cannot_be_cancelled_from_the_batch(clinic, registry, hospital, pharmacy,
@@ -301,7 +307,7 @@ def test_a_redeemed_batched_prescription_cannot_be_cancelled_from_the_batch(clin
     rx = clinic.dispensed(made.rxs[0], pharmacy=pharmacy)
 
     with reverts(registry.AlreadyRedeemed, id=rx.id):
-        registry.cancelBatched(rx.id, made.root, list(rx.proof), sender=hospital)
+        clinic.cancel_batched(rx, hospital)
 
 
 def test_cancelling_from_a_batch_needs_a_valid_proof(clinic, registry, hospital, reverts):
@@ -309,9 +315,9 @@ def test_cancelling_from_a_batch_needs_a_valid_proof(clinic, registry, hospital,
     rx = made.rxs[3]
 
     with reverts(registry.NotInBatch, id=rx.id, root=made.root):
-        registry.cancelBatched(rx.id, made.root, list(made.rxs[0].proof), sender=hospital)
+        clinic.cancel_batched(rx, hospital, proof=made.rxs[0].proof)
     with reverts(registry.UnknownBatch, root=rx.id):
-        registry.cancelBatched(rx.id, rx.id, [], sender=hospital)
+        clinic.cancel_batched(rx, hospital, root=rx.id, proof=())
 
 
 @pytest.mark.parametrize("canceller", ["hospital", "regulator"])
@@ -319,24 +325,24 @@ def test_a_whole_batch_is_withdrawn(clinic, registry, parties, pharmacy, reverts
     made = clinic.issue_batch(parties["hospital"], size=3)
     by = parties[canceller]
 
-    tx = registry.cancelBatch(made.root, sender=by)
+    tx = registry.cancelBatch(made.hospital, made.root, sender=by)
 
-    assert_events(tx, registry, event("BatchCancelled", root=made.root, by=by))
-    assert registry.batch(made.root)[4] is True
+    assert_events(tx, registry, event("BatchCancelled", root=made.root, hospital=made.hospital, by=by))
+    assert registry.batch(made.hospital, made.root)[3] is True
     for rx in made.rxs:
         with reverts(registry.BatchIsCancelled, root=made.root):
             clinic.redeem(rx, pharmacy)
     with reverts(registry.BatchIsCancelled, root=made.root):
-        registry.cancelBatch(made.root, sender=by)
+        registry.cancelBatch(made.hospital, made.root, sender=by)
     with reverts(registry.BatchIsCancelled, root=made.root):
-        registry.cancelBatched(made.rxs[0].id, made.root, list(made.rxs[0].proof), sender=by)
+        clinic.cancel_batched(made.rxs[0], by)
 
 
 def test_withdrawing_a_batch_leaves_dispensed_drugs_to_their_trail(clinic, registry, hospital, pharmacy, courier):
     made = clinic.issue_batch(hospital, size=2)
     rx = clinic.dispensed(made.rxs[0], pharmacy=pharmacy)
 
-    registry.cancelBatch(made.root, sender=hospital)
+    registry.cancelBatch(hospital, made.root, sender=hospital)
 
     clinic.received(rx, pharmacy=pharmacy, courier=courier)
     assert registry.prescription(rx.id).status == Status.COMPLETED
@@ -347,13 +353,13 @@ def test_only_the_batchs_hospital_and_the_regulator_withdraw_it(clinic, registry
     made = clinic.issue_batch(hospital, size=2)
 
     with reverts(registry.NotIssuer, id=made.root, caller=parties[name]):
-        registry.cancelBatch(made.root, sender=parties[name])
+        registry.cancelBatch(hospital, made.root, sender=parties[name])
 
 
-def test_withdrawing_an_unknown_batch_fails(registry, regulator, reverts):
+def test_withdrawing_an_unknown_batch_fails(registry, parties, regulator, reverts):
     unknown = keccak(text="no such batch")
     with reverts(registry.UnknownBatch, root=unknown):
-        registry.cancelBatch(unknown, sender=regulator)
+        registry.cancelBatch(parties["hospital"], unknown, sender=regulator)
 
 
 def test_a_hospital_whose_credential_ended_cannot_withdraw_its_batch_but_the_regulator_can(
@@ -364,5 +370,5 @@ def test_a_hospital_whose_credential_ended_cannot_withdraw_its_batch_but_the_reg
     travel_to(chain, end + 1)
 
     with reverts(registry.CredentialExpired, account=hospital, role=HOSPITAL_ROLE, validUntil=end):
-        registry.cancelBatch(made.root, sender=hospital)
-    registry.cancelBatch(made.root, sender=regulator)
+        registry.cancelBatch(hospital, made.root, sender=hospital)
+    registry.cancelBatch(hospital, made.root, sender=regulator)

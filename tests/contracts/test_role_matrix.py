@@ -20,6 +20,7 @@ from typing import Callable
 import pytest
 
 from .conftest import (
+    AUDITOR_ROLE,
     COURIER_ROLE,
     DAY,
     DEFAULT_ADMIN_ROLE,
@@ -56,12 +57,18 @@ def admit_a_pharmacy(ctx, sender):
     return ctx.registry.admitMember(fresh_address(), PHARMACY_ROLE, ctx.chain.pending_timestamp + YEAR, sender=sender)
 
 
+def _hospital_end(ctx):
+    """A doctor's licence may not outlive its hospital's credential (a future date even when the hospital's
+    credential ended: its refusal is then CredentialExpired)."""
+    return max(ctx.registry.member(ctx.parties["hospital"]).validUntil, ctx.chain.pending_timestamp + DAY)
+
+
 def admit_a_doctor(ctx, sender):
-    return ctx.registry.admitMember(fresh_address(), DOCTOR_ROLE, ctx.chain.pending_timestamp + YEAR, sender=sender)
+    return ctx.registry.admitMember(fresh_address(), DOCTOR_ROLE, _hospital_end(ctx), sender=sender)
 
 
 def renew_the_doctor(ctx, sender):
-    return ctx.registry.renewMember(ctx.parties["doctor"], ctx.chain.pending_timestamp + YEAR, sender=sender)
+    return ctx.registry.renewMember(ctx.parties["doctor"], _hospital_end(ctx), sender=sender)
 
 
 def renew_the_pharmacy(ctx, sender):
@@ -74,6 +81,26 @@ def revoke_the_doctor(ctx, sender):
 
 def revoke_the_pharmacy(ctx, sender):
     return ctx.registry.revokeRole(PHARMACY_ROLE, ctx.parties["pharmacy"], sender=sender)
+
+
+def barred_by_the_regulator(ctx):
+    ctx.registry.revokeRole(AUDITOR_ROLE, ctx.parties["auditor"], sender=ctx.parties["regulator"])
+
+
+def pharmacy_revoked_while_holding(ctx):
+    ctx.registry.revokeRole(PHARMACY_ROLE, ctx.parties["pharmacy"], sender=ctx.parties["regulator"])
+
+
+def reassign_the_dispensed(ctx, sender):
+    return ctx.registry.reassignCustody(ctx.staged["dispensed"].id, ctx.parties["other_pharmacy"], sender=sender)
+
+
+def void_the_dispensed(ctx, sender):
+    return ctx.registry.voidCustody(ctx.staged["dispensed"].id, sender=sender)
+
+
+def allow_the_auditor_back(ctx, sender):
+    return ctx.registry.allowReadmission(ctx.parties["auditor"], sender=sender)
 
 
 def issue(ctx, sender):
@@ -90,11 +117,12 @@ def redeem_from_the_batch(ctx, sender):
 
 def cancel_one_of_the_batch(ctx, sender):
     made = ctx.staged["batch"]
-    return ctx.registry.cancelBatched(made.rxs[0].id, made.root, list(made.rxs[0].proof), sender=sender)
+    return ctx.clinic.cancel_batched(made.rxs[0], sender)
 
 
 def withdraw_the_batch(ctx, sender):
-    return ctx.registry.cancelBatch(ctx.staged["batch"].root, sender=sender)
+    made = ctx.staged["batch"]
+    return ctx.registry.cancelBatch(made.hospital, made.root, sender=sender)
 
 
 def cancel_the_active(ctx, sender):
@@ -280,6 +308,12 @@ MATRIX = {
                               "ReceiptConfirmed", holder_of("dispatched", "courier", COURIER_ROLE)),
     # Anyone may relay the patient's receipt: the claim key's signature is the authority.
     "confirmReceipt": row(confirm_receipt_of_the_delivered, EVERYONE, "courier", COURIER_ROLE, "ReceiptConfirmed"),
+    "reassignCustody": row(reassign_the_dispensed, {"regulator"}, *H, "CustodyReassigned", needs_regulator,
+                           setup=pharmacy_revoked_while_holding),
+    "voidCustody": row(void_the_dispensed, {"regulator"}, *H, "CustodyVoided", needs_regulator,
+                       setup=pharmacy_revoked_while_holding),
+    "allowReadmission": row(allow_the_auditor_back, {"regulator"}, *H, "ReadmissionAllowed", needs_regulator,
+                            setup=barred_by_the_regulator),
     "pause": row(pause, {"regulator"}, *H, "Paused", needs_regulator),
     "unpause": row(unpause, {"regulator"}, *H, "Unpaused", needs_regulator, setup=paused_by_the_regulator),
     "setLimits": row(set_limits, {"regulator"}, *H, "LimitsChanged", needs_regulator),

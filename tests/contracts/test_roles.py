@@ -132,9 +132,9 @@ def test_regulator_admits_a_member_until_a_date(registry, chain, regulator, role
     assert registry.isMemberInGoodStanding(account, role)
 
 
-def test_hospital_admits_a_doctor_who_then_belongs_to_it(registry, chain, hospital):
+def test_hospital_admits_a_doctor_who_then_belongs_to_it(registry, chain, hospital, credential_end):
     account = fresh_address()
-    until = chain.pending_timestamp + YEAR
+    until = credential_end  # no later than the hospital's own credential
 
     tx = registry.admitMember(account, DOCTOR_ROLE, until, sender=hospital)
 
@@ -159,7 +159,8 @@ def test_readmitting_a_member_adds_the_role_and_replaces_the_credential_end(regi
     assert registry.hasRole(COURIER_ROLE, courier) and registry.hasRole(AUDITOR_ROLE, courier)
 
 
-def test_hospital_readmitting_its_own_doctor_moves_the_end_date(registry, hospital, doctor, credential_end):
+def test_hospital_readmitting_its_own_doctor_moves_the_end_date(registry, regulator, hospital, doctor, credential_end):
+    registry.renewMember(hospital, credential_end + YEAR, sender=regulator)
     registry.admitMember(doctor, DOCTOR_ROLE, credential_end + YEAR, sender=hospital)
 
     assert registry.member(doctor) == (ROLE_BITS[DOCTOR_ROLE], credential_end + YEAR, hospital.address)
@@ -252,7 +253,7 @@ def test_doctor_can_issue_in_the_last_second_of_the_credential(registry, chain, 
 
 
 def test_doctor_cannot_issue_once_the_credential_ended_and_can_again_after_renewal(registry, chain, hospital, doctor,
-                                                                                 reverts):
+                                                                                 credential_end, reverts):
     end = chain.pending_timestamp + HOUR
     registry.renewMember(doctor, end, sender=hospital)
     travel_to(chain, end + 1)
@@ -261,9 +262,9 @@ def test_doctor_cannot_issue_once_the_credential_ended_and_can_again_after_renew
     with reverts(registry.CredentialExpired, account=doctor, role=DOCTOR_ROLE, validUntil=end):
         issue_by(registry, chain, doctor)
 
-    tx = registry.renewMember(doctor, end + YEAR, sender=hospital)
+    tx = registry.renewMember(doctor, credential_end, sender=hospital)
 
-    assert_events(tx, registry, event("CredentialRenewed", account=doctor, renewedBy=hospital, validUntil=end + YEAR))
+    assert_events(tx, registry, event("CredentialRenewed", account=doctor, renewedBy=hospital, validUntil=credential_end))
     assert registry.hasRole(DOCTOR_ROLE, doctor)
     issue_by(registry, chain, doctor)
 
@@ -275,6 +276,8 @@ def test_doctor_cannot_issue_once_the_credential_ended_and_can_again_after_renew
 def test_regulator_renews_any_member(registry, regulator, parties, credential_end, name):
     account = parties[name]
     before = registry.member(account)
+    if name == "doctor":  # a doctor's licence never outlives its hospital's credential
+        registry.renewMember(parties["hospital"], credential_end + YEAR, sender=regulator)
 
     tx = registry.renewMember(account, credential_end + YEAR, sender=regulator)
 
@@ -356,7 +359,8 @@ def test_regulator_revokes_anyone(registry, regulator, parties, name, role):
 
     tx = registry.revokeRole(role, account, sender=regulator)
 
-    assert_events(tx, registry, event("RoleRevoked", role=role, account=account, sender=regulator))
+    assert_events(tx, registry, event("RoleRevoked", role=role, account=account, sender=regulator),
+                  event("MemberBarred", account=account, by=regulator))
     assert not registry.hasRole(role, account)
     assert registry.member(account).roles == 0
 
@@ -463,6 +467,7 @@ def test_hospital_cannot_move_the_credential_of_a_doctor_the_regulator_gave_anot
     with reverts(registry.HoldsOtherRoles, account=doctor, roles=roles):
         registry.admitMember(doctor, DOCTOR_ROLE, credential_end + YEAR, sender=hospital)
 
+    registry.renewMember(hospital, credential_end + YEAR, sender=regulator)  # a doctor's never outlives it
     registry.renewMember(doctor, credential_end + YEAR, sender=regulator)
     assert registry.member(doctor) == (roles, credential_end + YEAR, hospital.address)
 
@@ -481,9 +486,12 @@ def test_hospital_can_still_remove_its_doctor_who_holds_another_role(registry, c
     assert registry.hasRole(AUDITOR_ROLE, doctor)
 
 
-def test_hospital_may_admit_a_former_member_that_holds_no_role_now(registry, chain, regulator, hospital, pharmacy):
+def test_hospital_may_admit_a_former_member_that_holds_no_role_now(registry, chain, regulator, hospital, pharmacy,
+                                                                   credential_end, reverts):
+    """Once the regulator, which revoked it, lets it back (until then it is barred: see test_hardening)."""
     registry.revokeRole(PHARMACY_ROLE, pharmacy, sender=regulator)
-    until = chain.pending_timestamp + YEAR
+    registry.allowReadmission(pharmacy, sender=regulator)
+    until = credential_end
 
     registry.admitMember(pharmacy, DOCTOR_ROLE, until, sender=hospital)
 

@@ -36,7 +36,7 @@ INDEXED = {
     # Batches: a pharmacy's client finds a batched prescription's root and siblings by these topics.
     "BatchIssued": ["root", "hospital"],
     "PrescriptionBatched": ["id", "root"],
-    "BatchCancelled": ["root", "by"],
+    "BatchCancelled": ["root", "hospital", "by"],
 }
 
 

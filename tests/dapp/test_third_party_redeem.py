@@ -120,7 +120,7 @@ def test_script_redeems_a_batched_prescription_from_the_events(issue_batched, cl
     assert again.returncode == 1
     assert f"refused: AlreadyRedeemed(id=0x{item.rx_id.hex()})" in again.stderr
 
-    client.transact(ids["hospital"], "cancelBatch", batch.root)
+    client.transact(ids["hospital"], "cancelBatch", ids["hospital"].address, batch.root)
     withdrawn = node(str(SCRIPT), *common, "--payload", batch.prescriptions[0].payload_text)
     assert withdrawn.returncode == 1
     assert f"refused: BatchIsCancelled(root=0x{batch.root.hex()})" in withdrawn.stderr

@@ -38,7 +38,7 @@ def chain_status(client, p) -> str:
     state = client.prescription(p.rx_id)
     if state.status is Status.NONE:
         assert p.root is not None, f"{p.id_hex} is unknown to the registry"
-        return "cancelled" if client.batch(p.root)["cancelled"] else "active"
+        return "cancelled" if client.batch(client.member(p.doctor).hospital, p.root)["cancelled"] else "active"
     return state.status.label
 
 

@@ -134,7 +134,7 @@ class RegistrySnapshot:
     """Every observable fact of a registry about a set of prescriptions, batches and accounts."""
 
     prescriptions: dict[bytes, tuple]
-    batches: dict[bytes, tuple]
+    batches: dict[tuple[str, bytes], tuple]  # by (hospital, root)
     members: dict[str, tuple]
     limits: tuple
     block_number: int
@@ -148,14 +148,17 @@ def read_registry(
     roots=(),
     accounts=(),
 ) -> RegistrySnapshot:
-    """One batched read of prescription views, batch records, member records, limits and nonces."""
-    rx_ids, roots, accounts = list(rx_ids), list(roots), [to_checksum_address(a) for a in accounts]
+    """One batched read of prescription views, batch records, member records, limits and nonces.
+
+    ``roots`` are (hospital, root) pairs: a batch is a hospital's."""
+    rx_ids, accounts = list(rx_ids), [to_checksum_address(a) for a in accounts]
+    roots = [(to_checksum_address(h), bytes(r)) for h, r in roots]
 
     def call(signature: str, word: bytes = b"") -> tuple:
         return ("eth_call", [{"to": client.address, "data": "0x" + (_selector(signature) + word).hex()}, "latest"])
 
     calls = [call("prescription(bytes32)", bytes(i)) for i in rx_ids]
-    calls += [call("batch(bytes32)", bytes(r)) for r in roots]
+    calls += [call("batch(address,bytes32)", bytes(12) + bytes.fromhex(h[2:]) + r) for h, r in roots]
     calls += [call("member(address)", bytes(12) + bytes.fromhex(a[2:])) for a in accounts]
     calls += [call("limits()")]
     calls += [("eth_getTransactionCount", [a, "latest"]) for a in accounts]
@@ -169,9 +172,9 @@ def read_registry(
         prescriptions[bytes(i)] = (to_checksum_address(custodian), issued, expires, Status(status), fills)
         at += 1
     batches = {}
-    for r in roots:
-        hospital, issued, expires, fills, cancelled = abi_decode(["address", "uint40", "uint40", "uint8", "bool"], words[at])
-        batches[bytes(r)] = (to_checksum_address(hospital), issued, expires, fills, cancelled)
+    for h, r in roots:
+        issued, expires, fills, cancelled = abi_decode(["uint40", "uint40", "uint8", "bool"], words[at])
+        batches[(h, r)] = (h if issued else "0x" + "00" * 20, issued, expires, fills, cancelled)
         at += 1
     members = {}
     for a in accounts:

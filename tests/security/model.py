@@ -47,6 +47,8 @@ class Member:
     roles: int = 0
     valid_until: int = 0
     hospital: str = ZERO
+    since: int = 0  # when the current uninterrupted credential began
+    barred: bool = False  # the regulator revoked it: no hospital admits it until the regulator does
 
 
 @dataclass
@@ -112,7 +114,7 @@ class Registry:
     paused: bool = False
     members: dict[str, Member] = field(default_factory=dict)
     records: dict[bytes, Record] = field(default_factory=dict)
-    batches: dict[bytes, BatchRecord] = field(default_factory=dict)
+    batches: dict[tuple[str, bytes], BatchRecord] = field(default_factory=dict)  # by (hospital, root)
     trails: dict[bytes, list[tuple[str, str]]] = field(default_factory=dict)
     issued_fills: dict[bytes, int] = field(default_factory=dict)
 
@@ -130,7 +132,16 @@ class Registry:
             return account == self.regulator
         bit = BIT_BY_ROLE_ID.get(role, 0)
         m = self.member(account)
-        return bool(bit) and bool(m.roles & bit) and t <= m.valid_until
+        if not (bool(bit) and bool(m.roles & bit) and t <= m.valid_until):
+            return False
+        return bit != BITS["doctor"] or self.has_role(ROLE_IDS["hospital"], m.hospital, t)
+
+    def require_doctor(self, account: str) -> Member:
+        """A doctor with a live licence, of a hospital in good standing."""
+        m = self.require_member(account, "doctor")
+        if not self.has_role(ROLE_IDS["hospital"], m.hospital):
+            raise Refused("HospitalNotInGoodStanding", doctor=account, hospital=m.hospital)
+        return m
 
     def require_member(self, account: str, role: str) -> Member:
         m = self.member(account)
@@ -159,14 +170,22 @@ class Registry:
             raise Refused("InvalidCredentialEnd", validUntil=valid_until, nowTime=self.now)
         m = copy.copy(self.member(account))
         if bit == BITS["doctor"]:
-            self.require_member(sender, "hospital")
+            h = self.require_member(sender, "hospital")
+            if m.barred:
+                raise Refused("BarredByRegulator", account=account)
             if m.roles & ~BITS["doctor"]:
                 raise Refused("HoldsOtherRoles", account=account, roles=m.roles)
             if m.roles & BITS["doctor"] and m.hospital != sender:
                 raise Refused("NotDoctorsHospital", caller=sender, doctor=account)
+            if valid_until > h.valid_until:
+                raise Refused("CredentialOutlivesHospital", account=account, validUntil=valid_until, hospital=sender,
+                              hospitalValidUntil=h.valid_until)  # fmt: skip
             m.hospital = sender
         else:
             self.require_regulator(sender)
+            m.barred = False
+        if not m.roles & bit or m.valid_until < self.now:
+            m.since = self.now
         m.roles |= bit
         m.valid_until = valid_until
         self.members[account] = m
@@ -185,7 +204,13 @@ class Registry:
             self.check_doctors_hospital(sender, account, m)
             if m.roles != BITS["doctor"]:  # one end date covers all roles: a hospital moves it for a doctor alone
                 raise Refused("HoldsOtherRoles", account=account, roles=m.roles)
-        self.members[account] = Member(m.roles, valid_until, m.hospital)
+        if m.roles & BITS["doctor"]:
+            hospital_end = self.member(m.hospital).valid_until
+            if valid_until > hospital_end:
+                raise Refused("CredentialOutlivesHospital", account=account, validUntil=valid_until, hospital=m.hospital,
+                              hospitalValidUntil=hospital_end)  # fmt: skip
+        since = self.now if m.valid_until < self.now else m.since
+        self.members[account] = Member(m.roles, valid_until, m.hospital, since, m.barred)
         return [Event("CredentialRenewed", {"account": account, "renewedBy": sender, "validUntil": valid_until})]
 
     def revoke(self, sender: str, role: bytes, account: str) -> list[Event]:
@@ -201,8 +226,12 @@ class Registry:
         bit = BIT_BY_ROLE_ID[role]
         if not m.roles & bit:
             return []  # nothing to revoke: the call succeeds and changes nothing
-        self.members[account] = Member(m.roles & ~bit, m.valid_until, m.hospital)
-        return [Event("RoleRevoked", {"role": role, "account": account, "sender": sender})]
+        by_regulator = not (role == ROLE_IDS["doctor"] and sender != self.regulator)
+        self.members[account] = Member(m.roles & ~bit, m.valid_until, m.hospital, m.since, m.barred or by_regulator)
+        events = [Event("RoleRevoked", {"role": role, "account": account, "sender": sender})]
+        if by_regulator:
+            events.append(Event("MemberBarred", {"account": account, "by": sender}))
+        return events
 
     # ---------------------------------------------------------------------------- regulator
 
@@ -232,7 +261,7 @@ class Registry:
     def issue(self, sender: str, rx: Rx, expires_at: int, fills: int) -> list[Event]:
         if self.paused:
             raise Refused("EnforcedPause")
-        doctor = self.require_member(sender, "doctor")
+        doctor = self.require_doctor(sender)
         if rx.doc_hash == bytes(32):
             raise Refused("ZeroDocumentHash")
         if rx.claim_address == ZERO:
@@ -255,9 +284,9 @@ class Registry:
         if not ids or len(ids) > MAX_BATCH:
             raise Refused("InvalidBatchSize", count=len(ids), maximum=MAX_BATCH)
         self.check_expiry_and_fills(expires_at, fills)
-        if root in self.batches:
+        if (sender, root) in self.batches:
             raise Refused("AlreadyIssued", id=root)
-        self.batches[root] = BatchRecord(sender, self.now, expires_at, fills)
+        self.batches[(sender, root)] = BatchRecord(sender, self.now, expires_at, fills)
         for rx_id in ids:
             self.trails.setdefault(rx_id, []).append(("issued in batch", sender))
         return [Event("PrescriptionBatched", {"id": i, "root": root}) for i in ids] + [
@@ -266,8 +295,8 @@ class Registry:
 
     # ------------------------------------------------------------------------------- cancel
 
-    def openable_batch(self, rx_id: bytes, root: bytes, proof: list[bytes]) -> BatchRecord:
-        b = self.batches.get(root)
+    def openable_batch(self, rx_id: bytes, hospital: str, root: bytes, proof: list[bytes]) -> BatchRecord:
+        b = self.batches.get((hospital, root))
         if b is None:
             raise Refused("UnknownBatch", root=root)
         if b.cancelled:
@@ -300,34 +329,37 @@ class Registry:
         if status not in (Status.ACTIVE, Status.REFILLABLE):
             raise Refused("AlreadyRedeemed", id=rx_id)
         if status is Status.ACTIVE and r.custodian == sender:
-            self.require_member(sender, "doctor")  # its doctor, still licensed
+            self.require_doctor(sender)  # its doctor, still licensed, of a hospital in good standing
         elif sender != self.regulator:
             raise Refused("NotIssuer", id=rx_id, caller=sender)
         r.status = Status.CANCELLED
         self.trails[rx_id].append(("cancelled", sender))
         return [Event("PrescriptionCancelled", {"id": rx_id, "by": sender})]
 
-    def cancel_batched(self, sender: str, rx_id: bytes, root: bytes, proof: list[bytes]) -> list[Event]:
+    def cancel_batched(self, sender: str, rx: Rx, root: bytes, proof: list[bytes]) -> list[Event]:
+        rx_id = rx.rx_id
         r = self.records.get(rx_id)
         if r is not None:
             if r.status in (Status.ACTIVE, Status.REFILLABLE):
                 raise Refused("WrongStatus", id=rx_id, current=int(r.status))  # cancel(id) is the way
             raise self.not_redeemable(rx_id, r.status)
-        b = self.openable_batch(rx_id, root, proof)
+        hospital = self.member(rx.doctor).hospital  # only the doctor's own hospital's batch
+        b = self.openable_batch(rx_id, hospital, root, proof)
         self.check_batch_manager(sender, b, rx_id)
-        self.records[rx_id] = Record(b.hospital, b.issued_at, b.expires_at, Status.CANCELLED, 0)
-        self.trails.setdefault(rx_id, []).append(("cancelled", sender))
-        return [Event("PrescriptionCancelled", {"id": rx_id, "by": sender})]
+        self.records[rx_id] = Record(rx.doctor, b.issued_at, b.expires_at, Status.CANCELLED, 0)
+        self.trails.setdefault(rx_id, []).extend([("opened from batch", rx.doctor), ("cancelled", sender)])
+        return [Event("PrescriptionOpened", {"id": rx_id, "doctor": rx.doctor, "hospital": hospital, "root": root}),
+                Event("PrescriptionCancelled", {"id": rx_id, "by": sender})]
 
-    def cancel_batch(self, sender: str, root: bytes) -> list[Event]:
-        b = self.batches.get(root)
+    def cancel_batch(self, sender: str, hospital: str, root: bytes) -> list[Event]:
+        b = self.batches.get((hospital, root))
         if b is None:
             raise Refused("UnknownBatch", root=root)
         if b.cancelled:
             raise Refused("BatchIsCancelled", root=root)
         self.check_batch_manager(sender, b, root)
         b.cancelled = True
-        return [Event("BatchCancelled", {"root": root, "by": sender})]
+        return [Event("BatchCancelled", {"root": root, "hospital": hospital, "by": sender})]
 
     # ------------------------------------------------------------------------------- redeem
 
@@ -342,11 +374,13 @@ class Registry:
         r = self.records.get(rx_id)
         opened = None
         if r is None and batched:
-            b = self.openable_batch(rx_id, root, list(proof))
             m = self.member(rx.doctor)
-            # the named doctor is the batch hospital's, and was licensed when the batch was issued
-            if not m.roles & BITS["doctor"] or m.hospital != b.hospital or m.valid_until < b.issued_at:
-                raise Refused("NotBatchDoctor", id=rx_id, doctor=rx.doctor, hospital=b.hospital)
+            b = self.openable_batch(rx_id, m.hospital, root, list(proof))  # the doctor's own hospital's batch only
+            # the named doctor's uninterrupted licence was live when the batch was issued
+            if not m.roles & BITS["doctor"] or m.since > b.issued_at or m.valid_until < b.issued_at:
+                raise Refused("NotBatchDoctor", id=rx_id, doctor=rx.doctor, hospital=m.hospital)
+            if not self.has_role(ROLE_IDS["hospital"], m.hospital):
+                raise Refused("HospitalNotInGoodStanding", doctor=rx.doctor, hospital=m.hospital)
             opened = Record(rx.doctor, b.issued_at, b.expires_at, Status.ACTIVE, b.fills)
             r = opened
         # who before when: the designated pharmacy is checked before status and expiry
@@ -365,12 +399,17 @@ class Registry:
         if opened is not None:
             self.records[rx_id] = opened
             self.issued_fills[rx_id] = opened.fills_left
+            self.trails[rx_id].append(("opened from batch", rx.doctor))
         fills_left = r.fills_left
         r.fills_left -= 1
         r.custodian = sender
         r.status = Status.DISPENSED
         self.trails[rx_id].append(("redeemed", sender))
-        return [Event("PrescriptionRedeemed", {"id": rx_id, "pharmacy": sender, "fillsLeft": fills_left - 1})]
+        redeemed = [Event("PrescriptionRedeemed", {"id": rx_id, "pharmacy": sender, "fillsLeft": fills_left - 1})]
+        if opened is not None:
+            opening = {"id": rx_id, "doctor": rx.doctor, "hospital": self.member(rx.doctor).hospital, "root": root}
+            return [Event("PrescriptionOpened", opening)] + redeemed
+        return redeemed
 
     # ----------------------------------------------------------------------- delivery trail
 

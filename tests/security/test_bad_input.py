@@ -84,7 +84,7 @@ class Desk:
     def __init__(self, client: RegistryClient, rpc, ids: dict):
         self.client, self.rpc, self.ids = client, rpc, ids
         self.known: list[Issued] = []
-        self.roots: list[bytes] = []
+        self.roots: list[tuple[str, bytes]] = []
 
     def now(self) -> int:
         return self.rpc.latest_time()
@@ -106,7 +106,7 @@ class Desk:
                                                     "expires_at", "fills")], root, tuple(merkle_proof(ids, k)))
                 for k, rx in enumerate(loose)]  # fmt: skip
         self.known += made
-        self.roots.append(root)
+        self.roots.append((self.ids[hospital].address, root))  # a batch is its hospital's
         return made
 
     def redeem_args(self, rx: Issued, pharmacy: str, *, fills_left=None, deadline=None, domain=None, signer=None) -> list:
@@ -201,7 +201,7 @@ def test_doctor_cannot_cancel_another_doctors_prescription(desk, ids):
 
 def test_other_hospital_cannot_withdraw_a_batch_it_did_not_issue(desk, ids):
     rx = desk.batch()[0]
-    desk.refuses(errors.NotIssuer, lambda: desk.client.transact(ids["hospital2"], "cancelBatch", rx.root), id=rx.root, caller=ids["hospital2"].address)
+    desk.refuses(errors.NotIssuer, lambda: desk.client.transact(ids["hospital2"], "cancelBatch", ids["hospital"].address, rx.root), id=rx.root, caller=ids["hospital2"].address)
 
 
 def test_hospital_cannot_renew_another_hospitals_doctor(desk, ids):
@@ -319,7 +319,7 @@ def test_pharmacy_cannot_redeem_a_cancelled_prescription(desk, client, ids):
 
 def test_pharmacy_cannot_redeem_a_prescription_of_a_withdrawn_batch(desk, client, ids):
     rx = desk.batch()[1]
-    client.transact(ids["hospital"], "cancelBatch", rx.root)
+    client.transact(ids["hospital"], "cancelBatch", ids["hospital"].address, rx.root)
     pharmacy = ids["pharmacy"]
     desk.refuses(errors.BatchIsCancelled,
                  lambda: client.transact(pharmacy, "redeemBatched", *desk.redeem_args(rx, pharmacy.address), rx.root, list(rx.proof)),
@@ -540,7 +540,66 @@ DOCUMENT_CASES = {
     "a doctor address that is not one": (lambda d: [e["resource"]["requester"]["identifier"].update(value="0x1234") for e in d["entry"]],
                                          documents.InvalidAddress),
     "not a prescription": (lambda d: d.update(resourceType="Patient"), documents.NotAPrescription),
+    # The closed profile (issue 11): every element is listed, free text and pseudonyms are checked.
+    "the patient's name and national id in a note": (
+        lambda d: d["entry"][0]["resource"].update(note=[{"text": "张晓明 zhang xiaoming 11010519850312002X"}]),
+        documents.ElementNotAllowed,
+    ),
+    "the patient's name in a subject extension": (
+        lambda d: [e["resource"]["subject"].update(extension=[{"url": "urn:x", "valueString": "张晓明"}]) for e in d["entry"]],
+        documents.ElementNotAllowed,
+    ),
+    "a Patient reference with the national id in supportingInformation": (
+        lambda d: d["entry"][0]["resource"].update(
+            supportingInformation=[{"reference": "Patient/11010519850312002X", "display": "张晓明"}]),
+        documents.ElementNotAllowed,
+    ),
+    "a phone number in the dosage text": (
+        lambda d: d["entry"][0]["resource"]["dosageInstruction"][0].update(text="每日一次 1 片, 有问题请打 13812345678"),
+        documents.PatientDataInDocument,
+    ),
+    "a national id in the drug text": (
+        lambda d: d["entry"][0]["resource"]["medicationCodeableConcept"].update(text="Amlodipine 5 mg 11010519850312002X"),
+        documents.PatientDataInDocument,
+    ),
+    "pinyin and birth date as pseudonym": (
+        lambda d: [e["resource"]["subject"]["identifier"].update(value="zhang-xiaoming-19850312") for e in d["entry"]],
+        documents.PatientDataInDocument,
+    ),
+    "pinyin and phone as pseudonym": (
+        lambda d: [e["resource"]["subject"]["identifier"].update(value="zhangxiaoming13812345678") for e in d["entry"]],
+        documents.PatientDataInDocument,
+    ),
+    "pinyin as pseudonym": (
+        lambda d: [e["resource"]["subject"]["identifier"].update(value="zhangxiaoming-patient-a") for e in d["entry"]],
+        documents.PatientDataInDocument,
+    ),
 }
+
+# Where the closed profile says the offending element is.
+DOCUMENT_PATHS = {
+    "the patient's name and national id in a note": "entry[0].resource.note",
+    "the patient's name in a subject extension": "entry[0].resource.subject.extension",
+    "a Patient reference with the national id in supportingInformation": "entry[0].resource.supportingInformation",
+    "a phone number in the dosage text": "entry[0].resource.dosageInstruction[0].text",
+    "a national id in the drug text": "entry[0].resource.medicationCodeableConcept.text",
+    "pinyin and birth date as pseudonym": "entry[0].resource.subject.identifier.value",
+    "pinyin and phone as pseudonym": "entry[0].resource.subject.identifier.value",
+    "pinyin as pseudonym": "entry[0].resource.subject.identifier.value",
+}
+
+
+@pytest.mark.parametrize("case", list(DOCUMENT_PATHS))
+def test_doctor_cannot_put_patient_data_in_a_document_when_it_hides_it_outside_the_subject(ids, client, case):
+    """The refusal names the element's path, and never repeats the value."""
+    mangle, error = DOCUMENT_CASES[case]
+    document = demo_document(ids["doctor"].address, client.latest_block_time())
+    mangle(document)
+    with pytest.raises(error) as refused:
+        documents.validate(document)
+    message = str(refused.value)
+    assert DOCUMENT_PATHS[case] in message
+    assert not any(secret in message for secret in ("张晓明", "11010519850312002X", "13812345678", "zhangxiaoming"))
 
 
 @pytest.mark.parametrize("case", list(DOCUMENT_CASES))

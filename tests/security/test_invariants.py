@@ -263,7 +263,7 @@ class RandomUse(RuleBasedStateMachine):
                          st.sampled_from(["claim key signed for another pharmacy", "stale fill", "another key", "past deadline",
                                           "malformed", "another chain", "another registry"]), "signature")  # fmt: skip
         record = self.model.records.get(rx.rx_id)
-        batch = self.model.batches.get(rx.root) if rx.root else None
+        batch = self.batch_of(rx)
         if variant == "client":
             batched = record is None and batch is not None
             fills_left = record.fills_left if record else (batch.fills if batched else 0)
@@ -383,23 +383,25 @@ class RandomUse(RuleBasedStateMachine):
     def someone_cancels_batched(self, data):
         batched = [rx for rx in self.rxs if rx.root is not None]
         rx = data.draw(st.sampled_from(batched), label="batched") if batched else self.ghost()
-        batch = self.model.batches.get(rx.root) if rx.root else None
+        batch = self.batch_of(rx)
         sender = self.actor(data, batch.hospital if batch else None, "regulator")
         address = self.accounts[sender].address
         root = rx.root or keccak(text="no such batch")
         proof = list(rx.proof)
         if data.draw(st.integers(0, 5), label="bad proof") == 0:
             proof = [keccak(text="not a sibling")]
-        self.execute(sender, lambda m: m.cancel_batched(address, rx.rx_id, root, proof),
-                     lambda: self.client.transact(self.accounts[sender], "cancelBatched", rx.rx_id, root, proof))  # fmt: skip
+        self.execute(sender, lambda m: m.cancel_batched(address, rx, root, proof),
+                     lambda: self.client.transact(self.accounts[sender], "cancelBatched", rx.doctor, rx.doc_hash, rx.pharmacy,
+                                                  rx.claim_address, root, proof))  # fmt: skip
 
     def someone_cancels_whole_batch(self, data):
         root = data.draw(st.sampled_from(self.roots + [keccak(text="no such batch")]), label="batch")
-        batch = self.model.batches.get(root)
+        hospital = self.accounts[data.draw(st.sampled_from(["hospital", "hospital2"]), label="batch's hospital")].address
+        batch = self.model.batches.get((hospital, root))
         sender = self.actor(data, batch.hospital if batch else None, "regulator")
         address = self.accounts[sender].address
-        self.execute(sender, lambda m: m.cancel_batch(address, root),
-                     lambda: self.client.transact(self.accounts[sender], "cancelBatch", root))  # fmt: skip
+        self.execute(sender, lambda m: m.cancel_batch(address, hospital, root),
+                     lambda: self.client.transact(self.accounts[sender], "cancelBatch", hospital, root))  # fmt: skip
 
     def valid_until(self, data) -> int:
         offset = data.draw(st.sampled_from([-HOUR, 0, 1, HOUR, 6 * HOUR, DAY, 2 * DAY, 30 * DAY]), label="credential for")
@@ -529,14 +531,23 @@ class RandomUse(RuleBasedStateMachine):
     def track(self, rxs: list[Rx], root: bytes | None = None) -> None:
         """Follows new prescriptions (and a new batch) from now on."""
         self.rxs.extend(rx for rx in rxs if rx not in self.rxs)
-        if root is not None:
+        if root is not None and root not in self.roots:
             self.roots.append(root)
         self.last = self.read()
         self.check_views(self.last)
 
     def read(self):
-        return read_registry(self.rpc, self.client, [rx.rx_id for rx in self.rxs], self.roots,
+        return read_registry(self.rpc, self.client, [rx.rx_id for rx in self.rxs], self.batch_keys(),
                              [a.address for a in self.accounts.values()])  # fmt: skip
+
+    def batch_keys(self) -> list[tuple[str, bytes]]:
+        """Every (hospital, root) a batch could be kept under: each known root for each hospital."""
+        hospitals = [self.accounts[name].address for name in ("hospital", "hospital2")]
+        return [(h, r) for r in self.roots for h in hospitals]
+
+    def batch_of(self, rx: Rx):
+        """The batch the registry would open ``rx`` from: its doctor's own hospital's."""
+        return self.model.batches.get((self.model.member(rx.doctor).hospital, rx.root)) if rx.root else None
 
     def assert_unchanged(self, before, after, sender: str, outbox_before: dict, what: str) -> None:
         sender_address = self.accounts[sender].address
@@ -555,9 +566,9 @@ class RandomUse(RuleBasedStateMachine):
             assert view == m.view(rx_id), f"prescription 0x{rx_id.hex()[:12]}: chain {view}, model {m.view(rx_id)}"
             issued = m.issued_fills.get(rx_id)
             assert issued is None or view[4] <= issued
-        for root, view in chain.batches.items():
-            want = m.batches[root].view() if root in m.batches else (ZERO, 0, 0, 0, False)
-            assert view == want, f"batch 0x{root.hex()[:12]}: chain {view}, model {want}"
+        for key, view in chain.batches.items():
+            want = m.batches[key].view() if key in m.batches else (ZERO, 0, 0, 0, False)
+            assert view == want, f"batch 0x{key[1].hex()[:12]} of {key[0]}: chain {view}, model {want}"
         for account, view in chain.members.items():
             assert view == m.member_view(account), f"member {self.names[account]}: chain {view}, model {m.member_view(account)}"
         assert chain.limits == (m.max_validity, m.max_fills, m.paused)
@@ -590,8 +601,8 @@ class RandomUse(RuleBasedStateMachine):
                 assert new[4] == (old[4] - 1 if old[3] is not S.NONE else new[4]), "a redemption took other than one fill"
             if old[3] is not S.NONE:
                 assert new[1:3] == old[1:3], "issue or expiry time changed"
-        for root, new in after.batches.items():
-            old = before.batches.get(root, (ZERO, 0, 0, 0, False))
+        for (_, root), new in after.batches.items():
+            old = before.batches.get((_, root), (ZERO, 0, 0, 0, False))
             if new == old:
                 continue
             if old[0] == ZERO:
@@ -625,7 +636,8 @@ class RandomUse(RuleBasedStateMachine):
             order = [(s.block_number, s.log_index) for s in steps]
             assert order == sorted(order)
             fills = [s.details.get("fills") for s in steps if s.step == "issued"]
-            fills += [self.client.batch(bytes.fromhex(s.details["root"][2:]))["fills"] for s in steps if s.step == "issued in batch"]
+            fills += [self.client.batch(s.actor, bytes.fromhex(s.details["root"][2:]))["fills"] for s in steps
+                      if s.step == "issued in batch"]  # fmt: skip
             redeemed = sum(s.step == "redeemed" for s in steps)
             assert not redeemed or redeemed <= max(fills), f"0x{rx.rx_id.hex()[:12]} redeemed {redeemed} times, fills {fills}"
 
@@ -675,7 +687,8 @@ def run_random_use(env: dict, examples: int, steps: int) -> None:
              "ReceiptConfirmed", "PrescriptionCancelled", "BatchCancelled"]  # fmt: skip
     report("  successful steps: " + ", ".join(f"{OUTCOMES[name]} {name}" for name in steps))
     refusals = sorted((name, n) for name, n in OUTCOMES.items() if name[0].isupper() and name not in steps and n and name not in (
-        "RoleGranted", "RoleRevoked", "MemberAdmitted", "CredentialRenewed", "Paused", "Unpaused", "PrescriptionBatched"))
+        "RoleGranted", "RoleRevoked", "MemberAdmitted", "CredentialRenewed", "Paused", "Unpaused", "PrescriptionBatched",
+        "PrescriptionOpened", "MemberBarred"))
     report(f"  {len(refusals)} kinds of refusal: " + ", ".join(f"{name} {n}" for name, n in refusals))
     assert ran["examples"] >= examples and ran["succeeded"] > 0 and ran["refused"] > 0
 

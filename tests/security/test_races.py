@@ -286,7 +286,8 @@ def test_exactly_one_of_cancel_and_redeem_wins_when_they_race_in_one_block(
     (redeemer,) = parties([pharmacy], rpc_url, deployment, tmp_path, "redeemer")
     with one_block(rpc):  # per prescription, whichever reaches the node first is mined first
         for p in singles + batched:
-            cancel = (doctor_party, "cancel", [p.rx_id]) if p.root is None else (hospital_party, "cancelBatched", [p.rx_id, p.root, list(p.proof)])
+            cancel = (doctor_party, "cancel", [p.rx_id]) if p.root is None else (hospital_party, "cancelBatched",
+                                                                                    [p.doctor, p.doc_hash, p.pharmacy, p.claim_address, p.root, list(p.proof)])
             redeem = (redeemer, *p.redeem_call(client.domain, pharmacy.address, 1, FAR))
             for party, function, args in ([cancel, redeem] if order[p.rx_id] == "cancel first" else [redeem, cancel]):
                 party.send([(function, args)], [p.rx_id])
@@ -323,13 +324,13 @@ def test_a_withdrawn_batch_stops_exactly_the_redemptions_mined_after_it_in_the_s
     first, rest = batched[: n // 3], batched[n // 3 :]
     with one_block(rpc):
         redeemer.send([p.redeem_call(client.domain, pharmacy.address, 1, FAR) for p in first], [p.rx_id for p in first])
-        withdrawer.send([("cancelBatch", [root])], [root])
+        withdrawer.send([("cancelBatch", [hospital.address, root])], [root])
         redeemer.send([p.redeem_call(client.domain, pharmacy.address, 1, FAR) for p in rest], [p.rx_id for p in rest])
     outcomes = redeemer.outcomes()
     results = {rx_id: _int(receipt["status"]) == 1 for rx_id, receipt, _ in outcomes}
     assert [results[p.rx_id] for p in first] == [True] * len(first)
     assert [results[p.rx_id] for p in rest] == [False] * len(rest)
-    assert client.batch(root)["cancelled"] is True
+    assert client.batch(hospital.address, root)["cancelled"] is True
     lost = [(rx_id, redeemer, tx) for rx_id, receipt, tx in outcomes if _int(receipt["status"]) != 1]
     wrong = [r for r in (explain_mined_failure(redeemer.client, tx.tx_hash) for _, _, tx in lost) if not isinstance(r, errors.BatchIsCancelled)]
     assert not wrong, wrong[:3]

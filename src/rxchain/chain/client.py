@@ -265,8 +265,8 @@ class RegistryClient:
         fills_left = state.fills_left
         if not state.exists:  # perhaps issued in a batch: its first fill opens it with a proof
             try:
-                batched = find_batch_proof(self, rx_id)
-                fills_left = self.batch(batched.root)["fills"]
+                batched = find_batch_proof(self, rx_id, doctor)
+                fills_left = self.batch(self.member(doctor).hospital, batched.root)["fills"]
             except NotBatched:
                 pass  # the registry will answer UnknownPrescription
         deadline = deadline if deadline is not None else self.latest_block_time() + DEFAULT_SIGNATURE_TTL
@@ -286,10 +286,11 @@ class RegistryClient:
                                op_key=f"batch:{self.chain_id}:{self.address}:{root.hex()}")  # fmt: skip
         return root, result
 
-    def batch(self, root: bytes) -> dict:
-        """A batch's on-chain record."""
-        hospital, issued_at, expires_at, fills, cancelled = self._call("batch", root)
-        return {"hospital": hospital, "issuedAt": issued_at, "expiresAt": expires_at, "fills": fills, "cancelled": cancelled}
+    def batch(self, hospital: str, root: bytes) -> dict:
+        """``hospital``'s batch ``root``, as the registry records it (all zero when it issued none)."""
+        issued_at, expires_at, fills, cancelled = self._call("batch", to_checksum_address(hospital), root)
+        return {"hospital": to_checksum_address(hospital), "issuedAt": issued_at, "expiresAt": expires_at, "fills": fills,
+                "cancelled": cancelled}  # fmt: skip
 
     def dispatch(self, pharmacy: LocalAccount, rx_id: bytes, courier: str) -> TxResult:
         """The filling pharmacy hands the drugs to ``courier``."""

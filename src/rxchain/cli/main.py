@@ -208,7 +208,7 @@ def member():
 @member.command("add")
 @click.argument("account")
 @click.argument("role", type=click.Choice(["doctor", "pharmacy", "courier", "auditor", "hospital"]))
-@click.option("--days", type=int, default=365, show_default=True, help="Credential length from now.")
+@click.option("--days", type=int, default=365, show_default=True, help="Credential length from now (a doctor's ends with its hospital's at the latest).")
 @click.option("--as", "signer", required=True, help="Regulator (or hospital, for doctors): a dev identity on the devnet, a keystore file or env:VAR.")
 @pass_ctx
 def member_add(ctx, account, role, days, signer):
@@ -216,7 +216,10 @@ def member_add(ctx, account, role, days, signer):
     client = ctx.client()
     account = _account(ctx, account)
     until = client.latest_block_time() + days * 86400
-    tx = client.admit(ctx.signer(signer), account, role, until)
+    sender = ctx.signer(signer)
+    if role == "doctor":  # a doctor's licence may not outlive its hospital's credential: end with it at the latest
+        until = min(until, client.member(sender.address).valid_until or until)
+    tx = client.admit(sender, account, role, until)
     ctx.emit(_tx_json(tx, account=account, role=role, validUntil=until), f"[green]admitted[/] {account} as {role} until {utc(until)} (tx {tx.tx_hash})")
 
 
@@ -230,6 +233,9 @@ def member_renew(ctx, account, days, signer):
     client = ctx.client()
     account = _account(ctx, account)
     until = client.latest_block_time() + days * 86400
+    record = client.member(account)
+    if "doctor" in record.roles and record.hospital:  # never past its hospital's credential
+        until = min(until, client.member(record.hospital).valid_until or until)
     tx = client.renew(ctx.signer(signer), account, until)
     ctx.emit(_tx_json(tx, account=account, validUntil=until), f"[green]renewed[/] {account} until {utc(until)}")
 

@@ -1,10 +1,13 @@
 """Batch issuance: a hospital commits many prescriptions in one transaction under a Merkle root.
 
-The tree is the registry's: prescription ids are the leaves in the order given; each level hashes
-neighbouring pairs with sorted-pair keccak256 (OpenZeppelin's commutative hash) and carries an odd
-last node up unchanged. Proofs verify with OpenZeppelin's MerkleProof. Nothing in the QR payload
-changes: a pharmacy's client finds a batched prescription's root and sibling ids in the chain's
-``PrescriptionBatched`` events and rebuilds the proof (:func:`find_batch_proof`).
+The tree is the registry's: the leaves are keccak256 of each prescription id (32 bytes hashed), in
+the order given; each level hashes neighbouring pairs with sorted-pair keccak256 (OpenZeppelin's
+commutative hash, 64 bytes hashed) and carries an odd last node up unchanged. A leaf and an inner
+node hash inputs of different lengths, so neither can pass for the other. Proofs verify with
+OpenZeppelin's MerkleProof against the leaf. Nothing in the QR payload changes: a pharmacy's client
+finds a batched prescription's root and sibling ids in the chain's events and rebuilds the proof
+(:func:`find_batch_proof`), looking only at batches of the prescription's doctor's own hospital --
+the only ones the registry opens it from, whatever other members announce.
 """
 
 from __future__ import annotations
@@ -28,11 +31,16 @@ class BatchProof:
     proof: list[bytes]
 
 
+def leaf(rx_id: bytes) -> bytes:
+    """The Merkle leaf of a prescription id: keccak256 of its 32 bytes."""
+    return keccak(bytes(rx_id))
+
+
 def merkle_root(ids: list[bytes]) -> bytes:
     """The root the registry computes for ``ids``."""
     if not ids:
         raise InvalidValue("a batch holds at least one prescription")
-    level = [bytes(i) for i in ids]
+    level = [leaf(i) for i in ids]
     while len(level) > 1:
         level = _next_level(level)
     return level[0]
@@ -54,7 +62,7 @@ def merkle_proofs(ids: list[bytes]) -> list[list[bytes]]:
 def _levels(ids: list[bytes]) -> list[list[bytes]]:
     if not ids:
         raise InvalidValue("a batch holds at least one prescription")
-    levels = [[bytes(i) for i in ids]]
+    levels = [[leaf(i) for i in ids]]
     while len(levels[-1]) > 1:
         levels.append(_next_level(levels[-1]))
     return levels
@@ -70,32 +78,55 @@ def _proof(levels: list[list[bytes]], index: int) -> list[bytes]:
     return proof
 
 
-def verify_proof(proof: list[bytes], root: bytes, leaf: bytes) -> bool:
-    """What OpenZeppelin's MerkleProof.verify answers."""
-    node = bytes(leaf)
+def verify_proof(proof: list[bytes], root: bytes, rx_id: bytes) -> bool:
+    """What the registry answers: OpenZeppelin's MerkleProof.verify for the id's leaf."""
+    node = leaf(rx_id)
     for sibling in proof:
         node = _pair(node, sibling)
     return node == bytes(root)
 
 
-def find_batch_proof(client, rx_id: bytes) -> BatchProof:
-    """The root and proof of batched prescription ``rx_id``, rebuilt from the chain's events."""
-    event = client.contract.events.PrescriptionBatched
+def find_batch_proof(client, rx_id: bytes, doctor: str) -> BatchProof:
+    """The root and proof of batched prescription ``rx_id`` of ``doctor``, rebuilt from the chain's events.
+
+    The registry opens a batched prescription only from a batch of its doctor's own hospital, so only
+    those are considered: another member announcing the same id (or the same root) in a batch of its
+    own cannot steer the client away from the genuine batch.
+    """
+    hospital = client.member(doctor).hospital
+    if hospital is None:
+        raise NotBatched(f"{doctor} was never a doctor of a hospital: no batch of its can hold 0x{bytes(rx_id).hex()}")
+    batched = client.contract.events.PrescriptionBatched
     announced = client.call_node(
-        lambda: event().get_logs(from_block=client.deploy_block, to_block="latest", argument_filters={"id": rx_id})
+        lambda: batched().get_logs(from_block=client.deploy_block, to_block="latest", argument_filters={"id": rx_id})
     )
-    if not announced:
-        raise NotBatched(f"no batch announces prescription 0x{bytes(rx_id).hex()} on chain {client.chain_id}")
-    ordered = sorted(announced, key=lambda entry: (entry["blockNumber"], entry["logIndex"]))
-    live = [log for log in ordered if not client.batch(bytes(log["args"]["root"]))["cancelled"]]
+    roots = {bytes(log["args"]["root"]) for log in announced}
+    issued = client.contract.events.BatchIssued
+    own = [
+        log
+        for log in client.call_node(
+            lambda: issued().get_logs(from_block=client.deploy_block, to_block="latest", argument_filters={"hospital": hospital})
+        )
+        if bytes(log["args"]["root"]) in roots
+    ] if roots else []
+    if not own:
+        raise NotBatched(
+            f"no batch of {hospital} (the hospital of {doctor}) announces prescription 0x{bytes(rx_id).hex()} on chain {client.chain_id}"
+        )
+    own.sort(key=lambda entry: (entry["blockNumber"], entry["logIndex"]))
+    live = [log for log in own if not client.batch(hospital, bytes(log["args"]["root"]))["cancelled"]]
     # The newest live batch that announces it (a withdrawn batch may have been issued again); when all
     # were withdrawn, the first, so that the registry answers BatchIsCancelled.
-    chosen = live[-1] if live else ordered[0]
-    root, block = bytes(chosen["args"]["root"]), chosen["blockNumber"]
+    chosen = live[-1] if live else own[0]
+    root, block, tx_hash = bytes(chosen["args"]["root"]), chosen["blockNumber"], bytes(chosen["transactionHash"])
     siblings = client.call_node(
-        lambda: event().get_logs(from_block=block, to_block=block, argument_filters={"root": root})
+        lambda: batched().get_logs(from_block=block, to_block=block, argument_filters={"root": root})
     )
-    ids = [bytes(entry["args"]["id"]) for entry in sorted(siblings, key=lambda entry: entry["logIndex"])]
+    ids = [
+        bytes(entry["args"]["id"])
+        for entry in sorted(siblings, key=lambda entry: entry["logIndex"])
+        if bytes(entry["transactionHash"]) == tx_hash  # the ids of this hospital's issueBatch, not another's
+    ]
     return BatchProof(root, merkle_proof(ids, ids.index(bytes(rx_id))))
 
 

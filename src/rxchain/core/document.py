@@ -243,6 +243,18 @@ class InconsistentItems(DocumentError):
         super().__init__(f"all drugs of one prescription must have the same {field}")
 
 
+class ElementNotAllowed(NotAPrescription):
+    """The document carries an element the closed profile does not list (the QR is read by every
+    pharmacy and courier: only what they need may travel in it). The value is not repeated."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        super().__init__(
+            f"{path}: this element is not part of rxchain's prescription profile (drugs, dosage, quantity, supply, "
+            "validity, requester, performer, a pseudonym, the salt and the diagnosis); remove it"
+        )
+
+
 class PatientDataInDocument(DocumentError):
     """The subject identifies the patient (name, national id...) instead of carrying a pseudonym.
 
@@ -347,8 +359,12 @@ class ValidatedPrescription:
 
 
 def new_patient_pseudonym() -> str:
-    """Return a fresh random patient pseudonym (128 bits, URL-safe base64, 22 characters)."""
-    return secrets.token_urlsafe(16)
+    """Return a fresh random patient pseudonym (128 bits, URL-safe base64, 22 characters), drawn again
+    in the rare case that it happens to look like a name, a date or a number (see :func:`validate`)."""
+    while True:
+        value = secrets.token_urlsafe(16)
+        if _identifying_shape(value) is None:
+            return value
 
 
 def build_prescription(
@@ -490,6 +506,7 @@ def validate(doc: Mapping[str, Any], limits: PrescriptionLimits = DEFAULT_LIMITS
     if duration > timedelta(days=limits.max_validity_days):
         raise ValidityTooLong(math.ceil(duration / timedelta(days=1)), limits.max_validity_days)
 
+    _check_closed_profile(doc, _PROFILE, "")
     _check_fhir_structure(doc)
 
     return ValidatedPrescription(
@@ -717,6 +734,9 @@ def _pseudonym(subject: Any, path: str) -> str:
         raise InvalidField(
             f"{path}.identifier.value", value, "a pseudonym is 16 to 128 characters of A-Z a-z 0-9 _ -"
         )
+    shape = _identifying_shape(value)
+    if shape is not None:
+        raise PatientDataInDocument(f"{path}.identifier.value", f"the value looks like {shape}")
     return value
 
 
@@ -813,6 +833,89 @@ def _parse_datetime(value: str, start: Any, end: Any) -> datetime:
         return datetime.fromisoformat(value)
     except ValueError as exc:
         raise InvalidValidityPeriod(start, end, f"{value!r} is not a real date and time") from exc
+
+
+# ------------------------------------------------------------------------- the closed profile
+
+# Every element a prescription document may carry: what a pharmacist and a courier need, and nothing
+# that could carry the patient's identity. A dict lists an object's allowed keys (``str``: a scalar,
+# ``_TEXT``: free text, checked for identifying shapes); a one-element list, a list of such items.
+_TEXT = "free text"
+_CODING = [{"system": str, "code": str, "display": _TEXT}]
+_ACCOUNT = {"identifier": {"system": str, "value": str}}
+_QUANTITY = {"value": str, "unit": str, "system": str, "code": str}
+_MEDICATION_REQUEST = {
+    "resourceType": str, "status": str, "intent": str, "priority": str, "authoredOn": str,
+    "medicationCodeableConcept": {"coding": _CODING, "text": _TEXT},
+    "subject": {"identifier": {"system": str, "value": str}},  # the pseudonym, checked by _pseudonym
+    "requester": _ACCOUNT,
+    "reasonCode": [{"coding": _CODING, "text": _TEXT}],  # the clinical diagnosis a Chinese prescription carries
+    "dosageInstruction": [{"text": _TEXT, "timing": {"repeat": {"frequency": str, "period": str, "periodUnit": str}}}],
+    "dispenseRequest": {
+        "validityPeriod": {"start": str, "end": str}, "quantity": _QUANTITY, "expectedSupplyDuration": _QUANTITY,
+        "performer": _ACCOUNT,
+    },
+}  # fmt: skip
+_PROFILE = {"resourceType": str, "type": str, "identifier": {"system": str, "value": str},
+            "entry": [{"resource": _MEDICATION_REQUEST}]}  # fmt: skip
+
+# A birth date (YYYYMMDD), a mobile number, an 18- or 15-digit identity number, set off from other digits.
+_DATE_PHONE_OR_ID_RE = re.compile(
+    r"(?<!\d)(?:(?:19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])|1[3-9]\d{9}|\d{17}[\dXx]|\d{15})(?!\d)"
+)
+_PHONE_OR_ID_RE = re.compile(r"(?<!\d)(?:\+?86[- ]?)?(?:1[3-9]\d{9}|\d{17}[\dXx]|\d{15}|0\d{2,3}-?\d{7,8})(?!\d)")
+_LONG_NUMBER_RE = re.compile(r"\d{7,}")
+_LETTER_RUN_RE = re.compile(r"[a-z]{6,}")
+_PINYIN_INITIALS = ("b", "p", "m", "f", "d", "t", "n", "l", "g", "k", "h", "j", "q", "x", "zh", "ch", "sh", "r", "z", "c",
+                    "s", "y", "w", "")  # fmt: skip
+_PINYIN_FINALS = ("a", "o", "e", "i", "u", "v", "ai", "ei", "ui", "ao", "ou", "iu", "ie", "ue", "ve", "er", "an", "en", "in",
+                  "un", "ang", "eng", "ing", "ong", "ia", "iao", "ian", "iang", "iong", "ua", "uo", "uai", "uan", "uang")  # fmt: skip
+_PINYIN = frozenset(i + f for i in _PINYIN_INITIALS for f in _PINYIN_FINALS)
+
+
+def _is_pinyin_name(run: str) -> bool:
+    """True if ``run`` (lower-case letters) splits wholly into two or more pinyin syllables, as a romanized
+    Chinese name does (zhangxiaoming = zhang xiao ming)."""
+    best = [0] + [-1] * len(run)  # best[i]: most syllables covering run[:i] (-1: none)
+    for i in range(1, len(run) + 1):
+        for j in range(max(0, i - 6), i):
+            if best[j] >= 0 and run[j:i] in _PINYIN:
+                best[i] = max(best[i], best[j] + 1)
+    return best[-1] >= 2
+
+
+def _identifying_shape(value: str) -> str | None:
+    """What a pseudonym looks like when it identifies the patient: None when it looks random."""
+    if _DATE_PHONE_OR_ID_RE.search(value):
+        return "a birth date, an identity or a phone number"
+    if any(_is_pinyin_name(run) for run in _LETTER_RUN_RE.findall(value.lower())):
+        return "a romanized name"
+    return None
+
+
+def _check_free_text(value: str, path: str) -> None:
+    if _PHONE_OR_ID_RE.search(value) or _LONG_NUMBER_RE.search(value):
+        raise PatientDataInDocument(path, "free text must not carry an identity, phone or other long number")
+    for token in re.findall(r"[A-Za-z0-9_-]{16,}", value):  # a pseudonym-like token: the patient's own?
+        if _identifying_shape(token) is not None:
+            raise PatientDataInDocument(path, "free text must not carry a name-like or number-like token")
+
+
+def _check_closed_profile(value: Any, profile: Any, path: str) -> None:
+    """Refuse any element the profile does not list, naming its path; check free text."""
+    if isinstance(profile, dict):
+        if not isinstance(value, Mapping):
+            return  # the structure check names a wrong type
+        for key, item in value.items():
+            where = f"{path}.{key}" if path else str(key)
+            if key not in profile:
+                raise ElementNotAllowed(where)
+            _check_closed_profile(item, profile[key], where)
+    elif isinstance(profile, list):
+        for i, item in enumerate(value if isinstance(value, list) else []):
+            _check_closed_profile(item, profile[0], f"{path}[{i}]")
+    elif profile is _TEXT and isinstance(value, str):
+        _check_free_text(value, path)
 
 
 def _check_fhir_structure(doc: Mapping[str, Any]) -> None:

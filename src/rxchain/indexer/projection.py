@@ -59,8 +59,8 @@ BATCH_COLUMNS = (
 
 #: Events that touch a prescription row (their subject is the id).
 RX_EVENTS = frozenset({
-    "PrescriptionIssued", "PrescriptionBatched", "PrescriptionCancelled", "PrescriptionRedeemed",
-    "PrescriptionDispatched", "PrescriptionDelivered", "ReceiptConfirmed",
+    "PrescriptionIssued", "PrescriptionBatched", "PrescriptionOpened", "PrescriptionCancelled", "PrescriptionRedeemed",
+    "PrescriptionDispatched", "PrescriptionDelivered", "ReceiptConfirmed", "CustodyReassigned", "CustodyVoided",
 })  # fmt: skip
 MEMBER_EVENTS = frozenset({"MemberAdmitted", "CredentialRenewed", "RoleGranted", "RoleRevoked"})
 BATCH_EVENTS = frozenset({"BatchIssued", "BatchCancelled"})
@@ -172,6 +172,9 @@ class Projection:
 
     def _on_BatchIssued(self, e: dict, a: dict) -> None:  # noqa: N802
         root = e["subject"]
+        known = self.batches.get(root)
+        if known is not None and known["hospital"] != a["hospital"]:
+            return  # the same root announced by another hospital: a batch of its own; the first one is kept
         self.batches[root] = {
             "root": root, "hospital": a["hospital"], "expires_at": a["expiresAt"], "fills": a["fills"], "count": a["count"],
             "issued_at": e["block_time"], "issued_block": e["block_number"], "issued_tx": e["tx_hash"],
@@ -182,9 +185,16 @@ class Projection:
             row = self.rx[rx_id]
             row.update(hospital=a["hospital"], expires_at=a["expiresAt"], fills=a["fills"], fills_left=a["fills"])
 
+    def _on_PrescriptionOpened(self, e: dict, a: dict) -> None:  # noqa: N802
+        # The registry names the doctor, and the doctor's hospital whose batch the record came from.
+        row = self._rx(e, e["subject"])
+        row.update(doctor=a["doctor"], hospital=a["hospital"], batch_root=a["root"])
+
     def _on_BatchCancelled(self, e: dict, a: dict) -> None:  # noqa: N802
         root = e["subject"]
         batch = self.batches.get(root)
+        if batch is not None and batch["hospital"] != a["hospital"]:
+            return  # another hospital's batch with the same root: this index keeps the first one per root
         if batch is not None:
             batch.update(cancelled_at=e["block_time"], cancelled_by=a["by"])
             self._dirty_batches.add(root)
@@ -228,6 +238,21 @@ class Projection:
         if fill is not None:
             fill.update(delivered_by=a["by"], delivered_at=e["block_time"], delivered_tx=e["tx_hash"],
                         in_store=1 if fill["dispatched_at"] is None else 0)  # fmt: skip
+
+    def _on_CustodyReassigned(self, e: dict, a: dict) -> None:  # noqa: N802
+        # The regulator moved the drugs from a revoked or lapsed holder to another of the same role.
+        row = self._rx(e, e["subject"])
+        if row["status"] == "dispatched":
+            row["courier"] = a["to"]
+        else:
+            row["last_pharmacy"] = a["to"]
+
+    def _on_CustodyVoided(self, e: dict, a: dict) -> None:  # noqa: N802
+        # The regulator voided the fill a revoked or lapsed holder had; the fills left stay redeemable.
+        row = self._rx(e, e["subject"])
+        row.update(status="refillable" if a["fillsLeft"] else "cancelled", courier=None)
+        if not a["fillsLeft"]:
+            row.update(cancelled_at=e["block_time"], cancelled_by=a["by"], cancel_kind="custody")
 
     def _on_ReceiptConfirmed(self, e: dict, a: dict) -> None:  # noqa: N802
         row = self._rx(e, e["subject"])

@@ -22,7 +22,7 @@ DAY = 86400
 #: A member whose credential ends within this many days is "expiring soon".
 EXPIRING_SOON_DAYS = 30
 _TRAIL_NAMES = tuple(TRAIL_EVENTS)
-_ACTOR_KEY = {"issued": "doctor", "cancelled": "by", "redeemed": "pharmacy", "dispatched": "pharmacy", "delivered": "by", "received": "relayer"}
+_ACTOR_KEY = {"opened from batch": "doctor", "custody reassigned": "by", "custody voided": "by", "issued": "doctor", "cancelled": "by", "redeemed": "pharmacy", "dispatched": "pharmacy", "delivered": "by", "received": "relayer"}
 
 # An unfilled prescription: never redeemed, not cancelled.
 _UNFILLED = "status = 'active' AND redemptions = 0"
@@ -291,8 +291,10 @@ def trail(conn: Connection, rx_id: str) -> list[dict]:
         args = {k: v for k, v in json.loads(args_json).items() if k != "id"}
         label = TRAIL_EVENTS[name]
         if label == "issued in batch":
-            found = conn.query_one("SELECT hospital FROM batches WHERE root = ?", (args["root"],))
-            actor = found[0] if found else None
+            # The hospital of the BatchIssued of the same transaction: two hospitals may announce one root.
+            found = conn.query_one("SELECT args FROM events WHERE name = 'BatchIssued' AND subject = ? AND tx_hash = ?",
+                                   (args["root"], tx_hash))  # fmt: skip
+            actor = json.loads(found[0])["hospital"] if found else None
         else:
             actor = args.pop(_ACTOR_KEY[label])
         if label == "delivered" and steps and steps[-1]["step"] == "redeemed":

@@ -266,7 +266,8 @@ def run_workload(
                 if p.root is None:
                     tx = pipe.sign(signer[p.doctor], "cancel", [p.rx_id])
                 else:
-                    tx = pipe.sign(signer[p.hospital], "cancelBatched", [p.rx_id, p.root, p.proof])
+                    tx = pipe.sign(signer[p.hospital], "cancelBatched",
+                                   [p.doctor, p.doc_hash, p.designated or ZERO, p.claim_address, p.root, p.proof])
                 p.cancelled = "prescription"
                 phase.append((tx, lambda t, p=p: setattr(p, "cancelled_at", t)))
         if void_root is not None:
@@ -274,7 +275,8 @@ def run_workload(
             void = batches[void_root]["members"][1:]
             for p in void:
                 p.cancelled = "batch"
-            tx = pipe.sign(signer[batches[void_root]["hospital"]], "cancelBatch", [void_root])
+            hospital = signer[batches[void_root]["hospital"]]
+            tx = pipe.sign(hospital, "cancelBatch", [hospital.address, void_root])
             phase.append((tx, lambda t, void=void: [setattr(p, "cancelled_at", t) for p in void]))
         runner.phase(phase)
 

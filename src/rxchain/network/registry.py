@@ -10,8 +10,16 @@ from rxchain.network.permissions import Member, allowed_accounts
 
 
 def registry_members(client: RegistryClient) -> list[Member]:
-    """Every account ever admitted, with its roles now (no roles left: revoked)."""
-    return [Member(m.account, frozenset(m.roles), m.valid_until, revoked=not m.roles) for m in client.members()]
+    """Every account ever admitted, with its roles now (no roles left: revoked). A doctor whose hospital is
+    revoked or lapsed counts as revoked too, as ConsortiumPermissioning.transactionAllowed answers."""
+    records = client.members()
+    now = client.latest_block_time()
+    live_hospitals = {m.account for m in records if "hospital" in m.roles and m.valid_until >= now}
+    return [
+        Member(m.account, frozenset(m.roles), m.valid_until,
+               revoked=not m.roles or (set(m.roles) == {"doctor"} and m.hospital not in live_hospitals))
+        for m in records
+    ]  # fmt: skip
 
 
 def registry_allowlist(client: RegistryClient, *, extra: tuple[str, ...] = ()) -> list[str]:
@@ -21,5 +29,8 @@ def registry_allowlist(client: RegistryClient, *, extra: tuple[str, ...] = ()) -
 
 
 def _regulators(client: RegistryClient) -> list[str]:
+    """The regulator, and the pending regulator of a two-step handover (it must be able to send its
+    acceptDefaultAdminTransfer; the permissioning contract lets it send nothing else)."""
     owner = client.contract.functions.defaultAdmin().call()
-    return [owner] if int(owner, 16) else []
+    pending, _ = client.contract.functions.pendingDefaultAdmin().call()
+    return [a for a in (owner, pending) if int(a, 16)]

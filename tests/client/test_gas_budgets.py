@@ -1,0 +1,19 @@
+"""The gas budgets issue 11 set for the hardened registry, measured by ``make gas`` (scripts/gas_report.py)."""
+
+from __future__ import annotations
+
+import json
+import runpy
+
+from rxchain.paths import project_root
+
+BUDGETS = {"issue": 57_000, "redeem": 45_000, "issue_batch_per_rx": 3_000, "lifecycle_4tx": 180_000}
+
+
+def test_hardened_registry_cannot_exceed_its_gas_budgets_when_measured(capsys):
+    runpy.run_path(str(project_root() / "scripts" / "gas_report.py"))["main"]()
+    gas = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+    over = {op: (gas[op], budget) for op, budget in BUDGETS.items() if gas[op] > budget}
+    assert not over, f"over budget (measured, budget): {over}"
+    assert min(gas["lifecycle"], gas["lifecycle_4tx"]) <= 180_000
