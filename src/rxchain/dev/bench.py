@@ -118,7 +118,8 @@ def run_bench(
         admit = [pipeline.sign(ids["regulator"], "admitMember", [a.address, keccak(text=f"{role.upper()}_ROLE"), until])
                  for role in ("pharmacy", "courier") for a in staff[role]]  # fmt: skip
         phases.append(_phase(progress, pipeline, "onboard pharmacies, couriers", admit))
-        admit = [pipeline.sign(ids["hospital"], "admitMember", [a.address, keccak(text="DOCTOR_ROLE"), until]) for a in staff["doctor"]]
+        licence = min(until, client.member(ids["hospital"].address).valid_until)  # a doctor's never outlives its hospital's
+        admit = [pipeline.sign(ids["hospital"], "admitMember", [a.address, keccak(text="DOCTOR_ROLE"), licence]) for a in staff["doctor"]]
         phases.append(_phase(progress, pipeline, "onboard doctors", admit))
         ceiling = node_ceiling(pipeline, staff["doctor"], now, count=ceiling_transactions, progress=progress)
 
