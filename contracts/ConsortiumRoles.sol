@@ -57,7 +57,7 @@ abstract contract ConsortiumRoles is AccessControlDefaultAdminRules, IConsortium
 
         Credential memory m = _members[account];
         if (bit == _DOCTOR) {
-            uint40 hospitalEnd = _validUntilOf(_requireMember(_msgSender(), HOSPITAL_ROLE, _HOSPITAL));
+            uint40 hospitalEnd = _validUntilOf(_checkMember(_msgSender(), HOSPITAL_ROLE, _HOSPITAL));
             if (m.barred) revert BarredByRegulator(account);
             if (m.roles & ~_DOCTOR != 0) revert HoldsOtherRoles(account, m.roles);
             if (m.roles & _DOCTOR != 0 && m.hospital != _msgSender()) {
@@ -190,7 +190,7 @@ abstract contract ConsortiumRoles is AccessControlDefaultAdminRules, IConsortium
 
     /// @dev Reverts unless `account` holds `role` (bit `bit`) with a live credential; returns its
     /// {Credential} storage word, read once (the guarded calls' hot path: no unpacking into memory).
-    function _requireMember(address account, bytes32 role, uint8 bit) internal view returns (uint256 word) {
+    function _checkMember(address account, bytes32 role, uint8 bit) internal view returns (uint256 word) {
         word = _word(account);
         if (uint8(word) & bit == 0) revert AccessControlUnauthorizedAccount(account, role);
         uint40 validUntil = _validUntilOf(word);
@@ -199,13 +199,13 @@ abstract contract ConsortiumRoles is AccessControlDefaultAdminRules, IConsortium
 
     /// @dev Reverts unless `account` is a doctor with a live licence whose hospital is in good standing
     /// (a revoked or lapsed hospital's doctors are refused at once); returns its hospital.
-    function _requireDoctor(address account) internal view returns (address hospital) {
-        hospital = _hospitalOf(_requireMember(account, DOCTOR_ROLE, _DOCTOR));
-        _requireLiveHospital(account, hospital);
+    function _checkDoctor(address account) internal view returns (address hospital) {
+        hospital = _hospitalOf(_checkMember(account, DOCTOR_ROLE, _DOCTOR));
+        _checkLiveHospital(account, hospital);
     }
 
     /// @dev Reverts unless `hospital`, the hospital of `doctor`, holds the hospital role with a live credential.
-    function _requireLiveHospital(address doctor, address hospital) internal view {
+    function _checkLiveHospital(address doctor, address hospital) internal view {
         if (!_isLiveHospital(hospital)) revert HospitalNotInGoodStanding(doctor, hospital);
     }
 
@@ -234,7 +234,7 @@ abstract contract ConsortiumRoles is AccessControlDefaultAdminRules, IConsortium
     /// @dev Reverts unless the caller is `doctor`'s hospital, in good standing.
     function _checkDoctorsHospital(address doctor, Credential memory m) private view {
         if (m.roles & _DOCTOR == 0 || m.hospital != _msgSender()) revert NotDoctorsHospital(_msgSender(), doctor);
-        _requireMember(_msgSender(), HOSPITAL_ROLE, _HOSPITAL);
+        _checkMember(_msgSender(), HOSPITAL_ROLE, _HOSPITAL);
     }
 
     function _roleBit(bytes32 role) private pure returns (uint8 bit) {

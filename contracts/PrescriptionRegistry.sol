@@ -72,7 +72,7 @@ contract PrescriptionRegistry is ConsortiumRoles, EIP712, IPrescriptionRegistry 
     {
         Config memory c = _config;
         if (c.paused) revert EnforcedPause();
-        address hospital = _requireDoctor(_msgSender());
+        address hospital = _checkDoctor(_msgSender());
         if (docHash == bytes32(0)) revert ZeroDocumentHash();
         if (claimKey == address(0)) revert ZeroClaimKey();
         _checkExpiryAndFills(c, expiresAt, fills);
@@ -91,13 +91,13 @@ contract PrescriptionRegistry is ConsortiumRoles, EIP712, IPrescriptionRegistry 
     function issueBatch(bytes32[] calldata ids, uint40 expiresAt, uint8 fills) external returns (bytes32 root) {
         Config memory c = _config;
         if (c.paused) revert EnforcedPause();
-        _requireMember(_msgSender(), HOSPITAL_ROLE, _HOSPITAL);
+        _checkMember(_msgSender(), HOSPITAL_ROLE, _HOSPITAL);
         if (ids.length == 0 || ids.length > _MAX_BATCH) revert InvalidBatchSize(ids.length, _MAX_BATCH);
         _checkExpiryAndFills(c, expiresAt, fills);
 
         root = _merkleRoot(ids);
         bytes32 key = _batchKey(_msgSender(), root);
-        if (!_batches[key].isEmpty()) revert AlreadyIssued(root);
+        if (!_batches[key].isEmpty()) revert BatchAlreadyIssued(_msgSender(), root);
         _batches[key] = BatchRecord.pack(_msgSender(), uint40(block.timestamp), expiresAt, fills);
 
         _announceBatched(ids, root);
@@ -124,7 +124,7 @@ contract PrescriptionRegistry is ConsortiumRoles, EIP712, IPrescriptionRegistry 
         // batch is looked at, and only that hospital (or the regulator) may cancel.
         address hospital = _memberRecord(doctor).hospital;
         BatchWord b = _openableBatch(id, hospital, root, proof);
-        _checkBatchManager(b, id);
+        _checkBatchManager(b, root);
 
         _records[id] = PrescriptionRecord.pack(doctor, b.issuedAt(), b.expiresAt(), Status.Cancelled, 0);
         emit PrescriptionOpened(id, doctor, hospital, root);
@@ -152,7 +152,7 @@ contract PrescriptionRegistry is ConsortiumRoles, EIP712, IPrescriptionRegistry 
 
         if (s != Status.Active && s != Status.Refillable) revert AlreadyRedeemed(id);
         if (s == Status.Active && r.custodian() == _msgSender()) {
-            _requireDoctor(_msgSender()); // its doctor, still licensed, of a hospital in good standing
+            _checkDoctor(_msgSender()); // its doctor, still licensed, of a hospital in good standing
         } else if (!hasRole(DEFAULT_ADMIN_ROLE, _msgSender())) {
             revert NotIssuer(id, _msgSender());
         }
@@ -172,7 +172,7 @@ contract PrescriptionRegistry is ConsortiumRoles, EIP712, IPrescriptionRegistry 
         uint256 deadline,
         bytes calldata claimSignature
     ) external whenNotPaused returns (bytes32 id) {
-        _requireMember(_msgSender(), PHARMACY_ROLE, _PHARMACY);
+        _checkMember(_msgSender(), PHARMACY_ROLE, _PHARMACY);
         id = _id(claimKey, _terms(doctor, docHash, designatedPharmacy));
         _redeem(id, _records[id], designatedPharmacy, claimKey, deadline, claimSignature);
     }
@@ -188,7 +188,7 @@ contract PrescriptionRegistry is ConsortiumRoles, EIP712, IPrescriptionRegistry 
         bytes32 root,
         bytes32[] calldata proof
     ) external whenNotPaused returns (bytes32 id) {
-        _requireMember(_msgSender(), PHARMACY_ROLE, _PHARMACY);
+        _checkMember(_msgSender(), PHARMACY_ROLE, _PHARMACY);
         id = _id(claimKey, _terms(doctor, docHash, designatedPharmacy));
         RxRecord r = _records[id];
         if (r.isEmpty()) {
@@ -204,11 +204,11 @@ contract PrescriptionRegistry is ConsortiumRoles, EIP712, IPrescriptionRegistry 
     /// @inheritdoc IPrescriptionRegistry
     function dispatch(bytes32 id, address courier) external {
         RxRecord r = _records[id];
-        _requireStatus(id, r, Status.Dispensed);
-        _requireCustodian(id, r);
-        _requireMember(_msgSender(), PHARMACY_ROLE, _PHARMACY);
+        _checkStatus(id, r, Status.Dispensed);
+        _checkCustodian(id, r);
+        _checkMember(_msgSender(), PHARMACY_ROLE, _PHARMACY);
         if (courier == address(0)) revert ZeroCourier();
-        _requireMember(courier, COURIER_ROLE, _COURIER);
+        _checkMember(courier, COURIER_ROLE, _COURIER);
 
         _records[id] = r.handTo(courier, Status.Dispatched);
         emit PrescriptionDispatched(id, _msgSender(), courier);
@@ -237,7 +237,7 @@ contract PrescriptionRegistry is ConsortiumRoles, EIP712, IPrescriptionRegistry 
         external
     {
         RxRecord r = _records[id];
-        _requireStatus(id, r, Status.Delivered);
+        _checkStatus(id, r, Status.Delivered);
         _records[id] = _confirm(id, r, terms, deadline, receiptSignature);
     }
 
@@ -247,7 +247,7 @@ contract PrescriptionRegistry is ConsortiumRoles, EIP712, IPrescriptionRegistry 
     function reassignCustody(bytes32 id, address to) external onlyRole(DEFAULT_ADMIN_ROLE) {
         RxRecord r = _records[id];
         (bytes32 role, uint8 bit) = _heldByRevoked(id, r);
-        _requireMember(to, role, bit); // the same role as the one that held it, in good standing
+        _checkMember(to, role, bit); // the same role as the one that held it, in good standing
         _records[id] = r.handTo(to, r.status());
         emit CustodyReassigned(id, r.custodian(), to, _msgSender());
     }
@@ -394,7 +394,7 @@ contract PrescriptionRegistry is ConsortiumRoles, EIP712, IPrescriptionRegistry 
             revert NotBatchDoctor(id, doctor, hospital);
         }
         // And a revoked or lapsed hospital's batches are refused at once.
-        _requireLiveHospital(doctor, hospital);
+        _checkLiveHospital(doctor, hospital);
         return (PrescriptionRecord.pack(doctor, b.issuedAt(), b.expiresAt(), Status.Active, b.fills()), hospital);
     }
 
@@ -411,10 +411,10 @@ contract PrescriptionRegistry is ConsortiumRoles, EIP712, IPrescriptionRegistry 
     }
 
     /// @dev Reverts unless the caller is the batch's hospital in good standing, or the regulator.
-    function _checkBatchManager(BatchWord b, bytes32 subject) private view {
+    function _checkBatchManager(BatchWord b, bytes32 root) private view {
         if (hasRole(DEFAULT_ADMIN_ROLE, _msgSender())) return;
-        if (b.hospital() != _msgSender()) revert NotIssuer(subject, _msgSender());
-        _requireMember(_msgSender(), HOSPITAL_ROLE, _HOSPITAL);
+        if (b.hospital() != _msgSender()) revert NotBatchHospital(root, _msgSender());
+        _checkMember(_msgSender(), HOSPITAL_ROLE, _HOSPITAL);
     }
 
     /// @dev The Merkle root over the leaves ({_leaf}) of `ids`: sorted-pair keccak256 level by level, an
@@ -506,14 +506,14 @@ contract PrescriptionRegistry is ConsortiumRoles, EIP712, IPrescriptionRegistry 
     function _checkCanDeliver(bytes32 id, RxRecord r) private view {
         Status s = r.status();
         if (s == Status.Dispatched) {
-            _requireCustodian(id, r);
-            _requireMember(_msgSender(), COURIER_ROLE, _COURIER);
+            _checkCustodian(id, r);
+            _checkMember(_msgSender(), COURIER_ROLE, _COURIER);
         } else if (s == Status.Dispensed) {
-            _requireCustodian(id, r);
-            _requireMember(_msgSender(), PHARMACY_ROLE, _PHARMACY);
+            _checkCustodian(id, r);
+            _checkMember(_msgSender(), PHARMACY_ROLE, _PHARMACY);
         } else {
             // Who before when: a courier that never held it hears NotCustodian, not the status.
-            if (s == Status.Delivered || s == Status.Completed || s == Status.Refillable) _requireCustodian(id, r);
+            if (s == Status.Delivered || s == Status.Completed || s == Status.Refillable) _checkCustodian(id, r);
             _revertWrongStatus(id, s);
         }
     }
@@ -531,12 +531,12 @@ contract PrescriptionRegistry is ConsortiumRoles, EIP712, IPrescriptionRegistry 
         return r.withStatus(fillsLeft == 0 ? Status.Completed : Status.Refillable);
     }
 
-    function _requireStatus(bytes32 id, RxRecord r, Status expected) private pure {
+    function _checkStatus(bytes32 id, RxRecord r, Status expected) private pure {
         Status s = r.status();
         if (s != expected) _revertWrongStatus(id, s);
     }
 
-    function _requireCustodian(bytes32 id, RxRecord r) private view {
+    function _checkCustodian(bytes32 id, RxRecord r) private view {
         if (r.custodian() != _msgSender()) revert NotCustodian(id, _msgSender(), r.custodian());
     }
 

@@ -142,6 +142,11 @@ interface IPrescriptionRegistry is IConsortiumRoles {
     error UnknownBatch(bytes32 root);
     /// @notice The batch `root` was cancelled.
     error BatchIsCancelled(bytes32 root);
+    /// @notice `hospital` issued batch `root` already (a retried issueBatch); nothing was changed.
+    error BatchAlreadyIssued(address hospital, bytes32 root);
+    /// @notice `caller` is neither the hospital that issued batch `root` (in good standing) nor the
+    /// regulator, so it may not cancel the batch or a prescription in it.
+    error NotBatchHospital(bytes32 root, address caller);
     /// @notice The proof does not show prescription `id` in batch `root`.
     error NotInBatch(bytes32 id, bytes32 root);
     /// @notice `doctor` is not a doctor of `hospital`, whose batch was opened, or its licence was not

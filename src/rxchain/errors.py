@@ -159,6 +159,14 @@ class UnknownBatch(ContractRevert):
     template = "the hospital in question (the doctor's own, or the one named) has no batch with root {root}"
 
 
+class BatchAlreadyIssued(ContractRevert):
+    template = "hospital {hospital} issued batch {root} already (a retried batch); nothing was changed"
+
+
+class NotBatchHospital(ContractRevert):
+    template = "{caller} may not cancel from batch {root} (only the hospital that issued it, or the regulator)"
+
+
 class BatchIsCancelled(ContractRevert):
     template = "batch {root} was cancelled by its hospital or the regulator"
 

@@ -143,7 +143,7 @@ def test_one_batched_prescription_can_be_cancelled(client, ids, documents):
 def test_other_hospital_cannot_cancel_the_batch(client, ids, documents):
     batch = issue_batch(client, ids["hospital"], documents)
 
-    with pytest.raises(errors.NotIssuer):
+    with pytest.raises(errors.NotBatchHospital):
         client.transact(ids["hospital2"], "cancelBatch", ids["hospital"].address, batch.root)
 
 

@@ -116,7 +116,7 @@ def test_a_batched_prescription_is_redeemed_once(clinic, registry, hospital, pha
 def test_reissuing_the_same_batch_fails(clinic, registry, hospital, reverts):
     made = clinic.issue_batch(hospital, size=3)
 
-    with reverts(registry.AlreadyIssued, id=made.root):
+    with reverts(registry.BatchAlreadyIssued, hospital=hospital, root=made.root):
         registry.issueBatch(made.ids, made.expires_at, 1, sender=hospital)
 
 
@@ -297,7 +297,7 @@ def test_only_the_batchs_hospital_and_the_regulator_cancel_one_of_its_prescripti
     made = clinic.issue_batch(hospital, size=2)
     rx = made.rxs[0]
 
-    with reverts(registry.NotIssuer, id=rx.id, caller=parties[name]):
+    with reverts(registry.NotBatchHospital, root=made.root, caller=parties[name]):
         clinic.cancel_batched(rx, parties[name])
 
 
@@ -352,7 +352,7 @@ def test_withdrawing_a_batch_leaves_dispensed_drugs_to_their_trail(clinic, regis
 def test_only_the_batchs_hospital_and_the_regulator_withdraw_it(clinic, registry, parties, hospital, reverts, name):
     made = clinic.issue_batch(hospital, size=2)
 
-    with reverts(registry.NotIssuer, id=made.root, caller=parties[name]):
+    with reverts(registry.NotBatchHospital, root=made.root, caller=parties[name]):
         registry.cancelBatch(hospital, made.root, sender=parties[name])
 
 

@@ -235,7 +235,7 @@ def batch_manager(subject):
         if actor in ("expired", "revoked"):  # the batch's own hospital, gone bad
             return needs(HOSPITAL_ROLE)(ctx, actor, account)
         made = ctx.staged["batch"]
-        return "NotIssuer", {"id": made.root if subject == "root" else made.rxs[0].id, "caller": account}
+        return "NotBatchHospital", {"root": made.root, "caller": account}
 
     return refusal
 

@@ -285,7 +285,7 @@ class Registry:
             raise Refused("InvalidBatchSize", count=len(ids), maximum=MAX_BATCH)
         self.check_expiry_and_fills(expires_at, fills)
         if (sender, root) in self.batches:
-            raise Refused("AlreadyIssued", id=root)
+            raise Refused("BatchAlreadyIssued", hospital=sender, root=root)
         self.batches[(sender, root)] = BatchRecord(sender, self.now, expires_at, fills)
         for rx_id in ids:
             self.trails.setdefault(rx_id, []).append(("issued in batch", sender))
@@ -309,7 +309,7 @@ class Registry:
         if sender == self.regulator:
             return
         if b.hospital != sender:
-            raise Refused("NotIssuer", id=subject, caller=sender)
+            raise Refused("NotBatchHospital", root=subject, caller=sender)
         self.require_member(sender, "hospital")
 
     def not_redeemable(self, rx_id: bytes, status: Status) -> Refused:
@@ -345,7 +345,7 @@ class Registry:
             raise self.not_redeemable(rx_id, r.status)
         hospital = self.member(rx.doctor).hospital  # only the doctor's own hospital's batch
         b = self.openable_batch(rx_id, hospital, root, proof)
-        self.check_batch_manager(sender, b, rx_id)
+        self.check_batch_manager(sender, b, root)
         self.records[rx_id] = Record(rx.doctor, b.issued_at, b.expires_at, Status.CANCELLED, 0)
         self.trails.setdefault(rx_id, []).extend([("opened from batch", rx.doctor), ("cancelled", sender)])
         return [Event("PrescriptionOpened", {"id": rx_id, "doctor": rx.doctor, "hospital": hospital, "root": root}),

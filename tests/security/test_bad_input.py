@@ -201,7 +201,7 @@ def test_doctor_cannot_cancel_another_doctors_prescription(desk, ids):
 
 def test_other_hospital_cannot_withdraw_a_batch_it_did_not_issue(desk, ids):
     rx = desk.batch()[0]
-    desk.refuses(errors.NotIssuer, lambda: desk.client.transact(ids["hospital2"], "cancelBatch", ids["hospital"].address, rx.root), id=rx.root, caller=ids["hospital2"].address)
+    desk.refuses(errors.NotBatchHospital, lambda: desk.client.transact(ids["hospital2"], "cancelBatch", ids["hospital"].address, rx.root), root=rx.root, caller=ids["hospital2"].address)
 
 
 def test_hospital_cannot_renew_another_hospitals_doctor(desk, ids):

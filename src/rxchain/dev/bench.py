@@ -127,7 +127,7 @@ def run_bench(
             phase, roots = _issue_streaming(client, pipeline, staff["doctor"], ids["hospital"], prescriptions, now, seed, progress,
                                             max_in_flight)  # fmt: skip
             phases.append(phase)
-            _verify_batches(client, pipeline, roots, progress)
+            _verify_batches(client, pipeline, ids["hospital"].address, roots, progress)
             figures = _figures(phases, prescriptions, range(prescriptions), phase, phase[2], started, True, ceiling, max_in_flight)
             figures["document_prep_per_s"] = None  # interleaved with sending: see issued_per_s_batched
             return BenchResult(figures, phases, ceiling)
@@ -501,12 +501,12 @@ def _verify(client: RegistryClient, pipeline: Pipeline, workload: list[Prescript
         raise BenchFailed(f"{wrong} prescriptions did not end Completed")
 
 
-def _verify_batches(client: RegistryClient, pipeline: Pipeline, roots: list[bytes], progress: Progress) -> None:
+def _verify_batches(client: RegistryClient, pipeline: Pipeline, hospital: str, roots: list[bytes], progress: Progress) -> None:
     task = progress.add_task("verify batches", total=len(roots))
     missing = 0
     for start in range(0, len(roots), 1000):
         chunk = roots[start : start + 1000]
-        calls = [("eth_call", [{"to": client.address, "data": pipeline.encode_call("batch", [r])}, "latest"]) for r in chunk]
+        calls = [("eth_call", [{"to": client.address, "data": pipeline.encode_call("batch", [hospital, r])}, "latest"]) for r in chunk]
         for reply in pipeline._batch(calls):
             missing += int(reply["result"][2:66] or "0", 16) == 0
         progress.advance(task, len(chunk))
