@@ -392,27 +392,27 @@ async function readBatch(hospital, root) {
  * {steps, batches}: every event of prescription `id`, oldest first, and the record of each batch
  * that announced it (issuing transaction -> batch, with its hospital: two members may announce the
  * same root, each in a batch of its own). One log query finds the trail (every trail event has the id
- * as its first indexed topic); a batched prescription's trail also shows its batch's withdrawal.
+ * as its first indexed topic), asked in windows a range-limited node answers (core.getLogsInWindows); a batched prescription's trail also shows its batch's withdrawal.
  */
 async function readTrail(id, toBlock = "latest") {
   const registry = state.config.registry;
   const fromBlock = state.config.deployBlock;
   const topics = Object.keys(TRAIL_EVENTS).map((name) => state.iface.getEvent(name).topicHash);
-  const logs = await state.provider.getLogs({ address: registry, fromBlock, toBlock, topics: [topics, id] });
+  const logs = await core.getLogsInWindows(state.provider, { address: registry, topics: [topics, id] }, fromBlock, toBlock);
   const batchedTopic = state.iface.getEvent("PrescriptionBatched").topicHash;
   const roots = [...new Set(logs.filter((log) => log.topics[0] === batchedTopic).map((log) => log.topics[2].toLowerCase()))];
   const batches = new Map();
   if (roots.length) {
-    const issued = await state.provider.getLogs({
-      address: registry, fromBlock, toBlock, topics: [state.iface.getEvent("BatchIssued").topicHash, roots],
-    });
+    const issued = await core.getLogsInWindows(state.provider, {
+      address: registry, topics: [state.iface.getEvent("BatchIssued").topicHash, roots],
+    }, fromBlock, toBlock);
     const hospitals = [...new Set(issued.map((log) => ethers.getAddress(ethers.dataSlice(log.topics[2], 12))))];
     const [records, withdrawals] = await Promise.all([
       Promise.all(issued.map((log) => readBatch(ethers.getAddress(ethers.dataSlice(log.topics[2], 12)), log.topics[1]))),
-      state.provider.getLogs({
-        address: registry, fromBlock, toBlock,
+      core.getLogsInWindows(state.provider, {
+        address: registry,
         topics: [state.iface.getEvent("BatchCancelled").topicHash, roots, hospitals.map((h) => ethers.zeroPadValue(h, 32))],
-      }),
+      }, fromBlock, toBlock),
     ]);
     issued.forEach((log, i) => batches.set(log.transactionHash, { ...records[i], block: log.blockNumber, txHash: log.transactionHash }));
     logs.push(...withdrawals);

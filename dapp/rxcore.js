@@ -407,6 +407,40 @@ export function verifyProof(proof, root, id) {
   return node === word(root);
 }
 
+// ------------------------------------------------------------------------------ log queries in windows
+
+/** Besu's default --rpc-max-logs-range (the kit writes it into every node's config). */
+export const MAX_LOGS_RANGE = 5000;
+
+function refusedAsTooLarge(error) {
+  const text = `${error && error.code} ${error && error.message} ${error && error.error && error.error.message} ${
+    error && error.info && JSON.stringify(error.info)}`.toLowerCase();
+  return ["-32005", "range", "limit", "too many", "exceed", "more than", "too large"].some((word) => text.includes(word));
+}
+
+/**
+ * eth_getLogs over [fromBlock, toBlock] asked in windows of at most `maxRange` blocks, oldest first;
+ * a window the node still refuses as too large is halved until it is answered. Besu refuses a query
+ * whose toBlock - fromBlock exceeds --rpc-max-logs-range (5,000 by default, error -32005): a search
+ * from the deploy block to the head fails about 1.5 hours after deployment otherwise.
+ */
+export async function getLogsInWindows(provider, filter, fromBlock, toBlock = "latest", maxRange = MAX_LOGS_RANGE) {
+  const last = typeof toBlock === "number" ? toBlock : await provider.getBlockNumber();
+  const out = [];
+  const ask = async (start, end) => {
+    try {
+      out.push(...(await provider.getLogs({ ...filter, fromBlock: start, toBlock: end })));
+    } catch (error) {
+      if (end <= start || !refusedAsTooLarge(error)) throw error;
+      const middle = Math.floor((start + end) / 2);
+      await ask(start, middle);
+      await ask(middle + 1, end);
+    }
+  };
+  for (let start = Number(fromBlock); start <= last; start += maxRange) await ask(start, Math.min(start + maxRange - 1, last));
+  return out;
+}
+
 // ------------------------------------------------------------------------------ errors in plain words
 
 /** The registry's custom errors, in words a pharmacist can act on. */

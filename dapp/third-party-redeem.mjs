@@ -122,6 +122,28 @@ function merkleProof(ids, index) {
   return proof;
 }
 
+// --- eth_getLogs from `fromBlock` to the head in windows of at most 5,000 blocks, halving a window the
+// node refuses as too large: Besu refuses a query whose toBlock - fromBlock exceeds its
+// --rpc-max-logs-range (5,000 by default; error -32005).
+async function logsInWindows(provider, filter, fromBlock, maxRange = 5000) {
+  const last = await provider.getBlockNumber();
+  const out = [];
+  const tooLarge = (error) => /-32005|range|limit|too many|exceed|more than|too large/i.test(
+    `${error.code} ${error.message} ${error.error && error.error.message} ${JSON.stringify(error.info || {})}`);
+  const ask = async (start, end) => {
+    try {
+      out.push(...(await provider.getLogs({ ...filter, fromBlock: start, toBlock: end })));
+    } catch (error) {
+      if (end <= start || !tooLarge(error)) throw error;
+      const middle = Math.floor((start + end) / 2);
+      await ask(start, middle);
+      await ask(middle + 1, end);
+    }
+  };
+  for (let start = Number(fromBlock); start <= last; start += maxRange) await ask(start, Math.min(start + maxRange - 1, last));
+  return out;
+}
+
 // --- The batch of `hospital` (the doctor's own: the only one the registry opens the prescription
 // from) announcing prescription `id`: {root, proof}, or null when none does. PrescriptionBatched(id
 // indexed, root indexed) gives the roots; BatchIssued(root indexed, hospital indexed) which of them are
@@ -132,11 +154,11 @@ async function findBatch(provider, iface, registry, address, id, hospital, fromB
   const issuedEvent = iface.getEvent("BatchIssued");
   if (!event || !issuedEvent) throw new Failure(EXIT.unavailable, "the ABI has no PrescriptionBatched/BatchIssued event: use the current interface ABI");
   const byOrder = (a, b) => a.blockNumber - b.blockNumber || a.index - b.index;
-  const announced = await provider.getLogs({ address, fromBlock, toBlock: "latest", topics: [event.topicHash, id] });
+  const announced = await logsInWindows(provider, { address, topics: [event.topicHash, id] }, fromBlock);
   const roots = [...new Set(announced.map((log) => log.topics[2].toLowerCase()))];
   if (!roots.length) return null;
   const hospitalTopic = ethers.zeroPadValue(hospital, 32);
-  const own = (await provider.getLogs({ address, fromBlock, toBlock: "latest", topics: [issuedEvent.topicHash, roots, hospitalTopic] })).sort(byOrder);
+  const own = (await logsInWindows(provider, { address, topics: [issuedEvent.topicHash, roots, hospitalTopic] }, fromBlock)).sort(byOrder);
   if (!own.length) return null;
   // The newest live batch (a withdrawn batch may have been issued again), else the first.
   let chosen = own[0];

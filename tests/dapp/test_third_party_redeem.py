@@ -217,3 +217,38 @@ def test_dapp_canonical_json_and_document_hash_match_python(ids):
         assert js["text"].encode("utf-8") == rfc8785.dumps(doc)
     for doc, js in zip(docs[:3], out[:3]):
         assert js["hash"] == "0x" + document_hash(doc).hex()
+
+
+def test_script_and_dapp_core_find_a_batch_on_a_node_with_besus_log_range_limit(issue_batched, client, ids, deployment, rpc_url, tmp_path):
+    """Besu refuses eth_getLogs over more than --rpc-max-logs-range blocks: the script and the dApp's
+    getLogsInWindows ask in windows and halve a refused one (the node here: anvil behind a front that
+    refuses as Besu does, with a limit of 6 blocks and a history of 30)."""
+    from client.fronts import NodeFront  # tests/ is on the path: pytest imports tests/client as "client"
+
+    batch = issue_batched(3)
+    item = batch.prescriptions[1]
+    for _ in range(30):
+        client.w3.provider.make_request("evm_mine", [])
+    front = NodeFront(rpc_url, max_logs_range=6)
+    try:
+        record = tmp_path / "limited.json"
+        record.write_text(json.dumps({"rpc_url": front.url, "registry": deployment.registry, "deploy_block": deployment.deploy_block}))
+        probe = f"""
+            import {{ ethers }} from "ethers";
+            import * as core from "{RXCORE.as_posix()}";
+            const provider = new ethers.JsonRpcProvider("{front.url}", undefined, {{ batchMaxCount: 1 }});
+            const logs = await core.getLogsInWindows(provider, {{ address: "{deployment.registry}" }}, {deployment.deploy_block}, "latest", 1000);
+            console.log(logs.length);
+        """
+        windows = node("--input-type=module", "-e", probe)
+        assert windows.returncode == 0, windows.stderr
+        assert int(windows.stdout.strip()) == len(client.w3.eth.get_logs({"address": deployment.registry, "fromBlock": deployment.deploy_block}))
+        assert front.refused >= 1  # the 1,000-block window was refused, then halved until answered
+
+        result = node(str(SCRIPT), "--deployment", str(record), "--key", private_key(ids["pharmacy"]), "--payload", item.payload_text)
+
+        assert result.returncode == 0, result.stderr
+        assert client.prescription(item.rx_id).status is Status.DISPENSED
+        assert front.log_queries and all(end - start <= 6 for start, end in front.log_queries)
+    finally:
+        front.stop()
