@@ -104,7 +104,9 @@ def run_bench(
         admit = [pipeline.sign(ids["regulator"], "admitMember", [a.address, keccak(text=f"{role.upper()}_ROLE"), until])
                  for role in ("pharmacy", "courier") for a in staff[role]]  # fmt: skip
         phases.append(_phase(progress, pipeline, "onboard pharmacies, couriers", admit))
-        admit = [pipeline.sign(ids["hospital"], "admitMember", [a.address, keccak(text="DOCTOR_ROLE"), until]) for a in staff["doctor"]]
+        doctor_until = min(until, client.member(ids["hospital"].address).valid_until)  # not past its hospital's
+        admit = [pipeline.sign(ids["hospital"], "admitMember", [a.address, keccak(text="DOCTOR_ROLE"), doctor_until])
+                 for a in staff["doctor"]]  # fmt: skip
         phases.append(_phase(progress, pipeline, "onboard doctors", admit))
 
         if issue_only:
