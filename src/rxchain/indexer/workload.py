@@ -175,10 +175,11 @@ def run_workload(
     txs += [pipe.sign(regulator, "admitMember", [lapsing.address, role("pharmacy"), start + DAY // 2])]
     txs += [pipe.sign(regulator, "admitMember", [revoked.address, role("courier"), until])]
     runner.phase(txs)
-    # a doctor's licence never outlives its hospital's credential (the registry refuses a longer one)
-    licence1, licence2 = (min(until, client.member(h.address).valid_until) for h in (hospital1, hospital2))
-    runner.phase([pipe.sign(hospital1, "admitMember", [d.address, role("doctor"), licence1]) for d in doctors1[1:]]
-               + [pipe.sign(hospital2, "admitMember", [d.address, role("doctor"), licence2]) for d in doctors2[1:]])  # fmt: skip
+    # A doctor's licence may not outlive its hospital's credential.
+    until1 = min(until, client.member(hospital1.address).valid_until)
+    until2 = min(until, client.member(hospital2.address).valid_until)
+    runner.phase([pipe.sign(hospital1, "admitMember", [d.address, role("doctor"), until1]) for d in doctors1[1:]]
+               + [pipe.sign(hospital2, "admitMember", [d.address, role("doctor"), until2]) for d in doctors2[1:]])  # fmt: skip
 
     hospital_of = {d.address: hospital1 for d in doctors1} | {d.address: hospital2 for d in doctors2}
     signer = {a.address: a for a in [*doctors1, *doctors2, *pharmacies, *couriers, regulator, hospital1, hospital2]}
