@@ -63,6 +63,16 @@ def test_member_whose_credential_ended_may_not_transact(permissioning, registry,
     assert not allowed(permissioning, parties["lapsed"], registry.address)
 
 
+def test_member_may_transact_through_the_last_second_of_its_credential(permissioning, registry, parties, chain):
+    """validUntil is the credential's last live second, for the chain as for the registry's own checks."""
+    until = registry.member(parties["lapsed"]).validUntil
+    chain.mine(timestamp=until)
+    assert chain.blocks.head.timestamp == until
+
+    assert allowed(permissioning, parties["lapsed"], registry.address)
+    assert registry.isMemberInGoodStanding(parties["lapsed"], ROLES["pharmacy"])
+
+
 def test_only_the_regulator_may_deploy(permissioning, parties):
     assert allowed(permissioning, parties["regulator"], ZERO)
     for who in ("hospital", "doctor", "pharmacy", "courier", "auditor", "stranger"):
