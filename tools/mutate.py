@@ -143,7 +143,8 @@ def describe_mutant(contract, source, number, original: str, mutated: str) -> Mu
     after = " / ".join(x.strip() for x in b[j1:j2]) or "(line deleted)"
     mutant = Mutant(contract, source, number, mutated, i1 + 1, before, after)
     if len(ops) == 1 and tag == "replace" and i2 - i1 == j2 - j1:
-        if all(_strip_comment(x) == _strip_comment(y) for x, y in zip(a[i1:i2], b[j1:j2])):
+        if all(_strip_comment(x) == _strip_comment(y) or (_is_comment(x) and _is_comment(y))
+               for x, y in zip(a[i1:i2], b[j1:j2])):
             mutant.outcome, mutant.reason = "pruned", "changes a comment only (not compiled)"
     elif len(ops) == 1 and tag == "insert" and all(x.strip() in ("break;", "continue;") for x in b[j1:j2]):
         mutant.before = a[i1 - 1].strip() if i1 else "(start)"
@@ -320,7 +321,7 @@ def parse_args(argv):
     p = argparse.ArgumentParser(prog="mutate", description=__doc__.split("\n\n")[0])
     p.add_argument("--contract", action="append", choices=sorted(TARGETS), help="only this contract (repeatable)")
     p.add_argument("--limit", type=int, help="run at most N mutants (the first N in source order)")
-    p.add_argument("--sample", type=int, help="run N mutants drawn at random (with --seed)")
+    p.add_argument("--sample", type=int, help="run N mutants of each contract, drawn at random (with --seed)")
     p.add_argument("--seed", type=int, default=18, help="seed for --sample (default 18)")
     p.add_argument("--jobs", "-j", type=int, default=2, help="mutants compiled and tested at once (default 2)")
     p.add_argument("--line", type=int, action="append", help="only mutants of this source line (repeatable)")
@@ -354,8 +355,10 @@ def main(argv=None) -> int:
         candidates = [m for m in mutants if not m.outcome and (not args.line or m.line in args.line)]
         skipped_by_choice = [m for m in mutants if not m.outcome and m not in candidates]
         if args.sample is not None:
-            chosen = random.Random(args.seed).sample(candidates, min(args.sample, len(candidates)))
-            chosen.sort(key=lambda m: (contracts.index(m.contract), m.number))
+            draw, chosen = random.Random(args.seed), []
+            for name in contracts:
+                of_contract = [m for m in candidates if m.contract == name]
+                chosen += sorted(draw.sample(of_contract, min(args.sample, len(of_contract))), key=lambda m: m.number)
         else:
             chosen = candidates[: args.limit] if args.limit is not None else candidates
         chosen_ids = {id(m) for m in chosen}
@@ -493,7 +496,7 @@ def write_report(args, mutants, chosen, not_run, generated, elapsed, baseline_se
         "score": round(killed / (killed + survived), 4) if killed + survived else None,
         "seconds": round(elapsed),
         "jobs": args.jobs,
-        "selection": ("sample %d seed %d" % (args.sample, args.seed)) if args.sample is not None
+        "selection": ("sample %d per contract, seed %d" % (args.sample, args.seed)) if args.sample is not None
         else ("first %d" % args.limit) if args.limit is not None else "all",
         "report": str(args.report / "report.md"),
     }
