@@ -5,7 +5,7 @@
 // accepts still gets that full rebuild before its bytecode is compared and its tests are run.
 //
 // Protocol: one JSON object per stdin line, {"id": ..., "path": "contracts/X.sol", "content": "..."}
-// (the file replaced for this check; every other source is read from disk under the project root);
+// (the file replaced for this check; every other contract is read from disk under the project root);
 // one JSON line back per request, {"id": ..., "errors": ["first error", ...]} (empty: it type-checks).
 'use strict';
 
@@ -27,10 +27,23 @@ function readImport(importPath) {
   return { error: `not found: ${importPath}` };
 }
 
+// Every contract of the project, so a change to a library is checked where it is used too.
+function projectSources(dir = 'contracts', found = []) {
+  for (const entry of fs.readdirSync(path.join(root, dir), { withFileTypes: true })) {
+    const relative = path.posix.join(dir, entry.name);
+    if (entry.isDirectory() && entry.name !== '.cache') projectSources(relative, found);
+    else if (entry.isFile() && entry.name.endsWith('.sol')) found.push(relative);
+  }
+  return found;
+}
+
 function check(request) {
+  const sources = {};
+  for (const file of projectSources()) sources[file] = { content: fs.readFileSync(path.join(root, file), 'utf8') };
+  sources[request.path] = { content: request.content };
   const input = {
     language: 'Solidity',
-    sources: { [request.path]: { content: request.content } },
+    sources,
     settings: {
       evmVersion: 'london',
       // The ABI needs the full analysis (names, types, overrides) and no code generation.
