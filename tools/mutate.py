@@ -173,10 +173,13 @@ def generate(contract: str, source: str, workdir: Path) -> list[Mutant]:
         mutants.append(describe_mutant(contract, source, number, original, path.read_text()))
     mutants.sort(key=lambda m: m.number)
     # Two rules can write the same text: keep the first.
+    unchanged = " ".join(original.split())
     seen = set()
     for m in mutants:
         code = " ".join(m.text.split())
-        if not m.outcome and code in seen:
+        if not m.outcome and code == unchanged:
+            m.outcome, m.reason = "pruned", "changes whitespace only"
+        elif not m.outcome and code in seen:
             m.outcome, m.reason = "pruned", "same code as an earlier mutant (whitespace aside)"
         seen.add(code)
     return mutants
