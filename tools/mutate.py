@@ -157,6 +157,11 @@ def describe_mutant(contract, source, number, original: str, mutated: str) -> Mu
     return mutant
 
 
+def _code(text: str) -> str:
+    """Source with whitespace that cannot matter removed: runs collapsed, none beside punctuation."""
+    return re.sub(r"\s*([^\w\s])\s*", r"\1", " ".join(text.split()))
+
+
 def generate(contract: str, source: str, workdir: Path) -> list[Mutant]:
     """universalmutator's mutants of `source` (noCheck: it writes them; this tool compiles each)."""
     out = workdir / "generated" / contract
@@ -173,10 +178,10 @@ def generate(contract: str, source: str, workdir: Path) -> list[Mutant]:
         mutants.append(describe_mutant(contract, source, number, original, path.read_text()))
     mutants.sort(key=lambda m: m.number)
     # Two rules can write the same text: keep the first.
-    unchanged = " ".join(original.split())
+    unchanged = _code(original)
     seen = set()
     for m in mutants:
-        code = " ".join(m.text.split())
+        code = _code(m.text)
         if not m.outcome and code == unchanged:
             m.outcome, m.reason = "pruned", "changes whitespace only"
         elif not m.outcome and code in seen:
