@@ -33,6 +33,7 @@ import queue
 import random
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -135,7 +136,11 @@ def _loop_lines(lines: list[str]) -> set[int]:
 
 def describe_mutant(contract, source, number, original: str, mutated: str) -> Mutant:
     a, b = original.splitlines(), mutated.splitlines()
-    ops = [op for op in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes() if op[0] != "equal"]
+    if len(a) == len(b):  # most mutants rewrite one line in place: no need for a diff
+        changed = [i for i, (x, y) in enumerate(zip(a, b)) if x != y]
+        ops = [("replace", i, i + 1, i, i + 1) for i in changed]
+    else:
+        ops = [op for op in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes() if op[0] != "equal"]
     if not ops:
         return Mutant(contract, source, number, mutated, 0, "", "", "pruned", "identical to the original")
     tag, i1, i2, j1, j2 = ops[0]
@@ -395,7 +400,12 @@ def main(argv=None) -> int:
         original_code = reference.bytecodes()
         scratches.put(reference)
 
-        test_sets = sorted({tuple(TARGETS[m.contract][1]) for m in chosen})
+        # One unmutated run of every file any chosen mutant will run (a file passing there passes in
+        # any subset: each test module deploys its own contracts).
+        union = []
+        for m in chosen:
+            union += [f for f in TARGETS[m.contract][1] if f not in union]
+        test_sets = [tuple(union)] if union else []
         baseline_seconds = {}
         if not args.no_baseline and chosen:
             def baseline(files):
@@ -415,13 +425,13 @@ def main(argv=None) -> int:
                     scratch.clean()
                     scratches.put(scratch)
 
-            with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
-                list(pool.map(baseline, test_sets))
+            for files in test_sets:
+                baseline(files)
 
         def timeout_for(files):
             if args.timeout:
                 return args.timeout
-            return int(3 * baseline_seconds.get(tuple(files), 300) + 60)
+            return int(3 * baseline_seconds.get(tuple(union), 300) + 60)
 
         done = [0]
 
@@ -534,7 +544,13 @@ def write_report(args, mutants, chosen, not_run, generated, elapsed, baseline_se
     return summary
 
 
+def _stop(signum, frame):
+    raise KeyboardInterrupt
+
+
 if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, _stop)  # the scratch folders go with the run, however it is stopped
+    signal.signal(signal.SIGINT, _stop)
     try:
         sys.exit(main())
     except MutateError as exc:
