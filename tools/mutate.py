@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import dataclasses
-import difflib
 import json
 import os
 import queue
@@ -136,11 +135,16 @@ def _loop_lines(lines: list[str]) -> set[int]:
 
 def describe_mutant(contract, source, number, original: str, mutated: str) -> Mutant:
     a, b = original.splitlines(), mutated.splitlines()
-    if len(a) == len(b):  # most mutants rewrite one line in place: no need for a diff
-        changed = [i for i, (x, y) in enumerate(zip(a, b)) if x != y]
-        ops = [("replace", i, i + 1, i, i + 1) for i in changed]
-    else:
-        ops = [op for op in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes() if op[0] != "equal"]
+    # A mutant changes one place: the lines between the common head and the common tail.
+    head = 0
+    while head < min(len(a), len(b)) and a[head] == b[head]:
+        head += 1
+    tail = 0
+    while tail < min(len(a), len(b)) - head and a[len(a) - 1 - tail] == b[len(b) - 1 - tail]:
+        tail += 1
+    i1, i2, j1, j2 = head, len(a) - tail, head, len(b) - tail
+    tag = "replace" if i2 > i1 and j2 > j1 else "insert" if j2 > j1 else "delete" if i2 > i1 else "equal"
+    ops = [] if tag == "equal" else [(tag, i1, i2, j1, j2)]
     if not ops:
         return Mutant(contract, source, number, mutated, 0, "", "", "pruned", "identical to the original")
     tag, i1, i2, j1, j2 = ops[0]
