@@ -85,7 +85,7 @@ class MutateError(Exception):
 # ----------------------------------------------------------------------------------- mutants
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(eq=False)
 class Mutant:
     contract: str
     source: str  # path relative to the project root
@@ -370,7 +370,8 @@ def main(argv=None) -> int:
             mutants += generate(name, TARGETS[name][0], base)
         generated = len(mutants)
         candidates = [m for m in mutants if not m.outcome and (not args.line or m.line in args.line)]
-        skipped_by_choice = [m for m in mutants if not m.outcome and m not in candidates]
+        candidate_ids = {id(m) for m in candidates}
+        skipped_by_choice = [m for m in mutants if not m.outcome and id(m) not in candidate_ids]
         if args.sample is not None:
             draw, chosen = random.Random(args.seed), []
             for name in contracts:
