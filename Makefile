@@ -8,7 +8,7 @@ export SOLCX_BINARY_PATH := $(ROOT)/.solcx
 export APE_DATA_FOLDER := $(ROOT)/.ape
 export PATH := $(ROOT)/.venv/bin:$(ROOT)/node_modules/.bin:$(PATH)
 
-.PHONY: setup compile lint demo test test-slow gas publish devnet-down clean
+.PHONY: setup compile lint demo test test-slow gas publish mutate devnet-down clean
 
 setup:
 	@bash tools/setup.sh
@@ -34,8 +34,14 @@ gas: compile
 publish: compile
 	@python -m rxchain.dev.publish
 
+# Mutation testing of the contracts (slow; not part of `make test`): see docs/testing.md.
+# ARGS narrows a run, e.g. make mutate ARGS="--contract ConsortiumPermissioning --jobs 1".
+mutate: compile
+	@.venv/bin/python -m pip install -q --disable-pip-version-check -r tools/mutate-requirements.txt
+	@.venv/bin/python tools/mutate.py $(ARGS)
+
 devnet-down:
 	@rx devnet down
 
 clean:
-	rm -rf .build contracts/.cache .ape/packages .pytest_cache .hypothesis
+	rm -rf .build .mutate contracts/.cache .ape/packages .pytest_cache .hypothesis

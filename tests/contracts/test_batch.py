@@ -20,6 +20,7 @@ from .conftest import (
     HOUR,
     MAX_FILLS,
     MAX_VALIDITY,
+    MINUTE,
     ZERO_ADDRESS,
     Status,
     assert_events,
@@ -216,6 +217,35 @@ def test_a_batched_prescription_of_a_doctor_who_since_left_the_hospital_fails(cl
 
     with reverts(registry.NotBatchDoctor, id=rx.id, doctor=doctor, hospital=hospital):
         clinic.redeem(rx, pharmacy)
+
+
+def test_a_batch_issued_after_its_doctors_licence_lapsed_cannot_be_opened(clinic, registry, chain, hospital, doctor,
+                                                                           pharmacy, reverts):
+    """Lapsed, not revoked: the doctor still holds the role, but the credential ended before the batch."""
+    end = chain.pending_timestamp + HOUR
+    registry.renewMember(doctor, end, sender=hospital)
+    next_block_at(chain, end + 1)
+    made = clinic.issue_batch(hospital, size=2)  # the hospital's own credential is still live
+    assert made.issue_tx.timestamp == end + 1
+    assert registry.member(doctor).roles == 1  # still a doctor on paper
+
+    for rx in made.rxs:
+        with reverts(registry.NotBatchDoctor, id=rx.id, doctor=doctor, hospital=hospital):
+            clinic.redeem(rx, pharmacy)
+
+
+def test_a_batch_issued_in_the_last_second_of_its_doctors_licence_opens_after_it_lapsed(clinic, registry, chain,
+                                                                                       hospital, doctor, pharmacy):
+    end = chain.pending_timestamp + HOUR
+    registry.renewMember(doctor, end, sender=hospital)
+    next_block_at(chain, end)
+    made = clinic.issue_batch(hospital, size=2)
+    assert made.issue_tx.timestamp == end
+    travel_to(chain, end + MINUTE)  # the licence has lapsed since; the batch was issued while it was live
+
+    clinic.redeem(made.rxs[0], pharmacy)
+
+    assert registry.prescription(made.rxs[0].id).status == Status.DISPENSED
 
 
 def test_an_expired_batched_prescription_cannot_be_opened(clinic, registry, chain, hospital, pharmacy, reverts):

@@ -292,6 +292,29 @@ def test_issuing_doctor_cannot_cancel_a_refillable_prescription(clinic, registry
         registry.cancel(rx.id, sender=doctor)
 
 
+@pytest.mark.parametrize("holder", ["pharmacy", "courier", "doctor_and_pharmacy"])
+def test_the_holder_of_a_refillable_prescription_cannot_cancel_it(clinic, registry, regulator, doctor, parties,
+                                                                  credential_end, reverts, holder):
+    """Only the issuing doctor cancels, and only while it is Active: holding the drugs of a fill gives no say
+    over the fills left -- not even to an account that is a doctor as well as the pharmacy that holds it."""
+    if holder == "doctor_and_pharmacy":
+        holder_account = parties["other_doctor"]
+        registry.admitMember(holder_account, PHARMACY_ROLE, credential_end, sender=regulator)
+    else:
+        holder_account = parties[holder]
+    rx = clinic.issue(doctor, fills=2)
+    if holder == "courier":
+        clinic.received(rx)
+    else:  # over the counter: the pharmacy that filled it holds it
+        clinic.dispensed(rx, pharmacy=holder_account)
+        clinic.deliver(rx, holder_account)
+        clinic.confirm(rx, holder_account)
+    assert registry.prescription(rx.id)[::3] == (holder_account.address, Status.REFILLABLE)
+
+    with reverts(registry.NotIssuer, id=rx.id, caller=holder_account):
+        registry.cancel(rx.id, sender=holder_account)
+
+
 @pytest.mark.parametrize("name", ["other_doctor", "hospital", "pharmacy", "courier", "auditor", "stranger"])
 def test_nobody_but_the_issuing_doctor_and_the_regulator_cancels(clinic, registry, doctor, parties, reverts, name):
     rx = clinic.issue(doctor)

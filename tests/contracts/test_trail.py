@@ -22,6 +22,7 @@ from .conftest import (
     event,
     fresh_claim_key,
     next_block_at,
+    registry_events,
     travel_to,
 )
 
@@ -241,6 +242,22 @@ class TestBadReceipts:
         next_block_at(chain, deadline + 1)
         with reverts(registry.SignatureDeadlinePassed, deadline=deadline):
             self.send(clinic, how, rx, courier, deadline=deadline, signature=signature)
+
+
+@pytest.mark.parametrize("how", ["confirmReceipt", "deliverWithReceipt"])
+def test_a_receipt_holds_through_its_deadlines_last_second(clinic, registry, chain, doctor, pharmacy, courier, how):
+    """The receipt's deadline is its last valid second, as a redeem consent's is (``>``, never ``>=``)."""
+    rx = clinic.issue(doctor, fills=2)
+    rx = clinic.delivered(rx) if how == "confirmReceipt" else clinic.dispatched(rx)
+    deadline = chain.pending_timestamp + 10
+    signature = clinic.receipt_signature(rx, deadline=deadline, fills_left=1)
+    next_block_at(chain, deadline)
+
+    tx = TestBadReceipts.send(clinic, how, rx, courier, deadline=deadline, signature=signature)
+
+    assert tx.timestamp == deadline
+    assert registry_events(tx, registry)[-1] == event("ReceiptConfirmed", id=rx.id, relayer=courier, fillsLeft=1)
+    assert registry.prescription(rx.id)[3:] == (Status.REFILLABLE, 1)
 
 
 # ------------------------------------------------------------------------------- out of order

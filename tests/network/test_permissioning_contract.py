@@ -4,6 +4,7 @@ on an ephemeral chain with the real registry behind it."""
 from __future__ import annotations
 
 import pytest
+from ape.exceptions import ContractLogicError
 from eth_utils import keccak
 
 DAY = 86_400
@@ -63,6 +64,16 @@ def test_member_whose_credential_ended_may_not_transact(permissioning, registry,
     assert not allowed(permissioning, parties["lapsed"], registry.address)
 
 
+def test_member_may_transact_through_the_last_second_of_its_credential(permissioning, registry, parties, chain):
+    """validUntil is the credential's last live second, for the chain as for the registry's own checks."""
+    until = registry.member(parties["lapsed"]).validUntil
+    chain.mine(timestamp=until)
+    assert chain.blocks.head.timestamp == until
+
+    assert allowed(permissioning, parties["lapsed"], registry.address)
+    assert registry.isMemberInGoodStanding(parties["lapsed"], ROLES["pharmacy"])
+
+
 def test_only_the_regulator_may_deploy(permissioning, parties):
     assert allowed(permissioning, parties["regulator"], ZERO)
     for who in ("hospital", "doctor", "pharmacy", "courier", "auditor", "stranger"):
@@ -80,3 +91,16 @@ def test_renewal_restores_a_lapsed_member(permissioning, registry, parties, chai
     registry.renewMember(parties["lapsed"], chain.pending_timestamp + DAY, sender=parties["regulator"])
 
     assert allowed(permissioning, parties["lapsed"], registry.address)
+
+
+def test_it_answers_from_the_registry_it_was_deployed_with(permissioning, registry):
+    """The node operators check which registry a permissioning contract reads before they point Besu at it."""
+    assert permissioning.registry() == registry.address
+
+
+def test_it_cannot_be_deployed_without_a_registry(project, parties):
+    with pytest.raises(ContractLogicError) as refused:
+        project.ConsortiumPermissioning.deploy(ZERO, sender=parties["regulator"])
+
+    # ape leaves a failed deployment's custom error undecoded: the revert data is ZeroRegistry()'s selector.
+    assert refused.value.revert_message == "0x" + keccak(text="ZeroRegistry()")[:4].hex()
