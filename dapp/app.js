@@ -290,6 +290,7 @@ async function setAccount(account) {
   } catch (error) {
     say(`Could not read the account's membership: ${core.explainError(state.iface, error).text}`);
   }
+  document.body.dataset.account = account.address; // the account is read (and signed in, if it may)
   if (state.rx) await refresh();
 }
 

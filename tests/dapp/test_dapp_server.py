@@ -46,6 +46,7 @@ def test_config_comes_from_the_build_and_the_deployment(dapp_server, deployment,
     assert config["chainId"] == deployment.chain_id
     assert config["deployBlock"] == deployment.deploy_block
     assert config["rpcUrl"] == "rpc"  # relative to the page
+    assert config["signIn"] is True  # the relay sends only for a signed-in pharmacy
     assert config["nodeUrl"] == rpc_url
     assert config["chainId"] in DEV_CHAIN_IDS
     assert config["devKeys"]["pharmacy"] == "0x" + bytes(ids["pharmacy"].key).hex()

@@ -29,6 +29,8 @@ def _options(f):
         click.option("--sign-in/--no-sign-in", "sign_in", default=True, show_default=True,
                      help="Members sign in with their chain key (EIP-4361); --no-sign-in opens everything (loopback only)."),
         click.option("--session-minutes", type=int, default=15, show_default=True, help="How long a session lasts."),
+        click.option("--offline", is_flag=True,
+                     help="The console with no node at all: the database as it is (no following, no tx/ view; needs --no-sign-in)."),
     ]):  # fmt: skip
         f = option(f)
     return f
@@ -36,7 +38,7 @@ def _options(f):
 
 def run(ctx: click.Context, *, dapp: bool, console: bool, port: int, host: str, workers: int, db_url: str | None, db_pool: int,
         follow: bool, tx_url: str | None, registry: str | None, deploy_block: int | None, origin: str | None, sign_in: bool,
-        session_minutes: int) -> None:  # fmt: skip
+        session_minutes: int, offline: bool) -> None:  # fmt: skip
     from rxchain.chain.deployment import load_deployment
     from rxchain.indexer.commands import _dev_rpc, _labels, default_db
     from rxchain.web.dapp import DEV_CHAIN_IDS, DEV_NETWORKS
@@ -49,6 +51,13 @@ def run(ctx: click.Context, *, dapp: bool, console: bool, port: int, host: str, 
         raise click.UsageError("without sign-in everybody sees everything: serve on a loopback address only")
     if workers < 1:
         raise click.UsageError("--workers must be at least 1")
+    if offline:
+        if sign_in or dapp:
+            raise click.UsageError("--offline serves the console's database alone: sign-in and the dApp need the node (add --no-sign-in, --console)")
+        serve(ServeOptions(network=network, host=host, port=port, dapp=False, console=True, workers=workers,
+                           db_url=db_url or default_db(network), follow=False, tx_url=tx_url, labels=_labels(network),
+                           sign_in=False, pool_size=db_pool))  # fmt: skip
+        return
     deployment = load_deployment(network)
     rpc = rpc or deployment.rpc_url or _dev_rpc(network)
     dev = network in DEV_NETWORKS and deployment.chain_id in DEV_CHAIN_IDS
