@@ -71,3 +71,21 @@ def _children(pid: int) -> list[int]:
             except (OSError, ValueError, IndexError):
                 continue
     return found
+
+
+def test_rx_serve_refuses_what_it_must_not_do():
+    from click.testing import CliRunner
+
+    from rxchain.cli.main import cli
+
+    runner = CliRunner()
+    patient = runner.invoke(cli, ["serve", "--patient"])
+    assert patient.exit_code == 2 and "the patient's app does not exist yet" in patient.output
+    open_to_all = runner.invoke(cli, ["serve", "--no-sign-in", "--host", "0.0.0.0"])
+    assert open_to_all.exit_code == 2 and "loopback address only" in open_to_all.output
+    offline = runner.invoke(cli, ["console", "--offline"])
+    assert offline.exit_code == 2 and "--no-sign-in" in offline.output
+    no_workers = runner.invoke(cli, ["serve", "--workers", "0"])
+    assert no_workers.exit_code == 2 and "--workers" in no_workers.output
+    for alias in ("dapp", "console", "serve"):
+        assert runner.invoke(cli, [alias, "--help"]).exit_code == 0

@@ -228,6 +228,11 @@ class WebServer:
                 time.sleep(0.01)
         return self
 
+    def wait(self) -> None:
+        """Blocks until the server ends (Ctrl-C raises KeyboardInterrupt here)."""
+        while self._thread is not None and self._thread.is_alive():
+            self._thread.join(timeout=1.0)
+
     def stop(self) -> None:
         if self._thread is not None:
             self.server.should_exit = True

@@ -119,7 +119,7 @@ def serve(options: ServeOptions, *, ready: Callable[[str], None] | None = None, 
         server.start()
         try:
             (ready or _announce)(server.root_url)
-            server._thread.join()  # until Ctrl-C
+            server.wait()  # until Ctrl-C
         except KeyboardInterrupt:
             pass
         finally:
