@@ -280,3 +280,19 @@ def test_over_tls_the_cookie_is_secure_and_the_domain_is_the_public_one(another_
         # a message for the address the server listens on is not for its public name
         local = altered(visitor.message(ids["auditor"].address), domain=f"127.0.0.1:{server.port}", uri=server.root_url)
         assert visitor.sign_in_with(local, ids["auditor"].key).json()["reason"] == "domain"
+
+
+def test_another_site_cannot_sign_a_browser_in_or_out(visitor, ids):
+    message = visitor.message(ids["auditor"].address)
+    signature = "0x" + Account.sign_message(encode_defunct(text=message), ids["auditor"].key).signature.hex().removeprefix("0x")
+    body = {"message": message, "signature": signature}
+    evil = visitor.http.post(visitor.url("/auth/sign-in"), json=body, headers={"Origin": "https://rx-portal.example"}, timeout=10)
+    assert evil.status_code == 403 and evil.json()["reason"] == "origin"
+    import json as _json
+
+    plain = visitor.http.post(visitor.url("/auth/sign-in"), data=_json.dumps(body), headers={"Content-Type": "text/plain"}, timeout=10)
+    assert plain.status_code == 415  # what a form or a no-preflight fetch from elsewhere could send
+    own = visitor.http.post(visitor.url("/auth/sign-in"), json=body, headers={"Origin": visitor.server.root_url.rstrip("/")}, timeout=10)
+    assert own.status_code == 200  # the nonce was not spent by the refused attempts
+    assert visitor.http.post(visitor.url("/auth/sign-out"), json={}, headers={"Origin": "https://rx-portal.example"}, timeout=10).status_code == 403
+    assert visitor.get("/console/api/summary").status_code == 200

@@ -15,7 +15,8 @@ id is the registry's; the nonce is one this server issued, unused and not stale 
 first sign-in that shows it); issued-at is recent and the expiration time not passed. Then it reads the
 account's roles, credential end and hospital from the registry (``member``, ``hasRole``) at the latest
 block, and opens a session: a random token in a cookie (HttpOnly, SameSite=Strict, Secure when the
-server's origin is https), short-lived.
+server's origin is https), short-lived. The POSTs are refused from another site's page (an Origin
+header that is not the server's, or a body that is not JSON).
 
 Every request after that reads the member again, cached per block: a member whose roles are revoked
 or whose credential has lapsed is out at their next request once the chain says so (the head is read
@@ -337,7 +338,19 @@ class Auth:
             data["devKeys"] = self.dev_keys
         return json_response(data)
 
+    def _cross_site(self, request: Request) -> Response | None:
+        """A refusal for a POST from another site (its Origin is not this server's, or it is not JSON,
+        which a page elsewhere can send without asking the browser first); None for the server's own pages."""
+        origin = request.headers.get("origin")
+        if origin is not None and origin != self.origin:
+            return json_response({"error": f"requests from {origin} are not accepted here", "reason": "origin"}, 403)
+        if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
+            return json_response({"error": "send JSON (Content-Type: application/json)", "reason": "malformed"}, 415)
+        return None
+
     async def _message(self, request: Request) -> Response:
+        if (refusal := self._cross_site(request)) is not None:
+            return refusal
         body = await _json_body(request)
         try:
             return json_response({"message": await anyio.to_thread.run_sync(self.message, body.get("address"))})
@@ -345,6 +358,8 @@ class Auth:
             return _refusal(exc)
 
     async def _sign_in(self, request: Request) -> Response:
+        if (refusal := self._cross_site(request)) is not None:
+            return refusal
         body = await _json_body(request)
         try:
             member = await anyio.to_thread.run_sync(self.verify, body.get("message"), body.get("signature"))
@@ -366,6 +381,8 @@ class Auth:
         return json_response({"signedIn": True, **member.as_json()} if member else {"signedIn": False})
 
     async def _sign_out(self, request: Request) -> Response:
+        if (refusal := self._cross_site(request)) is not None:
+            return refusal
         token = request.cookies.get(SESSION_COOKIE)
         if token:
             await anyio.to_thread.run_sync(self.store.end_session, token)
