@@ -130,3 +130,23 @@ def test_missing_page_files_or_npm_libraries_are_named_before_serving(deployment
         dapp_part(config, static_dir=tmp_path)
     with pytest.raises(BuildNotFound, match=r"console's libraries are not installed .*chart\.umd\.min\.js"):
         console_part(Console(Database(tmp_path / "index.sqlite")), vendor={"chart.umd.min.js": tmp_path / "chart.umd.min.js"})
+
+
+def test_keep_alive_answers_do_not_wait_for_delayed_acks(dapp_server):
+    """The server's socket is TCP to asyncio, so answers go out at once (TCP_NODELAY): without it every
+    answer on a kept-alive connection waits about 40 ms for the client's delayed ACK."""
+    import socket
+    import statistics
+    import time
+
+    import requests
+
+    assert dapp_server.socket.proto == socket.IPPROTO_TCP
+    with requests.Session() as http:
+        http.get(dapp_server.url + "favicon.svg", timeout=10)
+        times = []
+        for _ in range(15):
+            start = time.perf_counter()
+            assert http.get(dapp_server.url + "favicon.svg", timeout=10).status_code == 200
+            times.append(time.perf_counter() - start)
+    assert statistics.median(times) < 0.030, f"median {statistics.median(times) * 1000:.1f} ms on a kept-alive connection"

@@ -184,7 +184,9 @@ class WebServer:
 
         self.app = app
         self.parts = {part.name: part for part in parts}
-        self.socket = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+        # proto IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY on accepted connections only for a socket
+        # that says it is TCP; without it every keep-alive answer waits ~40 ms for the client's delayed ACK.
+        self.socket = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             self.socket.bind((host, port))
