@@ -150,9 +150,11 @@ class Console:
         follower: Follower | None = None,
         soon_days: int = queries.EXPIRING_SOON_DAYS,
         pool_size: int = DEFAULT_POOL_SIZE,
+        followed_elsewhere: bool = False,
         log: Callable[[str], None] | None = None,
     ):
         self.database = database
+        self.followed_elsewhere = followed_elsewhere
         self.rpc_url = rpc_url
         self.tx_url = tx_url if tx_url is not None else ("tx/{hash}" if rpc_url else None)
         if self.tx_url is not None and "{hash}" not in self.tx_url:
@@ -192,6 +194,8 @@ class Console:
         if self.follower is not None:
             data["indexer"] = {"following": self.follower.running, "lastError": self.follower.last_error,
                                "messages": self.follower.messages[-5:]}  # fmt: skip
+        elif self.followed_elsewhere:  # a worker process: the parent process follows (its state is not visible here)
+            data["indexer"] = {"following": True, "lastError": None, "messages": [], "elsewhere": True}
         else:
             data["indexer"] = None
         data["view"] = member.view if member is not None else "all"
@@ -385,6 +389,7 @@ def make_console(
     poll_interval: float = 2.0,
     soon_days: int = queries.EXPIRING_SOON_DAYS,
     pool_size: int = DEFAULT_POOL_SIZE,
+    followed_elsewhere: bool = False,
     log: Callable[[str], None] | None = None,
 ) -> Console:
     """The console's state for the index in ``db_url``.
@@ -408,7 +413,7 @@ def make_console(
             deploy_block = int(meta["deploy_block"]) if deploy_block is None else deploy_block
         follower = Follower(rpc_url, registry, int(deploy_block), db_url, poll_interval=poll_interval, log=log)
     return Console(database, rpc_url=rpc_url, tx_url=tx_url, labels=labels, follower=follower, soon_days=soon_days,
-                   pool_size=pool_size, log=log)  # fmt: skip
+                   pool_size=pool_size, followed_elsewhere=followed_elsewhere, log=log)  # fmt: skip
 
 
 def index_meta(database: Database) -> dict:

@@ -96,7 +96,8 @@ def build(options: ServeOptions, *, run_follower: bool = True, log: Callable[[st
             raise InvalidValue("the console needs its index database (--db)")
         console = make_console(options.db_url, rpc_url=rpc_url, follow=options.follow and run_follower and bool(rpc_url),
                                registry=options.registry, deploy_block=options.deploy_block, tx_url=options.tx_url,
-                               labels=options.labels, pool_size=options.pool_size, log=log)  # fmt: skip
+                               labels=options.labels, pool_size=options.pool_size,
+                               followed_elsewhere=options.follow and not run_follower and bool(rpc_url), log=log)  # fmt: skip
         parts.append(console_part(console, auth=auth))
     if options.dapp:
         from rxchain.web.dapp import build_config, dapp_part
