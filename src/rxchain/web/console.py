@@ -166,6 +166,9 @@ class Console:
         self.pool = ConnectionPool(database, size=pool_size)
         self.pool_size = pool_size
         self._limiter: anyio.CapacityLimiter | None = None
+        self._cache_lock = threading.Lock()
+        self._cache_mark: str | None = None
+        self._cache: dict[tuple, Any] = {}
 
     def start(self) -> None:
         if self.follower is not None:
@@ -186,6 +189,27 @@ class Console:
                 return fn(conn, *args)
 
         return await anyio.to_thread.run_sync(run, limiter=self._limiter)
+
+    def cached(self, conn, key: tuple, compute: Callable[[Any], Any]) -> Any:
+        """``compute(conn)``, remembered until the index moves on: every figure is a function of the
+        database at its last indexed block, so the last block's hash marks what a cached answer is for."""
+        try:
+            row = conn.query_one("SELECT value FROM meta WHERE key = 'last_block_hash'")
+        except Exception:  # noqa: BLE001 - no meta table yet: compute, which says "nothing indexed"
+            row = None
+        mark = row[0] if row else None
+        if mark is None:
+            return compute(conn)
+        with self._cache_lock:
+            if mark == self._cache_mark and key in self._cache:
+                return self._cache[key]
+        value = compute(conn)
+        with self._cache_lock:
+            if mark != self._cache_mark:
+                self._cache_mark, self._cache = mark, {}
+            if len(self._cache) < 1024:
+                self._cache[key] = value
+        return value
 
     def config(self, conn, member: "Member | None") -> dict:
         data: dict[str, Any] = {"txUrl": self.tx_url, "labels": self.labels, "expiringSoonDays": self.soon_days,
@@ -283,7 +307,9 @@ def console_part(
                 return _json({"error": "only the regulator and auditors see the whole console"}, 403)
             params = request.query_params
             days = _int_param(params, "days", console.soon_days, 0, 3650)
-            return _json(await console.read(_WHOLE[name], params, days))
+            limit = _int_param(params, "limit", 200, 1, 5000)
+            figure = _WHOLE[name]
+            return _json(await console.read(lambda c: console.cached(c, (name, days, limit), lambda c: figure(c, params, days))))
 
         return await guarded(request, answer)
 
@@ -300,10 +326,11 @@ def console_part(
     async def mine(request: Request) -> Response:
         async def answer(member):
             limit = _int_param(request.query_params, "limit", 500, 1, 5000)
-            if member is not None and member.view == "hospital":
-                return _json({"view": "hospital", **await console.read(lambda c: queries.hospital_outcomes(c, member.address, limit=limit))})
-            if member is not None and member.view == "pharmacy":
-                return _json({"view": "pharmacy", **await console.read(lambda c: queries.pharmacy_activity(c, member.address, limit=limit))})
+            if member is not None and member.view in ("hospital", "pharmacy"):
+                query = queries.hospital_outcomes if member.view == "hospital" else queries.pharmacy_activity
+                key = ("mine", member.view, member.address, limit)
+                data = await console.read(lambda c: console.cached(c, key, lambda c: query(c, member.address, limit=limit)))
+                return _json({"view": member.view, **data})
             return _json({"error": "only a hospital or a pharmacy has records of its own here"}, 403)
 
         return await guarded(request, answer)
