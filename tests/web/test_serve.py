@@ -89,3 +89,43 @@ def test_rx_serve_refuses_what_it_must_not_do():
     assert no_workers.exit_code == 2 and "--workers" in no_workers.output
     for alias in ("dapp", "console", "serve"):
         assert runner.invoke(cli, [alias, "--help"]).exit_code == 0
+
+
+def test_a_figure_is_computed_once_per_indexed_block(indexed, tmp_path):
+    """Concurrent requests for a figure compute it once; when the index moves on (a new last block),
+    it is computed again."""
+    import shutil
+    import sqlite3
+    import threading
+
+    from rxchain.indexer import queries
+    from rxchain.web.console import make_console
+
+    db = tmp_path / "index.sqlite"
+    shutil.copy(indexed, db)
+    console = make_console(str(db))
+    calls = []
+
+    def summary(conn):
+        calls.append(1)
+        time.sleep(0.2)  # long enough for the other requests to arrive meanwhile
+        return queries.summary(conn)
+
+    answers = []
+
+    def ask():
+        with console.pool.connection() as conn:
+            answers.append(console.cached(conn, ("summary",), summary))
+
+    threads = [threading.Thread(target=ask) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(calls) == 1 and len(answers) == 6 and all(a == answers[0] for a in answers)
+
+    with sqlite3.connect(db) as raw:  # the indexer records a new last block
+        raw.execute("UPDATE meta SET value = ? WHERE key = 'last_block_hash'", ("0x" + "ee" * 32,))
+    ask()
+    assert len(calls) == 2
+    console.stop()

@@ -169,6 +169,7 @@ class Console:
         self._cache_lock = threading.Lock()
         self._cache_mark: str | None = None
         self._cache: dict[tuple, Any] = {}
+        self._computing: dict[tuple, threading.Event] = {}
 
     def start(self) -> None:
         if self.follower is not None:
@@ -192,7 +193,8 @@ class Console:
 
     def cached(self, conn, key: tuple, compute: Callable[[Any], Any]) -> Any:
         """``compute(conn)``, remembered until the index moves on: every figure is a function of the
-        database at its last indexed block, so the last block's hash marks what a cached answer is for."""
+        database at its last indexed block, so the last block's hash marks what a cached answer is for.
+        One request computes a figure; the requests that ask for it meanwhile wait for its answer."""
         try:
             row = conn.query_one("SELECT value FROM meta WHERE key = 'last_block_hash'")
         except Exception:  # noqa: BLE001 - no meta table yet: compute, which says "nothing indexed"
@@ -201,15 +203,31 @@ class Console:
         if mark is None:
             return compute(conn)
         with self._cache_lock:
-            if mark == self._cache_mark and key in self._cache:
-                return self._cache[key]
-        value = compute(conn)
-        with self._cache_lock:
             if mark != self._cache_mark:
-                self._cache_mark, self._cache = mark, {}
-            if len(self._cache) < 1024:
-                self._cache[key] = value
-        return value
+                self._cache_mark, self._cache, self._computing = mark, {}, {}
+            if key in self._cache:
+                return self._cache[key]
+            done = self._computing.get(key)
+            mine = done is None
+            if mine:
+                done = self._computing[key] = threading.Event()
+        if not mine:
+            done.wait(timeout=120)
+            with self._cache_lock:
+                if mark == self._cache_mark and key in self._cache:
+                    return self._cache[key]
+            return compute(conn)  # the first request failed, or the index moved on meanwhile
+        try:
+            value = compute(conn)
+            with self._cache_lock:
+                if mark == self._cache_mark and len(self._cache) < 1024:
+                    self._cache[key] = value
+            return value
+        finally:
+            with self._cache_lock:
+                if self._computing.get(key) is done:
+                    del self._computing[key]
+            done.set()
 
     def config(self, conn, member: "Member | None") -> dict:
         data: dict[str, Any] = {"txUrl": self.tx_url, "labels": self.labels, "expiringSoonDays": self.soon_days,
