@@ -34,7 +34,6 @@ import re
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
-from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
