@@ -426,6 +426,7 @@
         showView("none");
         $("#signin").hidden = false;
         $("#provenance").textContent = "Sign in to see the console.";
+        $("#chain").textContent = "";
         document.body.dataset.signedIn = "0";
         document.body.dataset.ready = "1";
         return;
