@@ -232,7 +232,7 @@ class Console:
     def config(self, conn, member: "Member | None") -> dict:
         data: dict[str, Any] = {"txUrl": self.tx_url, "labels": self.labels, "expiringSoonDays": self.soon_days,
                                 "database": self.database.kind, "node": bool(self.rpc_url)}  # fmt: skip
-        data.update(queries.status(conn))
+        data.update(self.cached(conn, ("status",), queries.status))
         if self.follower is not None:
             data["indexer"] = {"following": self.follower.running, "lastError": self.follower.last_error,
                                "messages": self.follower.messages[-5:]}  # fmt: skip
@@ -359,7 +359,7 @@ def console_part(
                 rx_id = queries.normalize_id(request.path_params["rx_id"])
             except ValueError as exc:
                 return _json({"error": str(exc)}, 400)
-            return _json(await console.read(_trail, rx_id, member))
+            return _json(await console.read(lambda c: _trail(c, rx_id, member, console.cached(c, ("status",), queries.status))))
 
         return await guarded(request, answer)
 
@@ -391,8 +391,7 @@ def console_part(
     return Part("console", prefix, SecurityHeaders(app, CONTENT_SECURITY_POLICY), start=console.start, stop=console.stop)
 
 
-def _trail(conn, rx_id: str, member: "Member | None") -> dict:
-    status = queries.status(conn)
+def _trail(conn, rx_id: str, member: "Member | None", status: dict) -> dict:
     if member is not None and member.view != "all":
         mine = queries.concerns(conn, rx_id, hospital=member.address if member.view == "hospital" else None,
                                 pharmacy=member.address if member.view == "pharmacy" else None)  # fmt: skip
