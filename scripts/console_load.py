@@ -1,9 +1,10 @@
 """Load on the console, signed in: wrk (Debian's) against the summary, daily and trail endpoints.
 
-    python scripts/console_load.py INDEX_DB [--workers 1] [--connections 16] [--seconds 15]
+    python scripts/console_load.py INDEX_DB [--workers 1] [--connections 16] [--seconds 15] [--postgres]
 
 INDEX_DB is an index database (a SQLite file such as ``rx index bench --keep-db FILE`` leaves, or a
-postgresql:// URL). The registry the members sign in to is a fresh one on a throwaway anvil, onboarded
+postgresql:// URL). ``--postgres`` copies a SQLite index, table by table, into a throwaway PostgreSQL
+server (Debian's, :mod:`rxchain.indexer.pgtemp`) and measures the console on that. The registry the members sign in to is a fresh one on a throwaway anvil, onboarded
 with the development identities (the index need not be of that chain: the sign-in reads members from
 the registry, the figures come from the index). The regulator signs in (EIP-4361) and wrk sends the
 session cookie with every request, so every request pays the member check. One line of JSON per
@@ -49,7 +50,38 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--seconds", type=int, default=15)
     parser.add_argument("--pool", type=int, default=8)
+    parser.add_argument("--postgres", action="store_true", help="copy the SQLite index into a throwaway PostgreSQL first")
     args = parser.parse_args()
+    if args.postgres:
+        from rxchain.indexer.pgtemp import TempPostgres
+
+        with TempPostgres.start() as pg:
+            args.db = copy_index(args.db, pg.create_database("load"))
+            measure(args)
+    else:
+        measure(args)
+
+
+def copy_index(sqlite_path: str, url: str) -> str:
+    """The index in ``sqlite_path`` copied into the (empty) PostgreSQL database ``url``; returns ``url``."""
+    from rxchain.indexer.db import Database
+
+    target = Database(url)
+    with Database(sqlite_path).connect(readonly=True) as source, target.connect() as conn:
+        target.ensure_schema(conn)
+        for table in ("meta", "blocks", "events", "prescriptions", "fills", "members", "batches"):
+            rows = source.query_dicts(f"SELECT * FROM {table}")
+            if rows:
+                columns = list(rows[0])
+                with conn.transaction():
+                    conn.execute(f"DELETE FROM {table}")
+                    conn.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
+                                     [tuple(row[c] for c in columns) for row in rows])  # fmt: skip
+        conn.execute("ANALYZE")
+    return url
+
+
+def measure(args) -> None:
 
     from rxchain.chain.client import RegistryClient
     from rxchain.chain.deploy import deploy_registry
