@@ -18,6 +18,7 @@
   let config = null;
   let refreshTimer = null;
   let shownId = null;
+  let view = "all"; // what the signed-in member sees: all (regulator, auditor), hospital, pharmacy
 
   // ------------------------------------------------------------------------------- helpers
 
@@ -275,7 +276,7 @@
     }
     const id = (text.startsWith("0x") ? text : `0x${text}`).toLowerCase();
     try {
-      const data = await api(`/api/trail/${id}`);
+      const data = await api(`api/trail/${id}`);
       if (!data.found) throw new Error(data.error);
       renderTrail(data);
       history.replaceState(null, "", `#rx=${id}`);
@@ -310,14 +311,76 @@
     shownId = data.id;
   }
 
+  // ------------------------------------------------------------------------ a member's own
+
+  const OUTCOMES = ["open", "redeemed", "dispatched", "delivered", "received", "cancelled", "expired unfilled"];
+
+  function trailLink(id) {
+    return el("a", { className: "mono", href: `#rx=${id}`, title: id, text: short(id, 6) });
+  }
+
+  function figureBox(key, value, text) {
+    return el("div", { className: "figure", "data-figure": key },
+      el("span", { className: "value", text: value }), el("span", { className: "label", text }), el("span", { className: "sub" }));
+  }
+
+  function head(...names) {
+    return el("tr", {}, ...names.map((n) => el("th", { scope: "col", text: n })));
+  }
+
+  function renderMine(mine) {
+    const table = $("#mine-table");
+    if (mine.view === "hospital") {
+      $("#mine-heading").textContent = "Your hospital's prescriptions: what became of them";
+      $("#mine-note").textContent = `${number(mine.issued)} prescriptions issued by your ${number(mine.doctors)} doctors or in your batches; ` +
+        `the ${number(mine.rows.length)} most recent below.`;
+      $("#mine-figures").replaceChildren(figureBox("issued", number(mine.issued), "issued"),
+        ...OUTCOMES.map((o) => figureBox(o, number(mine.byOutcome[o]), o)));
+      table.tHead.replaceChildren(head("prescription", "doctor", "issued", "outcome", "redeemed by", "redeemed", "dispatched",
+        "delivered", "received", "cancelled", "expires"));
+      fillRows(table.tBodies[0], mine.rows.map((r) => el("tr", { "data-id": r.id, "data-outcome": r.outcome },
+        cell(trailLink(r.id)), cell(addr(r.doctor)), cell(utc(r.issuedAt)), cell(el("strong", { text: r.outcome })),
+        cell(addr(r.redeemedBy)), cell(utc(r.redeemedAt)), cell(utc(r.dispatchedAt)), cell(utc(r.deliveredAt)),
+        cell(utc(r.receivedAt)), cell(utc(r.cancelledAt)), cell(utc(r.expiresAt)))));
+    } else {
+      $("#mine-heading").textContent = "Your pharmacy's fills and deliveries";
+      $("#mine-note").textContent = `${number(mine.fills)} fills of ${number(mine.prescriptions)} prescriptions; ` +
+        `the ${number(mine.rows.length)} most recent below.`;
+      $("#mine-figures").replaceChildren(figureBox("fills", number(mine.fills), "fills"),
+        figureBox("dispatched", number(mine.dispatched), "dispatched"), figureBox("handedOverInStore", number(mine.handedOverInStore), "handed over in store"),
+        figureBox("received", number(mine.received), "receipts confirmed"), figureBox("delivery", duration(mine.medianDeliverySeconds), "median delivery"));
+      table.tHead.replaceChildren(head("prescription", "fill", "redeemed", "courier", "dispatched", "delivered", "received"));
+      fillRows(table.tBodies[0], mine.rows.map((r) => el("tr", { "data-id": r.id },
+        cell(trailLink(r.id)), cell(number(r.fill), "num"), cell(utc(r.redeemedAt)),
+        cell(r.inStore ? el("span", { text: "in store" }) : addr(r.courier)), cell(utc(r.dispatchedAt)),
+        cell(utc(r.deliveredAt)), cell(utc(r.receivedAt)))));
+    }
+  }
+
+  function showView(name) {
+    for (const node of document.querySelectorAll("[data-view]")) {
+      const v = node.dataset.view;
+      const mineView = name === "hospital" || name === "pharmacy";
+      node.hidden = !(v === "any" ? name !== "none" : v === "all" ? name === "all" : mineView);
+    }
+  }
+
   // ------------------------------------------------------------------------------- loading
 
   async function loadAll() {
-    config = await api("/api/config");
+    if (view !== "all") {
+      config = await api("api/config");
+      const mine = await api("api/mine?limit=200");
+      renderHeader();
+      renderMine(mine);
+      document.body.dataset.block = String(config.lastBlock);
+      return;
+    }
+    config = await api("api/config");
     const days = config.expiringSoonDays;
     const [summary, daily, hospitals, pharmacies, delivery, members, expired] = await Promise.all([
-      api(`/api/summary?days=${days}`), api("/api/daily"), api("/api/hospitals"), api("/api/pharmacies"),
-      api("/api/delivery-times"), api(`/api/members?days=${days}`), api("/api/expired?limit=100"),
+      api(`api/summary?days=${days}`), api("api/daily"), api("api/hospitals"), api("api/pharmacies"),
+      api("api/delivery-times"), api(`api/members?days=${days}`), api("api/expired?limit=100"),
     ]);
     renderHeader();
     renderSummary(summary, delivery);
@@ -358,7 +421,29 @@
       if (match && match[1].toLowerCase() !== shownId) search(match[1]);
     };
     window.addEventListener("hashchange", fromHash);
-    refresh().then(fromHash);
+    api("api/whoami").then((me) => {
+      if (me.signIn && !me.signedIn) {
+        showView("none");
+        $("#signin").hidden = false;
+        $("#provenance").textContent = "Sign in to see the console.";
+        $("#chain").textContent = "";
+        document.body.dataset.signedIn = "0";
+        document.body.dataset.ready = "1";
+        return;
+      }
+      if (me.signIn) {
+        view = me.member.view;
+        $("#who-text").textContent = `${me.member.address} · ${me.member.roles.join(", ")}`;
+        $("#who").hidden = false;
+        document.body.dataset.signedIn = "1";
+      }
+      document.body.dataset.view = view;
+      showView(view);
+      refresh().then(fromHash);
+    }, (err) => {
+      showFatal(`Could not reach the console's server: ${err.message}`);
+      document.body.dataset.ready = "1";
+    });
   }
 
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);

@@ -14,6 +14,7 @@
 
 import { ethers } from "ethers";
 import * as core from "./rxcore.js";
+import { signIn } from "./signin.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -151,7 +152,7 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 async function start() {
   let config;
   try {
-    const response = await fetch("/config.json", { cache: "no-store" });
+    const response = await fetch("config.json", { cache: "no-store" });
     if (!response.ok) throw new Error(`HTTP ${response.status}`);
     config = await response.json();
   } catch (error) {
@@ -286,12 +287,23 @@ async function setAccount(account) {
       info.append(el("span", { class: "badge bad", text: "credential expired" }), " on ", timeNode(state.member.validUntil));
     } else {
       info.append(el("span", { class: "badge ok", text: "pharmacy in good standing" }), " until ", timeNode(state.member.validUntil));
+      if (state.config.signIn) await signInNote(account, info); // the server relays a pharmacy's sends once it has signed in
     }
     say(`Using account ${short(account.address)}${account.kind === "dev" ? ` (${account.name})` : ""}.`);
   } catch (error) {
     say(`Could not read the account's membership: ${core.explainError(state.iface, error).text}`);
   }
+  document.body.dataset.account = account.address; // the account is read (and signed in, if it may)
   if (state.rx) await refresh();
+}
+
+async function signInNote(account, info) {
+  try {
+    await signIn(account.signer);
+    info.append(" ", el("span", { class: "badge ok", id: "signed-in", text: "signed in" }));
+  } catch (error) {
+    info.append(" ", el("span", { class: "badge bad", id: "signed-in", text: `not signed in: ${error.message || error}` }));
+  }
 }
 
 // ------------------------------------------------------------------------------ reading a code

@@ -26,7 +26,7 @@ def test_the_figures_are_the_scripted_ones(console_server, scenario, client):
     config = get(console_server, "/api/config").json()
     assert config["registry"] == client.address and config["chainId"] == client.chain_id
     assert config["lastBlock"] == client.w3.eth.block_number and config["lastBlockTime"] == now
-    assert config["txUrl"] == "/tx/{hash}" and config["indexer"] is None
+    assert config["txUrl"] == "tx/{hash}" and config["indexer"] is None  # relative to the page
 
     summary = get(console_server, "/api/summary").json()
     expected = expected_figures(scenario, now)
@@ -78,7 +78,7 @@ def test_read_only_same_origin_and_nothing_else(console_server):
     assert "default-src 'none'" in csp and "script-src 'self'" in csp and "connect-src 'self'" in csp
     assert "unsafe" not in csp
     assert get(console_server, "/vendor/chart.umd.min.js").text.startswith("/*!")
-    for path in ("/vendor/ethers.min.js", "/../src/rxchain/web/console.py", "/%2e%2e/pyproject.toml", "/api/secrets", "/config.json", "/rpc"):
+    for path in ("/vendor/jsQR.js", "/../src/rxchain/web/console.py", "/%2e%2e/pyproject.toml", "/api/secrets", "/config.json", "/rpc"):
         get(console_server, path, 404)
     url = console_server.url.rstrip("/")
     for method in ("post", "put", "delete", "patch"):

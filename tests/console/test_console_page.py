@@ -72,7 +72,7 @@ def test_the_trail_search_shows_rx_trail_with_transaction_links(console_page, sc
     assert [rows.nth(i).get_attribute("data-tx") for i in range(len(steps))] == [s.tx_hash for s in steps]
     expect(page.locator("#trail-record")).to_contain_text("completed")
     link = page.locator("#trail-steps a.tx").last
-    expect(link).to_have_attribute("href", f"/tx/{steps[-1].tx_hash}")
+    expect(link).to_have_attribute("href", f"tx/{steps[-1].tx_hash}")
     shown = page.request.get(console_page.url + f"tx/{steps[-1].tx_hash}").json()
     assert int(shown["receipt"]["blockNumber"], 16) == steps[-1].block_number
     assert page.url.endswith(f"#rx={p.id_hex}")

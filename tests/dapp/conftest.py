@@ -61,10 +61,14 @@ def issue_batched(client, ids):
 
 @pytest.fixture(scope="module")
 def dapp_server(deployment, rpc_url):
-    """The dApp server for this module's registry, on a free port."""
+    """The dApp server for this module's registry, on a free port, with sign-in: the page signs its
+    pharmacy in (a development key signs the EIP-4361 message) before the relay sends for it. The
+    head is read on every request (a credential moved by a test shows at once)."""
+    from rxchain.web.auth import Auth, Membership
     from rxchain.web.dapp import make_server
 
-    server = make_server("127.0.0.1", 0, deployment=deployment, rpc_url=rpc_url).start()
+    auth = Auth(Membership(rpc_url, deployment.registry, head_ttl=0), deployment.chain_id)
+    server = make_server("127.0.0.1", 0, deployment=deployment, rpc_url=rpc_url, auth=auth).start()
     yield server
     server.stop()
 
@@ -87,7 +91,9 @@ class Dapp:
         self.page.wait_for_selector("body[data-ready]", timeout=TIMEOUT_MS)
         if account != "pharmacy":
             self.page.select_option("#dev-account", account)
-        expect(self.page.locator("#account-info")).to_contain_text(dev_accounts()[account].address, timeout=TIMEOUT_MS)
+        address = dev_accounts()[account].address
+        expect(self.page.locator("#account-info")).to_contain_text(address, timeout=TIMEOUT_MS)
+        self.page.wait_for_selector(f'body[data-account="{address}"]', timeout=TIMEOUT_MS)  # read, and signed in if a pharmacy
         return self
 
     def paste(self, text: str) -> None:

@@ -19,9 +19,9 @@ from rxchain.paths import project_root
 def get(server, path: str) -> tuple[int, dict, bytes]:
     try:
         with urllib.request.urlopen(server.url.rstrip("/") + path, timeout=10) as response:
-            return response.status, dict(response.headers), response.read()
+            return response.status, response.headers, response.read()
     except urllib.error.HTTPError as exc:
-        return exc.code, dict(exc.headers), exc.read()
+        return exc.code, exc.headers, exc.read()
 
 
 def rpc(server, payload) -> object:
@@ -45,7 +45,8 @@ def test_config_comes_from_the_build_and_the_deployment(dapp_server, deployment,
     assert config["registry"] == deployment.registry
     assert config["chainId"] == deployment.chain_id
     assert config["deployBlock"] == deployment.deploy_block
-    assert config["rpcUrl"] == "/rpc"
+    assert config["rpcUrl"] == "rpc"  # relative to the page
+    assert config["signIn"] is True  # the relay sends only for a signed-in pharmacy
     assert config["nodeUrl"] == rpc_url
     assert config["chainId"] in DEV_CHAIN_IDS
     assert config["devKeys"]["pharmacy"] == "0x" + bytes(ids["pharmacy"].key).hex()
@@ -77,7 +78,7 @@ def test_static_files_vendor_libraries_and_nothing_else(dapp_server):
 
     for path in (
         "/package.json", "/third-party-redeem.mjs", "/../pyproject.toml", "/%2e%2e/pyproject.toml", "/vendor/../app.js",
-        "/vendor/ethers.js", "/.build/__local__.json", "/deployments/devnet.json", "/rpc", "/nope.html",
+        "/vendor/ethers.js", "/.build/__local__.json", "/deployments/devnet.json", "/rpc", "/nope.html", "/api/summary",
     ):  # fmt: skip
         assert get(dapp_server, path)[0] == 404, path
 
@@ -117,15 +118,35 @@ def test_node_down_is_a_json_rpc_error_not_a_crash(deployment):
 
 
 def test_missing_page_files_or_npm_libraries_are_named_before_serving(deployment, rpc_url, tmp_path):
-    from rxchain.web.console import ConsoleServer
-    from rxchain.web.dapp import DappServer
     from rxchain.errors import BuildNotFound
     from rxchain.indexer.db import Database
+    from rxchain.web.console import Console, console_part
+    from rxchain.web.dapp import dapp_part
 
     config = build_config("local", rpc_url, deployment=deployment)
     with pytest.raises(BuildNotFound, match=r"dApp's libraries are not installed .*ethers\.min\.js.*run `npm ci`"):
-        DappServer(("127.0.0.1", 0), config, vendor={"ethers.min.js": tmp_path / "node_modules" / "ethers.min.js"})
+        dapp_part(config, vendor={"ethers.min.js": tmp_path / "node_modules" / "ethers.min.js"})
     with pytest.raises(BuildNotFound, match=r"dApp's page is missing"):
-        DappServer(("127.0.0.1", 0), config, static_dir=tmp_path)
+        dapp_part(config, static_dir=tmp_path)
     with pytest.raises(BuildNotFound, match=r"console's libraries are not installed .*chart\.umd\.min\.js"):
-        ConsoleServer(("127.0.0.1", 0), Database(tmp_path / "index.sqlite"), vendor={"chart.umd.min.js": tmp_path / "chart.umd.min.js"})
+        console_part(Console(Database(tmp_path / "index.sqlite")), vendor={"chart.umd.min.js": tmp_path / "chart.umd.min.js"})
+
+
+def test_keep_alive_answers_do_not_wait_for_delayed_acks(dapp_server):
+    """The server's socket is TCP to asyncio, so answers go out at once (TCP_NODELAY): without it every
+    answer on a kept-alive connection waits about 40 ms for the client's delayed ACK."""
+    import socket
+    import statistics
+    import time
+
+    import requests
+
+    assert dapp_server.socket.proto == socket.IPPROTO_TCP
+    with requests.Session() as http:
+        http.get(dapp_server.url + "favicon.svg", timeout=10)
+        times = []
+        for _ in range(15):
+            start = time.perf_counter()
+            assert http.get(dapp_server.url + "favicon.svg", timeout=10).status_code == 200
+            times.append(time.perf_counter() - start)
+    assert statistics.median(times) < 0.030, f"median {statistics.median(times) * 1000:.1f} ms on a kept-alive connection"

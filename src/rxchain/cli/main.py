@@ -524,24 +524,6 @@ def audit_members(ctx, since, until):
     ctx.emit(report, table)
 
 
-# ------------------------------------------------------------------------------------- dapp
-
-
-@cli.command()
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", type=int, default=8600, show_default=True)
-@pass_ctx
-def dapp(ctx, host, port):
-    """Serve the pharmacy dApp for this network (Ctrl-C stops it)."""
-    import ipaddress
-
-    from rxchain.web.dapp import serve
-
-    if ctx.dev and not ipaddress.ip_address(host).is_loopback:
-        raise click.UsageError("on the devnet the dApp hands out development keys: serve it on a loopback address only")
-    serve(host=host, port=port, network=ctx.network, rpc_url=ctx.rpc)
-
-
 # ------------------------------------------------------------------------------------ bench
 
 
@@ -709,10 +691,14 @@ def network_sync(ctx, kit_dir, nodes, dry_run):
 
 
 def _add_indexer_commands() -> None:
-    """rx index run|verify|status|bench|seed and rx console (the regulator's view)."""
-    from rxchain.indexer.commands import console_command, index_group
+    """rx index run|verify|status|bench|seed; rx serve (the dApp and the console) and its aliases rx dapp
+    and rx console."""
+    from rxchain.indexer.commands import index_group
+    from rxchain.web.commands import console_command, dapp_command, serve_command
 
     cli.add_command(index_group)
+    cli.add_command(serve_command)
+    cli.add_command(dapp_command)
     cli.add_command(console_command)
 
 

@@ -1,4 +1,4 @@
-"""``python -m rxchain.indexer``: the same commands as ``rx index`` and ``rx console``."""
+"""``python -m rxchain.indexer``: the same commands as ``rx index``."""
 
 from rxchain.indexer.commands import main
 

@@ -1,8 +1,9 @@
-"""The ``rx index`` group and the ``rx console`` command (click), ready to add to ``rx``::
+"""The ``rx index`` group (click), ready to add to ``rx``::
 
-    from rxchain.indexer.commands import console_command, index_group
+    from rxchain.indexer.commands import index_group
     cli.add_command(index_group)      # rx index run | verify | status | bench | seed
-    cli.add_command(console_command)  # rx console
+
+(``rx serve --console`` and its alias ``rx console`` are in :mod:`rxchain.web.commands`.)
 
 They read the global options of ``rx`` (``ctx.obj``: ``network``, ``rpc``, ``as_json``) and work the
 same standalone: ``python -m rxchain.indexer [--network devnet] [--rpc URL] [--json] run|verify|...``.
@@ -234,33 +235,6 @@ def index_seed(ctx, days, per_day, seed_text):
           f"played {len(result.prescriptions)} prescriptions ({result.transactions} transactions) over {days} days of chain time")  # fmt: skip
 
 
-# ----------------------------------------------------------------------------------- rx console
-
-
-@click.command("console")
-@_db_option
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", type=int, default=8700, show_default=True)
-@click.option("--follow/--no-follow", default=True, show_default=True, help="Run the indexer in the background, following the chain.")
-@click.option("--tx-url", default=None, help="Link format for transactions with {hash} (default: the console's /tx/{hash} view).")
-@click.option("--offline", is_flag=True, help="No node at all: serve the database as it is (no following, no /tx/ view).")
-@click.option("--registry", default=None, help="Registry address (default: the deployment record's).")
-@click.option("--deploy-block", type=int, default=None)
-@click.pass_context
-def console_command(ctx, db_url, host, port, follow, tx_url, offline, registry, deploy_block):
-    """Serve the regulator's console (read-only figures, charts and trails) from the index database."""
-    from rxchain.web.console import serve
-
-    opts = _opts(ctx)
-    db_url = db_url or default_db(opts.network)
-    rpc = None
-    if not offline:
-        rpc, registry, deploy_block = _target(opts, registry, deploy_block)
-    serve(db_url, host, port, rpc_url=rpc, follow=follow and not offline, registry=registry, deploy_block=deploy_block,
-          tx_url=tx_url, labels=_labels(opts.network),
-          log=lambda message: err.print(f"[dim]{message}[/]", highlight=False) if "indexer" in message else None)  # fmt: skip
-
-
 # ------------------------------------------------------------------------------- standalone
 
 
@@ -270,13 +244,12 @@ def console_command(ctx, db_url, host, port, follow, tx_url, offline, registry, 
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_context
 def standalone(ctx, network, rpc, as_json):
-    """rxchain's index and regulator's console (the same as `rx index` and `rx console`)."""
+    """rxchain's index (the same as `rx index`; `rx serve --console` serves the console)."""
     ctx.obj = Options(network, rpc, as_json)
 
 
 for _command in index_group.commands.values():
     standalone.add_command(_command)
-standalone.add_command(console_command)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -300,4 +273,4 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(code)
 
 
-__all__ = ["console_command", "default_db", "index_group", "main", "standalone"]
+__all__ = ["default_db", "index_group", "main", "standalone"]

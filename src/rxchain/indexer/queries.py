@@ -304,6 +304,72 @@ def trail(conn: Connection, rx_id: str) -> list[dict]:
     return steps
 
 
+# ------------------------------------------------------------------- one member's own records
+
+#: A prescription's outcome, as its hospital follows it (first that holds, in this order).
+_OUTCOME = f"""CASE
+    WHEN status = 'cancelled' THEN 'cancelled'
+    WHEN {_UNFILLED} AND expires_at < ? THEN 'expired unfilled'
+    WHEN received_at IS NOT NULL THEN 'received'
+    WHEN delivered_at IS NOT NULL THEN 'delivered'
+    WHEN dispatched_at IS NOT NULL THEN 'dispatched'
+    WHEN redemptions > 0 THEN 'redeemed'
+    ELSE 'open' END"""
+
+
+def hospital_outcomes(conn: Connection, hospital: str, *, limit: int = 500) -> dict:
+    """What became of ``hospital``'s prescriptions (issued by its doctors, or in its batches): counts
+    by outcome, and the most recent ``limit`` with where and when they were redeemed, dispatched,
+    delivered, received or cancelled, or that they expired unfilled."""
+    t = now(conn)
+    counts = {outcome: 0 for outcome in ("open", "redeemed", "dispatched", "delivered", "received", "cancelled", "expired unfilled")}
+    counts.update(dict(conn.query(f"SELECT {_OUTCOME}, COUNT(*) FROM prescriptions WHERE hospital = ? GROUP BY 1", (t, hospital))))
+    rows = conn.query_dicts(
+        f"""SELECT id, kind, doctor, designated_pharmacy, issued_at, expires_at, fills, redemptions, redeemed_by, redeemed_at,
+            last_pharmacy, courier, dispatched_at, delivered_at, received_at, cancelled_at, cancelled_by, {_OUTCOME} AS outcome
+        FROM prescriptions WHERE hospital = ? ORDER BY issued_at DESC, id LIMIT ?""",
+        (t, hospital, int(limit)),
+    )
+    return {"hospital": hospital, "now": t, "issued": sum(counts.values()), "byOutcome": counts,
+            "doctors": conn.query_one("SELECT COUNT(DISTINCT doctor) FROM prescriptions WHERE hospital = ?", (hospital,))[0],
+            "rows": [_camel(r) for r in rows]}  # fmt: skip
+
+
+def pharmacy_activity(conn: Connection, pharmacy: str, *, limit: int = 500) -> dict:
+    """``pharmacy``'s own fills and deliveries: counts, the median dispatch-to-receipt time, and the
+    most recent ``limit`` fills."""
+    t = now(conn)
+    row = conn.query_one(
+        """SELECT COUNT(*), COUNT(DISTINCT id),
+            COALESCE(SUM(CASE WHEN dispatched_at IS NOT NULL THEN 1 ELSE 0 END), 0),
+            COALESCE(SUM(in_store), 0),
+            COALESCE(SUM(CASE WHEN received_at IS NOT NULL THEN 1 ELSE 0 END), 0)
+        FROM fills WHERE pharmacy = ?""",
+        (pharmacy,),
+    )
+    spans = sorted(int(s) for (s,) in conn.query(
+        "SELECT received_at - dispatched_at FROM fills WHERE pharmacy = ? AND dispatched_at IS NOT NULL AND received_at IS NOT NULL",
+        (pharmacy,)))  # fmt: skip
+    rows = conn.query_dicts(
+        """SELECT id, fill, redeemed_at, redeemed_tx, courier, dispatched_at, delivered_by, delivered_at, in_store, received_at
+        FROM fills WHERE pharmacy = ? ORDER BY redeemed_at DESC, id, fill LIMIT ?""",
+        (pharmacy, int(limit)),
+    )
+    return {"pharmacy": pharmacy, "now": t, "fills": row[0], "prescriptions": row[1], "dispatched": int(row[2]),
+            "handedOverInStore": int(row[3]), "received": int(row[4]), "deliveries": len(spans),
+            "medianDeliverySeconds": _percentile(spans, 50), "rows": [_camel(r) for r in rows]}  # fmt: skip
+
+
+def concerns(conn: Connection, rx_id: str, *, hospital: str | None = None, pharmacy: str | None = None) -> bool:
+    """True if prescription ``rx_id`` is ``hospital``'s (it issued it) or ``pharmacy``'s (it filled it)."""
+    rx_id = normalize_id(rx_id)
+    if hospital is not None:
+        return conn.query_one("SELECT 1 FROM prescriptions WHERE id = ? AND hospital = ?", (rx_id, hospital)) is not None
+    if pharmacy is not None:
+        return conn.query_one("SELECT 1 FROM fills WHERE id = ? AND pharmacy = ? LIMIT 1", (rx_id, pharmacy)) is not None
+    return False
+
+
 def has_transaction(conn: Connection, tx_hash: str) -> bool:
     """True if an indexed event came from transaction ``tx_hash``."""
     return conn.query_one("SELECT 1 FROM events WHERE tx_hash = ? LIMIT 1", (tx_hash.lower(),)) is not None

@@ -5,12 +5,19 @@ The page (``console/``) reads JSON from this server; every figure comes from the
 holds no keys and writes nothing; it can follow the chain itself (the indexer in a background thread,
 ``follow=True``), and with a node URL it shows any indexed transaction with its receipt at /tx/<hash>.
 
-What it serves (nothing else; GET only):
+What it serves under its prefix (``/console/``; nothing else; GET only). With sign-in on (see
+:mod:`rxchain.web.auth`) only the page's own files are open; the regulator and auditors see
+everything, a hospital /api/config, /api/mine and the trails of its own prescriptions, a pharmacy
+/api/config, /api/mine and the trails of the prescriptions it filled; anybody else nothing (401/403):
 
     /                          console/index.html
-    /app.js, /style.css, /favicon.svg   the page's files (console/)
+    /app.js, /signin.js, /style.css, /favicon.svg   the page's files (console/)
     /vendor/chart.umd.min.js   Chart.js (the pinned npm package, from node_modules; no CDN)
-    /api/config                chain, registry, last indexed block and hash, link format, labels, indexer state
+    /vendor/ethers.min.js      ethers (signs the sign-in message with a development key on the devnet)
+    /api/config                chain, registry, last indexed block and hash, link format, labels, indexer
+                               state, and the signed-in member and their view (all, hospital, pharmacy)
+    /api/whoami                open to all: whether sign-in is on and who is signed in
+    /api/mine[?limit=500]      a hospital's prescriptions and their outcomes, or a pharmacy's fills
     /api/summary               headline counts
     /api/daily                 per UTC day: issued, redeemed (fills), cancelled, expired unfilled
     /api/hospitals             per issuing hospital
@@ -22,8 +29,8 @@ What it serves (nothing else; GET only):
                                found: false (and why) when the index has no such prescription
     /tx/<hash>                 an indexed transaction and its receipt, read from the node (with rpc_url)
 
-Use :func:`make_server` for a server object (port 0 picks a free port; ``start()`` serves from a
-daemon thread, ``stop()`` ends it and the follower), or :func:`serve` to run in the foreground.
+:func:`console_part` is the part for ``rx serve``; :func:`make_server` a server of the console alone
+(port 0 picks a free port; ``start()`` serves from a daemon thread, ``stop()`` ends it and the follower).
 """
 
 from __future__ import annotations
@@ -31,18 +38,31 @@ from __future__ import annotations
 import re
 import threading
 import time
-import urllib.parse
-from http import HTTPStatus
 from pathlib import Path
 from typing import Any, Callable
+
+from typing import TYPE_CHECKING
+
+import anyio
+import anyio.to_thread
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 from rxchain.errors import InvalidValue, NodeUnavailable
 from rxchain.indexer import queries
 from rxchain.indexer.db import ConnectionPool, Database, DatabaseError, read_meta
 from rxchain.paths import project_root
-from rxchain.web.server import PageHandler, PageServer, content_security_policy
+from rxchain.web.server import PageFiles, Part, PartServer, SecurityHeaders, build_app, content_security_policy, json_response
 
-__all__ = ["ConsoleServer", "Follower", "console_dir", "make_server", "serve", "vendor_files"]
+if TYPE_CHECKING:
+    from rxchain.web.auth import Auth, Member
+
+__all__ = ["Console", "ConsoleServer", "Follower", "console_dir", "console_part", "make_console", "make_server", "vendor_files"]
+
+#: Database connections per server process (and requests reading the database at once).
+DEFAULT_POOL_SIZE = 8
 
 DEFAULT_PORT = 8700
 _TX_HASH = re.compile(r"0x[0-9a-fA-F]{64}")
@@ -56,7 +76,9 @@ def console_dir() -> Path:
 
 def vendor_files(root: Path | None = None) -> dict[str, Path]:
     """URL name under /vendor/ -> the npm package file served there."""
-    return {"chart.umd.min.js": (root or project_root()) / "node_modules" / "chart.js" / "dist" / "chart.umd.min.js"}
+    modules = (root or project_root()) / "node_modules"
+    return {"chart.umd.min.js": modules / "chart.js" / "dist" / "chart.umd.min.js",
+            "ethers.min.js": modules / "ethers" / "dist" / "ethers.min.js"}  # fmt: skip
 
 
 class Follower:
@@ -114,15 +136,12 @@ class Follower:
         self.log(f"indexer: {message}")
 
 
-class ConsoleServer(PageServer):
-    """The console's HTTP server. ``start()`` serves from a daemon thread (and starts the follower);
-    ``stop()`` ends both."""
-
-    page_name = "console"
+class Console:
+    """The console's state: the index database with its connection pool, the node (for /tx/), the
+    labels, and the follower if the server runs the indexer."""
 
     def __init__(
         self,
-        address: tuple[str, int],
         database: Database,
         *,
         rpc_url: str | None = None,
@@ -130,44 +149,99 @@ class ConsoleServer(PageServer):
         labels: dict[str, str] | None = None,
         follower: Follower | None = None,
         soon_days: int = queries.EXPIRING_SOON_DAYS,
-        static_dir: Path | None = None,
-        vendor: dict[str, Path] | None = None,
+        pool_size: int = DEFAULT_POOL_SIZE,
+        followed_elsewhere: bool = False,
         log: Callable[[str], None] | None = None,
     ):
         self.database = database
+        self.followed_elsewhere = followed_elsewhere
         self.rpc_url = rpc_url
-        self.tx_url = tx_url if tx_url is not None else ("/tx/{hash}" if rpc_url else None)
+        self.tx_url = tx_url if tx_url is not None else ("tx/{hash}" if rpc_url else None)
         if self.tx_url is not None and "{hash}" not in self.tx_url:
             raise InvalidValue(f"the transaction link format {self.tx_url!r} must contain {{hash}}")
         self.labels = dict(labels or {})
         self.follower = follower
         self.soon_days = soon_days
-        super().__init__(address, _Handler, static_dir=static_dir or console_dir(), vendor=vendor or vendor_files(),
-                         csp=CONTENT_SECURITY_POLICY, log=log)  # fmt: skip
-        self.pool = ConnectionPool(database)
+        self.log = log
+        self.pool = ConnectionPool(database, size=pool_size)
+        self.pool_size = pool_size
+        self._limiter: anyio.CapacityLimiter | None = None
+        self._cache_lock = threading.Lock()
+        self._cache_mark: str | None = None
+        self._cache: dict[tuple, Any] = {}
+        self._computing: dict[tuple, threading.Event] = {}
 
-    def start(self) -> "ConsoleServer":
+    def start(self) -> None:
         if self.follower is not None:
             self.follower.start()
-        return super().start()
 
     def stop(self) -> None:
         if self.follower is not None:
             self.follower.stop()
-        super().stop()
         self.pool.close()
 
-    # -------------------------------------------------------------------------------- answers
+    async def read(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(conn, *args)`` on a pooled connection in a worker thread; at most ``pool_size`` at once."""
+        if self._limiter is None:
+            self._limiter = anyio.CapacityLimiter(self.pool_size)
 
-    def config(self, conn) -> dict:
+        def run() -> Any:
+            with self.pool.connection() as conn:
+                return fn(conn, *args)
+
+        return await anyio.to_thread.run_sync(run, limiter=self._limiter)
+
+    def cached(self, conn, key: tuple, compute: Callable[[Any], Any]) -> Any:
+        """``compute(conn)``, remembered until the index moves on: every figure is a function of the
+        database at its last indexed block, so the last block's hash marks what a cached answer is for.
+        One request computes a figure; the requests that ask for it meanwhile wait for its answer."""
+        try:
+            row = conn.query_one("SELECT value FROM meta WHERE key = 'last_block_hash'")
+        except Exception:  # noqa: BLE001 - no meta table yet: compute, which says "nothing indexed"
+            row = None
+        mark = row[0] if row else None
+        if mark is None:
+            return compute(conn)
+        with self._cache_lock:
+            if mark != self._cache_mark:
+                self._cache_mark, self._cache, self._computing = mark, {}, {}
+            if key in self._cache:
+                return self._cache[key]
+            done = self._computing.get(key)
+            mine = done is None
+            if mine:
+                done = self._computing[key] = threading.Event()
+        if not mine:
+            done.wait(timeout=120)
+            with self._cache_lock:
+                if mark == self._cache_mark and key in self._cache:
+                    return self._cache[key]
+            return compute(conn)  # the first request failed, or the index moved on meanwhile
+        try:
+            value = compute(conn)
+            with self._cache_lock:
+                if mark == self._cache_mark and len(self._cache) < 1024:
+                    self._cache[key] = value
+            return value
+        finally:
+            with self._cache_lock:
+                if self._computing.get(key) is done:
+                    del self._computing[key]
+            done.set()
+
+    def config(self, conn, member: "Member | None") -> dict:
         data: dict[str, Any] = {"txUrl": self.tx_url, "labels": self.labels, "expiringSoonDays": self.soon_days,
                                 "database": self.database.kind, "node": bool(self.rpc_url)}  # fmt: skip
-        data.update(queries.status(conn))
+        data.update(self.cached(conn, ("status",), queries.status))
         if self.follower is not None:
             data["indexer"] = {"following": self.follower.running, "lastError": self.follower.last_error,
                                "messages": self.follower.messages[-5:]}  # fmt: skip
+        elif self.followed_elsewhere:  # a worker process: the parent process follows (its state is not visible here)
+            data["indexer"] = {"following": True, "lastError": None, "messages": [], "elsewhere": True}
         else:
             data["indexer"] = None
+        data["view"] = member.view if member is not None else "all"
+        data["member"] = member.as_json() if member is not None else None
         return data
 
     def transaction(self, tx_hash: str) -> dict:
@@ -180,10 +254,175 @@ class ConsoleServer(PageServer):
                 "block": {"number": block.number, "hash": block.hash, "timestamp": block.time} if block else None}  # fmt: skip
 
 
-def make_server(
+#: The whole console's figures: regulator and auditors only.
+_WHOLE = {
+    "summary": lambda conn, p, days: queries.summary(conn, soon_days=days),
+    "daily": lambda conn, p, days: queries.daily(conn),
+    "hospitals": lambda conn, p, days: queries.hospitals(conn),
+    "pharmacies": lambda conn, p, days: queries.pharmacies(conn),
+    "delivery-times": lambda conn, p, days: queries.delivery_times(conn),
+    "members": lambda conn, p, days: queries.member_list(conn, soon_days=days),
+    "expired": lambda conn, p, days: queries.expired_unfilled(conn, limit=_int_param(p, "limit", 200, 1, 5000)),
+}
+
+
+def console_part(
+    console: Console,
+    *,
+    auth: "Auth | None" = None,
+    static_dir: Path | None = None,
+    vendor: dict[str, Path] | None = None,
+    prefix: str = "/console",
+) -> Part:
+    """The console as a part of the web application. With ``auth``, every answer but the page's own
+    files needs a signed-in member, and each sees what its view allows (see :mod:`rxchain.web.auth`);
+    without, everything is open (a console on a trusted machine)."""
+    files = PageFiles("console", static_dir or console_dir(), vendor or vendor_files())
+
+    async def who(request: Request) -> "tuple[Member | None, Response | None]":
+        """(member, None), or (None, the refusal to answer with)."""
+        if auth is None:
+            return None, None
+        try:
+            member = await auth.identity(request)
+        except NodeUnavailable as exc:
+            return None, _json({"error": str(exc)}, 503)
+        if member is None:
+            return None, _json({"error": "sign in first", "signIn": True}, 401)
+        return member, None
+
+    def whole(member: "Member | None") -> bool:
+        return member is None or member.view == "all"
+
+    async def guarded(request: Request, answer: Callable[["Member | None"], Any]) -> Response:
+        member, refusal = await who(request)
+        if refusal is not None:
+            return refusal
+        try:
+            return await answer(member)
+        except (queries.NotIndexed, DatabaseError) as exc:
+            return _json({"error": str(exc)}, 503)
+        except NodeUnavailable as exc:
+            return _json({"error": str(exc)}, 502)
+        except Exception as exc:  # noqa: BLE001 - one failing figure must not take the page down
+            if console.log is not None:
+                console.log(f"error serving {request.url.path}: {exc!r}")
+            return _json({"error": f"{exc.__class__.__name__}: {exc}"}, 500)
+
+    async def config(request: Request) -> Response:
+        async def answer(member):
+            return _json(await console.read(console.config, member))
+
+        return await guarded(request, answer)
+
+    async def figure(request: Request) -> Response:
+        name = request.path_params["name"]
+        if name not in _WHOLE:
+            return _json({"error": f"no such figure {name!r}"}, 404)
+
+        async def answer(member):
+            if not whole(member):
+                return _json({"error": "only the regulator and auditors see the whole console"}, 403)
+            params = request.query_params
+            days = _int_param(params, "days", console.soon_days, 0, 3650)
+            limit = _int_param(params, "limit", 200, 1, 5000)
+            figure = _WHOLE[name]
+            return _json(await console.read(lambda c: console.cached(c, (name, days, limit), lambda c: figure(c, params, days))))
+
+        return await guarded(request, answer)
+
+    async def whoami(request: Request) -> Response:
+        """Always 200 (the page asks it first): whether sign-in is on, and who is signed in."""
+        if auth is None:
+            return _json({"signIn": False, "signedIn": False, "member": None})
+        try:
+            member = await auth.identity(request)
+        except NodeUnavailable as exc:
+            return _json({"error": str(exc)}, 503)
+        return _json({"signIn": True, "signedIn": member is not None, "member": member.as_json() if member else None})
+
+    async def mine(request: Request) -> Response:
+        async def answer(member):
+            limit = _int_param(request.query_params, "limit", 500, 1, 5000)
+            if member is not None and member.view in ("hospital", "pharmacy"):
+                query = queries.hospital_outcomes if member.view == "hospital" else queries.pharmacy_activity
+                key = ("mine", member.view, member.address, limit)
+                data = await console.read(lambda c: console.cached(c, key, lambda c: query(c, member.address, limit=limit)))
+                return _json({"view": member.view, **data})
+            return _json({"error": "only a hospital or a pharmacy has records of its own here"}, 403)
+
+        return await guarded(request, answer)
+
+    async def trail(request: Request) -> Response:
+        async def answer(member):
+            try:
+                rx_id = queries.normalize_id(request.path_params["rx_id"])
+            except ValueError as exc:
+                return _json({"error": str(exc)}, 400)
+            return _json(await console.read(lambda c: _trail(c, rx_id, member, console.cached(c, ("status",), queries.status))))
+
+        return await guarded(request, answer)
+
+    async def transaction(request: Request) -> Response:
+        async def answer(member):
+            if not whole(member):
+                return _json({"error": "only the regulator and auditors see transactions here"}, 403)
+            tx_hash = request.path_params["tx_hash"]
+            if not _TX_HASH.fullmatch(tx_hash):
+                return _json({"error": "not a transaction hash (0x + 64 hex digits)"}, 400)
+            tx_hash = tx_hash.lower()
+            if not console.rpc_url:
+                return _json({"error": "the console was started without a node URL: it cannot show transactions"}, 404)
+            if not await console.read(queries.has_transaction, tx_hash):
+                return _json({"error": f"transaction {tx_hash} has no indexed registry event"}, 404)
+            return _json(await anyio.to_thread.run_sync(console.transaction, tx_hash))
+
+        return await guarded(request, answer)
+
+    app = Starlette(routes=[
+        Route("/api/config", config, methods=["GET"]),
+        Route("/api/whoami", whoami, methods=["GET"]),
+        Route("/api/mine", mine, methods=["GET"]),
+        Route("/api/trail/{rx_id}", trail, methods=["GET"]),
+        Route("/api/{name}", figure, methods=["GET"]),
+        Route("/tx/{tx_hash}", transaction, methods=["GET"]),
+        *files.routes(),
+    ])  # fmt: skip
+    return Part("console", prefix, SecurityHeaders(app, CONTENT_SECURITY_POLICY), start=console.start, stop=console.stop)
+
+
+def _trail(conn, rx_id: str, member: "Member | None", status: dict) -> dict:
+    if member is not None and member.view != "all":
+        mine = queries.concerns(conn, rx_id, hospital=member.address if member.view == "hospital" else None,
+                                pharmacy=member.address if member.view == "pharmacy" else None)  # fmt: skip
+        if not mine:  # the same answer as for an unknown id: a member learns nothing of others' prescriptions
+            return {"id": rx_id, "found": False, "prescription": None, "steps": [], "lastBlock": status["lastBlock"],
+                    "error": f"no prescription {rx_id} of yours in the index (up to block {status['lastBlock']})"}  # fmt: skip
+    record = queries.prescription(conn, rx_id)
+    steps = queries.trail(conn, rx_id)
+    data = {"id": rx_id, "found": bool(record or steps), "prescription": record, "steps": steps, "lastBlock": status["lastBlock"]}
+    if not data["found"]:  # a search without a hit: an answer, not an error (the page logs no failed load)
+        data["error"] = (f"no prescription {rx_id} in the index (chain {status['chainId']}, registry "
+                         f"{status['registry']}, up to block {status['lastBlock']})")  # fmt: skip
+    return data
+
+
+class ConsoleServer(PartServer):
+    """A server of the console alone (see :func:`make_server`); ``console`` is its state."""
+
+    def __init__(self, console: Console, host: str = "127.0.0.1", port: int = 0, *, auth: "Auth | None" = None,
+                 static_dir: Path | None = None, vendor: dict[str, Path] | None = None):  # fmt: skip
+        part = console_part(console, auth=auth, static_dir=static_dir, vendor=vendor)
+        super().__init__(build_app([part], auth=auth), part, host, port)
+        self.console = console
+
+    @property
+    def follower(self) -> Follower | None:
+        return self.console.follower
+
+
+def make_console(
     db_url: str,
-    host: str = "127.0.0.1",
-    port: int = DEFAULT_PORT,
     *,
     rpc_url: str | None = None,
     follow: bool = False,
@@ -193,13 +432,15 @@ def make_server(
     labels: dict[str, str] | None = None,
     poll_interval: float = 2.0,
     soon_days: int = queries.EXPIRING_SOON_DAYS,
+    pool_size: int = DEFAULT_POOL_SIZE,
+    followed_elsewhere: bool = False,
     log: Callable[[str], None] | None = None,
-) -> ConsoleServer:
-    """A console server for the index in ``db_url``, not yet serving (``start()`` it).
+) -> Console:
+    """The console's state for the index in ``db_url``.
 
     ``rpc_url``: the node, for /tx/<hash> and for following. ``follow``: run the indexer in a background
     thread (registry and deploy block from the database, or from ``registry``/``deploy_block`` for a
-    new one). ``tx_url``: how to link a transaction, with ``{hash}`` (default /tx/{hash} with a node, else
+    new one). ``tx_url``: how to link a transaction, with ``{hash}`` (default tx/{hash} with a node, else
     no link), e.g. a block explorer's ``https://explorer.example/tx/{hash}``. ``labels``: address -> name
     shown beside addresses (e.g. the development identities on the devnet).
     """
@@ -209,132 +450,38 @@ def make_server(
         if not rpc_url:
             raise InvalidValue("following the chain needs the node's URL (rpc_url)")
         if registry is None or deploy_block is None:
-            meta = {}
-            if database.kind == "postgres" or Path(database.url.target).is_file():
-                with database.connect() as conn:
-                    meta = read_meta(conn)
+            meta = index_meta(database)
             if not meta:
                 raise InvalidValue(f"{database.url.display()} holds no index yet: give the registry and its deploy block to follow")
             registry = registry or meta["registry"]
             deploy_block = int(meta["deploy_block"]) if deploy_block is None else deploy_block
         follower = Follower(rpc_url, registry, int(deploy_block), db_url, poll_interval=poll_interval, log=log)
-    return ConsoleServer((host, port), database, rpc_url=rpc_url, tx_url=tx_url, labels=labels, follower=follower,
-                         soon_days=soon_days, log=log)  # fmt: skip
+    return Console(database, rpc_url=rpc_url, tx_url=tx_url, labels=labels, follower=follower, soon_days=soon_days,
+                   pool_size=pool_size, followed_elsewhere=followed_elsewhere, log=log)  # fmt: skip
 
 
-def serve(
-    db_url: str,
-    host: str = "127.0.0.1",
-    port: int = DEFAULT_PORT,
-    *,
-    ready: Callable[[str], None] | None = None,
-    **options: Any,
-) -> None:
-    """Serves the console in the foreground until interrupted (Ctrl-C). ``options`` as :func:`make_server`."""
-    server = make_server(db_url, host, port, **options)
-    if server.follower is not None:
-        server.follower.start()
+def index_meta(database: Database) -> dict:
+    """The index's meta table ({} when the database holds no index yet)."""
+    if database.kind == "postgres" or Path(database.url.target).is_file():
+        with database.connect() as conn:
+            return read_meta(conn)
+    return {}
+
+
+def make_server(db_url: str, host: str = "127.0.0.1", port: int = DEFAULT_PORT, *, auth: "Auth | None" = None,
+                **options: Any) -> ConsoleServer:  # fmt: skip
+    """A server of the console alone for the index in ``db_url``, not yet serving (``start()`` it; its
+    ``url`` is the page). ``options`` as :func:`make_console`; ``auth`` turns sign-in on."""
+    return ConsoleServer(make_console(db_url, **options), host, port, auth=auth)
+
+
+def _json(data: Any, status: int = 200) -> Response:
+    return json_response(data, status, default=_json_default)
+
+
+def _int_param(params, name: str, default: int, low: int, high: int) -> int:
     try:
-        (ready or (lambda url: print(f"rxchain regulator's console on {url} (Ctrl-C to stop)", flush=True)))(server.url)
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        if server.follower is not None:
-            server.follower.stop()
-        server.server_close()
-        server.pool.close()
-
-
-class _Handler(PageHandler):
-    server: ConsoleServer
-    server_version = "rxchain-console"
-
-    def do_GET(self) -> None:  # noqa: N802
-        parsed = urllib.parse.urlsplit(self.path)
-        path, params = parsed.path, urllib.parse.parse_qs(parsed.query)
-        try:
-            if path.startswith("/api/"):
-                self._api(path[len("/api/") :], params)
-            elif path.startswith("/tx/"):
-                self._tx(path[len("/tx/") :])
-            else:
-                self.serve_file(path)
-        except (queries.NotIndexed, DatabaseError) as exc:
-            self._json({"error": str(exc)}, HTTPStatus.SERVICE_UNAVAILABLE)
-        except NodeUnavailable as exc:
-            self._json({"error": str(exc)}, HTTPStatus.BAD_GATEWAY)
-        except Exception as exc:  # noqa: BLE001 - one failing figure must not take the page down
-            if self.server.log is not None:
-                self.server.log(f"error serving {path}: {exc!r}")
-            self._json({"error": f"{exc.__class__.__name__}: {exc}"}, HTTPStatus.INTERNAL_SERVER_ERROR)
-
-    def do_POST(self) -> None:  # noqa: N802 - read-only: nothing to post
-        self.method_not_allowed()
-
-    do_PUT = do_DELETE = do_PATCH = do_POST  # noqa: N815
-
-    def _api(self, name: str, params: dict[str, list[str]]) -> None:
-        server = self.server
-        days = _int_param(params, "days", server.soon_days, 0, 3650)
-        with server.pool.connection() as conn:
-            if name == "config":
-                data = server.config(conn)
-            elif name == "summary":
-                data = queries.summary(conn, soon_days=days)
-            elif name == "daily":
-                data = queries.daily(conn)
-            elif name == "hospitals":
-                data = queries.hospitals(conn)
-            elif name == "pharmacies":
-                data = queries.pharmacies(conn)
-            elif name == "delivery-times":
-                data = queries.delivery_times(conn)
-            elif name == "members":
-                data = queries.member_list(conn, soon_days=days)
-            elif name == "expired":
-                data = queries.expired_unfilled(conn, limit=_int_param(params, "limit", 200, 1, 5000))
-            elif name.startswith("trail/"):
-                try:
-                    rx_id = queries.normalize_id(urllib.parse.unquote(name[len("trail/") :]))
-                except ValueError as exc:
-                    self._json({"error": str(exc)}, HTTPStatus.BAD_REQUEST)
-                    return
-                record = queries.prescription(conn, rx_id)
-                steps = queries.trail(conn, rx_id)
-                status = queries.status(conn)
-                data = {"id": rx_id, "found": bool(record or steps), "prescription": record, "steps": steps,
-                        "lastBlock": status["lastBlock"]}  # fmt: skip
-                if not data["found"]:  # a search without a hit: an answer, not an error (the page logs no failed load)
-                    data["error"] = (f"no prescription {rx_id} in the index (chain {status['chainId']}, registry "
-                                     f"{status['registry']}, up to block {status['lastBlock']})")  # fmt: skip
-            else:
-                self.not_found()
-                return
-        self._json(data)
-
-    def _tx(self, tx_hash: str) -> None:
-        if not _TX_HASH.fullmatch(tx_hash):
-            self._json({"error": "not a transaction hash (0x + 64 hex digits)"}, HTTPStatus.BAD_REQUEST)
-            return
-        tx_hash = tx_hash.lower()
-        if not self.server.rpc_url:
-            self._json({"error": "the console was started without a node URL: it cannot show transactions"}, HTTPStatus.NOT_FOUND)
-            return
-        with self.server.pool.connection() as conn:
-            known = queries.has_transaction(conn, tx_hash)
-        if not known:
-            self._json({"error": f"transaction {tx_hash} has no indexed registry event"}, HTTPStatus.NOT_FOUND)
-            return
-        self._json(self.server.transaction(tx_hash))
-
-    def _json(self, data: Any, status: HTTPStatus = HTTPStatus.OK) -> None:
-        self.json(data, status, default=_json_default)
-
-
-def _int_param(params: dict[str, list[str]], name: str, default: int, low: int, high: int) -> int:
-    try:
-        value = int(params.get(name, [default])[0])
+        value = int(params.get(name, default))
     except (TypeError, ValueError):
         return default
     return max(low, min(high, value))

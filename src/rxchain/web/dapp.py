@@ -1,18 +1,19 @@
-"""The pharmacy dApp's local web server: the page, its two vendored libraries, its configuration and
-a narrow JSON-RPC relay to the chain's node.
+"""The pharmacy dApp's part of the web application (:mod:`rxchain.web.server`): the page, its two
+vendored libraries, its configuration and a narrow JSON-RPC relay to the chain's node.
 
-What it serves (nothing else):
+What it serves under its prefix (``/dapp/``; nothing else):
 
     /                       dapp/index.html
-    /app.js, /rxcore.js, /style.css, /favicon.svg    the page's own files (dapp/)
+    /app.js, /rxcore.js, /signin.js, /style.css, /favicon.svg    the page's own files (dapp/)
     /vendor/ethers.min.js   ethers' ESM build, from node_modules (npm ci; no CDN)
     /vendor/jsQR.js         jsQR, from node_modules (reads QR codes from uploaded pictures)
-    /config.json            {network, chainId, registry, rpcUrl, nodeUrl, deployBlock, abi, devKeys?}
-    /rpc                    POST: JSON-RPC relayed to the node, read and send methods only
+    /config.json            {network, chainId, registry, rpcUrl, nodeUrl, deployBlock, abi, devKeys?, signIn}
+    /rpc                    POST: JSON-RPC relayed to the node, read and send methods only; a send
+                            (eth_sendRawTransaction) only from a signed-in pharmacy when sign-in is on
 
 The ABI comes from the build manifest (``.build/__local__.json``) and the address, chain id and deploy
 block from the deployment record (``deployments/<network>.json``): never a hand-copied ABI.
-``rpcUrl`` is ``/rpc`` (same origin, so a Besu node needs no CORS setting); ``nodeUrl`` is the node
+``rpcUrl`` is ``rpc``, relative to the page (same origin, so a Besu node needs no CORS setting); ``nodeUrl`` is the node
 itself. ``devKeys`` (development identity -> private key, from the public development mnemonic) is
 present only for the devnet or an ephemeral local chain on a development chain id: never for a
 consortium network.
@@ -20,8 +21,8 @@ consortium network.
 The relay forwards only the methods a pharmacy page needs (``RPC_METHODS``): a page cannot reach a
 node's admin, debug or test-control methods through it.
 
-Use :func:`make_server` to get a server object (port 0 picks a free port; ``start()`` serves from a
-daemon thread, ``stop()`` ends it), or :func:`serve` to run one in the foreground until Ctrl-C.
+:func:`dapp_part` is the part for ``rx serve``; :func:`make_server` a server of the dApp alone (port 0
+picks a free port; ``start()`` serves from a daemon thread, ``stop()`` ends it).
 """
 
 from __future__ import annotations
@@ -33,24 +34,35 @@ import re
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
-from http import HTTPStatus
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+
+from typing import TYPE_CHECKING
+
+import anyio.to_thread
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 from rxchain.chain.deployment import Deployment, load_abi, load_deployment
-from rxchain.paths import project_root
-from rxchain.web.server import PageHandler, PageServer, content_security_policy
 from rxchain.errors import InvalidValue
+from rxchain.paths import project_root
+from rxchain.web.server import PageFiles, Part, PartServer, SecurityHeaders, build_app, content_security_policy, json_response
+
+if TYPE_CHECKING:
+    from rxchain.web.auth import Auth
 
 __all__ = [
     "DEV_CHAIN_IDS",
     "DEV_NETWORKS",
     "RPC_METHODS",
+    "SEND_METHODS",
     "DappConfig",
-    "DappServer",
+    "Relay",
     "build_config",
+    "dapp_part",
     "make_server",
-    "serve",
 ]
 
 #: Chain ids on which development keys are ever served: the devnet, and anvil's/ganache's defaults.
@@ -81,6 +93,12 @@ RPC_METHODS = frozenset(
         "eth_sendRawTransaction",
     }
 )
+
+#: The relay's methods that change the chain: only a signed-in pharmacy's go through.
+SEND_METHODS = frozenset({"eth_sendRawTransaction"})
+
+#: The JSON-RPC error code of a send refused for want of a signed-in pharmacy.
+NOT_SIGNED_IN_CODE = -32001
 
 #: Largest JSON-RPC request body the relay accepts.
 MAX_RPC_BODY = 256 * 1024
@@ -119,7 +137,7 @@ class DappConfig:
             "network": self.network,
             "chainId": self.chain_id,
             "registry": self.registry,
-            "rpcUrl": "/rpc",
+            "rpcUrl": "rpc",
             "nodeUrl": self.node_url,
             "deployBlock": self.deploy_block,
             "abi": self.abi,
@@ -164,26 +182,32 @@ def _dev_keys() -> dict[str, str]:
     return {name: "0x" + bytes(account.key).hex() for name, account in dev_accounts().items()}
 
 
-class DappServer(PageServer):
-    """The dApp's HTTP server. ``start()`` serves from a daemon thread; ``stop()`` ends it."""
+def dapp_part(
+    config: DappConfig,
+    *,
+    auth: "Auth | None" = None,
+    static_dir: Path | None = None,
+    vendor: dict[str, Path] | None = None,
+    prefix: str = "/dapp",
+) -> Part:
+    """The dApp as a part of the web application: its page, /config.json and the /rpc relay.
 
-    page_name = "dApp"
+    With ``auth``, the relay forwards a transaction (``eth_sendRawTransaction``) only for a signed-in
+    pharmacy in good standing; reads stay open to the page."""
+    files = PageFiles("dApp", (static_dir or dapp_dir()), vendor or vendor_files())
+    index = files.static_dir / "index.html"
+    relay = Relay(config.node_url, auth)
+    config_body = json.dumps({**config.as_json(), "signIn": auth is not None}).encode()
 
-    def __init__(
-        self,
-        address: tuple[str, int],
-        config: DappConfig,
-        *,
-        static_dir: Path | None = None,
-        vendor: dict[str, Path] | None = None,
-        log: Callable[[str], None] | None = None,
-    ):
-        self.config = config
-        self.config_body = json.dumps(config.as_json()).encode()
-        static_dir = (static_dir or dapp_dir()).resolve()
-        index = static_dir / "index.html"
-        csp = _content_security_policy(index) if index.is_file() else content_security_policy()
-        super().__init__(address, _Handler, static_dir=static_dir, vendor=vendor or vendor_files(), csp=csp, log=log)
+    async def config_json(request: Request) -> Response:
+        return Response(config_body, media_type="application/json")
+
+    app = Starlette(routes=[
+        Route("/config.json", config_json, methods=["GET"]),
+        Route("/rpc", relay.endpoint, methods=["POST"]),
+        *files.routes(),
+    ])  # fmt: skip
+    return Part("dapp", prefix, SecurityHeaders(app, _content_security_policy(index)))
 
 
 def make_server(
@@ -193,33 +217,16 @@ def make_server(
     rpc_url: str | None = None,
     *,
     deployment: Deployment | None = None,
-    log: Callable[[str], None] | None = None,
-) -> DappServer:
-    """A dApp server for ``network``'s recorded deployment (or ``deployment``), not yet serving.
-
-    ``port`` 0 picks a free port (see ``server.url``). Call ``start()`` (or use it as a context
-    manager) to serve from a background thread.
-    """
-    return DappServer((host, port), build_config(network, rpc_url, deployment=deployment), log=log)
-
-
-def serve(
-    host: str = "127.0.0.1",
-    port: int = 8600,
-    network: str = "devnet",
-    rpc_url: str | None = None,
-    *,
-    ready: Callable[[str], None] | None = None,
-) -> None:
-    """Serves the dApp in the foreground until interrupted (Ctrl-C). ``ready`` gets the page's URL."""
-    server = make_server(host, port, network, rpc_url, log=None)
-    try:
-        (ready or (lambda url: print(f"rxchain pharmacy dApp on {url} (Ctrl-C to stop)", flush=True)))(server.url)
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
+    auth: "Auth | None" = None,
+    static_dir: Path | None = None,
+    vendor: dict[str, Path] | None = None,
+) -> PartServer:
+    """A server of the dApp alone for ``network``'s recorded deployment (or ``deployment``), not yet
+    serving; its ``url`` is the page. ``port`` 0 picks a free port. ``start()`` (or a ``with`` block)
+    serves from a background thread."""
+    config = build_config(network, rpc_url, deployment=deployment)
+    part = dapp_part(config, auth=auth, static_dir=static_dir, vendor=vendor)
+    return PartServer(build_app([part], auth=auth), part, host, port)
 
 
 def _content_security_policy(index: Path) -> str:
@@ -232,48 +239,43 @@ def _content_security_policy(index: Path) -> str:
     return content_security_policy(script_src=" ".join(["'self'", *hashes]), img_src="'self' data: blob:")
 
 
-class _Handler(PageHandler):
-    server: DappServer
-    server_version = "rxchain-dapp"
-    allowed_methods = "GET, POST"
+class Relay:
+    """The narrow JSON-RPC relay: the methods in ``RPC_METHODS`` go to the node, everything else is
+    answered with "method not available"; with sign-in on, a send needs a signed-in pharmacy."""
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-        path = self.path.split("?", 1)[0].split("#", 1)[0]
-        if path == "/config.json":
-            self.send(HTTPStatus.OK, "application/json", self.server.config_body)
-        else:
-            self.serve_file(path)
+    def __init__(self, node_url: str, auth: "Auth | None" = None):
+        self.node_url = node_url
+        self.auth = auth
 
-    # ----------------------------------------------------------------------------------- POST
-
-    def do_POST(self) -> None:  # noqa: N802
-        if self.path != "/rpc":
-            self.not_found()
-            return
-        length = int(self.headers.get("Content-Length") or 0)
-        if length <= 0 or length > MAX_RPC_BODY:
-            self.send(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "text/plain", b"request too large")
-            return
-        body = self.rfile.read(length)
+    async def endpoint(self, request: Request) -> Response:
+        length = request.headers.get("content-length")
+        if length is None or not length.isdigit() or not 0 < int(length) <= MAX_RPC_BODY:
+            return Response("request too large (or of no stated length)", status_code=413, media_type="text/plain")
+        body = await request.body()
+        if len(body) > MAX_RPC_BODY:
+            return Response("request too large", status_code=413, media_type="text/plain")
         try:
-            request = json.loads(body)
+            payload = json.loads(body)
         except ValueError:
-            self._json(_rpc_error(None, -32700, "parse error"))
-            return
-        batch = isinstance(request, list)
-        calls = request if batch else [request]
+            return json_response(_rpc_error(None, -32700, "parse error"))
+        batch = isinstance(payload, list)
+        calls = payload if batch else [payload]
         if not calls or not all(isinstance(call, dict) for call in calls):
-            self._json(_rpc_error(None, -32600, "invalid request"))
-            return
+            return json_response(_rpc_error(None, -32600, "invalid request"))
         refused = {
             i: _rpc_error(call.get("id"), -32601, f"method {call.get('method')!r} is not available through the dApp server")
             for i, call in enumerate(calls)
             if call.get("method") not in RPC_METHODS
         }
+        if self.auth is not None and any(call.get("method") in SEND_METHODS for i, call in enumerate(calls) if i not in refused):
+            why = await self.auth.refuse_send(request)
+            if why is not None:
+                refused.update({i: _rpc_error(call.get("id"), NOT_SIGNED_IN_CODE, why) for i, call in enumerate(calls)
+                                if call.get("method") in SEND_METHODS})  # fmt: skip
         allowed = [call for i, call in enumerate(calls) if i not in refused]
         answers: list[Any] = []
         if allowed:
-            upstream = self._forward(allowed if batch else allowed[0])
+            upstream = await anyio.to_thread.run_sync(self._forward, allowed if batch else allowed[0])
             if upstream is None:
                 answers = [_rpc_error(call.get("id"), -32603, "the chain's node does not answer") for call in allowed]
             else:
@@ -282,13 +284,12 @@ class _Handler(PageHandler):
         merged = [refused.get(i) or by_id.get(json.dumps(call.get("id"))) for i, call in enumerate(calls)]
         merged = [answer for answer in merged if answer is not None]
         if not merged:
-            self._json(_rpc_error(None, -32603, "the chain's node gave no answer"))
-        else:
-            self._json(merged if batch else merged[0])
+            return json_response(_rpc_error(None, -32603, "the chain's node gave no answer"))
+        return json_response(merged if batch else merged[0])
 
     def _forward(self, payload: Any) -> Any:
         request = urllib.request.Request(
-            self.server.config.node_url,
+            self.node_url,
             data=json.dumps(payload).encode(),
             headers={"Content-Type": "application/json"},
             method="POST",
@@ -303,9 +304,6 @@ class _Handler(PageHandler):
                 return None
         except (urllib.error.URLError, OSError, ValueError):
             return None
-
-    def _json(self, data: Any) -> None:
-        self.json(data)
 
 
 def _rpc_error(request_id: Any, code: int, message: str) -> dict[str, Any]:

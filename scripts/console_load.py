@@ -1,0 +1,136 @@
+"""Load on the console, signed in: wrk (Debian's) against the summary, daily and trail endpoints.
+
+    python scripts/console_load.py INDEX_DB [--workers 1] [--connections 16] [--seconds 15] [--postgres]
+
+INDEX_DB is an index database (a SQLite file such as ``rx index bench --keep-db FILE`` leaves, or a
+postgresql:// URL). ``--postgres`` copies a SQLite index, table by table, into a throwaway PostgreSQL
+server (Debian's, :mod:`rxchain.indexer.pgtemp`) and measures the console on that. The registry the members sign in to is a fresh one on a throwaway anvil, onboarded
+with the development identities (the index need not be of that chain: the sign-in reads members from
+the registry, the figures come from the index). The regulator signs in (EIP-4361) and wrk sends the
+session cookie with every request, so every request pays the member check. One line of JSON per
+endpoint: requests/s, p50, p90, p99 latency.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import requests
+from eth_account import Account
+from eth_account.messages import encode_defunct
+
+UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
+
+
+def wrk(url: str, cookie: str, connections: int, seconds: int) -> dict:
+    done = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-H", f"Cookie: rx_session={cookie}", url],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    out = done.stdout
+    figures = {"requestsPerSecond": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))}
+    for pct in ("50", "90", "99"):
+        value, unit = re.search(rf"\s{pct}%\s+([\d.]+)(us|ms|s)\b", out).groups()
+        figures[f"p{pct}Ms"] = round(float(value) * UNITS[unit], 1)
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    figures["non2xx"] = int(non2xx.group(1)) if non2xx else 0
+    figures["requests"] = int(re.search(r"(\d+) requests in", out).group(1))
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("db")
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--seconds", type=int, default=15)
+    parser.add_argument("--pool", type=int, default=8)
+    parser.add_argument("--postgres", action="store_true", help="copy the SQLite index into a throwaway PostgreSQL first")
+    args = parser.parse_args()
+    if args.postgres:
+        from rxchain.indexer.pgtemp import TempPostgres
+
+        with TempPostgres.start() as pg:
+            args.db = copy_index(args.db, pg.create_database("load"))
+            measure(args)
+    else:
+        measure(args)
+
+
+def copy_index(sqlite_path: str, url: str) -> str:
+    """The index in ``sqlite_path`` copied into the (empty) PostgreSQL database ``url``; returns ``url``."""
+    from rxchain.indexer.db import Database
+
+    target = Database(url)
+    with Database(sqlite_path).connect(readonly=True) as source, target.connect() as conn:
+        target.ensure_schema(conn)
+        for table in ("meta", "blocks", "events", "prescriptions", "fills", "members", "batches"):
+            rows = source.query_dicts(f"SELECT * FROM {table}")
+            if rows:
+                columns = list(rows[0])
+                with conn.transaction():
+                    conn.execute(f"DELETE FROM {table}")
+                    conn.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
+                                     [tuple(row[c] for c in columns) for row in rows])  # fmt: skip
+        conn.execute("ANALYZE")
+    return url
+
+
+def measure(args) -> None:
+
+    from rxchain.chain.client import RegistryClient
+    from rxchain.chain.deploy import deploy_registry
+    from rxchain.chain.signers import dev_accounts
+    from rxchain.dev.anvil import Anvil, free_port
+    from rxchain.dev.demo import onboard
+    from rxchain.indexer.db import Database
+    from web3 import Web3
+
+    ids = dev_accounts()
+    with Anvil.start(chain_id=31337) as node:
+        w3 = Web3(Web3.HTTPProvider(node.url))
+        deployed = deploy_registry(w3, ids["regulator"], network="local", rpc_url=node.url, record=False)
+        onboard(RegistryClient(w3, deployed.registry, deploy_block=deployed.deploy_block), ids)
+        port = free_port()
+        options = dict(network="local", host="127.0.0.1", port=port, dapp=False, console=True, workers=args.workers,
+                       rpc_url=node.url, registry=deployed.registry, chain_id=deployed.chain_id, db_url=args.db,
+                       follow=False, pool_size=args.pool)  # fmt: skip
+        code = f"from rxchain.web.service import ServeOptions, serve; serve(ServeOptions(**{options!r}))"
+        server = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                  start_new_session=True)  # fmt: skip
+        base = f"http://127.0.0.1:{port}"
+        try:
+            for _ in range(300):
+                try:
+                    requests.get(base + "/console/api/whoami", timeout=2)
+                    break
+                except requests.ConnectionError:
+                    time.sleep(0.2)
+            regulator = ids["regulator"]
+            message = requests.post(base + "/auth/message", json={"address": regulator.address}, timeout=10).json()["message"]
+            signature = Account.sign_message(encode_defunct(text=message), regulator.key).signature.hex()
+            signed = requests.post(base + "/auth/sign-in", json={"message": message, "signature": "0x" + signature.removeprefix("0x")},
+                                   timeout=10)  # fmt: skip
+            signed.raise_for_status()
+            cookie = signed.cookies["rx_session"]
+            with Database(args.db).connect(readonly=True) as conn:
+                rx_id = conn.query_one("SELECT id FROM prescriptions ORDER BY issued_at DESC LIMIT 1")[0]
+                events = conn.query_one("SELECT COUNT(*) FROM events")[0]
+                prescriptions = conn.query_one("SELECT COUNT(*) FROM prescriptions")[0]
+            for name, path in (("summary", "/console/api/summary"), ("daily", "/console/api/daily"), ("trail", f"/console/api/trail/{rx_id}")):
+                assert requests.get(base + path, cookies={"rx_session": cookie}, timeout=60).status_code == 200
+                figures = wrk(base + path, cookie, args.connections, args.seconds)
+                print(json.dumps({"endpoint": name, "database": Database(args.db).kind, "events": events, "prescriptions": prescriptions,
+                                  "workers": args.workers, "connections": args.connections, **figures}), flush=True)  # fmt: skip
+        finally:
+            os.killpg(server.pid, signal.SIGINT)
+            server.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    main()
