@@ -17,6 +17,9 @@ import {IConsortiumRoles} from "./interfaces/IConsortiumRoles.sol";
 ///   transact at all.
 /// @dev Stateless: every answer is read from the registry, so admitting, renewing or revoking a
 /// member there changes what this contract allows in the same block.
+/// Besu versions: only Besu up to 25.5 calls a contract like this one (the
+/// --permissions-accounts-contract-* options, deprecated in 24.11/24.12, removed in 25.6.0). On
+/// current Besu the same rules hold through local allowlists kept in step by `rx network follow`.
 contract ConsortiumPermissioning is IAccountPermissioning {
     bytes32 private constant _REGULATOR_ROLE = 0x00;
     uint8 private constant _DOCTOR = 1;

@@ -47,6 +47,9 @@ GAS_LIMITS: dict[str, int] = {
 }
 
 
+#: Seconds without a new block, transactions still unmined, before they are sent again.
+STALL_SECONDS = 2.0
+
 #: Receipts asked per request for functions whose receipts are large (a batch logs 256 events).
 _RECEIPTS_PER_REQUEST = {"issueBatch": 8}
 
@@ -93,6 +96,7 @@ class Pipeline:
         self.block_receipts = True
         #: tx hash -> the head block when it was sent (the first block that can hold it), until collected.
         self._sent_at: dict[str, int] = {}
+        self._dev_node: bool | None = None  # anvil (found out when needed)
 
     # ---------------------------------------------------------------------------- signing
 
@@ -125,6 +129,20 @@ class Pipeline:
             [OutboxEntry(t.tx_hash, t.op_key, t.sender, t.nonce, self.client.chain_id, t.raw, t.function, "pending", None) for t in txs]
         )
         self._send(txs)
+
+    def _send_again(self, txs: Iterable[SignedTx]) -> None:
+        """Sends again (same bytes, so never a duplicate) what is still unmined when no block has come
+        for a while: a node may hold sent transactions without mining them (a node that restarted lost
+        its pool; anvil mining on arrival, under load, was seen to leave transactions of a JSON-RPC
+        batch in its pool with no block to come — on anvil alone, an empty block is asked for too)."""
+        again = [t for t in txs if t.raw]
+        if again:
+            self._send(again)
+        if self._dev_node is None:
+            (version,) = self._batch([("web3_clientVersion", [])])
+            self._dev_node = "anvil" in str(version.get("result", "")).lower()
+        if self._dev_node:  # an anvil that mines on arrival mines nothing until something else arrives
+            self._batch([("evm_mine", [])])
 
     def _send(self, txs: Sequence[SignedTx]) -> None:
         for chunk in _chunks(txs, self.batch_size):
@@ -171,14 +189,19 @@ class Pipeline:
         waiting = {t.tx_hash for t in txs}
         succeeded = 0
         deadline = time.monotonic() + self.receipt_timeout
+        stalled_since = time.monotonic()
         while waiting:
             (head,) = self._batch([("eth_blockNumber", [])])
             block = int(head["result"], 16)
             if block < next_block:
                 if time.monotonic() > deadline:
                     raise TransactionFailed(f"{len(waiting)} transactions not mined within {self.receipt_timeout:.0f} s")
+                if time.monotonic() - stalled_since > STALL_SECONDS:
+                    self._send_again(t for t in txs if t.tx_hash in waiting)
+                    stalled_since = time.monotonic()
                 time.sleep(0.01)
                 continue
+            stalled_since = time.monotonic()
             for reply in self._batch([("eth_getBlockReceipts", [hex(n)]) for n in range(next_block, block + 1)]):
                 if _method_missing(reply):
                     raise TransactionFailed("measuring the node needs eth_getBlockReceipts, which this node lacks")
@@ -202,15 +225,19 @@ class Pipeline:
         starts = [self._sent_at.get(t.tx_hash) for t in txs]
         by_block = self.block_receipts and None not in starts
         next_block = min(starts) if by_block and starts else self.head()
-        last_progress = time.monotonic()
+        last_progress = last_block_seen = time.monotonic()
         while waiting:
             (head,) = self._batch([("eth_blockNumber", [])])
             block = int(head["result"], 16)
             if block < next_block:
                 if time.monotonic() > deadline:
                     raise TransactionFailed(f"{len(waiting)} transactions not mined within {self.receipt_timeout:.0f} s; they stay in the outbox")
+                if time.monotonic() - last_block_seen > STALL_SECONDS:
+                    self._send_again(waiting.values())
+                    last_block_seen = time.monotonic()
                 time.sleep(0.02)
                 continue
+            last_block_seen = time.monotonic()
             blocks = list(range(next_block, block + 1))
             next_block = block + 1
             settled: list[tuple[str, str, int]] = []

@@ -19,7 +19,6 @@ through the day; their preparation is timed apart from the chain work.
 from __future__ import annotations
 
 import copy
-import dataclasses
 import random
 import resource
 import time
@@ -39,7 +38,7 @@ from rxchain.core.claims import receipt_digest, redeem_digest, sign_digest
 from rxchain.chain.client import RegistryClient
 from rxchain.chain.deploy import deploy_registry
 from rxchain.core.document import canonical_bytes, document_hash, validate
-from rxchain.chain.pipeline import Pipeline, SignedTx
+from rxchain.chain.pipeline import STALL_SECONDS, Pipeline, SignedTx
 from rxchain.errors import SendFailed
 from rxchain.chain.signers import dev_accounts
 from rxchain.dev.demo import demo_document, onboard
@@ -187,17 +186,22 @@ class _Stream:
             self._queue(self.hospital, batched[first : first + BATCH_SIZE], "issueBatch")
         next_block = self.pipeline.head()
         self._send_what_fits()
+        stalled_since = time.monotonic()
         while self.sent:
             head = self.pipeline.head()
             if head < next_block:
+                if time.monotonic() - stalled_since > STALL_SECONDS:  # the node holds some without mining
+                    self.pipeline._send_again(entry[3] for entry in self.sent.values())
+                    stalled_since = time.monotonic()
                 time.sleep(0.01)
                 continue
+            stalled_since = time.monotonic()
             outcomes = []
             for receipt in self.pipeline.block_receipts_of(range(next_block, head + 1)):
                 entry = self.sent.pop(receipt["transactionHash"], None)
                 if entry is None:
                     continue
-                what, step, sender = entry
+                what, step, sender, _ = entry
                 self.in_flight[sender] -= 1
                 ok = int(receipt["status"], 16) == 1
                 outcomes.append((receipt["transactionHash"], "mined" if ok else "failed", int(receipt["blockNumber"], 16)))
@@ -236,7 +240,7 @@ class _Stream:
             take, self.queues[address] = queue[:room], queue[room:]
             for sender, what, step in take:
                 tx = self._sign(sender, what, step)
-                self.sent[tx.tx_hash] = (what, step, address)
+                self.sent[tx.tx_hash] = (what, step, address, tx)
                 out.append(tx)
             self.in_flight[address] = self.in_flight.get(address, 0) + len(take)
         if out:
@@ -295,7 +299,7 @@ def _issue_streaming(client, pipeline, doctors, hospital, n, now, seed, progress
     def flush() -> None:
         nonlocal count
         pipeline.submit(chunk)
-        window.extend(dataclasses.replace(tx, raw=b"") for tx in chunk)  # the outbox keeps the bytes
+        window.extend(chunk)  # at most max_in_flight batches: their bytes stay for a re-send after a stall
         count += len(chunk)
         chunk.clear()
         if len(window) >= max_in_flight:
