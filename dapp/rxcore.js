@@ -97,6 +97,12 @@ export function documentHash(doc) {
 
 // ------------------------------------------------------------------------------ the QR payload
 
+function base64urlText(bytes) {
+  let binary = "";
+  for (const b of bytes) binary += String.fromCharCode(b);
+  return btoa(binary).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
 function base64urlBytes(text) {
   if (!/^[A-Za-z0-9_-]*$/.test(text)) {
     throw new PayloadError("malformed", "The code contains characters that cannot be in a prescription code. Copy or scan it again.");
@@ -164,7 +170,8 @@ export async function decodePayload(input) {
   if (Number(version[1]) !== 1) {
     throw new PayloadError("version", `This prescription code is version ${Number(version[1])}; this page reads version 1. Update the page.`);
   }
-  const bytes = base64urlBytes(text.slice(version[0].length));
+  const encoded = text.slice(version[0].length);
+  const bytes = base64urlBytes(encoded);
   if (bytes.length <= CHECKSUM_BYTES + 2) {
     throw new PayloadError("truncated", "The prescription code is incomplete: part of it was not scanned or copied. Scan or copy it again.");
   }
@@ -176,6 +183,11 @@ export async function decodePayload(input) {
       "checksum",
       "The prescription code is damaged or incomplete (its checksum does not match): part of it may not have been scanned or copied. Scan or copy it again.",
     );
+  }
+  // base64 ignores the spare low bits of the last character: a code spelled with them set reads as the
+  // same bytes, so only the encoder's own spelling is accepted (one code, one spelling).
+  if (base64urlText(bytes) !== encoded) {
+    throw new PayloadError("checksum", "The prescription code is damaged in its last character. Scan or copy it again.");
   }
   const json = await inflate(body, MAX_JSON_BYTES);
   let obj;

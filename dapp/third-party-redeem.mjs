@@ -60,6 +60,8 @@ function decodePayload(text) {
   const body = raw.subarray(0, raw.length - 4);
   const check = ethers.getBytes(ethers.keccak256(body)).subarray(0, 4);
   if (!Buffer.from(check).equals(raw.subarray(raw.length - 4))) throw new Failure(EXIT.badPayload, "checksum mismatch: the code is damaged");
+  // base64 ignores the spare bits of the last character: only the encoder's own spelling is one code.
+  if (raw.toString("base64url") !== b64) throw new Failure(EXIT.badPayload, "the code is damaged in its last character");
   let obj;
   try {
     obj = JSON.parse(inflateSync(body, { maxOutputLength: 64 * 1024 }).toString("utf8"));

@@ -27,6 +27,7 @@ from rxchain.core.payload import (
     PAYLOAD_PREFIX,
     ClaimKey,
     MalformedPayload,
+    NonCanonicalPayload,
     NotAPayload,
     PayloadChecksumMismatch,
     PayloadError,
@@ -309,10 +310,33 @@ def test_flipped_body_byte(text: str) -> None:
 
 
 def test_flipped_character(text: str) -> None:
-    for position in range(4, len(text), 7):
+    positions = list(range(4, len(text), 7)) + [len(text) - 1]
+    for position in positions:
         replacement = "A" if text[position] != "A" else "B"
-        with pytest.raises((PayloadChecksumMismatch, TruncatedPayload)):
+        with pytest.raises((PayloadChecksumMismatch, TruncatedPayload, NonCanonicalPayload)):
             decode_payload(text[:position] + replacement + text[position + 1 :])
+
+
+@pytest.mark.parametrize("spare_bits", [2, 4])
+def test_last_character_spare_bits_are_refused(spare_bits: int) -> None:
+    # A code whose raw length leaves 2 or 4 unused low bits in its last base64 character:
+    # setting them decodes to the same bytes, so the decoder must refuse that spelling.
+    for _ in range(200):
+        payload = make_payload()
+        text = encode_payload(payload)
+        encoded = text[len(PAYLOAD_PREFIX) :]
+        if {4: 2, 2: 3}[spare_bits] == len(encoded) % 4:
+            break
+    else:
+        pytest.fail(f"no code of {spare_bits} spare bits in 200 tries")
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    last = alphabet.index(encoded[-1])
+    assert last & ((1 << spare_bits) - 1) == 0  # what the encoder writes
+    altered = PAYLOAD_PREFIX + encoded[:-1] + alphabet[last | 1]
+    assert raw_of(altered) == raw_of(text)  # the same bytes under another spelling
+    with pytest.raises(NonCanonicalPayload):
+        decode_payload(altered)
+    assert decode_payload(text).rx_id == payload.rx_id  # the encoder's own spelling still reads
 
 
 def test_truncated(text: str) -> None:

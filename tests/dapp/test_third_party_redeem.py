@@ -252,3 +252,62 @@ def test_script_and_dapp_core_find_a_batch_on_a_node_with_besus_log_range_limit(
         assert front.log_queries and all(end - start <= 6 for start, end in front.log_queries)
     finally:
         front.stop()
+
+
+# ------------------------------------------------------------------------------ one code, one spelling
+
+
+DECODE_JS = """
+import { decodePayload } from %s;
+let input = "";
+for await (const chunk of process.stdin) input += chunk;
+const out = [];
+for (const text of JSON.parse(input)) {
+  try {
+    const payload = await decodePayload(text);
+    out.push({ ok: true, rxId: payload.rxId ?? null });
+  } catch (error) {
+    out.push({ ok: false, code: error.code ?? null, message: error.message });
+  }
+}
+process.stdout.write(JSON.stringify(out));
+"""
+
+BASE64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+
+def respelled(text: str) -> str:
+    """The same bytes under another spelling: the last character's spare low bits set."""
+    last = BASE64URL.index(text[-1])
+    assert last & 1 == 0, "the encoder leaves spare bits zero"
+    return text[:-1] + BASE64URL[last | 1]
+
+
+def test_dapp_core_and_script_refuse_a_code_respelled_in_its_spare_bits(issue, ids, deployment, rpc_url):
+    from rxchain.core.payload import NonCanonicalPayload, decode_payload
+
+    prefix = len("RX1.")
+    codes = []
+    while len(codes) < 2:  # one code of each length with spare bits (2 and 4 of them)
+        text = issue().payload_text
+        if (len(text) - prefix) % 4 in (2, 3) and (len(text) - prefix) % 4 not in [(len(c) - prefix) % 4 for c in codes]:
+            codes.append(text)
+    altered = [respelled(text) for text in codes]
+    for text in altered:
+        try:
+            decode_payload(text)
+        except NonCanonicalPayload:
+            pass
+        else:
+            raise AssertionError(f"Python read a respelled code: {text[-8:]}")
+
+    result = node("--input-type=module", "-e", DECODE_JS % json.dumps(RXCORE.as_uri()), stdin=json.dumps(codes + altered))
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert [o["ok"] for o in out] == [True, True, False, False], out
+    assert all(o["code"] == "checksum" and "last character" in o["message"] for o in out[2:])
+
+    common = ["--rpc", rpc_url, "--registry", deployment.registry, "--key", private_key(ids["pharmacy"])]
+    refused = node(str(SCRIPT), *common, "--payload", altered[0])
+    assert refused.returncode == 4
+    assert "damaged in its last character" in refused.stderr

@@ -81,6 +81,7 @@ __all__ = [
     "PAYLOAD_VERSION",
     "ClaimKey",
     "MalformedPayload",
+    "NonCanonicalPayload",
     "NotAPayload",
     "PayloadChecksumMismatch",
     "PayloadError",
@@ -162,6 +163,13 @@ class PayloadChecksumMismatch(PayloadError):
         self.expected = expected
         self.got = got
         super().__init__("the prescription code is damaged (checksum mismatch): scan it again")
+
+
+class NonCanonicalPayload(MalformedPayload):
+    """The code's last character carries bits that no encoder writes: it was damaged or altered in that character."""
+
+    def __init__(self) -> None:
+        super().__init__("the last character was damaged or altered (it is not one an encoder writes); scan it again")
 
 
 class PayloadTooLarge(PayloadError):
@@ -439,6 +447,10 @@ def _unwrap(text: Any) -> Any:
         if dangling:
             raise MalformedPayload("invalid base64url length")
         raise PayloadChecksumMismatch(expected, checksum)
+    if _b64encode(raw) != usable:
+        # base64 drops the spare low bits of the last character, so without this check two
+        # different texts would decode to the same bytes: one code, one spelling.
+        raise NonCanonicalPayload()
 
     inflater = zlib.decompressobj()
     try:
