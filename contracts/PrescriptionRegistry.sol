@@ -24,7 +24,8 @@ contract PrescriptionRegistry is ConsortiumRoles, EIP712, IPrescriptionRegistry 
 
     bytes32 private constant _REDEEM_TYPEHASH =
         keccak256("Redeem(bytes32 rxId,address pharmacy,uint256 fillsLeft,uint256 deadline)");
-    bytes32 private constant _RECEIPT_TYPEHASH = keccak256("Receipt(bytes32 rxId,uint256 fillsLeft,uint256 deadline)");
+    bytes32 private constant _RECEIPT_TYPEHASH =
+        keccak256("Receipt(bytes32 rxId,address deliverer,uint256 fillsLeft,uint256 deadline)");
 
     uint32 private constant _MAX_VALIDITY_CAP = 366 days;
     uint8 private constant _MAX_FILLS_CAP = 12;
@@ -309,8 +310,12 @@ contract PrescriptionRegistry is ConsortiumRoles, EIP712, IPrescriptionRegistry 
     }
 
     /// @inheritdoc IPrescriptionRegistry
-    function receiptDigest(bytes32 id, uint256 fillsLeft, uint256 deadline) external view returns (bytes32) {
-        return _receiptDigest(id, fillsLeft, deadline);
+    function receiptDigest(bytes32 id, address deliverer, uint256 fillsLeft, uint256 deadline)
+        external
+        view
+        returns (bytes32)
+    {
+        return _receiptDigest(id, deliverer, fillsLeft, deadline);
     }
 
     /// @inheritdoc IPrescriptionRegistry
@@ -365,11 +370,15 @@ contract PrescriptionRegistry is ConsortiumRoles, EIP712, IPrescriptionRegistry 
         if (block.timestamp > deadline) revert SignatureDeadlinePassed(deadline);
 
         uint8 fillsLeft = r.fillsLeft();
-        bytes32 digest = _redeemDigest(id, _msgSender(), fillsLeft, deadline);
         // A zero signer means an invalid signature: never a match, even for a zero claim key (a batch
-        // cannot see inside its ids, so one may name none).
-        address signer = _recover(digest, claimSignature);
-        if (signer == address(0) || signer != claimKey) revert BadClaimSignature(id);
+        // cannot see inside its ids, so one may name none). The patient's consent names this pharmacy;
+        // a paper fill slip, signed before any pharmacy was chosen, names none (pharmacy = 0) and is
+        // only tried when the first does not match.
+        address signer = _recover(_redeemDigest(id, _msgSender(), fillsLeft, deadline), claimSignature);
+        if (signer == address(0) || signer != claimKey) {
+            signer = _recover(_redeemDigest(id, address(0), fillsLeft, deadline), claimSignature);
+            if (signer == address(0) || signer != claimKey) revert BadClaimSignature(id);
+        }
 
         _records[id] = r.takeFill(_msgSender());
         emit PrescriptionRedeemed(id, _msgSender(), fillsLeft - 1);
@@ -525,8 +534,13 @@ contract PrescriptionRegistry is ConsortiumRoles, EIP712, IPrescriptionRegistry 
     {
         if (block.timestamp > deadline) revert SignatureDeadlinePassed(deadline);
         uint8 fillsLeft = r.fillsLeft();
-        address signer = _recover(_receiptDigest(id, fillsLeft, deadline), signature);
-        if (signer == address(0) || _id(signer, terms) != id) revert BadClaimSignature(id);
+        // The receipt names who handed the drugs over (the custodian: the courier at the door, or the
+        // pharmacy at the counter); a paper receipt slip, signed before anyone was chosen, names none.
+        address signer = _recover(_receiptDigest(id, r.custodian(), fillsLeft, deadline), signature);
+        if (signer == address(0) || _id(signer, terms) != id) {
+            signer = _recover(_receiptDigest(id, address(0), fillsLeft, deadline), signature);
+            if (signer == address(0) || _id(signer, terms) != id) revert BadClaimSignature(id);
+        }
         emit ReceiptConfirmed(id, _msgSender(), fillsLeft);
         return r.withStatus(fillsLeft == 0 ? Status.Completed : Status.Refillable);
     }
@@ -559,8 +573,12 @@ contract PrescriptionRegistry is ConsortiumRoles, EIP712, IPrescriptionRegistry 
         return _hashTypedDataV4(keccak256(abi.encode(_REDEEM_TYPEHASH, id, pharmacy, fillsLeft, deadline)));
     }
 
-    function _receiptDigest(bytes32 id, uint256 fillsLeft, uint256 deadline) private view returns (bytes32) {
-        return _hashTypedDataV4(keccak256(abi.encode(_RECEIPT_TYPEHASH, id, fillsLeft, deadline)));
+    function _receiptDigest(bytes32 id, address deliverer, uint256 fillsLeft, uint256 deadline)
+        private
+        view
+        returns (bytes32)
+    {
+        return _hashTypedDataV4(keccak256(abi.encode(_RECEIPT_TYPEHASH, id, deliverer, fillsLeft, deadline)));
     }
 
     /// @dev The signer of `digest`, or zero for a malformed or malleable signature. Reads (r, s, v)

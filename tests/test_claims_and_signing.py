@@ -25,8 +25,8 @@ def test_claim_signatures_equal_eth_account_typed_data_signatures(key, rx_id, ph
     reference = Account.sign_message(encode_typed_data(full_message=redeem_typed_data(domain, rx_id, pharmacy, fills, deadline)), key)
     assert sign_redeem(key, domain, rx_id, pharmacy, fills, deadline) == bytes(reference.signature)
 
-    reference = Account.sign_message(encode_typed_data(full_message=receipt_typed_data(domain, rx_id, fills, deadline)), key)
-    assert sign_receipt(key, domain, rx_id, fills, deadline) == bytes(reference.signature)
+    reference = Account.sign_message(encode_typed_data(full_message=receipt_typed_data(domain, rx_id, pharmacy, fills, deadline)), key)
+    assert sign_receipt(key, domain, rx_id, pharmacy, fills, deadline) == bytes(reference.signature)
 
 
 @settings(max_examples=60, deadline=None)

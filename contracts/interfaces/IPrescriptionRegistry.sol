@@ -26,8 +26,14 @@ enum Status {
 ///     id    = keccak256(abi.encode(claimKey, terms))
 ///
 /// Redeeming needs an EIP-712 signature by the claim key over (id, pharmacy, fillsLeft, deadline);
-/// confirming receipt needs one over (id, fillsLeft, deadline). Each step is stamped with the block
-/// time in its event.
+/// confirming receipt needs one over (id, deliverer, fillsLeft, deadline). Each step is stamped with
+/// the block time in its event.
+///
+/// Who holds the claim key is the deployment's hand-over mode (docs/patient-app.md): the patient's
+/// app (it signs one fill for one pharmacy, and the receipt for one hand-over, and never shows the
+/// key); paper (the hospital signs each fill's slip and each receipt slip with pharmacy = 0 and
+/// deliverer = 0, "whoever presents this slip", then forgets the key); or the single QR code that
+/// holds the key itself (the weaker mode: whoever scanned it can sign anything).
 interface IPrescriptionRegistry is IConsortiumRoles {
     /// @notice A prescription's on-chain state.
     struct Prescription {
@@ -240,7 +246,8 @@ interface IPrescriptionRegistry is IConsortiumRoles {
     /// @notice Redeems (fills) a prescription: succeeds once per allowed fill, never again.
     /// @dev The caller passes the openings of the id and the claim key's EIP-712 signature of
     /// `Redeem(bytes32 rxId,address pharmacy,uint256 fillsLeft,uint256 deadline)` with
-    /// pharmacy = the caller and fillsLeft = the fills left before this redemption.
+    /// pharmacy = the caller (or 0: a paper fill slip, valid at any pharmacy that may fill it) and
+    /// fillsLeft = the fills left before this redemption.
     ///
     /// Requirements:
     /// - the caller is a pharmacy in good standing; not paused;
@@ -275,7 +282,10 @@ interface IPrescriptionRegistry is IConsortiumRoles {
 
     /// @notice Records the patient's receipt of a Delivered prescription; anyone may relay it.
     /// @dev `terms` opens the id (id = keccak256(abi.encode(claimKey, terms))); the signature is the
-    /// claim key's EIP-712 signature of `Receipt(bytes32 rxId,uint256 fillsLeft,uint256 deadline)`.
+    /// claim key's EIP-712 signature of
+    /// `Receipt(bytes32 rxId,address deliverer,uint256 fillsLeft,uint256 deadline)` with deliverer =
+    /// the custodian who hands the drugs over (the courier, or the pharmacy at the counter), or 0 (a
+    /// paper receipt slip), and fillsLeft = the fills left after this fill.
     /// Moves to Completed, or Refillable when fills are left (also while paused). Emits {ReceiptConfirmed}.
     function confirmReceipt(bytes32 id, bytes32 terms, uint256 deadline, bytes calldata receiptSignature) external;
 
@@ -320,8 +330,11 @@ interface IPrescriptionRegistry is IConsortiumRoles {
         view
         returns (bytes32);
 
-    /// @notice The EIP-712 digest a claim key signs to confirm receipt.
-    function receiptDigest(bytes32 id, uint256 fillsLeft, uint256 deadline) external view returns (bytes32);
+    /// @notice The EIP-712 digest a claim key signs to confirm receipt of the drugs `deliverer` hands over.
+    function receiptDigest(bytes32 id, address deliverer, uint256 fillsLeft, uint256 deadline)
+        external
+        view
+        returns (bytes32);
 
     /// @notice The current limits and pause state.
     function limits() external view returns (uint32 maxValiditySeconds, uint8 maxFills, bool isPaused);

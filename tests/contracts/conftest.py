@@ -339,11 +339,15 @@ class Clinic:
     def deliver(self, rx, by):
         return self.registry.deliver(rx.id, sender=by)
 
-    def receipt_signature(self, rx, *, fills_left=None, deadline, signer=None, domain=None):
-        """The claim key's receipt for the fill now held (``fills_left``: the fills left after it)."""
+    def receipt_signature(self, rx, *, fills_left=None, deadline, signer=None, domain=None, deliverer=None):
+        """The claim key's receipt for the fill now held (``fills_left``: the fills left after it) from
+        ``deliverer`` (default: whoever holds it now)."""
+        state = self.state(rx)
         if fills_left is None:
-            fills_left = self.state(rx).fillsLeft
-        return claims.sign_receipt((signer or rx.claim_key).key, domain or self.domain, rx.id, fills_left, deadline)
+            fills_left = state.fillsLeft
+        if deliverer is None:
+            deliverer = state.custodian
+        return claims.sign_receipt((signer or rx.claim_key).key, domain or self.domain, rx.id, str(deliverer), fills_left, deadline)
 
     def confirm(self, rx, relayer, *, deadline=None, signature=None, terms=None, **signing):
         deadline = self.deadline() if deadline is None else deadline

@@ -44,8 +44,8 @@ def test_client_signs_exactly_the_digests_the_registry_verifies(clinic, registry
 
     assert registry.redeemDigest(rx_id, pharmacy, 2, deadline) == eip712_digest(
         claims.redeem_typed_data(domain, rx_id, pharmacy.address, 2, deadline))
-    assert registry.receiptDigest(rx_id, 1, deadline) == eip712_digest(
-        claims.receipt_typed_data(domain, rx_id, 1, deadline))
+    assert registry.receiptDigest(rx_id, pharmacy, 1, deadline) == eip712_digest(
+        claims.receipt_typed_data(domain, rx_id, pharmacy.address, 1, deadline))
 
 
 def test_a_second_redemption_fails(clinic, registry, doctor, pharmacy, other_pharmacy, reverts):

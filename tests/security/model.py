@@ -393,8 +393,9 @@ class Registry:
             raise Refused("Expired", id=rx_id, expiresAt=r.expires_at)
         if self.now > deadline:
             raise Refused("SignatureDeadlinePassed", deadline=deadline)
-        expected = (self.domain, rx_id, sender, r.fills_left, deadline)
-        if signer is None or _address_of(signer) != rx.claim_address or signed != expected:
+        # the consent names this pharmacy, or (a paper fill slip) nobody
+        expected = {(self.domain, rx_id, sender, r.fills_left, deadline), (self.domain, rx_id, ZERO, r.fills_left, deadline)}
+        if signer is None or _address_of(signer) != rx.claim_address or signed not in expected:
             raise Refused("BadClaimSignature", id=rx_id)
         if opened is not None:
             self.records[rx_id] = opened
@@ -465,7 +466,9 @@ class Registry:
     def check_receipt(self, rx_id: bytes, r: Record, terms: bytes, deadline: int, signer: bytes | None, signed: tuple | None) -> None:
         if self.now > deadline:
             raise Refused("SignatureDeadlinePassed", deadline=deadline)
-        if signer is None or signed != (self.domain, rx_id, r.fills_left, deadline) or prescription_id(_address_of(signer), terms) != rx_id:
+        # the receipt names who hands the drugs over (the custodian), or (a paper receipt slip) nobody
+        expected = {(self.domain, rx_id, r.custodian, r.fills_left, deadline), (self.domain, rx_id, ZERO, r.fills_left, deadline)}
+        if signer is None or signed not in expected or prescription_id(_address_of(signer), terms) != rx_id:
             raise Refused("BadClaimSignature", id=rx_id)
 
     def deliver_with_receipt(self, sender: str, rx_id: bytes, terms: bytes, deadline: int, signer, signed) -> list[Event]:

@@ -373,7 +373,7 @@ def test_relayer_cannot_replay_a_receipt_for_the_next_fill(desk, client, ids):
     desk.redeem(rx, fills_left=2)
     client.deliver(ids["pharmacy"], rx.rx_id)
     deadline = desk.now() + 3600
-    receipt = sign_receipt(rx.claim_key, client.domain, rx.rx_id, 1, deadline)
+    receipt = sign_receipt(rx.claim_key, client.domain, rx.rx_id, ids["pharmacy"].address, 1, deadline)
     client.transact(ids["courier"], "confirmReceipt", rx.rx_id, rx.terms, deadline, receipt)
     desk.redeem(rx, fills_left=1)
     client.deliver(ids["pharmacy"], rx.rx_id)

@@ -261,7 +261,7 @@ class RandomUse(RuleBasedStateMachine):
         address = self.accounts[sender].address
         variant = mostly(data, st.sampled_from(["client", "good"]),
                          st.sampled_from(["claim key signed for another pharmacy", "stale fill", "another key", "past deadline",
-                                          "malformed", "another chain", "another registry"]), "signature")  # fmt: skip
+                                          "malformed", "another chain", "another registry", "paper slip"]), "signature")  # fmt: skip
         record = self.model.records.get(rx.rx_id)
         batch = self.batch_of(rx)
         if variant == "client":
@@ -289,6 +289,8 @@ class RandomUse(RuleBasedStateMachine):
             domain = RegistryDomain(domain.chain_id + 1, domain.registry)
         elif variant == "another registry":
             domain = RegistryDomain(domain.chain_id, self.accounts["stranger"].address)
+        elif variant == "paper slip":
+            pharmacy = ZERO
         message = (domain, rx.rx_id, pharmacy, max(fills_left, 0), deadline)
         if variant == "malformed":
             signature, signer = sign_digest(signer, redeem_message_digest(message))[:64], None
@@ -326,8 +328,9 @@ class RandomUse(RuleBasedStateMachine):
         record = self.model.records.get(rx.rx_id)
         variant = mostly(data, st.sampled_from(["client", "good"]),
                          st.sampled_from(["stale fill", "another key", "past deadline", "another prescription's terms", "another chain",
-                                          "malformed"]), "receipt")  # fmt: skip
+                                          "malformed", "another deliverer", "paper slip"]), "receipt")  # fmt: skip
         fills_left = record.fills_left if record else 0
+        deliverer = record.custodian if record else ZERO
         deadline = self.model.now + data.draw(st.integers(0, HOUR), label="deadline in")
         terms, signer, domain = rx.terms, rx.claim_key, self.model.domain
         if variant == "client":
@@ -342,7 +345,11 @@ class RandomUse(RuleBasedStateMachine):
             terms = self.ghost().terms
         elif variant == "another chain":
             domain = RegistryDomain(domain.chain_id + 1, domain.registry)
-        message = (domain, rx.rx_id, fills_left, deadline)
+        elif variant == "another deliverer":
+            deliverer = self.accounts[data.draw(st.sampled_from(["courier", "courier2", "pharmacy", "stranger"]))].address
+        elif variant == "paper slip":
+            deliverer = ZERO
+        message = (domain, rx.rx_id, deliverer, fills_left, deadline)
         signature = sign_digest(signer, receipt_message_digest(message))
         if variant == "malformed":
             signature, signer = signature[:64], None

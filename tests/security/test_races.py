@@ -188,7 +188,7 @@ def redemption_race(n, client, deployment, rpc, rpc_url, tmp_path, doctor, hospi
     for p in singles:
         by_winner[winners[p.rx_id]].append(p)
     for party, held in by_winner.items():
-        txs = [party.pipeline.sign(party.account, "deliverWithReceipt", p.receipt_args(party.client.domain, p.fills - 1, FAR)) for p in held]
+        txs = [party.pipeline.sign(party.account, "deliverWithReceipt", p.receipt_args(party.client.domain, party.account.address, p.fills - 1, FAR)) for p in held]
         assert not party.pipeline.run(txs).failed
 
     # second fill: the race again, exactly one more redemption each

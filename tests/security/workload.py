@@ -45,8 +45,8 @@ class Planned:
             return "redeemBatched", args + [self.root, list(self.proof)]
         return "redeem", args
 
-    def receipt_args(self, domain: RegistryDomain, fills_left: int, deadline: int) -> list:
-        signature = sign_digest(self.claim_key, receipt_digest(domain, self.rx_id, fills_left, deadline))
+    def receipt_args(self, domain: RegistryDomain, deliverer: str, fills_left: int, deadline: int) -> list:
+        signature = sign_digest(self.claim_key, receipt_digest(domain, self.rx_id, deliverer, fills_left, deadline))
         return [self.rx_id, self.terms, deadline, signature]
 
 

@@ -24,6 +24,7 @@ from rxchain.chain.outbox import Outbox
 from rxchain.chain.reverts import REVERTS, RevertDecoder
 from rxchain.chain.sender import TransactionSender, TxResult
 from rxchain.core.claims import RegistryDomain, sign_receipt, sign_redeem
+from rxchain.core.handover import Authorization, ConsentRequest, DeliveryRequest, Receipt, check_authorization, check_receipt
 from rxchain.core.ids import ZERO_ADDRESS, RxId
 from rxchain.core.roles import role_id, roles_from_mask
 from rxchain.core.status import Status
@@ -276,6 +277,29 @@ class RegistryClient:
             return rx_id, self.transact(pharmacy, "redeemBatched", *args, batched.root, batched.proof)
         return rx_id, self.transact(pharmacy, "redeem", *args)
 
+    def redeem_authorized(self, pharmacy: LocalAccount, auth: Authorization) -> tuple[bytes, TxResult]:
+        """Redeems one fill with the patient's authorisation (from the patient's app, or a paper fill
+        slip): checks first that it is for this pharmacy, this fill and still live (named errors,
+        nothing sent), then sends it as it is; the claim key is never needed here."""
+        from rxchain.core.batch import NotBatched, find_batch_proof
+
+        doctor, designated = auth.parties
+        state = self.prescription(auth.rx_id)
+        batched = None
+        fills_left = state.fills_left
+        if not state.exists:
+            try:
+                batched = find_batch_proof(self, auth.rx_id, doctor)
+                fills_left = self.batch(self.member(doctor).hospital, batched.root)["fills"]
+            except NotBatched:
+                pass  # the registry will answer UnknownPrescription
+        if state.exists or batched is not None:
+            check_authorization(auth, pharmacy=pharmacy.address, fills_left=fills_left, now=self.latest_block_time())
+        args = [to_checksum_address(doctor), auth.doc_hash, _address_or_zero(designated), auth.claim_key, auth.deadline, auth.signature]
+        if batched is not None:
+            return auth.rx_id, self.transact(pharmacy, "redeemBatched", *args, batched.root, batched.proof)
+        return auth.rx_id, self.transact(pharmacy, "redeem", *args)
+
     def issue_batch(self, hospital: LocalAccount, ids: list[bytes], expires_at: int, *, fills: int = 1) -> tuple[bytes, TxResult]:
         """Issues prescriptions ``ids`` (computed as for :meth:`issue`, each naming its doctor) in one
         transaction; returns the batch's Merkle root."""
@@ -303,20 +327,47 @@ class RegistryClient:
     def deliver_with_receipt(
         self, holder: LocalAccount, rx_id: bytes, terms: bytes, claim_private_key: bytes | str, deadline: int | None = None
     ) -> TxResult:
-        """Delivers and records the patient's receipt (signed by the claim key at the door) in one transaction."""
+        """Delivers and records the receipt signed with the claim key (the single-QR mode, where the
+        holder saw the key) in one transaction; see :meth:`deliver_with_patient_receipt` for the
+        receipt the patient's app or a paper slip gives."""
         state = self.prescription(rx_id)
         deadline = deadline if deadline is not None else self.latest_block_time() + DEFAULT_SIGNATURE_TTL
-        signature = sign_receipt(claim_private_key, self.domain, rx_id, state.fills_left, deadline)
+        signature = sign_receipt(claim_private_key, self.domain, rx_id, state.custodian, state.fills_left, deadline)
         return self.transact(holder, "deliverWithReceipt", rx_id, terms, deadline, signature)
 
     def confirm_receipt(
         self, relayer: LocalAccount, rx_id: bytes, terms: bytes, claim_private_key: bytes | str, deadline: int | None = None
     ) -> TxResult:
-        """Records the patient's receipt of a delivered prescription; any account may relay it."""
+        """Records the receipt of a delivered prescription, signed with the claim key (single-QR mode);
+        any account may relay it."""
         state = self.prescription(rx_id)
         deadline = deadline if deadline is not None else self.latest_block_time() + DEFAULT_SIGNATURE_TTL
-        signature = sign_receipt(claim_private_key, self.domain, rx_id, state.fills_left, deadline)
+        signature = sign_receipt(claim_private_key, self.domain, rx_id, state.custodian, state.fills_left, deadline)
         return self.transact(relayer, "confirmReceipt", rx_id, terms, deadline, signature)
+
+    def delivery_request(self, deliverer: str, rx_id: bytes, *, ttl: int = DEFAULT_SIGNATURE_TTL) -> DeliveryRequest:
+        """What the deliverer shows the patient's app to have the receipt signed: this prescription,
+        this fill, this deliverer, a fresh deadline."""
+        state = self.prescription(rx_id)
+        return DeliveryRequest(self.chain_id, self.address, RxId(rx_id), to_checksum_address(deliverer), state.fills_left,
+                               self.latest_block_time() + ttl)  # fmt: skip
+
+    def consent_request(self, pharmacy: str, *, ttl: int = DEFAULT_SIGNATURE_TTL) -> ConsentRequest:
+        """What a pharmacy shows the patient's app to ask for consent to fill a prescription here."""
+        return ConsentRequest(self.chain_id, self.address, to_checksum_address(pharmacy), self.latest_block_time() + ttl)
+
+    def deliver_with_patient_receipt(self, holder: LocalAccount, receipt: Receipt) -> TxResult:
+        """Delivers and records the receipt the patient gave at the hand-over (the patient's app, or a
+        paper receipt slip), after checking it is for this hand-over (named errors, nothing sent)."""
+        state = self.prescription(receipt.rx_id)
+        check_receipt(receipt, deliverer=holder.address, fills_left=state.fills_left, now=self.latest_block_time())
+        return self.transact(holder, "deliverWithReceipt", receipt.rx_id, receipt.terms, receipt.deadline, receipt.signature)
+
+    def confirm_patient_receipt(self, relayer: LocalAccount, receipt: Receipt) -> TxResult:
+        """Records the receipt the patient gave for a delivered prescription; any account may relay it."""
+        state = self.prescription(receipt.rx_id)
+        check_receipt(receipt, deliverer=state.custodian, fills_left=state.fills_left, now=self.latest_block_time())
+        return self.transact(relayer, "confirmReceipt", receipt.rx_id, receipt.terms, receipt.deadline, receipt.signature)
 
     def pause(self, regulator: LocalAccount) -> TxResult:
         return self.transact(regulator, "pause")

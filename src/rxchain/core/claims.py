@@ -1,15 +1,18 @@
 """Claim-key signatures: the patient's consent to a redemption and the patient's receipt.
 
-A fresh claim key is made for each prescription; its private key travels only in the patient's QR
-code. It signs two EIP-712 messages, in the registry's domain (name "rxchain PrescriptionRegistry",
+A fresh claim key is made for each prescription; its private key goes to the patient's app (or
+signs the paper slips and is forgotten, or, in the weaker single-QR mode, travels in the QR code).
+It signs two EIP-712 messages, in the registry's domain (name "rxchain PrescriptionRegistry",
 version "1", the chain id and the registry's address), so a signature for another chain or registry
 never verifies:
 
     Redeem(bytes32 rxId,address pharmacy,uint256 fillsLeft,uint256 deadline)
-    Receipt(bytes32 rxId,uint256 fillsLeft,uint256 deadline)
+    Receipt(bytes32 rxId,address deliverer,uint256 fillsLeft,uint256 deadline)
 
 ``fillsLeft`` binds a signature to one fill: for a redemption it is the fills left before it, for a
-receipt the fills left after the redemption being received.
+receipt the fills left after the redemption being received. ``pharmacy`` binds a consent to one
+pharmacy and ``deliverer`` a receipt to one hand-over (the courier at the door, or the pharmacy at
+the counter); a paper slip, signed before anyone was chosen, names the zero address (``ANYONE``).
 
 The digests are computed directly (fast enough for bulk work); the full typed-data documents are
 here too for wallets that sign them, and a test checks both give the same signatures.
@@ -32,6 +35,9 @@ SECP256K1_ORDER = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD036
 DOMAIN_NAME = "rxchain PrescriptionRegistry"
 DOMAIN_VERSION = "1"
 
+#: The pharmacy or deliverer a paper slip names: whoever presents the slip.
+ANYONE = "0x0000000000000000000000000000000000000000"
+
 _DOMAIN_TYPE = [
     {"name": "name", "type": "string"},
     {"name": "version", "type": "string"},
@@ -46,6 +52,7 @@ _REDEEM_TYPE = [
 ]
 _RECEIPT_TYPE = [
     {"name": "rxId", "type": "bytes32"},
+    {"name": "deliverer", "type": "address"},
     {"name": "fillsLeft", "type": "uint256"},
     {"name": "deadline", "type": "uint256"},
 ]
@@ -80,7 +87,7 @@ class RegistryDomain:
 
 _DOMAIN_TYPEHASH = keccak(text="EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)")
 _REDEEM_TYPEHASH = keccak(text="Redeem(bytes32 rxId,address pharmacy,uint256 fillsLeft,uint256 deadline)")
-_RECEIPT_TYPEHASH = keccak(text="Receipt(bytes32 rxId,uint256 fillsLeft,uint256 deadline)")
+_RECEIPT_TYPEHASH = keccak(text="Receipt(bytes32 rxId,address deliverer,uint256 fillsLeft,uint256 deadline)")
 
 
 def redeem_digest(domain: RegistryDomain, rx_id: bytes, pharmacy: str, fills_left: int, deadline: int) -> bytes:
@@ -92,9 +99,12 @@ def redeem_digest(domain: RegistryDomain, rx_id: bytes, pharmacy: str, fills_lef
     return keccak(b"\x19\x01" + domain.separator + keccak(struct))
 
 
-def receipt_digest(domain: RegistryDomain, rx_id: bytes, fills_left: int, deadline: int) -> bytes:
+def receipt_digest(domain: RegistryDomain, rx_id: bytes, deliverer: str, fills_left: int, deadline: int) -> bytes:
     """The EIP-712 digest of a Receipt message (the registry's ``receiptDigest``)."""
-    struct = abi_encode(["bytes32", "bytes32", "uint256", "uint256"], [_RECEIPT_TYPEHASH, _bytes32(rx_id), int(fills_left), int(deadline)])
+    struct = abi_encode(
+        ["bytes32", "bytes32", "address", "uint256", "uint256"],
+        [_RECEIPT_TYPEHASH, _bytes32(rx_id), to_checksum_address(deliverer), int(fills_left), int(deadline)],
+    )
     return keccak(b"\x19\x01" + domain.separator + keccak(struct))
 
 
@@ -120,13 +130,18 @@ def redeem_typed_data(domain: RegistryDomain, rx_id: bytes, pharmacy: str, fills
     }
 
 
-def receipt_typed_data(domain: RegistryDomain, rx_id: bytes, fills_left: int, deadline: int) -> dict:
-    """The full EIP-712 typed data a claim key signs to confirm the patient received the drugs."""
+def receipt_typed_data(domain: RegistryDomain, rx_id: bytes, deliverer: str, fills_left: int, deadline: int) -> dict:
+    """The full EIP-712 typed data a claim key signs to confirm the patient received the drugs from ``deliverer``."""
     return {
         "types": {"EIP712Domain": _DOMAIN_TYPE, "Receipt": _RECEIPT_TYPE},
         "primaryType": "Receipt",
         "domain": domain.as_dict(),
-        "message": {"rxId": _bytes32(rx_id), "fillsLeft": int(fills_left), "deadline": int(deadline)},
+        "message": {
+            "rxId": _bytes32(rx_id),
+            "deliverer": to_checksum_address(deliverer),
+            "fillsLeft": int(fills_left),
+            "deadline": int(deadline),
+        },
     }
 
 
@@ -138,10 +153,10 @@ def sign_redeem(
 
 
 def sign_receipt(
-    claim_private_key: bytes | str, domain: RegistryDomain, rx_id: bytes, fills_left: int, deadline: int
+    claim_private_key: bytes | str, domain: RegistryDomain, rx_id: bytes, deliverer: str, fills_left: int, deadline: int
 ) -> bytes:
-    """The claim key's 65-byte signature confirming receipt (``fills_left`` after the redemption)."""
-    return sign_digest(claim_private_key, receipt_digest(domain, rx_id, fills_left, deadline))
+    """The claim key's 65-byte signature confirming receipt from ``deliverer`` (``fills_left`` after the redemption)."""
+    return sign_digest(claim_private_key, receipt_digest(domain, rx_id, deliverer, fills_left, deadline))
 
 
 def _bytes32(value: bytes | str) -> bytes:

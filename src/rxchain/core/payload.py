@@ -94,6 +94,8 @@ __all__ = [
     "WrongRegistry",
     "decode_payload",
     "encode_payload",
+    "frame",
+    "unframe",
 ]
 
 PAYLOAD_VERSION = 1
@@ -134,8 +136,9 @@ class MalformedPayload(PayloadError):
 class NotAPayload(MalformedPayload):
     """The text does not start like a prescription code at all (e.g. another QR code was scanned)."""
 
-    def __init__(self) -> None:
-        super().__init__(f"this is not a prescription code (it does not start with {PAYLOAD_PREFIX!r})")
+    def __init__(self, prefix: str = PAYLOAD_PREFIX, what: str = "a prescription code") -> None:
+        self.prefix = prefix
+        super().__init__(f"this is not {what} (it does not start with {prefix!r})")
 
 
 class UnsupportedPayloadVersion(PayloadError):
@@ -346,6 +349,12 @@ def encode_payload(payload: PrescriptionPayload) -> str:
         "claimKey": payload.claim_key.hex,
         "doc": payload.document,
     }
+    return frame(obj, "RX")
+
+
+def frame(obj: dict[str, Any], tag: str) -> str:
+    """``tag`` + version + "." + base64url(zlib(canonical JSON) + checksum): the framing every rxchain
+    code shares (the prescription, and the hand-over codes of :mod:`rxchain.core.handover`)."""
     try:
         canonical = rfc8785.dumps(obj)
     except (rfc8785.CanonicalizationError, RecursionError) as exc:
@@ -353,7 +362,7 @@ def encode_payload(payload: PrescriptionPayload) -> str:
     if len(canonical) > MAX_JSON_BYTES:
         raise PayloadTooLarge(len(canonical), MAX_JSON_BYTES, "payload JSON")
     body = zlib.compress(canonical, 9)
-    text = PAYLOAD_PREFIX + _b64encode(body + keccak(body)[:CHECKSUM_BYTES])
+    text = f"{tag}{PAYLOAD_VERSION}." + _b64encode(body + keccak(body)[:CHECKSUM_BYTES])
     if len(text) > MAX_PAYLOAD_CHARS:
         raise PayloadTooLarge(len(text), MAX_PAYLOAD_CHARS)
     return text
@@ -396,7 +405,6 @@ def decode_payload(
 # --------------------------------------------------------------------------- helpers
 
 _B64URL_RE = re.compile(r"[A-Za-z0-9_-]*")
-_PREFIX_RE = re.compile(r"RX(\d{1,9})\.")
 _HASH_RE = re.compile(r"0x[0-9a-fA-F]{64}")
 _KEY_HEX_RE = re.compile(r"(0[xX])?[0-9a-fA-F]{64}")
 _KEYS = ("v", "chainId", "registry", "rxId", "claimKey", "doc")
@@ -413,7 +421,12 @@ def _b64encode(data: bytes) -> str:
 
 
 def _unwrap(text: Any) -> Any:
-    """Undo the framing (prefix, base64url, checksum, zlib, JSON); return the parsed object."""
+    return unframe(text, "RX")
+
+
+def unframe(text: Any, tag: str, what: str = "a prescription code") -> Any:
+    """Undo :func:`frame` for a code that must start with ``tag`` (prefix, base64url, checksum, zlib,
+    JSON); return the parsed object. Raises only :class:`PayloadError` subclasses."""
     if not isinstance(text, str):
         raise MalformedPayload(f"expected text, got {type(text).__name__}")
     if len(text) > MAX_PAYLOAD_CHARS:
@@ -421,9 +434,9 @@ def _unwrap(text: Any) -> Any:
     text = text.strip()
     if not text:
         raise MalformedPayload("the payload is empty")
-    prefix = _PREFIX_RE.match(text)
+    prefix = re.match(re.escape(tag) + r"(\d{1,9})\.", text)
     if prefix is None:
-        raise NotAPayload()
+        raise NotAPayload(f"{tag}{PAYLOAD_VERSION}.", what)
     if int(prefix.group(1)) != PAYLOAD_VERSION:
         raise UnsupportedPayloadVersion(int(prefix.group(1)))
 

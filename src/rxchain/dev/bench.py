@@ -262,7 +262,8 @@ class _Stream:
             return sign(sender, "dispatch", [p.rx_id, self.roles[p.rx_id][1].address])
         if step == "deliver":
             return sign(sender, "deliver", [p.rx_id])
-        signature = sign_digest(p.claim_key, receipt_digest(self.client.domain, p.rx_id, 0, self.deadline))
+        courier = self.roles[p.rx_id][1].address  # who delivered: the receipt names the hand-over
+        signature = sign_digest(p.claim_key, receipt_digest(self.client.domain, p.rx_id, courier, 0, self.deadline))
         return sign(sender, "confirmReceipt", [p.rx_id, p.terms, self.deadline, signature])
 
 

@@ -427,7 +427,10 @@ def _receipt(pipe: Pipeline, client: RegistryClient, sender: LocalAccount, p: Pl
     """The patient's receipt of the current fill (with the delivery when ``with_delivery``)."""
     fill = p.taken[-1]
     fills_left = p.fills - len(p.taken)
-    signature = sign_digest(p.claim_key, receipt_digest(client.domain, p.rx_id, fills_left, deadline))
+    # the receipt names who hands the drugs over: the sender for a delivery with receipt, else the
+    # courier who delivered (or the pharmacy at the counter)
+    deliverer = sender.address if with_delivery else (fill.courier or fill.pharmacy)
+    signature = sign_digest(p.claim_key, receipt_digest(client.domain, p.rx_id, deliverer, fills_left, deadline))
     tx = pipe.sign(sender, "deliverWithReceipt" if with_delivery else "confirmReceipt", [p.rx_id, p.terms, deadline, signature])
     fill.received = True
     if with_delivery:
