@@ -1,9 +1,13 @@
-"""Prescription work as a hospital system and a pharmacy do it: documents and QR codes in, chain out.
+"""Prescription work as a hospital system, a pharmacy, a courier and a patient do it: documents and
+codes in, chain out.
 
 What a hospital system calls to issue: :func:`issue_prescription` (validated FHIR document + doctor's
-key -> on-chain prescription + the patient's QR payload). What a pharmacy calls to redeem:
-:func:`redeem_payload` (QR payload text + pharmacy's key -> redeemed fill). The delivery steps take the
-id; the receipt takes the QR payload again (the claim key signs it at the door).
+key -> on-chain prescription + the prescription code the patient's app takes home). What a pharmacy
+calls to redeem: :func:`redeem_code` with the patient's authorisation code (or, in the weaker
+single-QR mode, the prescription code itself). What the courier or the counter calls at the hand-over:
+:func:`deliver_with_receipt_code` / :func:`confirm_receipt_code` with the patient's receipt code.
+What the patient's side does (the patient app, or ``rx patient`` from a terminal):
+:func:`patient_consent` and :func:`patient_receipt`.
 """
 
 from __future__ import annotations
@@ -16,7 +20,20 @@ from rxchain.chain.client import RegistryClient, TxResult
 from rxchain.core.document import DEFAULT_LIMITS, PrescriptionLimits, validate
 from rxchain.errors import BadInput
 from rxchain.core.ids import prescription_id_for, terms_hash
-from rxchain.core.payload import ClaimKey, PrescriptionPayload, decode_payload, encode_payload
+from rxchain.core.handover import (
+    AUTHORIZATION_TAG,
+    RECEIPT_TAG,
+    Authorization,
+    Receipt,
+    authorize,
+    decode_authorization,
+    decode_consent_request,
+    decode_delivery_request,
+    decode_receipt,
+    paper_slips,
+    sign_receipt_for,
+)
+from rxchain.core.payload import PAYLOAD_VERSION, ClaimKey, PrescriptionPayload, decode_payload, encode_payload
 
 
 class SignerIsNotRequester(BadInput):
@@ -145,3 +162,98 @@ def confirm_payload_receipt(
     if with_delivery:
         return client.deliver_with_receipt(relayer, payload.rx_id, terms, payload.claim_key.private_key)
     return client.confirm_receipt(relayer, payload.rx_id, terms, payload.claim_key.private_key)
+
+
+# ------------------------------------------------------------------ the patient holds the key
+
+
+@dataclass(frozen=True)
+class PaperPrescription:
+    """A prescription issued on paper: what is printed, and nothing else (the key is gone).
+
+    ``fill_slips[k]`` redeems fill k+1 at whichever pharmacy it is shown to (one slip per fill, so the
+    pharmacy of one fill never sees the next one's); ``receipt_slips[k]`` confirms receipt of fill
+    k+1 from whoever hands it over, and stays under a fold until the drugs are in the patient's hands.
+    """
+
+    rx_id: bytes
+    tx: TxResult
+    document: dict
+    expires_at: int
+    fill_slips: list[str]
+    receipt_slips: list[str]
+
+
+def issue_on_paper(
+    client: RegistryClient, doctor: LocalAccount, document: dict, *, fills: int = 1, limits: PrescriptionLimits = DEFAULT_LIMITS
+) -> PaperPrescription:
+    """Issues a prescription for a patient without a phone: the claim key signs every fill slip and
+    every receipt slip here and is then dropped (it is never written anywhere)."""
+    issued = issue_prescription(client, doctor, document, fills=fills, limits=limits)
+    fill_slips, receipt_slips = paper_slips(issued.payload, fills, issued.expires_at)
+    return PaperPrescription(issued.rx_id, issued.tx, document, issued.expires_at, [a.encode() for a in fill_slips],
+                             [r.encode() for r in receipt_slips])  # fmt: skip
+
+
+def read_authorization(client: RegistryClient, text: str) -> Authorization:
+    """Decodes a patient's authorisation code (or paper fill slip) for this client's deployment."""
+    return decode_authorization(text, expected_chain_id=client.chain_id, expected_registry=client.address)
+
+
+def read_receipt(client: RegistryClient, text: str) -> Receipt:
+    """Decodes a patient's receipt code (or paper receipt slip) for this client's deployment."""
+    return decode_receipt(text, expected_chain_id=client.chain_id, expected_registry=client.address)
+
+
+def is_authorization(text: str) -> bool:
+    return text.strip().startswith(f"{AUTHORIZATION_TAG}{PAYLOAD_VERSION}.")
+
+
+def is_receipt(text: str) -> bool:
+    return text.strip().startswith(f"{RECEIPT_TAG}{PAYLOAD_VERSION}.")
+
+
+def redeem_code(client: RegistryClient, pharmacy: LocalAccount, text: str) -> tuple[bytes, TxResult]:
+    """Redeems one fill with what the patient showed: an authorisation code for this pharmacy (the
+    patient's app), a paper fill slip, or the prescription code itself (single-QR mode). A code for
+    another pharmacy, another fill or past its deadline is refused before anything is sent."""
+    if is_authorization(text):
+        auth = read_authorization(client, text)
+        validate(auth.document)
+        return client.redeem_authorized(pharmacy, auth)
+    return redeem_payload(client, pharmacy, text)
+
+
+def deliver_with_receipt_code(client: RegistryClient, holder: LocalAccount, text: str) -> TxResult:
+    """The holder hands the drugs over and records the patient's receipt code in one transaction."""
+    return client.deliver_with_patient_receipt(holder, read_receipt(client, text))
+
+
+def confirm_receipt_code(client: RegistryClient, relayer: LocalAccount, text: str) -> TxResult:
+    """Records the patient's receipt code for a delivered prescription (any account may relay it)."""
+    return client.confirm_patient_receipt(relayer, read_receipt(client, text))
+
+
+def patient_consent(client: RegistryClient, prescription_text: str, request_text: str) -> Authorization:
+    """The patient's side of a consent: the pharmacy's request in, the authorisation code for that
+    pharmacy and the prescription's current fill out (what the patient app does on the patient's tap)."""
+    payload = read_payload(client, prescription_text)
+    request = decode_consent_request(request_text)
+    state = client.prescription(payload.rx_id)
+    fills_left = state.fills_left
+    if not state.exists:  # a batched prescription not yet opened: its batch says how many fills
+        from rxchain.core.batch import NotBatched, find_batch_proof
+
+        doctor = validate(payload.document).doctor
+        try:
+            batched = find_batch_proof(client, payload.rx_id, doctor)
+            fills_left = client.batch(client.member(doctor).hospital, batched.root)["fills"]
+        except NotBatched:
+            pass
+    return authorize(payload, request, fills_left)
+
+
+def patient_receipt(client: RegistryClient, prescription_text: str, request_text: str) -> Receipt:
+    """The patient's side of a hand-over: the deliverer's request in, the receipt code out."""
+    payload = read_payload(client, prescription_text)
+    return sign_receipt_for(payload, decode_delivery_request(request_text))

@@ -78,6 +78,28 @@ def test_consent_given_to_one_pharmacy_does_not_work_for_another(clinic, registr
     clinic.redeem(rx, pharmacy, deadline=deadline, signature=for_pharmacy)
 
 
+def test_a_paper_fill_slip_names_no_pharmacy_and_fills_its_own_fill_once(clinic, registry, doctor, pharmacy,
+                                                                         other_pharmacy, courier, reverts):
+    """A slip signed for pharmacy 0 (paper: printed before any pharmacy was chosen) redeems its fill at
+    whichever pharmacy presents it, and only that fill: the next fill's slip is another signature."""
+    rx = clinic.issue(doctor, fills=2)
+    expiry = rx.expires_at
+    slip_one = clinic.redeem_signature(rx, ZERO_ADDRESS, fills_left=2, deadline=expiry)
+    slip_two = clinic.redeem_signature(rx, ZERO_ADDRESS, fills_left=1, deadline=expiry)
+
+    with reverts(registry.BadClaimSignature, id=rx.id):  # the second fill's slip does not fill the first
+        clinic.redeem(rx, pharmacy, deadline=expiry, signature=slip_two)
+    tx = clinic.redeem(rx, other_pharmacy, deadline=expiry, signature=slip_one)
+    assert_events(tx, registry, event("PrescriptionRedeemed", id=rx.id, pharmacy=other_pharmacy, fillsLeft=1))
+    clinic.deliver(rx, other_pharmacy)
+    clinic.confirm(rx, courier)
+
+    with reverts(registry.BadClaimSignature, id=rx.id):  # the slip it kept is spent
+        clinic.redeem(rx, other_pharmacy, deadline=expiry, signature=slip_one)
+    clinic.redeem(rx, pharmacy, deadline=expiry, signature=slip_two)
+    assert registry.prescription(rx.id)[3:] == (Status.DISPENSED, 0)
+
+
 def test_a_signature_by_any_other_key_fails(clinic, registry, doctor, pharmacy, reverts):
     rx = clinic.issue(doctor)
     someone_else = clinic.issue(doctor).claim_key  # a real claim key -- of another prescription

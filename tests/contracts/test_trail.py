@@ -232,6 +232,16 @@ class TestBadReceipts:
         with reverts(registry.BadClaimSignature, id=rx.id):
             self.send(clinic, how, rx, courier, deadline=deadline, signature=consent)
 
+    def test_a_receipt_for_another_deliverer_fails(self, clinic, registry, courier, pharmacy, other_pharmacy, reverts, how, rx):
+        # the patient signed for another hand-over: another courier's, or the counter's
+        for deliverer in (other_pharmacy, pharmacy):
+            with reverts(registry.BadClaimSignature, id=rx.id):
+                self.send(clinic, how, rx, courier, deliverer=deliverer.address)
+
+    def test_a_paper_receipt_slip_names_nobody_and_holds(self, clinic, registry, courier, how, rx):
+        tx = self.send(clinic, how, rx, courier, deliverer=ZERO_ADDRESS)
+        assert registry_events(tx, registry)[-1] == event("ReceiptConfirmed", id=rx.id, relayer=courier, fillsLeft=1)
+
     def test_a_garbage_receipt_fails(self, clinic, registry, courier, reverts, how, rx):
         with reverts(registry.BadClaimSignature, id=rx.id):
             self.send(clinic, how, rx, courier, deadline=clinic.deadline(), signature=bytes(65))
