@@ -27,6 +27,75 @@ def test_issue_writes_the_qr_payload_and_png(rx, tmp_path):
     assert open(issued["qrPng"], "rb").read(8) == b"\x89PNG\r\n\x1a\n"
 
 
+def test_issue_writes_nothing_unless_asked_and_then_for_its_owner_alone(rx, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    before = {p for p in tmp_path.rglob("*")}
+    code, issued, err = rx("issue", "--drug", "Metformin 500 mg tablet", "--as", "doctor", json_out=True)
+    assert code == 0, err
+    assert issued["handover"] == "app" and issued["payload"].startswith("RX1.") and "payloadFile" not in issued
+    assert {p for p in tmp_path.rglob("*") if p.suffix in (".rxqr", ".png")} - before == set()
+
+    code, _, err = rx("issue", "--drug", "Metformin 500 mg tablet", "--out", str(tmp_path / "qr"), "--as", "doctor")
+    assert code == 0, err
+    written = list((tmp_path / "qr").iterdir())
+    assert {p.suffix for p in written} == {".rxqr", ".png"}
+    assert all(p.stat().st_mode & 0o777 == 0o600 for p in written)
+    assert "delete them once the patient has it" in " ".join(err.split())
+
+
+def test_app_mode_through_the_command_line_the_key_never_leaves_the_patient(rx, tmp_path, ids):
+    code, issued, err = rx("issue", "--drug", "Metformin 500 mg tablet", "--fills", "2", "--as", "doctor", json_out=True)
+    assert code == 0, err
+    prescription = issued["payload"]  # what the patient's app took home at the desk
+
+    code, request, err = rx("consent-request", "--as", "pharmacy", json_out=True)
+    assert code == 0, err
+    assert request["code"].startswith("RXP1.") and request["pharmacy"] == ids["pharmacy"].address
+    code, auth, err = rx("patient", "consent", "--code", prescription, "--request", request["code"], json_out=True)
+    assert code == 0, err
+    assert auth["code"].startswith("RXA1.") and auth["fillsLeft"] == 2
+    code, shown, _ = rx("show", "--payload", auth["code"], json_out=True)
+    assert code == 0 and shown["status"] == "active"
+
+    code, _, err = rx("redeem", "--code", auth["code"], "--as", "pharmacy2")  # shown to another pharmacy
+    assert code == cli.EXIT_BAD_INPUT and "the patient must consent here" in " ".join(err.split())
+    assert rx("redeem", "--code", auth["code"], "--as", "pharmacy", json_out=True)[0] == 0
+    assert rx("dispatch", issued["id"], "--courier", "courier", "--as", "pharmacy", json_out=True)[0] == 0
+
+    code, delivery, err = rx("delivery-request", issued["id"], "--as", "courier", json_out=True)
+    assert code == 0, err
+    code, receipt, err = rx("patient", "receive", "--code", prescription, "--request", delivery["code"], json_out=True)
+    assert code == 0, err
+    assert receipt["code"].startswith("RXR1.") and receipt["fillsLeft"] == 1
+    code, _, err = rx("deliver", issued["id"], "--receipt", receipt["code"], "--as", "courier2")  # not the courier asked
+    assert code == cli.EXIT_BAD_INPUT and "another hand-over" in " ".join(err.split())
+    assert rx("deliver", issued["id"], "--receipt", receipt["code"], "--as", "courier", json_out=True)[0] == 0
+
+    code, steps, _ = rx("trail", issued["id"], json_out=True)
+    assert [s["step"] for s in steps] == ["issued", "redeemed", "dispatched", "delivered", "received"]
+    code, _, err = rx("redeem", "--code", auth["code"], "--as", "pharmacy")  # fill 2 needs a new consent
+    assert code == cli.EXIT_BAD_INPUT and "belongs to another fill" in " ".join(err.split())
+
+
+def test_paper_mode_writes_one_slip_per_fill_and_no_key(rx, tmp_path):
+    code, _, err = rx("issue", "--drug", "Metformin 500 mg tablet", "--handover", "paper", "--as", "doctor")
+    assert code == cli.EXIT_USAGE and "--out" in err
+    code, paper, err = rx("issue", "--drug", "Metformin 500 mg tablet", "--fills", "2", "--handover", "paper",
+                          "--out", str(tmp_path / "slips"), "--as", "doctor", json_out=True)  # fmt: skip
+    assert code == 0, err
+    assert "payload" not in paper and len(paper["fillSlips"]) == 2 and len(paper["receiptSlips"]) == 2
+    files = list((tmp_path / "slips").iterdir())
+    assert len(files) == 8 and all(p.stat().st_mode & 0o777 == 0o600 for p in files)
+    assert not any("RX1." in p.read_text(errors="ignore") for p in files if p.suffix == ".txt")
+
+    first = next(f["code"] for f in paper["files"] if f["kind"] == "fill" and f["fill"] == 1)
+    assert rx("redeem", "--code", "@" + first, "--as", "pharmacy2", json_out=True)[0] == 0
+    assert rx("deliver", paper["id"], "--receipt", paper["receiptSlips"][0], "--as", "pharmacy2", json_out=True)[0] == 0
+    code, _, err = rx("redeem", "--code", "@" + first, "--as", "pharmacy2")
+    assert code == cli.EXIT_BAD_INPUT and "belongs to another fill" in " ".join(err.split())
+    assert rx("redeem", "--code", paper["fillSlips"][1], "--as", "pharmacy", json_out=True)[0] == 0
+
+
 def test_full_flow_through_the_command_line(rx, tmp_path):
     issued = issue_one(rx, tmp_path)
     payload = "@" + issued["payloadFile"]

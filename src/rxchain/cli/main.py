@@ -42,12 +42,28 @@ from rxchain.chain.outbox import Outbox
 from rxchain.paths import project_root, tool_env
 from rxchain.core.qr import payload_png, payload_terminal, read_qr_image
 from rxchain.cli.render import camel_keys, members_table, prescription_table, trail_table, utc
-from rxchain.workflow import confirm_payload_receipt, issue_prescription, read_payload, redeem_payload
+from rxchain.workflow import (
+    confirm_payload_receipt,
+    confirm_receipt_code,
+    deliver_with_receipt_code,
+    is_authorization,
+    is_receipt,
+    issue_on_paper,
+    issue_prescription,
+    patient_consent,
+    patient_receipt,
+    read_authorization,
+    read_payload,
+    redeem_code,
+)
 
 console = Console()
 err_console = Console(stderr=True)
 
 EXIT_REFUSED, EXIT_USAGE, EXIT_UNAVAILABLE, EXIT_BAD_INPUT, EXIT_TX_FAILED = 1, 2, 3, 4, 5
+
+#: How the prescription reaches the patient (docs/patient-app.md).
+HANDOVER_MODES = ("app", "paper", "single")
 
 
 @dataclass
@@ -278,11 +294,20 @@ def member_list(ctx):
 @click.option("--pharmacy", default=None, help="Designated pharmacy (address or dev identity).")
 @click.option("--emergency", is_flag=True)
 @click.option("--fills", type=int, default=1, show_default=True)
-@click.option("--out", type=click.Path(file_okay=False), default=None, help="Folder for the QR payload and PNG (default .rxchain/issued).")
+@click.option("--handover", type=click.Choice(HANDOVER_MODES), default=lambda: os.environ.get("RXCHAIN_HANDOVER", "app"),
+              show_default="app, or $RXCHAIN_HANDOVER",
+              help="app: the patient's app scans the code at the desk and keeps the key; paper: printed slips, one per "
+                   "fill and one receipt slip per fill, and the key is forgotten; single: one QR code holding the key (weaker).")
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Also write the code (or, on paper, the slips to print) to this folder, readable by you alone.")
 @click.option("--as", "signer", required=True, help="The issuing doctor.")
 @pass_ctx
-def issue(ctx, doc_path, drug, code, dosage, quantity, unit, supply_days, valid_days, pharmacy, emergency, fills, out, signer):
-    """Issue a prescription from a FHIR document (or flags); writes the patient's QR payload and PNG."""
+def issue(ctx, doc_path, drug, code, dosage, quantity, unit, supply_days, valid_days, pharmacy, emergency, fills, handover, out,
+          signer):
+    """Issue a prescription from a FHIR document (or flags) and hand it to the patient.
+
+    Nothing holding the claim key is written to disk unless --out is given (and then readable by
+    you alone): delete those files once the patient has the prescription."""
     client = ctx.client()
     doctor = ctx.signer(signer)
     if doc_path:
@@ -300,20 +325,32 @@ def issue(ctx, doc_path, drug, code, dosage, quantity, unit, supply_days, valid_
         )  # fmt: skip
     else:
         raise click.UsageError("give --doc FILE or --drug TEXT")
+    if handover == "paper":
+        if not out:
+            raise click.UsageError("--handover paper prints slips: give --out DIR for the slips to print")
+        _issue_on_paper(ctx, client, doctor, document, fills, Path(out))
+        return
     issued = issue_prescription(client, doctor, document, fills=fills)
     rx = str(issued.rx_id)
-    folder = Path(out) if out else project_root() / ".rxchain" / "issued"
-    folder.mkdir(parents=True, exist_ok=True)
-    payload_file = folder / f"{rx}.rxqr"
-    payload_file.write_text(issued.payload_text + "\n")
-    png = payload_png(issued.payload_text, folder / f"{rx}.png")
-    data = _tx_json(issued.tx, id=rx, expiresAt=issued.expires_at, payloadFile=str(payload_file), qrPng=str(png), payload=issued.payload_text)
+    data = _tx_json(issued.tx, id=rx, expiresAt=issued.expires_at, handover=handover, payload=issued.payload_text)
+    files = ""
+    if out:
+        folder = _private_folder(Path(out))
+        payload_file = _private_write(folder / f"{rx}.rxqr", (issued.payload_text + "\n").encode())
+        png = payload_png(issued.payload_text, folder / f"{rx}.png")
+        png.chmod(0o600)
+        data.update(payloadFile=str(payload_file), qrPng=str(png))
+        files = f"\ncode: {payload_file}\nQR image: {png}"
     if ctx.as_json:
         ctx.emit(data)
-        return
-    _print_qr(issued.payload_text)
-    console.print(Panel(f"prescription [bold]{rx}[/]\nexpires {utc(issued.expires_at)}\nQR payload: {payload_file}\nQR image:   {png}",
-                        title="issued", border_style="green"))  # fmt: skip
+    else:
+        _print_qr(issued.payload_text)
+        how = ("scan it with the patient's app at the desk: the key stays on the patient's phone" if handover == "app" else
+               "single-QR mode (weaker): whoever scans this code can redeem and confirm receipt")  # fmt: skip
+        console.print(Panel(f"prescription [bold]{rx}[/]\nexpires {utc(issued.expires_at)}\n{how}{files}",
+                            title="issued", border_style="green"))  # fmt: skip
+    if out:
+        err_console.print(f"[yellow]the files in {out} hold the prescription's key: delete them once the patient has it[/]")
 
 
 @cli.command()
@@ -325,7 +362,8 @@ def show(ctx, rx_id, payload_arg, qr_image):
     """Show a prescription's state (by id, or from a QR payload or photo)."""
     client = ctx.client()
     if payload_arg or qr_image:
-        rx_id = read_payload(client, _payload_from(payload_arg, qr_image)).rx_id
+        text = _payload_from(payload_arg, qr_image)
+        rx_id = (read_authorization(client, text) if is_authorization(text) else read_payload(client, text)).rx_id
     if not rx_id:
         raise click.UsageError("give an id or --payload")
     state = client.prescription(_bytes32(rx_id))
@@ -336,14 +374,16 @@ def show(ctx, rx_id, payload_arg, qr_image):
 
 
 @cli.command()
-@click.option("--payload", "payload_arg", default=None, help="QR payload text, or @FILE.")
+@click.option("--code", "--payload", "payload_arg", default=None,
+              help="The patient's authorisation code (RXA1., from the patient's app or a paper fill slip), or in "
+                   "single-QR mode the prescription code (RX1.); text or @FILE.")
 @click.option("--qr-image", type=click.Path(exists=True, dir_okay=False), help="A photo or screenshot of the QR code.")
 @click.option("--as", "signer", required=True, help="The pharmacy.")
 @pass_ctx
 def redeem(ctx, payload_arg, qr_image, signer):
-    """Redeem one fill from the patient's QR code (signs the claim authorization with its claim key)."""
+    """Redeem one fill with the patient's authorisation (checked first: for this pharmacy, this fill, in time)."""
     client = ctx.client()
-    rx_id, tx = redeem_payload(client, ctx.signer(signer), _payload_from(payload_arg, qr_image))
+    rx_id, tx = redeem_code(client, ctx.signer(signer), _payload_from(payload_arg, qr_image))
     ctx.emit(_tx_json(tx, id=str(rx_id)), f"[green]redeemed[/] {rx_id} in block {tx.block_number} at {utc(tx.block_time)}")
 
 
@@ -360,14 +400,25 @@ def dispatch(ctx, rx_id, courier, signer):
 
 @cli.command()
 @click.argument("rx_id")
-@click.option("--receipt-payload", default=None, help="The patient's QR payload (or @FILE): record the receipt in the same transaction.")
+@click.option("--receipt", "receipt_code", default=None,
+              help="The patient's receipt code (RXR1., from the patient's app or a paper receipt slip; or @FILE): "
+                   "record it in the same transaction.")
+@click.option("--receipt-payload", default=None, help="Single-QR mode: the prescription code (or @FILE) whose key signs the receipt.")
 @click.option("--as", "signer", required=True, help="The courier (or the pharmacy, over the counter).")
 @pass_ctx
-def deliver(ctx, rx_id, receipt_payload, signer):
+def deliver(ctx, rx_id, receipt_code, receipt_payload, signer):
     """Hand the drugs to the patient (optionally with the patient's receipt, one transaction)."""
     client = ctx.client()
     holder = ctx.signer(signer)
-    if receipt_payload:
+    if receipt_code and receipt_payload:
+        raise click.UsageError("give --receipt or --receipt-payload, not both")
+    if receipt_code:
+        text = _payload_text(receipt_code)
+        for_id = read_receipt_id(client, text)
+        if for_id != _bytes32(rx_id):
+            raise errors.InvalidValue(f"the receipt is for prescription 0x{for_id.hex()}, not {rx_id}: nothing was sent")
+        tx = deliver_with_receipt_code(client, holder, text)
+    elif receipt_payload:
         text = _payload_text(receipt_payload)
         for_id = read_payload(client, text).rx_id
         if for_id != _bytes32(rx_id):
@@ -379,14 +430,86 @@ def deliver(ctx, rx_id, receipt_payload, signer):
 
 
 @cli.command()
-@click.option("--payload", "payload_arg", default=None, help="The patient's QR payload (or @FILE).")
+@click.option("--receipt", "--payload", "payload_arg", default=None,
+              help="The patient's receipt code (RXR1.), or in single-QR mode the prescription code (RX1.); text or @FILE.")
 @click.option("--qr-image", type=click.Path(exists=True, dir_okay=False), help="A photo or screenshot of the QR code.")
 @click.option("--as", "signer", required=True, help="Any account relaying the patient's signature.")
 @pass_ctx
 def confirm(ctx, payload_arg, qr_image, signer):
-    """Record the patient's receipt, signed with the QR's claim key."""
-    tx = confirm_payload_receipt(ctx.client(), ctx.signer(signer), _payload_from(payload_arg, qr_image))
+    """Record the patient's receipt of a delivered prescription."""
+    text = _payload_from(payload_arg, qr_image)
+    if is_receipt(text):
+        tx = confirm_receipt_code(ctx.client(), ctx.signer(signer), text)
+    else:
+        tx = confirm_payload_receipt(ctx.client(), ctx.signer(signer), text)
     ctx.emit(_tx_json(tx), f"[green]receipt confirmed[/] at {utc(tx.block_time)}")
+
+
+@cli.command("consent-request")
+@click.option("--minutes", type=int, default=15, show_default=True, help="How long the patient has to answer.")
+@click.option("--as", "signer", required=True, help="The pharmacy asking.")
+@pass_ctx
+def consent_request(ctx, minutes, signer):
+    """Show the pharmacy's request for the patient's consent (RXP1.): the patient's app scans it."""
+    client = ctx.client()
+    request = client.consent_request(_account(ctx, signer) if signer.startswith("0x") else ctx.signer(signer).address,
+                                     ttl=minutes * 60)  # fmt: skip
+    _show_code(ctx, request.encode(), {"pharmacy": request.pharmacy, "deadline": request.deadline},
+               f"consent request from pharmacy {request.pharmacy}, answer by {utc(request.deadline)}")
+
+
+@cli.command("delivery-request")
+@click.argument("rx_id")
+@click.option("--minutes", type=int, default=15, show_default=True, help="How long the patient has to answer.")
+@click.option("--as", "signer", required=True, help="The courier (or the pharmacy, at the counter) handing the drugs over.")
+@pass_ctx
+def delivery_request(ctx, rx_id, minutes, signer):
+    """Show the hand-over's request for the patient's receipt (RXD1.): the patient's app scans it."""
+    client = ctx.client()
+    deliverer = _account(ctx, signer) if signer.startswith("0x") else ctx.signer(signer).address
+    request = client.delivery_request(deliverer, _bytes32(rx_id), ttl=minutes * 60)
+    _show_code(ctx, request.encode(), {"id": rx_id, "deliverer": deliverer, "fillsLeft": request.fills_left,
+                                       "deadline": request.deadline},
+               f"receipt request for {rx_id} from {deliverer}, answer by {utc(request.deadline)}")  # fmt: skip
+
+
+@cli.group()
+def patient():
+    """The patient's side from a terminal (the patient app does the same on the phone)."""
+
+
+@patient.command("consent")
+@click.option("--code", "code_arg", required=True, help="The prescription code the hospital gave (RX1.; text or @FILE).")
+@click.option("--request", "request_arg", required=True, help="The pharmacy's consent request (RXP1.; text or @FILE).")
+@pass_ctx
+def patient_consent_cmd(ctx, code_arg, request_arg):
+    """Consent to one fill at the asking pharmacy: prints the authorisation code (RXA1.) to show it."""
+    auth = patient_consent(ctx.client(), _payload_text(code_arg), _payload_text(request_arg))
+    _show_code(ctx, auth.encode(), {"id": str(auth.rx_id), "pharmacy": auth.pharmacy, "fillsLeft": auth.fills_left,
+                                    "deadline": auth.deadline},
+               f"authorisation for pharmacy {auth.pharmacy}, the fill with {auth.fills_left} left, until {utc(auth.deadline)}")  # fmt: skip
+
+
+@patient.command("receive")
+@click.option("--code", "code_arg", required=True, help="The prescription code the hospital gave (RX1.; text or @FILE).")
+@click.option("--request", "request_arg", required=True, help="The deliverer's receipt request (RXD1.; text or @FILE).")
+@pass_ctx
+def patient_receive_cmd(ctx, code_arg, request_arg):
+    """Confirm receiving the drugs from the deliverer asking: prints the receipt code (RXR1.) to show it."""
+    receipt = patient_receipt(ctx.client(), _payload_text(code_arg), _payload_text(request_arg))
+    _show_code(ctx, receipt.encode(), {"id": str(receipt.rx_id), "deliverer": receipt.deliverer, "fillsLeft": receipt.fills_left,
+                                       "deadline": receipt.deadline},
+               f"receipt for {receipt.rx_id} from {receipt.deliverer}, until {utc(receipt.deadline)}")  # fmt: skip
+
+
+def _show_code(ctx: Context, text: str, data: dict, caption: str) -> None:
+    """A hand-over code: JSON with the text, or the QR drawn and the text under it."""
+    if ctx.as_json:
+        ctx.emit({**data, "code": text})
+        return
+    _print_qr(text)
+    console.print(f"[bold]{escape(caption)}[/]")
+    click.echo(text)
 
 
 @cli.command()
@@ -744,6 +867,49 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(code)
 
 
+def _issue_on_paper(ctx: Context, client: RegistryClient, doctor, document: dict, fills: int, out: Path) -> None:
+    """Issues, writes the slips to print (one fill slip per fill, one receipt slip per fill), drops the key."""
+    from rxchain.core.qr import payload_png as png_of
+
+    paper = issue_on_paper(client, doctor, document, fills=fills)
+    rx = str(paper.rx_id)
+    folder = _private_folder(out)
+    files = []
+    for kind, slips in (("fill", paper.fill_slips), ("receipt", paper.receipt_slips)):
+        for n, text in enumerate(slips, start=1):
+            path = _private_write(folder / f"{rx}-{kind}-{n}.txt", (text + "\n").encode())
+            png = png_of(text, folder / f"{rx}-{kind}-{n}.png")
+            png.chmod(0o600)
+            files.append({"kind": kind, "fill": n, "code": str(path), "qrPng": str(png)})
+    data = _tx_json(paper.tx, id=rx, expiresAt=paper.expires_at, handover="paper", fillSlips=paper.fill_slips,
+                    receiptSlips=paper.receipt_slips, files=files)  # fmt: skip
+    if ctx.as_json:
+        ctx.emit(data)
+    else:
+        console.print(Panel(f"prescription [bold]{rx}[/]\nexpires {utc(paper.expires_at)}\n"
+                            f"{fills} fill slip(s) and {fills} receipt slip(s) in {folder}: print each fill slip on its own "
+                            "tear-off, and each receipt slip under a fold the patient opens only at the door\n"
+                            "the prescription's key signed them and is gone",
+                            title="issued on paper", border_style="green"))  # fmt: skip
+    err_console.print(f"[yellow]the slips in {folder} redeem and confirm the prescription: delete them once printed[/]")
+
+
+def _private_folder(path: Path) -> Path:
+    """A folder for files that hold a prescription's secrets (created readable by the owner alone)."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return path
+
+
+def _private_write(path: Path, data: bytes) -> Path:
+    """Writes ``data`` to a new file readable by the owner alone (never widened by the umask)."""
+    if path.exists():
+        path.unlink()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    return path
+
+
 def _print_qr(text: str) -> None:
     """Draws the QR in the terminal when it fits (a wrapped QR cannot be scanned); else says where the PNG is."""
     drawing = payload_terminal(text)
@@ -770,6 +936,12 @@ def _account(ctx: Context, value: str) -> str:
     if ctx.dev:
         return load_signer(value, allow_dev=True).address
     raise errors.InvalidValue(f"{value!r} is not an address (0x and 40 hex digits)")
+
+
+def read_receipt_id(client: RegistryClient, text: str) -> RxId:
+    from rxchain.workflow import read_receipt
+
+    return read_receipt(client, text).rx_id
 
 
 def _bytes32(value: str) -> RxId:
