@@ -18,10 +18,21 @@ from rxchain.chain.deploy import deploy_registry
 from rxchain.dev.gas import floors, gas_table
 from rxchain.chain.signers import dev_accounts
 from rxchain.dev.demo import demo_document, run_lifecycle
-from rxchain.workflow import confirm_payload_receipt, issue_batch, issue_prescription, redeem_payload
+from rxchain.workflow import (
+    confirm_payload_receipt,
+    deliver_with_receipt_code,
+    issue_batch,
+    issue_on_paper,
+    issue_prescription,
+    patient_consent,
+    patient_receipt,
+    redeem_code,
+    redeem_payload,
+)
 
 ORDER = ["issue", "redeem", "dispatch", "deliver", "confirm", "cancel", "lifecycle", "deliver_with_receipt",
-         "lifecycle_4tx", "issue_batch_256", "issue_batch_per_rx", "redeem_batched"]  # fmt: skip
+         "lifecycle_4tx", "counter_with_receipt", "lifecycle_counter", "redeem_paper_slip", "issue_batch_256",
+         "issue_batch_per_rx", "redeem_batched"]  # fmt: skip
 
 
 def main():
@@ -52,6 +63,21 @@ def main():
     tx = confirm_payload_receipt(client, ids["courier"], one.payload_text, with_delivery=True)
     gas["deliver_with_receipt"], calldata["deliver_with_receipt"] = tx.gas_used, _input(w3, tx.tx_hash)
     gas["lifecycle_4tx"] = gas["issue"] + gas["redeem"] + gas["dispatch"] + gas["deliver_with_receipt"]
+
+    # The cheapest whole life with the patient's receipt: issue, redeem with the patient's app's
+    # consent, hand-over at the counter with the receipt the patient's app signed for the pharmacy.
+    counter = fresh()
+    consent = patient_consent(client, counter.payload_text, client.consent_request(ids["pharmacy"].address).encode())
+    _, redeemed = redeem_code(client, ids["pharmacy"], consent.encode())
+    receipt = patient_receipt(client, counter.payload_text, client.delivery_request(ids["pharmacy"].address, counter.rx_id).encode())
+    tx = deliver_with_receipt_code(client, ids["pharmacy"], receipt.encode())
+    gas["counter_with_receipt"] = tx.gas_used
+    gas["lifecycle_counter"] = counter.tx.gas_used + redeemed.gas_used + tx.gas_used
+
+    # A paper fill slip names no pharmacy: the registry tries the named form first, then the slip's.
+    paper = issue_on_paper(client, ids["doctor"], demo_document(ids["doctor"].address, client.latest_block_time()))
+    _, tx = redeem_code(client, ids["pharmacy"], paper.fill_slips[0])
+    gas["redeem_paper_slip"] = tx.gas_used
 
     now = client.latest_block_time()
     batch = issue_batch(client, ids["hospital"], [demo_document(ids["doctor"].address, now) for _ in range(256)])

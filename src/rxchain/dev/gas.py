@@ -23,6 +23,8 @@ BUDGETS: dict[str, int] = {
     "cancel": 32_000,
     "lifecycle": 190_000,
     "lifecycle_4tx": 180_000,
+    "lifecycle_counter": 180_000,
+    "redeem_paper_slip": 50_000,
     "issue_batch_per_rx": 3_000,
 }
 
