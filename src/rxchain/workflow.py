@@ -250,10 +250,10 @@ def patient_consent(client: RegistryClient, prescription_text: str, request_text
             fills_left = client.batch(client.member(doctor).hospital, batched.root)["fills"]
         except NotBatched:
             pass
-    return authorize(payload, request, fills_left)
+    return authorize(payload, request, fills_left, now=client.latest_block_time())
 
 
 def patient_receipt(client: RegistryClient, prescription_text: str, request_text: str) -> Receipt:
     """The patient's side of a hand-over: the deliverer's request in, the receipt code out."""
     payload = read_payload(client, prescription_text)
-    return sign_receipt_for(payload, decode_delivery_request(request_text))
+    return sign_receipt_for(payload, decode_delivery_request(request_text), now=client.latest_block_time())

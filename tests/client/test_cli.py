@@ -85,7 +85,9 @@ def test_paper_mode_writes_one_slip_per_fill_and_no_key(rx, tmp_path):
     assert code == 0, err
     assert "payload" not in paper and len(paper["fillSlips"]) == 2 and len(paper["receiptSlips"]) == 2
     files = list((tmp_path / "slips").iterdir())
-    assert len(files) == 8 and all(p.stat().st_mode & 0o777 == 0o600 for p in files)
+    assert len(files) == 9 and all(p.stat().st_mode & 0o777 == 0o600 for p in files)
+    sheet = open(paper["sheet"]).read()
+    assert sheet.count("<img") == 4 and "open it only when the drugs are in your hands" in sheet
     assert not any("RX1." in p.read_text(errors="ignore") for p in files if p.suffix == ".txt")
 
     first = next(f["code"] for f in paper["files"] if f["kind"] == "fill" and f["fill"] == 1)

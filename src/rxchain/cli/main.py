@@ -881,8 +881,9 @@ def _issue_on_paper(ctx: Context, client: RegistryClient, doctor, document: dict
             png = png_of(text, folder / f"{rx}-{kind}-{n}.png")
             png.chmod(0o600)
             files.append({"kind": kind, "fill": n, "code": str(path), "qrPng": str(png)})
+    sheet = _private_write(folder / f"{rx}-slips.html", _paper_sheet(rx, paper.expires_at, files).encode())
     data = _tx_json(paper.tx, id=rx, expiresAt=paper.expires_at, handover="paper", fillSlips=paper.fill_slips,
-                    receiptSlips=paper.receipt_slips, files=files)  # fmt: skip
+                    receiptSlips=paper.receipt_slips, files=files, sheet=str(sheet))  # fmt: skip
     if ctx.as_json:
         ctx.emit(data)
     else:
@@ -892,6 +893,30 @@ def _issue_on_paper(ctx: Context, client: RegistryClient, doctor, document: dict
                             "the prescription's key signed them and is gone",
                             title="issued on paper", border_style="green"))  # fmt: skip
     err_console.print(f"[yellow]the slips in {folder} redeem and confirm the prescription: delete them once printed[/]")
+
+
+def _paper_sheet(rx: str, expires_at: int, files: list[dict]) -> str:
+    """A printable page: each fill slip on its own tear-off, each receipt slip behind a fold."""
+    import base64
+    import html
+
+    fills = sum(1 for f in files if f["kind"] == "fill")
+    parts = []
+    for f in files:
+        image = base64.b64encode(Path(f["qrPng"]).read_bytes()).decode()
+        if f["kind"] == "fill":
+            title = f"Fill {f['fill']} of {fills}: show this slip at the pharmacy for this fill only"
+        else:
+            title = (f"Receipt for fill {f['fill']}: keep this folded; open it only when the drugs are in your hands, "
+                     "and show it to whoever hands them over")  # fmt: skip
+        parts.append(f'<section class="{f["kind"]}"><h2>{html.escape(title)}</h2>'
+                     f'<img alt="{html.escape(f["kind"])} slip {f["fill"]}" src="data:image/png;base64,{image}"></section>')  # fmt: skip
+    return ("<!doctype html><html lang=\"en\"><meta charset=\"utf-8\"><title>Prescription slips</title>"
+            "<style>section{page-break-inside:avoid;border-top:2px dashed #000;padding:1em 0}"
+            "section.receipt{border-top:2px dotted #000}img{width:60mm}</style>"
+            f"<h1>Prescription {html.escape(rx[:10])}…, valid until {html.escape(utc(expires_at))}</h1>"
+            "<p>Cut along the dashed lines. Each slip is good for one step only; keep them like cash.</p>"
+            + "".join(parts) + "</html>")
 
 
 def _private_folder(path: Path) -> Path:

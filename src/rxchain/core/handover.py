@@ -60,6 +60,7 @@ __all__ = [
     "ConsentRequest",
     "DeliveryRequest",
     "HandoverExpired",
+    "PharmacyNotDesignated",
     "Receipt",
     "ReceiptForAnotherDelivery",
     "authorize",
@@ -127,6 +128,25 @@ class ReceiptForAnotherDelivery(PayloadError):
         super().__init__(f"the receipt belongs to another hand-over: {reason}")
 
 
+class PharmacyNotDesignated(PayloadError):
+    """The doctor named a pharmacy for this prescription, and another one asks for consent."""
+
+    def __init__(self, designated: str, asking: str) -> None:
+        self.designated, self.asking = designated, asking
+        super().__init__(f"this prescription can only be filled at pharmacy {designated}; pharmacy {asking} asked")
+
+
+def _normalise(code: object, *fields: str) -> None:
+    """Checksummed addresses (and RxId ids) whatever the caller gave: one input, one code text."""
+    for name in fields:
+        value = getattr(code, name)
+        if not is_valid_address(value):
+            raise MalformedPayload("must be a 0x address", name)
+        object.__setattr__(code, name, to_checksum_address(value))
+    if hasattr(code, "rx_id"):
+        object.__setattr__(code, "rx_id", RxId(code.rx_id))
+
+
 # --------------------------------------------------------------------------- the codes
 
 
@@ -138,6 +158,9 @@ class ConsentRequest:
     registry: str
     pharmacy: str
     deadline: int
+
+    def __post_init__(self) -> None:
+        _normalise(self, "registry", "pharmacy")
 
     def encode(self) -> str:
         return frame({"v": 1, "chainId": self.chain_id, "registry": self.registry, "pharmacy": self.pharmacy,
@@ -157,6 +180,9 @@ class Authorization:
     fills_left: int
     deadline: int
     signature: bytes
+
+    def __post_init__(self) -> None:
+        _normalise(self, "registry", "claim_key", "pharmacy")
 
     @property
     def domain(self) -> RegistryDomain:
@@ -204,6 +230,9 @@ class DeliveryRequest:
     fills_left: int
     deadline: int
 
+    def __post_init__(self) -> None:
+        _normalise(self, "registry", "deliverer")
+
     def encode(self) -> str:
         return frame({"v": 1, "chainId": self.chain_id, "registry": self.registry, "rxId": "0x" + self.rx_id.hex(),
                       "deliverer": self.deliverer, "fillsLeft": self.fills_left, "deadline": self.deadline},
@@ -222,6 +251,9 @@ class Receipt:
     fills_left: int
     deadline: int
     signature: bytes
+
+    def __post_init__(self) -> None:
+        _normalise(self, "registry", "deliverer")
 
     @property
     def is_paper(self) -> bool:
@@ -247,18 +279,27 @@ class Receipt:
 # --------------------------------------------------------------------------- the patient's side
 
 
-def authorize(payload: PrescriptionPayload, request: ConsentRequest, fills_left: int) -> Authorization:
+def authorize(payload: PrescriptionPayload, request: ConsentRequest, fills_left: int, *, now: int | None = None) -> Authorization:
     """The patient consents to ``request``'s pharmacy filling the fill at ``fills_left`` (what the
-    patient's app does on the patient's tap). Refuses a request for another deployment."""
+    patient's app does on the patient's tap). Refuses a request for another deployment, from a
+    pharmacy the doctor did not designate, or (given the chain's ``now``) past its deadline."""
     _check_deployment(payload, request.chain_id, request.registry)
     if request.pharmacy == ANYONE:
         raise MalformedPayload("a pharmacy asking for consent must name itself", "pharmacy")
+    _, designated = prescription_parties(payload.document)
+    if designated is not None and to_checksum_address(designated) != request.pharmacy:
+        raise PharmacyNotDesignated(to_checksum_address(designated), request.pharmacy)
+    if now is not None and now > request.deadline:
+        raise HandoverExpired("consent request", request.deadline, now)
     return _authorization(payload, request.pharmacy, fills_left, request.deadline)
 
 
-def sign_receipt_for(payload: PrescriptionPayload, request: DeliveryRequest) -> Receipt:
-    """The patient confirms receiving the fill ``request`` hands over, from ``request``'s deliverer."""
+def sign_receipt_for(payload: PrescriptionPayload, request: DeliveryRequest, *, now: int | None = None) -> Receipt:
+    """The patient confirms receiving the fill ``request`` hands over, from ``request``'s deliverer
+    (refused, given the chain's ``now``, past the request's deadline)."""
     _check_deployment(payload, request.chain_id, request.registry)
+    if now is not None and now > request.deadline:
+        raise HandoverExpired("delivery request", request.deadline, now)
     if request.rx_id != payload.rx_id:
         raise ReceiptForAnotherDelivery(f"the courier shows prescription {request.rx_id}, this one is {payload.rx_id}")
     if request.deliverer == ANYONE:
@@ -335,8 +376,8 @@ def decode_authorization(text: str, *, expected_chain_id: int | None = None, exp
 
 
 def decode_receipt(text: str, *, expected_chain_id: int | None = None, expected_registry: str | None = None) -> Receipt:
-    """Read a patient's receipt (or a paper receipt slip); the signer is checked against the id by
-    :func:`check_receipt` (the receipt carries the terms, and the id opens to signer + terms)."""
+    """Read a patient's receipt (or a paper receipt slip) and check that it is whole: the signer, with
+    the terms it carries, opens the id. :func:`check_receipt` then checks it is for this hand-over."""
     keys = ("chainId", "registry", "rxId", "terms", "deliverer", "fillsLeft", "deadline", "signature")
     obj = _object(text, RECEIPT_TAG, "a receipt code", keys)
     receipt = Receipt(obj["chainId"], obj["registry"], obj["rxId"], obj["terms"], obj["deliverer"], obj["fillsLeft"],
