@@ -34,7 +34,6 @@ from rxchain.core.payload import (
     WrongChain,
     WrongRegistry,
     encode_payload,
-    frame,
 )
 from rxchain.dev.demo import demo_document
 from rxchain.paths import project_root, tool_env
