@@ -9,6 +9,8 @@ and explicitly)."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from ape import chain
 
@@ -134,6 +136,8 @@ def test_counter_hand_over_with_the_patients_receipt(patient, dapp, client, issu
 
     expect(counter.locator("#counter-receipt")).to_be_visible()
     counter.click("#ask-receipt")
+    expect(counter.locator("#delivery-request")).to_be_visible()
+    expect(counter.locator("#delivery-code")).to_have_value(re.compile(r"^RXD1\."))
     delivery_text = counter.input_value("#delivery-code")
     delivery = h.decode_delivery_request(delivery_text)
     assert delivery.deliverer == ids["pharmacy"].address and delivery.fills_left == 0 and delivery.rx_id == issued.rx_id
@@ -326,3 +330,20 @@ def test_the_page_works_offline_once_loaded(patient, issue):
     app.context.set_offline(False)
     # Offline, the browser itself logs the failed reads of the chain; the page logged nothing of its own.
     patient.problems[:] = [p for p in patient.problems if "net::ERR_INTERNET_DISCONNECTED" not in p and "Failed to load resource" not in p]
+
+
+def test_paper_slips_at_the_counter(dapp, client, issue, ids):
+    """A patient without a phone: the hospital printed a fill slip and a receipt slip (pharmacy and
+    deliverer 0); the counter redeems with the one and hands over with the other."""
+    issued = issue()
+    fills, receipts = h.paper_slips(decode_payload(issued.payload_text), 1, issued.expires_at)
+    counter = dapp.open().page
+    dapp.paste(fills[0].encode())
+    expect(dapp.check("authorization")).to_contain_text("A paper fill slip for this fill")
+    counter.click("#redeem")
+    expect(counter.locator("#redeem-outcome")).to_contain_text("Redeemed in block")
+    counter.fill("#receipt-code", receipts[0].encode())
+    counter.click("#deliver-receipt")
+    expect(counter.locator("#handover-outcome")).to_contain_text("the patient confirmed receipt in block")
+    assert client.prescription(issued.rx_id).status is Status.COMPLETED
+    dapp.assert_clean()
