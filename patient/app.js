@@ -132,6 +132,41 @@ async function readRecord(rxId) {
   };
 }
 
+/**
+ * A prescription issued in a hospital's batch has no record until its first fill: it stands as its
+ * batch does. The batch is the newest live one that the doctor's own hospital issued announcing this
+ * id (PrescriptionBatched, then BatchIssued by that hospital), as the pharmacy's dApp finds it.
+ * Returns a record like readRecord's, or the plain record when there is no such batch.
+ */
+async function readRecordOrBatch(entry) {
+  const record = await readRecord(entry.rxId);
+  if (record.status !== "None") return record;
+  const iface = state.registry.interface;
+  const fromBlock = Number(state.config.deployBlock || 0);
+  const { doctor } = core.prescriptionParties(entry.doc);
+  const hospital = (await within(state.registry.member(doctor))).hospital;
+  const announced = await within(core.getLogsInWindows(state.provider,
+    { address: state.config.registry, topics: [iface.getEvent("PrescriptionBatched").topicHash, entry.rxId] }, fromBlock));
+  const roots = [...new Set(announced.map((log) => log.topics[2].toLowerCase()))];
+  if (!roots.length || hospital === core.ZERO_ADDRESS) return record;
+  const issued = await within(core.getLogsInWindows(state.provider, {
+    address: state.config.registry, topics: [iface.getEvent("BatchIssued").topicHash, roots, ethers.zeroPadValue(hospital, 32)],
+  }, fromBlock));
+  let chosen = null;
+  for (const log of issued) {
+    const batch = await within(state.registry.batch(hospital, log.topics[1]));
+    if (!chosen || !batch.cancelled) chosen = batch;
+  }
+  if (!chosen) return record;
+  return {
+    custodian: core.ZERO_ADDRESS,
+    expiresAt: Number(chosen.expiresAt),
+    status: chosen.cancelled ? "Cancelled" : "Active",
+    fillsLeft: Number(chosen.fills),
+    batched: true,
+  };
+}
+
 async function readMember(address) {
   const member = await within(state.registry.member(address));
   return { roles: Number(member.roles), validUntil: Number(member.validUntil) };
@@ -212,11 +247,11 @@ async function renderPrescription(entry) {
     return;
   }
   try {
-    const record = await readRecord(entry.rxId);
+    const record = await readRecordOrBatch(entry);
     if (state.selected !== entry.rxId) return;
     $("rx-fills").textContent = record.status === "None" ? "—" : String(record.fillsLeft);
     $("rx-state").textContent = record.status === "None"
-      ? "not found on the registry yet (a prescription issued in a hospital batch shows once first filled)"
+      ? "not found on the registry (issued on another network?)"
       : `${record.status}: ${core.STATUS_TEXT[record.status] || ""}`;
     $("rx-state").dataset.status = record.status;
     if (record.expiresAt) $("rx-expiry").textContent = timeText(record.expiresAt);
@@ -364,9 +399,9 @@ async function readConsentRequest(text) {
   if (designated && designated !== request.pharmacy) {
     throw new core.PayloadError("another-pharmacy", `Your prescription may only be filled at pharmacy ${designated}; this is ${request.pharmacy}. Do not agree.`);
   }
-  const [record, member] = await Promise.all([readRecord(entry.rxId), readMember(request.pharmacy).catch(() => null)]);
+  const [record, member] = await Promise.all([readRecordOrBatch(entry), readMember(request.pharmacy).catch(() => null)]);
   if (record.status === "None") {
-    throw new core.PayloadError("unknown", "The registry does not know this prescription yet (one issued in a hospital batch cannot be consented to from this page before its first fill).");
+    throw new core.PayloadError("unknown", "The registry does not know this prescription: it may have been issued on another network. Ask the hospital.");
   }
   if (!["Active", "Refillable"].includes(record.status) || record.fillsLeft === 0) {
     throw new core.PayloadError("not-fillable", `There is nothing to fill: the prescription is ${record.status} (${core.STATUS_TEXT[record.status] || ""}).`);

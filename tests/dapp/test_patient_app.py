@@ -347,3 +347,27 @@ def test_paper_slips_at_the_counter(dapp, client, issue, ids):
     expect(counter.locator("#handover-outcome")).to_contain_text("the patient confirmed receipt in block")
     assert client.prescription(issued.rx_id).status is Status.COMPLETED
     dapp.assert_clean()
+
+
+def test_a_prescription_from_a_hospital_batch(patient, dapp, client, issue_batched, ids):
+    """Issued in a batch of three, nothing of it on chain until its first fill: the patient's app reads
+    the fills from its batch, consents, and the pharmacy opens it with redeemBatched."""
+    batch = issue_batched(3, fills=2)
+    item = batch.prescriptions[2]
+    assert client.prescription(item.rx_id).status is Status.NONE
+    app = patient.open().page
+    patient.take_home(item.payload_text)
+    expect(app.locator("#rx-fills")).to_have_text("2")
+    expect(app.locator("#rx-state")).to_contain_text("Active")
+    counter = dapp.open().page
+    patient.read(consent_code(dapp))
+    expect(app.locator("#ask-fill")).to_contain_text("2 left")
+    dapp.paste(patient.agree())
+    expect(counter.locator("#rx-status")).to_contain_text("issued in a batch, not yet redeemed")
+    expect(dapp.check("authorization")).to_have_class("ok")
+    counter.click("#redeem")
+    expect(counter.locator("#redeem-outcome")).to_contain_text("Redeemed in block")
+    state = client.prescription(item.rx_id)
+    assert state.status is Status.DISPENSED and state.fills_left == 1
+    dapp.assert_clean()
+    patient.assert_clean()

@@ -33,7 +33,7 @@ def test_page_shared_formats_vendor_files_and_nothing_else(patient_server, deplo
         assert get(patient_server, path)[0] == 404, path
 
     config = json.loads(get(patient_server, "/config.json")[2])
-    assert set(config) == {"network", "chainId", "registry", "rpcUrl", "abi"}  # no development keys on the patient's phone
+    assert set(config) == {"network", "chainId", "registry", "rpcUrl", "deployBlock", "abi"}  # no development keys on the patient's phone
     assert config["registry"] == deployment.registry and config["rpcUrl"] == "rpc"
 
 

@@ -9,7 +9,7 @@ What it serves under its prefix (``/patient/``; nothing else):
     /app.js, /style.css, /sw.js, /favicon.svg     the page's own files (patient/)
     /rxcore.js, /handover.js, /qrcodes.js         the formats and QR drawing, shared with the pharmacy dApp (dapp/)
     /vendor/ethers.min.js, /vendor/jsQR.js, /vendor/pako.esm.mjs, /vendor/qrcode.mjs   as the dApp's
-    /config.json            {network, chainId, registry, rpcUrl, abi}
+    /config.json            {network, chainId, registry, rpcUrl, deployBlock, abi}
     /rpc                    POST: JSON-RPC relayed to the node, reads only (the patient's app sends
                             nothing: the pharmacy and the courier send what the patient signed)
 
@@ -56,7 +56,7 @@ def patient_part(config: DappConfig, *, static_dir: Path | None = None, vendor: 
     index = files.static_dir / "index.html"
     relay = Relay(config.node_url, None, PATIENT_RPC_METHODS)
     data = config.as_json()
-    config_body = json.dumps({key: data[key] for key in ("network", "chainId", "registry", "rpcUrl", "abi")}).encode()
+    config_body = json.dumps({key: data[key] for key in ("network", "chainId", "registry", "rpcUrl", "deployBlock", "abi")}).encode()
 
     async def config_json(request: Request) -> Response:
         return Response(config_body, media_type="application/json")
