@@ -554,7 +554,17 @@ function wire() {
     resetRequest();
     renderPrescription(stored(state.selected));
   });
-  $("forget").addEventListener("click", forget);
+  const confirmForget = (open) => {
+    show($("forget-confirm"), open);
+    $("forget").setAttribute("aria-expanded", String(open));
+    if (open) $("forget-no").focus();
+  };
+  $("forget").addEventListener("click", () => confirmForget(true));
+  $("forget-no").addEventListener("click", () => confirmForget(false));
+  $("forget-yes").addEventListener("click", () => {
+    confirmForget(false);
+    forget();
+  });
 }
 
 start().catch((failure) => {

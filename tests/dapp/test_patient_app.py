@@ -309,6 +309,16 @@ def test_wrong_pin_signs_nothing_and_foreign_codes_are_refused(patient, dapp, cl
                                    client.latest_block_time() + 600).encode())  # fmt: skip
     expect(app.locator("#request-error")).to_contain_text("not on this phone")
     assert_key_never_stored(patient, issued)
+
+    # Removing asks first; once removed, nothing of it is left.
+    app.click("#forget")
+    expect(app.locator("#forget-no")).to_be_focused()
+    app.click("#forget-no")
+    assert issued.payload_text[4:20] not in patient.stored() and ("0x" + issued.rx_id.hex()) in patient.stored()
+    app.click("#forget")
+    app.click("#forget-yes")
+    expect(app.locator("#list-section")).to_be_hidden()
+    assert ("0x" + issued.rx_id.hex()) not in patient.stored()
     patient.assert_clean()
 
 
