@@ -76,6 +76,7 @@ def test_whole_way_patient_consents_pharmacy_redeems_courier_delivers_patient_si
     request = h.decode_consent_request(consent_code(dapp))
     assert request.pharmacy == ids["pharmacy"].address and request.registry == client.address
     assert request.deadline > client.latest_block_time()
+    dapp.screenshot("patient-01-ask-the-patient")
     patient.read(consent_code(dapp))
     expect(app.locator("#ask-who")).to_have_text(ids["pharmacy"].address)
     expect(app.locator("#ask-member")).to_contain_text("a pharmacy in good standing")
@@ -98,6 +99,7 @@ def test_whole_way_patient_consents_pharmacy_redeems_courier_delivers_patient_si
     counter.click("#redeem")
     expect(counter.locator("#redeem-outcome")).to_contain_text("Redeemed in block")
     assert client.prescription(issued.rx_id).status is Status.DISPENSED
+    dapp.screenshot("patient-02-redeemed-with-the-authorization")
 
     # The courier: dispatched, at the door it shows its delivery request; the patient signs the receipt.
     client.dispatch(ids["pharmacy"], issued.rx_id, ids["courier"].address)
