@@ -3,6 +3,12 @@
 // redeems it with the patient's claim-key authorization, records the dispatch to a courier or the
 // handover at the counter, and reads the prescription's trail.
 //
+// With the patient's app (dapp/handover.js) the claim key never reaches the pharmacy: the page shows
+// its own consent request (RXP1), the patient's app shows back an authorization for this pharmacy and
+// this fill (RXA1), checked here before anything is sent; at the counter the page shows a delivery
+// request (RXD1) and sends the patient's receipt (RXR1) with the hand-over. The prescription code
+// with the claim key in it (RX1, the weaker single-QR mode) is still read as before.
+//
 // A prescription a hospital issued in a batch has no record of its own until its first redemption:
 // the page finds its batch in the chain's PrescriptionBatched events (as src/rxchain/core/batch.py
 // find_batch_proof does), reads the batch's record, rebuilds the Merkle proof from the batch's ids and
@@ -14,6 +20,8 @@
 
 import { ethers } from "ethers";
 import * as core from "./rxcore.js";
+import * as handover from "./handover.js";
+import { drawQr } from "./qrcodes.js";
 import { signIn } from "./signin.js";
 
 const $ = (id) => document.getElementById(id);
@@ -131,7 +139,7 @@ function setBusy(busy) {
   state.busy = busy;
   document.querySelector("main").setAttribute("aria-busy", busy ? "true" : "false");
   if (busy) {
-    for (const id of ["redeem", "dispatch", "deliver", "check-code"]) $(id).disabled = true;
+    for (const id of ["redeem", "dispatch", "deliver", "check-code", "deliver-receipt", "ask-receipt"]) $(id).disabled = true;
   } else {
     $("check-code").disabled = false;
   }
@@ -293,8 +301,24 @@ async function setAccount(account) {
   } catch (error) {
     say(`Could not read the account's membership: ${core.explainError(state.iface, error).text}`);
   }
+  await renderConsent().catch(() => {});
   document.body.dataset.account = account.address; // the account is read (and signed in, if it may)
   if (state.rx) await refresh();
+}
+
+/** The pharmacy's own consent request (RXP1): its address, this registry, a deadline 15 minutes past the head's time. */
+async function renderConsent() {
+  const account = state.account;
+  const pharmacy = account && state.member && (state.member.roles & core.ROLE_BITS.pharmacy) !== 0;
+  show($("consent-section"), Boolean(pharmacy));
+  if (!pharmacy) return;
+  const latest = await state.provider.getBlock("latest");
+  const deadline = latest.timestamp + SIGNATURE_TTL;
+  const code = handover.encodeConsentRequest({ chainId: state.chainId, registry: state.config.registry, pharmacy: account.address, deadline });
+  $("consent-code").value = code;
+  drawQr($("consent-qr"), code);
+  $("consent-info").replaceChildren("Pharmacy ", addressNode(account.address), " · valid until ", timeNode(deadline));
+  $("consent-section").dataset.deadline = String(deadline);
 }
 
 async function signInNote(account, info) {
@@ -329,14 +353,27 @@ async function readCode(text) {
   $("payload").removeAttribute("aria-invalid");
   say("Reading the prescription code…");
   let payload, verified;
+  let auth = null;
+  const kind = handover.kindOf(text);
   try {
-    payload = await core.decodePayload(text);
-    verified = core.verifyPayload(payload, { chainId: state.chainId, registry: state.config.registry });
+    if (kind === "authorization") {
+      // The patient's consent: the document, the claim key's address and its signature; no key.
+      auth = handover.decodeAuthorization(text, { chainId: state.chainId, registry: state.config.registry });
+      payload = { doc: auth.doc };
+      verified = { id: auth.rxId, terms: auth.terms, docHash: auth.docHash, doctor: auth.doctor, pharmacy: auth.designated, claim: null };
+    } else if (kind === "consent" || kind === "delivery" || kind === "receipt") {
+      const what = { consent: "a pharmacy's consent request", delivery: "a delivery request", receipt: "a patient's receipt" }[kind];
+      const where = kind === "receipt" ? " Paste it under “Hand over” once the prescription is redeemed." : "";
+      return codeError(`This is ${what}, not the patient's authorization or prescription code.${where}`);
+    } else {
+      payload = await core.decodePayload(text);
+      verified = core.verifyPayload(payload, { chainId: state.chainId, registry: state.config.registry });
+    }
   } catch (error) {
     if (error instanceof core.PayloadError) return codeError(error.message);
     return codeError("The prescription code could not be read. Scan or copy it again.");
   }
-  state.rx = { payload, verified, meds: core.medications(payload.doc) };
+  state.rx = { payload, verified, auth, meds: core.medications(payload.doc) };
   try {
     await refresh();
   } catch (error) {
@@ -621,6 +658,17 @@ function evaluate(rx) {
       `This prescription is designated for another pharmacy (${verified.pharmacy}); this pharmacy may not fill it.`);
   }
 
+  if (rx.auth && account && (record.status === "Active" || record.status === "Refillable") && record.fillsLeft > 0) {
+    try {
+      handover.checkAuthorization(rx.auth, { pharmacy: account, fillsLeft: record.fillsLeft, now });
+      add("authorization", true, rx.auth.isPaper
+        ? `A paper fill slip for this fill, valid until ${timeText(rx.auth.deadline)}.`
+        : `The patient authorised this pharmacy for this fill, until ${timeText(rx.auth.deadline)}.`);
+    } catch (error) {
+      add("authorization", false, error.message);
+    }
+  }
+
   if (!account) {
     add("account", false, "Choose the pharmacy's account first.");
   } else if (!state.member || (state.member.roles & core.ROLE_BITS.pharmacy) === 0) {
@@ -765,6 +813,10 @@ function renderHandover(rx) {
   $("handover-reason").textContent = reason;
   $("dispatch").disabled = state.busy || !can;
   $("deliver").disabled = state.busy || !can;
+  show($("counter-receipt"), can);
+  $("ask-receipt").disabled = state.busy || !can;
+  $("deliver-receipt").disabled = state.busy || !can;
+  if (!can) show($("delivery-request"), false);
   $("courier").disabled = !can;
   $("dev-courier").disabled = !can;
 }
@@ -856,18 +908,30 @@ async function redeem() {
   let redeemed = false;
   setBusy(true);
   try {
-    say("Authorizing with the patient's claim key…");
+    say(rx.auth ? "Checking the patient's authorization…" : "Authorizing with the patient's claim key…");
     const { id, doctor, docHash, pharmacy, claim } = rx.verified;
     const [record, latest] = await Promise.all([state.registry.prescription(id), state.provider.getBlock("latest")]);
-    const deadline = latest.timestamp + SIGNATURE_TTL;
     const domain = core.registryDomain(state.chainId, state.config.registry);
     // A batched prescription's first fill opens it with its batch's root and its proof; the claim key
     // then signs the batch's fills. Every later fill is a plain redeem of the record.
     const batch = Number(record.status) === 0 && rx.batch && rx.batch.proof ? rx.batch : null;
     const fillsLeft = batch ? (await state.registry.batch(batch.hospital, batch.root)).fills : record.fillsLeft;
-    const signature = await core.signRedeem(claim, domain, id, state.account.address, fillsLeft, deadline);
+    let args;
+    if (rx.auth) {
+      // The patient signed for one pharmacy, one fill, until a deadline: checked again on the latest
+      // state, so that a code for another pharmacy or fill, or a stale one, is never sent.
+      try {
+        handover.checkAuthorization(rx.auth, { pharmacy: state.account.address, fillsLeft: Number(fillsLeft), now: latest.timestamp });
+      } catch (error) {
+        throw { explained: { name: "AuthorizationRefused", args: {}, text: `${error.message} Nothing was sent.` } };
+      }
+      args = [doctor, docHash, pharmacy || core.ZERO_ADDRESS, rx.auth.claimKey, rx.auth.deadline, rx.auth.signature];
+    } else {
+      const deadline = latest.timestamp + SIGNATURE_TTL;
+      const signature = await core.signRedeem(claim, domain, id, state.account.address, fillsLeft, deadline);
+      args = [doctor, docHash, pharmacy || core.ZERO_ADDRESS, claim.address, deadline, signature];
+    }
     say("Sending the redemption…");
-    const args = [doctor, docHash, pharmacy || core.ZERO_ADDRESS, claim.address, deadline, signature];
     const result = batch ? await send("redeemBatched", [...args, batch.root, batch.proof]) : await send("redeem", args);
     success(box, "Redeemed", result);
     redeemed = true;
@@ -929,6 +993,52 @@ async function deliver() {
   }
 }
 
+/** The delivery request (RXD1) the patient's app signs a receipt for: this prescription, this fill, this pharmacy. */
+async function askReceipt() {
+  const rx = state.rx;
+  if (!rx || state.busy || !state.account) return;
+  const [record, latest] = await Promise.all([state.registry.prescription(rx.verified.id), state.provider.getBlock("latest")]);
+  const code = handover.encodeDeliveryRequest({
+    chainId: state.chainId, registry: state.config.registry, rxId: rx.verified.id, deliverer: state.account.address,
+    fillsLeft: Number(record.fillsLeft), deadline: latest.timestamp + SIGNATURE_TTL,
+  });
+  $("delivery-code").value = code;
+  drawQr($("delivery-qr"), code);
+  show($("delivery-request"), true);
+  say("Show the patient the delivery request; the patient's app shows back a receipt code.");
+}
+
+async function deliverWithReceipt(event) {
+  event.preventDefault();
+  const rx = state.rx;
+  if (!rx || state.busy || !state.account) return;
+  const box = $("handover-outcome");
+  setBusy(true);
+  try {
+    let receipt;
+    try {
+      receipt = handover.decodeReceipt($("receipt-code").value, { chainId: state.chainId, registry: state.config.registry });
+      if (receipt.rxId !== rx.verified.id.toLowerCase()) {
+        throw new core.PayloadError("another-delivery", "The receipt is for another prescription than the one on screen.");
+      }
+      const [record, latest] = await Promise.all([state.registry.prescription(rx.verified.id), state.provider.getBlock("latest")]);
+      handover.checkReceipt(receipt, { deliverer: state.account.address, fillsLeft: Number(record.fillsLeft), now: latest.timestamp });
+    } catch (error) {
+      if (!(error instanceof core.PayloadError)) throw error;
+      throw { explained: { name: "ReceiptRefused", args: {}, text: `${error.message} Nothing was sent.` } };
+    }
+    say("Recording the hand-over with the patient's receipt…");
+    const result = await send("deliverWithReceipt", [rx.verified.id, receipt.terms, receipt.deadline, receipt.signature]);
+    success(box, "Handed over at the counter; the patient confirmed receipt", result);
+    $("receipt-code").value = "";
+  } catch (failure) {
+    refusal(box, "Handover", failure);
+  } finally {
+    setBusy(false);
+    await refresh().catch(() => {});
+  }
+}
+
 // ------------------------------------------------------------------------------ wiring
 
 function wireEvents() {
@@ -956,6 +1066,9 @@ function wireEvents() {
   $("redeem").addEventListener("click", redeem);
   $("dispatch-form").addEventListener("submit", dispatch);
   $("deliver").addEventListener("click", deliver);
+  $("ask-receipt").addEventListener("click", () => askReceipt().catch((error) => say(core.explainError(state.iface, error).text)));
+  $("receipt-form").addEventListener("submit", deliverWithReceipt);
+  $("new-consent").addEventListener("click", () => renderConsent().catch((error) => say(core.explainError(state.iface, error).text)));
   $("dev-courier").addEventListener("change", (event) => {
     if (event.target.value) $("courier").value = event.target.value;
   });

@@ -51,12 +51,22 @@ export const REDEEM_TYPES = Object.freeze({
   ],
 });
 
-/** A reason a prescription code is refused; `code` is stable, `message` is for people. */
+export const RECEIPT_TYPES = Object.freeze({
+  Receipt: [
+    { name: "rxId", type: "bytes32" },
+    { name: "deliverer", type: "address" },
+    { name: "fillsLeft", type: "uint256" },
+    { name: "deadline", type: "uint256" },
+  ],
+});
+
+/** A reason a code is refused; `code` is stable, `message` is for people, `key` names the JSON key at fault (if one is). */
 export class PayloadError extends Error {
-  constructor(code, message) {
+  constructor(code, message, key = null) {
     super(message);
     this.name = "PayloadError";
     this.code = code;
+    this.key = key;
   }
 }
 
@@ -97,13 +107,15 @@ export function documentHash(doc) {
 
 // ------------------------------------------------------------------------------ the QR payload
 
-function base64urlText(bytes) {
+/** base64url without padding (RFC 4648 section 5): how every rxchain code writes its bytes. */
+export function base64urlText(bytes) {
   let binary = "";
   for (const b of bytes) binary += String.fromCharCode(b);
   return btoa(binary).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
 }
 
-function base64urlBytes(text) {
+/** The bytes of base64url text (no padding); throws PayloadError for characters or a length no encoder writes. */
+export function base64urlBytes(text) {
   if (!/^[A-Za-z0-9_-]*$/.test(text)) {
     throw new PayloadError("malformed", "The code contains characters that cannot be in a prescription code. Copy or scan it again.");
   }
@@ -148,7 +160,7 @@ async function inflate(bytes, limit) {
 
 const HEX32 = /^0x[0-9a-fA-F]{64}$/;
 
-function isPlainObject(value) {
+export function isPlainObject(value) {
   return value !== null && typeof value === "object" && !Array.isArray(value);
 }
 

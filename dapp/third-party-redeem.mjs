@@ -5,6 +5,12 @@
 //
 //   node dapp/third-party-redeem.mjs --rpc URL --registry ADDR --payload RX1... --key 0xPHARMACYKEY
 //                                    [--abi FILE] [--deployment deployments/devnet.json] [--from-block N]
+//   node dapp/third-party-redeem.mjs ... --authorization RXA1... --key 0xPHARMACYKEY
+//
+// --authorization is the patient's consent from the patient's app (or a paper fill slip): the
+// document, the claim key's ADDRESS and its EIP-712 Redeem signature for this pharmacy (or, on paper,
+// any pharmacy), this fill and a deadline. The script checks all three against the chain before it
+// sends, and sends the patient's signature as it is: the claim key itself is never needed.
 //
 // --abi is the build manifest (.build/__local__.json; its IPrescriptionRegistry ABI is used) or a
 // plain ABI JSON array; --deployment gives the RPC URL, registry and deploy block when --rpc,
@@ -49,11 +55,11 @@ function canonical(value) {
   return `{${Object.keys(value).sort().map((k) => `${JSON.stringify(k)}:${canonical(value[k])}`).join(",")}}`;
 }
 
-// --- The QR payload: "RX1." + base64url(zlib(canonical JSON) + keccak256(zlib(...))[:4]).
-function decodePayload(text) {
+// --- Every code: tag + "1." + base64url(zlib(canonical JSON) + keccak256(zlib(...))[:4]).
+function unframe(text, tag, what) {
   text = text.trim();
-  if (!text.startsWith("RX1.")) throw new Failure(EXIT.badPayload, "not a version-1 prescription code (no RX1. prefix)");
-  const b64 = text.slice(4);
+  if (!text.startsWith(`${tag}1.`)) throw new Failure(EXIT.badPayload, `not a version-1 ${what} (no ${tag}1. prefix)`);
+  const b64 = text.slice(tag.length + 2);
   if (!/^[A-Za-z0-9_-]+$/.test(b64)) throw new Failure(EXIT.badPayload, "the code has characters outside base64url");
   const raw = Buffer.from(b64, "base64url");
   if (raw.length < 8) throw new Failure(EXIT.badPayload, "the code is truncated");
@@ -62,14 +68,36 @@ function decodePayload(text) {
   if (!Buffer.from(check).equals(raw.subarray(raw.length - 4))) throw new Failure(EXIT.badPayload, "checksum mismatch: the code is damaged");
   // base64 ignores the spare bits of the last character: only the encoder's own spelling is one code.
   if (raw.toString("base64url") !== b64) throw new Failure(EXIT.badPayload, "the code is damaged in its last character");
-  let obj;
   try {
-    obj = JSON.parse(inflateSync(body, { maxOutputLength: 64 * 1024 }).toString("utf8"));
+    return JSON.parse(inflateSync(body, { maxOutputLength: 64 * 1024 }).toString("utf8"));
   } catch {
     throw new Failure(EXIT.badPayload, "the code does not unpack to JSON");
   }
+}
+
+// --- The QR payload (RX1): the claim key's private key and the document.
+function decodePayload(text) {
+  const obj = unframe(text, "RX", "prescription code");
   if (obj?.v !== 1 || typeof obj.doc !== "object" || !/^0x[0-9a-fA-F]{64}$/.test(obj.claimKey ?? "")) {
     throw new Failure(EXIT.badPayload, "the code lacks a version-1 prescription");
+  }
+  return obj;
+}
+
+// --- The patient's authorization (RXA1): no key, the claim key's address and its Redeem signature.
+const AUTH_KEYS = ["v", "chainId", "registry", "rxId", "claimKey", "doc", "pharmacy", "fillsLeft", "deadline", "signature"];
+function decodeAuthorization(text) {
+  const obj = unframe(text, "RXA", "authorization code");
+  const keys = Object.keys(obj ?? {});
+  if (obj?.v !== 1 || keys.length !== AUTH_KEYS.length || !AUTH_KEYS.every((k) => keys.includes(k))) {
+    throw new Failure(EXIT.badPayload, "the code lacks a version-1 authorization (or carries other keys)");
+  }
+  const address = (v) => typeof v === "string" && /^0x[0-9a-fA-F]{40}$/.test(v) && ethers.isAddress(v);
+  const whole = (v, top) => Number.isInteger(v) && v >= 0 && v <= top;
+  if (!Number.isSafeInteger(obj.chainId) || obj.chainId <= 0 || !address(obj.registry) || !address(obj.claimKey) || !address(obj.pharmacy)
+      || !/^0x[0-9a-fA-F]{64}$/.test(obj.rxId) || !/^0x[0-9a-fA-F]{130}$/.test(obj.signature) || typeof obj.doc !== "object"
+      || !whole(obj.fillsLeft, 255) || !whole(obj.deadline, 2 ** 40 - 1)) {
+    throw new Failure(EXIT.badPayload, "the authorization has a malformed field");
   }
   return obj;
 }
@@ -191,6 +219,7 @@ function options() {
         rpc: { type: "string" },
         registry: { type: "string" },
         payload: { type: "string" },
+        authorization: { type: "string" },
         key: { type: "string" },
         abi: { type: "string", default: resolve(HERE, "..", ".build", "__local__.json") },
         deployment: { type: "string" },
@@ -203,7 +232,7 @@ function options() {
   }
   if (parsed.help) {
     console.log(
-      "usage: node dapp/third-party-redeem.mjs --rpc URL --registry ADDR --payload RX1... --key 0xKEY [--abi FILE] [--deployment FILE] [--from-block N]",
+      "usage: node dapp/third-party-redeem.mjs --rpc URL --registry ADDR (--payload RX1... | --authorization RXA1...) --key 0xKEY [--abi FILE] [--deployment FILE] [--from-block N]",
     );
     process.exit(0);
   }
@@ -217,6 +246,9 @@ function options() {
   if (!Number.isSafeInteger(parsed.fromBlock) || parsed.fromBlock < 0) throw new Failure(EXIT.usage, "--from-block is not a block number");
   parsed.key ??= process.env.RXCHAIN_PHARMACY_KEY;
   if (parsed.payload === "-") parsed.payload = readFileSync(0, "utf8");
+  if (parsed.authorization === "-") parsed.authorization = readFileSync(0, "utf8");
+  if (parsed.payload && parsed.authorization) throw new Failure(EXIT.usage, "pass --payload or --authorization, not both");
+  if (parsed.authorization) parsed.payload = parsed.authorization;
   for (const name of ["rpc", "registry", "payload", "key"]) {
     if (!parsed[name]) throw new Failure(EXIT.usage, `--${name} is required (see --help)`);
   }
@@ -240,12 +272,13 @@ async function main() {
   const pharmacy = new ethers.Wallet(opts.key, provider);
 
   // 1. The payload, bound to this chain and registry, its id recomputed from the document.
-  const payload = decodePayload(opts.payload);
+  const auth = opts.authorization ? decodeAuthorization(opts.authorization) : null;
+  const payload = auth ?? decodePayload(opts.payload);
   if (BigInt(payload.chainId) !== chainId) throw new Failure(EXIT.badPayload, `the prescription is for chain ${payload.chainId}, the node serves ${chainId}`);
   if (ethers.getAddress(payload.registry) !== registryAddress) throw new Failure(EXIT.badPayload, `the prescription is for registry ${payload.registry}`);
   const { doctor, pharmacy: designated } = parties(payload.doc);
   const docHash = ethers.keccak256(ethers.toUtf8Bytes(canonical(payload.doc)));
-  const claim = new ethers.Wallet(payload.claimKey);
+  const claim = auth ? { address: ethers.getAddress(auth.claimKey) } : new ethers.Wallet(payload.claimKey);
   const coder = ethers.AbiCoder.defaultAbiCoder();
   const terms = ethers.keccak256(coder.encode(["address", "bytes32", "address"], [doctor, docHash, designated]));
   const id = ethers.keccak256(coder.encode(["address", "bytes32"], [claim.address, terms]));
@@ -260,7 +293,7 @@ async function main() {
   const batch = hospital && hospital !== ethers.ZeroAddress ? await findBatch(provider, iface, registry, registryAddress, id, hospital, opts.fromBlock) : null;
   if (batch) fillsLeft = (await registry.batch(hospital, batch.root)).fills;
   const latest = await provider.getBlock("latest");
-  const deadline = BigInt(latest.timestamp) + 900n;
+  let deadline = BigInt(latest.timestamp) + 900n;
 
   // 3. The claim key authorizes this pharmacy (EIP-712, the registry's domain).
   const domain = { name: "rxchain PrescriptionRegistry", version: "1", chainId, verifyingContract: registryAddress };
@@ -272,7 +305,25 @@ async function main() {
       { name: "deadline", type: "uint256" },
     ],
   };
-  const signature = await claim.signTypedData(domain, types, { rxId: id, pharmacy: pharmacy.address, fillsLeft, deadline });
+  let signature;
+  if (auth) {
+    // The patient signed for one pharmacy (zero: a paper slip, any), one fill, until a deadline:
+    // checked here, so that a code for another pharmacy, another fill or a stale one is never sent.
+    const signer = ethers.verifyTypedData(domain, types, { rxId: id, pharmacy: auth.pharmacy, fillsLeft: auth.fillsLeft, deadline: auth.deadline },
+      auth.signature);
+    if (signer !== claim.address) throw new Failure(EXIT.badPayload, "the authorization is not signed by the prescription's key");
+    if (ethers.getAddress(auth.pharmacy) !== ethers.ZeroAddress && ethers.getAddress(auth.pharmacy) !== pharmacy.address) {
+      throw new Failure(EXIT.badPayload, `the patient authorised pharmacy ${ethers.getAddress(auth.pharmacy)}, not ${pharmacy.address}`);
+    }
+    if (BigInt(auth.fillsLeft) !== BigInt(fillsLeft)) {
+      throw new Failure(EXIT.badPayload, `the authorization is for the fill with ${auth.fillsLeft} fill(s) left; the prescription has ${fillsLeft}`);
+    }
+    if (BigInt(latest.timestamp) > BigInt(auth.deadline)) throw new Failure(EXIT.badPayload, `the authorization expired at ${auth.deadline}`);
+    deadline = BigInt(auth.deadline);
+    signature = auth.signature;
+  } else {
+    signature = await claim.signTypedData(domain, types, { rxId: id, pharmacy: pharmacy.address, fillsLeft, deadline });
+  }
 
   // 4. A free-gas legacy transaction from the pharmacy; estimating first reports a refusal by name.
   const args = [doctor, docHash, designated, claim.address, deadline, signature];

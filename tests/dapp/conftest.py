@@ -139,6 +139,86 @@ def dapp(browser, dapp_server):
     dapp.assert_clean()
 
 
+# ------------------------------------------------------------------------------ the patient's app
+
+
+@pytest.fixture(scope="module")
+def patient_server(deployment, rpc_url):
+    """The patient's app for this module's registry, on a free port (no sign-in: it only reads)."""
+    from rxchain.web.patient import make_patient_server
+
+    server = make_patient_server("127.0.0.1", 0, rpc_url=rpc_url, deployment=deployment).start()
+    yield server
+    server.stop()
+
+
+#: The PIN the tests' patient chooses.
+PIN = "864213"
+
+
+@dataclass
+class PatientApp(Dapp):
+    """The patient's app on a phone-sized page."""
+
+    def open(self, account: str = "") -> "PatientApp":  # noqa: ARG002 (the patient has no chain account)
+        self.page.goto(self.url)
+        self.page.wait_for_selector("body[data-ready]", timeout=TIMEOUT_MS)
+        return self
+
+    def take_home(self, rx1: str, pin: str = PIN) -> None:
+        """Imports the hospital's prescription code with ``pin``."""
+        from playwright.sync_api import expect
+
+        self.page.fill("#rx-code", rx1)
+        self.page.fill("#new-pin", pin)
+        self.page.fill("#new-pin-again", pin)
+        self.page.click("#import")
+        expect(self.page.locator("#status")).to_contain_text("Kept on this phone", timeout=TIMEOUT_MS)
+
+    def read(self, code: str) -> None:
+        """Reads a pharmacy's or courier's code; waits for the question or the refusal."""
+        self.page.fill("#request-code", code)
+        self.page.click("#read-request")
+        self.page.wait_for_selector("#ask:not([hidden]), #request-error:not([hidden])", timeout=TIMEOUT_MS)
+
+    def agree(self, pin: str = PIN) -> str:
+        """Enters the PIN, agrees, and returns the code the app shows."""
+        from playwright.sync_api import expect
+
+        self.page.fill("#pin", pin)
+        self.page.click("#sign")
+        expect(self.page.locator("#answer")).to_be_visible(timeout=TIMEOUT_MS)
+        return self.page.input_value("#answer-code")
+
+    def stored(self) -> str:
+        """Everything the page keeps in localStorage, as one text."""
+        return self.page.evaluate("() => JSON.stringify(Object.fromEntries(Object.entries(localStorage)))")
+
+
+@pytest.fixture
+def patient(browser, patient_server):
+    """A fresh phone-sized browser context on the patient's app, collecting console and page errors."""
+    context = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True, has_touch=True,
+                                  locale="en-GB", timezone_id="UTC")  # fmt: skip
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    app = PatientApp(page, patient_server.url)
+    page.on("console", lambda msg: app.problems.append(f"console.{msg.type}: {msg.text}") if msg.type == "error" else None)
+    page.on("pageerror", lambda exc: app.problems.append(f"uncaught: {exc}"))
+    yield app
+    context.close()
+    app.assert_clean()
+
+
+def save_patient_docs_image(app: PatientApp) -> None:
+    """Writes docs/img/patient-app.png (the patient's app showing its consent code) when RXCHAIN_UPDATE_DOCS_IMAGE=1."""
+    if not UPDATE_DOCS_IMAGE:
+        return
+    target = project_root() / "docs" / "img" / "patient-app.png"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    app.page.screenshot(path=str(target), full_page=True, scale="css")
+
+
 def save_docs_image(dapp: Dapp) -> None:
     """Writes docs/img/dapp-redeemed.png (the prescription card, small) when RXCHAIN_UPDATE_DOCS_IMAGE=1.
 

@@ -71,7 +71,8 @@ def test_static_files_vendor_libraries_and_nothing_else(dapp_server):
     digest = base64.b64encode(hashlib.sha256(import_map.encode()).digest()).decode()
     assert f"'sha256-{digest}'" in policy
 
-    for path in ("/app.js", "/rxcore.js", "/style.css", "/favicon.svg", "/vendor/ethers.min.js", "/vendor/jsQR.js"):
+    for path in ("/app.js", "/rxcore.js", "/handover.js", "/qrcodes.js", "/style.css", "/favicon.svg", "/vendor/ethers.min.js",
+                 "/vendor/jsQR.js", "/vendor/pako.esm.mjs", "/vendor/qrcode.mjs"):  # fmt: skip
         status, headers, body = get(dapp_server, path)
         assert status == 200 and body, path
     assert get(dapp_server, "/vendor/ethers.min.js")[2] == (project_root() / "node_modules/ethers/dist/ethers.min.js").read_bytes()

@@ -311,3 +311,38 @@ def test_dapp_core_and_script_refuse_a_code_respelled_in_its_spare_bits(issue, i
     refused = node(str(SCRIPT), *common, "--payload", altered[0])
     assert refused.returncode == 4
     assert "damaged in its last character" in refused.stderr
+
+
+# ------------------------------------------------------------------------------ the patient's authorization
+
+
+def test_script_redeems_with_the_patients_authorization_and_no_claim_key(issue, client, ids, deployment, rpc_url, w3):
+    from rxchain.core import handover
+    from rxchain.core.payload import decode_payload
+
+    issued = issue()
+    payload = decode_payload(issued.payload_text)
+    auth = handover.authorize(payload, client.consent_request(ids["pharmacy"].address), 1).encode()
+    assert payload.claim_key.hex[2:] not in auth.lower()
+    common = ["--rpc", rpc_url, "--registry", deployment.registry, "--authorization", auth]
+
+    elsewhere = node(str(SCRIPT), *common, "--key", private_key(ids["pharmacy2"]))
+    assert elsewhere.returncode == 4
+    assert f"the patient authorised pharmacy {ids['pharmacy'].address}, not {ids['pharmacy2'].address}" in elsewhere.stderr
+    assert client.prescription(issued.rx_id).status is Status.ACTIVE
+
+    result = node(str(SCRIPT), *common, "--key", private_key(ids["pharmacy"]))
+    assert result.returncode == 0, result.stderr
+    lines = dict(line.split(" ", 1) for line in result.stdout.strip().splitlines())
+    assert lines["redeemed"] == "0x" + issued.rx_id.hex()
+    tx = w3.eth.get_transaction(lines["tx"])
+    assert tx["from"] == ids["pharmacy"].address and tx["gasPrice"] == 0
+    state = client.prescription(issued.rx_id)
+    assert state.status is Status.DISPENSED and state.custodian == ids["pharmacy"].address
+
+    again = node(str(SCRIPT), *common, "--key", private_key(ids["pharmacy"]))
+    assert again.returncode == 4
+    assert "the authorization is for the fill with 1 fill(s) left; the prescription has 0" in again.stderr
+
+    both = node(str(SCRIPT), *common, "--payload", issued.payload_text, "--key", private_key(ids["pharmacy"]))
+    assert both.returncode == 2 and "not both" in both.stderr

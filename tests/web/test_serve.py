@@ -79,8 +79,9 @@ def test_rx_serve_refuses_what_it_must_not_do():
     from rxchain.cli.main import cli
 
     runner = CliRunner()
-    patient = runner.invoke(cli, ["serve", "--patient"])
-    assert patient.exit_code == 2 and "the patient's app does not exist yet" in patient.output
+    patient_offline = runner.invoke(cli, ["serve", "--patient", "--console", "--offline", "--no-sign-in"])
+    assert patient_offline.exit_code == 2 and "--offline serves the console's database alone" in patient_offline.output
+    assert "--patient" in runner.invoke(cli, ["serve", "--help"]).output
     open_to_all = runner.invoke(cli, ["serve", "--no-sign-in", "--host", "0.0.0.0"])
     assert open_to_all.exit_code == 2 and "loopback address only" in open_to_all.output
     offline = runner.invoke(cli, ["console", "--offline"])

@@ -1,4 +1,4 @@
-"""``rx serve`` (the dApp and the console as one application, with sign-in) and its aliases
+"""``rx serve`` (the dApp, the console and the patient's app as one application, with sign-in) and its aliases
 ``rx dapp`` (the dApp alone, port 8600) and ``rx console`` (the console alone, port 8700)."""
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def _options(f):
     return f
 
 
-def run(ctx: click.Context, *, dapp: bool, console: bool, port: int, host: str, workers: int, db_url: str | None, db_pool: int,
+def run(ctx: click.Context, *, dapp: bool, console: bool, port: int, patient: bool = False, host: str, workers: int, db_url: str | None, db_pool: int,
         follow: bool, tx_url: str | None, registry: str | None, deploy_block: int | None, origin: str | None, sign_in: bool,
         session_minutes: int, offline: bool) -> None:  # fmt: skip
     from rxchain.chain.deployment import load_deployment
@@ -52,7 +52,7 @@ def run(ctx: click.Context, *, dapp: bool, console: bool, port: int, host: str, 
     if workers < 1:
         raise click.UsageError("--workers must be at least 1")
     if offline:
-        if sign_in or dapp:
+        if sign_in or dapp or patient:
             raise click.UsageError("--offline serves the console's database alone: sign-in and the dApp need the node (add --no-sign-in, --console)")
         serve(ServeOptions(network=network, host=host, port=port, dapp=False, console=True, workers=workers,
                            db_url=db_url or default_db(network), follow=False, tx_url=tx_url, labels=_labels(network),
@@ -64,7 +64,7 @@ def run(ctx: click.Context, *, dapp: bool, console: bool, port: int, host: str, 
     if dev and not loopback:
         raise click.UsageError("on the devnet the pages hand out development keys: serve on a loopback address only")
     options = ServeOptions(
-        network=network, host=host, port=port, dapp=dapp, console=console, workers=workers, rpc_url=rpc,
+        network=network, host=host, port=port, dapp=dapp, console=console, patient=patient, workers=workers, rpc_url=rpc,
         registry=registry or deployment.registry, chain_id=deployment.chain_id,
         deploy_block=deploy_block if deploy_block is not None else deployment.deploy_block,
         db_url=db_url or default_db(network), follow=follow, tx_url=tx_url, labels=_labels(network), sign_in=sign_in,
@@ -76,16 +76,15 @@ def run(ctx: click.Context, *, dapp: bool, console: bool, port: int, host: str, 
 @click.command("serve")
 @click.option("--dapp", "parts", flag_value="dapp", multiple=True, help="Serve the pharmacy dApp (/dapp/).")
 @click.option("--console", "parts", flag_value="console", multiple=True, help="Serve the regulator's console (/console/).")
-@click.option("--patient", "parts", flag_value="patient", multiple=True, help="Serve the patient's app (not written yet).")
+@click.option("--patient", "parts", flag_value="patient", multiple=True, help="Serve the patient's app (/patient/).")
 @click.option("--port", type=int, default=8600, show_default=True)
 @_options
 @click.pass_context
 def serve_command(ctx, parts, port, **options):
-    """Serve the dApp and the console (both unless one is chosen) as one application (Ctrl-C stops it)."""
-    if "patient" in parts:
-        raise click.UsageError("the patient's app does not exist yet: serve --dapp and/or --console")
+    """Serve the dApp and the console (both unless parts are chosen; --patient adds the patient's app) as
+    one application (Ctrl-C stops it)."""
     chosen = set(parts) or {"dapp", "console"}
-    run(ctx, dapp="dapp" in chosen, console="console" in chosen, port=port, **options)
+    run(ctx, dapp="dapp" in chosen, console="console" in chosen, patient="patient" in chosen, port=port, **options)
 
 
 @click.command("dapp")

@@ -7,6 +7,8 @@ What it serves under its prefix (``/dapp/``; nothing else):
     /app.js, /rxcore.js, /signin.js, /style.css, /favicon.svg    the page's own files (dapp/)
     /vendor/ethers.min.js   ethers' ESM build, from node_modules (npm ci; no CDN)
     /vendor/jsQR.js         jsQR, from node_modules (reads QR codes from uploaded pictures)
+    /vendor/pako.esm.mjs    pako (zlib at level 9: the hand-over codes the page writes, as Python writes them)
+    /vendor/qrcode.mjs      qrcode-generator (draws the consent and delivery requests as QR codes)
     /config.json            {network, chainId, registry, rpcUrl, nodeUrl, deployBlock, abi, devKeys?, signIn}
     /rpc                    POST: JSON-RPC relayed to the node, read and send methods only; a send
                             (eth_sendRawTransaction) only from a signed-in pharmacy when sign-in is on
@@ -117,6 +119,8 @@ def vendor_files(root: Path | None = None) -> dict[str, Path]:
     return {
         "ethers.min.js": modules / "ethers" / "dist" / "ethers.min.js",
         "jsQR.js": modules / "jsqr" / "dist" / "jsQR.js",
+        "pako.esm.mjs": modules / "pako" / "dist" / "pako.esm.mjs",
+        "qrcode.mjs": modules / "qrcode-generator" / "dist" / "qrcode.mjs",
     }
 
 
@@ -240,12 +244,14 @@ def _content_security_policy(index: Path) -> str:
 
 
 class Relay:
-    """The narrow JSON-RPC relay: the methods in ``RPC_METHODS`` go to the node, everything else is
-    answered with "method not available"; with sign-in on, a send needs a signed-in pharmacy."""
+    """The narrow JSON-RPC relay: the methods in ``methods`` (default ``RPC_METHODS``) go to the node,
+    everything else is answered with "method not available"; with sign-in on, a send needs a signed-in
+    pharmacy."""
 
-    def __init__(self, node_url: str, auth: "Auth | None" = None):
+    def __init__(self, node_url: str, auth: "Auth | None" = None, methods: frozenset[str] = RPC_METHODS):
         self.node_url = node_url
         self.auth = auth
+        self.methods = methods
 
     async def endpoint(self, request: Request) -> Response:
         length = request.headers.get("content-length")
@@ -263,9 +269,9 @@ class Relay:
         if not calls or not all(isinstance(call, dict) for call in calls):
             return json_response(_rpc_error(None, -32600, "invalid request"))
         refused = {
-            i: _rpc_error(call.get("id"), -32601, f"method {call.get('method')!r} is not available through the dApp server")
+            i: _rpc_error(call.get("id"), -32601, f"method {call.get('method')!r} is not available through this server")
             for i, call in enumerate(calls)
-            if call.get("method") not in RPC_METHODS
+            if call.get("method") not in self.methods
         }
         if self.auth is not None and any(call.get("method") in SEND_METHODS for i, call in enumerate(calls) if i not in refused):
             why = await self.auth.refuse_send(request)

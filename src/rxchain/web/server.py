@@ -91,13 +91,16 @@ def not_found() -> Response:
 
 class PageFiles:
     """A page's folder and its vendor files: only names like ``app.js`` directly in the folder (no
-    sub-paths, no dot files), and only the listed vendor files under ``vendor/``."""
+    sub-paths, no dot files), and only the listed vendor files under ``vendor/``. ``shared`` names
+    files of another page served beside this page's own (the patient's app uses the dApp's
+    ``rxcore.js`` and ``handover.js``); a page's own file of the same name wins."""
 
-    def __init__(self, page_name: str, static_dir: Path, vendor: dict[str, Path]):
+    def __init__(self, page_name: str, static_dir: Path, vendor: dict[str, Path], shared: dict[str, Path] | None = None):
         self.page_name = page_name
         self.static_dir = static_dir.resolve()
         self.vendor = dict(vendor)
-        missing = [str(path) for path in self.vendor.values() if not path.is_file()]
+        self.shared = dict(shared or {})
+        missing = [str(path) for path in [*self.vendor.values(), *self.shared.values()] if not path.is_file()]
         if missing:
             raise BuildNotFound(f"the {page_name}'s libraries are not installed ({', '.join(missing)}): run `npm ci`")
         if not (self.static_dir / "index.html").is_file():
@@ -124,6 +127,8 @@ class PageFiles:
 
     def _send(self, name: str) -> Response:
         file = self.static_dir / name
+        if STATIC_NAME.fullmatch(name) and not file.is_file() and name in self.shared:
+            file = self.shared[name]
         if not STATIC_NAME.fullmatch(name) or not file.is_file():
             return not_found()
         return Response(file.read_bytes(), media_type=STATIC_TYPES[file.suffix])

@@ -1,4 +1,4 @@
-"""``rx serve``: the dApp and the console as one application on uvicorn, with sign-in.
+"""``rx serve``: the dApp, the console and the patient's app as one application on uvicorn, with sign-in.
 
 :class:`ServeOptions` says what to serve; :func:`build` makes the application (and the parts' state)
 from it; :func:`serve` runs it in the foreground until Ctrl-C, in this process (one worker) or in
@@ -37,6 +37,7 @@ class ServeOptions:
     port: int = 8600
     dapp: bool = True
     console: bool = True
+    patient: bool = False
     workers: int = 1
     rpc_url: str | None = None
     registry: str | None = None
@@ -65,10 +66,10 @@ def build(options: ServeOptions, *, run_follower: bool = True, log: Callable[[st
     """The application for ``options`` and its parts (start them to start the follower)."""
     from rxchain.chain.deployment import Deployment, load_deployment
 
-    if not (options.dapp or options.console):
-        raise InvalidValue("nothing to serve: choose --dapp and/or --console")
+    if not (options.dapp or options.console or options.patient):
+        raise InvalidValue("nothing to serve: choose --dapp, --console and/or --patient")
     deployment: Deployment | None = None
-    if options.dapp or (options.sign_in and (options.registry is None or options.chain_id is None)):
+    if options.dapp or options.patient or (options.sign_in and (options.registry is None or options.chain_id is None)):
         deployment = load_deployment(options.network)
     rpc_url = options.rpc_url or (deployment.rpc_url if deployment else None)
     registry = options.registry or (deployment.registry if deployment else None)
@@ -103,6 +104,11 @@ def build(options: ServeOptions, *, run_follower: bool = True, log: Callable[[st
         from rxchain.web.dapp import build_config, dapp_part
 
         parts.append(dapp_part(build_config(options.network, rpc_url, deployment=deployment), auth=auth))
+    if options.patient:
+        from rxchain.web.dapp import build_config
+        from rxchain.web.patient import patient_part
+
+        parts.append(patient_part(build_config(options.network, rpc_url, deployment=deployment)))
     return build_app(parts, auth=auth), parts
 
 
