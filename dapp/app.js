@@ -925,7 +925,7 @@ async function redeem() {
       } catch (error) {
         throw { explained: { name: "AuthorizationRefused", args: {}, text: `${error.message} Nothing was sent.` } };
       }
-      args = [doctor, docHash, pharmacy || core.ZERO_ADDRESS, rx.auth.claimKey, rx.auth.deadline, rx.auth.signature];
+      args = [doctor, docHash, pharmacy || core.ZERO_ADDRESS, rx.auth.claimAddress, rx.auth.deadline, rx.auth.signature];
     } else {
       const deadline = latest.timestamp + SIGNATURE_TTL;
       const signature = await core.signRedeem(claim, domain, id, state.account.address, fillsLeft, deadline);

@@ -4,7 +4,7 @@
 //
 //   RXP1.  consent request    the pharmacy shows it:      {v, chainId, registry, pharmacy, deadline}
 //   RXA1.  authorization      the patient shows it to that pharmacy:
-//                             {v, chainId, registry, rxId, claimKey (the key's ADDRESS), doc, pharmacy,
+//                             {v, chainId, registry, rxId, claimAddress (the key's ADDRESS), doc, pharmacy,
 //                              fillsLeft, deadline, signature}   (EIP-712 Redeem by the claim key)
 //   RXD1.  delivery request   the courier or the counter shows it:
 //                             {v, chainId, registry, rxId, deliverer, fillsLeft, deadline}
@@ -63,7 +63,7 @@ const WHAT = Object.freeze({
 
 const KEYS = Object.freeze({
   [CONSENT_REQUEST_TAG]: ["chainId", "registry", "pharmacy", "deadline"],
-  [AUTHORIZATION_TAG]: ["chainId", "registry", "rxId", "claimKey", "doc", "pharmacy", "fillsLeft", "deadline", "signature"],
+  [AUTHORIZATION_TAG]: ["chainId", "registry", "rxId", "claimAddress", "doc", "pharmacy", "fillsLeft", "deadline", "signature"],
   [DELIVERY_REQUEST_TAG]: ["chainId", "registry", "rxId", "deliverer", "fillsLeft", "deadline"],
   [RECEIPT_TAG]: ["chainId", "registry", "rxId", "terms", "deliverer", "fillsLeft", "deadline", "signature"],
 });
@@ -233,7 +233,7 @@ function checkObject(text, tag) {
   }
   const out = { ...obj };
   if (!Number.isSafeInteger(obj.chainId) || obj.chainId <= 0) throw bad("chainId", `The ${what} names no valid chain.`);
-  for (const key of ["registry", "pharmacy", "deliverer", "claimKey"]) {
+  for (const key of ["registry", "pharmacy", "deliverer", "claimAddress"]) {
     if (!keys.includes(key)) continue;
     if (!isValidAddress(obj[key])) throw bad(key, `The ${what} has no valid ${key} address.`);
     out[key] = ethers.getAddress(obj[key]);
@@ -314,11 +314,11 @@ export function encodeDeliveryRequest({ chainId, registry, rxId, deliverer, fill
   }, DELIVERY_REQUEST_TAG);
 }
 
-/** RXA1 text of an authorization {chainId, registry, rxId, claimKey (address), doc, pharmacy, fillsLeft, deadline, signature}. */
+/** RXA1 text of an authorization {chainId, registry, rxId, claimAddress (address), doc, pharmacy, fillsLeft, deadline, signature}. */
 export function encodeAuthorization(auth) {
   return frame({
     v: VERSION, chainId: Number(auth.chainId), registry: address(auth.registry), rxId: auth.rxId.toLowerCase(),
-    claimKey: address(auth.claimKey), doc: auth.doc, pharmacy: address(auth.pharmacy), fillsLeft: Number(auth.fillsLeft),
+    claimAddress: address(auth.claimAddress), doc: auth.doc, pharmacy: address(auth.pharmacy), fillsLeft: Number(auth.fillsLeft),
     deadline: Number(auth.deadline), signature: auth.signature.toLowerCase(),
   }, AUTHORIZATION_TAG);
 }
@@ -364,7 +364,7 @@ export async function authorize(prescription, claim, request, fillsLeft) {
   });
   return {
     chainId: prescription.chainId, registry: address(prescription.registry), rxId: prescription.rxId.toLowerCase(),
-    claimKey: claim.address, doc: prescription.doc, pharmacy: address(request.pharmacy), fillsLeft: Number(fillsLeft),
+    claimAddress: claim.address, doc: prescription.doc, pharmacy: address(request.pharmacy), fillsLeft: Number(fillsLeft),
     deadline: Number(request.deadline), signature,
   };
 }
@@ -401,7 +401,7 @@ export function decodeDeliveryRequest(text) {
 /**
  * Reads a patient's authorization (or a paper fill slip) and checks it is whole: its id opens to its
  * document and claim key, and the claim key signed it. `expected` = {chainId, registry} when known.
- * Returns {chainId, registry, rxId, claimKey, doc, pharmacy, fillsLeft, deadline, signature, doctor,
+ * Returns {chainId, registry, rxId, claimAddress, doc, pharmacy, fillsLeft, deadline, signature, doctor,
  * designated, docHash, terms, isPaper}.
  */
 export function decodeAuthorization(text, expected = null) {
@@ -415,16 +415,16 @@ export function decodeAuthorization(text, expected = null) {
     if (error instanceof PayloadError) throw bad("doc", error.message);
     throw bad("doc", "The prescription document in the authorization cannot be read as plain JSON.");
   }
-  const { id } = prescriptionId(parties.doctor, parties.docHash, parties.pharmacy, obj.claimKey);
+  const { id } = prescriptionId(parties.doctor, parties.docHash, parties.pharmacy, obj.claimAddress);
   if (id !== obj.rxId) {
     throw new PayloadError("tampered", "The prescription in this authorization was altered: its content does not match its id. Do not dispense.");
   }
   const digest = redeemDigest(obj.chainId, obj.registry, obj.rxId, obj.pharmacy, obj.fillsLeft, obj.deadline);
-  if (signerOf(digest, obj.signature) !== obj.claimKey) {
+  if (signerOf(digest, obj.signature) !== obj.claimAddress) {
     throw new PayloadError("bad-signature", "The authorization is not signed by the prescription's key: it was altered or made up.");
   }
   return {
-    chainId: obj.chainId, registry: obj.registry, rxId: obj.rxId, claimKey: obj.claimKey, doc: obj.doc, pharmacy: obj.pharmacy,
+    chainId: obj.chainId, registry: obj.registry, rxId: obj.rxId, claimAddress: obj.claimAddress, doc: obj.doc, pharmacy: obj.pharmacy,
     fillsLeft: obj.fillsLeft, deadline: obj.deadline, signature: obj.signature,
     doctor: parties.doctor, designated: parties.pharmacy, docHash: parties.docHash, terms: parties.terms, isPaper: obj.pharmacy === ANYONE,
   };

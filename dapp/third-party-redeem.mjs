@@ -85,7 +85,7 @@ function decodePayload(text) {
 }
 
 // --- The patient's authorization (RXA1): no key, the claim key's address and its Redeem signature.
-const AUTH_KEYS = ["v", "chainId", "registry", "rxId", "claimKey", "doc", "pharmacy", "fillsLeft", "deadline", "signature"];
+const AUTH_KEYS = ["v", "chainId", "registry", "rxId", "claimAddress", "doc", "pharmacy", "fillsLeft", "deadline", "signature"];
 function decodeAuthorization(text) {
   const obj = unframe(text, "RXA", "authorization code");
   const keys = Object.keys(obj ?? {});
@@ -94,7 +94,7 @@ function decodeAuthorization(text) {
   }
   const address = (v) => typeof v === "string" && /^0x[0-9a-fA-F]{40}$/.test(v) && ethers.isAddress(v);
   const whole = (v, top) => Number.isInteger(v) && v >= 0 && v <= top;
-  if (!Number.isSafeInteger(obj.chainId) || obj.chainId <= 0 || !address(obj.registry) || !address(obj.claimKey) || !address(obj.pharmacy)
+  if (!Number.isSafeInteger(obj.chainId) || obj.chainId <= 0 || !address(obj.registry) || !address(obj.claimAddress) || !address(obj.pharmacy)
       || !/^0x[0-9a-fA-F]{64}$/.test(obj.rxId) || !/^0x[0-9a-fA-F]{130}$/.test(obj.signature) || typeof obj.doc !== "object"
       || !whole(obj.fillsLeft, 255) || !whole(obj.deadline, 2 ** 40 - 1)) {
     throw new Failure(EXIT.badPayload, "the authorization has a malformed field");
@@ -278,7 +278,7 @@ async function main() {
   if (ethers.getAddress(payload.registry) !== registryAddress) throw new Failure(EXIT.badPayload, `the prescription is for registry ${payload.registry}`);
   const { doctor, pharmacy: designated } = parties(payload.doc);
   const docHash = ethers.keccak256(ethers.toUtf8Bytes(canonical(payload.doc)));
-  const claim = auth ? { address: ethers.getAddress(auth.claimKey) } : new ethers.Wallet(payload.claimKey);
+  const claim = auth ? { address: ethers.getAddress(auth.claimAddress) } : new ethers.Wallet(payload.claimKey);
   const coder = ethers.AbiCoder.defaultAbiCoder();
   const terms = ethers.keccak256(coder.encode(["address", "bytes32", "address"], [doctor, docHash, designated]));
   const id = ethers.keccak256(coder.encode(["address", "bytes32"], [claim.address, terms]));

@@ -202,9 +202,9 @@ def test_paper_slips_carry_no_key_and_each_fill_has_its_own(client, doctor, docu
     assert len(set(paper.fill_slips + paper.receipt_slips)) == 6
     for text in paper.fill_slips:
         obj = unframe(text, "RXA")
-        assert set(obj) == {"v", "chainId", "registry", "rxId", "claimKey", "doc", "pharmacy", "fillsLeft", "deadline", "signature"}
+        assert set(obj) == {"v", "chainId", "registry", "rxId", "claimAddress", "doc", "pharmacy", "fillsLeft", "deadline", "signature"}
         assert obj["pharmacy"] == ANYONE
-        assert len(bytes.fromhex(obj["claimKey"][2:])) == 20  # an address, never a private key
+        assert len(bytes.fromhex(obj["claimAddress"][2:])) == 20  # an address, never a private key
     assert [unframe(t, "RXA")["fillsLeft"] for t in paper.fill_slips] == [3, 2, 1]
     assert [unframe(t, "RXR")["fillsLeft"] for t in paper.receipt_slips] == [2, 1, 0]
     # nothing but these hex strings: no 32-byte secret anywhere in the slips' JSON

@@ -146,7 +146,7 @@ def test_python_codes_read_in_javascript_and_write_back_byte_identical(codes):
         assert "error" not in answer, (kind, answer)
         assert answer["ok"] == text, kind
     auth = answers[1]["decoded"]
-    assert auth["claimKey"] == codes["payload"].claim_key.address
+    assert auth["claimAddress"] == codes["payload"].claim_key.address
     assert auth["pharmacy"] == codes["pharmacy"] and auth["fillsLeft"] == 2 and auth["isPaper"] is False
     assert "0x" + codes["payload"].rx_id.hex() == auth["rxId"]
 

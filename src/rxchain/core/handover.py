@@ -6,7 +6,7 @@ slip at the hospital and is forgotten. What travels instead are signatures, each
 
     RXP1.  consent request    the pharmacy shows it: {chainId, registry, pharmacy, deadline}
     RXA1.  authorization      the patient's app shows it to that pharmacy, or a paper fill slip:
-                              {chainId, registry, rxId, claimKey (address), doc, pharmacy, fillsLeft,
+                              {chainId, registry, rxId, claimAddress (address), doc, pharmacy, fillsLeft,
                                deadline, signature}; signature = the claim key's EIP-712 Redeem
                               signature; pharmacy = 0x0 on a paper slip (whoever presents it)
     RXD1.  delivery request   the courier (or the counter) shows it:
@@ -208,7 +208,7 @@ class Authorization:
                 "chainId": self.chain_id,
                 "registry": self.registry,
                 "rxId": "0x" + self.rx_id.hex(),
-                "claimKey": self.claim_key,
+                "claimAddress": self.claim_key,
                 "doc": self.document,
                 "pharmacy": self.pharmacy,
                 "fillsLeft": self.fills_left,
@@ -357,9 +357,9 @@ def decode_delivery_request(text: str) -> DeliveryRequest:
 def decode_authorization(text: str, *, expected_chain_id: int | None = None, expected_registry: str | None = None) -> Authorization:
     """Read a patient's authorisation (or a paper fill slip) and check that it is whole: the id opens to
     its document and claim key, and the claim key signed it. Raises :class:`PayloadError` subclasses."""
-    keys = ("chainId", "registry", "rxId", "claimKey", "doc", "pharmacy", "fillsLeft", "deadline", "signature")
+    keys = ("chainId", "registry", "rxId", "claimAddress", "doc", "pharmacy", "fillsLeft", "deadline", "signature")
     obj = _object(text, AUTHORIZATION_TAG, "an authorization code", keys)
-    auth = Authorization(obj["chainId"], obj["registry"], obj["rxId"], obj["claimKey"], obj["doc"], obj["pharmacy"],
+    auth = Authorization(obj["chainId"], obj["registry"], obj["rxId"], obj["claimAddress"], obj["doc"], obj["pharmacy"],
                          obj["fillsLeft"], obj["deadline"], obj["signature"])  # fmt: skip
     _check_expected(auth.chain_id, auth.registry, expected_chain_id, expected_registry)
     try:
@@ -435,7 +435,7 @@ def _object(text: str, tag: str, what: str, keys: tuple[str, ...]) -> dict[str, 
     out = dict(obj)
     if not _is_chain_id(obj["chainId"]):
         raise MalformedPayload("the chain id must be a positive integer", "chainId")
-    for key in ("registry", "pharmacy", "deliverer", "claimKey"):
+    for key in ("registry", "pharmacy", "deliverer", "claimAddress"):
         if key in keys:
             if not is_valid_address(obj[key]):
                 raise MalformedPayload("must be a 0x address", key)
