@@ -139,10 +139,23 @@ SCHEMA: list[str] = [
         cancelled_at BIGINT,
         cancelled_by TEXT
     )""",
+    # The console's whole-index figures as running totals (rxchain.indexer.totals): kept by the
+    # indexer in the transaction that writes the rows they count. name -> count, and per series and
+    # UTC day (day = unix time // 86400) -> count.
+    """CREATE TABLE IF NOT EXISTS totals (
+        name TEXT PRIMARY KEY,
+        n BIGINT NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS daily_totals (
+        series TEXT NOT NULL,
+        day BIGINT NOT NULL,
+        n BIGINT NOT NULL,
+        PRIMARY KEY (series, day)
+    )""",
 ]
 
 #: Tables derived from ``events`` (rebuilt by replaying the events after a reorganisation).
-DERIVED_TABLES = ("prescriptions", "fills", "members", "batches")
+DERIVED_TABLES = ("prescriptions", "fills", "members", "batches", "totals", "daily_totals")
 ALL_TABLES = ("meta", "blocks", "events", *DERIVED_TABLES)
 
 
