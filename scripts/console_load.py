@@ -1,14 +1,17 @@
 """Load on the console, signed in: wrk (Debian's) against the summary, daily and trail endpoints.
 
-    python scripts/console_load.py INDEX_DB [--workers 1] [--connections 16] [--seconds 15] [--postgres]
+    python scripts/console_load.py INDEX_DB [--workers 1[,2]] [--connections 16] [--seconds 15] [--postgres]
+                                   [--uncached] [--endpoints summary,daily,trail]
 
 INDEX_DB is an index database (a SQLite file such as ``rx index bench --keep-db FILE`` leaves, or a
 postgresql:// URL). ``--postgres`` copies a SQLite index, table by table, into a throwaway PostgreSQL
 server (Debian's, :mod:`rxchain.indexer.pgtemp`) and measures the console on that. The registry the members sign in to is a fresh one on a throwaway anvil, onboarded
 with the development identities (the index need not be of that chain: the sign-in reads members from
 the registry, the figures come from the index). The regulator signs in (EIP-4361) and wrk sends the
-session cookie with every request, so every request pays the member check. One line of JSON per
-endpoint: requests/s, p50, p90, p99 latency.
+session cookie with every request, so every request pays the member check. ``--uncached`` serves
+without the console's per-block figure cache: every request computes its figure from the database,
+as the first request after each new block does. One line of JSON per endpoint and worker count:
+requests/s, p50, p90, p99 latency, and the machine's load average (/proc/loadavg) before and after.
 """
 
 from __future__ import annotations
@@ -46,7 +49,9 @@ def wrk(url: str, cookie: str, connections: int, seconds: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("db")
-    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--workers", default="1", help="worker processes; a comma-separated list measures each")
+    parser.add_argument("--uncached", action="store_true", help="no per-block figure cache: every request computes its figure")
+    parser.add_argument("--endpoints", default="summary,daily,trail")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--seconds", type=int, default=15)
     parser.add_argument("--pool", type=int, default=8)
@@ -69,7 +74,7 @@ def copy_index(sqlite_path: str, url: str) -> str:
     target = Database(url)
     with Database(sqlite_path).connect(readonly=True) as source, target.connect() as conn:
         target.ensure_schema(conn)
-        for table in ("meta", "blocks", "events", "prescriptions", "fills", "members", "batches"):
+        for table in ("meta", "blocks", "events", "prescriptions", "fills", "members", "batches", "totals", "daily_totals"):
             rows = source.query_dicts(f"SELECT * FROM {table}")
             if rows:
                 columns = list(rows[0])
@@ -82,12 +87,18 @@ def copy_index(sqlite_path: str, url: str) -> str:
 
 
 def measure(args) -> None:
+    for workers in [int(w) for w in str(args.workers).split(",")]:
+        measure_one(args, workers)
+
+
+def measure_one(args, workers: int) -> None:
 
     from rxchain.chain.client import RegistryClient
     from rxchain.chain.deploy import deploy_registry
     from rxchain.chain.signers import dev_accounts
     from rxchain.dev.anvil import Anvil, free_port
     from rxchain.dev.demo import onboard
+    from rxchain.indexer import totals
     from rxchain.indexer.db import Database
     from web3 import Web3
 
@@ -97,9 +108,9 @@ def measure(args) -> None:
         deployed = deploy_registry(w3, ids["regulator"], network="local", rpc_url=node.url, record=False)
         onboard(RegistryClient(w3, deployed.registry, deploy_block=deployed.deploy_block), ids)
         port = free_port()
-        options = dict(network="local", host="127.0.0.1", port=port, dapp=False, console=True, workers=args.workers,
+        options = dict(network="local", host="127.0.0.1", port=port, dapp=False, console=True, workers=workers,
                        rpc_url=node.url, registry=deployed.registry, chain_id=deployed.chain_id, db_url=args.db,
-                       follow=False, pool_size=args.pool)  # fmt: skip
+                       follow=False, pool_size=args.pool, figure_cache=not args.uncached)  # fmt: skip
         code = f"from rxchain.web.service import ServeOptions, serve; serve(ServeOptions(**{options!r}))"
         server = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                   start_new_session=True)  # fmt: skip
@@ -122,14 +133,25 @@ def measure(args) -> None:
                 rx_id = conn.query_one("SELECT id FROM prescriptions ORDER BY issued_at DESC LIMIT 1")[0]
                 events = conn.query_one("SELECT COUNT(*) FROM events")[0]
                 prescriptions = conn.query_one("SELECT COUNT(*) FROM prescriptions")[0]
-            for name, path in (("summary", "/console/api/summary"), ("daily", "/console/api/daily"), ("trail", f"/console/api/trail/{rx_id}")):
+                kept = totals.has(conn)
+            paths = {"summary": "/console/api/summary", "daily": "/console/api/daily", "trail": f"/console/api/trail/{rx_id}"}
+            for name in args.endpoints.split(","):
+                path = paths[name]
                 assert requests.get(base + path, cookies={"rx_session": cookie}, timeout=60).status_code == 200
+                load_before = _loadavg()
                 figures = wrk(base + path, cookie, args.connections, args.seconds)
                 print(json.dumps({"endpoint": name, "database": Database(args.db).kind, "events": events, "prescriptions": prescriptions,
-                                  "workers": args.workers, "connections": args.connections, **figures}), flush=True)  # fmt: skip
+                                  "runningTotals": kept, "cached": not args.uncached, "workers": workers,
+                                  "connections": args.connections, **figures, "loadavgBefore": load_before,
+                                  "loadavgAfter": _loadavg()}), flush=True)  # fmt: skip
         finally:
             os.killpg(server.pid, signal.SIGINT)
             server.wait(timeout=30)
+
+
+def _loadavg() -> str:
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
 
 
 if __name__ == "__main__":
