@@ -1,7 +1,7 @@
 """Load on the console, signed in: wrk (Debian's) against the summary, daily and trail endpoints.
 
     python scripts/console_load.py INDEX_DB [--workers 1[,2]] [--connections 16] [--seconds 15] [--postgres]
-                                   [--uncached] [--endpoints summary,daily,trail]
+                                   [--uncached | --both] [--endpoints summary,daily,trail] [--cached-endpoints summary]
 
 INDEX_DB is an index database (a SQLite file such as ``rx index bench --keep-db FILE`` leaves, or a
 postgresql:// URL). ``--postgres`` copies a SQLite index, table by table, into a throwaway PostgreSQL
@@ -10,7 +10,8 @@ with the development identities (the index need not be of that chain: the sign-i
 the registry, the figures come from the index). The regulator signs in (EIP-4361) and wrk sends the
 session cookie with every request, so every request pays the member check. ``--uncached`` serves
 without the console's per-block figure cache: every request computes its figure from the database,
-as the first request after each new block does. One line of JSON per endpoint and worker count:
+as the first request after each new block does; ``--both`` measures without the cache, then with it
+(``--cached-endpoints``), on the same database. One line of JSON per endpoint and worker count:
 requests/s, p50, p90, p99 latency, and the machine's load average (/proc/loadavg) before and after.
 """
 
@@ -51,7 +52,9 @@ def main() -> None:
     parser.add_argument("db")
     parser.add_argument("--workers", default="1", help="worker processes; a comma-separated list measures each")
     parser.add_argument("--uncached", action="store_true", help="no per-block figure cache: every request computes its figure")
+    parser.add_argument("--both", action="store_true", help="without the cache, then with it")
     parser.add_argument("--endpoints", default="summary,daily,trail")
+    parser.add_argument("--cached-endpoints", default=None, help="with --both: the endpoints measured with the cache (default: --endpoints)")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--seconds", type=int, default=15)
     parser.add_argument("--pool", type=int, default=8)
@@ -87,11 +90,13 @@ def copy_index(sqlite_path: str, url: str) -> str:
 
 
 def measure(args) -> None:
+    modes = [(False, args.endpoints), (True, args.cached_endpoints or args.endpoints)] if args.both else [(not args.uncached, args.endpoints)]
     for workers in [int(w) for w in str(args.workers).split(",")]:
-        measure_one(args, workers)
+        for cached, endpoints in modes:
+            measure_one(args, workers, cached, endpoints)
 
 
-def measure_one(args, workers: int) -> None:
+def measure_one(args, workers: int, cached: bool, endpoints: str) -> None:
 
     from rxchain.chain.client import RegistryClient
     from rxchain.chain.deploy import deploy_registry
@@ -110,7 +115,7 @@ def measure_one(args, workers: int) -> None:
         port = free_port()
         options = dict(network="local", host="127.0.0.1", port=port, dapp=False, console=True, workers=workers,
                        rpc_url=node.url, registry=deployed.registry, chain_id=deployed.chain_id, db_url=args.db,
-                       follow=False, pool_size=args.pool, figure_cache=not args.uncached)  # fmt: skip
+                       follow=False, pool_size=args.pool, figure_cache=cached)  # fmt: skip
         code = f"from rxchain.web.service import ServeOptions, serve; serve(ServeOptions(**{options!r}))"
         server = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                   start_new_session=True)  # fmt: skip
@@ -135,13 +140,13 @@ def measure_one(args, workers: int) -> None:
                 prescriptions = conn.query_one("SELECT COUNT(*) FROM prescriptions")[0]
                 kept = totals.has(conn)
             paths = {"summary": "/console/api/summary", "daily": "/console/api/daily", "trail": f"/console/api/trail/{rx_id}"}
-            for name in args.endpoints.split(","):
+            for name in endpoints.split(","):
                 path = paths[name]
                 assert requests.get(base + path, cookies={"rx_session": cookie}, timeout=60).status_code == 200
                 load_before = _loadavg()
                 figures = wrk(base + path, cookie, args.connections, args.seconds)
                 print(json.dumps({"endpoint": name, "database": Database(args.db).kind, "events": events, "prescriptions": prescriptions,
-                                  "runningTotals": kept, "cached": not args.uncached, "workers": workers,
+                                  "runningTotals": kept, "cached": cached, "workers": workers,
                                   "connections": args.connections, **figures, "loadavgBefore": load_before,
                                   "loadavgAfter": _loadavg()}), flush=True)  # fmt: skip
         finally:
