@@ -89,7 +89,33 @@ def copy_index(sqlite_path: str, url: str) -> str:
     return url
 
 
+def query_times(db: str) -> dict:
+    """Median time of one call of the summary and the daily series in this process: from the running
+    totals, and by scanning the tables (what each new block cost before the totals)."""
+    import statistics
+
+    from rxchain.indexer import queries
+    from rxchain.indexer.db import Database
+
+    out: dict = {"database": Database(db).kind, "loadavgBefore": _loadavg()}
+    with Database(db).connect(readonly=True) as conn:
+        out["prescriptions"] = conn.query_one("SELECT COUNT(*) FROM prescriptions")[0]
+        for name, fn, repeat in (("summary", queries.summary, 50), ("summaryScan", queries.summary_scan, 5),
+                                 ("daily", queries.daily, 50), ("dailyScan", queries.daily_scan, 5)):  # fmt: skip
+            fn(conn)
+            times = []
+            for _ in range(repeat):
+                started = time.perf_counter()
+                fn(conn)
+                times.append((time.perf_counter() - started) * 1000)
+            out[f"{name}MedianMs"] = round(statistics.median(times), 2)
+        out["sameAsScan"] = queries.summary(conn) == queries.summary_scan(conn) and queries.daily(conn) == queries.daily_scan(conn)
+    out["loadavgAfter"] = _loadavg()
+    return out
+
+
 def measure(args) -> None:
+    print(json.dumps(query_times(args.db)), flush=True)
     modes = [(False, args.endpoints), (True, args.cached_endpoints or args.endpoints)] if args.both else [(not args.uncached, args.endpoints)]
     for workers in [int(w) for w in str(args.workers).split(",")]:
         for cached, endpoints in modes:

@@ -254,6 +254,23 @@ class Connection:
         self._in_tx = False
         self.raw.commit()
 
+    @contextmanager
+    def reading(self) -> Iterator["Connection"]:
+        """Several reads in one read transaction: they see one state of the database (an indexer's
+        commit between them is not half seen), and on PostgreSQL they end with one rollback instead of
+        one after each read. Inside a transaction already, nothing changes."""
+        if self._in_tx or (self.kind == "sqlite" and self.raw.in_transaction):
+            yield self
+            return
+        if self.kind == "sqlite":
+            self.raw.execute("BEGIN")
+        self._in_tx = True
+        try:
+            yield self
+        finally:
+            self._in_tx = False
+            self.raw.rollback()
+
     def close(self) -> None:
         try:
             self.raw.close()

@@ -71,12 +71,14 @@ def status(conn: Connection) -> dict:
 def summary(conn: Connection, *, soon_days: int = EXPIRING_SOON_DAYS) -> dict:
     """The headline counts: from the running totals the indexer keeps (:mod:`rxchain.indexer.totals`),
     or by scanning the tables (:func:`summary_scan`) in a database without them."""
-    t = now(conn)
-    if not _totals.has(conn):
-        return summary_scan(conn, soon_days=soon_days)
-    counts = _totals.scalars(conn)
-    expired, unfilled = _totals.expired(conn, "unfilled", t)
-    refillable_expired, _ = _totals.expired(conn, "refillable", t)
+    with conn.reading():
+        t, kept = _now_and_totals(conn)
+        if not kept:
+            return summary_scan(conn, soon_days=soon_days)
+        counts = _totals.scalars(conn)
+        expiry = _totals.expired(conn, t)
+        members = _member_counts(conn, soon_days, t)
+    (expired, unfilled), (refillable_expired, _) = expiry["unfilled"], expiry["refillable"]
     issued, batched = counts.get("issued", 0), counts.get("issuedBatched", 0)
     return {
         "now": t,
@@ -95,12 +97,30 @@ def summary(conn: Connection, *, soon_days: int = EXPIRING_SOON_DAYS) -> dict:
         "received": counts.get("received", 0),
         "batches": counts.get("batches", 0),
         "batchesCancelled": counts.get("batchesCancelled", 0),
-        **_member_counts(conn, soon_days),
+        **members,
     }
+
+
+def _now_and_totals(conn: Connection) -> tuple[int, bool]:
+    """(:func:`now`, whether the database keeps the running totals), in one read."""
+    try:
+        meta = dict(conn.query("SELECT key, value FROM meta WHERE key IN ('last_block_time', ?)", (_totals.MARK,)))
+    except Exception:  # noqa: BLE001 - no meta table: now() says what is wrong
+        if conn.kind == "postgres":
+            conn.raw.rollback()
+        return now(conn), False
+    if "last_block_time" not in meta:
+        raise NotIndexed("the database holds no index yet: run the indexer")
+    return int(meta["last_block_time"]), meta.get(_totals.MARK) == "1"
 
 
 def summary_scan(conn: Connection, *, soon_days: int = EXPIRING_SOON_DAYS) -> dict:
     """The headline counts, by scanning the prescriptions, fills and batches."""
+    with conn.reading():
+        return _summary_scan(conn, soon_days)
+
+
+def _summary_scan(conn: Connection, soon_days: int) -> dict:
     t = now(conn)
     row = conn.query_one(
         f"""SELECT COUNT(*),
@@ -140,12 +160,12 @@ def summary_scan(conn: Connection, *, soon_days: int = EXPIRING_SOON_DAYS) -> di
         "received": fills[3],
         "batches": batches[0],
         "batchesCancelled": batches[1],
-        **_member_counts(conn, soon_days),
+        **_member_counts(conn, soon_days, t),
     }
 
 
-def _member_counts(conn: Connection, soon_days: int) -> dict:
-    members = member_list(conn, soon_days=soon_days)
+def _member_counts(conn: Connection, soon_days: int, t: int) -> dict:
+    members = _members(conn, soon_days, t)
     return {
         "members": sum(1 for m in members if m["roles"] and m["roles"] != ["regulator"]),
         "membersExpiringSoon": sum(1 for m in members if m["standing"] == "expiring"),
@@ -158,10 +178,9 @@ def daily(conn: Connection) -> list[dict]:
     """Per UTC day: prescriptions issued, fills redeemed, prescriptions cancelled, and unfilled ones
     that expired that day (by their expiry). From the running totals (:mod:`rxchain.indexer.totals`),
     or by scanning (:func:`daily_scan`) in a database without them."""
-    t = now(conn)
-    if not _totals.has(conn):
-        return daily_scan(conn)
-    return _days(_totals.daily(conn, t))
+    with conn.reading():
+        t, kept = _now_and_totals(conn)
+        return _days(_totals.daily(conn, t)) if kept else daily_scan(conn)
 
 
 def daily_scan(conn: Connection) -> list[dict]:
@@ -276,7 +295,10 @@ def delivery_times(conn: Connection, *, max_bins: int = 24) -> dict:
 def member_list(conn: Connection, *, soon_days: int = EXPIRING_SOON_DAYS) -> list[dict]:
     """Every account ever admitted (and the regulator), with roles and credential end, soonest first.
     standing: good, expiring (within ``soon_days``), expired, revoked (no role left)."""
-    t = now(conn)
+    return _members(conn, soon_days, now(conn))
+
+
+def _members(conn: Connection, soon_days: int, t: int) -> list[dict]:
     out = []
     for row in conn.query_dicts("SELECT * FROM members"):
         roles = [name for name, bit in ROLE_BITS.items() if row["roles_mask"] & bit]

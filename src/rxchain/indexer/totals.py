@@ -182,14 +182,25 @@ def scalars(conn: Connection) -> dict[str, int]:
     return {name: int(n) for name, n in conn.query("SELECT name, n FROM totals")}
 
 
-def expired(conn: Connection, series: str, now: int) -> tuple[int, int]:
-    """(counted rows of ``series`` that expired before ``now``, all its counted rows)."""
+def expired(conn: Connection, now: int) -> dict[str, tuple[int, int]]:
+    """Per expiry series (unfilled, refillable): (its rows that expired before ``now``, all its rows)."""
     today = now // DAY
-    before, everything = conn.query_one(
-        "SELECT COALESCE(SUM(CASE WHEN day < ? THEN n ELSE 0 END), 0), COALESCE(SUM(n), 0) FROM daily_totals WHERE series = ?",
-        (today, series),
-    )
-    return int(before) + _today(conn, series, now), int(everything)
+    out = {series: [0, 0] for series in EXPIRY_SERIES}
+    for series, before, everything in conn.query(
+        "SELECT series, COALESCE(SUM(CASE WHEN day < ? THEN n ELSE 0 END), 0), COALESCE(SUM(n), 0) FROM daily_totals "
+        "WHERE series IN ('unfilled', 'refillable') GROUP BY series",
+        (today,),
+    ):
+        out[series] = [int(before), int(everything)]
+    unfilled, refillable = conn.query_one(
+        f"""SELECT COALESCE(SUM(CASE WHEN {EXPIRY_SERIES['unfilled']} THEN 1 ELSE 0 END), 0),
+            COALESCE(SUM(CASE WHEN {EXPIRY_SERIES['refillable']} THEN 1 ELSE 0 END), 0)
+        FROM prescriptions WHERE status IN ('active', 'refillable') AND expires_at >= ? AND expires_at < ?""",
+        (today * DAY, now),
+    )  # today's part, on the prescriptions_status index
+    out["unfilled"][0] += int(unfilled)
+    out["refillable"][0] += int(refillable)
+    return {series: (before, everything) for series, (before, everything) in out.items()}
 
 
 def _today(conn: Connection, series: str, now: int) -> int:
