@@ -177,7 +177,11 @@ def measure_one(args, workers: int, cached: bool, endpoints: str) -> None:
                                   "loadavgAfter": _loadavg()}), flush=True)  # fmt: skip
         finally:
             os.killpg(server.pid, signal.SIGINT)
-            server.wait(timeout=30)
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:  # a server that does not stop on Ctrl-C in time: end it
+                os.killpg(server.pid, signal.SIGKILL)
+                server.wait(timeout=30)
 
 
 def _loadavg() -> str:
