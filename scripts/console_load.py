@@ -1,14 +1,18 @@
 """Load on the console, signed in: wrk (Debian's) against the summary, daily and trail endpoints.
 
-    python scripts/console_load.py INDEX_DB [--workers 1] [--connections 16] [--seconds 15] [--postgres]
+    python scripts/console_load.py INDEX_DB [--workers 1[,2]] [--connections 16] [--seconds 15] [--postgres]
+                                   [--uncached | --both] [--endpoints summary,daily,trail] [--cached-endpoints summary]
 
 INDEX_DB is an index database (a SQLite file such as ``rx index bench --keep-db FILE`` leaves, or a
 postgresql:// URL). ``--postgres`` copies a SQLite index, table by table, into a throwaway PostgreSQL
 server (Debian's, :mod:`rxchain.indexer.pgtemp`) and measures the console on that. The registry the members sign in to is a fresh one on a throwaway anvil, onboarded
 with the development identities (the index need not be of that chain: the sign-in reads members from
 the registry, the figures come from the index). The regulator signs in (EIP-4361) and wrk sends the
-session cookie with every request, so every request pays the member check. One line of JSON per
-endpoint: requests/s, p50, p90, p99 latency.
+session cookie with every request, so every request pays the member check. ``--uncached`` serves
+without the console's per-block figure cache: every request computes its figure from the database,
+as the first request after each new block does; ``--both`` measures without the cache, then with it
+(``--cached-endpoints``), on the same database. One line of JSON per endpoint and worker count:
+requests/s, p50, p90, p99 latency, and the machine's load average (/proc/loadavg) before and after.
 """
 
 from __future__ import annotations
@@ -46,7 +50,11 @@ def wrk(url: str, cookie: str, connections: int, seconds: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("db")
-    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--workers", default="1", help="worker processes; a comma-separated list measures each")
+    parser.add_argument("--uncached", action="store_true", help="no per-block figure cache: every request computes its figure")
+    parser.add_argument("--both", action="store_true", help="without the cache, then with it")
+    parser.add_argument("--endpoints", default="summary,daily,trail")
+    parser.add_argument("--cached-endpoints", default=None, help="with --both: the endpoints measured with the cache (default: --endpoints)")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--seconds", type=int, default=15)
     parser.add_argument("--pool", type=int, default=8)
@@ -69,7 +77,7 @@ def copy_index(sqlite_path: str, url: str) -> str:
     target = Database(url)
     with Database(sqlite_path).connect(readonly=True) as source, target.connect() as conn:
         target.ensure_schema(conn)
-        for table in ("meta", "blocks", "events", "prescriptions", "fills", "members", "batches"):
+        for table in ("meta", "blocks", "events", "prescriptions", "fills", "members", "batches", "totals", "daily_totals"):
             rows = source.query_dicts(f"SELECT * FROM {table}")
             if rows:
                 columns = list(rows[0])
@@ -81,13 +89,47 @@ def copy_index(sqlite_path: str, url: str) -> str:
     return url
 
 
+def query_times(db: str) -> dict:
+    """Median time of one call of the summary and the daily series in this process: from the running
+    totals, and by scanning the tables (what each new block cost before the totals)."""
+    import statistics
+
+    from rxchain.indexer import queries
+    from rxchain.indexer.db import Database
+
+    out: dict = {"database": Database(db).kind, "loadavgBefore": _loadavg()}
+    with Database(db).connect(readonly=True) as conn:
+        out["prescriptions"] = conn.query_one("SELECT COUNT(*) FROM prescriptions")[0]
+        for name, fn, repeat in (("summary", queries.summary, 50), ("summaryScan", queries.summary_scan, 5),
+                                 ("daily", queries.daily, 50), ("dailyScan", queries.daily_scan, 5)):  # fmt: skip
+            fn(conn)
+            times = []
+            for _ in range(repeat):
+                started = time.perf_counter()
+                fn(conn)
+                times.append((time.perf_counter() - started) * 1000)
+            out[f"{name}MedianMs"] = round(statistics.median(times), 2)
+        out["sameAsScan"] = queries.summary(conn) == queries.summary_scan(conn) and queries.daily(conn) == queries.daily_scan(conn)
+    out["loadavgAfter"] = _loadavg()
+    return out
+
+
 def measure(args) -> None:
+    print(json.dumps(query_times(args.db)), flush=True)
+    modes = [(False, args.endpoints), (True, args.cached_endpoints or args.endpoints)] if args.both else [(not args.uncached, args.endpoints)]
+    for workers in [int(w) for w in str(args.workers).split(",")]:
+        for cached, endpoints in modes:
+            measure_one(args, workers, cached, endpoints)
+
+
+def measure_one(args, workers: int, cached: bool, endpoints: str) -> None:
 
     from rxchain.chain.client import RegistryClient
     from rxchain.chain.deploy import deploy_registry
     from rxchain.chain.signers import dev_accounts
     from rxchain.dev.anvil import Anvil, free_port
     from rxchain.dev.demo import onboard
+    from rxchain.indexer import totals
     from rxchain.indexer.db import Database
     from web3 import Web3
 
@@ -97,9 +139,9 @@ def measure(args) -> None:
         deployed = deploy_registry(w3, ids["regulator"], network="local", rpc_url=node.url, record=False)
         onboard(RegistryClient(w3, deployed.registry, deploy_block=deployed.deploy_block), ids)
         port = free_port()
-        options = dict(network="local", host="127.0.0.1", port=port, dapp=False, console=True, workers=args.workers,
+        options = dict(network="local", host="127.0.0.1", port=port, dapp=False, console=True, workers=workers,
                        rpc_url=node.url, registry=deployed.registry, chain_id=deployed.chain_id, db_url=args.db,
-                       follow=False, pool_size=args.pool)  # fmt: skip
+                       follow=False, pool_size=args.pool, figure_cache=cached)  # fmt: skip
         code = f"from rxchain.web.service import ServeOptions, serve; serve(ServeOptions(**{options!r}))"
         server = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                   start_new_session=True)  # fmt: skip
@@ -122,14 +164,29 @@ def measure(args) -> None:
                 rx_id = conn.query_one("SELECT id FROM prescriptions ORDER BY issued_at DESC LIMIT 1")[0]
                 events = conn.query_one("SELECT COUNT(*) FROM events")[0]
                 prescriptions = conn.query_one("SELECT COUNT(*) FROM prescriptions")[0]
-            for name, path in (("summary", "/console/api/summary"), ("daily", "/console/api/daily"), ("trail", f"/console/api/trail/{rx_id}")):
+                kept = totals.has(conn)
+            paths = {"summary": "/console/api/summary", "daily": "/console/api/daily", "trail": f"/console/api/trail/{rx_id}"}
+            for name in endpoints.split(","):
+                path = paths[name]
                 assert requests.get(base + path, cookies={"rx_session": cookie}, timeout=60).status_code == 200
+                load_before = _loadavg()
                 figures = wrk(base + path, cookie, args.connections, args.seconds)
                 print(json.dumps({"endpoint": name, "database": Database(args.db).kind, "events": events, "prescriptions": prescriptions,
-                                  "workers": args.workers, "connections": args.connections, **figures}), flush=True)  # fmt: skip
+                                  "runningTotals": kept, "cached": cached, "workers": workers,
+                                  "connections": args.connections, **figures, "loadavgBefore": load_before,
+                                  "loadavgAfter": _loadavg()}), flush=True)  # fmt: skip
         finally:
             os.killpg(server.pid, signal.SIGINT)
-            server.wait(timeout=30)
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:  # a server that does not stop on Ctrl-C in time: end it
+                os.killpg(server.pid, signal.SIGKILL)
+                server.wait(timeout=30)
+
+
+def _loadavg() -> str:
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
 
 
 if __name__ == "__main__":

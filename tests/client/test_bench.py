@@ -32,6 +32,25 @@ def test_pipeline_sends_many_and_the_outbox_settles_them(client, ids):
     assert nonces == list(range(nonces[0], nonces[0] + 40))
 
 
+def test_sending_again_what_a_block_took_meanwhile_is_no_failure(client, ids):
+    # the stalled-stream path: the pipeline sends again what it saw unmined, and a block takes it
+    # between its look and the re-send: the node answers "nonce too low" for bytes it already mined
+    import pytest
+
+    from rxchain.errors import TransactionFailed
+
+    pipeline = Pipeline(client)
+    doctor = ids["doctor"]
+    now = client.latest_block_time()
+    checked = validate(demo_document(doctor.address, now))
+    tx = pipeline.sign(doctor, "issue", [checked.doc_hash, ClaimKey.generate().address, "0x" + "00" * 20, now + 3600, 1])
+    assert not pipeline.run([tx]).failed
+    pipeline._send_again([tx])
+    assert client.w3.eth.get_transaction_receipt(tx.tx_hash)["status"] == 1
+    with pytest.raises(TransactionFailed, match="nonce too low"):  # a first send with a taken nonce is still refused
+        pipeline._send([tx])
+
+
 def test_pipeline_reports_reverted_transactions(client, ids, document):
     issued = issue_prescription(client, ids["doctor"], document)
     pipeline = Pipeline(client)

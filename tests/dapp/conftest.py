@@ -64,10 +64,12 @@ def dapp_server(deployment, rpc_url):
     """The dApp server for this module's registry, on a free port, with sign-in: the page signs its
     pharmacy in (a development key signs the EIP-4361 message) before the relay sends for it. The
     head is read on every request (a credential moved by a test shows at once)."""
-    from rxchain.web.auth import Auth, Membership
+    from rxchain.web.auth import Auth, Limits, Membership
     from rxchain.web.dapp import make_server
 
-    auth = Auth(Membership(rpc_url, deployment.registry, head_ttl=0), deployment.chain_id)
+    # the module's pages sign in many times from 127.0.0.1 within seconds: roomy rate limits
+    auth = Auth(Membership(rpc_url, deployment.registry, head_ttl=0), deployment.chain_id,
+                limits=Limits(messages_burst=1000, sign_ins_burst=1000))  # fmt: skip
     server = make_server("127.0.0.1", 0, deployment=deployment, rpc_url=rpc_url, auth=auth).start()
     yield server
     server.stop()

@@ -81,3 +81,23 @@ def test_postgres_rolls_back_a_reorganisation(client, scenario, pg_url, ids, w3)
         assert queries.prescription(conn, "0x" + lost.rx_id.hex()) is None
         assert queries.prescription(conn, "0x" + kept.rx_id.hex()) is not None
     assert verify(pg_url, fresh.w3.provider.endpoint_uri, sample=None) == []
+
+
+def test_postgres_keeps_the_same_running_totals(client, scenario, db_url, pg_url):
+    from rxchain.indexer import totals
+    from rxchain.indexer.check import check_totals
+
+    run(client, db_url)
+    middle = (client.deploy_block + client.w3.eth.block_number) // 2
+    run(client, pg_url, to_block=middle, max_range=9)
+    with Database(pg_url).connect() as conn, conn.transaction():  # an index from before the totals
+        conn.execute("DELETE FROM totals")
+        conn.execute("DELETE FROM daily_totals")
+        conn.execute("DELETE FROM meta WHERE key = ?", (totals.MARK,))
+    messages: list[str] = []
+    run(client, pg_url, log=messages.append)  # counts them from the rows, then keeps them to the head
+    assert any("no running totals" in m for m in messages)
+    assert dump(pg_url) == dump(db_url)
+    with Database(pg_url).connect(readonly=True) as conn:
+        assert totals.has(conn) and check_totals(conn) == []
+        assert queries.summary(conn) == queries.summary_scan(conn) and queries.daily(conn) == queries.daily_scan(conn)

@@ -21,19 +21,26 @@ def indexed(scenario, deployment, rpc_url, tmp_path_factory) -> str:
     return db
 
 
-def make_web(deployment, rpc_url, db, *, origin=None, session_seconds=900, dev_keys=None):
-    """The whole application (dApp + console) with sign-in, not yet started. The head is read on every
-    request (head_ttl 0), so a revocation shows at the very next request."""
-    from rxchain.web.auth import Auth, Membership
+#: The shared servers' rate limits: their tests sign in dozens of times from 127.0.0.1 within seconds
+#: (test_sign_in_limits.py tests the limits on servers of its own).
+ROOMY = dict(messages_burst=1000, sign_ins_burst=1000)
+
+
+def make_web(deployment, rpc_url, db, *, origin=None, session_seconds=900, dev_keys=None, limits=None):
+    """The whole application (dApp + console) with sign-in, not yet started (its ``auth`` alongside).
+    The head is read on every request (head_ttl 0), so a revocation shows at the very next request."""
+    from rxchain.web.auth import Auth, Limits, Membership
     from rxchain.web.console import console_part, make_console
     from rxchain.web.dapp import build_config, dapp_part
     from rxchain.web.server import WebServer, build_app
 
     auth = Auth(Membership(rpc_url, deployment.registry, head_ttl=0), deployment.chain_id, origin=origin,
-                session_seconds=session_seconds, dev_keys=dev_keys)  # fmt: skip
+                session_seconds=session_seconds, dev_keys=dev_keys, limits=limits or Limits(**ROOMY))  # fmt: skip
     parts = [console_part(make_console(db, rpc_url=rpc_url), auth=auth),
              dapp_part(build_config("local", rpc_url, deployment=deployment), auth=auth)]  # fmt: skip
-    return WebServer(build_app(parts, auth=auth), "127.0.0.1", 0, parts=parts)
+    server = WebServer(build_app(parts, auth=auth), "127.0.0.1", 0, parts=parts)
+    server.auth = auth
+    return server
 
 
 @pytest.fixture(scope="module")

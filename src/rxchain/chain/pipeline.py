@@ -137,19 +137,24 @@ class Pipeline:
         batch in its pool with no block to come — on anvil alone, an empty block is asked for too)."""
         again = [t for t in txs if t.raw]
         if again:
-            self._send(again)
+            self._send(again, again=True)
         if self._dev_node is None:
             (version,) = self._batch([("web3_clientVersion", [])])
             self._dev_node = "anvil" in str(version.get("result", "")).lower()
         if self._dev_node:  # an anvil that mines on arrival mines nothing until something else arrives
             self._batch([("evm_mine", [])])
 
-    def _send(self, txs: Sequence[SignedTx]) -> None:
+    def _send(self, txs: Sequence[SignedTx], *, again: bool = False) -> None:
+        """``again``: these were sent before, so "nonce too low" means a block took them after the
+        caller last looked (its receipts will say so), not a refusal."""
         for chunk in _chunks(txs, self.batch_size):
             replies = self._batch([("eth_sendRawTransaction", ["0x" + t.raw.hex()]) for t in chunk])
             for tx, reply in zip(chunk, replies):
                 error = reply.get("error")
-                if error and "already" not in str(error.get("message", "")).lower() and "known" not in str(error.get("message", "")).lower():
+                message = str(error.get("message", "")).lower() if error else ""
+                if again and "nonce too low" in message:
+                    continue
+                if error and "already" not in message and "known" not in message:
                     raise TransactionFailed(f"the node refused {tx.function} from {tx.sender} (nonce {tx.nonce}): {error.get('message')}")
 
     def head(self) -> int:

@@ -68,8 +68,27 @@ def verify(
         problems += _check_events(conn, node, decoder, registry, int(meta["deploy_block"]), last, sample, rng)
         problems += _check_prescriptions(conn, node, registry, last, sample, rng)
         problems += _check_members(conn, node, registry, last, sample, rng)
+        problems += check_totals(conn)
         if replay:
             problems += _check_replay(conn)
+    return problems
+
+
+def check_totals(conn: Connection) -> list[str]:
+    """The summary and the daily series from the running totals against a scan of the rows."""
+    from rxchain.indexer import queries, totals
+
+    if not totals.has(conn):
+        return []
+    problems = []
+    kept, scanned = queries.summary(conn), queries.summary_scan(conn)
+    for key in sorted(k for k in scanned if kept.get(k) != scanned[k]):
+        problems.append(f"running totals: {key} is {kept.get(key)}, a scan of the rows says {scanned[key]}")
+    kept_days, scanned_days = queries.daily(conn), queries.daily_scan(conn)
+    if kept_days != scanned_days:
+        differ = [a["day"] for a, b in zip(kept_days, scanned_days) if a != b] or ["the days themselves"]
+        problems.append(f"running totals: the daily series differs from a scan of the rows ({len(kept_days)} days kept, "
+                        f"{len(scanned_days)} scanned; first difference: {differ[0]})")  # fmt: skip
     return problems
 
 
@@ -194,8 +213,12 @@ def _check_replay(conn: Connection) -> list[str]:
     with memory.transaction():
         rebuild(memory)
     problems = []
-    for table, columns, key in (("prescriptions", RX_COLUMNS, 1), ("fills", FILL_COLUMNS, 2), ("members", MEMBER_COLUMNS, 1),
-                                ("batches", BATCH_COLUMNS, 1)):  # fmt: skip
+    tables = [("prescriptions", RX_COLUMNS, 1), ("fills", FILL_COLUMNS, 2), ("members", MEMBER_COLUMNS, 1), ("batches", BATCH_COLUMNS, 1)]
+    from rxchain.indexer import totals
+
+    if totals.has(conn):
+        tables += [("totals", ("name", "n"), 1), ("daily_totals", ("series", "day", "n"), 2)]
+    for table, columns, key in tables:
         cols = ", ".join(columns)
         order = ", ".join(columns[:key])
         mine = conn.query(f"SELECT {cols} FROM {table} ORDER BY {order}")

@@ -1,7 +1,7 @@
 """The ``rx index`` group (click), ready to add to ``rx``::
 
     from rxchain.indexer.commands import index_group
-    cli.add_command(index_group)      # rx index run | verify | status | bench | seed
+    cli.add_command(index_group)      # rx index run | verify | status | totals | bench | seed
 
 (``rx serve --console`` and its alias ``rx console`` are in :mod:`rxchain.web.commands`.)
 
@@ -166,6 +166,31 @@ def index_status(ctx, db_url):
     _emit(opts, data, f"chain {data['chainId']} registry {data['registry']}: block {data['lastBlock']:,} ({data['events']:,} events); "
                       f"{s['issued']:,} issued, {s['redeemed']:,} redeemed, {s['cancelled']:,} cancelled, "
                       f"{s['expiredUnfilled']:,} expired unfilled; {s['membersExpiringSoon']} credentials end within {s['expiringSoonDays']} days")  # fmt: skip
+
+
+@index_group.command("totals")
+@_db_option
+@click.pass_context
+def index_totals(ctx, db_url):
+    """Count the console's running totals of an index built before they existed (no node needed; the
+    indexer also does it when it next opens the database), and check them against a scan."""
+    from rxchain.indexer import totals
+    from rxchain.indexer.check import check_totals
+    from rxchain.indexer.db import Database, read_meta
+
+    opts = _opts(ctx)
+    database = Database(db_url or default_db(opts.network))
+    with database.connect() as conn:
+        if not read_meta(conn):
+            raise click.ClickException(f"{database.url.display()} holds no index")
+        database.ensure_schema(conn)
+        counted = totals.ensure(conn)
+        problems = check_totals(conn)
+    _emit(opts, {"counted": counted, "ok": not problems, "problems": problems},
+          ("counted the running totals from the index's rows" if counted else "the index keeps its running totals already")
+          + ("; they agree with a scan" if not problems else ":\n  " + "\n  ".join(problems)))  # fmt: skip
+    if problems:
+        sys.exit(1)
 
 
 @index_group.command("bench")

@@ -30,6 +30,7 @@ from eth_utils import to_checksum_address
 
 from rxchain.chain.deployment import load_abi
 from rxchain.errors import Unavailable
+from rxchain.indexer import totals
 from rxchain.indexer.db import SCHEMA_VERSION, Connection, Database, placeholders, read_meta, write_meta
 from rxchain.indexer.node import EventDecoder, Header, Node, NodeError
 from rxchain.indexer.projection import EVENT_COLUMNS, Projection, event_row, rebuild
@@ -154,6 +155,8 @@ class Indexer:
         self.database.ensure_schema(conn)
         if not meta and not self._initialise(chain_id):
             self._prepare()  # another indexer initialised the same new database first: check what it wrote
+        elif meta and totals.ensure(conn):
+            self._say("the index had no running totals (built by an earlier version): counted them from its rows")
 
     def _initialise(self, chain_id: int) -> bool:
         """Writes the new index's meta; False (nothing written) when another indexer got there first."""
@@ -172,7 +175,7 @@ class Indexer:
                 "schema_version": SCHEMA_VERSION, "chain_id": chain_id, "registry": self.registry,
                 "deploy_block": self.deploy_block, "deploy_block_hash": header.hash,
                 "last_block": self.deploy_block - 1, "last_block_hash": header.parent_hash,
-                "last_block_time": parent.time if parent else header.time, "paused": 0,
+                "last_block_time": parent.time if parent else header.time, "paused": 0, totals.MARK: 1,
             })  # fmt: skip
         return True
 
@@ -305,6 +308,9 @@ class Indexer:
             projection = Projection(conn)
             projection.apply_all(events)
             projection.flush()
+            counted = totals.Delta()
+            counted.add(("events", None), len(events))
+            counted.write(conn)
             write_meta(conn, {"last_block": end, "last_block_hash": last.hash, "last_block_time": last.time,
                               "indexed_at": int(time.time())})  # fmt: skip
             if self.stats.ranges % 200 == 199:  # keep the newest checkpoints of empty ranges only

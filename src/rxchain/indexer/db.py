@@ -139,10 +139,23 @@ SCHEMA: list[str] = [
         cancelled_at BIGINT,
         cancelled_by TEXT
     )""",
+    # The console's whole-index figures as running totals (rxchain.indexer.totals): kept by the
+    # indexer in the transaction that writes the rows they count. name -> count, and per series and
+    # UTC day (day = unix time // 86400) -> count.
+    """CREATE TABLE IF NOT EXISTS totals (
+        name TEXT PRIMARY KEY,
+        n BIGINT NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS daily_totals (
+        series TEXT NOT NULL,
+        day BIGINT NOT NULL,
+        n BIGINT NOT NULL,
+        PRIMARY KEY (series, day)
+    )""",
 ]
 
 #: Tables derived from ``events`` (rebuilt by replaying the events after a reorganisation).
-DERIVED_TABLES = ("prescriptions", "fills", "members", "batches")
+DERIVED_TABLES = ("prescriptions", "fills", "members", "batches", "totals", "daily_totals")
 ALL_TABLES = ("meta", "blocks", "events", *DERIVED_TABLES)
 
 
@@ -240,6 +253,23 @@ class Connection:
             raise
         self._in_tx = False
         self.raw.commit()
+
+    @contextmanager
+    def reading(self) -> Iterator["Connection"]:
+        """Several reads in one read transaction: they see one state of the database (an indexer's
+        commit between them is not half seen), and on PostgreSQL they end with one rollback instead of
+        one after each read. Inside a transaction already, nothing changes."""
+        if self._in_tx or (self.kind == "sqlite" and self.raw.in_transaction):
+            yield self
+            return
+        if self.kind == "sqlite":
+            self.raw.execute("BEGIN")
+        self._in_tx = True
+        try:
+            yield self
+        finally:
+            self._in_tx = False
+            self.raw.rollback()
 
     def close(self) -> None:
         try:

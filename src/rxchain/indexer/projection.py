@@ -33,7 +33,8 @@ except ImportError:  # pragma: no cover
         return json.dumps(value, separators=(",", ":"))
 
 from rxchain.core.ids import ZERO_ADDRESS
-from rxchain.indexer.db import Connection, chunks, placeholders
+from rxchain.indexer import totals
+from rxchain.indexer.db import Connection, chunks, placeholders, write_meta
 from rxchain.core.roles import REGULATOR_ROLE, ROLE_BITS, ROLES
 
 _ROLE_BIT_BY_ID = {"0x" + role.hex(): ROLE_BITS[name] for name, role in ROLES.items()}
@@ -93,6 +94,11 @@ class Projection:
         self._dirty_members: set[str] = set()
         self._dirty_batches: set[str] = set()
         self._pending_batch: dict[str, list[str]] = {}
+        # What each stored row counts for in the running totals (rxchain.indexer.totals), as stored:
+        # a row missing here is not in the database yet.
+        self._stored_rx: dict[str, list] = {}
+        self._stored_fills: dict[tuple[str, int], list] = {}
+        self._stored_batches: dict[str, list] = {}
 
     # ------------------------------------------------------------------------------ loading
 
@@ -104,12 +110,16 @@ class Projection:
         for chunk in chunks(ids):
             for row in self.conn.query_dicts(f"SELECT * FROM prescriptions WHERE id IN ({placeholders(len(chunk))})", chunk):
                 self.rx[row["id"]] = row
+                self._stored_rx[row["id"]] = totals.rx_parts(row)
             for row in self.conn.query_dicts(f"SELECT * FROM fills WHERE id IN ({placeholders(len(chunk))})", chunk):
                 self.fills[(row["id"], row["fill"])] = row
+                self._stored_fills[(row["id"], row["fill"])] = totals.fill_parts(row)
         for chunk in chunks(roots):
             for row in self.conn.query_dicts(f"SELECT * FROM batches WHERE root IN ({placeholders(len(chunk))})", chunk):
                 self.batches[row["root"]] = row
+                self._stored_batches[row["root"]] = totals.batch_parts(row)
             for row in self.conn.query_dicts(f"SELECT * FROM prescriptions WHERE batch_root IN ({placeholders(len(chunk))})", chunk):
+                self._stored_rx[row["id"]] = totals.rx_parts(row)
                 self.rx.setdefault(row["id"], row)
         for chunk in chunks(accounts):
             for row in self.conn.query_dicts(f"SELECT * FROM members WHERE account IN ({placeholders(len(chunk))})", chunk):
@@ -305,15 +315,23 @@ class Projection:
     # ------------------------------------------------------------------------------ writing
 
     def flush(self) -> None:
-        """Writes every changed row (inside the caller's transaction)."""
+        """Writes every changed row, and the change to the running totals (inside the caller's transaction)."""
         conn = self.conn
+        delta = totals.Delta()
+        for stored, rows, parts, dirty in ((self._stored_rx, self.rx, totals.rx_parts, self._dirty_rx),
+                                           (self._stored_fills, self.fills, totals.fill_parts, self._dirty_fills),
+                                           (self._stored_batches, self.batches, totals.batch_parts, self._dirty_batches)):  # fmt: skip
+            for key in dirty:
+                if key in rows:
+                    now = parts(rows[key])
+                    delta.change(stored.get(key, ()), now)
+                    stored[key] = now
+        delta.write(conn)
         conn.executemany(_UPSERT_RX, [tuple(self.rx[k][c] for c in RX_COLUMNS) for k in sorted(self._dirty_rx)])
         conn.executemany(_UPSERT_FILL, [tuple(self.fills[k][c] for c in FILL_COLUMNS) for k in sorted(self._dirty_fills) if k in self.fills])
         conn.executemany(_UPSERT_MEMBER, [tuple(self.members[k][c] for c in MEMBER_COLUMNS) for k in sorted(self._dirty_members)])
         conn.executemany(_UPSERT_BATCH, [tuple(self.batches[k][c] for c in BATCH_COLUMNS) for k in sorted(self._dirty_batches)])
         if self.meta:
-            from rxchain.indexer.db import write_meta
-
             write_meta(conn, self.meta)
         self._dirty_rx.clear()
         self._dirty_fills.clear()
@@ -341,13 +359,17 @@ def event_from_row(row: tuple) -> dict:
 def rebuild(conn: Connection, *, page: int = 20_000) -> int:
     """Empties the derived tables and replays every stored event (inside the caller's transaction).
     Pages end on block boundaries, so a batch's events are never split. Returns the events replayed."""
-    for table in ("prescriptions", "fills", "members", "batches"):
+    for table in ("prescriptions", "fills", "members", "batches", "totals", "daily_totals"):
         conn.execute(f"DELETE FROM {table}")
     conn.execute("DELETE FROM meta WHERE key IN ('paused', 'paused_changed_block', 'max_validity_seconds', 'max_fills', 'limits_block')")
     after, replayed = -1, 0
     while True:
         rows = conn.query(f"SELECT {EVENT_COLUMNS} FROM events WHERE block_number > ? ORDER BY block_number, log_index LIMIT ?", (after, page))
         if not rows:
+            counted = totals.Delta()
+            counted.add(("events", None), replayed)
+            counted.write(conn)
+            write_meta(conn, {totals.MARK: 1})
             return replayed
         if len(rows) == page:
             last = rows[-1][0]

@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 
 from rxchain.audit import TRAIL_EVENTS
 from rxchain.errors import BadInput, InvalidValue
+from rxchain.indexer import totals as _totals
 from rxchain.indexer.db import Connection, placeholders, read_meta
 from rxchain.core.roles import ROLE_BITS
 
@@ -24,6 +25,7 @@ EXPIRING_SOON_DAYS = 30
 _TRAIL_NAMES = tuple(TRAIL_EVENTS)
 _ACTOR_KEY = {"opened from batch": "doctor", "custody reassigned": "by", "custody voided": "by", "issued": "doctor", "cancelled": "by", "redeemed": "pharmacy", "dispatched": "pharmacy", "delivered": "by", "received": "relayer"}
 
+_STATUSES = ("active", "cancelled", "dispensed", "dispatched", "delivered", "completed", "refillable")
 # An unfilled prescription: never redeemed, not cancelled.
 _UNFILLED = "status = 'active' AND redemptions = 0"
 
@@ -50,7 +52,7 @@ def status(conn: Connection) -> dict:
     meta = read_meta(conn)
     if not meta:
         raise NotIndexed("the database holds no index yet: run the indexer")
-    events = conn.query_one("SELECT COUNT(*) FROM events")[0]
+    events = _totals.scalars(conn).get("events", 0) if meta.get(_totals.MARK) == "1" else conn.query_one("SELECT COUNT(*) FROM events")[0]
     return {
         "chainId": int(meta["chain_id"]),
         "registry": meta["registry"],
@@ -67,7 +69,58 @@ def status(conn: Connection) -> dict:
 
 
 def summary(conn: Connection, *, soon_days: int = EXPIRING_SOON_DAYS) -> dict:
-    """The headline counts."""
+    """The headline counts: from the running totals the indexer keeps (:mod:`rxchain.indexer.totals`),
+    or by scanning the tables (:func:`summary_scan`) in a database without them."""
+    with conn.reading():
+        t, kept = _now_and_totals(conn)
+        if not kept:
+            return summary_scan(conn, soon_days=soon_days)
+        counts = _totals.scalars(conn)
+        expiry = _totals.expired(conn, t)
+        members = _member_counts(conn, soon_days, t)
+    (expired, unfilled), (refillable_expired, _) = expiry["unfilled"], expiry["refillable"]
+    issued, batched = counts.get("issued", 0), counts.get("issuedBatched", 0)
+    return {
+        "now": t,
+        "issued": issued,
+        "issuedBatched": batched,
+        "issuedSingle": issued - batched,
+        "redeemed": counts.get("redeemed", 0),
+        "fills": counts.get("fills", 0),
+        "cancelled": counts.get("cancelled", 0),
+        "expiredUnfilled": expired,
+        "activeUnfilled": unfilled - expired,
+        "refillableExpired": refillable_expired,
+        "byStatus": {s: counts.get(f"status:{s}", 0) for s in _STATUSES},
+        "dispatched": counts.get("dispatched", 0),
+        "handedOverInStore": counts.get("handedOverInStore", 0),
+        "received": counts.get("received", 0),
+        "batches": counts.get("batches", 0),
+        "batchesCancelled": counts.get("batchesCancelled", 0),
+        **members,
+    }
+
+
+def _now_and_totals(conn: Connection) -> tuple[int, bool]:
+    """(:func:`now`, whether the database keeps the running totals), in one read."""
+    try:
+        meta = dict(conn.query("SELECT key, value FROM meta WHERE key IN ('last_block_time', ?)", (_totals.MARK,)))
+    except Exception:  # noqa: BLE001 - no meta table: now() says what is wrong
+        if conn.kind == "postgres":
+            conn.raw.rollback()
+        return now(conn), False
+    if "last_block_time" not in meta:
+        raise NotIndexed("the database holds no index yet: run the indexer")
+    return int(meta["last_block_time"]), meta.get(_totals.MARK) == "1"
+
+
+def summary_scan(conn: Connection, *, soon_days: int = EXPIRING_SOON_DAYS) -> dict:
+    """The headline counts, by scanning the prescriptions, fills and batches."""
+    with conn.reading():
+        return _summary_scan(conn, soon_days)
+
+
+def _summary_scan(conn: Connection, soon_days: int) -> dict:
     t = now(conn)
     row = conn.query_one(
         f"""SELECT COUNT(*),
@@ -90,7 +143,6 @@ def summary(conn: Connection, *, soon_days: int = EXPIRING_SOON_DAYS) -> dict:
         FROM fills"""
     )
     batches = conn.query_one("SELECT COUNT(*), COALESCE(SUM(CASE WHEN cancelled_at IS NOT NULL THEN 1 ELSE 0 END), 0) FROM batches")
-    members = member_list(conn, soon_days=soon_days)
     return {
         "now": t,
         "issued": row[0],
@@ -102,12 +154,19 @@ def summary(conn: Connection, *, soon_days: int = EXPIRING_SOON_DAYS) -> dict:
         "expiredUnfilled": row[5],
         "activeUnfilled": row[6],
         "refillableExpired": row[7],
-        "byStatus": {s: by_status.get(s, 0) for s in ("active", "cancelled", "dispensed", "dispatched", "delivered", "completed", "refillable")},
+        "byStatus": {s: by_status.get(s, 0) for s in _STATUSES},
         "dispatched": fills[1],
         "handedOverInStore": fills[2],
         "received": fills[3],
         "batches": batches[0],
         "batchesCancelled": batches[1],
+        **_member_counts(conn, soon_days, t),
+    }
+
+
+def _member_counts(conn: Connection, soon_days: int, t: int) -> dict:
+    members = _members(conn, soon_days, t)
+    return {
         "members": sum(1 for m in members if m["roles"] and m["roles"] != ["regulator"]),
         "membersExpiringSoon": sum(1 for m in members if m["standing"] == "expiring"),
         "membersExpired": sum(1 for m in members if m["standing"] == "expired"),
@@ -117,7 +176,15 @@ def summary(conn: Connection, *, soon_days: int = EXPIRING_SOON_DAYS) -> dict:
 
 def daily(conn: Connection) -> list[dict]:
     """Per UTC day: prescriptions issued, fills redeemed, prescriptions cancelled, and unfilled ones
-    that expired that day (by their expiry)."""
+    that expired that day (by their expiry). From the running totals (:mod:`rxchain.indexer.totals`),
+    or by scanning (:func:`daily_scan`) in a database without them."""
+    with conn.reading():
+        t, kept = _now_and_totals(conn)
+        return _days(_totals.daily(conn, t)) if kept else daily_scan(conn)
+
+
+def daily_scan(conn: Connection) -> list[dict]:
+    """:func:`daily` by scanning the prescriptions and fills."""
     t = now(conn)
     series: dict[str, dict[int, int]] = {
         "issued": dict(conn.query("SELECT issued_at / 86400, COUNT(*) FROM prescriptions GROUP BY issued_at / 86400")),
@@ -127,6 +194,10 @@ def daily(conn: Connection) -> list[dict]:
         "expired": dict(conn.query(f"SELECT expires_at / 86400, COUNT(*) FROM prescriptions WHERE {_UNFILLED} AND expires_at < ? "
                                    "GROUP BY expires_at / 86400", (t,))),
     }  # fmt: skip
+    return _days(series)
+
+
+def _days(series: dict[str, dict[int, int]]) -> list[dict]:
     days = set().union(*(s.keys() for s in series.values()))
     if not days:
         return []
@@ -224,7 +295,10 @@ def delivery_times(conn: Connection, *, max_bins: int = 24) -> dict:
 def member_list(conn: Connection, *, soon_days: int = EXPIRING_SOON_DAYS) -> list[dict]:
     """Every account ever admitted (and the regulator), with roles and credential end, soonest first.
     standing: good, expiring (within ``soon_days``), expired, revoked (no role left)."""
-    t = now(conn)
+    return _members(conn, soon_days, now(conn))
+
+
+def _members(conn: Connection, soon_days: int, t: int) -> list[dict]:
     out = []
     for row in conn.query_dicts("SELECT * FROM members"):
         roles = [name for name, bit in ROLE_BITS.items() if row["roles_mask"] & bit]

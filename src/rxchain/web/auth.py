@@ -25,11 +25,19 @@ at most every ``head_ttl`` seconds).
 Who sees what (:attr:`Member.view`): the regulator and auditors ``all``; a hospital ``hospital`` (its
 own prescriptions); a pharmacy ``pharmacy`` (its own fills and deliveries); anybody else nothing.
 
-Nonces and sessions live in a small SQLite file, so that several worker processes share them.
+Nonces and sessions live in a small SQLite file, so that several worker processes share them; so
+do the sign-in's rate limits (:class:`Limits`). One client (an IP address; an IPv6 /64 network) may
+ask for messages and try signatures at a steady rate with a burst (a token bucket per client and
+endpoint); beyond it the answer is 429 with Retry-After, and nothing is stored or verified. The nonce
+store is bounded: a client holds at most a few unused nonces (a new one replaces its oldest), and the
+whole store at most ``Limits.nonces`` (beyond it 503 with Retry-After, the time until the oldest
+expires) — one client cannot fill it, and a flood from many cannot grow it without end.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import math
 import secrets
 import sqlite3
 import tempfile
@@ -53,7 +61,7 @@ from rxchain.core.roles import REGULATOR_ROLE, roles_from_mask
 from rxchain.errors import NodeUnavailable, Refused
 from rxchain.web.server import json_response
 
-__all__ = ["Auth", "AuthStore", "Member", "Membership", "SignInRefused", "SESSION_COOKIE"]
+__all__ = ["Auth", "AuthStore", "Limits", "Member", "Membership", "NonceStoreFull", "SignInRefused", "SESSION_COOKIE", "client_key"]
 
 SESSION_COOKIE = "rx_session"
 #: A sign-in message is good for this long after the server issued it.
@@ -75,6 +83,43 @@ class SignInRefused(Refused):
         self.reason = reason
         self.status = status
         super().__init__(message)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one client may ask of the sign-in: per endpoint a token bucket (``*_burst`` requests at
+    once, refilled at ``*_per_minute``), the unused nonces one client holds, and the whole store's."""
+
+    messages_burst: int = 20
+    messages_per_minute: float = 20.0
+    sign_ins_burst: int = 20
+    sign_ins_per_minute: float = 20.0
+    nonces_per_client: int = 5
+    nonces: int = 10_000
+
+
+class NonceStoreFull(Exception):
+    """Every nonce the store may hold is issued and unused: ``retry_after`` seconds until one expires."""
+
+    def __init__(self, retry_after: float):
+        self.retry_after = retry_after
+        super().__init__(f"too many sign-ins under way: try again in {math.ceil(retry_after)} s")
+
+
+def client_key(request: Request) -> str:
+    """Who a request is for the rate limits: its peer's IP address (as uvicorn reports it: the
+    X-Forwarded-For of a trusted proxy, by default one on 127.0.0.1 only), an IPv6 address by its
+    /64 network (one host usually holds a whole /64)."""
+    host = request.client.host if request.client else ""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host or "unknown"
+    if address.version == 6:
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address)
 
 
 @dataclass(frozen=True)
@@ -160,7 +205,8 @@ class Membership:
 
 
 class AuthStore:
-    """Nonces and sessions in a SQLite file (shared by worker processes; a temporary one by default)."""
+    """Nonces, sessions and the rate limits' buckets in a SQLite file (shared by worker processes; a
+    temporary one by default)."""
 
     def __init__(self, path: str | Path | None = None):
         if path is None:
@@ -170,19 +216,79 @@ class AuthStore:
         self._lock = threading.Lock()
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
         self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("CREATE TABLE IF NOT EXISTS nonces (nonce TEXT PRIMARY KEY, expires INTEGER NOT NULL)")
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(nonces)")}
+        if columns and "client" not in columns:  # a store from before the limits: its nonces live minutes only
+            self._db.execute("DROP TABLE nonces")
+        self._db.execute("CREATE TABLE IF NOT EXISTS nonces (nonce TEXT PRIMARY KEY, client TEXT NOT NULL, issued REAL NOT NULL, "
+                         "expires INTEGER NOT NULL)")  # fmt: skip
+        self._db.execute("CREATE INDEX IF NOT EXISTS nonces_client ON nonces (client, issued)")
+        self._db.execute("CREATE INDEX IF NOT EXISTS nonces_expires ON nonces (expires)")
         self._db.execute("CREATE TABLE IF NOT EXISTS sessions (token TEXT PRIMARY KEY, address TEXT NOT NULL, expires INTEGER NOT NULL)")
+        # a token bucket per client and endpoint; full_at: when it is full again (then it is dropped)
+        self._db.execute("CREATE TABLE IF NOT EXISTS buckets (key TEXT PRIMARY KEY, tokens REAL NOT NULL, at REAL NOT NULL, "
+                         "full_at REAL NOT NULL)")  # fmt: skip
+        self._db.execute("CREATE INDEX IF NOT EXISTS buckets_full ON buckets (full_at)")
 
     def _run(self, sql: str, args: tuple = ()) -> sqlite3.Cursor:
         with self._lock:
             return self._db.execute(sql, args)
 
-    def new_nonce(self, seconds: int) -> str:
+    def _atomic(self, work):
+        """``work()`` in one write transaction (the worker processes share the file)."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                result = work()
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+            return result
+
+    def take(self, key: str, burst: int, per_minute: float) -> float:
+        """Takes a token from ``key``'s bucket: 0 when there was one, else the seconds until there is."""
+        rate = per_minute / 60.0
+
+        def work() -> float:
+            now = time.time()
+            self._db.execute("DELETE FROM buckets WHERE full_at < ?", (now,))
+            row = self._db.execute("SELECT tokens, at FROM buckets WHERE key = ?", (key,)).fetchone()
+            tokens = float(burst) if row is None else min(float(burst), row[0] + (now - row[1]) * rate)
+            if tokens < 1.0:
+                return (1.0 - tokens) / rate if rate > 0 else math.inf
+            tokens -= 1.0
+            full_at = now + (burst - tokens) / rate if rate > 0 else math.inf
+            self._db.execute("INSERT INTO buckets VALUES (?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET tokens = excluded.tokens, "
+                             "at = excluded.at, full_at = excluded.full_at", (key, tokens, now, full_at))  # fmt: skip
+            return 0.0
+
+        return self._atomic(work)
+
+    def new_nonce(self, seconds: int, *, client: str = "local", per_client: int = Limits.nonces_per_client,
+                  total: int = Limits.nonces) -> str:  # fmt: skip
+        """A fresh nonce for ``client``, good for ``seconds``. The client's oldest unused nonces go
+        beyond ``per_client``; NonceStoreFull when the store holds ``total`` unused ones."""
         nonce = secrets.token_hex(16)  # EIP-4361: at least 8 alphanumeric characters
-        now = int(time.time())
-        self._run("DELETE FROM nonces WHERE expires < ?", (now,))
-        self._run("INSERT INTO nonces VALUES (?, ?)", (nonce, now + seconds))
-        return nonce
+
+        def work() -> str:
+            now = time.time()
+            self._db.execute("DELETE FROM nonces WHERE expires < ?", (int(now),))
+            mine = [n for (n,) in self._db.execute("SELECT nonce FROM nonces WHERE client = ? ORDER BY issued DESC", (client,))]
+            if len(mine) >= per_client:
+                self._db.executemany("DELETE FROM nonces WHERE nonce = ?", [(n,) for n in mine[max(0, per_client - 1):]])
+            elif self._db.execute("SELECT COUNT(*) FROM nonces").fetchone()[0] >= total:
+                oldest = self._db.execute("SELECT MIN(expires) FROM nonces").fetchone()[0]
+                raise NonceStoreFull(max(1.0, oldest + 1 - now))
+            self._db.execute("INSERT INTO nonces VALUES (?, ?, ?, ?)", (nonce, client, now, int(now) + seconds))
+            return nonce
+
+        return self._atomic(work)
+
+    def nonce_count(self, client: str | None = None) -> int:
+        """Unused nonces held (by ``client``, or by everybody)."""
+        if client is None:
+            return self._run("SELECT COUNT(*) FROM nonces").fetchone()[0]
+        return self._run("SELECT COUNT(*) FROM nonces WHERE client = ?", (client,)).fetchone()[0]
 
     def take_nonce(self, nonce: str) -> bool:
         """True once for a nonce this server issued and that has not expired; False ever after."""
@@ -217,8 +323,9 @@ class Auth:
 
     def __init__(self, membership: Membership, chain_id: int, *, origin: str | None = None, store: AuthStore | None = None,
                  session_seconds: int = SESSION_SECONDS, message_seconds: int = MESSAGE_SECONDS,
-                 dev_keys: dict[str, str] | None = None):  # fmt: skip
+                 dev_keys: dict[str, str] | None = None, limits: Limits | None = None):  # fmt: skip
         self.membership = membership
+        self.limits = limits or Limits()
         self.chain_id = chain_id
         self.store = store or AuthStore()
         self.session_seconds = session_seconds
@@ -240,8 +347,9 @@ class Auth:
 
     # ------------------------------------------------------------------------------ messages
 
-    def message(self, address: str) -> str:
-        """A fresh EIP-4361 message for ``address`` to sign."""
+    def message(self, address: str, client: str = "local") -> str:
+        """A fresh EIP-4361 message for ``address`` to sign, asked by ``client`` (NonceStoreFull when
+        the store holds all the unused nonces it may)."""
         from siwe import SiweMessage
 
         if not isinstance(address, str) or not is_address(address):
@@ -249,7 +357,9 @@ class Auth:
         now = datetime.now(timezone.utc).replace(microsecond=0)
         return SiweMessage(
             domain=self.domain, address=to_checksum_address(address), statement=STATEMENT, uri=self.origin + "/",
-            version="1", chain_id=self.chain_id, nonce=self.store.new_nonce(self.message_seconds),
+            version="1", chain_id=self.chain_id,
+            nonce=self.store.new_nonce(self.message_seconds, client=client, per_client=self.limits.nonces_per_client,
+                                       total=self.limits.nonces),
             issued_at=_iso(now), expiration_time=_iso(now + timedelta(seconds=self.message_seconds)),
         ).prepare_message()  # fmt: skip
 
@@ -348,16 +458,36 @@ class Auth:
             return json_response({"error": "send JSON (Content-Type: application/json)", "reason": "malformed"}, 415)
         return None
 
+    async def _limited(self, request: Request, endpoint: str, burst: int, per_minute: float) -> Response | None:
+        """429 with Retry-After when ``request``'s client has used its bucket for ``endpoint``; None if it may go on."""
+        wait = await anyio.to_thread.run_sync(self.store.take, f"{endpoint}:{client_key(request)}", burst, per_minute)
+        if not wait:
+            return None
+        seconds = max(1, math.ceil(wait)) if math.isfinite(wait) else 3600
+        response = json_response({"error": f"too many requests from your address: try again in {seconds} s", "reason": "rate"}, 429)
+        response.headers["Retry-After"] = str(seconds)
+        return response
+
     async def _message(self, request: Request) -> Response:
+        limits = self.limits
+        if (refusal := await self._limited(request, "message", limits.messages_burst, limits.messages_per_minute)) is not None:
+            return refusal
         if (refusal := self._cross_site(request)) is not None:
             return refusal
         body = await _json_body(request)
         try:
-            return json_response({"message": await anyio.to_thread.run_sync(self.message, body.get("address"))})
+            return json_response({"message": await anyio.to_thread.run_sync(self.message, body.get("address"), client_key(request))})
         except SignInRefused as exc:
             return _refusal(exc)
+        except NonceStoreFull as exc:
+            response = json_response({"error": str(exc), "reason": "busy"}, 503)
+            response.headers["Retry-After"] = str(math.ceil(exc.retry_after))
+            return response
 
     async def _sign_in(self, request: Request) -> Response:
+        limits = self.limits
+        if (refusal := await self._limited(request, "sign-in", limits.sign_ins_burst, limits.sign_ins_per_minute)) is not None:
+            return refusal
         if (refusal := self._cross_site(request)) is not None:
             return refusal
         body = await _json_body(request)

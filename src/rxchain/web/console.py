@@ -151,9 +151,11 @@ class Console:
         soon_days: int = queries.EXPIRING_SOON_DAYS,
         pool_size: int = DEFAULT_POOL_SIZE,
         followed_elsewhere: bool = False,
+        figure_cache: bool = True,
         log: Callable[[str], None] | None = None,
     ):
         self.database = database
+        self.figure_cache = figure_cache
         self.followed_elsewhere = followed_elsewhere
         self.rpc_url = rpc_url
         self.tx_url = tx_url if tx_url is not None else ("tx/{hash}" if rpc_url else None)
@@ -200,7 +202,7 @@ class Console:
         except Exception:  # noqa: BLE001 - no meta table yet: compute, which says "nothing indexed"
             row = None
         mark = row[0] if row else None
-        if mark is None:
+        if mark is None or not self.figure_cache:
             return compute(conn)
         with self._cache_lock:
             if mark != self._cache_mark:
@@ -434,6 +436,7 @@ def make_console(
     soon_days: int = queries.EXPIRING_SOON_DAYS,
     pool_size: int = DEFAULT_POOL_SIZE,
     followed_elsewhere: bool = False,
+    figure_cache: bool = True,
     log: Callable[[str], None] | None = None,
 ) -> Console:
     """The console's state for the index in ``db_url``.
@@ -442,7 +445,8 @@ def make_console(
     thread (registry and deploy block from the database, or from ``registry``/``deploy_block`` for a
     new one). ``tx_url``: how to link a transaction, with ``{hash}`` (default tx/{hash} with a node, else
     no link), e.g. a block explorer's ``https://explorer.example/tx/{hash}``. ``labels``: address -> name
-    shown beside addresses (e.g. the development identities on the devnet).
+    shown beside addresses (e.g. the development identities on the devnet). ``figure_cache=False``
+    computes every figure for every request (for measuring what a new block costs).
     """
     database = Database(db_url)
     follower = None
@@ -457,7 +461,7 @@ def make_console(
             deploy_block = int(meta["deploy_block"]) if deploy_block is None else deploy_block
         follower = Follower(rpc_url, registry, int(deploy_block), db_url, poll_interval=poll_interval, log=log)
     return Console(database, rpc_url=rpc_url, tx_url=tx_url, labels=labels, follower=follower, soon_days=soon_days,
-                   pool_size=pool_size, followed_elsewhere=followed_elsewhere, log=log)  # fmt: skip
+                   pool_size=pool_size, followed_elsewhere=followed_elsewhere, figure_cache=figure_cache, log=log)  # fmt: skip
 
 
 def index_meta(database: Database) -> dict:

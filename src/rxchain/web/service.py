@@ -53,6 +53,9 @@ class ServeOptions:
     session_seconds: int = 15 * 60
     pool_size: int = 8
     dev_keys: bool = False
+    #: False: every figure is computed for every request (what the first request after each new block
+    #: costs; scripts/console_load.py --uncached measures it)
+    figure_cache: bool = True
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self))
@@ -97,7 +100,7 @@ def build(options: ServeOptions, *, run_follower: bool = True, log: Callable[[st
             raise InvalidValue("the console needs its index database (--db)")
         console = make_console(options.db_url, rpc_url=rpc_url, follow=options.follow and run_follower and bool(rpc_url),
                                registry=options.registry, deploy_block=options.deploy_block, tx_url=options.tx_url,
-                               labels=options.labels, pool_size=options.pool_size,
+                               labels=options.labels, pool_size=options.pool_size, figure_cache=options.figure_cache,
                                followed_elsewhere=options.follow and not run_follower and bool(rpc_url), log=log)  # fmt: skip
         parts.append(console_part(console, auth=auth))
     if options.dapp:
