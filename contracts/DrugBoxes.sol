@@ -113,17 +113,17 @@ contract DrugBoxes is IDrugBoxes {
         bytes32[] memory all = new bytes32[](total);
         uint256 n = 0;
         for (uint256 g = 0; g < lots.length; ++g) {
-            n = _spend(lots[g], rxId, all, n);
+            n = _spend(lots[g], all, n);
         }
         uint256 digest = uint256(keccak256(abi.encodePacked(all))) >> _TAG_SHIFT;
 
         _fills[key] = uint256(uint160(msg.sender)) | (total << _BOXES_SHIFT) | (digest << _TAG_SHIFT);
-        emit FillBoxesRecorded(rxId, msg.sender, p.fillsLeft, uint8(total));
+        emit FillBoxesRecorded(rxId, msg.sender, p.fillsLeft, all);
     }
 
     /// @dev Spends the boxes of one lot: checks the lot, the indexes and the multiproof, clears each
-    /// box's unsold bit (refusing one already clear), announces each box, appends its nullifier to `all`.
-    function _spend(LotBoxes calldata boxes, bytes32 rxId, bytes32[] memory all, uint256 n)
+    /// box's unsold bit (refusing one already clear), appends its nullifier to `all`.
+    function _spend(LotBoxes calldata boxes, bytes32[] memory all, uint256 n)
         private
         returns (uint256)
     {
@@ -143,7 +143,6 @@ contract DrugBoxes is IDrugBoxes {
             if (word & bit == 0) revert BoxAlreadyDispensed(boxes.nullifiers[i], lot_, index);
             word &= ~bit;
             all[n++] = boxes.nullifiers[i];
-            emit BoxDispensed(boxes.nullifiers[i], rxId);
         }
         bits[wordIndex] = word;
         return n;

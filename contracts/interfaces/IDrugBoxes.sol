@@ -75,11 +75,10 @@ interface IDrugBoxes {
     /// @notice Lot `lot` was recalled by `by` (its manufacturer or the regulator): its boxes are refused.
     event LotRecalled(bytes32 indexed lot, address indexed by);
 
-    /// @notice The box with nullifier `nullifier` was dispensed for prescription `rxId`.
-    event BoxDispensed(bytes32 indexed nullifier, bytes32 indexed rxId);
-
-    /// @notice `pharmacy` recorded the `boxes` boxes of prescription `rxId`'s fill `fillsLeft`.
-    event FillBoxesRecorded(bytes32 indexed rxId, address indexed pharmacy, uint8 fillsLeft, uint8 boxes);
+    /// @notice `pharmacy` recorded the boxes of prescription `rxId`'s fill `fillsLeft`: their
+    /// nullifiers, in the order recorded (one event per fill: a log per box would cost 1,500 gas more
+    /// per box; a box's check finds its fill by scanning these).
+    event FillBoxesRecorded(bytes32 indexed rxId, address indexed pharmacy, uint8 fillsLeft, bytes32[] nullifiers);
 
     /// @notice `pharmacy` filed a claim with `insurer` for fill `fillsLeft` of prescription `rxId`;
     /// `commitment` is the salted hash of the amounts and the patient's insurance reference.
@@ -167,7 +166,7 @@ interface IDrugBoxes {
     /// @dev Requirements: the prescription is Dispensed and the caller its custodian, a pharmacy in good
     /// standing; this fill's boxes not recorded before; 1 to 255 boxes; each lot registered, not recalled,
     /// not expired; indexes strictly increasing within a lot; the multiproof shows the boxes in their lot;
-    /// no box dispensed before. Emits {BoxDispensed} per box, then {FillBoxesRecorded}.
+    /// no box dispensed before. Emits {FillBoxesRecorded}.
     function dispense(bytes32 rxId, LotBoxes[] calldata lots) external;
 
     /// @notice Files the claim for fill `fillsLeft` of prescription `rxId` with `insurer`.
