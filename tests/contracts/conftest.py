@@ -548,3 +548,16 @@ def reverts(ledger, registry):
         assert not changed, f"a refused call changed the registry's state: {changed}"
 
     return _reverts
+
+
+# ------------------------------------------------------------------ drug boxes and claims (DrugBoxes)
+
+# The box and claim fixtures live in boxkit (it reads this module's constants, defined above).
+from .boxkit import (  # noqa: E402, F401 - fixtures for test_boxes and test_claims
+    drug_boxes,
+    insurer,
+    manufacturer,
+    module_factory,
+    other_insurer,
+    other_manufacturer,
+)

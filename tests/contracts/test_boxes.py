@@ -15,18 +15,12 @@ from eth_utils import keccak
 
 from rxchain.core import boxes as core
 
-from .boxkit import (  # noqa: F401 - fixtures
+from .boxkit import (
     MANUFACTURER_ROLE,
     PHARMACY_ROLE_ID,
     contract_events,
     dispense_group,
-    drug_boxes,
-    insurer,
     lot_boxes,
-    manufacturer,
-    module_factory,
-    other_insurer,
-    other_manufacturer,
 )
 from .conftest import DAY, HOUR, Status, normalise, travel_to
 

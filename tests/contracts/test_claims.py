@@ -10,18 +10,12 @@ from __future__ import annotations
 import pytest
 from eth_utils import keccak
 
-from .boxkit import (  # noqa: F401 - fixtures
+from .boxkit import (
     INSURER_ROLE,
     PHARMACY_ROLE_ID,
     contract_events,
     dispense_group,
-    drug_boxes,
     fill_nullifiers,
-    insurer,
-    manufacturer,
-    module_factory,
-    other_insurer,
-    other_manufacturer,
 )
 from .conftest import Status, normalise
 
