@@ -358,3 +358,21 @@ def test_four_pharmacies_racing_for_one_box_in_one_block_exactly_one_wins(drug_b
         if i != winner:
             assert drug_boxes.fill(rx.id, 0).boxes == 0
     assert not drug_boxes.isUnsold(lot.root, 7)
+
+
+def test_the_manufacturer_who_knows_every_secret_cannot_dispense(drug_boxes, factory, clinic, reverts, pharmacy,
+                                                                 manufacturer):
+    """The manufacturer holds every box's code and secret (it printed them): it still holds no prescription."""
+    lot = factory.lot(8)
+    rx = dispensed_rx(clinic, pharmacy)
+    with reverts(drug_boxes.NotCustodian, id=rx.id, caller=manufacturer, custodian=pharmacy):
+        drug_boxes.dispense(rx.id, [dispense_group(lot, lot.boxes[:2])], sender=manufacturer)
+    assert drug_boxes.isUnsold(lot.root, 0) and drug_boxes.isUnsold(lot.root, 1)
+
+
+def test_a_lot_of_65536_boxes_is_registered_whole(drug_boxes, chain, manufacturer):
+    """The largest lot: 256 bitmap words, every one of its boxes unsold, the last one included."""
+    root = keccak(text="the largest lot")
+    drug_boxes.registerLot(root, 65_536, chain.pending_timestamp + DAY, sender=manufacturer)
+    assert drug_boxes.lot(root).depth == 16
+    assert drug_boxes.isUnsold(root, 0) and drug_boxes.isUnsold(root, 65_535) and not drug_boxes.isUnsold(root, 65_536)
