@@ -376,3 +376,17 @@ def test_a_lot_of_65536_boxes_is_registered_whole(drug_boxes, chain, manufacture
     drug_boxes.registerLot(root, 65_536, chain.pending_timestamp + DAY, sender=manufacturer)
     assert drug_boxes.lot(root).depth == 16
     assert drug_boxes.isUnsold(root, 0) and drug_boxes.isUnsold(root, 65_535) and not drug_boxes.isUnsold(root, 65_536)
+
+
+@pytest.mark.parametrize("count", [2, 3, 17, 257, 1000])
+def test_any_set_of_boxes_of_a_lot_is_dispensed_in_one_fill(drug_boxes, factory, clinic, pharmacy, count):
+    """The contract accepts the client's multiproof for any set of boxes (seeded random: reproducible)."""
+    import random
+
+    lot = factory.lot(count)
+    rng = random.Random(count)
+    chosen = sorted(rng.sample(range(count), min(count, rng.randint(1, 20))))
+    rx = dispensed_rx(clinic, pharmacy)
+    drug_boxes.dispense(rx.id, [dispense_group(lot, [lot.boxes[i] for i in chosen])], sender=pharmacy)
+    around = {j for i in chosen for j in (i - 1, i, i + 1) if 0 <= j < count}  # each box and its neighbours
+    assert sorted(i for i in around if not drug_boxes.isUnsold(lot.root, i)) == chosen
