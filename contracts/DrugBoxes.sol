@@ -157,6 +157,7 @@ contract DrugBoxes is IDrugBoxes {
         if (l.recalled) revert LotIsRecalled(lot_);
         if (block.timestamp > l.expiresAt) revert LotExpired(lot_, l.expiresAt);
         uint256 count = boxes.indexes.length;
+        if (count == 0) revert InvalidBoxCount(0, _MAX_BOXES); // a lot named with no box of it
         if (boxes.nullifiers.length != count) revert LengthMismatch(count, boxes.nullifiers.length);
 
         uint256[] memory positions = new uint256[](count);

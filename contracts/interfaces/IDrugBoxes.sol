@@ -121,7 +121,7 @@ interface IDrugBoxes {
     error LengthMismatch(uint256 indexes, uint256 nullifiers);
     /// @notice The box at `index` of lot `lot` (nullifier `nullifier`) was dispensed already.
     error BoxAlreadyDispensed(bytes32 nullifier, bytes32 lot, uint256 index);
-    /// @notice A fill records 1 to `maximum` boxes; `count` were given.
+    /// @notice A fill records 1 to `maximum` boxes, and each lot it names at least one: `count` were given.
     error InvalidBoxCount(uint256 count, uint256 maximum);
     /// @notice No prescription has id `id`.
     error UnknownPrescription(bytes32 id);

@@ -323,7 +323,7 @@ class BoxAlreadyDispensed(ContractRevert):
 
 
 class InvalidBoxCount(ContractRevert):
-    template = "a fill records 1 to {maximum} boxes ({count} given)"
+    template = "a fill records 1 to {maximum} boxes, at least one of each lot it names ({count} given)"
 
 
 class NotDispensed(ContractRevert):

@@ -209,6 +209,15 @@ def test_box_indexes_must_be_in_the_lot_and_increasing(drug_boxes, factory, clin
         drug_boxes.dispense(rx.id, [(lot.root, [1, 2], [n[1]], lot.multiproof([1, 2]))], sender=pharmacy)
     with reverts(drug_boxes.InvalidBoxCount, count=0, maximum=255):
         drug_boxes.dispense(rx.id, [], sender=pharmacy)
+    # a lot named with no box of it, beside a genuine box
+    with reverts(drug_boxes.InvalidBoxCount, count=0, maximum=255):
+        drug_boxes.dispense(rx.id, [dispense_group(lot, lot.boxes[:1]), (lot.root, [], [], [])], sender=pharmacy)
+    # the same box in two groups of one fill
+    with reverts(drug_boxes.BoxAlreadyDispensed, nullifier=n[3], lot=lot.root, index=3):
+        drug_boxes.dispense(rx.id, [dispense_group(lot, lot.boxes[3:4]), dispense_group(lot, lot.boxes[3:4])],
+                            sender=pharmacy)
+    with reverts(drug_boxes.InvalidBoxCount, count=256, maximum=255):
+        drug_boxes.dispense(rx.id, [dispense_group(lot, lot.boxes[:1])] * 256, sender=pharmacy)
 
 
 def test_a_proof_too_long_or_too_short_is_refused(drug_boxes, factory, clinic, reverts, pharmacy):
