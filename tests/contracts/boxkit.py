@@ -33,6 +33,7 @@ class Factory:
         self.contract = boxes_contract
         self.chain = chain
         self.manufacturer = manufacturer
+        self.lots: list = []  # registered in the current test (the box ledger reads them)
 
     def lot(self, count=8, *, expires_in=365 * DAY, expires_at=None, sender=None):
         boxes = lot_boxes(count)
@@ -41,6 +42,7 @@ class Factory:
         made.boxes = boxes  # the manufacturer's side: codes and secrets, by index
         made.register_tx = self.contract.registerLot(made.root, made.count, made.expires_at,
                                                      sender=sender or self.manufacturer)
+        self.lots.append(made)
         return made
 
 
@@ -98,6 +100,44 @@ def drug_boxes(project, registry, chain, regulator, manufacturer, other_manufact
 @pytest.fixture(scope="module")
 def module_factory(drug_boxes, chain, manufacturer):
     return Factory(drug_boxes, chain, manufacturer)
+
+
+@pytest.fixture
+def factory(module_factory):
+    """The module's factory; lots a test registers are forgotten after it (the chain is reverted)."""
+    known = len(module_factory.lots)
+    yield module_factory
+    del module_factory.lots[known:]
+
+
+class BoxLedger:
+    """DrugBoxes' observable state for what the test made: every lot's record and every box's unsold bit,
+    and the fill record of every fill of every prescription issued (raw eth_call results, byte for byte)."""
+
+    def __init__(self, contract, chain, factory, clinic):
+        self.contract, self.chain, self.factory, self.clinic = contract, chain, factory, clinic
+
+    def _reads(self):
+        for lot in self.factory.lots:
+            yield f"lot(0x{lot.root.hex()})", "lot(bytes32)", ["bytes32"], [lot.root]
+            for i in range(lot.count):
+                yield f"isUnsold(0x{lot.root.hex()[:8]}…, {i})", "isUnsold(bytes32,uint256)", ["bytes32", "uint256"], [lot.root, i]
+        for rx in self.clinic.issued:
+            for fills_left in range(rx.fills):
+                yield f"fill(0x{rx.id.hex()[:8]}…, {fills_left})", "fill(bytes32,uint8)", ["bytes32", "uint8"], [rx.id, fills_left]
+
+    def read(self):
+        from eth_abi import encode as abi_encode
+
+        labels, requests = [], []
+        for label, signature, types, values in self._reads():
+            data = keccak(text=signature)[:4] + abi_encode(types, values)
+            labels.append(label)
+            requests.append(("eth_call", [{"to": self.contract.address, "data": "0x" + data.hex()}, "latest"]))
+        if not requests:
+            return {}
+        responses = self.chain.provider.web3.provider.make_batch_request(requests)
+        return dict(zip(labels, [response["result"] for response in responses]))
 
 
 def contract_events(tx, contract):

@@ -27,11 +27,6 @@ from .conftest import DAY, HOUR, Status, normalise, travel_to
 BOX_UNKNOWN, BOX_UNSOLD, BOX_DISPENSED, BOX_RECALLED, BOX_EXPIRED = range(5)
 
 
-@pytest.fixture
-def factory(module_factory):
-    return module_factory
-
-
 def dispensed_rx(clinic, pharmacy, **issue):
     return clinic.dispensed(pharmacy=pharmacy, **issue)
 
@@ -399,3 +394,17 @@ def test_any_set_of_boxes_of_a_lot_is_dispensed_in_one_fill(drug_boxes, factory,
     drug_boxes.dispense(rx.id, [dispense_group(lot, [lot.boxes[i] for i in chosen])], sender=pharmacy)
     around = {j for i in chosen for j in (i - 1, i, i + 1) if 0 <= j < count}  # each box and its neighbours
     assert sorted(i for i in around if not drug_boxes.isUnsold(lot.root, i)) == chosen
+
+
+def test_the_box_ledger_sees_a_spent_box_and_a_recorded_fill(drug_boxes, factory, clinic, chain, pharmacy):
+    """The control for every refusal's unchanged-state check: the same reads do see a dispense."""
+    from .boxkit import BoxLedger
+
+    lot = factory.lot(4)
+    rx = dispensed_rx(clinic, pharmacy)
+    books = BoxLedger(drug_boxes, chain, factory, clinic)
+    before = books.read()
+    drug_boxes.dispense(rx.id, [dispense_group(lot, lot.boxes[2:3])], sender=pharmacy)
+    after = books.read()
+    changed = sorted(label for label in before if before[label] != after[label])
+    assert changed == [f"fill(0x{rx.id.hex()[:8]}…, 0)", f"isUnsold(0x{lot.root.hex()[:8]}…, 2)"]

@@ -29,12 +29,12 @@ def commitment(text="amounts and insurance reference"):
 
 
 @pytest.fixture
-def boxed(drug_boxes, module_factory, clinic, pharmacy, courier):
+def boxed(drug_boxes, factory, clinic, pharmacy, courier):
     """Makes prescriptions whose fill was dispensed with boxes (and, by default, received)."""
 
     def make(*, received=True, fills=1, boxes=2, rx=None, by=None):
         by = by or pharmacy
-        lot = module_factory.lot(8)
+        lot = factory.lot(8)
         rx = clinic.dispensed(rx, pharmacy=by, fills=fills) if rx is None else clinic.dispensed(rx, pharmacy=by)
         fills_left = clinic.state(rx).fillsLeft
         group = dispense_group(lot, lot.boxes[:boxes])
