@@ -11,7 +11,7 @@ import {IConsortiumRoles} from "./interfaces/IConsortiumRoles.sol";
 /// @dev The regulator is OpenZeppelin's DEFAULT_ADMIN_ROLE with AccessControlDefaultAdminRules (one
 /// admin, transferred in two steps after a delay): the one key that could break everything.
 ///
-/// Member roles (doctor, pharmacy, courier, auditor, hospital) keep AccessControl's API and events
+/// Member roles (doctor, pharmacy, courier, auditor, hospital, manufacturer, insurer) keep AccessControl's API and events
 /// (hasRole, revokeRole, renounceRole, onlyRole, RoleGranted, RoleRevoked), but their state lives in
 /// one packed word per member — role bits, credential end date, and the admitting hospital — so
 /// that every guarded call checks role and credential with a single storage read.
@@ -27,6 +27,8 @@ abstract contract ConsortiumRoles is AccessControlDefaultAdminRules, IConsortium
     bytes32 public constant COURIER_ROLE = keccak256("COURIER_ROLE");
     bytes32 public constant AUDITOR_ROLE = keccak256("AUDITOR_ROLE");
     bytes32 public constant HOSPITAL_ROLE = keccak256("HOSPITAL_ROLE");
+    bytes32 public constant MANUFACTURER_ROLE = keccak256("MANUFACTURER_ROLE");
+    bytes32 public constant INSURER_ROLE = keccak256("INSURER_ROLE");
 
     // Role bits in Member.roles.
     uint8 internal constant _DOCTOR = 1;
@@ -34,6 +36,8 @@ abstract contract ConsortiumRoles is AccessControlDefaultAdminRules, IConsortium
     uint8 internal constant _COURIER = 4;
     uint8 internal constant _AUDITOR = 8;
     uint8 internal constant _HOSPITAL = 16;
+    uint8 internal constant _MANUFACTURER = 32;
+    uint8 internal constant _INSURER = 64;
 
     /// @dev A member's one storage word: its {IConsortiumRoles-Member} record, plus when its current
     /// uninterrupted credential began (`since`) and whether the regulator barred it (`barred`: a
@@ -253,6 +257,8 @@ abstract contract ConsortiumRoles is AccessControlDefaultAdminRules, IConsortium
         if (role == COURIER_ROLE) return _COURIER;
         if (role == AUDITOR_ROLE) return _AUDITOR;
         if (role == HOSPITAL_ROLE) return _HOSPITAL;
+        if (role == MANUFACTURER_ROLE) return _MANUFACTURER;
+        if (role == INSURER_ROLE) return _INSURER;
         return 0;
     }
 }

@@ -21,7 +21,7 @@ export const ZERO_ADDRESS = "0x0000000000000000000000000000000000000000";
 export const DEV_CHAIN_IDS = Object.freeze([31338, 1337, 31337]);
 
 /** Role bits of IConsortiumRoles.member(account).roles. */
-export const ROLE_BITS = Object.freeze({ doctor: 1, pharmacy: 2, courier: 4, auditor: 8, hospital: 16 });
+export const ROLE_BITS = Object.freeze({ doctor: 1, pharmacy: 2, courier: 4, auditor: 8, hospital: 16, manufacturer: 32, insurer: 64 });
 
 /** The registry's Status enum, by value. */
 export const STATUS = Object.freeze([

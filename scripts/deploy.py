@@ -28,6 +28,7 @@ def main():
     )
     Console().print(
         f"[green]PrescriptionRegistry[/] deployed at [bold]{deployment.registry}[/] on {network} "
-        f"(chain {deployment.chain_id}, block {deployment.deploy_block}, evm {deployment.evm_version})"
+        f"(chain {deployment.chain_id}, block {deployment.deploy_block}, evm {deployment.evm_version}); "
+        f"[green]DrugBoxes[/] at [bold]{deployment.boxes}[/]"
     )
     return deployment

@@ -75,6 +75,7 @@ TARGETS = {
     "PrescriptionRecord": ("contracts/libraries/PrescriptionRecord.sol", CONTRACT_TESTS),
     "BatchRecord": ("contracts/libraries/BatchRecord.sol",
                     ["tests/contracts/test_batch.py"] + [t for t in CONTRACT_TESTS if not t.endswith("test_batch.py")]),
+    "DrugBoxes": ("contracts/DrugBoxes.sol", ["tests/contracts/test_boxes.py", "tests/contracts/test_claims.py"]),
 }
 
 # What a scratch copy of the project needs (node_modules is linked, not copied).

@@ -5,7 +5,7 @@ import {IAccessControl} from "@openzeppelin/contracts/access/IAccessControl.sol"
 
 /// @title The consortium's membership: roles with credentials that expire.
 /// @notice The regulator (OpenZeppelin's DEFAULT_ADMIN_ROLE, transferred in two steps with a delay)
-/// admits hospitals, pharmacies, couriers and auditors; a hospital admits and removes its own
+/// admits hospitals, pharmacies, couriers, auditors, drug manufacturers and insurers; a hospital admits and removes its own
 /// doctors. Every member's credential (a licence) has an end date: an expired or revoked member is
 /// refused at once, and {IAccessControl-hasRole} answers false for it.
 interface IConsortiumRoles is IAccessControl {
@@ -72,7 +72,7 @@ interface IConsortiumRoles is IAccessControl {
     error NotBarred(address account);
 
     /// @notice Admits `account` to `role` until `validUntil` (a unix time).
-    /// @dev The regulator admits hospitals, pharmacies, couriers and auditors (and so lifts a bar it
+    /// @dev The regulator admits hospitals, pharmacies, couriers, auditors, manufacturers and insurers (and so lifts a bar it
     /// set); a hospital in good standing admits doctors, which then belong to it (never an account
     /// holding another role: one credential end date covers all of a member's roles), never one the
     /// regulator barred ({BarredByRegulator}), and never beyond its own credential's end
@@ -114,4 +114,6 @@ interface IConsortiumRoles is IAccessControl {
     function COURIER_ROLE() external view returns (bytes32);
     function AUDITOR_ROLE() external view returns (bytes32);
     function HOSPITAL_ROLE() external view returns (bytes32);
+    function MANUFACTURER_ROLE() external view returns (bytes32);
+    function INSURER_ROLE() external view returns (bytes32);
 }

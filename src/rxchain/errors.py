@@ -261,6 +261,117 @@ class ZeroRegistry(ContractRevert):
     template = "the permissioning contract needs the registry's address (the zero address was given)"
 
 
+# --- drug boxes and insurance claims (contracts/interfaces/IDrugBoxes.sol) -------------------------
+
+
+class ZeroRegistryAddress(ContractRevert):
+    template = "DrugBoxes needs the registry's address (the zero address was given)"
+
+
+class NotInGoodStanding(ContractRevert):
+    template = "{account} is not a {role} in good standing (never admitted, revoked, or its credential ended)"
+
+
+class ZeroLotRoot(ContractRevert):
+    template = "a lot's root must not be zero: build the lot from its boxes (rx box register)"
+
+
+class InvalidLotSize(ContractRevert):
+    template = "a lot holds 1 to {maximum} boxes ({count} given): split the production run into lots"
+
+
+class InvalidLotExpiry(ContractRevert):
+    template = "the lot's expiry {expiresAt} must be after now ({nowTime})"
+
+
+class LotAlreadyRegistered(ContractRevert):
+    template = "lot {lot} is registered already (by {manufacturer}); nothing was changed"
+
+
+class UnknownLot(ContractRevert):
+    template = "no lot {lot} is registered: the box is not from a registered lot (counterfeit?) or the lot file is wrong"
+
+
+class LotIsRecalled(ContractRevert):
+    template = "lot {lot} was recalled: do not dispense its boxes; set them aside for the manufacturer"
+
+
+class LotExpired(ContractRevert):
+    template = "lot {lot} expired at {expiresAt}: its boxes may not be dispensed"
+
+
+class NotLotManufacturer(ContractRevert):
+    template = "{caller} may not recall lot {lot} (only its manufacturer in good standing, or the regulator)"
+
+
+class NotInLot(ContractRevert):
+    template = ("the boxes are not in lot {lot}: a code or secret is wrong (re-scan the box and the scratch panel) "
+                "or the box is counterfeit")
+
+
+class BadBoxIndex(ContractRevert):
+    template = "box index {index} is not valid in lot {lot} of {count} boxes (indexes strictly increasing, each box once)"
+
+
+class LengthMismatch(ContractRevert):
+    template = "{indexes} box indexes but {nullifiers} nullifiers were given: each box needs both"
+
+
+class BoxAlreadyDispensed(ContractRevert):
+    template = ("box {index} of lot {lot} was dispensed already (nullifier {nullifier}): a resold or counterfeit box; "
+                "do not hand it over, keep it and report it")
+
+
+class InvalidBoxCount(ContractRevert):
+    template = "a fill records 1 to {maximum} boxes, at least one of each lot it names ({count} given)"
+
+
+class NotDispensed(ContractRevert):
+    template = "prescription {id} is {current}: boxes are recorded while it is Dispensed, before the hand-over ({next})"
+
+
+class FillAlreadyRecorded(ContractRevert):
+    template = "the boxes of prescription {id}'s fill with {fillsLeft} fills left were recorded already"
+
+
+class NoBoxesRecorded(ContractRevert):
+    template = "no boxes were recorded for prescription {id}'s fill with {fillsLeft} fills left: nothing to claim"
+
+
+class NotFillPharmacy(ContractRevert):
+    template = "{caller} did not dispense prescription {id}'s fill with {fillsLeft} fills left; {pharmacy} did"
+
+
+class BoxesNotOfFill(ContractRevert):
+    template = ("the boxes given are not those recorded for prescription {id}'s fill with {fillsLeft} fills left "
+                "(all of them, in the order recorded)")
+
+
+class FillNotReceived(ContractRevert):
+    template = ("the patient's receipt of prescription {id}'s fill with {fillsLeft} fills left is not recorded "
+                "(it is {current} with {currentFillsLeft} fills left): claim after the receipt")
+
+
+class ClaimAlreadyFiled(ContractRevert):
+    template = "a claim for prescription {id}'s fill with {fillsLeft} fills left was filed already (it is {claim}): one claim per fill"
+
+
+class ZeroCommitment(ContractRevert):
+    template = "the claim's commitment (the salted hash of amounts and insurance reference) is empty"
+
+
+class ClaimNotPending(ContractRevert):
+    template = "the claim for prescription {id}'s fill with {fillsLeft} fills left is {claim}, not awaiting a decision"
+
+
+class NotClaimInsurer(ContractRevert):
+    template = "{caller} is not the insurer the claim for prescription {id}'s fill with {fillsLeft} fills left was filed with"
+
+
+class ZeroReason(ContractRevert):
+    template = "a rejection needs a reason code from 1 to 255"
+
+
 #: Error name -> class, for the decoder.
 BY_NAME: dict[str, type[ContractRevert]] = {
     cls.__name__: cls for cls in ContractRevert.__subclasses__() if cls is not UnknownContractError
@@ -353,6 +464,8 @@ def _readable(args: dict) -> dict:
             value = "0x" + bytes(value).hex()
             if key in ("role", "neededRole"):
                 value = role_name(value)
+        elif key == "claim" and isinstance(value, int):
+            value = _CLAIM_STATUS.get(value, str(value))
         elif key == "current" and isinstance(value, int):
             out["next"] = _NEXT_STEP.get(Status(value).name, "see rx trail")
             value = Status(value).name
@@ -361,6 +474,9 @@ def _readable(args: dict) -> dict:
         out[key] = value
     return out
 
+
+#: The ClaimStatus enum's names (IDrugBoxes).
+_CLAIM_STATUS = {0: "not filed", 1: "filed", 2: "approved", 3: "rejected"}
 
 #: Arguments that are unix times: shown with their UTC date too.
 _TIME_ARGS = frozenset({"expiresAt", "latestAllowed", "deadline", "validUntil", "nowTime"})

@@ -4,23 +4,23 @@ from __future__ import annotations
 
 from rxchain import errors
 from rxchain.chain.deployment import load_abi
-from rxchain.dev.publish import UNREACHABLE
+from rxchain.dev.publish import DEPLOYED, UNREACHABLE
 
 
 
 def test_every_reachable_abi_error_has_a_python_class():
-    names = {item["name"] for item in load_abi() if item["type"] == "error"}
+    names = {item["name"] for contract in DEPLOYED for item in load_abi(contract) if item["type"] == "error"}
 
     missing = names - set(errors.BY_NAME) - UNREACHABLE
     assert not missing, f"add classes to rxchain/errors.py for {sorted(missing)}"
 
 
 def test_every_python_error_class_names_an_abi_error_and_formats():
-    abi_errors = {item["name"]: item for contract in ("PrescriptionRegistry", "ConsortiumPermissioning")
+    abi_errors = {item["name"]: item for contract in DEPLOYED
                   for item in load_abi(contract) if item["type"] == "error"}  # fmt: skip
 
     for name, cls in errors.BY_NAME.items():
-        assert name in abi_errors, f"{name} is not an error of the registry or the permissioning contract"
+        assert name in abi_errors, f"{name} is not an error of the registry, the permissioning contract or DrugBoxes"
         sample = {i["name"]: (b"\x01" * 32 if i["type"].startswith("bytes") else 1) for i in abi_errors[name]["inputs"]}
         message = str(cls(name, sample))
         assert message.startswith(name + ": ") and "{" not in message

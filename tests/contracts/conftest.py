@@ -533,18 +533,39 @@ def ledger(registry, chain, parties, clinic):
 
 
 @pytest.fixture
-def reverts(ledger, registry):
+def reverts(ledger, registry, request):
     """``with reverts(registry.SomeError, arg=value, ...):`` -- the block's transaction must revert with
-    exactly that custom error and those arguments, and leave the registry's state as it was."""
+    exactly that custom error and those arguments, and leave the registry's state as it was (and, in the
+    box and claim tests, DrugBoxes' state: every lot, box and fill the test made)."""
+    books = [ledger]
+    if "drug_boxes" in request.fixturenames:
+        from .boxkit import BoxLedger
+
+        books.append(BoxLedger(request.getfixturevalue("drug_boxes"), ledger.chain,
+                               request.getfixturevalue("module_factory"), ledger.clinic))
 
     @contextlib.contextmanager
     def _reverts(expected, /, **arguments):
-        before = ledger.read()
+        before = [book.read() for book in books]
         with pytest.raises(ContractLogicError) as caught:
             yield caught
         assert_custom_error(caught.value, expected, arguments, registry)
-        after = ledger.read()
-        changed = [label for label in before if before[label] != after.get(label)]
-        assert not changed, f"a refused call changed the registry's state: {changed}"
+        after = [book.read() for book in books]
+        changed = [label for b, a in zip(before, after) for label in b if b[label] != a.get(label)]
+        assert not changed, f"a refused call changed the state: {changed}"
 
     return _reverts
+
+
+# ------------------------------------------------------------------ drug boxes and claims (DrugBoxes)
+
+# The box and claim fixtures live in boxkit (it reads this module's constants, defined above).
+from .boxkit import (  # noqa: E402, F401 - fixtures for test_boxes and test_claims
+    drug_boxes,
+    factory,
+    insurer,
+    manufacturer,
+    module_factory,
+    other_insurer,
+    other_manufacturer,
+)

@@ -232,3 +232,51 @@ def test_qr_payload_carries_the_pseudonym_but_never_the_patients_identity(demo_r
         for datum in (case.patient.name, case.patient.name_pinyin, case.patient.national_id, case.patient.phone, case.patient.diagnosis,
                       case.patient.icd10, case.patient.address):  # fmt: skip
             assert datum not in body and datum.encode("unicode_escape").decode() not in body
+
+
+def test_no_box_code_secret_or_insurance_reference_is_on_chain(client, rpc, ids, deployment):
+    """Boxes and claims (issue 14): a manufacturer registers a lot, pharmacies dispense fills of its
+    boxes for two patients, the receipts are confirmed, claims are filed and decided. Nowhere on chain:
+    a box's traceability code or scratch-panel secret (plain, as numbers, hashed unsalted, the code and
+    secret together as the nullifier's preimage without its domain), a product code, an insurance
+    reference or an amount, nor a claim's opening."""
+    from rxchain.chain.boxes import BoxesClient
+    from rxchain.core import boxes as core
+    from rxchain.core.insurance import ClaimOpening
+
+    boxes = BoxesClient.for_deployment(client, deployment)
+    product = "86901234000017"  # the drug's product code (GTIN-like): it must not reach the chain
+    made = [core.Box(i, f"{product[:7]}{7_000_000_000_000 + i:013d}", core.new_secret()) for i in range(12)]
+    lot = core.Lot.from_boxes(made, client.latest_block_time() + 365 * 86_400)
+    boxes.register_lot(ids["manufacturer"], lot)
+    cases = documents_for(ids["doctor"].address, client.latest_block_time(), [None, None])
+    openings, rx_ids = [], []
+    for k, case in enumerate(cases):
+        issued = issue_prescription(client, ids["doctor"], case.document)
+        redeem_payload(client, ids["pharmacy"], issued.payload_text)
+        boxes.dispense(ids["pharmacy"], issued.rx_id, [(b.code, b.secret) for b in made[3 * k:3 * k + 3]], [lot])
+        confirm_payload_receipt(client, ids["pharmacy"], issued.payload_text, with_delivery=True)
+        opening = ClaimOpening.new({"total": 12_800 + k, "copay": 2_560 + k}, f"INS-3301-{PATIENTS[k].national_id}")
+        boxes.file_claim(ids["pharmacy"], issued.rx_id, 0, ids["insurer"].address, opening)
+        openings.append(opening)
+        rx_ids.append(issued.rx_id)
+    boxes.approve(ids["insurer"], rx_ids[0], 0, "PAY-0001")
+    boxes.reject(ids["insurer"], rx_ids[1], 0, 3)
+
+    wanted: list[Needle] = needles("product code", product)
+    for box in made:
+        wanted += needles(f"code of box {box.index}", box.code) + needles(f"secret of box {box.index}", box.secret)
+        wanted += raw_needles(f"code and secret of box {box.index}", (box.code + box.secret).encode())
+        wanted += raw_needles(f"code:secret of box {box.index}", f"{box.code}:{box.secret}".encode())
+    for k, opening in enumerate(openings):
+        wanted += needles(f"insurance reference of claim {k}", opening.insurance_reference)
+        wanted += raw_needles(f"opening of claim {k} without its salt", opening.canonical())
+        wanted += [Needle(f"salt of claim {k}", "bytes", opening.salt)]
+    contents = read_chain(rpc)
+    findings = scan(contents, wanted)
+    assert not findings, "box or claim data on chain:\n" + "\n".join(str(f) for f in findings[:20])
+    # what is meant to be on chain is seen by the same scan: the nullifiers and the commitments
+    assert any(made[0].nullifier in blob for _, blob in contents.logs)
+    assert any(openings[1].commitment in blob for _, blob in contents.logs)
+    report(f"privacy (boxes and claims): {len(wanted)} patterns searched in {len(contents.calldata)} transactions, "
+           f"{len(contents.logs)} logs, {len(contents.storage)} storage words: 0 findings")

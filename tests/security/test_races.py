@@ -356,3 +356,60 @@ def test_client_names_not_designated_pharmacy_for_a_pharmacy_that_lost_the_race_
     assert len(lost) == n
 
     explained(lost, rpc, "NotDesignatedPharmacy", traced=n)
+
+
+def test_four_pharmacies_racing_for_the_same_box_in_one_block(client, deployment, rpc, rpc_url, tmp_path, ids, pharmacies,
+                                                             block_room):
+    """Issue 14: four pharmacies, each holding its own dispensed prescription and the same box's code and
+    scratched secret, each with its own client and outbox, record the box from their own threads; one
+    block. Exactly one wins; each loser's client names BoxAlreadyDispensed, as the EVM itself said."""
+    from rxchain.chain.boxes import BoxesClient
+    from rxchain.core import boxes as core
+    from rxchain.dev.demo import demo_document
+    from rxchain.workflow import issue_prescription, redeem_payload
+
+    boxes = BoxesClient.for_deployment(client, deployment)
+    made = [core.Box(i, f"{87_000_000_000_000_000_000 + i:020d}", core.new_secret()) for i in range(6)]
+    lot = core.Lot.from_boxes(made, rpc.latest_time() + 365 * 86_400)
+    boxes.register_lot(ids["manufacturer"], lot)
+    held = []
+    for pharmacy in pharmacies:
+        issued = issue_prescription(client, ids["doctor"], demo_document(ids["doctor"].address, rpc.latest_time()))
+        redeem_payload(client, pharmacy, issued.payload_text)
+        held.append(issued.rx_id)
+    racers = []
+    for i, pharmacy in enumerate(pharmacies):
+        own = RegistryClient(Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 120})), deployment.registry,
+                             deploy_block=deployment.deploy_block, outbox=Outbox(tmp_path / f"box-racer-{i}.sqlite"))
+        racers.append(BoxesClient.for_deployment(own, deployment))
+    box = made[4]
+
+    def run(k: int):
+        try:
+            return racers[k].dispense(pharmacies[k], held[k], [(box.code, box.secret)], [lot])[0]
+        except errors.RxError as exc:
+            return exc
+
+    rpc.automine(False)
+    try:
+        with ThreadPoolExecutor(len(racers)) as pool:
+            futures = [pool.submit(run, k) for k in range(len(racers))]
+            deadline = time.monotonic() + 60
+            while int(rpc.call("txpool_status")["pending"], 16) < len(racers):
+                assert time.monotonic() < deadline, "the four dispenses never reached the node's pool"
+                time.sleep(0.05)
+            rpc.mine()
+            outcomes = [f.result() for f in futures]
+    finally:
+        rpc.automine(True)
+    won = [o for o in outcomes if not isinstance(o, Exception)]
+    lost = [o for o in outcomes if isinstance(o, Exception)]
+    assert len(won) == 1 and len(lost) == 3, outcomes
+    assert {o.block_number for o in won} == {rpc.block_number()}
+    for exc in lost:
+        assert isinstance(exc, errors.BoxAlreadyDispensed), repr(exc)
+        assert (bytes(exc.error_args["lot"]), exc.error_args["index"]) == (lot.root, 4)
+    winner = outcomes.index(won[0])
+    assert boxes.fill(held[winner], 0).pharmacy == pharmacies[winner].address
+    assert [boxes.fill(rx_id, 0).boxes for rx_id in held].count(1) == 1
+    report(f"box race: 4 pharmacies, one box, one block: pharmacy {winner} won, 3 refused BoxAlreadyDispensed")

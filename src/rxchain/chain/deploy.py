@@ -7,7 +7,15 @@ from web3 import Web3
 
 from rxchain.chain.reverts import RevertDecoder
 from rxchain.chain.sender import TransactionSender
-from rxchain.chain.deployment import REGISTRY_CONTRACT, Deployment, bytecode_hash, load_abi, load_bytecode, save_deployment
+from rxchain.chain.deployment import (
+    BOXES_CONTRACT,
+    REGISTRY_CONTRACT,
+    Deployment,
+    bytecode_hash,
+    load_abi,
+    load_bytecode,
+    save_deployment,
+)
 from rxchain.errors import TransactionFailed
 from rxchain.paths import evm_version
 
@@ -30,8 +38,10 @@ def deploy_registry(
     rpc_url: str | None = None,
     record: bool = True,
     sender: TransactionSender | None = None,
+    with_boxes: bool = True,
 ) -> Deployment:
-    """Deploys a PrescriptionRegistry with a free-gas transaction and records it for ``network``.
+    """Deploys a PrescriptionRegistry with a free-gas transaction and records it for ``network``;
+    with ``with_boxes``, then DrugBoxes reading it (boxes and insurance claims).
 
     The transaction goes through a :class:`~rxchain.chain.sender.TransactionSender` (``sender``, or
     one of its own with an in-memory outbox): a constructor that would revert is refused, named,
@@ -44,6 +54,7 @@ def deploy_registry(
     result = engine.transact(deployer, constructor, description=f"deploy {REGISTRY_CONTRACT}")
     if not result.contract_address:
         raise TransactionFailed(f"deploying {REGISTRY_CONTRACT} created no contract (transaction {result.tx_hash})")
+    boxes = deploy_boxes(w3, deployer, result.contract_address, engine) if with_boxes else None
     deployment = Deployment(
         network=network,
         chain_id=engine.chain_id,
@@ -54,7 +65,20 @@ def deploy_registry(
         evm_version=evm_version(),
         rpc_url=rpc_url,
         bytecode_hash=bytecode_hash(REGISTRY_CONTRACT),
+        boxes=boxes,
+        boxes_bytecode_hash=bytecode_hash(BOXES_CONTRACT) if boxes else None,
     )
     if record:
         save_deployment(deployment)
     return deployment
+
+
+def deploy_boxes(w3: Web3, deployer: LocalAccount, registry: str, sender: TransactionSender | None = None) -> str:
+    """Deploys DrugBoxes reading ``registry``; returns its address."""
+    abi = load_abi(BOXES_CONTRACT)
+    factory = w3.eth.contract(abi=abi, bytecode=load_bytecode(BOXES_CONTRACT))
+    engine = sender or TransactionSender(w3, decoder=RevertDecoder(abi))
+    result = engine.transact(deployer, factory.constructor(registry), description=f"deploy {BOXES_CONTRACT}")
+    if not result.contract_address:
+        raise TransactionFailed(f"deploying {BOXES_CONTRACT} created no contract (transaction {result.tx_hash})")
+    return result.contract_address

@@ -2,7 +2,7 @@
 
 ``.build/__local__.json`` is ape's compiled manifest; the ABIs come from there, never copied by hand.
 ``deployments/<network>.json`` records a deployed registry: its address, chain id, the block it was
-deployed in (where log scans start) and the regulator. The dApp reads the same files.
+deployed in (where log scans start), the regulator, and the DrugBoxes contract beside it. The dApp reads the same files.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from rxchain.errors import BuildNotFound, DeploymentNotFound
 from rxchain.paths import build_manifest, deployments_dir
 
 REGISTRY_CONTRACT = "PrescriptionRegistry"
+BOXES_CONTRACT = "DrugBoxes"
 
 
 class Deployment(BaseModel):
@@ -35,6 +36,9 @@ class Deployment(BaseModel):
     rpc_url: str | None = None
     #: keccak256 of the deployment bytecode: tells whether the build has changed since.
     bytecode_hash: str | None = None
+    #: DrugBoxes (boxes and insurance claims) beside the registry, and its bytecode's hash.
+    boxes: str | None = None
+    boxes_bytecode_hash: str | None = None
 
 
 def load_abi(contract: str = REGISTRY_CONTRACT, manifest: Path | None = None) -> list[dict]:

@@ -34,6 +34,8 @@ DEV_IDENTITIES: dict[str, int] = {
     "courier2": 7,
     "hospital2": 8,
     "doctor2": 9,
+    "manufacturer": 10,
+    "insurer": 11,
 }
 
 

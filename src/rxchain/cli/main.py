@@ -33,7 +33,7 @@ from rich.table import Table
 
 from rxchain import audit, errors
 from rxchain.chain.client import RegistryClient, TxResult
-from rxchain.chain.deployment import bytecode_hash, load_deployment
+from rxchain.chain.deployment import BOXES_CONTRACT, bytecode_hash, load_deployment
 from rxchain.dev.devnet import Devnet
 from rxchain.core.ids import RxId
 from rxchain.core.document import MedicationSpec, build_prescription, load_document, new_patient_pseudonym
@@ -41,6 +41,7 @@ from rxchain.chain.signers import dev_accounts, load_signer
 from rxchain.chain.outbox import Outbox
 from rxchain.paths import project_root, tool_env
 from rxchain.core.qr import payload_png, payload_terminal, read_qr_image
+from rxchain.core.roles import ROLES
 from rxchain.cli.render import camel_keys, members_table, prescription_table, trail_table, utc
 from rxchain.workflow import (
     confirm_payload_receipt,
@@ -172,7 +173,7 @@ def deploy(ctx, force):
         try:
             ctx.client()
             record = load_deployment(ctx.network)
-            if record.bytecode_hash == bytecode_hash():
+            if record.bytecode_hash == bytecode_hash() and record.boxes_bytecode_hash == bytecode_hash(BOXES_CONTRACT):
                 ctx.emit(record.model_dump(), f"registry already deployed at [bold]{record.registry}[/] (block {record.deploy_block}); --force for a new one")
                 return
             console.print("[yellow]the contracts changed since the recorded deployment: deploying anew[/]")
@@ -223,7 +224,7 @@ def member():
 
 @member.command("add")
 @click.argument("account")
-@click.argument("role", type=click.Choice(["doctor", "pharmacy", "courier", "auditor", "hospital"]))
+@click.argument("role", type=click.Choice(list(ROLES)))
 @click.option("--days", type=int, default=365, show_default=True, help="Credential length from now (a doctor's ends with its hospital's at the latest).")
 @click.option("--as", "signer", required=True, help="Regulator (or hospital, for doctors): a dev identity on the devnet, a keystore file or env:VAR.")
 @pass_ctx
@@ -258,7 +259,7 @@ def member_renew(ctx, account, days, signer):
 
 @member.command("revoke")
 @click.argument("account")
-@click.argument("role", type=click.Choice(["doctor", "pharmacy", "courier", "auditor", "hospital"]))
+@click.argument("role", type=click.Choice(list(ROLES)))
 @click.option("--as", "signer", required=True)
 @pass_ctx
 def member_revoke(ctx, account, role, signer):
@@ -826,6 +827,17 @@ def _add_indexer_commands() -> None:
 
 
 _add_indexer_commands()
+
+
+def _add_box_commands() -> None:
+    """rx box register|labels|dispense|check|recall and rx claim file|show|approve|reject."""
+    from rxchain.cli.boxes import box_group, claim_group
+
+    cli.add_command(box_group)
+    cli.add_command(claim_group)
+
+
+_add_box_commands()
 
 
 def _json_after_command(ctx: click.Context, _param: click.Parameter, value: bool) -> None:

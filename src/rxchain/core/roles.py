@@ -15,10 +15,13 @@ ROLES: dict[str, bytes] = {
     "courier": keccak(text="COURIER_ROLE"),
     "auditor": keccak(text="AUDITOR_ROLE"),
     "hospital": keccak(text="HOSPITAL_ROLE"),
+    "manufacturer": keccak(text="MANUFACTURER_ROLE"),
+    "insurer": keccak(text="INSURER_ROLE"),
 }
 
 #: Role bit in the registry's Member.roles mask.
-ROLE_BITS: dict[str, int] = {"doctor": 1, "pharmacy": 2, "courier": 4, "auditor": 8, "hospital": 16}
+ROLE_BITS: dict[str, int] = {"doctor": 1, "pharmacy": 2, "courier": 4, "auditor": 8, "hospital": 16, "manufacturer": 32,
+                             "insurer": 64}
 
 
 class UnknownRoleName(BadInput, ValueError):

@@ -34,7 +34,7 @@ class LifecycleResult:
 
 
 def onboard(client: RegistryClient, ids: dict[str, LocalAccount], days: int = CREDENTIAL_DAYS) -> list[str]:
-    """Admits the hospital, pharmacy, courier and auditor (by the regulator) and the doctor (by its
+    """Admits the hospital, pharmacy, courier, auditor, manufacturer and insurer (by the regulator) and the doctor (by its
     hospital), skipping members already in good standing. Returns what it did."""
     until = client.latest_block_time() + days * 86400
     done = []
@@ -45,6 +45,8 @@ def onboard(client: RegistryClient, ids: dict[str, LocalAccount], days: int = CR
         ("regulator", "courier", "courier"),
         ("regulator", "auditor", "auditor"),
         ("regulator", "hospital2", "hospital"),
+        ("regulator", "manufacturer", "manufacturer"),
+        ("regulator", "insurer", "insurer"),
         ("hospital", "doctor", "doctor"),
         ("hospital2", "doctor2", "doctor"),
     ]

@@ -26,6 +26,13 @@ BUDGETS: dict[str, int] = {
     "lifecycle_counter": 180_000,
     "redeem_paper_slip": 50_000,
     "issue_batch_per_rx": 3_000,
+    # DrugBoxes (issue 14). The per-box dispense budget holds for what each box adds to a fill; a whole
+    # fill also pays its fixed part once (the transaction, the prescription read, the fill's new storage
+    # word, the lot's proof): docs/boxes-and-claims.md.
+    "box_register_per_box": 500,
+    "box_dispense_marginal_per_box": 8_000,
+    "box_dispense_5": 110_000,
+    "claim_file": 60_000,
 }
 
 

@@ -24,7 +24,11 @@ from rxchain.chain.deployment import load_abi
 from rxchain.paths import project_root
 
 #: The contracts whose ABI is published: what is deployed, and the interfaces a client compiles against.
-PUBLISHED = ("PrescriptionRegistry", "ConsortiumPermissioning", "IPrescriptionRegistry", "IConsortiumRoles")
+PUBLISHED = ("PrescriptionRegistry", "ConsortiumPermissioning", "DrugBoxes", "IPrescriptionRegistry", "IConsortiumRoles",
+             "IDrugBoxes")
+
+#: The deployed contracts whose errors docs/errors.md lists.
+DEPLOYED = ("PrescriptionRegistry", "ConsortiumPermissioning", "DrugBoxes")
 
 #: Errors that appear in the registry's ABI through OpenZeppelin's libraries but that none of its
 #: code paths can raise (it only calls ``tryRecover``, and keeps the regulator's rules).
@@ -56,7 +60,7 @@ def published_files(root: Path | None = None) -> dict[Path, str]:
 def errors_markdown() -> str:
     """docs/errors.md: one row per custom error of the deployed contracts."""
     seen: dict[str, tuple[dict, list[str]]] = {}
-    for contract in ("PrescriptionRegistry", "ConsortiumPermissioning"):
+    for contract in DEPLOYED:
         for item in load_abi(contract):
             if item["type"] == "error":
                 entry = seen.setdefault(error_signature(item), (item, []))
