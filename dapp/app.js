@@ -21,7 +21,7 @@
 import { ethers } from "ethers";
 import * as core from "./rxcore.js";
 import * as handover from "./handover.js";
-import { drawQr } from "./qrcodes.js";
+import { drawQr, findQr } from "./qrcodes.js";
 import { signIn } from "./signin.js";
 
 const $ = (id) => document.getElementById(id);
@@ -401,25 +401,6 @@ async function readQrPicture(file) {
   }
   $("payload").value = found;
   await readCode(found);
-}
-
-/** The text of the first QR code jsQR finds, trying the picture at a few sizes (large photos scale down). */
-function findQr(bitmap) {
-  const largest = Math.max(bitmap.width, bitmap.height);
-  const scales = [Math.min(1, 1600 / largest), Math.min(1, 800 / largest), Math.min(1, 400 / largest)];
-  const canvas = document.createElement("canvas");
-  const context = canvas.getContext("2d", { willReadFrequently: true });
-  for (const scale of [...new Set(scales)]) {
-    canvas.width = Math.max(1, Math.round(bitmap.width * scale));
-    canvas.height = Math.max(1, Math.round(bitmap.height * scale));
-    context.fillStyle = "#fff";
-    context.fillRect(0, 0, canvas.width, canvas.height);
-    context.drawImage(bitmap, 0, 0, canvas.width, canvas.height);
-    const image = context.getImageData(0, 0, canvas.width, canvas.height);
-    const result = window.jsQR(image.data, image.width, image.height, { inversionAttempts: "attemptBoth" });
-    if (result && result.data) return result.data;
-  }
-  return null;
 }
 
 // ------------------------------------------------------------------------------ on-chain state

@@ -34,22 +34,27 @@ export async function readQrFile(file) {
   if (typeof window.jsQR !== "function") throw new Error("The QR reader did not load; paste the code instead.");
   const bitmap = await createImageBitmap(file);
   try {
-    const largest = Math.max(bitmap.width, bitmap.height);
-    const scales = [Math.min(1, 1600 / largest), Math.min(1, 800 / largest), Math.min(1, 400 / largest)];
-    const canvas = document.createElement("canvas");
-    const context = canvas.getContext("2d", { willReadFrequently: true });
-    for (const scale of [...new Set(scales)]) {
-      canvas.width = Math.max(1, Math.round(bitmap.width * scale));
-      canvas.height = Math.max(1, Math.round(bitmap.height * scale));
-      context.fillStyle = "#fff";
-      context.fillRect(0, 0, canvas.width, canvas.height);
-      context.drawImage(bitmap, 0, 0, canvas.width, canvas.height);
-      const image = context.getImageData(0, 0, canvas.width, canvas.height);
-      const result = window.jsQR(image.data, image.width, image.height, { inversionAttempts: "attemptBoth" });
-      if (result && result.data) return result.data;
-    }
-    return null;
+    return findQr(bitmap);
   } finally {
     bitmap.close();
   }
+}
+
+/** The text of the first QR code jsQR finds in a bitmap, trying it at a few sizes (large photos scale down); null if none. */
+export function findQr(bitmap) {
+  const largest = Math.max(bitmap.width, bitmap.height);
+  const scales = [Math.min(1, 1600 / largest), Math.min(1, 800 / largest), Math.min(1, 400 / largest)];
+  const canvas = document.createElement("canvas");
+  const context = canvas.getContext("2d", { willReadFrequently: true });
+  for (const scale of [...new Set(scales)]) {
+    canvas.width = Math.max(1, Math.round(bitmap.width * scale));
+    canvas.height = Math.max(1, Math.round(bitmap.height * scale));
+    context.fillStyle = "#fff";
+    context.fillRect(0, 0, canvas.width, canvas.height);
+    context.drawImage(bitmap, 0, 0, canvas.width, canvas.height);
+    const image = context.getImageData(0, 0, canvas.width, canvas.height);
+    const result = window.jsQR(image.data, image.width, image.height, { inversionAttempts: "attemptBoth" });
+    if (result && result.data) return result.data;
+  }
+  return null;
 }

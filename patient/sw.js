@@ -5,7 +5,7 @@
 
 const CACHE = "rxchain-patient-v1";
 const FILES = [
-  "./", "app.js", "style.css", "rxcore.js", "handover.js", "qrcodes.js", "favicon.svg", "config.json",
+  "./", "app.js", "style.css", "dapp.css", "rxcore.js", "handover.js", "qrcodes.js", "favicon.svg", "config.json",
   "vendor/ethers.min.js", "vendor/pako.esm.mjs", "vendor/qrcode.mjs", "vendor/jsQR.js",
 ];
 

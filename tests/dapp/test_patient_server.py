@@ -24,7 +24,7 @@ def test_page_shared_formats_vendor_files_and_nothing_else(patient_server, deplo
     assert f"'sha256-{digest}'" in policy
     assert "<script>" not in body.decode()  # no inline script but the import map
 
-    for path in ("/app.js", "/style.css", "/sw.js", "/rxcore.js", "/handover.js", "/qrcodes.js", "/favicon.svg",
+    for path in ("/app.js", "/style.css", "/dapp.css", "/sw.js", "/rxcore.js", "/handover.js", "/qrcodes.js", "/favicon.svg",
                  "/vendor/ethers.min.js", "/vendor/jsQR.js", "/vendor/pako.esm.mjs", "/vendor/qrcode.mjs"):  # fmt: skip
         status, headers, body = get(patient_server, path)
         assert status == 200 and body, path

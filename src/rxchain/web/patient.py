@@ -8,6 +8,7 @@ What it serves under its prefix (``/patient/``; nothing else):
     /                       patient/index.html
     /app.js, /style.css, /sw.js, /favicon.svg     the page's own files (patient/)
     /rxcore.js, /handover.js, /qrcodes.js         the formats and QR drawing, shared with the pharmacy dApp (dapp/)
+    /dapp.css               the dApp's stylesheet (patient/style.css only narrows it to a phone)
     /vendor/ethers.min.js, /vendor/jsQR.js, /vendor/pako.esm.mjs, /vendor/qrcode.mjs   as the dApp's
     /config.json            {network, chainId, registry, rpcUrl, deployBlock, abi}
     /rpc                    POST: JSON-RPC relayed to the node, reads only (the patient's app sends
@@ -46,7 +47,8 @@ def patient_dir() -> Path:
 
 def shared_files() -> dict[str, Path]:
     """The dApp's files the patient's page imports (the formats both sides must read alike)."""
-    return {name: dapp_dir() / name for name in ("rxcore.js", "handover.js", "qrcodes.js", "favicon.svg")}
+    shared = {name: dapp_dir() / name for name in ("rxcore.js", "handover.js", "qrcodes.js", "favicon.svg")}
+    return {**shared, "dapp.css": dapp_dir() / "style.css"}  # the counter's look; patient/style.css narrows it
 
 
 def patient_part(config: DappConfig, *, static_dir: Path | None = None, vendor: dict[str, Path] | None = None,
