@@ -239,17 +239,7 @@ def patient_consent(client: RegistryClient, prescription_text: str, request_text
     pharmacy and the prescription's current fill out (what the patient app does on the patient's tap)."""
     payload = read_payload(client, prescription_text)
     request = decode_consent_request(request_text)
-    state = client.prescription(payload.rx_id)
-    fills_left = state.fills_left
-    if not state.exists:  # a batched prescription not yet opened: its batch says how many fills
-        from rxchain.core.batch import NotBatched, find_batch_proof
-
-        doctor = validate(payload.document).doctor
-        try:
-            batched = find_batch_proof(client, payload.rx_id, doctor)
-            fills_left = client.batch(client.member(doctor).hospital, batched.root)["fills"]
-        except NotBatched:
-            pass
+    _, fills_left, _ = client.current_fill(payload.rx_id, validate(payload.document).doctor)
     return authorize(payload, request, fills_left, now=client.latest_block_time())
 
 

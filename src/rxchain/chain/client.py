@@ -257,19 +257,9 @@ class RegistryClient:
         """Redeems one fill: signs the claim authorization with the QR's claim key and sends it."""
         from eth_account import Account
 
-        from rxchain.core.batch import NotBatched, find_batch_proof
-
         claim_address = Account.from_key(claim_private_key).address
         rx_id, _ = self.compute_id(doctor, doc_hash, designated_pharmacy, claim_address)
-        state = self.prescription(rx_id)
-        batched = None
-        fills_left = state.fills_left
-        if not state.exists:  # perhaps issued in a batch: its first fill opens it with a proof
-            try:
-                batched = find_batch_proof(self, rx_id, doctor)
-                fills_left = self.batch(self.member(doctor).hospital, batched.root)["fills"]
-            except NotBatched:
-                pass  # the registry will answer UnknownPrescription
+        _, fills_left, batched = self.current_fill(rx_id, doctor)
         deadline = deadline if deadline is not None else self.latest_block_time() + DEFAULT_SIGNATURE_TTL
         signature = sign_redeem(claim_private_key, self.domain, rx_id, pharmacy.address, fills_left, deadline)
         args = [to_checksum_address(doctor), doc_hash, _address_or_zero(designated_pharmacy), claim_address, deadline, signature]
@@ -277,22 +267,27 @@ class RegistryClient:
             return rx_id, self.transact(pharmacy, "redeemBatched", *args, batched.root, batched.proof)
         return rx_id, self.transact(pharmacy, "redeem", *args)
 
+    def current_fill(self, rx_id: bytes, doctor: str) -> tuple[PrescriptionState, int, Any]:
+        """(state, fills left, batch proof or None): a batched prescription not yet opened has no record,
+        so its fills come from its batch and its first redemption needs the proof (None when neither
+        a record nor a batch names it: the registry will answer UnknownPrescription)."""
+        from rxchain.core.batch import NotBatched, find_batch_proof
+
+        state = self.prescription(rx_id)
+        if state.exists:
+            return state, state.fills_left, None
+        try:
+            batched = find_batch_proof(self, rx_id, doctor)
+        except NotBatched:
+            return state, state.fills_left, None
+        return state, self.batch(self.member(doctor).hospital, batched.root)["fills"], batched
+
     def redeem_authorized(self, pharmacy: LocalAccount, auth: Authorization) -> tuple[bytes, TxResult]:
         """Redeems one fill with the patient's authorisation (from the patient's app, or a paper fill
         slip): checks first that it is for this pharmacy, this fill and still live (named errors,
         nothing sent), then sends it as it is; the claim key is never needed here."""
-        from rxchain.core.batch import NotBatched, find_batch_proof
-
         doctor, designated = auth.parties
-        state = self.prescription(auth.rx_id)
-        batched = None
-        fills_left = state.fills_left
-        if not state.exists:
-            try:
-                batched = find_batch_proof(self, auth.rx_id, doctor)
-                fills_left = self.batch(self.member(doctor).hospital, batched.root)["fills"]
-            except NotBatched:
-                pass  # the registry will answer UnknownPrescription
+        state, fills_left, batched = self.current_fill(auth.rx_id, doctor)
         if state.exists or batched is not None:
             check_authorization(auth, pharmacy=pharmacy.address, fills_left=fills_left, now=self.latest_block_time())
         args = [to_checksum_address(doctor), auth.doc_hash, _address_or_zero(designated), auth.claim_key, auth.deadline, auth.signature]

@@ -453,8 +453,7 @@ def confirm(ctx, payload_arg, qr_image, signer):
 def consent_request(ctx, minutes, signer):
     """Show the pharmacy's request for the patient's consent (RXP1.): the patient's app scans it."""
     client = ctx.client()
-    request = client.consent_request(_account(ctx, signer) if signer.startswith("0x") else ctx.signer(signer).address,
-                                     ttl=minutes * 60)  # fmt: skip
+    request = client.consent_request(_address_of(ctx, signer), ttl=minutes * 60)
     _show_code(ctx, request.encode(), {"pharmacy": request.pharmacy, "deadline": request.deadline},
                f"consent request from pharmacy {request.pharmacy}, answer by {utc(request.deadline)}")
 
@@ -467,7 +466,7 @@ def consent_request(ctx, minutes, signer):
 def delivery_request(ctx, rx_id, minutes, signer):
     """Show the hand-over's request for the patient's receipt (RXD1.): the patient's app scans it."""
     client = ctx.client()
-    deliverer = _account(ctx, signer) if signer.startswith("0x") else ctx.signer(signer).address
+    deliverer = _address_of(ctx, signer)
     request = client.delivery_request(deliverer, _bytes32(rx_id), ttl=minutes * 60)
     _show_code(ctx, request.encode(), {"id": rx_id, "deliverer": deliverer, "fillsLeft": request.fills_left,
                                        "deadline": request.deadline},
@@ -979,6 +978,11 @@ def read_receipt_id(client: RegistryClient, text: str) -> RxId:
     from rxchain.workflow import read_receipt
 
     return read_receipt(client, text).rx_id
+
+
+def _address_of(ctx: Context, who: str) -> str:
+    """The address a code names: an address as given, or the signer's (a dev identity, keystore, env:VAR)."""
+    return _account(ctx, who) if who.startswith("0x") else ctx.signer(who).address
 
 
 def _bytes32(value: str) -> RxId:
