@@ -131,3 +131,23 @@ def test_a_small_in_flight_cap_still_completes_every_lifecycle(capsys):
     figures = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert figures["failed"] == 0 and figures["batched"] == 1300
 
+
+
+def test_worker_processes_prepare_the_same_batches_as_one_process():
+    """--issue-only prepares in worker processes; the workload must not depend on how many: the
+    same ids and Merkle roots, in the same order, and every root is the registry's for its ids."""
+    from rxchain.core.batch import merkle_root
+    from rxchain.dev.bench import BATCH_SIZE, _prepared
+
+    doctors = ["0x" + f"{i:040x}" for i in (1, 2)]
+    chunks = [(0, 600), (600, 600), (1200, 300)]
+
+    alone = [batch for batches in _prepared(doctors, chunks, 1_800_000_000, "seed", 0) for batch in batches]
+    pooled = [batch for batches in _prepared(doctors, chunks, 1_800_000_000, "seed", 2) for batch in batches]
+
+    assert alone == pooled
+    assert [len(ids) for ids, _ in alone] == [256, 256, 88, 256, 256, 88, 256, 44]
+    assert all(root == merkle_root(ids) for ids, root in alone)
+    assert len({i for ids, _ in alone for i in ids}) == 1500  # every prescription its own id
+    other_seed = [batch for batches in _prepared(doctors, chunks[:1], 1_800_000_000, "other", 0) for batch in batches]
+    assert other_seed[0] != alone[0] and len(alone[0][0]) == BATCH_SIZE

@@ -27,7 +27,7 @@ from eth_account.signers.local import LocalAccount
 from eth_utils import function_signature_to_4byte_selector, keccak
 
 from rxchain.chain.client import RegistryClient
-from rxchain.chain.rpc import RpcSession
+from rxchain.chain.rpc import Receipt, RpcSession
 from rxchain.chain.reverts import abi_type as _abi_type
 from rxchain.errors import TransactionFailed
 from rxchain.chain.outbox import OutboxEntry
@@ -162,11 +162,11 @@ class Pipeline:
         (head,) = self._batch([("eth_blockNumber", [])])
         return int(head["result"], 16)
 
-    def block_receipts_of(self, numbers: Sequence[int]) -> list[dict]:
+    def block_receipts_of(self, numbers: Sequence[int]) -> list[Receipt]:
         """Every receipt of blocks ``numbers`` (``eth_getBlockReceipts``, a few blocks per request)."""
         out: list[dict] = []
         for chunk in _chunks(list(numbers), 4):
-            for reply in self._batch([("eth_getBlockReceipts", [hex(n)]) for n in chunk]):
+            for reply in self._batch([("eth_getBlockReceipts", [hex(n)]) for n in chunk], list[Receipt]):
                 if _method_missing(reply):
                     raise TransactionFailed("streaming needs eth_getBlockReceipts, which this node lacks")
                 out.extend(reply.get("result") or [])
@@ -207,13 +207,13 @@ class Pipeline:
                 time.sleep(0.01)
                 continue
             stalled_since = time.monotonic()
-            for reply in self._batch([("eth_getBlockReceipts", [hex(n)]) for n in range(next_block, block + 1)]):
+            for reply in self._batch([("eth_getBlockReceipts", [hex(n)]) for n in range(next_block, block + 1)], list[Receipt]):
                 if _method_missing(reply):
                     raise TransactionFailed("measuring the node needs eth_getBlockReceipts, which this node lacks")
                 for receipt in reply.get("result") or []:
-                    if receipt["transactionHash"] in waiting:
-                        waiting.discard(receipt["transactionHash"])
-                        succeeded += int(receipt["status"], 16) == 1
+                    if receipt.transactionHash in waiting:
+                        waiting.discard(receipt.transactionHash)
+                        succeeded += int(receipt.status, 16) == 1
             next_block = block + 1
         return succeeded
 
@@ -249,13 +249,13 @@ class Pipeline:
             if by_block:
                 per_request = 2 if any(tx.function == "issueBatch" for tx in list(waiting.values())[:1]) else 16  # 256 logs each
                 for numbers in _chunks(blocks, per_request):
-                    replies = self._batch([("eth_getBlockReceipts", [hex(n)]) for n in numbers])
+                    replies = self._batch([("eth_getBlockReceipts", [hex(n)]) for n in numbers], list[Receipt])
                     if any(_method_missing(r) for r in replies):
                         self.block_receipts = by_block = False  # this node lacks it: per transaction from now on
                         break
                     for reply in replies:
                         for receipt in reply.get("result") or []:
-                            tx = waiting.pop(receipt["transactionHash"], None)
+                            tx = waiting.pop(receipt.transactionHash, None)
                             if tx is not None:
                                 settled.append(self._settle(tx, receipt, result))
             if not by_block or (waiting and time.monotonic() - last_progress > 5):
@@ -275,7 +275,7 @@ class Pipeline:
             return
         for chunk in _chunks(list(waiting), _RECEIPTS_PER_REQUEST.get(next(iter(waiting.values())).function, 200)):
             found = 0
-            for tx_hash, reply in zip(chunk, self._batch([("eth_getTransactionReceipt", [h]) for h in chunk])):
+            for tx_hash, reply in zip(chunk, self._batch([("eth_getTransactionReceipt", [h]) for h in chunk], Receipt)):
                 receipt = reply.get("result")
                 if receipt:
                     settled.append(self._settle(waiting.pop(tx_hash), receipt, result))
@@ -283,14 +283,15 @@ class Pipeline:
             if found < len(chunk) // 2:  # the rest of this list is not mined yet either
                 break
 
-    def _settle(self, tx: SignedTx, receipt: dict, result: PipelineResult) -> tuple[str, str, int]:
+    def _settle(self, tx: SignedTx, receipt: Receipt, result: PipelineResult) -> tuple[str, str, int]:
         """Records the outcome in the result (not the whole receipt: logs can be large); returns the
         outbox update for it."""
-        ok = int(receipt["status"], 16) == 1
-        result.receipts[tx.tx_hash] = {"status": int(ok), "blockNumber": int(receipt["blockNumber"], 16), "gasUsed": int(receipt["gasUsed"], 16)}
+        ok = int(receipt.status, 16) == 1
+        block = int(receipt.blockNumber, 16)
+        result.receipts[tx.tx_hash] = {"status": int(ok), "blockNumber": block, "gasUsed": int(receipt.gasUsed, 16)}
         if not ok:
             result.failed.append(tx)
-        return tx.tx_hash, "mined" if ok else "failed", int(receipt["blockNumber"], 16)
+        return tx.tx_hash, "mined" if ok else "failed", block
 
     def encode_call(self, function: str, args: Sequence[Any]) -> str:
         """0x-hex calldata for ``function`` (for eth_call batches)."""
@@ -299,8 +300,8 @@ class Pipeline:
 
     # --------------------------------------------------------------------------- helpers
 
-    def _batch(self, calls: list[tuple[str, list]]) -> list[dict]:
-        return self._rpc.batch_raw(calls)
+    def _batch(self, calls: list[tuple[str, list]], result_type=None) -> list[dict]:
+        return self._rpc.batch_raw(calls, result_type=result_type)
 
 
 def sign_legacy(key: coincurve.PrivateKey, chain_id: int, nonce: int, gas: int, to: bytes, data: bytes) -> tuple[bytes, str]:

@@ -662,7 +662,10 @@ def audit_members(ctx, since, until):
               help="Pre-signed transactions for measuring the node's own ceiling first (the ratio's denominator).")
 @click.option("--max-in-flight", type=click.IntRange(min=1), default=500, show_default=True,
               help="Most unmined transactions per sender (Besu's SEQUENCED pool keeps 614 at its defaults).")
-def bench(prescriptions, batched_fraction, doctors, pharmacies, couriers, on_devnet, issue_only, ceiling_transactions, max_in_flight):
+@click.option("--workers", type=click.IntRange(min=0), default=None,
+              help="Processes preparing --issue-only's batches (0: in rx itself)  [default: cores - 1]")
+def bench(prescriptions, batched_fraction, doctors, pharmacies, couriers, on_devnet, issue_only, ceiling_transactions, max_in_flight,
+          workers):
     """Pipelined hospital-scale workload; the LAST line is one JSON object of figures."""
     import tempfile
 
@@ -676,7 +679,7 @@ def bench(prescriptions, batched_fraction, doctors, pharmacies, couriers, on_dev
             client = bench_client(url, f"{folder}/outbox.sqlite")
             result = run_bench(client, prescriptions=prescriptions, batched_fraction=batched_fraction, doctors=doctors,
                                pharmacies=pharmacies, couriers=couriers, console=err_console, issue_only=issue_only,
-                               ceiling_transactions=ceiling_transactions, max_in_flight=max_in_flight)  # fmt: skip
+                               ceiling_transactions=ceiling_transactions, max_in_flight=max_in_flight, workers=workers)  # fmt: skip
     finally:
         if chain is not None:
             chain.stop()

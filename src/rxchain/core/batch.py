@@ -14,8 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from eth_utils import keccak
-
+from rxchain.core.hashing import keccak256
 from rxchain.errors import InvalidValue, Refused
 
 
@@ -33,7 +32,7 @@ class BatchProof:
 
 def leaf(rx_id: bytes) -> bytes:
     """The Merkle leaf of a prescription id: keccak256 of its 32 bytes."""
-    return keccak(bytes(rx_id))
+    return keccak256(bytes(rx_id))
 
 
 def merkle_root(ids: list[bytes]) -> bytes:
@@ -131,7 +130,7 @@ def find_batch_proof(client, rx_id: bytes, doctor: str) -> BatchProof:
 
 
 def _pair(a: bytes, b: bytes) -> bytes:
-    return keccak(a + b) if a < b else keccak(b + a)
+    return keccak256(a + b) if a < b else keccak256(b + a)
 
 
 def _next_level(level: list[bytes]) -> list[bytes]:

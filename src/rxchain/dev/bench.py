@@ -18,7 +18,12 @@ through the day; their preparation is timed apart from the chain work.
 
 from __future__ import annotations
 
+import collections
+import concurrent.futures
 import copy
+import itertools
+import multiprocessing
+import os
 import random
 import resource
 import time
@@ -34,6 +39,7 @@ from rich.table import Table
 from web3 import Web3
 
 from rxchain.core.batch import merkle_proofs, merkle_root
+from rxchain.core.hashing import keccak256
 from rxchain.core.claims import receipt_digest, redeem_digest, sign_digest
 from rxchain.chain.client import RegistryClient
 from rxchain.chain.deploy import deploy_registry
@@ -94,6 +100,7 @@ def run_bench(
     issue_only: bool = False,
     ceiling_transactions: int = 3000,
     max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+    workers: int | None = None,
 ) -> BenchResult:
     """Runs the workload against ``client``'s registry (already onboarded with the dev consortium).
 
@@ -124,7 +131,7 @@ def run_bench(
 
         if issue_only:
             phase, roots = _issue_streaming(client, pipeline, staff["doctor"], ids["hospital"], prescriptions, now, seed, progress,
-                                            max_in_flight)  # fmt: skip
+                                            max_in_flight, workers)  # fmt: skip
             phases.append(phase)
             _verify_batches(client, pipeline, ids["hospital"].address, roots, progress)
             figures = _figures(phases, prescriptions, range(prescriptions), phase, phase[2], started, True, ceiling, max_in_flight)
@@ -198,18 +205,18 @@ class _Stream:
             stalled_since = time.monotonic()
             outcomes = []
             for receipt in self.pipeline.block_receipts_of(range(next_block, head + 1)):
-                entry = self.sent.pop(receipt["transactionHash"], None)
+                entry = self.sent.pop(receipt.transactionHash, None)
                 if entry is None:
                     continue
                 what, step, sender, _ = entry
                 self.in_flight[sender] -= 1
-                ok = int(receipt["status"], 16) == 1
-                outcomes.append((receipt["transactionHash"], "mined" if ok else "failed", int(receipt["blockNumber"], 16)))
+                ok = int(receipt.status, 16) == 1
+                outcomes.append((receipt.transactionHash, "mined" if ok else "failed", int(receipt.blockNumber, 16)))
                 progress.advance(task)
                 if ok:
                     self._next(what, step)
                 else:
-                    self.failures.append((_name(what), step, receipt["transactionHash"]))
+                    self.failures.append((_name(what), step, receipt.transactionHash))
             next_block = head + 1
             self.pipeline.settle(outcomes)
             self._send_what_fits()
@@ -278,52 +285,76 @@ def _name(what) -> str:
     return f"prescription 0x{what.rx_id.hex()}"
 
 
-def _issue_streaming(client, pipeline, doctors, hospital, n, now, seed, progress, max_in_flight=DEFAULT_MAX_IN_FLIGHT) -> tuple[tuple[str, int, float], list[bytes]]:
+def _issue_streaming(client, pipeline, doctors, hospital, n, now, seed, progress, max_in_flight=DEFAULT_MAX_IN_FLIGHT,
+                     workers: int | None = None) -> tuple[tuple[str, int, float], list[bytes]]:  # fmt: skip
     """Prepares, signs and sends batches of 256 a chunk at a time, keeping only hashes and roots, so
-    memory stays flat however large ``n`` is; the node mines while the next chunk is prepared. The
-    hospital never has more than ``max_in_flight`` batches unmined (Besu's pool limit per sender)."""
+    memory stays flat however large ``n`` is. The preparation (documents hashed, claim keys drawn and
+    their addresses derived, ids and Merkle roots: all Python CPU) runs in ``workers`` processes
+    while this one signs, sends and settles and the node mines. The hospital never has more than
+    ``max_in_flight`` batches unmined (Besu's pool limit per sender)."""
     task = progress.add_task("issue (batches, streamed)", total=n)
     started = time.perf_counter()
     expires_at = now + 86400
     roots: list[bytes] = []
     window: list[SignedTx] = []  # sent, not yet seen mined
-    chunk: list[SignedTx] = []
-    group: list[bytes] = []
     count = 0
 
-    def settle_window() -> None:
-        result = pipeline.collect(window)
+    def settle(oldest: int) -> None:
+        """Waits for the ``oldest`` of the window (the lowest nonces: mined first) while the node still
+        has the rest to mine."""
+        result = pipeline.collect(window[:oldest])
         if result.failed:
-            raise BenchFailed(f"{len(result.failed)} of {len(window)} batches reverted (first: {_why(pipeline, result.failed[0])})")
-        window.clear()
+            raise BenchFailed(f"{len(result.failed)} of {oldest} batches reverted (first: {_why(pipeline, result.failed[0])})")
+        del window[:oldest]
 
-    def flush() -> None:
-        nonlocal count
-        pipeline.submit(chunk)
-        window.extend(chunk)  # at most max_in_flight batches: their bytes stay for a re-send after a stall
-        count += len(chunk)
-        chunk.clear()
-        if len(window) >= max_in_flight:
-            settle_window()
-
-    for p in _prepare_iter(doctors, n, now, seed):
-        group.append(p.rx_id)
-        if len(group) == BATCH_SIZE:
-            roots.append(merkle_root(group))
-            chunk.append(pipeline.sign(hospital, "issueBatch", [group, expires_at, 1]))
-            progress.advance(task, len(group))
-            group = []
-            if len(chunk) == 32:
-                flush()
-    if group:
-        roots.append(merkle_root(group))
-        chunk.append(pipeline.sign(hospital, "issueBatch", [group, expires_at, 1]))
-        progress.advance(task, len(group))
-    if chunk:
-        flush()
+    addresses = [d.address for d in doctors]
+    chunks = [(start, min(CHUNK, n - start)) for start in range(0, n, CHUNK)]
+    for batches in _prepared(addresses, chunks, now, seed, workers):
+        signed = [pipeline.sign(hospital, "issueBatch", [ids, expires_at, 1]) for ids, _ in batches]
+        roots.extend(root for _, root in batches)
+        while signed:
+            if len(window) >= max_in_flight:
+                settle(max(1, len(window) // 2))
+            room = max_in_flight - len(window)
+            piece, signed = signed[:room], signed[room:]
+            pipeline.submit(piece)
+            window.extend(piece)  # never more than max_in_flight: their bytes stay for a re-send after a stall
+            count += len(piece)
+        progress.advance(task, sum(len(ids) for ids, _ in batches))
     if window:
-        settle_window()
+        settle(len(window))
     return ("issue (batches of 256, streamed)", count, time.perf_counter() - started), roots
+
+
+#: Prescriptions one worker prepares at a time: 32 batches of 256.
+CHUNK = 32 * BATCH_SIZE
+
+
+def _prepared(doctors: list[str], chunks: list[tuple[int, int]], now: int, seed: str, workers: int | None):
+    """The chunks' batches, in order. With more than one core, worker processes (spawned: the parent
+    holds threads and sockets a fork would copy) prepare the next chunks while the caller sends; at
+    most two chunks per worker wait, so memory stays flat."""
+    workers = _default_workers() if workers is None else workers
+    if workers < 1 or len(chunks) < 2:
+        for start, size in chunks:
+            yield _batches(doctors, start, size, now, seed)
+        return
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        pending: collections.deque = collections.deque()
+        queued = iter(chunks)
+        for start, size in itertools.islice(queued, 2 * workers):
+            pending.append(pool.submit(_batches, doctors, start, size, now, seed))
+        while pending:
+            batches = pending.popleft().result()
+            for start, size in itertools.islice(queued, 1):
+                pending.append(pool.submit(_batches, doctors, start, size, now, seed))
+            yield batches
+
+
+def _default_workers() -> int:
+    """Worker processes for preparation: every core but the one this process and the node share."""
+    return max(1, (os.cpu_count() or 1) - 1)
 
 
 def node_ceiling(pipeline: Pipeline, doctors: list[LocalAccount], now: int, *, count: int = 3000,
@@ -405,24 +436,45 @@ def _staff(seed: str, doctors: int, pharmacies: int, couriers: int) -> dict[str,
 
 
 def _prepare(doctors: list[LocalAccount], n: int, now: int, seed: str) -> list[Prescription]:
-    return list(_prepare_iter(doctors, n, now, seed))
+    return list(_prepare_iter([d.address for d in doctors], n, now, seed))
 
 
-def _prepare_iter(doctors: list[LocalAccount], n: int, now: int, seed: str):
-    """The workload's prescriptions, one at a time."""
-    templates = {d.address: _DocumentTemplate(d.address, now) for d in doctors}
+def _prepare_iter(doctors: list[str], n: int, now: int, seed: str, start: int = 0):
+    """The workload's prescriptions ``start`` … ``start + n - 1``, one at a time. Each run of them is
+    drawn from its own seeded stream (seed, start), so any worker can make any part of a workload and
+    the whole stays reproducible."""
+    templates = _templates(doctors, now)
     zero_word = bytes(32)
-    draw = random.Random(seed).randbytes  # reproducible workload; the keys are throwaway
-    for i in range(n):
-        doctor = doctors[i % len(doctors)].address
+    draw = random.Random(f"{seed}:{start}").randbytes  # reproducible workload; the keys are throwaway
+    for i in range(start, start + n):
+        doctor = doctors[i % len(doctors)]
         salt = draw(16).hex()
         pseudonym = draw(11).hex()
         doc_hash = templates[doctor].hash(salt, pseudonym, check=i < len(doctors))
         claim_key = draw(32)
         claim_address = _address(claim_key)
-        terms = keccak(bytes(12) + bytes.fromhex(doctor[2:]) + doc_hash + zero_word)
-        rx_id = keccak(bytes(12) + bytes.fromhex(claim_address[2:]) + terms)
+        terms = keccak256(bytes(12) + bytes.fromhex(doctor[2:]) + doc_hash + zero_word)
+        rx_id = keccak256(bytes(12) + bytes.fromhex(claim_address[2:]) + terms)
         yield Prescription(doctor, doc_hash, claim_key, claim_address, rx_id, terms)
+
+
+_TEMPLATES: dict[tuple[str, int], _DocumentTemplate] = {}
+
+
+def _templates(doctors: list[str], now: int) -> dict[str, _DocumentTemplate]:
+    """One validated template per doctor, made once per process (a worker makes many chunks)."""
+    for doctor in doctors:
+        if (doctor, now) not in _TEMPLATES:
+            _TEMPLATES[doctor, now] = _DocumentTemplate(doctor, now)
+    return {doctor: _TEMPLATES[doctor, now] for doctor in doctors}
+
+
+def _batches(doctors: list[str], start: int, n: int, now: int, seed: str) -> list[tuple[list[bytes], bytes]]:
+    """Prescriptions ``start`` … ``start + n - 1`` as batches of :data:`BATCH_SIZE` ids, each with its
+    Merkle root: the CPU work of a hospital's nightly batch, done in a worker process while the node
+    mines what the parent already sent. Only ids and roots travel back (32 bytes each)."""
+    ids = [p.rx_id for p in _prepare_iter(doctors, n, now, seed, start)]
+    return [(ids[i : i + BATCH_SIZE], merkle_root(ids[i : i + BATCH_SIZE])) for i in range(0, len(ids), BATCH_SIZE)]
 
 
 class _DocumentTemplate:
@@ -448,7 +500,7 @@ class _DocumentTemplate:
 
     def hash(self, salt: str, pseudonym: str, *, check: bool = False) -> bytes:
         data = self.canonical.replace(self._SALT.encode(), salt.encode()).replace(self._PSEUDONYM.encode(), pseudonym.encode())
-        digest = keccak(data)
+        digest = keccak256(data)
         if check:
             document = copy.deepcopy(self.document)
             document["identifier"]["value"] = salt
@@ -462,7 +514,7 @@ class _DocumentTemplate:
 def _address(private_key: bytes) -> str:
     """The key's address, lower-case hex (what the ABI encoder takes; checksumming 600k costs seconds)."""
     public = coincurve.PublicKey.from_secret(private_key).format(compressed=False)[1:]
-    return "0x" + keccak(public)[-20:].hex()
+    return "0x" + keccak256(public)[-20:].hex()
 
 
 def _phase(progress: Progress, pipeline: Pipeline, name: str, txs: list[SignedTx], counts_as: int | None = None) -> tuple[str, int, float]:
