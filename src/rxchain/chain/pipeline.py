@@ -18,16 +18,16 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import coincurve
-import rlp
-from eth_abi import encode as abi_encode
+from eth_abi.registry import registry as abi_registry
 from eth_account.signers.local import LocalAccount
-from eth_utils import function_signature_to_4byte_selector, keccak
+from eth_utils import function_signature_to_4byte_selector
 
 from rxchain.chain.client import RegistryClient
 from rxchain.chain.rpc import Receipt, RpcSession
+from rxchain.core.hashing import keccak256
 from rxchain.chain.reverts import abi_type as _abi_type
 from rxchain.errors import TransactionFailed
 from rxchain.chain.outbox import OutboxEntry
@@ -102,8 +102,8 @@ class Pipeline:
 
     def sign(self, sender: LocalAccount, function: str, args: Sequence[Any], *, op_key: str | None = None, gas: int | None = None) -> SignedTx:
         """Encodes and signs one call with the sender's next nonce (nothing is sent)."""
-        selector, types = self._functions[function]
-        data = selector + abi_encode(types, list(args))
+        selector, encode = self._functions[function]
+        data = selector + encode(list(args))
         nonce = self.client.sender.next_nonce(sender.address)  # one owner of each sender's nonces
         key = self._keys.get(sender.address)
         if key is None:
@@ -295,8 +295,8 @@ class Pipeline:
 
     def encode_call(self, function: str, args: Sequence[Any]) -> str:
         """0x-hex calldata for ``function`` (for eth_call batches)."""
-        selector, types = self._functions[function]
-        return "0x" + (selector + abi_encode(types, list(args))).hex()
+        selector, encode = self._functions[function]
+        return "0x" + (selector + encode(list(args))).hex()
 
     # --------------------------------------------------------------------------- helpers
 
@@ -306,20 +306,52 @@ class Pipeline:
 
 def sign_legacy(key: coincurve.PrivateKey, chain_id: int, nonce: int, gas: int, to: bytes, data: bytes) -> tuple[bytes, str]:
     """A signed EIP-155 legacy transaction at gas price 0, and its hash."""
-    unsigned = rlp.encode([nonce, 0, gas, to, 0, data, chain_id, 0, 0])
-    signature = key.sign_recoverable(keccak(unsigned), hasher=None)
+    unsigned = rlp_list([nonce, 0, gas, to, 0, data, chain_id, 0, 0])
+    signature = key.sign_recoverable(keccak256(unsigned), hasher=None)
     v = signature[64] + 35 + 2 * chain_id
-    raw = rlp.encode([nonce, 0, gas, to, 0, data, v, int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:64], "big")])
-    return raw, "0x" + keccak(raw).hex()
+    raw = rlp_list([nonce, 0, gas, to, 0, data, v, int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:64], "big")])
+    return raw, "0x" + keccak256(raw).hex()
 
 
-def _function_table(abi: list[dict]) -> dict[str, tuple[bytes, list[str]]]:
+def rlp_list(items: Sequence[int | bytes]) -> bytes:
+    """RLP of a flat list of unsigned integers and byte strings: what a legacy transaction is. The
+    ``rlp`` package infers a serializer for every item of every call (~75 µs a transaction, a third
+    of the bulk path's signing); this writes the same bytes directly (a test compares the two on
+    random transactions)."""
+    payload = b"".join(_rlp_string(item.to_bytes((item.bit_length() + 7) // 8, "big") if isinstance(item, int) else item)
+                       for item in items)  # fmt: skip
+    return _rlp_length(len(payload), 0xC0) + payload
+
+
+def _rlp_string(value: bytes) -> bytes:
+    if len(value) == 1 and value[0] < 0x80:
+        return value
+    return _rlp_length(len(value), 0x80) + value
+
+
+def _rlp_length(length: int, offset: int) -> bytes:
+    if length <= 55:
+        return bytes([offset + length])
+    encoded = length.to_bytes((length.bit_length() + 7) // 8, "big")
+    return bytes([offset + 55 + len(encoded)]) + encoded
+
+
+def _function_table(abi: list[dict]) -> dict[str, tuple[bytes, Callable[[list], bytes]]]:
+    """Each function's selector and its arguments' encoder, looked up once (eth_abi's ``encode``
+    builds a tuple encoder on every call: a quarter of its cost)."""
     table = {}
     for item in abi:
         if item.get("type") == "function":
-            types = [_abi_type(i) for i in item["inputs"]]
-            table[item["name"]] = (function_signature_to_4byte_selector(f"{item['name']}({','.join(types)})"), types)
+            signature = f"({','.join(_abi_type(i) for i in item['inputs'])})"
+            encode = abi_registry.get_encoder(signature) if item["inputs"] else _no_arguments
+            table[item["name"]] = (function_signature_to_4byte_selector(item["name"] + signature), encode)
     return table
+
+
+def _no_arguments(args: list) -> bytes:
+    if args:
+        raise ValueError(f"this function takes no arguments, {len(args)} given")
+    return b""
 
 
 def _method_missing(reply: dict) -> bool:
