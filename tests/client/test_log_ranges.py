@@ -13,7 +13,10 @@ from web3 import Web3
 
 from rxchain import audit
 from rxchain.chain.client import RegistryClient
-from rxchain.workflow import issue_prescription, redeem_payload
+from rxchain.core.batch import find_batch_proof
+from rxchain.core.status import Status
+from rxchain.dev.demo import demo_document
+from rxchain.workflow import issue_batch, issue_prescription, redeem_payload
 
 from .fronts import NodeFront
 
@@ -70,3 +73,20 @@ def test_a_client_that_asks_more_than_the_node_allows_splits_the_refused_windows
     covered = sorted(limited.log_queries)
     assert covered[0][0] == client.deploy_block and covered[-1][1] >= a_long_history.tx.block_number
     assert all(b[0] == a[1] + 1 for a, b in zip(covered, covered[1:], strict=False))  # no block skipped
+
+
+def test_a_batched_prescription_is_found_and_redeemed_through_a_range_limited_node(limited, client, ids):
+    """The pharmacy's first redemption of a batched prescription rebuilds its proof from the batch's
+    events (core.batch.find_batch_proof), searched from the deploy block to the head."""
+    now = client.latest_block_time()
+    batch = issue_batch(client, ids["hospital"], [demo_document(ids["doctor"].address, now) for _ in range(3)])
+    for _ in range(4 * NODE_LIMIT):
+        client.w3.provider.make_request("evm_mine", [])
+    item = batch.prescriptions[1]
+    on_limited = limited_client(limited, client, max_logs_range=NODE_LIMIT)
+
+    assert find_batch_proof(on_limited, item.rx_id, ids["doctor"].address) == find_batch_proof(client, item.rx_id, ids["doctor"].address)
+    redeem_payload(on_limited, ids["pharmacy"], item.payload_text)
+
+    assert client.prescription(item.rx_id).status is Status.DISPENSED
+    assert limited.refused == 0 and all(end - start <= NODE_LIMIT for start, end in limited.log_queries)
