@@ -119,3 +119,41 @@ def test_rx_network_allowlist_keeps_the_nodes_the_operator_wrote(client, deploym
     after = read_permissions_config(permissions)
     assert after.nodes and all("@192.0.2.10:" in enode for enode in after.nodes)
     assert sorted(after.accounts) == sorted(a.lower() for a in registry_allowlist(client))
+
+
+def test_rx_network_init_takes_each_nodes_host_and_a_later_allowlist_keeps_it(client, deployment, tmp_path, monkeypatch, capsys):
+    """Node addresses are inputs (--node-host): kit.json keeps them, and `rx network allowlist`
+    writes the registry's accounts without touching them."""
+    from rxchain.network import load_kit
+    from rxchain.network.permissions import read_permissions_config
+
+    monkeypatch.setenv("RXCHAIN_DEPLOYMENTS", str(tmp_path / "deployments"))
+    save_deployment(deployment)
+    base = ["--network", "local", "--outbox", str(tmp_path / "o.sqlite")]
+    kit_dir = tmp_path / "kit"
+    cli.main(base + ["network", "init", str(kit_dir), "--validators", "2", "--node-host", "validator-2=192.0.2.12"])
+    kit = load_kit(kit_dir)
+    assert [n.host for n in kit.nodes] == ["127.0.0.1", "192.0.2.12"]
+    capsys.readouterr()
+
+    cli.main(base + ["network", "allowlist", "--kit", str(kit_dir)])
+
+    for node in kit.nodes:
+        after = read_permissions_config(kit.paths(node).permissions)
+        assert after.nodes == kit.enodes and any("@192.0.2.12:" in enode for enode in after.nodes)
+        assert sorted(after.accounts) == sorted(a.lower() for a in registry_allowlist(client))
+    assert load_kit(kit_dir).rpc_urls == [f"http://127.0.0.1:{kit.nodes[0].rpc_port}", f"http://192.0.2.12:{kit.nodes[1].rpc_port}"]
+
+
+@pytest.mark.parametrize(
+    ("given", "said"),
+    [("validator-2", "is not NAME=IP"), ("=192.0.2.12", "is not NAME=IP"), ("validator-9=192.0.2.19", "no node called validator-9"),
+     ("validator-2=host.example.org", "the host of validator-2 must be an IP address")],
+)  # fmt: skip
+def test_rx_network_init_refuses_a_bad_node_host_and_writes_nothing(given, said, tmp_path, capsys):
+    kit_dir = tmp_path / "kit"
+    with pytest.raises(SystemExit) as refused:
+        cli.main(["network", "init", str(kit_dir), "--validators", "2", "--node-host", given])
+
+    assert refused.value.code != 0 and not kit_dir.exists()
+    assert said in " ".join(capsys.readouterr().err.split())
