@@ -81,6 +81,38 @@ def test_the_follower_resumes_where_it_stopped_and_retries_a_node_that_was_down(
     assert again.state.in_step() and ids["courier2"].address.lower() in node.accounts
 
 
+def test_each_step_reads_only_the_new_blocks_on_a_range_limited_node(client, ids, perm_node, rpc_url, tmp_path):
+    """A long chain costs the follower nothing more per block: the first step reads the admissions
+    from the deploy block (in windows the node answers), every later step the new blocks only, also
+    after a restart (the accounts ever admitted are in the state file)."""
+    from web3 import Web3
+
+    from rxchain.chain.client import RegistryClient
+    from client.fronts import NodeFront  # tests/ is on the path: pytest imports tests/client as "client"
+
+    node, url = perm_node
+    for _ in range(20):
+        mine(client)
+    front = NodeFront(rpc_url, max_logs_range=5)
+    try:
+        via = RegistryClient(Web3(Web3.HTTPProvider(front.url)), client.address, deploy_block=client.deploy_block, max_logs_range=5)
+        Follower(via, [url], tmp_path / "follow.json").step()
+        first = load_state(tmp_path / "follow.json").last_block
+        assert min(start for start, _ in front.log_queries) == client.deploy_block and front.refused == 0
+        front.log_queries.clear()
+        newcomer = ids["courier2"].address
+        client.admit(ids["regulator"], newcomer, "courier", client.latest_block_time() + 86400)
+
+        again = Follower(via, [url], tmp_path / "follow.json")
+        assert again.step() is True
+
+        assert newcomer.lower() in node.accounts
+        assert front.log_queries and all(start > first for start, _ in front.log_queries)
+        assert again.state.admitted_to_block == again.state.last_block > first
+    finally:
+        front.stop()
+
+
 def test_rx_network_follow_once_and_status(client, deployment, perm_node, tmp_path, monkeypatch, capsys):
     node, url = perm_node
     monkeypatch.setenv("RXCHAIN_DEPLOYMENTS", str(tmp_path / "deployments"))
