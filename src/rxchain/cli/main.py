@@ -661,7 +661,7 @@ def audit_members(ctx, since, until):
 @click.option("--ceiling", "ceiling_transactions", type=click.IntRange(min=10), default=3000, show_default=True,
               help="Pre-signed transactions for measuring the node's own ceiling first (the ratio's denominator).")
 @click.option("--max-in-flight", type=click.IntRange(min=1), default=500, show_default=True,
-              help="Most unmined transactions per sender (Besu's SEQUENCED pool keeps 614 at its defaults).")
+              help="Most unmined transactions per sender (Besu's pool refuses a nonce 615 or more ahead of the sender's at the kit's settings).")
 def bench(prescriptions, batched_fraction, doctors, pharmacies, couriers, on_devnet, issue_only, ceiling_transactions, max_in_flight):
     """Pipelined hospital-scale workload; the LAST line is one JSON object of figures."""
     import tempfile
