@@ -90,3 +90,16 @@ def test_a_batched_prescription_is_found_and_redeemed_through_a_range_limited_no
 
     assert client.prescription(item.rx_id).status is Status.DISPENSED
     assert limited.refused == 0 and all(end - start <= NODE_LIMIT for start, end in limited.log_queries)
+
+
+def test_the_index_is_built_and_verified_in_full_through_a_range_limited_node(limited, client, a_long_history, tmp_path):
+    """rx index run and rx index verify --everything: both read the registry's logs in windows the
+    limited node answers (verify's full re-read splits what the node refuses)."""
+    from rxchain.indexer import index, verify
+
+    db_url = str(tmp_path / "index.sqlite")
+    index(limited.url, client.address, client.deploy_block, db_url, max_range=NODE_LIMIT)
+
+    assert verify(db_url, limited.url, sample=None) == []
+    assert limited.refused >= 1  # verify's first window spanned the whole history and was refused, then split
+    assert all(end - start <= NODE_LIMIT for start, end in limited.log_queries)
