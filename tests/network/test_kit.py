@@ -11,6 +11,7 @@ the scripts are valid bash that fails cleanly when besu is not installed.
 from __future__ import annotations
 
 import json
+import math
 import os
 import stat
 import subprocess
@@ -24,6 +25,7 @@ from eth_keys import keys as eth_keys
 from eth_utils import to_checksum_address
 
 from rxchain.chain.client import RegistryClient
+from rxchain.chain.pipeline import DEFAULT_MAX_IN_FLIGHT
 from rxchain.network import kit as kit_module
 from rxchain.network.kit import (
     InvalidExtraDataError,
@@ -251,6 +253,11 @@ def test_every_node_config_has_free_gas_permissioning_and_perm_api(kit: NetworkK
         assert config["metrics-enabled"] is True and config["metrics-port"] == node.metrics_port
         assert config["discovery-enabled"] is False
         assert config["sync-mode"] == "FULL"
+        # Besu 25.6.0 removed contract account permissioning and refuses to start with its options
+        assert not [key for key in config if key.startswith("permissions-accounts-contract")]
+        # the bulk paths' per-sender cap stays under what this pool keeps per sender (Besu's default tx-pool-max-size 4,096)
+        assert config["tx-pool"] == "SEQUENCED" and "tx-pool-max-size" not in config
+        assert DEFAULT_MAX_IN_FLIGHT < math.ceil(config["tx-pool-limit-by-account-percentage"] * 4096) == 615
 
 
 def test_ports_are_distinct_across_nodes_and_services(kit: NetworkKit) -> None:
