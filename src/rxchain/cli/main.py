@@ -524,11 +524,21 @@ def cancel(ctx, rx_id, signer):
 
 @cli.command()
 @click.argument("rx_id")
+@click.option("--index", "index_db", default=None,
+              help="Read the trail from this event index up to its last block (default: the network's index when it exists).")
+@click.option("--no-index", is_flag=True, help="Read every event from the chain, never from an index.")
 @pass_ctx
-def trail(ctx, rx_id):
-    """The prescription's timestamped trail, rebuilt from the chain's events."""
+def trail(ctx, rx_id, index_db, no_index):
+    """The prescription's timestamped trail, rebuilt from the chain's events (from the regulator's
+    index up to its last block where one exists: on a long chain only the newest blocks are asked)."""
+    from rxchain.indexer.commands import default_db
+
     client = ctx.client()
-    steps = audit.trail(client, _bytes32(rx_id))
+    if index_db is None and not no_index and Path(default_db(ctx.network)).is_file():
+        index_db = default_db(ctx.network)
+    steps = None if no_index or index_db is None else audit.trail_from_index(client, _bytes32(rx_id), index_db)
+    if steps is None:
+        steps = audit.trail(client, _bytes32(rx_id))
     if not steps:
         raise audit.TrailNotFound(f"no events for prescription {rx_id} on chain {client.chain_id}")
     names = {a.address: n for n, a in dev_accounts().items()} if ctx.dev else {}
