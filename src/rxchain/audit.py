@@ -7,7 +7,7 @@ Nothing here trusts a party's database: every fact is read from logs and blocks 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from eth_utils import event_abi_to_log_topic, to_checksum_address
@@ -72,15 +72,16 @@ class TrailNotFound(Refused):
     """No event names this prescription id."""
 
 
-def trail(client: RegistryClient, rx_id: bytes) -> list[TrailStep]:
-    """Every event of prescription ``rx_id``, oldest first, with block times.
+def trail(client: RegistryClient, rx_id: bytes, *, from_block: int | None = None) -> list[TrailStep]:
+    """Every event of prescription ``rx_id`` (from ``from_block``, by default the deploy block), oldest
+    first, with block times.
 
     One log query (in windows a range-limited node accepts): every trail event carries the id as its
     first indexed argument.
     """
     abis = {item["name"]: item for item in client.abi if item.get("type") == "event" and item["name"] in TRAIL_EVENTS}
     by_topic = {event_abi_to_log_topic(abi): abi for abi in abis.values()}
-    logs = client.raw_logs([list("0x" + t.hex() for t in by_topic), "0x" + bytes(rx_id).hex()])
+    logs = client.raw_logs([list("0x" + t.hex() for t in by_topic), "0x" + bytes(rx_id).hex()], from_block=from_block)
     steps = []
     for log in sorted(logs, key=lambda entry: (entry["blockNumber"], entry["logIndex"])):
         abi = by_topic[bytes(log["topics"][0])]
@@ -110,6 +111,30 @@ def trail(client: RegistryClient, rx_id: bytes) -> list[TrailStep]:
             )
         )
     return steps
+
+
+def trail_from_index(client: RegistryClient, rx_id: bytes, db_url: str) -> list[TrailStep] | None:
+    """:func:`trail` read from the regulator's event index (``rx index run``) up to its last block and
+    from the chain after it: on a long chain, a few blocks' logs instead of the whole history. None
+    when ``db_url`` holds no index of this registry on this chain, or the node's block at the index's
+    last block is not the indexed one (the caller reads the chain instead)."""
+    from rxchain.indexer import queries
+    from rxchain.indexer.db import Database, read_meta
+
+    with Database(db_url).connect(readonly=True) as conn:
+        meta = read_meta(conn)
+        if not meta or int(meta["chain_id"]) != client.chain_id or to_checksum_address(meta["registry"]) != client.address:
+            return None
+        last = int(meta["last_block"])
+        indexed = [TrailStep(s["step"], s["actor"], s["blockNumber"], s["blockHash"], s["blockTime"], s["txHash"], s["logIndex"],
+                             s["details"]) for s in queries.trail(conn, "0x" + bytes(rx_id).hex())]  # fmt: skip
+    block = client.call_node(lambda: client.w3.eth.get_block(last))
+    if "0x" + bytes(block["hash"]).hex() != meta["last_block_hash"]:
+        return None
+    tail = trail(client, rx_id, from_block=last + 1)
+    if tail and tail[0].step == "delivered" and indexed and indexed[-1].step == "redeemed":
+        tail[0] = replace(tail[0], step="handed over in store")
+    return indexed + tail
 
 
 @dataclass(frozen=True)
@@ -282,6 +307,7 @@ __all__ = [
     "export_evidence",
     "member_report",
     "trail",
+    "trail_from_index",
     "verify_document",
     "verify_evidence",
 ]

@@ -175,3 +175,49 @@ def test_the_pipelines_transaction_encoding_is_rlps(nonce, gas, to, data, chain_
     raw, tx_hash = sign_legacy(key, chain_id, nonce, gas, to, data)
     assert Account.recover_transaction(raw) == Account.from_key(key.secret).address
     assert rlp.decode(raw)[:6] == rlp.decode(rlp.encode(items))[:6]  # what was signed: nonce, price 0, gas, to, value 0, data
+
+
+def test_every_bulk_path_keeps_each_sender_within_a_besu_pools_nonce_limit(client, ids, rpc_url):
+    """Through a front that refuses, as Besu's pool does, a nonce too far ahead of its sender's
+    confirmed one (here 8), with anvil mining on a 1 s interval so that sent transactions wait in its
+    pool: the pipeline's rounds and the node-ceiling run send 3x the limit from one sender and every
+    transaction is mined; a pipeline allowed more than the node keeps is refused (the control)."""
+    import pytest
+    from web3 import Web3
+
+    from rxchain.chain.client import RegistryClient
+    from rxchain.dev.bench import node_ceiling
+    from rxchain.errors import TransactionFailed
+
+    from .fronts import NodeFront
+
+    limit, doctor = 8, ids["doctor"]
+    front = NodeFront(rpc_url, max_future_nonces=limit)
+    node = client.w3.provider
+    node.make_request("evm_setAutomine", [False])
+    node.make_request("evm_setIntervalMining", [1])
+    try:
+        via = RegistryClient(Web3(Web3.HTTPProvider(front.url)), client.address, deploy_block=client.deploy_block)
+        now = via.latest_block_time()
+
+        def issues(pipeline, n):
+            return [pipeline.sign(doctor, "issue", [validate(demo_document(doctor.address, now)).doc_hash,
+                                                    ClaimKey.generate().address, "0x" + "00" * 20, now + 3600, 1])
+                    for _ in range(n)]  # fmt: skip
+
+        capped = Pipeline(via, max_in_flight=limit)
+        result = capped.run(issues(capped, 3 * limit))
+        assert not result.failed and len(result.receipts) == 3 * limit
+        mined, _seconds = node_ceiling(capped, [doctor], now, count=3 * limit)
+        assert mined == 3 * limit
+        assert front.refused_sends == 0 and 0 < front.furthest_admitted < limit  # ahead, never past the limit
+
+        greedy = Pipeline(via, max_in_flight=3 * limit)
+        with pytest.raises(TransactionFailed, match="too distant from current sender nonce"):
+            greedy.run(issues(greedy, 3 * limit))
+        assert front.refused_sends >= 1
+    finally:
+        node.make_request("evm_setIntervalMining", [0])
+        node.make_request("evm_mine", [])  # what the refused run left in anvil's pool, before the chain is reverted
+        node.make_request("evm_setAutomine", [True])
+        front.stop()

@@ -383,3 +383,26 @@ def test_a_prescription_from_a_hospital_batch(patient, dapp, client, issue_batch
     assert state.status is Status.DISPENSED and state.fills_left == 1
     dapp.assert_clean()
     patient.assert_clean()
+
+
+def test_a_batched_prescription_is_read_through_a_range_limited_node(patient, client, issue_batched, deployment, rpc_url):
+    """The patient's app finds a batched prescription's batch in the chain's events on a node that
+    refuses eth_getLogs over more than a few blocks (as Besu does beyond --rpc-max-logs-range)."""
+    from client.fronts import NodeFront  # tests/ is on the path: pytest imports tests/client as "client"
+    from rxchain.web.patient import make_patient_server
+
+    item = issue_batched(3, fills=2).prescriptions[0]
+    for _ in range(30):
+        client.w3.provider.make_request("evm_mine", [])
+    front = NodeFront(rpc_url, max_logs_range=6)
+    try:
+        with make_patient_server("127.0.0.1", 0, rpc_url=front.url, deployment=deployment) as limited:
+            patient.url = limited.url
+            app = patient.open().page
+            patient.take_home(item.payload_text)
+            expect(app.locator("#rx-fills")).to_have_text("2")
+            expect(app.locator("#rx-state")).to_contain_text("Active")
+        assert front.refused >= 1 and front.log_queries and all(end - start <= 6 for start, end in front.log_queries)
+    finally:
+        front.stop()
+    patient.assert_clean()

@@ -551,6 +551,36 @@ def test_batched_prescription_redeemed_dispatched_and_its_trail(dapp, client, is
     dapp.assert_clean()
 
 
+def test_a_batched_prescription_is_found_redeemed_and_traced_through_a_range_limited_node(dapp, client, issue_batched, ids,
+                                                                                          deployment, rpc_url):  # fmt: skip
+    """The page's every log search (the batch of a prescription, the trail) on a node that refuses
+    eth_getLogs over more than a few blocks, as Besu does beyond --rpc-max-logs-range: the page asks
+    in windows and halves the ones refused."""
+    from client.fronts import NodeFront  # tests/ is on the path: pytest imports tests/client as "client"
+    from rxchain.web.dapp import make_server
+
+    item = issue_batched(3).prescriptions[1]
+    for _ in range(30):
+        client.w3.provider.make_request("evm_mine", [])
+    front = NodeFront(rpc_url, max_logs_range=6)
+    try:
+        with make_server("127.0.0.1", 0, deployment=deployment, rpc_url=front.url) as limited:
+            dapp.url = limited.url
+            page = dapp.open().page
+            dapp.paste(item.payload_text)
+            expect(page.locator("#rx-verdict")).to_have_text("Ready to redeem.")
+            expect(page.locator("#trail tbody tr")).to_have_count(1)
+
+            page.click("#redeem")
+            expect(page.locator("#redeem-outcome")).to_contain_text("Redeemed in block")
+            expect(page.locator("#trail tbody tr")).to_have_count(3)
+        assert client.prescription(item.rx_id).status is Status.DISPENSED
+        assert front.refused >= 1 and front.log_queries and all(end - start <= 6 for start, end in front.log_queries)
+    finally:
+        front.stop()
+    dapp.assert_clean()
+
+
 @pytest.mark.parametrize("case", ["cancelled-batch", "cancelled-in-batch", "other-hospitals-doctor"])
 def test_batched_refusals_before_sending(case, dapp, client, issue_batched, ids, w3):
     hospital = ids["hospital"].address

@@ -81,6 +81,38 @@ def test_the_follower_resumes_where_it_stopped_and_retries_a_node_that_was_down(
     assert again.state.in_step() and ids["courier2"].address.lower() in node.accounts
 
 
+def test_each_step_reads_only_the_new_blocks_on_a_range_limited_node(client, ids, perm_node, rpc_url, tmp_path):
+    """A long chain costs the follower nothing more per block: the first step reads the admissions
+    from the deploy block (in windows the node answers), every later step the new blocks only, also
+    after a restart (the accounts ever admitted are in the state file)."""
+    from web3 import Web3
+
+    from rxchain.chain.client import RegistryClient
+    from client.fronts import NodeFront  # tests/ is on the path: pytest imports tests/client as "client"
+
+    node, url = perm_node
+    for _ in range(20):
+        mine(client)
+    front = NodeFront(rpc_url, max_logs_range=5)
+    try:
+        via = RegistryClient(Web3(Web3.HTTPProvider(front.url)), client.address, deploy_block=client.deploy_block, max_logs_range=5)
+        Follower(via, [url], tmp_path / "follow.json").step()
+        first = load_state(tmp_path / "follow.json").last_block
+        assert min(start for start, _ in front.log_queries) == client.deploy_block and front.refused == 0
+        front.log_queries.clear()
+        newcomer = ids["courier2"].address
+        client.admit(ids["regulator"], newcomer, "courier", client.latest_block_time() + 86400)
+
+        again = Follower(via, [url], tmp_path / "follow.json")
+        assert again.step() is True
+
+        assert newcomer.lower() in node.accounts
+        assert front.log_queries and all(start > first for start, _ in front.log_queries)
+        assert again.state.admitted_to_block == again.state.last_block > first
+    finally:
+        front.stop()
+
+
 def test_rx_network_follow_once_and_status(client, deployment, perm_node, tmp_path, monkeypatch, capsys):
     node, url = perm_node
     monkeypatch.setenv("RXCHAIN_DEPLOYMENTS", str(tmp_path / "deployments"))
@@ -119,3 +151,41 @@ def test_rx_network_allowlist_keeps_the_nodes_the_operator_wrote(client, deploym
     after = read_permissions_config(permissions)
     assert after.nodes and all("@192.0.2.10:" in enode for enode in after.nodes)
     assert sorted(after.accounts) == sorted(a.lower() for a in registry_allowlist(client))
+
+
+def test_rx_network_init_takes_each_nodes_host_and_a_later_allowlist_keeps_it(client, deployment, tmp_path, monkeypatch, capsys):
+    """Node addresses are inputs (--node-host): kit.json keeps them, and `rx network allowlist`
+    writes the registry's accounts without touching them."""
+    from rxchain.network import load_kit
+    from rxchain.network.permissions import read_permissions_config
+
+    monkeypatch.setenv("RXCHAIN_DEPLOYMENTS", str(tmp_path / "deployments"))
+    save_deployment(deployment)
+    base = ["--network", "local", "--outbox", str(tmp_path / "o.sqlite")]
+    kit_dir = tmp_path / "kit"
+    cli.main(base + ["network", "init", str(kit_dir), "--validators", "2", "--node-host", "validator-2=192.0.2.12"])
+    kit = load_kit(kit_dir)
+    assert [n.host for n in kit.nodes] == ["127.0.0.1", "192.0.2.12"]
+    capsys.readouterr()
+
+    cli.main(base + ["network", "allowlist", "--kit", str(kit_dir)])
+
+    for node in kit.nodes:
+        after = read_permissions_config(kit.paths(node).permissions)
+        assert after.nodes == kit.enodes and any("@192.0.2.12:" in enode for enode in after.nodes)
+        assert sorted(after.accounts) == sorted(a.lower() for a in registry_allowlist(client))
+    assert load_kit(kit_dir).rpc_urls == [f"http://127.0.0.1:{kit.nodes[0].rpc_port}", f"http://192.0.2.12:{kit.nodes[1].rpc_port}"]
+
+
+@pytest.mark.parametrize(
+    ("given", "said"),
+    [("validator-2", "is not NAME=IP"), ("=192.0.2.12", "is not NAME=IP"), ("validator-9=192.0.2.19", "no node called validator-9"),
+     ("validator-2=host.example.org", "the host of validator-2 must be an IP address")],
+)  # fmt: skip
+def test_rx_network_init_refuses_a_bad_node_host_and_writes_nothing(given, said, tmp_path, capsys):
+    kit_dir = tmp_path / "kit"
+    with pytest.raises(SystemExit) as refused:
+        cli.main(["network", "init", str(kit_dir), "--validators", "2", "--node-host", given])
+
+    assert refused.value.code != 0 and not kit_dir.exists()
+    assert said in " ".join(capsys.readouterr().err.split())

@@ -11,6 +11,7 @@ the scripts are valid bash that fails cleanly when besu is not installed.
 from __future__ import annotations
 
 import json
+import math
 import os
 import stat
 import subprocess
@@ -24,6 +25,7 @@ from eth_keys import keys as eth_keys
 from eth_utils import to_checksum_address
 
 from rxchain.chain.client import RegistryClient
+from rxchain.chain.pipeline import DEFAULT_MAX_IN_FLIGHT
 from rxchain.network import kit as kit_module
 from rxchain.network.kit import (
     InvalidExtraDataError,
@@ -251,6 +253,11 @@ def test_every_node_config_has_free_gas_permissioning_and_perm_api(kit: NetworkK
         assert config["metrics-enabled"] is True and config["metrics-port"] == node.metrics_port
         assert config["discovery-enabled"] is False
         assert config["sync-mode"] == "FULL"
+        # Besu 25.6.0 removed contract account permissioning and refuses to start with its options
+        assert not [key for key in config if key.startswith("permissions-accounts-contract")]
+        # the bulk paths' per-sender cap stays under what this pool keeps per sender (Besu's default tx-pool-max-size 4,096)
+        assert config["tx-pool"] == "SEQUENCED" and "tx-pool-max-size" not in config
+        assert DEFAULT_MAX_IN_FLIGHT < math.ceil(config["tx-pool-limit-by-account-percentage"] * 4096) == 615
 
 
 def test_ports_are_distinct_across_nodes_and_services(kit: NetworkKit) -> None:
@@ -402,6 +409,8 @@ def test_four_validators_with_seed_accounts_raise_no_warning(tmp_path: Path) -> 
         ({"epoch_length": 0}, InvalidKitParameterError),
         ({"request_timeout_seconds": 0}, InvalidKitParameterError),
         ({"host": "node1.example.org"}, InvalidKitParameterError),
+        ({"hosts": {"validator-9": "10.0.0.9"}}, InvalidKitParameterError),
+        ({"hosts": {"validator-2": "node2.example.org"}}, InvalidKitParameterError),
         ({"validators": 2.5}, InvalidKitParameterError),
         ({"rpc_base_port": 30304}, PortConflictError),
         ({"metrics_base_port": 8546}, PortConflictError),
@@ -424,6 +433,22 @@ def test_ipv6_host_is_bracketed_in_urls(tmp_path: Path) -> None:
     assert node.enode.endswith(f"@[::1]:{node.p2p_port}")
     assert node.rpc_url == f"http://[::1]:{node.rpc_port}"
     assert read_permissions_config(kit.paths(node).permissions).nodes == kit.enodes
+
+
+def test_each_node_gets_its_own_host_in_every_file_that_names_it(tmp_path: Path) -> None:
+    """A multi-host network: the addresses are inputs kept in kit.json, and every enode, static node,
+    nodes-allowlist entry and listen address of a node is its own host (nothing to edit by hand)."""
+    hosts = {"validator-1": "10.0.0.11", "validator-2": "10.0.0.12", "validator-3": "10.0.0.13", "validator-4": "10.0.0.14"}
+    kit = init_network(tmp_path / "kit", hosts=hosts, members=1, allowed_accounts=[DEPLOYER])
+
+    assert {n.name: n.host for n in kit.nodes} == {**hosts, "member-1": "127.0.0.1"}  # the rest keep --host
+    assert load_kit(kit.root).nodes == kit.nodes
+    for node in kit.nodes:
+        assert node.enode.endswith(f"@{node.host}:{node.p2p_port}") and node.rpc_url == f"http://{node.host}:{node.rpc_port}"
+        config = _node_config(kit, node.name)
+        assert config["p2p-host"] == config["rpc-http-host"] == node.host and node.host in config["host-allowlist"]
+        assert json.loads(kit.paths(node).static_nodes.read_text()) == [o.enode for o in kit.nodes if o is not node]
+        assert read_permissions_config(kit.paths(node).permissions).nodes == kit.enodes
 
 
 def test_a_failed_write_leaves_no_partial_kit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

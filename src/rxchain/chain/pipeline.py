@@ -9,6 +9,8 @@ the chain's capacity instead. :class:`Pipeline`:
 - keeps each sender's nonce itself (several senders — one per hospital or pharmacy — so no single
   account's nonce order is the bottleneck);
 - records every signed transaction in the client's outbox before anything is sent;
+- keeps at most ``max_in_flight`` unmined transactions per sender (Besu's pool refuses a nonce too
+  far ahead of its sender's confirmed one; :data:`DEFAULT_MAX_IN_FLIGHT`);
 - sends them in JSON-RPC batches and collects receipts per block (``eth_getBlockReceipts``, one
   request for a whole block; per transaction on a node without it), so the node mines whole blocks
   of them while Python signs the next.
@@ -17,6 +19,7 @@ the chain's capacity instead. :class:`Pipeline`:
 from __future__ import annotations
 
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
 
@@ -29,7 +32,7 @@ from rxchain.chain.client import RegistryClient
 from rxchain.chain.rpc import Receipt, RpcSession
 from rxchain.core.hashing import keccak256
 from rxchain.chain.reverts import abi_type as _abi_type
-from rxchain.errors import TransactionFailed
+from rxchain.errors import InvalidValue, TransactionFailed
 from rxchain.chain.outbox import OutboxEntry
 
 #: Gas limits per function: generous caps (gas is free; a cap only bounds a runaway call).
@@ -46,6 +49,12 @@ GAS_LIMITS: dict[str, int] = {
     "cancel": 100_000,
 }
 
+
+#: Most unmined transactions one sender may have at once. Besu's SEQUENCED pool refuses a transaction
+#: whose nonce is ceil(tx-pool-limit-by-account-percentage x tx-pool-max-size) or more ahead of its
+#: sender's confirmed nonce (615 at the kit's 0.15 x 4,096; "Transaction nonce is too distant from
+#: current sender nonce"); 500 stays under that with room for a client's own single transactions.
+DEFAULT_MAX_IN_FLIGHT = 500
 
 #: Seconds without a new block, transactions still unmined, before they are sent again.
 STALL_SECONDS = 2.0
@@ -83,8 +92,13 @@ class PipelineResult:
 class Pipeline:
     """Signs, sends and confirms many transactions against one registry."""
 
-    def __init__(self, client: RegistryClient, *, batch_size: int = 400, receipt_timeout: float = 300.0):
+    def __init__(self, client: RegistryClient, *, batch_size: int = 400, receipt_timeout: float = 300.0,
+                 max_in_flight: int = DEFAULT_MAX_IN_FLIGHT):  # fmt: skip
+        if max_in_flight < 1:
+            raise InvalidValue(f"max_in_flight must be at least 1 transaction per sender (got {max_in_flight})")
         self.client = client
+        #: Most unmined transactions per sender (what the node's pool keeps for one sender).
+        self.max_in_flight = max_in_flight
         self.url = client.w3.provider.endpoint_uri
         self.batch_size = batch_size
         self.receipt_timeout = receipt_timeout
@@ -114,10 +128,15 @@ class Pipeline:
     # --------------------------------------------------------------------------- sending
 
     def run(self, txs: Sequence[SignedTx]) -> PipelineResult:
-        """Records, sends (batched) and awaits ``txs``; returns receipts and the reverted ones."""
+        """Records, sends (batched) and awaits ``txs``; returns receipts and the reverted ones. Sent in
+        rounds of at most ``max_in_flight`` per sender, each mined before the next is sent."""
         started = time.perf_counter()
-        self.submit(txs)
-        result = self.collect(txs)
+        result = PipelineResult()
+        for part in _rounds(txs, self.max_in_flight):
+            self.submit(part)
+            done = self.collect(part)
+            result.receipts.update(done.receipts)
+            result.failed += done.failed
         result.seconds = time.perf_counter() - started
         return result
 
@@ -186,11 +205,28 @@ class Pipeline:
 
     def blast(self, txs: Sequence[SignedTx]) -> int:
         """Sends ``txs`` in JSON-RPC batches with nothing else (no outbox, no per-transaction work) and
-        waits per block until all are mined; returns how many succeeded. For measuring the node."""
+        waits per block until all are mined; returns how many succeeded. For measuring the node. Each
+        sender has at most ``max_in_flight`` unmined: the next are sent as blocks take earlier ones."""
         (head,) = self._batch([("eth_blockNumber", [])])
         next_block = int(head["result"], 16)
-        for chunk in _chunks(txs, self.batch_size):
-            self._batch([("eth_sendRawTransaction", ["0x" + t.raw.hex()]) for t in chunk])
+        queued: dict[str, deque[SignedTx]] = {}
+        for t in txs:
+            queued.setdefault(t.sender, deque()).append(t)
+        in_flight = dict.fromkeys(queued, 0)
+        sent: set[str] = set()
+
+        def release() -> None:
+            ready = []
+            for sender, queue in queued.items():
+                while queue and in_flight[sender] < self.max_in_flight:
+                    ready.append(queue.popleft())
+                    in_flight[sender] += 1
+            sent.update(t.tx_hash for t in ready)
+            for chunk in _chunks(ready, self.batch_size):
+                self._batch([("eth_sendRawTransaction", ["0x" + t.raw.hex()]) for t in chunk])
+
+        release()
+        senders = {t.tx_hash: t.sender for t in txs}
         waiting = {t.tx_hash for t in txs}
         succeeded = 0
         deadline = time.monotonic() + self.receipt_timeout
@@ -202,7 +238,7 @@ class Pipeline:
                 if time.monotonic() > deadline:
                     raise TransactionFailed(f"{len(waiting)} transactions not mined within {self.receipt_timeout:.0f} s")
                 if time.monotonic() - stalled_since > STALL_SECONDS:
-                    self._send_again(t for t in txs if t.tx_hash in waiting)
+                    self._send_again(t for t in txs if t.tx_hash in waiting and t.tx_hash in sent)
                     stalled_since = time.monotonic()
                 time.sleep(0.01)
                 continue
@@ -213,8 +249,10 @@ class Pipeline:
                 for receipt in reply.get("result") or []:
                     if receipt.transactionHash in waiting:
                         waiting.discard(receipt.transactionHash)
+                        in_flight[senders[receipt.transactionHash]] -= 1
                         succeeded += int(receipt.status, 16) == 1
             next_block = block + 1
+            release()
         return succeeded
 
     def collect(self, txs: Sequence[SignedTx]) -> PipelineResult:
@@ -358,6 +396,20 @@ def _method_missing(reply: dict) -> bool:
     error = reply.get("error") or {}
     return error.get("code") in (-32601, -32604) or "not found" in str(error.get("message", "")).lower() or (
         "not supported" in str(error.get("message", "")).lower())
+
+
+def _rounds(txs: Sequence[SignedTx], per_sender: int) -> list[list[SignedTx]]:
+    """``txs`` in rounds holding at most ``per_sender`` of each sender (in order): round k holds each
+    sender's transactions k x per_sender to (k + 1) x per_sender - 1."""
+    seen: dict[str, int] = {}
+    rounds: list[list[SignedTx]] = []
+    for t in txs:
+        k = seen.get(t.sender, 0) // per_sender
+        seen[t.sender] = seen.get(t.sender, 0) + 1
+        if k == len(rounds):
+            rounds.append([])
+        rounds[k].append(t)
+    return rounds
 
 
 def _chunks(items: Sequence, size: int) -> Iterable[Sequence]:

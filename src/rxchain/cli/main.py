@@ -524,11 +524,21 @@ def cancel(ctx, rx_id, signer):
 
 @cli.command()
 @click.argument("rx_id")
+@click.option("--index", "index_db", default=None,
+              help="Read the trail from this event index up to its last block (default: the network's index when it exists).")
+@click.option("--no-index", is_flag=True, help="Read every event from the chain, never from an index.")
 @pass_ctx
-def trail(ctx, rx_id):
-    """The prescription's timestamped trail, rebuilt from the chain's events."""
+def trail(ctx, rx_id, index_db, no_index):
+    """The prescription's timestamped trail, rebuilt from the chain's events (from the regulator's
+    index up to its last block where one exists: on a long chain only the newest blocks are asked)."""
+    from rxchain.indexer.commands import default_db
+
     client = ctx.client()
-    steps = audit.trail(client, _bytes32(rx_id))
+    if index_db is None and not no_index and Path(default_db(ctx.network)).is_file():
+        index_db = default_db(ctx.network)
+    steps = None if no_index or index_db is None else audit.trail_from_index(client, _bytes32(rx_id), index_db)
+    if steps is None:
+        steps = audit.trail(client, _bytes32(rx_id))
     if not steps:
         raise audit.TrailNotFound(f"no events for prescription {rx_id} on chain {client.chain_id}")
     names = {a.address: n for n, a in dev_accounts().items()} if ctx.dev else {}
@@ -661,7 +671,7 @@ def audit_members(ctx, since, until):
 @click.option("--ceiling", "ceiling_transactions", type=click.IntRange(min=10), default=3000, show_default=True,
               help="Pre-signed transactions for measuring the node's own ceiling first (the ratio's denominator).")
 @click.option("--max-in-flight", type=click.IntRange(min=1), default=500, show_default=True,
-              help="Most unmined transactions per sender (Besu's SEQUENCED pool keeps 614 at its defaults).")
+              help="Most unmined transactions per sender (Besu's pool refuses a nonce 615 or more ahead of the sender's at the kit's settings).")
 @click.option("--workers", type=click.IntRange(min=0), default=None,
               help="Processes preparing --issue-only's batches (0: in rx itself)  [default: cores - 1]")
 def bench(prescriptions, batched_fraction, doctors, pharmacies, couriers, on_devnet, issue_only, ceiling_transactions, max_in_flight,
@@ -701,18 +711,23 @@ def network():
 @click.option("--members", type=int, default=0, show_default=True, help="Non-validating member nodes (hospitals, pharmacies).")
 @click.option("--block-period", type=int, default=2, show_default=True, help="Seconds between blocks.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="IP address the nodes listen on.")
+@click.option("--node-host", "node_hosts", multiple=True, metavar="NAME=IP", callback=lambda _c, _p, v: _node_hosts(v),
+              help="A node's own IP address on a multi-host network, e.g. validator-2=10.0.0.12 (repeatable; the rest use --host).")
 @click.option("--allow", "allow", multiple=True, help="Accounts allowed to transact from the start (the regulator).")
 @click.option("--overwrite", is_flag=True)
 @pass_ctx
-def network_init(ctx, out, validators, members, block_period, host, allow, overwrite):
-    """Generate node keys, QBFT genesis (the project's EVM version), node configs and start scripts."""
+def network_init(ctx, out, validators, members, block_period, host, node_hosts, allow, overwrite):
+    """Generate node keys, QBFT genesis (the project's EVM version), node configs and start scripts.
+
+    Each node's address (--host, --node-host) is kept in kit.json and written into every enode,
+    static-nodes.json and nodes-allowlist: no later command rewrites it."""
     from rich.table import Table
 
     from rxchain.network import init_network
     from rxchain.paths import evm_version, network_chain_id
 
     kit = init_network(Path(out), validators=validators, members=members, chain_id=network_chain_id("besu") or 272461,
-                       evm_version=evm_version(), block_period_seconds=block_period, host=host,
+                       evm_version=evm_version(), block_period_seconds=block_period, host=host, hosts=node_hosts,
                        allowed_accounts=list(allow), overwrite=overwrite)  # fmt: skip
     table = Table(title=f"Besu QBFT kit in {kit.root} (chain {kit.chain_id}, {evm_version()})")
     for col in ("node", "role", "address", "rpc"):
@@ -722,6 +737,19 @@ def network_init(ctx, out, validators, members, block_period, host, allow, overw
     ctx.emit(json.loads(kit.model_dump_json()), table)
     for warning in kit.warnings:
         err_console.print(f"[yellow]warning:[/] {warning}")
+
+
+def _node_hosts(pairs: tuple[str, ...]) -> dict[str, str]:
+    """--node-host NAME=IP options as {name: ip}; a malformed or repeated one is a usage error."""
+    hosts: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, address = pair.partition("=")
+        if not sep or not name.strip() or not address.strip():
+            raise click.BadParameter(f"{pair!r} is not NAME=IP (e.g. validator-2=10.0.0.12)", param_hint="--node-host")
+        if name.strip() in hosts:
+            raise click.BadParameter(f"{name.strip()} is given twice", param_hint="--node-host")
+        hosts[name.strip()] = address.strip()
+    return hosts
 
 
 @network.command("allowlist")

@@ -95,19 +95,12 @@ def find_batch_proof(client, rx_id: bytes, doctor: str) -> BatchProof:
     hospital = client.member(doctor).hospital
     if hospital is None:
         raise NotBatched(f"{doctor} was never a doctor of a hospital: no batch of its can hold 0x{bytes(rx_id).hex()}")
-    batched = client.contract.events.PrescriptionBatched
-    announced = client.call_node(
-        lambda: batched().get_logs(from_block=client.deploy_block, to_block="latest", argument_filters={"id": rx_id})
-    )
+    # Deploy block to head, in windows a node with a range limit answers (client.events).
+    announced = client.events("PrescriptionBatched", argument_filters={"id": rx_id})
     roots = {bytes(log["args"]["root"]) for log in announced}
-    issued = client.contract.events.BatchIssued
     own = [
-        log
-        for log in client.call_node(
-            lambda: issued().get_logs(from_block=client.deploy_block, to_block="latest", argument_filters={"hospital": hospital})
-        )
-        if bytes(log["args"]["root"]) in roots
-    ] if roots else []
+        log for log in client.events("BatchIssued", argument_filters={"hospital": hospital}) if bytes(log["args"]["root"]) in roots
+    ] if roots else []  # fmt: skip
     if not own:
         raise NotBatched(
             f"no batch of {hospital} (the hospital of {doctor}) announces prescription 0x{bytes(rx_id).hex()} on chain {client.chain_id}"
@@ -118,9 +111,7 @@ def find_batch_proof(client, rx_id: bytes, doctor: str) -> BatchProof:
     # were withdrawn, the first, so that the registry answers BatchIsCancelled.
     chosen = live[-1] if live else own[0]
     root, block, tx_hash = bytes(chosen["args"]["root"]), chosen["blockNumber"], bytes(chosen["transactionHash"])
-    siblings = client.call_node(
-        lambda: batched().get_logs(from_block=block, to_block=block, argument_filters={"root": root})
-    )
+    siblings = client.events("PrescriptionBatched", from_block=block, to_block=block, argument_filters={"root": root})
     ids = [
         bytes(entry["args"]["id"])
         for entry in sorted(siblings, key=lambda entry: entry["logIndex"])

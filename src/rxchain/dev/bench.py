@@ -44,7 +44,7 @@ from rxchain.core.claims import receipt_digest, redeem_digest, sign_digest
 from rxchain.chain.client import RegistryClient
 from rxchain.chain.deploy import deploy_registry
 from rxchain.core.document import canonical_bytes, document_hash, validate
-from rxchain.chain.pipeline import STALL_SECONDS, Pipeline, SignedTx
+from rxchain.chain.pipeline import DEFAULT_MAX_IN_FLIGHT, STALL_SECONDS, Pipeline, SignedTx
 from rxchain.errors import SendFailed
 from rxchain.chain.signers import dev_accounts
 from rxchain.dev.demo import demo_document, onboard
@@ -53,11 +53,6 @@ from rxchain.core.status import Status
 
 ZERO = "0x" + "00" * 20
 BATCH_SIZE = 256
-#: Most unmined transactions one sender may have at once. Besu's SEQUENCED pool keeps at most
-#: tx-pool-limit-by-account-percentage (the kit's 0.15) x tx-pool-max-size (4,096) = 614 per sender
-#: and drops the rest; 500 stays under that with room for a client's own single transactions.
-DEFAULT_MAX_IN_FLIGHT = 500
-
 
 class BenchFailed(SendFailed):
     """The workload did not end in exactly the intended state."""
@@ -113,7 +108,7 @@ def run_bench(
     """
     console = console or Console(stderr=True)
     ids = dev_accounts()
-    pipeline = Pipeline(client)
+    pipeline = Pipeline(client, max_in_flight=max_in_flight)  # the ceiling run and the onboarding keep it too
     staff = _staff(seed, doctors, pharmacies, couriers)
     phases: list[tuple[str, int, float]] = []
     started = time.perf_counter()

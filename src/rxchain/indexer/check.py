@@ -22,6 +22,7 @@ from eth_abi import decode as abi_decode
 from eth_utils import function_signature_to_4byte_selector, to_checksum_address
 
 from rxchain.chain.deployment import load_abi
+from rxchain.chain.logs import logs_in_windows
 from rxchain.indexer.db import Connection, Database, chunks, placeholders, read_meta
 from rxchain.indexer.node import EventDecoder, Node, NodeError
 from rxchain.indexer.projection import BATCH_COLUMNS, EVENT_COLUMNS, FILL_COLUMNS, MEMBER_COLUMNS, RX_COLUMNS, rebuild
@@ -96,9 +97,8 @@ def _check_events(conn, node: Node, decoder: EventDecoder, registry: str, deploy
     problems = []
     if sample is None:  # everything: the whole range again, in slices
         numbers = None
-        logs: list[dict] = []
-        for start in range(deploy, last + 1, 2000):
-            logs += node.get_logs(registry, start, min(start + 1999, last))
+        # in windows, a window the node refuses as too large halved (Besu's --rpc-max-logs-range)
+        logs = logs_in_windows(lambda start, end: node.get_logs(registry, start, end), deploy, last, max_range=2000)
     else:
         blocks = [n for (n,) in conn.query("SELECT number FROM blocks WHERE events > 0")]
         numbers = sorted(rng.sample(blocks, min(sample, len(blocks))))

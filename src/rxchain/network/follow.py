@@ -9,7 +9,10 @@ Besu's PERM methods (:func:`rxchain.network.permissions.sync_all`: revocations f
 
 It is resumable: a small JSON state file keeps the last block it acted on, the allowlist it pushed
 and each node's outcome, so a restarted follower (or ``rx network follow --status``) knows where it
-stands, and a node that was down is synced again at the next block.
+stands, and a node that was down is synced again at the next block. The file also keeps every
+account ever admitted and the last block whose MemberAdmitted events were read: each step reads the
+new blocks' events only (in windows a range-limited node answers), never the chain from the
+deployment again, so a step costs the same on a chain of any length.
 """
 
 from __future__ import annotations
@@ -38,6 +41,9 @@ class FollowState:
     #: node URL -> "in step" or the last error; a node not in step is synced again at the next block.
     node_status: dict[str, str] = field(default_factory=dict)
     syncs: int = 0
+    #: Every account ever admitted (from MemberAdmitted), as read up to ``admitted_to_block``.
+    admitted: list[str] = field(default_factory=list)
+    admitted_to_block: int = -1
 
     def in_step(self) -> bool:
         return all(self.node_status.get(url) == "in step" for url in self.nodes)
@@ -70,7 +76,8 @@ class Follower:
         head = self.client.head()
         if head <= self.state.last_block:
             return False
-        wanted = sorted(normalize_account(a) for a in registry_allowlist(self.client))
+        self._read_admissions(head)
+        wanted = sorted(normalize_account(a) for a in registry_allowlist(self.client, admitted=self.state.admitted))
         stale = [url for url in self.state.nodes if wanted != self.state.allowlist or self.state.node_status.get(url) != "in step"]
         pushed = False
         if stale:
@@ -85,6 +92,15 @@ class Follower:
         self.state.last_block = head
         save_state(self.state_file, self.state)
         return pushed
+
+    def _read_admissions(self, head: int) -> None:
+        """Adds the accounts admitted in the blocks not read yet (deploy block on the first step)."""
+        start = max(self.state.admitted_to_block + 1, self.client.deploy_block)
+        known = dict.fromkeys(self.state.admitted)
+        for log in self.client.events("MemberAdmitted", from_block=start, to_block=head):
+            known.setdefault(log["args"]["account"], None)
+        self.state.admitted = list(known)
+        self.state.admitted_to_block = head
 
     def run(self, *, poll_seconds: float = 1.0, until: Callable[[], bool] = lambda: False,
             on_step: Callable[[FollowState, bool], None] | None = None) -> None:  # fmt: skip

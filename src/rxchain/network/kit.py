@@ -265,6 +265,7 @@ def init_network(
     rpc_base_port: int = 8545,
     metrics_base_port: int = 9545,
     host: str = "127.0.0.1",
+    hosts: Mapping[str, str] | None = None,
     prefunded: Mapping[str, int] | None = None,
     allowed_accounts: Sequence[str] = (),
     overwrite: bool = False,
@@ -274,7 +275,10 @@ def init_network(
     Node ``i`` (validators first, then members, counting from 0) listens on ``p2p_base_port + i``
     (P2P), ``rpc_base_port + i`` (HTTP JSON-RPC) and ``metrics_base_port + i`` (Prometheus), all
     on ``host``, which must be an IP address (Besu refuses host names in enode URLs unless its DNS
-    early-access option is on).
+    early-access option is on). ``hosts`` gives nodes their own IP address by name (``validator-1``,
+    ``member-2``: one host per node on a real network); the others keep ``host``. The addresses are
+    kept in ``kit.json`` and written into every node's enode, static nodes and nodes allowlist, so no
+    file needs editing by hand after generation (see docs/besu-network-kit.md).
 
     ``allowed_accounts`` seeds every node's accounts allowlist (for example the deployer and the
     regulator); with an empty list no account can send a transaction until the allowlist is synced
@@ -316,6 +320,7 @@ def init_network(
     _check_output_directory(out_dir, overwrite=overwrite)
 
     names = [f"validator-{i + 1}" for i in range(validators)] + [f"member-{i + 1}" for i in range(members)]
+    node_hosts = _node_hosts(names, host, hosts or {})
     roles: list[Literal["validator", "member"]] = ["validator"] * validators + ["member"] * members
     keys = [_generate_private_key() for _ in names]
     nodes: list[NodeInfo] = []
@@ -327,8 +332,8 @@ def init_network(
                 role=role,
                 address=node_address(pub),
                 public_key="0x" + pub.hex(),
-                enode=enode_url(pub, host, p2p_base_port + i),
-                host=host,
+                enode=enode_url(pub, node_hosts[name], p2p_base_port + i),
+                host=node_hosts[name],
                 p2p_port=p2p_base_port + i,
                 rpc_port=rpc_base_port + i,
                 metrics_port=metrics_base_port + i,
@@ -442,12 +447,7 @@ def _validate_parameters(
         raise InvalidKitParameterError(f"epoch_length must be at least 1, got {epoch_length}")
     if request_timeout_seconds < 1:
         raise InvalidKitParameterError(f"request_timeout_seconds must be at least 1, got {request_timeout_seconds}")
-    try:
-        ipaddress.ip_address(host)
-    except ValueError as exc:
-        raise InvalidKitParameterError(
-            f"host must be an IP address (enode URLs in Besu's allowlists must use IP addresses), got {host!r}"
-        ) from exc
+    _check_ip("host", host)
 
     notes: list[str] = []
     tolerated = (validators - 1) // 3
@@ -472,6 +472,27 @@ def _validate_parameters(
             "that this kit does not place in the genesis alloc; verify block production before relying on it"
         )
     return notes
+
+
+def _check_ip(what: str, host: str) -> None:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError as exc:
+        raise InvalidKitParameterError(
+            f"{what} must be an IP address (enode URLs in Besu's allowlists must use IP addresses), got {host!r}"
+        ) from exc
+
+
+def _node_hosts(names: Sequence[str], default: str, hosts: Mapping[str, str]) -> dict[str, str]:
+    """Each node's IP address: its own from ``hosts`` (by node name), else ``default``."""
+    unknown = sorted(set(hosts) - set(names))
+    if unknown:
+        raise InvalidKitParameterError(
+            f"hosts names no node called {', '.join(unknown)}; the kit's nodes are {', '.join(names)}"
+        )
+    for name, address in hosts.items():
+        _check_ip(f"the host of {name}", address)
+    return {name: hosts.get(name, default) for name in names}
 
 
 def _check_ports(node_count: int, *, p2p_base_port: int, rpc_base_port: int, metrics_base_port: int) -> None:
