@@ -399,6 +399,23 @@ def test_a_receipt_before_delivery_names_the_next_step(rx, tmp_path):
     assert "is ACTIVE: this step does not apply now (it has not been redeemed yet: a pharmacy redeems it first)" in _one_line_error(err)
 
 
+def test_an_id_typed_in_capitals_without_0x_is_printed_in_the_one_form(rx, tmp_path, monkeypatch):
+    issued = issue_one(rx, tmp_path)
+    typed = issued["id"][2:].upper()
+    assert rx("redeem", "--payload", "@" + issued["payloadFile"], "--as", "pharmacy")[0] == 0
+
+    for args in (
+        ("dispatch", typed, "--courier", "courier", "--as", "pharmacy"),
+        ("delivery-request", typed, "--as", "courier"),
+        ("show", typed),
+    ):
+        code, out, err = rx(*args, json_out=True)
+        assert code == 0 and out["id"] == issued["id"], (args, err)
+    monkeypatch.chdir(tmp_path)
+    code, out, _ = rx("audit", "export", typed, json_out=True)
+    assert code == 0 and out["file"] == f"{issued['id']}.evidence.json" and (tmp_path / out["file"]).is_file()
+
+
 def test_an_unknown_id_exits_1_for_show_and_trail_alike(rx):
     unknown = "0x" + "42" * 32
 

@@ -13,6 +13,7 @@ from rich.table import Table
 
 from rxchain import errors
 from rxchain.chain.boxes import BoxesClient, BoxState, ClaimStatus
+from rxchain.cli.options import RX_ID
 from rxchain.core import boxes as core
 from rxchain.core.insurance import ClaimOpening
 from rxchain.core.labels import label_sheet_png, read_scratch_code
@@ -56,12 +57,6 @@ def _account(ctx, value: str) -> str:
     from rxchain.cli.main import _account as account
 
     return account(ctx, value)
-
-
-def _bytes32(value: str):
-    from rxchain.core.ids import RxId
-
-    return RxId(value)
 
 
 def _lot_root(value: str) -> bytes:
@@ -167,7 +162,7 @@ def _scanned(box_args: tuple[str, ...], scan_args: tuple[str, ...]) -> list[tupl
 
 
 @box_group.command("dispense")
-@click.argument("rx_id")
+@click.argument("rx_id", type=RX_ID)
 @click.option("--box", "box_args", multiple=True, help="A box as CODE:SECRET (repeat per box).")
 @click.option("--scan", "scan_args", multiple=True, help="A scanned scratch-panel code RXS1:CODE:SECRET (repeat per box).")
 @click.option("--lot", "lot_paths", multiple=True, required=True, help="A lot file, or a folder of them (repeatable).")
@@ -176,10 +171,10 @@ def box_dispense(rx_id, box_args, scan_args, lot_paths, signer):
     """Record the boxes of the fill you hold, in one transaction; each box is checked first."""
     ctx = _ctx()
     boxes_client = _boxes(ctx)
-    tx, nullifiers = boxes_client.dispense(ctx.signer(signer), _bytes32(rx_id), _scanned(box_args, scan_args),
+    tx, nullifiers = boxes_client.dispense(ctx.signer(signer), rx_id, _scanned(box_args, scan_args),
                                            _read_lots(lot_paths))  # fmt: skip
-    fills_left = ctx.client().prescription(_bytes32(rx_id)).fills_left
-    ctx.emit(_tx_json(tx, id=rx_id, fillsLeft=fills_left, boxes=len(nullifiers)),
+    fills_left = ctx.client().prescription(rx_id).fills_left
+    ctx.emit(_tx_json(tx, id=str(rx_id), fillsLeft=fills_left, boxes=len(nullifiers)),
              f"[green]{len(nullifiers)} box(es) recorded[/] for {rx_id} (fill with {fills_left} fills left) at {_utc(tx.block_time)}")
 
 
@@ -233,7 +228,7 @@ def claim_group():
 
 
 def _fills_left(ctx, rx_id, value: int | None) -> int:
-    return ctx.client().prescription(_bytes32(rx_id)).fills_left if value is None else value
+    return ctx.client().prescription(rx_id).fills_left if value is None else value
 
 
 def _amounts(values: tuple[str, ...]) -> dict[str, int]:
@@ -247,7 +242,7 @@ def _amounts(values: tuple[str, ...]) -> dict[str, int]:
 
 
 @claim_group.command("file")
-@click.argument("rx_id")
+@click.argument("rx_id", type=RX_ID)
 @click.option("--fills-left", type=int, default=None, help="Which fill: the fills left after it (default: the latest fill).")
 @click.option("--insurer", required=True, help="The insurer (address or dev identity).")
 @click.option("--amount", "amounts", multiple=True, required=True, help="NAME=AMOUNT in the smallest unit (repeatable).")
@@ -260,25 +255,25 @@ def claim_file(rx_id, fills_left, insurer, amounts, insurance_ref, out, signer):
     ctx = _ctx()
     fills_left = _fills_left(ctx, rx_id, fills_left)
     opening = ClaimOpening.new(_amounts(amounts), insurance_ref)
-    tx = _boxes(ctx).file_claim(ctx.signer(signer), _bytes32(rx_id), fills_left, _account(ctx, insurer), opening)
-    path = Path(out) if out else project_root() / ".rxchain" / "claims" / f"{_bytes32(rx_id)}-{fills_left}.json"
+    tx = _boxes(ctx).file_claim(ctx.signer(signer), rx_id, fills_left, _account(ctx, insurer), opening)
+    path = Path(out) if out else project_root() / ".rxchain" / "claims" / f"{rx_id}-{fills_left}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.touch(mode=0o600, exist_ok=True)
-    path.write_text(json.dumps({"id": str(_bytes32(rx_id)), "fillsLeft": fills_left, **opening.as_json()}, indent=2) + "\n")
-    ctx.emit(_tx_json(tx, id=rx_id, fillsLeft=fills_left, commitment="0x" + opening.commitment.hex(), opening=str(path)),
+    path.write_text(json.dumps({"id": str(rx_id), "fillsLeft": fills_left, **opening.as_json()}, indent=2) + "\n")
+    ctx.emit(_tx_json(tx, id=str(rx_id), fillsLeft=fills_left, commitment="0x" + opening.commitment.hex(), opening=str(path)),
              f"[green]claim filed[/] for {rx_id} (fill with {fills_left} fills left); send the opening {path} to the insurer")
 
 
 @claim_group.command("show")
-@click.argument("rx_id")
+@click.argument("rx_id", type=RX_ID)
 @click.option("--fills-left", type=int, default=None, help="Which fill (default: the latest fill).")
 def claim_show(rx_id, fills_left):
     """A fill's boxes and claim: who dispensed it, the claim's insurer, commitment and decision."""
     ctx = _ctx()
     fills_left = _fills_left(ctx, rx_id, fills_left)
     boxes_client = _boxes(ctx)
-    record = boxes_client.fill(_bytes32(rx_id), fills_left)
-    events = boxes_client.claim_events(_bytes32(rx_id), fills_left)
+    record = boxes_client.fill(rx_id, fills_left)
+    events = boxes_client.claim_events(rx_id, fills_left)
     data = {**record.as_json(), **events}
     table = Table(title=f"prescription {rx_id}, fill with {fills_left} fills left", show_header=False)
     table.add_row("boxes", f"{record.boxes} recorded by {record.pharmacy}" if record.pharmacy else "none recorded")
@@ -294,7 +289,7 @@ def claim_show(rx_id, fills_left):
 
 
 @claim_group.command("approve")
-@click.argument("rx_id")
+@click.argument("rx_id", type=RX_ID)
 @click.option("--fills-left", type=int, required=True, help="Which fill: the fills left after it.")
 @click.option("--payment-ref", required=True, help="The off-chain payment's reference (up to 32 ASCII characters).")
 @click.option("--opening", type=click.Path(dir_okay=False), default=None,
@@ -306,27 +301,27 @@ def claim_approve(rx_id, fills_left, payment_ref, opening, signer):
     boxes_client = _boxes(ctx)
     if opening:
         _check_opening(boxes_client, rx_id, fills_left, opening)
-    tx = boxes_client.approve(ctx.signer(signer), _bytes32(rx_id), fills_left, payment_ref)
-    ctx.emit(_tx_json(tx, id=rx_id, fillsLeft=fills_left), f"[green]claim approved[/] for {rx_id} (payment {payment_ref})")
+    tx = boxes_client.approve(ctx.signer(signer), rx_id, fills_left, payment_ref)
+    ctx.emit(_tx_json(tx, id=str(rx_id), fillsLeft=fills_left), f"[green]claim approved[/] for {rx_id} (payment {payment_ref})")
 
 
 @claim_group.command("reject")
-@click.argument("rx_id")
+@click.argument("rx_id", type=RX_ID)
 @click.option("--fills-left", type=int, required=True, help="Which fill: the fills left after it.")
 @click.option("--reason", type=int, required=True, help="The reason code (1-255).")
 @click.option("--as", "signer", required=True, help="The claim's insurer.")
 def claim_reject(rx_id, fills_left, reason, signer):
     """Reject a filed claim with a reason code (final: the fill cannot be claimed again)."""
     ctx = _ctx()
-    tx = _boxes(ctx).reject(ctx.signer(signer), _bytes32(rx_id), fills_left, reason)
-    ctx.emit(_tx_json(tx, id=rx_id, fillsLeft=fills_left, reason=reason), f"[yellow]claim rejected[/] for {rx_id} (reason {reason})")
+    tx = _boxes(ctx).reject(ctx.signer(signer), rx_id, fills_left, reason)
+    ctx.emit(_tx_json(tx, id=str(rx_id), fillsLeft=fills_left, reason=reason), f"[yellow]claim rejected[/] for {rx_id} (reason {reason})")
 
 
 class OpeningMismatch(errors.Refused):
     """The claim's opening does not hash to the commitment filed on chain."""
 
 
-def _check_opening(boxes_client: BoxesClient, rx_id: str, fills_left: int, path: str) -> None:
+def _check_opening(boxes_client: BoxesClient, rx_id: bytes, fills_left: int, path: str) -> None:
     from rxchain.cli.main import _read_text_file
 
     try:
@@ -334,9 +329,9 @@ def _check_opening(boxes_client: BoxesClient, rx_id: str, fills_left: int, path:
     except json.JSONDecodeError:
         raise errors.InvalidValue(f"{path} is not a claim opening (JSON)") from None
     opening = ClaimOpening.from_json(data)
-    filed = boxes_client.claim_events(_bytes32(rx_id), fills_left).get("filed")
+    filed = boxes_client.claim_events(rx_id, fills_left).get("filed")
     if filed is None:
-        raise errors.ClaimNotPending("ClaimNotPending", {"id": _bytes32(rx_id), "fillsLeft": fills_left, "claim": 0})
+        raise errors.ClaimNotPending("ClaimNotPending", {"id": rx_id, "fillsLeft": fills_left, "claim": 0})
     if filed["commitment"] != "0x" + opening.commitment.hex():
         raise OpeningMismatch(f"the opening {path} does not match the claim's commitment {filed['commitment']}: "
                               "the amounts or insurance reference differ from what was filed; do not pay")

@@ -42,6 +42,7 @@ from rxchain.chain.outbox import Outbox
 from rxchain.paths import project_root, tool_env
 from rxchain.core.qr import payload_png, payload_terminal, read_qr_image
 from rxchain.core.roles import ROLES
+from rxchain.cli.options import RX_ID
 from rxchain.cli.render import camel_keys, members_table, prescription_table, trail_table, utc
 from rxchain.workflow import (
     confirm_payload_receipt,
@@ -355,7 +356,7 @@ def issue(ctx, doc_path, drug, code, dosage, quantity, unit, supply_days, valid_
 
 
 @cli.command()
-@click.argument("rx_id", required=False)
+@click.argument("rx_id", required=False, type=RX_ID)
 @click.option("--payload", "payload_arg", default=None, help="QR payload text, or @FILE.")
 @click.option("--qr-image", type=click.Path(exists=True, dir_okay=False), help="A photo or screenshot of the QR code.")
 @pass_ctx
@@ -367,10 +368,10 @@ def show(ctx, rx_id, payload_arg, qr_image):
         rx_id = (read_authorization(client, text) if is_authorization(text) else read_payload(client, text)).rx_id
     if not rx_id:
         raise click.UsageError("give an id or --payload")
-    state = client.prescription(_bytes32(rx_id))
+    state = client.prescription(rx_id)
     now = client.latest_block_time()
     if not state.exists:
-        raise errors.UnknownPrescription("UnknownPrescription", {"id": _bytes32(rx_id)})
+        raise errors.UnknownPrescription("UnknownPrescription", {"id": rx_id})
     ctx.emit({**state.as_json(), "expired": now > state.expires_at}, prescription_table(state, now))
 
 
@@ -389,18 +390,18 @@ def redeem(ctx, payload_arg, qr_image, signer):
 
 
 @cli.command()
-@click.argument("rx_id")
+@click.argument("rx_id", type=RX_ID)
 @click.option("--courier", required=True, help="Courier address (or dev identity).")
 @click.option("--as", "signer", required=True, help="The pharmacy that filled it.")
 @pass_ctx
 def dispatch(ctx, rx_id, courier, signer):
     """Hand a filled prescription's drugs to a courier."""
-    tx = ctx.client().dispatch(ctx.signer(signer), _bytes32(rx_id), _account(ctx, courier))
-    ctx.emit(_tx_json(tx, id=rx_id), f"[green]dispatched[/] {rx_id} at {utc(tx.block_time)}")
+    tx = ctx.client().dispatch(ctx.signer(signer), rx_id, _account(ctx, courier))
+    ctx.emit(_tx_json(tx, id=str(rx_id)), f"[green]dispatched[/] {rx_id} at {utc(tx.block_time)}")
 
 
 @cli.command()
-@click.argument("rx_id")
+@click.argument("rx_id", type=RX_ID)
 @click.option("--receipt", "receipt_code", default=None,
               help="The patient's receipt code (RXR1., from the patient's app or a paper receipt slip; or @FILE): "
                    "record it in the same transaction.")
@@ -416,18 +417,18 @@ def deliver(ctx, rx_id, receipt_code, receipt_payload, signer):
     if receipt_code:
         text = _payload_text(receipt_code)
         for_id = read_receipt_id(client, text)
-        if for_id != _bytes32(rx_id):
-            raise errors.InvalidValue(f"the receipt is for prescription 0x{for_id.hex()}, not {rx_id}: nothing was sent")
+        if for_id != rx_id:
+            raise errors.InvalidValue(f"the receipt is for prescription {for_id}, not {rx_id}: nothing was sent")
         tx = deliver_with_receipt_code(client, holder, text)
     elif receipt_payload:
         text = _payload_text(receipt_payload)
         for_id = read_payload(client, text).rx_id
-        if for_id != _bytes32(rx_id):
-            raise errors.InvalidValue(f"the receipt payload is for prescription 0x{for_id.hex()}, not {rx_id}: nothing was sent")
+        if for_id != rx_id:
+            raise errors.InvalidValue(f"the receipt payload is for prescription {for_id}, not {rx_id}: nothing was sent")
         tx = confirm_payload_receipt(client, holder, text, with_delivery=True)
     else:
-        tx = client.deliver(holder, _bytes32(rx_id))
-    ctx.emit(_tx_json(tx, id=rx_id), f"[green]delivered[/] {rx_id} at {utc(tx.block_time)}")
+        tx = client.deliver(holder, rx_id)
+    ctx.emit(_tx_json(tx, id=str(rx_id)), f"[green]delivered[/] {rx_id} at {utc(tx.block_time)}")
 
 
 @cli.command()
@@ -459,7 +460,7 @@ def consent_request(ctx, minutes, signer):
 
 
 @cli.command("delivery-request")
-@click.argument("rx_id")
+@click.argument("rx_id", type=RX_ID)
 @click.option("--minutes", type=int, default=15, show_default=True, help="How long the patient has to answer.")
 @click.option("--as", "signer", required=True, help="The courier (or the pharmacy, at the counter) handing the drugs over.")
 @pass_ctx
@@ -467,8 +468,8 @@ def delivery_request(ctx, rx_id, minutes, signer):
     """Show the hand-over's request for the patient's receipt (RXD1.): the patient's app scans it."""
     client = ctx.client()
     deliverer = _address_of(ctx, signer)
-    request = client.delivery_request(deliverer, _bytes32(rx_id), ttl=minutes * 60)
-    _show_code(ctx, request.encode(), {"id": rx_id, "deliverer": deliverer, "fillsLeft": request.fills_left,
+    request = client.delivery_request(deliverer, rx_id, ttl=minutes * 60)
+    _show_code(ctx, request.encode(), {"id": str(rx_id), "deliverer": deliverer, "fillsLeft": request.fills_left,
                                        "deadline": request.deadline},
                f"receipt request for {rx_id} from {deliverer}, answer by {utc(request.deadline)}")  # fmt: skip
 
@@ -513,17 +514,17 @@ def _show_code(ctx: Context, text: str, data: dict, caption: str) -> None:
 
 
 @cli.command()
-@click.argument("rx_id")
+@click.argument("rx_id", type=RX_ID)
 @click.option("--as", "signer", required=True, help="The issuing doctor, or the regulator.")
 @pass_ctx
 def cancel(ctx, rx_id, signer):
     """Cancel a prescription that has not been redeemed."""
-    tx = ctx.client().cancel(ctx.signer(signer), _bytes32(rx_id))
-    ctx.emit(_tx_json(tx, id=rx_id), f"[yellow]cancelled[/] {rx_id}")
+    tx = ctx.client().cancel(ctx.signer(signer), rx_id)
+    ctx.emit(_tx_json(tx, id=str(rx_id)), f"[yellow]cancelled[/] {rx_id}")
 
 
 @cli.command()
-@click.argument("rx_id")
+@click.argument("rx_id", type=RX_ID)
 @click.option("--index", "index_db", default=None,
               help="Read the trail from this event index up to its last block (default: the network's index when it exists).")
 @click.option("--no-index", is_flag=True, help="Read every event from the chain, never from an index.")
@@ -536,22 +537,22 @@ def trail(ctx, rx_id, index_db, no_index):
     client = ctx.client()
     if index_db is None and not no_index and Path(default_db(ctx.network)).is_file():
         index_db = default_db(ctx.network)
-    steps = None if no_index or index_db is None else audit.trail_from_index(client, _bytes32(rx_id), index_db)
+    steps = None if no_index or index_db is None else audit.trail_from_index(client, rx_id, index_db)
     if steps is None:
-        steps = audit.trail(client, _bytes32(rx_id))
+        steps = audit.trail(client, rx_id)
     if not steps:
         raise audit.TrailNotFound(f"no events for prescription {rx_id} on chain {client.chain_id}")
     names = {a.address: n for n, a in dev_accounts().items()} if ctx.dev else {}
-    ctx.emit([s.as_json() for s in steps], trail_table(rx_id, steps, names))
+    ctx.emit([s.as_json() for s in steps], trail_table(str(rx_id), steps, names))
 
 
 @cli.command()
-@click.argument("rx_id")
+@click.argument("rx_id", type=RX_ID)
 @click.option("--doc", "doc_path", required=True, type=click.Path(exists=True, dir_okay=False))
 @pass_ctx
 def verify(ctx, rx_id, doc_path):
     """Check a document file against the prescription on chain (exit 1 on mismatch)."""
-    check = audit.verify_document(ctx.client(), _bytes32(rx_id), load_document(doc_path))
+    check = audit.verify_document(ctx.client(), rx_id, load_document(doc_path))
     text = "[green]MATCH[/]: the document is the one the doctor issued" if check.matches else "[red]MISMATCH[/]:\n  " + "\n  ".join(check.problems)
     ctx.emit(check.as_json(), text)
     if not check.matches:
@@ -613,7 +614,7 @@ def audit_group():
 
 
 @audit_group.command("export")
-@click.argument("rx_id")
+@click.argument("rx_id", type=RX_ID)
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="File (default <id>.evidence.json).")
 @pass_ctx
 def audit_export(ctx, rx_id, out):
@@ -621,7 +622,7 @@ def audit_export(ctx, rx_id, out):
     path = Path(out or f"{rx_id}.evidence.json")
     if not path.parent.is_dir():
         raise errors.InvalidValue(f"cannot write {path}: the folder {path.parent} does not exist")
-    bundle = audit.export_evidence(ctx.client(), _bytes32(rx_id), path)
+    bundle = audit.export_evidence(ctx.client(), rx_id, path)
     ctx.emit({"file": str(path), "events": len(bundle["events"])}, f"evidence for {rx_id}: {len(bundle['events'])} events -> {path}")
 
 
@@ -1014,10 +1015,6 @@ def read_receipt_id(client: RegistryClient, text: str) -> RxId:
 def _address_of(ctx: Context, who: str) -> str:
     """The address a code names: an address as given, or the signer's (a dev identity, keystore, env:VAR)."""
     return _account(ctx, who) if who.startswith("0x") else ctx.signer(who).address
-
-
-def _bytes32(value: str) -> RxId:
-    return RxId(value)
 
 
 def _payload_from(payload_arg: str | None, qr_image: str | None) -> str:
