@@ -5,23 +5,19 @@ the ``rx`` command and the dApp. The signer is $RXCHAIN_DEPLOYER (a keystore pat
 devnet it defaults to the development regulator.
 """
 
-import os
-
 from ape import networks
 from rich.console import Console
 
-from rxchain.chain.deploy import deploy_registry
-from rxchain.chain.signers import load_signer
+from rxchain.chain.deploy import deploy_registry, deployer_account
 
 
 def main():
     provider = networks.provider
     network = provider.network.name
     ephemeral = network == "local"
-    deployer = load_signer(os.environ.get("RXCHAIN_DEPLOYER", "regulator"), allow_dev=network in ("devnet", "local"))
     deployment = deploy_registry(
         provider.web3,
-        deployer,
+        deployer_account(network),
         network=network,
         rpc_url=None if ephemeral else getattr(provider, "uri", None),
         record=not ephemeral,

@@ -459,6 +459,33 @@ def test_an_evidence_bundle_of_format_1_still_verifies(rx, tmp_path):
 
 
 
+def test_deploy_deploys_from_this_process_and_records_what_it_deployed(rx, tmp_path, w3, rpc_url, deployment):
+    code, out, err = rx("--rpc", rpc_url, "deploy", "--force", json_out=True)
+
+    assert code == 0, err
+    record = json.loads((tmp_path / "deployments" / "local.json").read_text())
+    assert record["registry"] == out["registry"] != deployment.registry and record["boxes"] == out["boxes"]
+    assert w3.eth.get_code(out["registry"]) and w3.eth.get_code(out["boxes"])
+    assert rx("member", "list", json_out=True)[1] == []  # the new registry answers, and has no members yet
+
+
+def test_deploy_to_a_node_that_does_not_answer_is_unavailable_in_one_line(rx):
+    code, _, err = rx("--rpc", "http://127.0.0.1:9", "deploy", "--force")
+
+    assert code == cli.EXIT_UNAVAILABLE and "no answer from http://127.0.0.1:9" in _one_line_error(err)
+
+
+def test_totals_of_a_database_without_an_index_is_bad_input_in_one_line(tmp_path, capsys):
+    try:
+        cli.main(["index", "totals", "--db", str(tmp_path / "empty.sqlite")])
+        code = 0
+    except SystemExit as exit_:
+        code = exit_.code
+
+    assert code == cli.EXIT_BAD_INPUT
+    assert "empty.sqlite holds no index: build one first (rx index run)" in _one_line_error(capsys.readouterr().err)
+
+
 def test_demo_runs_the_one_lifecycle_and_shows_the_refused_second_fill(rx):
     code, out, err = rx("demo")
 

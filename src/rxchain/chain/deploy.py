@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
+
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
 from rxchain.chain.reverts import RevertDecoder
 from rxchain.chain.sender import TransactionSender
+from rxchain.chain.signers import load_signer
 from rxchain.chain.deployment import (
     BOXES_CONTRACT,
     REGISTRY_CONTRACT,
@@ -24,6 +27,12 @@ DEFAULT_MAX_VALIDITY_SECONDS = 3 * 24 * 3600
 DEFAULT_MAX_FILLS = 3
 #: A regulator handover waits this long before it can be accepted.
 DEFAULT_ADMIN_TRANSFER_DELAY = 2 * 24 * 3600
+
+
+def deployer_account(network: str) -> LocalAccount:
+    """Who deploys: $RXCHAIN_DEPLOYER (a keystore path or env:VAR); on the devnet and the test chain,
+    the development regulator when it is not set."""
+    return load_signer(os.environ.get("RXCHAIN_DEPLOYER", "regulator"), allow_dev=network in ("devnet", "local"))
 
 
 def deploy_registry(

@@ -30,9 +30,11 @@ from rich.console import Console
 from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
+from web3 import Web3
 
 from rxchain import audit, errors
 from rxchain.chain.client import RegistryClient, TxResult
+from rxchain.chain.deploy import deploy_registry, deployer_account
 from rxchain.chain.deployment import BOXES_CONTRACT, bytecode_hash, load_deployment
 from rxchain.dev.devnet import Devnet
 from rxchain.core.ids import RxId
@@ -86,6 +88,15 @@ class Context:
     @property
     def outbox_path(self) -> str:
         return self.outbox or str(project_root() / ".rxchain" / f"outbox-{self.network}.sqlite")
+
+    def node_url(self) -> str | None:
+        """The node's JSON-RPC URL without a deployment record: --rpc, else the network's own (the
+        devnet's, $RXCHAIN_BESU_RPC)."""
+        if self.rpc:
+            return self.rpc
+        if self.network == "besu":
+            return os.environ.get("RXCHAIN_BESU_RPC") or None
+        return Devnet().url if self.network == "devnet" else None
 
     def client(self, *, resume: bool = True) -> RegistryClient:
         if self._client is None:
@@ -169,7 +180,7 @@ def deploy(ctx, force):
 
     Keeps a recorded registry that is live and built from the current contracts; --force deploys anew.
     """
-    _run_ape(["bash", "tools/compile.sh"], failure=errors.BuildFailed)
+    _compile()
     if not force:
         try:
             ctx.client()
@@ -180,8 +191,11 @@ def deploy(ctx, force):
             console.print("[yellow]the contracts changed since the recorded deployment: deploying anew[/]")
         except (errors.DeploymentNotFound, errors.DeploymentMismatch):
             pass
-    _run_ape(["ape", "run", "deploy", "--network", f"ethereum:{ctx.network}:node"])
-    record = load_deployment(ctx.network)
+    url = ctx.node_url()
+    if not url:
+        raise click.UsageError(f"no RPC URL for network {ctx.network!r}: pass --rpc")
+    w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": 30}))
+    record = deploy_registry(w3, deployer_account(ctx.network), network=ctx.network, rpc_url=url)
     ctx._client = None
     ctx.emit(record.model_dump(), f"[green]deployed[/] PrescriptionRegistry at [bold]{record.registry}[/] on {ctx.network} (block {record.deploy_block})")
 
@@ -988,10 +1002,13 @@ def _print_qr(text: str) -> None:
         console.print(f"   [dim](the QR needs a {width}-column terminal to draw; open the PNG)[/]")
 
 
-def _run_ape(args: list[str], failure: type[errors.RxError] = errors.TransactionFailed) -> None:
-    done = subprocess.run(args, cwd=project_root(), env=tool_env(), capture_output=True, text=True)
+def _compile() -> None:
+    """Compiles the contracts (tools/compile.sh: a no-op when nothing changed); a failure is BuildFailed
+    with the compiler's last words, before anything is sent."""
+    done = subprocess.run(["bash", "tools/compile.sh"], cwd=project_root(), env=tool_env(), capture_output=True, text=True)
     if done.returncode != 0:
-        raise failure(f"`{' '.join(args)}` failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
+        last_words = done.stdout[-2000:] + done.stderr[-2000:]
+        raise errors.BuildFailed(f"compiling the contracts failed (nothing was deployed):\n{last_words}")
 
 
 def _account(ctx: Context, value: str) -> str:

@@ -177,12 +177,13 @@ def index_totals(ctx, db_url):
     from rxchain.indexer import totals
     from rxchain.indexer.check import check_totals
     from rxchain.indexer.db import Database, read_meta
+    from rxchain.indexer.queries import NotIndexed
 
     opts = _opts(ctx)
     database = Database(db_url or default_db(opts.network))
     with database.connect() as conn:
         if not read_meta(conn):
-            raise click.ClickException(f"{database.url.display()} holds no index")
+            raise NotIndexed(f"{database.url.display()} holds no index: build one first (rx index run)")
         database.ensure_schema(conn)
         counted = totals.ensure(conn)
         problems = check_totals(conn)
