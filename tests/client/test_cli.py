@@ -434,6 +434,21 @@ def test_a_document_of_another_doctor_is_bad_input_and_nothing_is_sent(rx, tmp_p
     assert client.w3.eth.get_transaction_count(ids["doctor"].address) == nonce
 
 
+def test_a_document_naming_the_patient_says_what_to_do_on_the_command_line_and_sends_nothing(rx, tmp_path, client, ids):
+    document = demo_document(ids["doctor"].address, client.latest_block_time())
+    for entry in document["entry"]:
+        entry["resource"]["subject"]["identifier"]["value"] = "zhang.san@example.com"
+    dump_document(document, tmp_path / "named.json")
+    nonce = client.w3.eth.get_transaction_count(ids["doctor"].address)
+
+    code, _, err = rx("issue", "--doc", str(tmp_path / "named.json"), "--as", "doctor")
+
+    line = _one_line_error(err)
+    assert code == cli.EXIT_BAD_INPUT and "the value looks like a name or an e-mail address" in line
+    assert "rx issue --drug makes one" in line and "zhang" not in line
+    assert client.w3.eth.get_transaction_count(ids["doctor"].address) == nonce
+
+
 def test_trail_and_evidence_json_are_camel_case_like_show(rx, tmp_path):
     issued = issue_one(rx, tmp_path)
     code, trail, _ = rx("trail", issued["id"], json_out=True)
