@@ -8,18 +8,16 @@ from __future__ import annotations
 
 import gzip
 import json
-import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import requests
 from eth_abi import decode as abi_decode
 from eth_utils import keccak, to_checksum_address
 
 from rxchain.chain.client import RegistryClient
-from rxchain.dev.anvil import anvil_command
-from rxchain.paths import tool_env
+from rxchain.chain.rpc import RpcSession
+from rxchain.dev.anvil import Anvil
 from rxchain.core.status import Status
 
 
@@ -33,33 +31,23 @@ class RpcError(RuntimeError):
         super().__init__(f"{method}: {error.get('message')} ({error.get('data')})")
 
 
-class Rpc:
-    """A JSON-RPC connection to one node."""
+class Rpc(RpcSession):
+    """A JSON-RPC connection to one node (the package's batched session) with the node controls and
+    whole-registry reads the security suite needs."""
 
     def __init__(self, url: str, timeout: float = 120.0):
-        self.url = url
-        self.timeout = timeout
-        self._session = requests.Session()
-        self._id = 0
+        super().__init__(url, timeout=timeout)
 
     def call(self, method: str, *params):
         """The result of one call; raises :class:`RpcError` on an error reply."""
-        (reply,) = self.batch([(method, list(params))])
+        reply = self.call_raw(method, list(params))
         if "error" in reply:
             raise RpcError(method, reply["error"])
         return reply["result"]
 
     def batch(self, calls: list[tuple[str, list]]) -> list[dict]:
         """The raw replies (``result`` or ``error``) of many calls, in order, in one HTTP request."""
-        if not calls:
-            return []
-        payload = []
-        for method, params in calls:
-            self._id += 1
-            payload.append({"jsonrpc": "2.0", "id": self._id, "method": method, "params": params})
-        replies = self._session.post(self.url, json=payload, timeout=self.timeout).json()
-        by_id = {reply.get("id"): reply for reply in replies}
-        return [by_id[item["id"]] for item in payload]
+        return self.batch_raw(calls)
 
     def results(self, calls: list[tuple[str, list]]) -> list:
         """The results of many calls; raises on the first error."""
@@ -218,9 +206,6 @@ def revert_reason_on_chain(rpc: Rpc, client: RegistryClient, tx_hash: str):
 # ---------------------------------------------------------------------- a node of our own
 
 
-
-
-
 @dataclass
 class OwnNode:
     """An anvil this suite starts and stops itself (free gas, the project's hardfork), optionally
@@ -232,44 +217,26 @@ class OwnNode:
     log_file: Path
     block_time: int | None = None
     state_interval: int = 1
-    process: subprocess.Popen | None = None
+    anvil: Anvil | None = None
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 30.0) -> "OwnNode":
-        command = anvil_command(self.port, self.chain_id, block_time=self.block_time, gas_limit=1_000_000_000,
-                                state_file=self.state_file, state_interval=self.state_interval, unlimited_requests=False)  # fmt: skip
-        log = open(self.log_file, "ab")
-        self.process = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=tool_env(), start_new_session=True
+        """Starts anvil on this node's port (from its state file, if any) and returns once it answers."""
+        self.anvil = Anvil.start(
+            chain_id=self.chain_id, port=self.port, block_time=self.block_time, log_file=self.log_file, timeout=timeout,
+            gas_limit=1_000_000_000, state_file=self.state_file, state_interval=self.state_interval, unlimited_requests=False,
         )
-        log.close()
-        rpc = Rpc(self.url, timeout=2)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"anvil exited with {self.process.returncode}; see {self.log_file}")
-            try:
-                rpc.call("eth_chainId")
-                return self
-            except (requests.exceptions.ConnectionError, requests.exceptions.Timeout):
-                time.sleep(0.05)
-        self.kill()
-        raise RuntimeError(f"anvil did not answer on {self.url}; see {self.log_file}")
+        return self
 
     def kill(self) -> None:
         """SIGKILL: the node dies without writing anything more."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(timeout=10)
+        if self.anvil is not None:
+            self.anvil.kill()
 
     def stop(self) -> None:
         """SIGTERM: anvil writes its state file on the way out."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        if self.anvil is not None:
+            self.anvil.stop()

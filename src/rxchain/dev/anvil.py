@@ -15,10 +15,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import requests
-
+from rxchain.chain.rpc import RpcSession
 from rxchain.chain.signers import DEV_MNEMONIC
-from rxchain.errors import Unavailable
+from rxchain.errors import NodeUnavailable, Unavailable
 from rxchain.paths import evm_version, tool_env
 
 
@@ -107,14 +106,15 @@ class Anvil:
 
     def wait_ready(self, timeout: float, log_file: Path | None = None) -> None:
         where = f"; see {log_file}" if log_file else ""
+        rpc = RpcSession(self.url, timeout=2)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise AnvilError(f"anvil exited with code {self.process.returncode}{where}")
             try:
-                requests.post(self.url, json={"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}, timeout=2)
+                rpc.call_raw("eth_chainId")
                 return
-            except (requests.exceptions.ConnectionError, requests.exceptions.Timeout):
+            except NodeUnavailable:
                 time.sleep(0.05)
         self.kill()
         raise AnvilError(f"anvil did not answer on {self.url} within {timeout:.0f} s{where}")

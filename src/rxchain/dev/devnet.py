@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from rxchain.chain.rpc import RpcSession
-from rxchain.dev.anvil import anvil_command
-from rxchain.errors import NodeUnavailable
+from rxchain.dev.anvil import Anvil
+from rxchain.errors import NodeUnavailable, Unavailable
 from rxchain.paths import devnet_dir, evm_version
-from rxchain.errors import Unavailable
 
 DEVNET_CHAIN_ID = 31338
 DEVNET_HOST = "127.0.0.1"
@@ -27,7 +25,6 @@ DEVNET_PORT = 8545
 DEVNET_BLOCK_TIME = 1
 #: Seconds between the devnet's periodic state dumps: the most a SIGKILL can lose.
 DEVNET_STATE_INTERVAL = 5
-# The public development mnemonic: its keys are known to everyone, for the devnet only.
 
 
 class DevnetError(Unavailable):
@@ -87,25 +84,13 @@ class Devnet:
                 "stop that node or give the devnet another port"
             )
         self.folder.mkdir(parents=True, exist_ok=True)
-        command = anvil_command(
-            self.port, self.chain_id, host=self.host, block_time=self.block_time, gas_limit=1_000_000_000,
-            state_file=self.state_file, state_interval=self.state_interval, unlimited_requests=False,
+        node = Anvil.start(
+            chain_id=self.chain_id, port=self.port, host=self.host, block_time=self.block_time, log_file=self.log_file,
+            timeout=timeout, gas_limit=1_000_000_000, state_file=self.state_file, state_interval=self.state_interval,
+            unlimited_requests=False,
         )
-        with open(self.log_file, "ab") as log:
-            process = subprocess.Popen(
-                command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
-            )
-        self.pid_file.write_text(str(process.pid))
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise DevnetError(f"anvil exited with code {process.returncode}; see {self.log_file}")
-            status = self.status()
-            if status.running:
-                return status
-            time.sleep(0.2)
-        process.terminate()
-        raise DevnetError(f"anvil did not answer on {self.url} within {timeout:.0f} s; see {self.log_file}")
+        self.pid_file.write_text(str(node.process.pid))
+        return self.status()
 
     def down(self, timeout: float = 20.0) -> bool:
         """Stops the devnet (its state is written on the way out). False if it was not running."""
