@@ -421,15 +421,18 @@ def exit_code_of(exc: BaseException) -> int | None:
     """The exit code a command ends with for ``exc``; None for an unexpected error (a bug: show it).
 
     Besides the tree above, the operating system's and SQLite's errors reach here when a file or
-    database the user named cannot be used: a node that does not answer is :class:`Unavailable`,
+    database the user named cannot be used: a node that does not answer (an OS or a requests
+    connection error or timeout, which requests derives from OSError) is :class:`Unavailable`,
     a file or folder that cannot be read or written is :class:`BadInput`, a database that cannot
     be opened is :class:`Unavailable`.
     """
     import sqlite3
 
+    from requests.exceptions import ConnectionError as NoConnection, Timeout
+
     if isinstance(exc, RxError):
         return exc.exit_code
-    if isinstance(exc, (ConnectionError, TimeoutError, sqlite3.Error)):
+    if isinstance(exc, (ConnectionError, TimeoutError, NoConnection, Timeout, sqlite3.Error)):
         return Unavailable.exit_code
     if isinstance(exc, OSError):
         return BadInput.exit_code

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import requests
+
 from rxchain import errors
 from rxchain.chain.deployment import load_abi
 from rxchain.dev.publish import DEPLOYED, UNREACHABLE
@@ -65,4 +67,6 @@ def test_file_and_database_errors_become_one_line_with_a_category():
     assert errors.exit_code_of(IsADirectoryError(21, "Is a directory", "/tmp")) == 4
     assert errors.exit_code_of(sqlite3.DatabaseError("file is not a database")) == errors.Unavailable.exit_code
     assert errors.exit_code_of(ConnectionRefusedError()) == errors.Unavailable.exit_code
+    assert errors.exit_code_of(requests.exceptions.ConnectionError("refused")) == errors.Unavailable.exit_code
+    assert errors.exit_code_of(requests.exceptions.ReadTimeout("slow")) == errors.Unavailable.exit_code
     assert errors.exit_code_of(KeyError("a bug")) is None
