@@ -52,6 +52,14 @@ def pytest_runtest_logreport(report):
         _not_run[reason] = _not_run.get(reason, 0) + 1
 
 
+def pytest_collectreport(report):
+    """A whole module skipped at import (``pytest.importorskip``) did not run either: it counts too."""
+    if report.skipped:
+        reason = str(report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr)
+        reason = f"{reason.removeprefix('Skipped: ')} (module {report.nodeid})"
+        _not_run[reason] = _not_run.get(reason, 0) + 1
+
+
 def pytest_terminal_summary(terminalreporter):
     if not _not_run:
         return

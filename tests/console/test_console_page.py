@@ -12,7 +12,9 @@ from rxchain.paths import project_root
 
 from .conftest import UPDATE_DOCS_IMAGE
 
-expect = pytest.importorskip("playwright.sync_api", reason="the browser tests need the Python package playwright").expect
+expect = pytest.importorskip(
+    "playwright.sync_api", reason="the browser tests need the Python package playwright (fix: make setup)"
+).expect
 
 
 def test_the_page_shows_the_scripted_figures(console_page, scenario, client):

@@ -22,7 +22,9 @@ from rxchain.core.status import Status
 
 from .conftest import PIN, save_patient_docs_image
 
-expect = pytest.importorskip("playwright.sync_api", reason="the browser tests need the Python package playwright").expect
+expect = pytest.importorskip(
+    "playwright.sync_api", reason="the browser tests need the Python package playwright (fix: make setup)"
+).expect
 
 DRUG = "Amoxicillin 500 mg oral capsule"
 

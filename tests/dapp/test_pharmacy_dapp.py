@@ -26,7 +26,9 @@ from rxchain.core.status import Status
 
 from .conftest import save_docs_image
 
-expect = pytest.importorskip("playwright.sync_api", reason="the browser tests need the Python package playwright").expect
+expect = pytest.importorskip(
+    "playwright.sync_api", reason="the browser tests need the Python package playwright (fix: make setup)"
+).expect
 
 
 def encode_raw(obj: dict) -> str:

@@ -13,7 +13,9 @@ from eth_account.messages import encode_defunct
 
 from rxchain.paths import project_root
 
-expect = pytest.importorskip("playwright.sync_api", reason="the browser tests need the Python package playwright").expect
+expect = pytest.importorskip(
+    "playwright.sync_api", reason="the browser tests need the Python package playwright (fix: make setup)"
+).expect
 
 ARTIFACTS = project_root() / "artifacts" / "web"
 TIMEOUT_MS = 15_000
