@@ -14,7 +14,7 @@ from eth_utils import event_abi_to_log_topic, to_checksum_address
 from web3._utils.events import get_event_data
 
 from rxchain.chain.client import RegistryClient
-from rxchain.core.ids import ZERO_ADDRESS
+from rxchain.core.ids import ZERO_ADDRESS, RxId
 from rxchain.core.document import document_hash, prescription_parties
 from rxchain.errors import Refused
 
@@ -81,7 +81,7 @@ def trail(client: RegistryClient, rx_id: bytes, *, from_block: int | None = None
     """
     abis = {item["name"]: item for item in client.abi if item.get("type") == "event" and item["name"] in TRAIL_EVENTS}
     by_topic = {event_abi_to_log_topic(abi): abi for abi in abis.values()}
-    logs = client.raw_logs([list("0x" + t.hex() for t in by_topic), "0x" + bytes(rx_id).hex()], from_block=from_block)
+    logs = client.raw_logs([list("0x" + t.hex() for t in by_topic), str(RxId(rx_id))], from_block=from_block)
     steps = []
     for log in sorted(logs, key=lambda entry: (entry["blockNumber"], entry["logIndex"])):
         abi = by_topic[bytes(log["topics"][0])]
@@ -127,7 +127,7 @@ def trail_from_index(client: RegistryClient, rx_id: bytes, db_url: str) -> list[
             return None
         last = int(meta["last_block"])
         indexed = [TrailStep(s["step"], s["actor"], s["blockNumber"], s["blockHash"], s["blockTime"], s["txHash"], s["logIndex"],
-                             s["details"]) for s in queries.trail(conn, "0x" + bytes(rx_id).hex())]  # fmt: skip
+                             s["details"]) for s in queries.trail(conn, str(RxId(rx_id)))]  # fmt: skip
     block = client.call_node(lambda: client.w3.eth.get_block(last))
     if "0x" + bytes(block["hash"]).hex() != meta["last_block_hash"]:
         return None
@@ -155,7 +155,7 @@ class DocumentCheck:
 def verify_document(client: RegistryClient, rx_id: bytes, document: dict, claim_key_address: str | None = None) -> DocumentCheck:
     """Checks ``document`` against prescription ``rx_id``'s issue event (and its id, given the claim key)."""
     steps = trail(client, rx_id)
-    rx_hex = "0x" + bytes(rx_id).hex()
+    rx_hex = str(RxId(rx_id))
     doc_hash = document_hash(document)
     opening = _issue_opening(client, steps)
     if opening is None:
@@ -207,12 +207,12 @@ def evidence_bundle(client: RegistryClient, rx_id: bytes) -> dict:
     """A self-contained JSON bundle: the prescription's events with their provenance, for re-checking."""
     steps = trail(client, rx_id)
     if not steps:
-        raise TrailNotFound(f"no prescription 0x{bytes(rx_id).hex()} on chain {client.chain_id} at {client.address}")
+        raise TrailNotFound(f"no prescription {RxId(rx_id)} on chain {client.chain_id} at {client.address}")
     return {
         "format": EVIDENCE_FORMAT,
         "chainId": client.chain_id,
         "registry": client.address,
-        "prescriptionId": "0x" + bytes(rx_id).hex(),
+        "prescriptionId": str(RxId(rx_id)),
         "documentHash": (_issue_opening(client, steps) or {}).get("docHash"),
         "state": client.prescription(rx_id).as_json(),
         "events": [step.as_json() for step in steps],

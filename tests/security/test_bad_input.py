@@ -22,7 +22,7 @@ from rxchain import errors
 from rxchain.core import payload as payloads
 from rxchain.audit import verify_document
 from rxchain.core.batch import merkle_proof, merkle_root
-from rxchain.core.claims import RegistryDomain, sign_receipt, sign_redeem
+from rxchain.core.claims import SECP256K1_ORDER, RegistryDomain, sign_receipt, sign_redeem
 from rxchain.chain.client import RegistryClient
 from rxchain.chain.deploy import deploy_registry
 from rxchain.chain.deployment import Deployment
@@ -406,7 +406,7 @@ def test_pharmacy_cannot_redeem_with_a_malformed_signature(desk, client, ids, ma
     rx = desk.issue()
     args = desk.redeem_args(rx, ids["pharmacy"].address)
     signature = args[5]
-    n = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+    n = SECP256K1_ORDER
     args[5] = {
         "truncated": signature[:64],
         "empty": b"",

@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rxchain.core.hashing import keccak256
+from rxchain.core.ids import RxId
 from rxchain.errors import InvalidValue, Refused
 
 
@@ -94,7 +95,7 @@ def find_batch_proof(client, rx_id: bytes, doctor: str) -> BatchProof:
     """
     hospital = client.member(doctor).hospital
     if hospital is None:
-        raise NotBatched(f"{doctor} was never a doctor of a hospital: no batch of its can hold 0x{bytes(rx_id).hex()}")
+        raise NotBatched(f"{doctor} was never a doctor of a hospital: no batch of its can hold {RxId(rx_id)}")
     # Deploy block to head, in windows a node with a range limit answers (client.events).
     announced = client.events("PrescriptionBatched", argument_filters={"id": rx_id})
     roots = {bytes(log["args"]["root"]) for log in announced}
@@ -103,7 +104,7 @@ def find_batch_proof(client, rx_id: bytes, doctor: str) -> BatchProof:
     ] if roots else []  # fmt: skip
     if not own:
         raise NotBatched(
-            f"no batch of {hospital} (the hospital of {doctor}) announces prescription 0x{bytes(rx_id).hex()} on chain {client.chain_id}"
+            f"no batch of {hospital} (the hospital of {doctor}) announces prescription {RxId(rx_id)} on chain {client.chain_id}"
         )
     own.sort(key=lambda entry: (entry["blockNumber"], entry["logIndex"]))
     live = [log for log in own if not client.batch(hospital, bytes(log["args"]["root"]))["cancelled"]]

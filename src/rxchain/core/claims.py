@@ -27,6 +27,7 @@ import coincurve
 from eth_abi import encode as abi_encode
 from eth_utils import keccak, to_checksum_address
 
+from rxchain.core.ids import ZERO_ADDRESS
 from rxchain.errors import InvalidValue
 
 #: The order n of secp256k1's group: a private key is an integer in [1, n - 1].
@@ -36,7 +37,7 @@ DOMAIN_NAME = "rxchain PrescriptionRegistry"
 DOMAIN_VERSION = "1"
 
 #: The pharmacy or deliverer a paper slip names: whoever presents the slip.
-ANYONE = "0x0000000000000000000000000000000000000000"
+ANYONE = ZERO_ADDRESS
 
 _DOMAIN_TYPE = [
     {"name": "name", "type": "string"},

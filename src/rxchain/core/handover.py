@@ -207,7 +207,7 @@ class Authorization:
                 "v": 1,
                 "chainId": self.chain_id,
                 "registry": self.registry,
-                "rxId": "0x" + self.rx_id.hex(),
+                "rxId": str(self.rx_id),
                 "claimAddress": self.claim_key,
                 "doc": self.document,
                 "pharmacy": self.pharmacy,
@@ -234,7 +234,7 @@ class DeliveryRequest:
         _normalise(self, "registry", "deliverer")
 
     def encode(self) -> str:
-        return frame({"v": 1, "chainId": self.chain_id, "registry": self.registry, "rxId": "0x" + self.rx_id.hex(),
+        return frame({"v": 1, "chainId": self.chain_id, "registry": self.registry, "rxId": str(self.rx_id),
                       "deliverer": self.deliverer, "fillsLeft": self.fills_left, "deadline": self.deadline},
                      DELIVERY_REQUEST_TAG)  # fmt: skip
 
@@ -265,7 +265,7 @@ class Receipt:
                 "v": 1,
                 "chainId": self.chain_id,
                 "registry": self.registry,
-                "rxId": "0x" + self.rx_id.hex(),
+                "rxId": str(self.rx_id),
                 "terms": "0x" + self.terms.hex(),
                 "deliverer": self.deliverer,
                 "fillsLeft": self.fills_left,

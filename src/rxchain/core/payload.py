@@ -210,8 +210,8 @@ class PayloadTampered(PayloadError):
         self.rx_id = rx_id
         self.computed = computed
         super().__init__(
-            f"the prescription content does not match its id (id 0x{rx_id.hex()}, content gives"
-            f" 0x{computed.hex()}): the code was altered; do not dispense"
+            f"the prescription content does not match its id (id {RxId(rx_id)}, content gives"
+            f" {RxId(computed)}): the code was altered; do not dispense"
         )
 
 
@@ -345,7 +345,7 @@ def encode_payload(payload: PrescriptionPayload) -> str:
         "v": PAYLOAD_VERSION,
         "chainId": payload.chain_id,
         "registry": payload.registry,
-        "rxId": "0x" + payload.rx_id.hex(),
+        "rxId": str(payload.rx_id),
         "claimKey": payload.claim_key.hex,
         "doc": payload.document,
     }

@@ -44,6 +44,7 @@ from rxchain.core.claims import receipt_digest, redeem_digest, sign_digest
 from rxchain.chain.client import RegistryClient
 from rxchain.chain.deploy import deploy_registry
 from rxchain.core.document import canonical_bytes, document_hash, validate
+from rxchain.core.ids import ZERO_ADDRESS, RxId
 from rxchain.chain.pipeline import DEFAULT_MAX_IN_FLIGHT, STALL_SECONDS, Pipeline, SignedTx
 from rxchain.errors import SendFailed
 from rxchain.chain.signers import dev_accounts
@@ -51,7 +52,6 @@ from rxchain.dev.demo import demo_document, onboard
 from rxchain.chain.outbox import Outbox
 from rxchain.core.status import Status
 
-ZERO = "0x" + "00" * 20
 BATCH_SIZE = 256
 
 class BenchFailed(SendFailed):
@@ -255,10 +255,10 @@ class _Stream:
             return sign(sender, "issueBatch", [[p.rx_id for p in what], self.expires_at, 1])
         p = what
         if step == "issue":
-            return sign(sender, "issue", [p.doc_hash, p.claim_address, ZERO, self.expires_at, 1])
+            return sign(sender, "issue", [p.doc_hash, p.claim_address, ZERO_ADDRESS, self.expires_at, 1])
         if step == "redeem":
             signature = sign_digest(p.claim_key, redeem_digest(self.client.domain, p.rx_id, sender.address, 1, self.deadline))
-            args = [p.doctor, p.doc_hash, ZERO, p.claim_address, self.deadline, signature]
+            args = [p.doctor, p.doc_hash, ZERO_ADDRESS, p.claim_address, self.deadline, signature]
             return sign(sender, "redeemBatched", args + [p.root, p.proof]) if p.root else sign(sender, "redeem", args)
         if step == "dispatch":
             return sign(sender, "dispatch", [p.rx_id, self.roles[p.rx_id][1].address])
@@ -277,7 +277,7 @@ class _Hash:
 def _name(what) -> str:
     if isinstance(what, list):
         return f"batch of {len(what)} from 0x{what[0].rx_id.hex()[:12]}…"
-    return f"prescription 0x{what.rx_id.hex()}"
+    return f"prescription {RxId(what.rx_id)}"
 
 
 def _issue_streaming(client, pipeline, doctors, hospital, n, now, seed, progress, max_in_flight=DEFAULT_MAX_IN_FLIGHT,
@@ -362,7 +362,7 @@ def node_ceiling(pipeline: Pipeline, doctors: list[LocalAccount], now: int, *, c
     for i in range(count):
         doctor = doctors[i % len(doctors)]
         txs.append(pipeline.sign(doctor, "issue", [keccak(text=f"ceiling:{i}:{now}"), _address(keccak(text=f"claim:{i}:{now}")),
-                                                   ZERO, now + 86400, 1]))  # fmt: skip
+                                                   ZERO_ADDRESS, now + 86400, 1]))  # fmt: skip
     task = progress.add_task("node ceiling (pre-signed issues, nothing else)", total=count) if progress else None
     started = time.perf_counter()
     mined = pipeline.blast(txs)

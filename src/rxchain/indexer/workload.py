@@ -28,9 +28,8 @@ from rxchain.core.claims import receipt_digest, redeem_digest, sign_digest
 from rxchain.chain.client import RegistryClient
 from rxchain.chain.pipeline import Pipeline, SignedTx
 from rxchain.errors import SendFailed
-from rxchain.core.ids import prescription_id, terms_hash
+from rxchain.core.ids import ZERO_ADDRESS, RxId, prescription_id, terms_hash
 
-ZERO = "0x" + "00" * 20
 DAY = 86400
 
 #: What happens to a prescription, and how often (weights).
@@ -96,7 +95,7 @@ class Planned:
 
     @property
     def id_hex(self) -> str:
-        return "0x" + self.rx_id.hex()
+        return str(RxId(self.rx_id))
 
     def status(self) -> str:
         """The registry's status label (batched and never opened: 'active', or 'cancelled' when its batch was)."""
@@ -221,7 +220,7 @@ def run_workload(
         phase: list[tuple[SignedTx, Callable[[int], None]]] = []
         for p in today:
             if p.root is None:
-                tx = pipe.sign(signer[p.doctor], "issue", [p.doc_hash, p.claim_address, p.designated or ZERO, p.expires_at, p.fills])
+                tx = pipe.sign(signer[p.doctor], "issue", [p.doc_hash, p.claim_address, p.designated or ZERO_ADDRESS, p.expires_at, p.fills])
                 phase.append((tx, lambda t, p=p: setattr(p, "issued_at", t)))
         day_batches = []
         for hospital in (hospital1, hospital2):
@@ -270,7 +269,7 @@ def run_workload(
                     tx = pipe.sign(signer[p.doctor], "cancel", [p.rx_id])
                 else:
                     tx = pipe.sign(signer[p.hospital], "cancelBatched",
-                                   [p.doctor, p.doc_hash, p.designated or ZERO, p.claim_address, p.root, p.proof])
+                                   [p.doctor, p.doc_hash, p.designated or ZERO_ADDRESS, p.claim_address, p.root, p.proof])
                 p.cancelled = "prescription"
                 phase.append((tx, lambda t, p=p: setattr(p, "cancelled_at", t)))
         if void_root is not None:
@@ -416,7 +415,7 @@ def _number(value: int | str) -> int:
 def _redeem(pipe: Pipeline, client: RegistryClient, pharmacy: LocalAccount, p: Planned, taken: int, deadline: int) -> SignedTx:
     fills_left = p.fills - taken
     signature = sign_digest(p.claim_key, redeem_digest(client.domain, p.rx_id, pharmacy.address, fills_left, deadline))
-    args = [p.doctor, p.doc_hash, p.designated or ZERO, p.claim_address, deadline, signature]
+    args = [p.doctor, p.doc_hash, p.designated or ZERO_ADDRESS, p.claim_address, deadline, signature]
     if p.root is not None and taken == 0:
         return pipe.sign(pharmacy, "redeemBatched", args + [p.root, p.proof])
     return pipe.sign(pharmacy, "redeem", args)

@@ -9,6 +9,7 @@ from typing import Any
 import rlp
 from eth_utils import is_address, to_checksum_address
 
+from rxchain.core.ids import ZERO_ADDRESS
 from rxchain.network.errors import InvalidExtraDataError, InvalidKitParameterError, UnsupportedEvmVersionError
 from rxchain.paths import DEFAULT_EVM_VERSION
 
@@ -103,7 +104,7 @@ def build_genesis(
         "baseFeePerGas": "0x0",
         "difficulty": "0x1",
         "mixHash": QBFT_MIX_HASH,
-        "coinbase": "0x0000000000000000000000000000000000000000",
+        "coinbase": ZERO_ADDRESS,
         "alloc": {k: dict(v) for k, v in (alloc or {}).items()},
         "number": "0x0",
         "gasUsed": "0x0",
