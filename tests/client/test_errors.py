@@ -49,7 +49,7 @@ def test_every_error_of_the_package_sits_under_exactly_one_category():
     for cls in named:
         categories = [c for c in errors.CATEGORIES if issubclass(cls, c)]
         assert len(categories) == 1, f"{cls.__module__}.{cls.__qualname__} is under {categories}"
-        assert cls.exit_code in (1, 3, 4, 5)
+        assert cls.exit_code == categories[0].exit_code, f"{cls.__qualname__} overrides its category's exit code"
 
 
 def test_time_arguments_are_shown_as_dates_too():

@@ -73,25 +73,20 @@ _METHOD_NOT_ENABLED = -32604
 
 
 class PermissioningError(Unavailable):
-    """Base class of the permissioning errors."""
+    """A node's permissioning could not be read or changed (unreachable, or its JSON-RPC refused).
+    What the user gave wrong (an account, an enode, a permissions file) is bad input instead."""
 
 
-class InvalidAccountError(PermissioningError, ValueError):
+class InvalidAccountError(BadInput, ValueError):
     """An account is not ``0x`` followed by 40 hex digits (the only form Besu accepts)."""
 
-    exit_code = BadInput.exit_code
 
-
-class InvalidEnodeError(PermissioningError, ValueError):
+class InvalidEnodeError(BadInput, ValueError):
     """An enode URL is not ``enode://<128 hex>@<ip>:<port>``."""
 
-    exit_code = BadInput.exit_code
 
-
-class PermissionsFileError(PermissioningError):
+class PermissionsFileError(BadInput):
     """A permissions TOML file is missing, unreadable or lacks an allowlist key."""
-
-    exit_code = BadInput.exit_code
 
 
 class NodeUnreachable(PermissioningError):
@@ -283,7 +278,7 @@ def read_permissions_config(path: Path) -> PermissionsConfig:
             accounts=[normalize_account(a) for a in lists["accounts-allowlist"]],
             nodes=[normalize_enode(e) for e in lists["nodes-allowlist"]],
         )
-    except PermissioningError as exc:
+    except (InvalidAccountError, InvalidEnodeError) as exc:
         raise PermissionsFileError(f"permissions file {path}: {exc}") from exc
 
 
