@@ -390,6 +390,16 @@ def test_cancelling_a_redeemed_prescription_says_why(rx, tmp_path):
     assert code == cli.EXIT_REFUSED and "can be neither filled again nor cancelled" in _one_line_error(err)
 
 
+def test_an_expired_prescription_names_its_expiry_as_a_date_too(rx, tmp_path, chain):
+    issued = issue_one(rx, tmp_path)
+    chain.mine(timestamp=issued["expiresAt"] + 1)
+
+    code, _, err = rx("redeem", "--payload", "@" + issued["payloadFile"], "--as", "pharmacy")
+
+    when = datetime.fromtimestamp(issued["expiresAt"], timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    assert code == cli.EXIT_REFUSED and f"expired at {issued['expiresAt']} ({when} UTC)" in _one_line_error(err)
+
+
 def test_a_receipt_before_delivery_names_the_next_step(rx, tmp_path):
     issued = issue_one(rx, tmp_path)
 
