@@ -45,6 +45,20 @@ def rx(deployment, tmp_path, monkeypatch, capsys):
         except SystemExit as exit_:
             code = exit_.code
         out, err = capsys.readouterr()
-        return code, (json.loads(out) if json_out and code == 0 else out), err
+        if not (json_out and code == 0):
+            return code, out, err
+        data = json.loads(out)
+        snake = _snake_case_keys(data)
+        assert not snake, f"rx {' '.join(args)} --json: keys not in camelCase (one casing everywhere): {snake}"
+        return code, data, err
 
     return run
+
+
+def _snake_case_keys(value) -> list[str]:
+    """Every key, at any depth, that is not camelCase (it holds an underscore)."""
+    if isinstance(value, list):
+        return [key for item in value for key in _snake_case_keys(item)]
+    if isinstance(value, dict):
+        return [k for k in value if "_" in k] + [key for v in value.values() for key in _snake_case_keys(v)]
+    return []
