@@ -6,7 +6,7 @@ import json
 
 from click.testing import CliRunner
 
-from rxchain.indexer.commands import standalone
+from rxchain.indexer.commands import main, standalone
 
 
 def invoke(*args):
@@ -57,3 +57,15 @@ def test_seed_then_run_from_the_deployment_record(deployment, scenario, tmp_path
     assert status["summary"]["issued"] == len(scenario.prescriptions) + 4
     refused = invoke("--network", "besu", "seed")
     assert refused.exit_code != 0 and "devnet only" in refused.stderr
+
+
+def test_the_standalone_command_ends_a_named_error_as_rx_does(tmp_path, capsys):
+    try:
+        main(["totals", "--db", str(tmp_path / "empty.sqlite")])
+        code = 0
+    except SystemExit as exit_:
+        code = exit_.code
+
+    err = " ".join(capsys.readouterr().err.split())
+    assert code == 4 and "Traceback" not in err
+    assert err.startswith("error: ") and "empty.sqlite holds no index: build one first (rx index run)" in err

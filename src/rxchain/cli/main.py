@@ -906,9 +906,15 @@ _accept_json_everywhere(cli)
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: runs the command, mapping named errors to one line and their category's exit code."""
+    run_command(cli, argv, "rx")
+
+
+def run_command(command: click.Command, argv: list[str] | None, prog_name: str) -> None:
+    """Runs ``command`` (``rx``, or ``python -m rxchain.indexer``): a named error ends it as one line
+    and its category's exit code, a usage error with 2, Ctrl-C with 130; ``--debug`` shows tracebacks."""
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     try:
-        cli.main(args=argv, prog_name="rx", standalone_mode=False)
+        command.main(args=argv, prog_name=prog_name, standalone_mode=False)
     except click.exceptions.Abort:
         sys.exit(130)
     except click.ClickException as exc:

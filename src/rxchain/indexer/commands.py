@@ -279,24 +279,7 @@ for _command in index_group.commands.values():
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m rxchain.indexer``: errors as one line with rx's exit codes."""
-    from rich.markup import escape
+    """``python -m rxchain.indexer``: errors as one line with rx's exit codes, as ``rx`` ends them."""
+    from rxchain.cli.main import run_command
 
-    from rxchain.errors import exit_code_of, one_line
-
-    try:
-        standalone.main(args=argv, prog_name="python -m rxchain.indexer", standalone_mode=False)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(2)
-    except click.exceptions.Abort:
-        sys.exit(1)
-    except Exception as exc:  # noqa: BLE001 - named errors become one line and their category's exit code
-        code = exit_code_of(exc)
-        if code is None:
-            raise
-        err.print(f"[bold red]error:[/] {escape(one_line(exc))}", highlight=False)
-        sys.exit(code)
-
-
-__all__ = ["default_db", "index_group", "main", "standalone"]
+    run_command(standalone, argv, "python -m rxchain.indexer")
