@@ -4,12 +4,14 @@
 from __future__ import annotations
 
 import json
+import shutil
 from datetime import datetime, timezone
 
 
 from rxchain.cli import main as cli
 from rxchain.core.document import dump_document
 from rxchain.dev.demo import demo_document
+from rxchain.paths import project_root
 
 
 def issue_one(rx, tmp_path, *extra: str) -> dict:
@@ -498,6 +500,24 @@ def test_deploy_to_a_node_that_does_not_answer_is_unavailable_in_one_line(rx):
     code, _, err = rx("--rpc", "http://127.0.0.1:9", "deploy", "--force")
 
     assert code == cli.EXIT_UNAVAILABLE and "no answer from http://127.0.0.1:9" in _one_line_error(err)
+
+
+def test_deploy_of_contracts_that_do_not_compile_is_a_build_failure_and_sends_nothing(rx, tmp_path, monkeypatch):
+    """A project whose contract has a syntax error (the real compile script, compiler and packages)."""
+    root = project_root()
+    broken = tmp_path / "project"
+    (broken / "contracts").mkdir(parents=True)
+    (broken / "tools").mkdir()
+    for name in ("ape-config.yaml", "package-lock.json", "tools/compile.sh"):
+        shutil.copy(root / name, broken / name)
+    (broken / "node_modules").symlink_to(root / "node_modules")
+    (broken / "contracts" / "Broken.sol").write_text("pragma solidity 0.8.30;\ncontract Broken { function f( }\n")
+    monkeypatch.setenv("RXCHAIN_ROOT", str(broken))
+
+    code, _, err = rx("--rpc", "http://127.0.0.1:9", "deploy")  # no node: a send would fail otherwise
+
+    assert code == cli.EXIT_UNAVAILABLE and "ParserError" in err
+    assert "compiling the contracts failed (nothing was deployed)" in _one_line_error(err)
 
 
 def test_totals_of_a_database_without_an_index_is_bad_input_in_one_line(tmp_path, capsys):
