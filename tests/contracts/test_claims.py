@@ -10,6 +10,8 @@ from __future__ import annotations
 import pytest
 from eth_utils import keccak
 
+from rxchain.core.ids import ZERO_ADDRESS as ZERO
+
 from .boxkit import (
     INSURER_ROLE,
     PHARMACY_ROLE_ID,
@@ -20,7 +22,6 @@ from .boxkit import (
 from .conftest import Status, normalise
 
 NONE, FILED, APPROVED, REJECTED = range(4)
-ZERO = "0x" + "00" * 20
 
 
 def commitment(text="amounts and insurance reference"):

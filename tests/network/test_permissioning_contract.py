@@ -7,8 +7,9 @@ import pytest
 from ape.exceptions import ContractLogicError
 from eth_utils import keccak
 
+from rxchain.core.ids import ZERO_ADDRESS as ZERO
+
 DAY = 86_400
-ZERO = "0x" + "00" * 20
 ROLES = {
     "hospital": keccak(text="HOSPITAL_ROLE"),
     "pharmacy": keccak(text="PHARMACY_ROLE"),
