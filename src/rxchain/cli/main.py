@@ -270,9 +270,13 @@ def member_revoke(ctx, account, role, signer):
     ctx.emit(_tx_json(tx, account=account, role=role), f"[yellow]revoked[/] {role} from {account}")
 
 
+#: The signer of what only the regulator may do.
+_AS_REGULATOR = click.option("--as", "signer", required=True, help="The regulator.")
+
+
 @member.command("readmit")
 @click.argument("account")
-@click.option("--as", "signer", required=True, help="The regulator.")
+@_AS_REGULATOR
 @pass_ctx
 def member_readmit(ctx, account, signer):
     """Let ACCOUNT, barred by the regulator's revocation, be admitted by its hospital again."""
@@ -567,7 +571,7 @@ def custody():
 @custody.command("reassign")
 @click.argument("rx_id")
 @click.option("--to", "to", required=True, help="A pharmacy (for a dispensed prescription) or courier (dispatched) in good standing.")
-@click.option("--as", "signer", required=True, help="The regulator.")
+@_AS_REGULATOR
 @pass_ctx
 def custody_reassign(ctx, rx_id, to, signer):
     """Move prescription RX_ID from its revoked or lapsed holder to --to."""
@@ -578,7 +582,7 @@ def custody_reassign(ctx, rx_id, to, signer):
 
 @custody.command("void")
 @click.argument("rx_id")
-@click.option("--as", "signer", required=True, help="The regulator.")
+@_AS_REGULATOR
 @pass_ctx
 def custody_void(ctx, rx_id, signer):
     """Void the fill RX_ID's revoked or lapsed holder has; the fills left stay redeemable elsewhere."""
