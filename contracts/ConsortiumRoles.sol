@@ -116,6 +116,9 @@ abstract contract ConsortiumRoles is AccessControlDefaultAdminRules, IConsortium
     /// @dev The regulator revokes any role, and a member role it revokes bars the account: no hospital
     /// can admit it again until the regulator does, or allows it back ({allowReadmission}). A hospital
     /// in good standing revokes its own doctors (no bar: it may admit them again).
+    /// The regulator's revocation of the doctor role bars an account that was ever a doctor even when
+    /// it no longer holds the role: a hospital that saw the revocation pending and removed its doctor
+    /// first (or a doctor that renounced) must not be left free to admit it again.
     /// Emits {IAccessControl-RoleRevoked}, and {MemberBarred} when the regulator revokes a member role.
     function revokeRole(bytes32 role, address account)
         public
@@ -126,9 +129,9 @@ abstract contract ConsortiumRoles is AccessControlDefaultAdminRules, IConsortium
             _revokeRole(role, account);
             return;
         }
-        uint8 held = _members[account].roles;
+        Credential memory before = _members[account];
         super.revokeRole(role, account);
-        if (_members[account].roles != held) {
+        if (_members[account].roles != before.roles || (role == DOCTOR_ROLE && before.hospital != address(0))) {
             // A member role the regulator took away: the account stays out until the regulator says so.
             _members[account].barred = true;
             emit MemberBarred(account, _msgSender());

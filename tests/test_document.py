@@ -550,6 +550,23 @@ def test_patient_data_in_document(subject: dict[str, Any], field: str) -> None:
     assert "Zhang" not in str(err.value) and "110101" not in str(err.value)
 
 
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("code", "1049621"),  # an RxNorm code of seven digits
+        ("code", "XC08CAA018A001010101445"),  # a national insurance drug code (a landline-like run inside)
+        ("code", "H20044717"),  # an NMPA approval number
+        ("system", "urn:oid:2.16.156.10011.2.5.1.4"),
+    ],
+)
+def test_codes_with_long_runs_of_digits_are_not_taken_for_patient_data(field: str, value: str) -> None:
+    """The closed profile checks codes for phone and identity numbers; real drug codes must still pass."""
+    doc = fixed()
+    for i in (0, 1):
+        resource(doc, i)["medicationCodeableConcept"]["coding"][0][field] = value
+    assert getattr(validate(doc).medications[0], field) == value
+
+
 def test_patient_resources_are_refused() -> None:
     doc = fixed()
     resource(doc)["contained"] = [{"resourceType": "Patient", "id": "p", "name": [{"text": "Zhang San"}]}]

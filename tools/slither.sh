@@ -7,7 +7,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 solc="$(ls .solcx/solc-v* | head -n 1)"
 evm="$(python3 -c "import yaml; print(yaml.safe_load(open('ape-config.yaml'))['solidity']['evm_version'])" 2>/dev/null || echo london)"
-for contract in contracts/PrescriptionRegistry.sol contracts/ConsortiumPermissioning.sol; do
+for contract in contracts/PrescriptionRegistry.sol contracts/ConsortiumPermissioning.sol contracts/DrugBoxes.sol; do
   slither "$contract" --solc "$solc" --solc-remaps "@openzeppelin/contracts=node_modules/@openzeppelin/contracts" \
     --solc-args "--optimize --evm-version $evm" --filter-paths node_modules \
     --exclude-informational --exclude-optimization --fail-medium "$@"

@@ -159,7 +159,8 @@ def verify_document(client: RegistryClient, rx_id: bytes, document: dict, claim_
     doc_hash = document_hash(document)
     opening = _issue_opening(client, steps)
     if opening is None:
-        raise TrailNotFound(f"no prescription {rx_hex} on chain {client.chain_id} at {client.address}, or a batched one not yet redeemed")
+        raise TrailNotFound(f"no prescription {rx_hex} on chain {client.chain_id} at {client.address}, or a batched one not yet "
+                            "opened (its document hash reaches the chain with its first redemption or its cancellation from the batch)")
     problems = []
     on_chain = opening["docHash"]
     if on_chain != "0x" + doc_hash.hex():
@@ -192,14 +193,15 @@ def _batch_issuer(client: RegistryClient, log, root: str) -> str:
 
 def _issue_opening(client: RegistryClient, steps: list[TrailStep]) -> dict | None:
     """The doctor, document hash and designated pharmacy a prescription committed to: from its issue
-    event, or for a batched one from the calldata of the redemption that opened it."""
+    event, or for a batched one from the call that opened it (its first redemption, or its cancellation
+    from the batch: both take the id's openings), whose doctor ``PrescriptionOpened`` names."""
     for step in steps:
         if step.step == "issued":
             return {"doctor": step.actor, "docHash": step.details["docHash"], "designatedPharmacy": step.details["designatedPharmacy"]}
-        if step.step == "redeemed":
+        if step.step == "opened from batch":
             tx = client.call_node(lambda: client.w3.eth.get_transaction(step.tx_hash))
             _, args = client.contract.decode_function_input(tx["input"])
-            return {"doctor": args["doctor"], "docHash": "0x" + bytes(args["docHash"]).hex(), "designatedPharmacy": args["designatedPharmacy"]}
+            return {"doctor": step.actor, "docHash": "0x" + bytes(args["docHash"]).hex(), "designatedPharmacy": args["designatedPharmacy"]}
     return None
 
 

@@ -10,6 +10,7 @@ from rxchain.audit import trail, verify_document
 from rxchain.core.batch import find_batch_proof, merkle_proof, merkle_root
 from rxchain.dev.demo import demo_document
 from rxchain.core.payload import ClaimKey
+from rxchain.core.document import validate
 from rxchain.core.ids import prescription_id_for
 from rxchain.core.status import Status
 from rxchain.workflow import (
@@ -161,6 +162,20 @@ def test_document_of_a_batched_prescription_verifies_after_redemption(client, id
 
     assert verify_document(client, item.rx_id, documents[1]).matches
     tampered = {**documents[1], "identifier": {**documents[1]["identifier"], "value": "0" * 32}}
+    assert not verify_document(client, item.rx_id, tampered).matches
+
+
+def test_document_of_a_batched_prescription_verifies_after_it_was_cancelled_from_its_batch(client, ids, documents):
+    """Opened by cancelBatched, never redeemed: the call that opened it (PrescriptionOpened's transaction)
+    gives the document hash, as a first redemption would."""
+    item = issue_batch(client, ids["hospital"], documents).prescriptions[2]
+    proof = find_batch_proof(client, item.rx_id, ids["doctor"].address)
+    client.transact(ids["hospital"], "cancelBatched", ids["doctor"].address, validate(documents[2]).doc_hash,
+                    "0x" + "00" * 20, item.payload.claim_key.address, proof.root, proof.proof)  # fmt: skip
+
+    assert [s.step for s in trail(client, item.rx_id)] == ["issued in batch", "opened from batch", "cancelled"]
+    assert verify_document(client, item.rx_id, documents[2]).matches
+    tampered = {**documents[2], "identifier": {**documents[2]["identifier"], "value": "0" * 32}}
     assert not verify_document(client, item.rx_id, tampered).matches
 
 

@@ -178,6 +178,41 @@ def test_member_commands(rx, ids):
     assert code == cli.EXIT_REFUSED and "AccessControlUnauthorizedAccount" in err
 
 
+def test_regulator_reassigns_and_voids_what_a_revoked_member_holds_through_the_command_line(rx, tmp_path):
+    """Issue 11, finding 6, from the regulator's desk: nothing while the holder is in good standing,
+    a pharmacy's drugs only to a pharmacy, and the trail says what was done."""
+    issued = issue_one(rx, tmp_path, "--fills", "2")
+    assert rx("redeem", "--payload", "@" + issued["payloadFile"], "--as", "pharmacy", json_out=True)[0] == 0
+    code, _, err = rx("custody", "void", issued["id"], "--as", "regulator")
+    assert code == cli.EXIT_REFUSED and "CustodianInGoodStanding" in err
+
+    assert rx("member", "revoke", "pharmacy", "pharmacy", "--as", "regulator", json_out=True)[0] == 0
+    code, _, err = rx("custody", "reassign", issued["id"], "--to", "courier", "--as", "regulator")
+    assert code == cli.EXIT_REFUSED and "AccessControlUnauthorizedAccount" in err
+    assert rx("custody", "reassign", issued["id"], "--to", "pharmacy2", "--as", "regulator", json_out=True)[0] == 0
+    assert rx("dispatch", issued["id"], "--courier", "courier", "--as", "pharmacy2", json_out=True)[0] == 0
+    assert rx("member", "revoke", "courier", "courier", "--as", "regulator", json_out=True)[0] == 0
+    code, voided, err = rx("custody", "void", issued["id"], "--as", "regulator", json_out=True)
+
+    assert code == 0, err
+    assert (voided["status"], voided["fillsLeft"]) == ("refillable", 1)
+    code, steps, _ = rx("trail", issued["id"], json_out=True)
+    assert [s["step"] for s in steps] == ["issued", "redeemed", "custody reassigned", "dispatched", "custody voided"]
+
+
+def test_a_doctor_the_regulator_revoked_comes_back_only_through_readmit(rx, ids):
+    doctor = ids["doctor"].address
+    assert rx("member", "revoke", doctor, "doctor", "--as", "regulator", json_out=True)[0] == 0
+    code, _, err = rx("member", "add", doctor, "doctor", "--days", "30", "--as", "hospital")
+    assert code == cli.EXIT_REFUSED and "BarredByRegulator" in err
+    code, _, err = rx("member", "readmit", doctor, "--as", "hospital")
+    assert code == cli.EXIT_REFUSED and "AccessControlUnauthorizedAccount" in err
+
+    assert rx("member", "readmit", doctor, "--as", "regulator", json_out=True)[0] == 0
+
+    assert rx("member", "add", doctor, "doctor", "--days", "30", "--as", "hospital", json_out=True)[0] == 0
+
+
 def test_verify_detects_a_tampered_document(rx, tmp_path, client, doctor):
     document = demo_document(doctor.address, client.latest_block_time())
     original = tmp_path / "rx.json"

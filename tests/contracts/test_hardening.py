@@ -256,6 +256,24 @@ def test_hospital_cannot_readmit_a_doctor_when_the_regulator_revoked_it(registry
     assert registry.hasRole(DOCTOR_ROLE, doctor)
 
 
+@pytest.mark.parametrize("first", ["hospital-removes-it", "doctor-renounces"])
+def test_hospital_cannot_readmit_a_doctor_when_it_removed_it_just_before_the_regulator_revoked_it(
+        registry, regulator, hospital, doctor, credential_end, reverts, first):
+    """The regulator's revokeRole is seen pending; the hospital (or the doctor's own key) takes the role
+    away first, so that the regulator's call finds no role to take, and then admits the doctor again."""
+    if first == "hospital-removes-it":
+        registry.revokeRole(DOCTOR_ROLE, doctor, sender=hospital)
+    else:
+        registry.renounceRole(DOCTOR_ROLE, doctor, sender=doctor)
+
+    tx = registry.revokeRole(DOCTOR_ROLE, doctor, sender=regulator)
+
+    assert_events(tx, registry, event("MemberBarred", account=doctor, by=regulator))
+    with reverts(registry.BarredByRegulator, account=doctor):
+        registry.admitMember(doctor, DOCTOR_ROLE, credential_end, sender=hospital)
+    assert not registry.hasRole(DOCTOR_ROLE, doctor)
+
+
 def test_regulator_cannot_allow_back_a_member_when_it_is_not_barred(registry, regulator, doctor, reverts):
     with reverts(registry.NotBarred, account=doctor):
         registry.allowReadmission(doctor, sender=regulator)

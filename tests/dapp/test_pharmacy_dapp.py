@@ -639,6 +639,28 @@ def test_batched_refusals_before_sending(case, dapp, client, issue_batched, ids,
     dapp.assert_clean()
 
 
+def test_page_cannot_be_steered_to_another_hospitals_batch_when_it_announces_the_id(dapp, client, issue_batched, ids):
+    """Issue 11, finding 2, in the page: another hospital announced the prescription in a newer batch of
+    its own, and the genuine batch's ids (its root) too. The page shows and opens the doctor's own
+    hospital's batch, and the registry accepts it."""
+    batch = issue_batched(3)
+    item = batch.prescriptions[0]
+    client.issue_batch(ids["hospital2"], [item.rx_id], item.expires_at)
+    client.issue_batch(ids["hospital2"], [p.rx_id for p in batch.prescriptions], item.expires_at)
+    page = dapp.open().page
+    dapp.paste(item.payload_text)
+
+    expect(page.locator("#rx-batch")).to_have_attribute("data-root", "0x" + batch.root.hex())
+    expect(page.locator("#rx-batch")).to_contain_text(f"by hospital {ids['hospital'].address}")
+    expect(page.locator("#rx-verdict")).to_have_text("Ready to redeem.")
+    page.click("#redeem")
+    expect(page.locator("#redeem-outcome")).to_contain_text("Redeemed in block")
+    assert client.prescription(item.rx_id).status is Status.DISPENSED
+    opened = [s for s in trail(client, item.rx_id) if s.step == "opened from batch"]
+    assert [(s.details["hospital"], s.details["root"]) for s in opened] == [(ids["hospital"].address, "0x" + batch.root.hex())]
+    dapp.assert_clean()
+
+
 def test_batch_withdrawn_after_the_check_shows_the_registry_refusal(dapp, client, issue_batched, ids):
     """The code was checked, then the hospital withdrew the batch: the refusal is the registry's own, in plain words."""
     batch = issue_batched(2)

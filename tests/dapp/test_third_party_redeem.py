@@ -126,6 +126,28 @@ def test_script_redeems_a_batched_prescription_from_the_events(issue_batched, cl
     assert f"refused: BatchIsCancelled(root=0x{batch.root.hex()})" in withdrawn.stderr
 
 
+def test_script_cannot_be_steered_to_another_hospitals_batch_when_it_announces_the_id(issue_batched, client, ids,
+                                                                                     deployment, rpc_url, w3, tmp_path):
+    """Issue 11, finding 2, for the script: another hospital saw the ids in PrescriptionBatched and
+    announced the prescription in a newer batch of its own, and the genuine batch's ids (so its root)
+    too. The script must still open the prescription from its doctor's own hospital's batch."""
+    batch = issue_batched(3)
+    victim = batch.prescriptions[1]
+    client.issue_batch(ids["hospital2"], [victim.rx_id], victim.expires_at)
+    client.issue_batch(ids["hospital2"], [p.rx_id for p in batch.prescriptions], victim.expires_at)
+    record = tmp_path / "local.json"
+    record.write_text(json.dumps({"rpc_url": rpc_url, "registry": deployment.registry, "deploy_block": deployment.deploy_block}))
+
+    result = node(str(SCRIPT), "--deployment", str(record), "--key", private_key(ids["pharmacy"]), "--payload", victim.payload_text)
+
+    assert result.returncode == 0, result.stderr
+    lines = dict(line.split(" ", 1) for line in result.stdout.strip().splitlines())
+    assert lines["batch"] == "0x" + batch.root.hex()
+    assert client.prescription(victim.rx_id).status is Status.DISPENSED
+    opened = client.contract.events.PrescriptionOpened().process_receipt(w3.eth.get_transaction_receipt(lines["tx"]))
+    assert [(e["args"]["doctor"], e["args"]["hospital"]) for e in opened] == [(ids["doctor"].address, ids["hospital"].address)]
+
+
 # ------------------------------------------------------------------------------ batch Merkle tree
 
 

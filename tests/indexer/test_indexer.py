@@ -19,9 +19,10 @@ from rxchain.indexer.db import Database
 from rxchain.indexer.node import Node, NodeError
 from rxchain.indexer.projection import Projection
 from rxchain.indexer.workload import FATES, expected_figures
-from rxchain.dev.demo import onboard
+from rxchain.dev.demo import demo_document, onboard
 from rxchain.chain.client import RegistryClient
 from rxchain.core.status import Status
+from rxchain.workflow import issue_prescription, redeem_payload
 
 from .conftest import dump
 
@@ -402,3 +403,27 @@ def test_two_indexers_on_one_database_count_nothing_twice(client, scenario, db_u
         t.join(timeout=60)
     assert not errors
     assert dump(db_url) == dump(whole)
+
+
+def test_the_index_follows_what_the_regulator_reassigned_and_voided(client, ids, db_url):
+    """Issue 11, finding 6, in the regulator's index: custody reassigned from a revoked pharmacy and a
+    fill voided in a revoked courier's hands replay to the registry's state, and their trails are rx trail's."""
+    now = client.latest_block_time()
+    moved = issue_prescription(client, ids["doctor"], demo_document(ids["doctor"].address, now))
+    voided = issue_prescription(client, ids["doctor"], demo_document(ids["doctor"].address, now), fills=2)
+    for item in (moved, voided):
+        redeem_payload(client, ids["pharmacy"], item.payload_text)
+    client.dispatch(ids["pharmacy"], voided.rx_id, ids["courier"].address)
+    client.revoke(ids["regulator"], ids["pharmacy"].address, "pharmacy")
+    client.revoke(ids["regulator"], ids["courier"].address, "courier")
+    client.transact(ids["regulator"], "reassignCustody", moved.rx_id, ids["pharmacy2"].address)
+    client.transact(ids["regulator"], "voidCustody", voided.rx_id)
+
+    run(client, db_url)
+
+    assert verify(db_url, client.w3.provider.endpoint_uri, sample=None) == []
+    with Database(db_url).connect(readonly=True) as conn:
+        for item, step in ((moved, "custody reassigned"), (voided, "custody voided")):
+            from_chain = [s.as_json() for s in audit.trail(client, item.rx_id)]
+            assert step in [s["step"] for s in from_chain]
+            assert queries.trail(conn, "0x" + item.rx_id.hex()) == from_chain

@@ -62,6 +62,30 @@ def test_a_credential_that_lapses_leaves_the_allowlist_with_no_event(client, ids
     assert newcomer.lower() not in node.accounts
 
 
+def test_a_regulator_handover_completes_through_the_nodes_allowlist_files(client, ids, perm_node, tmp_path):
+    """Issue 11, finding 5, on a chain whose nodes keep local allowlists: the pending regulator reaches
+    the nodes' files when the handover begins, can then send its acceptance, and the old regulator
+    leaves the files once it is accepted."""
+    node, url = perm_node
+    old, successor = ids["regulator"], ids["courier2"]  # courier2: no member here
+    follower = Follower(client, [url], tmp_path / "follow.json")
+    follower.step()
+    assert successor.address.lower() not in node.file_accounts
+
+    client.transact(old, "beginDefaultAdminTransfer", successor.address)
+    follower.step()
+    assert successor.address.lower() in node.file_accounts and old.address.lower() in node.file_accounts
+
+    mine(client, client.contract.functions.defaultAdminDelay().call() + 1)
+    client.transact(successor, "acceptDefaultAdminTransfer")
+    follower.step()
+
+    assert client.contract.functions.defaultAdmin().call() == successor.address
+    assert successor.address.lower() in node.file_accounts
+    assert old.address.lower() not in node.file_accounts
+    assert follower.state.in_step() and sorted(node.file_accounts) == sorted(node.accounts)
+
+
 def test_the_follower_resumes_where_it_stopped_and_retries_a_node_that_was_down(client, ids, perm_node, tmp_path):
     node, url = perm_node
     state_file = tmp_path / "follow.json"

@@ -224,9 +224,13 @@ class Registry:
                 raise Refused("UnknownRole", role=role)
         m = self.member(account)
         bit = BIT_BY_ROLE_ID[role]
-        if not m.roles & bit:
-            return []  # nothing to revoke: the call succeeds and changes nothing
         by_regulator = not (role == ROLE_IDS["doctor"] and sender != self.regulator)
+        if not m.roles & bit:
+            if by_regulator and role == ROLE_IDS["doctor"] and m.hospital != ZERO:
+                # A former doctor (its hospital removed it first, or it renounced) is barred all the same.
+                self.members[account] = Member(m.roles, m.valid_until, m.hospital, m.since, True)
+                return [Event("MemberBarred", {"account": account, "by": sender})]
+            return []  # nothing to revoke: the call succeeds and changes nothing
         self.members[account] = Member(m.roles & ~bit, m.valid_until, m.hospital, m.since, m.barred or by_regulator)
         events = [Event("RoleRevoked", {"role": role, "account": account, "sender": sender})]
         if by_regulator:

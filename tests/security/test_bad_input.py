@@ -574,6 +574,19 @@ DOCUMENT_CASES = {
         lambda d: [e["resource"]["subject"]["identifier"].update(value="zhangxiaoming-patient-a") for e in d["entry"]],
         documents.PatientDataInDocument,
     ),
+    # Coded elements are listed but not free text: a unit, a code or a code system hides the same data.
+    "a phone number in the quantity's unit": (
+        lambda d: d["entry"][0]["resource"]["dispenseRequest"]["quantity"].update(unit="片 13812345678"),
+        documents.PatientDataInDocument,
+    ),
+    "a national id as the drug's code": (
+        lambda d: d["entry"][0]["resource"]["medicationCodeableConcept"]["coding"][0].update(code="11010519850312002X"),
+        documents.PatientDataInDocument,
+    ),
+    "pinyin and birth date in the drug's code system": (
+        lambda d: d["entry"][0]["resource"]["medicationCodeableConcept"]["coding"][0].update(system="urn:zhang-xiaoming-19850312"),
+        documents.PatientDataInDocument,
+    ),
 }
 
 # Where the closed profile says the offending element is.
@@ -586,6 +599,9 @@ DOCUMENT_PATHS = {
     "pinyin and birth date as pseudonym": "entry[0].resource.subject.identifier.value",
     "pinyin and phone as pseudonym": "entry[0].resource.subject.identifier.value",
     "pinyin as pseudonym": "entry[0].resource.subject.identifier.value",
+    "a phone number in the quantity's unit": "entry[0].resource.dispenseRequest.quantity.unit",
+    "a national id as the drug's code": "entry[0].resource.medicationCodeableConcept.coding[0].code",
+    "pinyin and birth date in the drug's code system": "entry[0].resource.medicationCodeableConcept.coding[0].system",
 }
 
 

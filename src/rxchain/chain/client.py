@@ -154,6 +154,20 @@ class RegistryClient:
         """Revokes ``role`` from ``account`` at once."""
         return self.transact(sender, "revokeRole", role_id(role), to_checksum_address(account))
 
+    def allow_readmission(self, regulator: LocalAccount, account: str) -> TxResult:
+        """Lifts the bar the regulator's revocation set on ``account``: its hospital may admit it again."""
+        return self.transact(regulator, "allowReadmission", to_checksum_address(account))
+
+    def reassign_custody(self, regulator: LocalAccount, rx_id: bytes, to: str) -> TxResult:
+        """Moves what a revoked or lapsed pharmacy or courier holds to ``to``, a member of the same role in
+        good standing; the status stays (CustodyReassigned)."""
+        return self.transact(regulator, "reassignCustody", rx_id, to_checksum_address(to))
+
+    def void_custody(self, regulator: LocalAccount, rx_id: bytes) -> TxResult:
+        """Voids the fill a revoked or lapsed pharmacy or courier holds: the fills left become redeemable
+        elsewhere, or the prescription is cancelled when none is left (CustodyVoided)."""
+        return self.transact(regulator, "voidCustody", rx_id)
+
     def member(self, account: str) -> MemberRecord:
         """The on-chain record of ``account``."""
         roles, valid_until, hospital = self._call("member", to_checksum_address(account))

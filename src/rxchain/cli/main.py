@@ -285,6 +285,21 @@ def member_revoke(ctx, account, role, signer):
     ctx.emit(_tx_json(tx, account=account, role=role), f"[yellow]revoked[/] {role} from {account}")
 
 
+#: The signer of what only the regulator may do.
+_AS_REGULATOR = click.option("--as", "signer", required=True, help="The regulator.")
+
+
+@member.command("readmit")
+@click.argument("account")
+@_AS_REGULATOR
+@pass_ctx
+def member_readmit(ctx, account, signer):
+    """Let ACCOUNT, barred by the regulator's revocation, be admitted by its hospital again."""
+    account = _account(ctx, account)
+    tx = ctx.client().allow_readmission(ctx.signer(signer), account)
+    ctx.emit(_tx_json(tx, account=account), f"[green]readmission allowed[/] for {account}")
+
+
 @member.command("list")
 @pass_ctx
 def member_list(ctx):
@@ -571,6 +586,36 @@ def verify(ctx, rx_id, doc_path):
     ctx.emit(check.as_json(), text)
     if not check.matches:
         sys.exit(EXIT_REFUSED)
+
+
+@cli.group()
+def custody():
+    """What a revoked or lapsed pharmacy or courier holds: the regulator reassigns or voids it."""
+
+
+@custody.command("reassign")
+@click.argument("rx_id")
+@click.option("--to", "to", required=True, help="A pharmacy (for a dispensed prescription) or courier (dispatched) in good standing.")
+@_AS_REGULATOR
+@pass_ctx
+def custody_reassign(ctx, rx_id, to, signer):
+    """Move prescription RX_ID from its revoked or lapsed holder to --to."""
+    to = _account(ctx, to)
+    tx = ctx.client().reassign_custody(ctx.signer(signer), _bytes32(rx_id), to)
+    ctx.emit(_tx_json(tx, id=rx_id, to=to), f"[yellow]custody reassigned[/] {rx_id} to {to} at {utc(tx.block_time)}")
+
+
+@custody.command("void")
+@click.argument("rx_id")
+@_AS_REGULATOR
+@pass_ctx
+def custody_void(ctx, rx_id, signer):
+    """Void the fill RX_ID's revoked or lapsed holder has; the fills left stay redeemable elsewhere."""
+    client = ctx.client()
+    tx = client.void_custody(ctx.signer(signer), _bytes32(rx_id))
+    state = client.prescription(_bytes32(rx_id))
+    ctx.emit(_tx_json(tx, id=rx_id, status=state.status.label, fillsLeft=state.fills_left),
+             f"[yellow]custody voided[/] {rx_id}: now {state.status.label}, {state.fills_left} fill(s) left")
 
 
 @cli.group("outbox")

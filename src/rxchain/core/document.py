@@ -838,19 +838,22 @@ def _parse_datetime(value: str, start: Any, end: Any) -> datetime:
 # ------------------------------------------------------------------------- the closed profile
 
 # Every element a prescription document may carry: what a pharmacist and a courier need, and nothing
-# that could carry the patient's identity. A dict lists an object's allowed keys (``str``: a scalar,
-# ``_TEXT``: free text, checked for identifying shapes); a one-element list, a list of such items.
+# that could carry the patient's identity. A dict lists an object's allowed keys (``str``: a scalar the
+# reader checks against a fixed value or shape; ``_TEXT``: free text, checked for identifying shapes;
+# ``_CODE``: a code or code system, checked for mobile and identity numbers and name-like tokens only);
+# a one-element list, a list of such items.
 _TEXT = "free text"
-_CODING = [{"system": str, "code": str, "display": _TEXT}]
+_CODE = "code"
+_CODING = [{"system": _CODE, "code": _CODE, "display": _TEXT}]
 _ACCOUNT = {"identifier": {"system": str, "value": str}}
-_QUANTITY = {"value": str, "unit": str, "system": str, "code": str}
+_QUANTITY = {"value": str, "unit": _TEXT, "system": _CODE, "code": _CODE}
 _MEDICATION_REQUEST = {
     "resourceType": str, "status": str, "intent": str, "priority": str, "authoredOn": str,
     "medicationCodeableConcept": {"coding": _CODING, "text": _TEXT},
     "subject": {"identifier": {"system": str, "value": str}},  # the pseudonym, checked by _pseudonym
     "requester": _ACCOUNT,
     "reasonCode": [{"coding": _CODING, "text": _TEXT}],  # the clinical diagnosis a Chinese prescription carries
-    "dosageInstruction": [{"text": _TEXT, "timing": {"repeat": {"frequency": str, "period": str, "periodUnit": str}}}],
+    "dosageInstruction": [{"text": _TEXT, "timing": {"repeat": {"frequency": str, "period": str, "periodUnit": _CODE}}}],
     "dispenseRequest": {
         "validityPeriod": {"start": str, "end": str}, "quantity": _QUANTITY, "expectedSupplyDuration": _QUANTITY,
         "performer": _ACCOUNT,
@@ -864,6 +867,8 @@ _DATE_PHONE_OR_ID_RE = re.compile(
     r"(?<!\d)(?:(?:19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])|1[3-9]\d{9}|\d{17}[\dXx]|\d{15})(?!\d)"
 )
 _PHONE_OR_ID_RE = re.compile(r"(?<!\d)(?:\+?86[- ]?)?(?:1[3-9]\d{9}|\d{17}[\dXx]|\d{15}|0\d{2,3}-?\d{7,8})(?!\d)")
+# In a code only a mobile or identity number: a landline's shape is common inside drug codes.
+_MOBILE_OR_ID_RE = re.compile(r"(?<!\d)(?:1[3-9]\d{9}|\d{17}[\dXx]|\d{15})(?!\d)")
 _LONG_NUMBER_RE = re.compile(r"\d{7,}")
 _LETTER_RUN_RE = re.compile(r"[a-z]{6,}")
 _PINYIN_INITIALS = ("b", "p", "m", "f", "d", "t", "n", "l", "g", "k", "h", "j", "q", "x", "zh", "ch", "sh", "r", "z", "c",
@@ -893,8 +898,11 @@ def _identifying_shape(value: str) -> str | None:
     return None
 
 
-def _check_free_text(value: str, path: str) -> None:
-    if _PHONE_OR_ID_RE.search(value) or _LONG_NUMBER_RE.search(value):
+def _check_free_text(value: str, path: str, *, code: bool = False) -> None:
+    """Refuse ``value`` (at ``path``) when it carries an identity or phone number, a name-like or
+    number-like token, or any other run of seven digits; a ``code`` only a mobile or identity number
+    and such tokens (drug codes and OIDs hold long runs of digits)."""
+    if _MOBILE_OR_ID_RE.search(value) if code else (_PHONE_OR_ID_RE.search(value) or _LONG_NUMBER_RE.search(value)):
         raise PatientDataInDocument(path, "free text must not carry an identity, phone or other long number")
     for token in re.findall(r"[A-Za-z0-9_-]{16,}", value):  # a pseudonym-like token: the patient's own?
         if _identifying_shape(token) is not None:
@@ -914,8 +922,8 @@ def _check_closed_profile(value: Any, profile: Any, path: str) -> None:
     elif isinstance(profile, list):
         for i, item in enumerate(value if isinstance(value, list) else []):
             _check_closed_profile(item, profile[0], f"{path}[{i}]")
-    elif profile is _TEXT and isinstance(value, str):
-        _check_free_text(value, path)
+    elif profile in (_TEXT, _CODE) and isinstance(value, str):
+        _check_free_text(value, path, code=profile is _CODE)
 
 
 def _check_fhir_structure(doc: Mapping[str, Any]) -> None:
