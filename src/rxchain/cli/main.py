@@ -594,27 +594,27 @@ def custody():
 
 
 @custody.command("reassign")
-@click.argument("rx_id")
+@click.argument("rx_id", type=RX_ID)
 @click.option("--to", "to", required=True, help="A pharmacy (for a dispensed prescription) or courier (dispatched) in good standing.")
 @_AS_REGULATOR
 @pass_ctx
 def custody_reassign(ctx, rx_id, to, signer):
     """Move prescription RX_ID from its revoked or lapsed holder to --to."""
     to = _account(ctx, to)
-    tx = ctx.client().reassign_custody(ctx.signer(signer), _bytes32(rx_id), to)
-    ctx.emit(_tx_json(tx, id=rx_id, to=to), f"[yellow]custody reassigned[/] {rx_id} to {to} at {utc(tx.block_time)}")
+    tx = ctx.client().reassign_custody(ctx.signer(signer), rx_id, to)
+    ctx.emit(_tx_json(tx, id=str(rx_id), to=to), f"[yellow]custody reassigned[/] {rx_id} to {to} at {utc(tx.block_time)}")
 
 
 @custody.command("void")
-@click.argument("rx_id")
+@click.argument("rx_id", type=RX_ID)
 @_AS_REGULATOR
 @pass_ctx
 def custody_void(ctx, rx_id, signer):
     """Void the fill RX_ID's revoked or lapsed holder has; the fills left stay redeemable elsewhere."""
     client = ctx.client()
-    tx = client.void_custody(ctx.signer(signer), _bytes32(rx_id))
-    state = client.prescription(_bytes32(rx_id))
-    ctx.emit(_tx_json(tx, id=rx_id, status=state.status.label, fillsLeft=state.fills_left),
+    tx = client.void_custody(ctx.signer(signer), rx_id)
+    state = client.prescription(rx_id)
+    ctx.emit(_tx_json(tx, id=str(rx_id), status=state.status.label, fillsLeft=state.fills_left),
              f"[yellow]custody voided[/] {rx_id}: now {state.status.label}, {state.fills_left} fill(s) left")
 
 
