@@ -24,6 +24,7 @@ test: compile lint
 
 lint: setup
 	@ruff check src tests scripts tools
+	@ruff format --check --quiet src tests scripts tools || (echo 'make lint: run "ruff format src tests scripts tools" (the tree is kept in ruff'"'"'s format)'; exit 1)
 
 test-slow: compile
 	@ape test tests -m slow $(ARGS)

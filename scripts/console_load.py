@@ -34,8 +34,12 @@ UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
 
 
 def wrk(url: str, cookie: str, connections: int, seconds: int) -> dict:
-    done = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-H", f"Cookie: rx_session={cookie}", url],
-                          capture_output=True, text=True, check=True)  # fmt: skip
+    done = subprocess.run(
+        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-H", f"Cookie: rx_session={cookie}", url],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     out = done.stdout
     figures = {"requestsPerSecond": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))}
     for pct in ("50", "90", "99"):
@@ -51,14 +55,22 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("db")
     parser.add_argument("--workers", default="1", help="worker processes; a comma-separated list measures each")
-    parser.add_argument("--uncached", action="store_true", help="no per-block figure cache: every request computes its figure")
+    parser.add_argument(
+        "--uncached", action="store_true", help="no per-block figure cache: every request computes its figure"
+    )
     parser.add_argument("--both", action="store_true", help="without the cache, then with it")
     parser.add_argument("--endpoints", default="summary,daily,trail")
-    parser.add_argument("--cached-endpoints", default=None, help="with --both: the endpoints measured with the cache (default: --endpoints)")
+    parser.add_argument(
+        "--cached-endpoints",
+        default=None,
+        help="with --both: the endpoints measured with the cache (default: --endpoints)",
+    )
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--seconds", type=int, default=15)
     parser.add_argument("--pool", type=int, default=8)
-    parser.add_argument("--postgres", action="store_true", help="copy the SQLite index into a throwaway PostgreSQL first")
+    parser.add_argument(
+        "--postgres", action="store_true", help="copy the SQLite index into a throwaway PostgreSQL first"
+    )
     args = parser.parse_args()
     if args.postgres:
         from rxchain.indexer.pgtemp import TempPostgres
@@ -77,14 +89,26 @@ def copy_index(sqlite_path: str, url: str) -> str:
     target = Database(url)
     with Database(sqlite_path).connect(readonly=True) as source, target.connect() as conn:
         target.ensure_schema(conn)
-        for table in ("meta", "blocks", "events", "prescriptions", "fills", "members", "batches", "totals", "daily_totals"):
+        for table in (
+            "meta",
+            "blocks",
+            "events",
+            "prescriptions",
+            "fills",
+            "members",
+            "batches",
+            "totals",
+            "daily_totals",
+        ):
             rows = source.query_dicts(f"SELECT * FROM {table}")
             if rows:
                 columns = list(rows[0])
                 with conn.transaction():
                     conn.execute(f"DELETE FROM {table}")
-                    conn.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
-                                     [tuple(row[c] for c in columns) for row in rows])  # fmt: skip
+                    conn.executemany(
+                        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
+                        [tuple(row[c] for c in columns) for row in rows],
+                    )
         conn.execute("ANALYZE")
     return url
 
@@ -100,8 +124,12 @@ def query_times(db: str) -> dict:
     out: dict = {"database": Database(db).kind, "loadavgBefore": _loadavg()}
     with Database(db).connect(readonly=True) as conn:
         out["prescriptions"] = conn.query_one("SELECT COUNT(*) FROM prescriptions")[0]
-        for name, fn, repeat in (("summary", queries.summary, 50), ("summaryScan", queries.summary_scan, 5),
-                                 ("daily", queries.daily, 50), ("dailyScan", queries.daily_scan, 5)):  # fmt: skip
+        for name, fn, repeat in (
+            ("summary", queries.summary, 50),
+            ("summaryScan", queries.summary_scan, 5),
+            ("daily", queries.daily, 50),
+            ("dailyScan", queries.daily_scan, 5),
+        ):
             fn(conn)
             times = []
             for _ in range(repeat):
@@ -109,14 +137,20 @@ def query_times(db: str) -> dict:
                 fn(conn)
                 times.append((time.perf_counter() - started) * 1000)
             out[f"{name}MedianMs"] = round(statistics.median(times), 2)
-        out["sameAsScan"] = queries.summary(conn) == queries.summary_scan(conn) and queries.daily(conn) == queries.daily_scan(conn)
+        out["sameAsScan"] = queries.summary(conn) == queries.summary_scan(conn) and queries.daily(
+            conn
+        ) == queries.daily_scan(conn)
     out["loadavgAfter"] = _loadavg()
     return out
 
 
 def measure(args) -> None:
     print(json.dumps(query_times(args.db)), flush=True)
-    modes = [(False, args.endpoints), (True, args.cached_endpoints or args.endpoints)] if args.both else [(not args.uncached, args.endpoints)]
+    modes = (
+        [(False, args.endpoints), (True, args.cached_endpoints or args.endpoints)]
+        if args.both
+        else [(not args.uncached, args.endpoints)]
+    )
     for workers in [int(w) for w in str(args.workers).split(",")]:
         for cached, endpoints in modes:
             measure_one(args, workers, cached, endpoints)
@@ -139,12 +173,25 @@ def measure_one(args, workers: int, cached: bool, endpoints: str) -> None:
         deployed = deploy_registry(w3, ids["regulator"], network="local", rpc_url=node.url, record=False)
         onboard(RegistryClient(w3, deployed.registry, deploy_block=deployed.deploy_block), ids)
         port = free_port()
-        options = dict(network="local", host="127.0.0.1", port=port, dapp=False, console=True, workers=workers,
-                       rpc_url=node.url, registry=deployed.registry, chain_id=deployed.chain_id, db_url=args.db,
-                       follow=False, pool_size=args.pool, figure_cache=cached)  # fmt: skip
+        options = dict(
+            network="local",
+            host="127.0.0.1",
+            port=port,
+            dapp=False,
+            console=True,
+            workers=workers,
+            rpc_url=node.url,
+            registry=deployed.registry,
+            chain_id=deployed.chain_id,
+            db_url=args.db,
+            follow=False,
+            pool_size=args.pool,
+            figure_cache=cached,
+        )
         code = f"from rxchain.web.service import ServeOptions, serve; serve(ServeOptions(**{options!r}))"
-        server = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                  start_new_session=True)  # fmt: skip
+        server = subprocess.Popen(
+            [sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        )
         base = f"http://127.0.0.1:{port}"
         try:
             for _ in range(300):
@@ -154,10 +201,15 @@ def measure_one(args, workers: int, cached: bool, endpoints: str) -> None:
                 except requests.ConnectionError:
                     time.sleep(0.2)
             regulator = ids["regulator"]
-            message = requests.post(base + "/auth/message", json={"address": regulator.address}, timeout=10).json()["message"]
+            message = requests.post(base + "/auth/message", json={"address": regulator.address}, timeout=10).json()[
+                "message"
+            ]
             signature = Account.sign_message(encode_defunct(text=message), regulator.key).signature.hex()
-            signed = requests.post(base + "/auth/sign-in", json={"message": message, "signature": "0x" + signature.removeprefix("0x")},
-                                   timeout=10)  # fmt: skip
+            signed = requests.post(
+                base + "/auth/sign-in",
+                json={"message": message, "signature": "0x" + signature.removeprefix("0x")},
+                timeout=10,
+            )
             signed.raise_for_status()
             cookie = signed.cookies["rx_session"]
             with Database(args.db).connect(readonly=True) as conn:
@@ -165,16 +217,34 @@ def measure_one(args, workers: int, cached: bool, endpoints: str) -> None:
                 events = conn.query_one("SELECT COUNT(*) FROM events")[0]
                 prescriptions = conn.query_one("SELECT COUNT(*) FROM prescriptions")[0]
                 kept = totals.has(conn)
-            paths = {"summary": "/console/api/summary", "daily": "/console/api/daily", "trail": f"/console/api/trail/{rx_id}"}
+            paths = {
+                "summary": "/console/api/summary",
+                "daily": "/console/api/daily",
+                "trail": f"/console/api/trail/{rx_id}",
+            }
             for name in endpoints.split(","):
                 path = paths[name]
                 assert requests.get(base + path, cookies={"rx_session": cookie}, timeout=60).status_code == 200
                 load_before = _loadavg()
                 figures = wrk(base + path, cookie, args.connections, args.seconds)
-                print(json.dumps({"endpoint": name, "database": Database(args.db).kind, "events": events, "prescriptions": prescriptions,
-                                  "runningTotals": kept, "cached": cached, "workers": workers,
-                                  "connections": args.connections, **figures, "loadavgBefore": load_before,
-                                  "loadavgAfter": _loadavg()}), flush=True)  # fmt: skip
+                print(
+                    json.dumps(
+                        {
+                            "endpoint": name,
+                            "database": Database(args.db).kind,
+                            "events": events,
+                            "prescriptions": prescriptions,
+                            "runningTotals": kept,
+                            "cached": cached,
+                            "workers": workers,
+                            "connections": args.connections,
+                            **figures,
+                            "loadavgBefore": load_before,
+                            "loadavgAfter": _loadavg(),
+                        }
+                    ),
+                    flush=True,
+                )
         finally:
             os.killpg(server.pid, signal.SIGINT)
             try:

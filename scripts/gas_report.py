@@ -37,11 +37,34 @@ from rxchain.workflow import (
     redeem_payload,
 )
 
-ORDER = ["issue", "redeem", "dispatch", "deliver", "confirm", "cancel", "lifecycle", "deliver_with_receipt",
-         "lifecycle_4tx", "counter_with_receipt", "lifecycle_counter", "redeem_paper_slip", "issue_batch_256",
-         "issue_batch_per_rx", "redeem_batched", "box_register_10000", "box_register_per_box", "box_dispense_1",
-         "box_dispense_1_per_box", "box_dispense_5", "box_dispense_5_per_box", "box_dispense_20", "box_dispense_20_per_box",
-         "box_dispense_marginal_per_box", "claim_file", "claim_approve"]  # fmt: skip
+ORDER = [
+    "issue",
+    "redeem",
+    "dispatch",
+    "deliver",
+    "confirm",
+    "cancel",
+    "lifecycle",
+    "deliver_with_receipt",
+    "lifecycle_4tx",
+    "counter_with_receipt",
+    "lifecycle_counter",
+    "redeem_paper_slip",
+    "issue_batch_256",
+    "issue_batch_per_rx",
+    "redeem_batched",
+    "box_register_10000",
+    "box_register_per_box",
+    "box_dispense_1",
+    "box_dispense_1_per_box",
+    "box_dispense_5",
+    "box_dispense_5_per_box",
+    "box_dispense_20",
+    "box_dispense_20_per_box",
+    "box_dispense_marginal_per_box",
+    "claim_file",
+    "claim_approve",
+]
 
 
 def main():
@@ -55,12 +78,19 @@ def main():
     gas = dict(result.gas)
     calldata = {}
     hashes = {s.step: s.tx_hash for s in result.steps}
-    for op, step in (("issue", "issued"), ("redeem", "redeemed"), ("dispatch", "dispatched"),
-                     ("deliver", "delivered"), ("confirm", "received")):  # fmt: skip
+    for op, step in (
+        ("issue", "issued"),
+        ("redeem", "redeemed"),
+        ("dispatch", "dispatched"),
+        ("deliver", "delivered"),
+        ("confirm", "received"),
+    ):
         calldata[op] = _input(w3, hashes[step])
 
     def fresh():
-        return issue_prescription(client, ids["doctor"], demo_document(ids["doctor"].address, client.latest_block_time()))
+        return issue_prescription(
+            client, ids["doctor"], demo_document(ids["doctor"].address, client.latest_block_time())
+        )
 
     spare = fresh()  # cancel: withdrawn by its doctor
     tx = client.cancel(ids["doctor"], spare.rx_id)
@@ -78,7 +108,9 @@ def main():
     counter = fresh()
     consent = patient_consent(client, counter.payload_text, client.consent_request(ids["pharmacy"].address).encode())
     _, redeemed = redeem_code(client, ids["pharmacy"], consent.encode())
-    receipt = patient_receipt(client, counter.payload_text, client.delivery_request(ids["pharmacy"].address, counter.rx_id).encode())
+    receipt = patient_receipt(
+        client, counter.payload_text, client.delivery_request(ids["pharmacy"].address, counter.rx_id).encode()
+    )
     tx = deliver_with_receipt_code(client, ids["pharmacy"], receipt.encode())
     gas["counter_with_receipt"] = tx.gas_used
     gas["lifecycle_counter"] = counter.tx.gas_used + redeemed.gas_used + tx.gas_used
@@ -114,7 +146,9 @@ def _boxes_and_claims(client, deployment, ids, fresh) -> dict[str, int]:
     for n in (1, 5, 20):
         issued = fresh()
         redeem_payload(client, ids["pharmacy"], issued.payload_text)
-        tx, _ = boxes.dispense(ids["pharmacy"], issued.rx_id, [(b.code, b.secret) for b in made[start:start + n]], [lot])
+        tx, _ = boxes.dispense(
+            ids["pharmacy"], issued.rx_id, [(b.code, b.secret) for b in made[start : start + n]], [lot]
+        )
         gas[f"box_dispense_{n}"], gas[f"box_dispense_{n}_per_box"] = tx.gas_used, tx.gas_used // n
         start += 300  # the next fill opens another carton: a bitmap word of its own
         if n == 5:

@@ -64,13 +64,17 @@ def pytest_terminal_summary(terminalreporter):
     if not _not_run:
         return
     total = sum(_not_run.values())
-    terminalreporter.write_sep("!", f"{total} TESTS DID NOT RUN: this machine lacks what they need", red=True, bold=True)
+    terminalreporter.write_sep(
+        "!", f"{total} TESTS DID NOT RUN: this machine lacks what they need", red=True, bold=True
+    )
     for reason, count in sorted(_not_run.items()):
         terminalreporter.write_line(f"  {count:4d} x {reason}", red=True, bold=True)
     if os.environ.get("RXCHAIN_ALLOW_SKIPS") == "1":
         terminalreporter.write_line("  RXCHAIN_ALLOW_SKIPS=1: the run does not fail for them", yellow=True)
     else:
-        terminalreporter.write_line("  `make setup` as root installs them (apt-get); RXCHAIN_ALLOW_SKIPS=1 accepts the gap", red=True)
+        terminalreporter.write_line(
+            "  `make setup` as root installs them (apt-get); RXCHAIN_ALLOW_SKIPS=1 accepts the gap", red=True
+        )
 
 
 def pytest_sessionfinish(session, exitstatus):
@@ -82,7 +86,10 @@ def pytest_sessionfinish(session, exitstatus):
 def browser():
     """One headless chromium for the session (skips with the reason when it cannot run here)."""
     if not CHROMIUM.is_file() or not os.access(CHROMIUM, os.X_OK):
-        not_here(f"the browser tests need Debian's chromium at {CHROMIUM}", "apt-get install -y chromium, or make setup as root")
+        not_here(
+            f"the browser tests need Debian's chromium at {CHROMIUM}",
+            "apt-get install -y chromium, or make setup as root",
+        )
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
@@ -171,7 +178,9 @@ def client(w3, deployment, tmp_path):
     from rxchain.chain.client import RegistryClient
     from rxchain.chain.outbox import Outbox
 
-    return RegistryClient(w3, deployment.registry, deploy_block=deployment.deploy_block, outbox=Outbox(tmp_path / "outbox.sqlite"))
+    return RegistryClient(
+        w3, deployment.registry, deploy_block=deployment.deploy_block, outbox=Outbox(tmp_path / "outbox.sqlite")
+    )
 
 
 #: The scripted workload of the indexer's and the console's tests: 3 days x 24 prescriptions (half in
@@ -207,7 +216,10 @@ def postgres():
     try:
         server = TempPostgres.start()
     except PostgresUnavailable as exc:
-        not_here(f"the PostgreSQL variant needs a PostgreSQL server ({exc})", "apt-get install -y postgresql, or make setup as root")
+        not_here(
+            f"the PostgreSQL variant needs a PostgreSQL server ({exc})",
+            "apt-get install -y postgresql, or make setup as root",
+        )
     yield server
     server.stop()
 

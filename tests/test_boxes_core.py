@@ -21,7 +21,9 @@ def test_secrets_are_twenty_csprng_digits_and_differ():
     assert len(drawn) == 200 and all(len(s) == 20 and s.isdigit() for s in drawn)
 
 
-@pytest.mark.parametrize("bad", ["", "1234", "8123456789012345678X", "812345678901234567890", "８１２３４５６７８９０１２３４５６７８９"])
+@pytest.mark.parametrize(
+    "bad", ["", "1234", "8123456789012345678X", "812345678901234567890", "８１２３４５６７８９０１２３４５６７８９"]
+)
 def test_a_traceability_code_is_twenty_ascii_digits(bad):
     with pytest.raises(core.BadBoxCode):
         core.check_code(bad)
@@ -41,7 +43,10 @@ def test_every_multiproof_rebuilds_the_root(count):
     boxes = [core.Box(i, f"{81_000_000_000_000_000_000 + i:020d}", core.new_secret()) for i in range(count)]
     lot = core.Lot.from_boxes(boxes)
     for indexes in ([0], [count - 1], list(range(count)), list(range(0, count, 3)), list(range(1, count, 2)) or [0]):
-        assert _root_as_the_contract(lot.depth, indexes, [lot.leaves[i] for i in indexes], lot.multiproof(indexes)) == lot.root
+        assert (
+            _root_as_the_contract(lot.depth, indexes, [lot.leaves[i] for i in indexes], lot.multiproof(indexes))
+            == lot.root
+        )
         assert lot.index_of(boxes[indexes[0]].nullifier) == indexes[0]
 
 
@@ -82,7 +87,9 @@ def test_a_codes_csv_gets_fresh_secrets_and_refuses_duplicates(tmp_path):
     path = tmp_path / "codes.csv"
     path.write_text(f"code,secret\n{CODE},\n81234567890123456780,11112222333344445555\n")
     boxes = core.read_codes_csv(path)
-    assert [b.index for b in boxes] == [0, 1] and len(boxes[0].secret) == 20 and boxes[1].secret == "11112222333344445555"
+    assert (
+        [b.index for b in boxes] == [0, 1] and len(boxes[0].secret) == 20 and boxes[1].secret == "11112222333344445555"
+    )
     box_file = core.write_box_file(boxes, tmp_path / "lot.boxes.csv")
     assert box_file.stat().st_mode & 0o077 == 0, "the box file holds the secrets: its owner's only"
     assert core.read_box_file(box_file) == boxes

@@ -17,26 +17,54 @@ addresses = st.binary(min_size=20, max_size=20).map(lambda b: "0x" + b.hex())
 
 
 @settings(max_examples=60, deadline=None)
-@given(key=keys, rx_id=st.binary(min_size=32, max_size=32), pharmacy=addresses, fills=st.integers(0, 255),
-       deadline=st.integers(0, 2**40), chain_id=st.integers(1, 2**31), registry=addresses)  # fmt: skip
-def test_claim_signatures_equal_eth_account_typed_data_signatures(key, rx_id, pharmacy, fills, deadline, chain_id, registry):
+@given(
+    key=keys,
+    rx_id=st.binary(min_size=32, max_size=32),
+    pharmacy=addresses,
+    fills=st.integers(0, 255),
+    deadline=st.integers(0, 2**40),
+    chain_id=st.integers(1, 2**31),
+    registry=addresses,
+)
+def test_claim_signatures_equal_eth_account_typed_data_signatures(
+    key, rx_id, pharmacy, fills, deadline, chain_id, registry
+):
     domain = RegistryDomain(chain_id, registry)
 
-    reference = Account.sign_message(encode_typed_data(full_message=redeem_typed_data(domain, rx_id, pharmacy, fills, deadline)), key)
+    reference = Account.sign_message(
+        encode_typed_data(full_message=redeem_typed_data(domain, rx_id, pharmacy, fills, deadline)), key
+    )
     assert sign_redeem(key, domain, rx_id, pharmacy, fills, deadline) == bytes(reference.signature)
 
-    reference = Account.sign_message(encode_typed_data(full_message=receipt_typed_data(domain, rx_id, pharmacy, fills, deadline)), key)
+    reference = Account.sign_message(
+        encode_typed_data(full_message=receipt_typed_data(domain, rx_id, pharmacy, fills, deadline)), key
+    )
     assert sign_receipt(key, domain, rx_id, pharmacy, fills, deadline) == bytes(reference.signature)
 
 
 @settings(max_examples=60, deadline=None)
-@given(key=keys, nonce=st.integers(0, 2**32), gas=st.integers(21_000, 30_000_000), to=st.binary(min_size=20, max_size=20),
-       data=st.binary(max_size=300), chain_id=st.integers(1, 2**31))  # fmt: skip
+@given(
+    key=keys,
+    nonce=st.integers(0, 2**32),
+    gas=st.integers(21_000, 30_000_000),
+    to=st.binary(min_size=20, max_size=20),
+    data=st.binary(max_size=300),
+    chain_id=st.integers(1, 2**31),
+)
 def test_pipeline_transactions_equal_eth_account_signed_transactions(key, nonce, gas, to, data, chain_id):
     raw, tx_hash = sign_legacy(coincurve.PrivateKey(key), chain_id, nonce, gas, to, data)
 
     reference = Account.sign_transaction(
-        {"nonce": nonce, "gasPrice": 0, "gas": gas, "to": to_checksum_address(to), "value": 0, "data": data, "chainId": chain_id}, key
+        {
+            "nonce": nonce,
+            "gasPrice": 0,
+            "gas": gas,
+            "to": to_checksum_address(to),
+            "value": 0,
+            "data": data,
+            "chainId": chain_id,
+        },
+        key,
     )
     assert raw == bytes(reference.raw_transaction)
     assert tx_hash == "0x" + bytes(reference.hash).hex()

@@ -86,7 +86,12 @@ def _request(med: dict[str, Any], dosage: dict[str, Any], quantity: dict[str, An
         "dispenseRequest": {
             "validityPeriod": {"start": "2025-03-14T09:30:00+08:00", "end": "2025-03-17T09:30:00+08:00"},
             "quantity": quantity,
-            "expectedSupplyDuration": {"value": days, "unit": "days", "system": "http://unitsofmeasure.org", "code": "d"},
+            "expectedSupplyDuration": {
+                "value": days,
+                "unit": "days",
+                "system": "http://unitsofmeasure.org",
+                "code": "d",
+            },
             "performer": {"identifier": {"system": "urn:rxchain:account", "value": PHARMACY}},
         },
     }
@@ -114,7 +119,10 @@ FIXED_DOCUMENT: dict[str, Any] = {
         },
         {
             "resource": _request(
-                {"coding": [{"system": "http://www.whocc.no/atc", "code": "N02BE01"}], "text": "Paracetamol 500 mg tablet"},
+                {
+                    "coding": [{"system": "http://www.whocc.no/atc", "code": "N02BE01"}],
+                    "text": "Paracetamol 500 mg tablet",
+                },
                 {
                     "text": "500 mg orally every 6 hours when needed",
                     "timing": {"repeat": {"frequency": 1, "period": 6, "periodUnit": "h"}},
@@ -207,9 +215,7 @@ def test_build_accepts_mappings_lowercase_addresses_and_salt_bytes() -> None:
         "unit": "box",
         "supply_days": 2,
     }
-    doc = build(
-        medications=[med], doctor=DOCTOR.lower(), designated_pharmacy=PHARMACY.lower(), salt=bytes(range(16))
-    )
+    doc = build(medications=[med], doctor=DOCTOR.lower(), designated_pharmacy=PHARMACY.lower(), salt=bytes(range(16)))
     summary = validate(doc)
     assert summary.doctor == DOCTOR and summary.designated_pharmacy == PHARMACY
     assert summary.salt == bytes(range(16)).hex()
@@ -504,9 +510,7 @@ def test_inconsistent_items() -> None:
         assert err.value.field == label
 
 
-@pytest.mark.parametrize(
-    "salt", ["xyz", "9F86D081884C7D659A2FEAA0C55AD015", "9f86d081884c7d659a2feaa0c55ad0", 1234]
-)
+@pytest.mark.parametrize("salt", ["xyz", "9F86D081884C7D659A2FEAA0C55AD015", "9f86d081884c7d659a2feaa0c55ad0", 1234])
 def test_invalid_salt_in_document(salt: Any) -> None:
     doc = fixed()
     doc["identifier"]["value"] = salt

@@ -24,7 +24,9 @@ OTHER = "0x5c6B0f7Bf3E7ce046039Bd8FABdfD3f9F5021678"
 
 
 def payload(pharmacy: str | None = None) -> PrescriptionPayload:
-    return PrescriptionPayload.create(chain_id=CHAIN_ID, registry=REGISTRY, claim_key=ClaimKey.generate(), document=make_document(pharmacy))
+    return PrescriptionPayload.create(
+        chain_id=CHAIN_ID, registry=REGISTRY, claim_key=ClaimKey.generate(), document=make_document(pharmacy)
+    )
 
 
 def test_addresses_are_checksummed_so_one_input_gives_one_text():

@@ -35,9 +35,12 @@ def run_suite(tmp_path: Path, **env: str) -> tuple[int, str]:
         (tmp_path / name).write_text(text)
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:ape_test", str(tmp_path)],
-        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
         env={k: v for k, v in os.environ.items() if k != "RXCHAIN_ALLOW_SKIPS"} | env,
-    )  # fmt: skip
+    )
     return done.returncode, done.stdout
 
 

@@ -248,7 +248,11 @@ def test_encode_refuses_inconsistent_payload(payload: PrescriptionPayload) -> No
     with pytest.raises(PayloadTampered):
         encode_payload(wrong)
     other_key = PrescriptionPayload(
-        chain_id=CHAIN_ID, registry=REGISTRY, rx_id=payload.rx_id, claim_key=ClaimKey.generate(), document=payload.document
+        chain_id=CHAIN_ID,
+        registry=REGISTRY,
+        rx_id=payload.rx_id,
+        claim_key=ClaimKey.generate(),
+        document=payload.document,
     )
     with pytest.raises(PayloadTampered):
         encode_payload(other_key)
@@ -503,7 +507,9 @@ json_values = st.recursive(
         st.floats(allow_nan=False, allow_infinity=False),
         st.text(max_size=10),
     ),
-    lambda children: st.one_of(st.lists(children, max_size=4), st.dictionaries(st.text(max_size=8), children, max_size=4)),
+    lambda children: st.one_of(
+        st.lists(children, max_size=4), st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
     max_leaves=20,
 )
 
@@ -640,8 +646,21 @@ def test_png_scans_back_to_the_same_payload(tmp_path):
 
 def _scan_sample_payload():
     document = build_prescription(
-        doctor="0x" + "ab" * 20, patient_pseudonym="p" * 22,
-        medications=[MedicationSpec(code="1", system="urn:x", text="Drug 5 mg", dosage_text="daily", quantity=7, unit="tablet", supply_days=7)],
+        doctor="0x" + "ab" * 20,
+        patient_pseudonym="p" * 22,
+        medications=[
+            MedicationSpec(
+                code="1",
+                system="urn:x",
+                text="Drug 5 mg",
+                dosage_text="daily",
+                quantity=7,
+                unit="tablet",
+                supply_days=7,
+            )
+        ],
         valid_from=datetime(2026, 1, 1, tzinfo=timezone.utc),
-    )  # fmt: skip
-    return PrescriptionPayload.create(chain_id=31338, registry="0x" + "cd" * 20, claim_key=ClaimKey.generate(), document=document)
+    )
+    return PrescriptionPayload.create(
+        chain_id=31338, registry="0x" + "cd" * 20, claim_key=ClaimKey.generate(), document=document
+    )

@@ -38,7 +38,11 @@ def test_a_revert_from_the_chain_starts_with_the_published_selector(client, ids)
     published = json.loads(next(t for p, t in published_files().items() if p.name == "PrescriptionRegistry.json"))
     item = next(i for i in published if i["type"] == "error" and i["name"] == "UnknownPrescription")
 
-    call = {"to": client.address, "from": ids["doctor"].address, "data": client.contract.encode_abi("cancel", [unknown])}
+    call = {
+        "to": client.address,
+        "from": ids["doctor"].address,
+        "data": client.contract.encode_abi("cancel", [unknown]),
+    }
     answer = client.w3.provider.make_request("eth_call", [call, "latest"])
     data = answer["error"]["data"]
     data = data if isinstance(data, str) else data["data"]

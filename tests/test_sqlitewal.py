@@ -23,7 +23,13 @@ def test_outboxes_opening_one_new_file_at_once_all_work(tmp_path):
                 assert outbox._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
                 for nonce in range(5):
                     tx_hash = f"0x{n:02x}{nonce:062x}"
-                    outbox.record([OutboxEntry(tx_hash, f"op:{n}:{nonce}", f"sender-{n}", nonce, 1, b"raw", "issue", "pending", None)])
+                    outbox.record(
+                        [
+                            OutboxEntry(
+                                tx_hash, f"op:{n}:{nonce}", f"sender-{n}", nonce, 1, b"raw", "issue", "pending", None
+                            )
+                        ]
+                    )
                 outbox.close()
             except BaseException as exc:  # noqa: BLE001 - reported below
                 failures.append(exc)

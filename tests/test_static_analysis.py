@@ -9,7 +9,9 @@ from rxchain.paths import project_root, tool_env
 
 
 def test_slither_finds_nothing_medium_or_high():
-    done = subprocess.run(["bash", "tools/slither.sh"], cwd=project_root(), env=tool_env(), capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        ["bash", "tools/slither.sh"], cwd=project_root(), env=tool_env(), capture_output=True, text=True, timeout=600
+    )
 
     report = done.stdout + done.stderr
     assert "analyzed" in report, report[-3000:]  # it really compiled and ran its detectors

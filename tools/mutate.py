@@ -70,11 +70,15 @@ ROLE_TESTS = [
 TARGETS = {
     "PrescriptionRegistry": ("contracts/PrescriptionRegistry.sol", CONTRACT_TESTS),
     "ConsortiumRoles": ("contracts/ConsortiumRoles.sol", ROLE_TESTS),
-    "ConsortiumPermissioning": ("contracts/ConsortiumPermissioning.sol",
-                                ["tests/network/test_permissioning_contract.py", "tests/network/test_permissioning_hardening.py"]),
+    "ConsortiumPermissioning": (
+        "contracts/ConsortiumPermissioning.sol",
+        ["tests/network/test_permissioning_contract.py", "tests/network/test_permissioning_hardening.py"],
+    ),
     "PrescriptionRecord": ("contracts/libraries/PrescriptionRecord.sol", CONTRACT_TESTS),
-    "BatchRecord": ("contracts/libraries/BatchRecord.sol",
-                    ["tests/contracts/test_batch.py"] + [t for t in CONTRACT_TESTS if not t.endswith("test_batch.py")]),
+    "BatchRecord": (
+        "contracts/libraries/BatchRecord.sol",
+        ["tests/contracts/test_batch.py"] + [t for t in CONTRACT_TESTS if not t.endswith("test_batch.py")],
+    ),
     "DrugBoxes": ("contracts/DrugBoxes.sol", ["tests/contracts/test_boxes.py", "tests/contracts/test_claims.py"]),
 }
 
@@ -156,8 +160,10 @@ def describe_mutant(contract, source, number, original: str, mutated: str) -> Mu
     after = " / ".join(x.strip() for x in b[j1:j2]) or "(line deleted)"
     mutant = Mutant(contract, source, number, mutated, i1 + 1, before, after)
     if len(ops) == 1 and tag == "replace" and i2 - i1 == j2 - j1:
-        if all(_strip_comment(x) == _strip_comment(y) or (_is_comment(x) and _is_comment(y))
-               for x, y in zip(a[i1:i2], b[j1:j2])):
+        if all(
+            _strip_comment(x) == _strip_comment(y) or (_is_comment(x) and _is_comment(y))
+            for x, y in zip(a[i1:i2], b[j1:j2])
+        ):
             mutant.outcome, mutant.reason = "pruned", "changes a comment only (not compiled)"
     elif len(ops) == 1 and tag == "insert" and all(x.strip() in ("break;", "continue;") for x in b[j1:j2]):
         mutant.before = a[i1 - 1].strip() if i1 else "(start)"
@@ -231,7 +237,7 @@ def _strip_metadata(code: str) -> str:
         return code
     length = int(code[-4:], 16)
     start = len(code) - 4 - 2 * length
-    if start >= 0 and code[start:start + 2] in ("a1", "a2", "a3", "a4", "a5"):
+    if start >= 0 and code[start : start + 2] in ("a1", "a2", "a3", "a4", "a5"):
         return code[:start]
     return code
 
@@ -242,8 +248,13 @@ class TypeChecker:
     still compiled with `ape compile --force`."""
 
     def __init__(self):
-        self.process = subprocess.Popen(["node", str(ROOT / "tools" / "mutate-check.cjs")], cwd=ROOT,
-                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.process = subprocess.Popen(
+            ["node", str(ROOT / "tools" / "mutate-check.cjs")],
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         self.requests = 0
 
     def errors(self, source: str, text: str) -> list[str]:
@@ -293,8 +304,9 @@ class Scratch:
         )
 
     def compile(self, timeout) -> tuple[bool, str]:
-        run = subprocess.run(["ape", "compile", "--force"], cwd=self.dir, env=self.env, capture_output=True,
-                             text=True, timeout=timeout)
+        run = subprocess.run(
+            ["ape", "compile", "--force"], cwd=self.dir, env=self.env, capture_output=True, text=True, timeout=timeout
+        )
         ok = run.returncode == 0 and "ERROR" not in run.stderr and (self.dir / ".build" / "__local__.json").exists()
         return ok, (run.stderr + run.stdout)
 
@@ -310,8 +322,9 @@ class Scratch:
     def test(self, files, timeout) -> tuple[int | None, str]:
         cmd = ["ape", "test", *files, "-x", "-q", "-p", "no:cacheprovider", "-m", "not slow"]
         try:
-            run = subprocess.run(cmd, cwd=self.dir, env=self.env, capture_output=True, text=True, timeout=timeout,
-                                 start_new_session=True)
+            run = subprocess.run(
+                cmd, cwd=self.dir, env=self.env, capture_output=True, text=True, timeout=timeout, start_new_session=True
+            )
         except subprocess.TimeoutExpired as timed_out:
             return None, str(timed_out.stdout or "")
         return run.returncode, run.stdout
@@ -346,10 +359,17 @@ def parse_args(argv):
     p.add_argument("--seed", type=int, default=18, help="seed for --sample (default 18)")
     p.add_argument("--jobs", "-j", type=int, default=2, help="mutants compiled and tested at once (default 2)")
     p.add_argument("--line", type=int, action="append", help="only mutants of this source line (repeatable)")
-    p.add_argument("--timeout", type=int, default=0,
-                   help="seconds one mutant's tests may take (default: 3x the unmutated run + 60 s)")
-    p.add_argument("--no-baseline", action="store_true",
-                   help="skip running the tests on the unmutated contracts first (they must pass)")
+    p.add_argument(
+        "--timeout",
+        type=int,
+        default=0,
+        help="seconds one mutant's tests may take (default: 3x the unmutated run + 60 s)",
+    )
+    p.add_argument(
+        "--no-baseline",
+        action="store_true",
+        help="skip running the tests on the unmutated contracts first (they must pass)",
+    )
     p.add_argument("--list", action="store_true", help="only generate and list the mutants that would run")
     p.add_argument("--report", type=Path, default=REPORT_DIR, help="folder for report.md and report.json")
     return p.parse_args(argv)
@@ -388,8 +408,15 @@ def main(argv=None) -> int:
         if args.list:
             for m in chosen:
                 print(f"{m.number}\t{m.describe()}")
-            print(json.dumps({"generated": generated, "pruned": generated - len(candidates) - len(skipped_by_choice),
-                              "would_run": len(chosen)}))
+            print(
+                json.dumps(
+                    {
+                        "generated": generated,
+                        "pruned": generated - len(candidates) - len(skipped_by_choice),
+                        "would_run": len(chosen),
+                    }
+                )
+            )
             return 0
 
         scratches: queue.Queue[Scratch] = queue.Queue()
@@ -417,6 +444,7 @@ def main(argv=None) -> int:
         test_sets = [tuple(union)] if union else []
         baseline_seconds = {}
         if not args.no_baseline and chosen:
+
             def baseline(files):
                 scratch = scratches.get()
                 try:
@@ -426,8 +454,9 @@ def main(argv=None) -> int:
                     t0 = time.monotonic()
                     rc, output = scratch.test(list(files), timeout=3600)
                     if rc != 0:
-                        raise MutateError(f"the tests fail on the unmutated contracts ({' '.join(files)}):\n"
-                                          f"{output[-3000:]}")
+                        raise MutateError(
+                            f"the tests fail on the unmutated contracts ({' '.join(files)}):\n{output[-3000:]}"
+                        )
                     baseline_seconds[files] = time.monotonic() - t0
                     log(f"mutate: baseline {len(files)} test files pass in {baseline_seconds[files]:.0f} s")
                 finally:
@@ -523,8 +552,11 @@ def write_report(args, mutants, chosen, not_run, generated, elapsed, baseline_se
         "score": round(killed / (killed + survived), 4) if killed + survived else None,
         "seconds": round(elapsed),
         "jobs": args.jobs,
-        "selection": ("sample %d per contract, seed %d" % (args.sample, args.seed)) if args.sample is not None
-        else ("first %d" % args.limit) if args.limit is not None else "all",
+        "selection": ("sample %d per contract, seed %d" % (args.sample, args.seed))
+        if args.sample is not None
+        else ("first %d" % args.limit)
+        if args.limit is not None
+        else "all",
         "report": str(args.report / "report.md"),
     }
     args.report.mkdir(parents=True, exist_ok=True)
@@ -533,10 +565,17 @@ def write_report(args, mutants, chosen, not_run, generated, elapsed, baseline_se
 
     lines = ["# Mutation testing report", "", "```json", json.dumps(summary, indent=1), "```", ""]
     if baseline_seconds:
-        lines += ["Unmutated test runs: " + ", ".join(f"{len(f)} files {s:.0f} s" for f, s in baseline_seconds.items()), ""]
-    for outcome, title in [("survived", "Survived (a gap in the tests)"), ("error", "Errors"),
-                           ("equivalent", "Equivalent"), ("did-not-compile", "Did not compile"),
-                           ("killed", "Killed")]:
+        lines += [
+            "Unmutated test runs: " + ", ".join(f"{len(f)} files {s:.0f} s" for f, s in baseline_seconds.items()),
+            "",
+        ]
+    for outcome, title in [
+        ("survived", "Survived (a gap in the tests)"),
+        ("error", "Errors"),
+        ("equivalent", "Equivalent"),
+        ("did-not-compile", "Did not compile"),
+        ("killed", "Killed"),
+    ]:
         chosen_of = [m for m in chosen if m.outcome == outcome]
         lines += [f"## {title}: {len(chosen_of)}", ""]
         lines += [f"- {m.describe()} (#{m.number}, {m.seconds:.0f} s): {m.reason}" for m in chosen_of]

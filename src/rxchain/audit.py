@@ -64,8 +64,13 @@ class TrailStep:
 #: events) are still read by :func:`verify_evidence`.
 EVIDENCE_FORMAT = "rxchain-evidence/2"
 
-_V1_EVENT_KEYS = {"block_number": "blockNumber", "block_hash": "blockHash", "block_time": "blockTime",
-                  "tx_hash": "txHash", "log_index": "logIndex"}  # fmt: skip
+_V1_EVENT_KEYS = {
+    "block_number": "blockNumber",
+    "block_hash": "blockHash",
+    "block_time": "blockTime",
+    "tx_hash": "txHash",
+    "log_index": "logIndex",
+}
 
 
 class TrailNotFound(Refused):
@@ -93,8 +98,16 @@ def trail(client: RegistryClient, rx_id: bytes, *, from_block: int | None = None
         elif label == "opened from batch":
             actor = args.pop("doctor")
         else:
-            actor_key = {"issued": "doctor", "cancelled": "by", "redeemed": "pharmacy", "dispatched": "pharmacy",
-                         "delivered": "by", "received": "relayer", "custody reassigned": "by", "custody voided": "by"}[label]  # fmt: skip
+            actor_key = {
+                "issued": "doctor",
+                "cancelled": "by",
+                "redeemed": "pharmacy",
+                "dispatched": "pharmacy",
+                "delivered": "by",
+                "received": "relayer",
+                "custody reassigned": "by",
+                "custody voided": "by",
+            }[label]
             actor = args.pop(actor_key)
         if label == "delivered" and steps and steps[-1].step == "redeemed":
             label = "handed over in store"
@@ -123,11 +136,26 @@ def trail_from_index(client: RegistryClient, rx_id: bytes, db_url: str) -> list[
 
     with Database(db_url).connect(readonly=True) as conn:
         meta = read_meta(conn)
-        if not meta or int(meta["chain_id"]) != client.chain_id or to_checksum_address(meta["registry"]) != client.address:
+        if (
+            not meta
+            or int(meta["chain_id"]) != client.chain_id
+            or to_checksum_address(meta["registry"]) != client.address
+        ):
             return None
         last = int(meta["last_block"])
-        indexed = [TrailStep(s["step"], s["actor"], s["blockNumber"], s["blockHash"], s["blockTime"], s["txHash"], s["logIndex"],
-                             s["details"]) for s in queries.trail(conn, str(RxId(rx_id)))]  # fmt: skip
+        indexed = [
+            TrailStep(
+                s["step"],
+                s["actor"],
+                s["blockNumber"],
+                s["blockHash"],
+                s["blockTime"],
+                s["txHash"],
+                s["logIndex"],
+                s["details"],
+            )
+            for s in queries.trail(conn, str(RxId(rx_id)))
+        ]
     block = client.call_node(lambda: client.w3.eth.get_block(last))
     if "0x" + bytes(block["hash"]).hex() != meta["last_block_hash"]:
         return None
@@ -148,23 +176,34 @@ class DocumentCheck:
     problems: list[str]
 
     def as_json(self) -> dict:
-        return {"matches": self.matches, "id": self.rx_id, "documentHash": self.document_hash,
-                "onChainHash": self.on_chain_hash, "problems": self.problems}  # fmt: skip
+        return {
+            "matches": self.matches,
+            "id": self.rx_id,
+            "documentHash": self.document_hash,
+            "onChainHash": self.on_chain_hash,
+            "problems": self.problems,
+        }
 
 
-def verify_document(client: RegistryClient, rx_id: bytes, document: dict, claim_key_address: str | None = None) -> DocumentCheck:
+def verify_document(
+    client: RegistryClient, rx_id: bytes, document: dict, claim_key_address: str | None = None
+) -> DocumentCheck:
     """Checks ``document`` against prescription ``rx_id``'s issue event (and its id, given the claim key)."""
     steps = trail(client, rx_id)
     rx_hex = str(RxId(rx_id))
     doc_hash = document_hash(document)
     opening = _issue_opening(client, steps)
     if opening is None:
-        raise TrailNotFound(f"no prescription {rx_hex} on chain {client.chain_id} at {client.address}, or a batched one not yet "
-                            "opened (its document hash reaches the chain with its first redemption or its cancellation from the batch)")
+        raise TrailNotFound(
+            f"no prescription {rx_hex} on chain {client.chain_id} at {client.address}, or a batched one not yet "
+            "opened (its document hash reaches the chain with its first redemption or its cancellation from the batch)"
+        )
     problems = []
     on_chain = opening["docHash"]
     if on_chain != "0x" + doc_hash.hex():
-        problems.append(f"document hash 0x{doc_hash.hex()} differs from the issued {on_chain}: the document was altered")
+        problems.append(
+            f"document hash 0x{doc_hash.hex()} differs from the issued {on_chain}: the document was altered"
+        )
     doctor, pharmacy = prescription_parties(document)
     if to_checksum_address(doctor) != opening["doctor"]:
         problems.append(f"the document names doctor {doctor}, but the prescription is {opening['doctor']}'s")
@@ -180,10 +219,18 @@ def verify_document(client: RegistryClient, rx_id: bytes, document: dict, claim_
 def _batch_issuer(client: RegistryClient, log, root: str) -> str:
     """The hospital of the batch a ``PrescriptionBatched`` log belongs to: the ``BatchIssued`` of the same
     transaction and root (two hospitals may announce the same root, each in its own batch)."""
-    topic = event_abi_to_log_topic(next(i for i in client.abi if i.get("type") == "event" and i["name"] == "BatchIssued"))
+    topic = event_abi_to_log_topic(
+        next(i for i in client.abi if i.get("type") == "event" and i["name"] == "BatchIssued")
+    )
     issued = client.call_node(
-        lambda: client.w3.eth.get_logs({"address": client.address, "fromBlock": log["blockNumber"], "toBlock": log["blockNumber"],
-                                        "topics": ["0x" + topic.hex(), root]})  # fmt: skip
+        lambda: client.w3.eth.get_logs(
+            {
+                "address": client.address,
+                "fromBlock": log["blockNumber"],
+                "toBlock": log["blockNumber"],
+                "topics": ["0x" + topic.hex(), root],
+            }
+        )
     )
     for entry in issued:
         if bytes(entry["transactionHash"]) == bytes(log["transactionHash"]):
@@ -197,11 +244,19 @@ def _issue_opening(client: RegistryClient, steps: list[TrailStep]) -> dict | Non
     from the batch: both take the id's openings), whose doctor ``PrescriptionOpened`` names."""
     for step in steps:
         if step.step == "issued":
-            return {"doctor": step.actor, "docHash": step.details["docHash"], "designatedPharmacy": step.details["designatedPharmacy"]}
+            return {
+                "doctor": step.actor,
+                "docHash": step.details["docHash"],
+                "designatedPharmacy": step.details["designatedPharmacy"],
+            }
         if step.step == "opened from batch":
             tx = client.call_node(lambda: client.w3.eth.get_transaction(step.tx_hash))
             _, args = client.contract.decode_function_input(tx["input"])
-            return {"doctor": step.actor, "docHash": "0x" + bytes(args["docHash"]).hex(), "designatedPharmacy": args["designatedPharmacy"]}
+            return {
+                "doctor": step.actor,
+                "docHash": "0x" + bytes(args["docHash"]).hex(),
+                "designatedPharmacy": args["designatedPharmacy"],
+            }
     return None
 
 
@@ -247,7 +302,9 @@ def verify_evidence(client: RegistryClient, bundle: dict) -> list[str]:
         elif fresh[key] != event:
             problems.append(f"event {event.get('step')} in tx {key[0]} differs from the chain")
     if len(fresh) != len(bundle.get("events", [])):
-        problems.append(f"the chain has {len(fresh)} events for this prescription, the bundle {len(bundle.get('events', []))}")
+        problems.append(
+            f"the chain has {len(fresh)} events for this prescription, the bundle {len(bundle.get('events', []))}"
+        )
     return problems
 
 

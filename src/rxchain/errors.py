@@ -176,13 +176,17 @@ class NotInBatch(ContractRevert):
 
 
 class NotBatchDoctor(ContractRevert):
-    template = ("prescription {id} names {doctor}, who is not a doctor of {hospital} whose batch it opens from, or whose "
-                "licence was not live when the batch was issued")
+    template = (
+        "prescription {id} names {doctor}, who is not a doctor of {hospital} whose batch it opens from, or whose "
+        "licence was not live when the batch was issued"
+    )
 
 
 class CustodianInGoodStanding(ContractRevert):
-    template = ("prescription {id} is held by {custodian}, in good standing: it keeps it (the regulator reassigns or voids "
-                "only what a revoked or lapsed member holds)")
+    template = (
+        "prescription {id} is held by {custodian}, in good standing: it keeps it (the regulator reassigns or voids "
+        "only what a revoked or lapsed member holds)"
+    )
 
 
 class EnforcedPause(ContractRevert):
@@ -229,13 +233,17 @@ class UseAdmitMember(ContractRevert):
 
 
 class HospitalNotInGoodStanding(ContractRevert):
-    template = ("{hospital}, the hospital of doctor {doctor}, is revoked or its credential ended: its doctors and batches "
-                "are refused until the regulator restores it")
+    template = (
+        "{hospital}, the hospital of doctor {doctor}, is revoked or its credential ended: its doctors and batches "
+        "are refused until the regulator restores it"
+    )
 
 
 class CredentialOutlivesHospital(ContractRevert):
-    template = ("{account}'s licence would end at {validUntil}, after its hospital {hospital}'s credential "
-                "({hospitalValidUntil}): a doctor's licence cannot outlive its hospital's")
+    template = (
+        "{account}'s licence would end at {validUntil}, after its hospital {hospital}'s credential "
+        "({hospitalValidUntil}): a doctor's licence cannot outlive its hospital's"
+    )
 
 
 class BarredByRegulator(ContractRevert):
@@ -289,7 +297,9 @@ class LotAlreadyRegistered(ContractRevert):
 
 
 class UnknownLot(ContractRevert):
-    template = "no lot {lot} is registered: the box is not from a registered lot (counterfeit?) or the lot file is wrong"
+    template = (
+        "no lot {lot} is registered: the box is not from a registered lot (counterfeit?) or the lot file is wrong"
+    )
 
 
 class LotIsRecalled(ContractRevert):
@@ -305,12 +315,16 @@ class NotLotManufacturer(ContractRevert):
 
 
 class NotInLot(ContractRevert):
-    template = ("the boxes are not in lot {lot}: a code or secret is wrong (re-scan the box and the scratch panel) "
-                "or the box is counterfeit")
+    template = (
+        "the boxes are not in lot {lot}: a code or secret is wrong (re-scan the box and the scratch panel) "
+        "or the box is counterfeit"
+    )
 
 
 class BadBoxIndex(ContractRevert):
-    template = "box index {index} is not valid in lot {lot} of {count} boxes (indexes strictly increasing, each box once)"
+    template = (
+        "box index {index} is not valid in lot {lot} of {count} boxes (indexes strictly increasing, each box once)"
+    )
 
 
 class LengthMismatch(ContractRevert):
@@ -318,8 +332,10 @@ class LengthMismatch(ContractRevert):
 
 
 class BoxAlreadyDispensed(ContractRevert):
-    template = ("box {index} of lot {lot} was dispensed already (nullifier {nullifier}): a resold or counterfeit box; "
-                "do not hand it over, keep it and report it")
+    template = (
+        "box {index} of lot {lot} was dispensed already (nullifier {nullifier}): a resold or counterfeit box; "
+        "do not hand it over, keep it and report it"
+    )
 
 
 class InvalidBoxCount(ContractRevert):
@@ -343,13 +359,17 @@ class NotFillPharmacy(ContractRevert):
 
 
 class BoxesNotOfFill(ContractRevert):
-    template = ("the boxes given are not those recorded for prescription {id}'s fill with {fillsLeft} fills left "
-                "(all of them, in the order recorded)")
+    template = (
+        "the boxes given are not those recorded for prescription {id}'s fill with {fillsLeft} fills left "
+        "(all of them, in the order recorded)"
+    )
 
 
 class FillNotReceived(ContractRevert):
-    template = ("the patient's receipt of prescription {id}'s fill with {fillsLeft} fills left is not recorded "
-                "(it is {current} with {currentFillsLeft} fills left): claim after the receipt")
+    template = (
+        "the patient's receipt of prescription {id}'s fill with {fillsLeft} fills left is not recorded "
+        "(it is {current} with {currentFillsLeft} fills left): claim after the receipt"
+    )
 
 
 class ClaimAlreadyFiled(ContractRevert):
@@ -365,7 +385,9 @@ class ClaimNotPending(ContractRevert):
 
 
 class NotClaimInsurer(ContractRevert):
-    template = "{caller} is not the insurer the claim for prescription {id}'s fill with {fillsLeft} fills left was filed with"
+    template = (
+        "{caller} is not the insurer the claim for prescription {id}'s fill with {fillsLeft} fills left was filed with"
+    )
 
 
 class ZeroReason(ContractRevert):
@@ -414,7 +436,6 @@ class TransactionFailed(SendFailed):
 class OutboxConflict(SendFailed):
     """A newly signed transaction uses a sender's nonce that the outbox already holds for another
     transaction: the node lost blocks it had mined, or another process signs with the same key."""
-
 
 
 def exit_code_of(exc: BaseException) -> int | None:

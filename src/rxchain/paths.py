@@ -60,7 +60,9 @@ def tool_env() -> dict[str, str]:
     env = dict(os.environ)
     env.setdefault("SOLCX_BINARY_PATH", str(root / ".solcx"))
     env.setdefault("APE_DATA_FOLDER", str(root / ".ape"))
-    env["PATH"] = os.pathsep.join([str(root / ".venv" / "bin"), str(root / "node_modules" / ".bin"), env.get("PATH", "")])
+    env["PATH"] = os.pathsep.join(
+        [str(root / ".venv" / "bin"), str(root / "node_modules" / ".bin"), env.get("PATH", "")]
+    )
     return env
 
 

@@ -115,14 +115,20 @@ def issue_batch(
     checked = [validate(document, limits) for document in documents]
     for item in {c.doctor for c in checked}:
         if client.member(item).hospital != hospital.address:
-            raise DoctorNotOfHospital(f"{item} is not a doctor of hospital {hospital.address}: it cannot batch their prescriptions")
+            raise DoctorNotOfHospital(
+                f"{item} is not a doctor of hospital {hospital.address}: it cannot batch their prescriptions"
+            )
     claim_keys = [ClaimKey.generate() for _ in documents]
-    ids = [prescription_id_for(c.doctor, c.doc_hash, k.address, c.designated_pharmacy) for c, k in zip(checked, claim_keys)]
+    ids = [
+        prescription_id_for(c.doctor, c.doc_hash, k.address, c.designated_pharmacy) for c, k in zip(checked, claim_keys)
+    ]
     expires_at = min(int(c.valid_until.timestamp()) for c in checked)
     root, tx = client.issue_batch(hospital, ids, expires_at, fills=fills)
     issued = []
     for rx_id, key, document in zip(ids, claim_keys, documents):
-        payload = PrescriptionPayload(chain_id=client.chain_id, registry=client.address, rx_id=rx_id, claim_key=key, document=document)
+        payload = PrescriptionPayload(
+            chain_id=client.chain_id, registry=client.address, rx_id=rx_id, claim_key=key, document=document
+        )
         issued.append(IssuedPrescription(rx_id, tx, payload, encode_payload(payload), expires_at))
     return IssuedBatch(root, tx, issued)
 
@@ -132,7 +138,9 @@ def read_payload(client: RegistryClient, text: str) -> PrescriptionPayload:
     return decode_payload(text, expected_chain_id=client.chain_id, expected_registry=client.address)
 
 
-def redeem_payload(client: RegistryClient, pharmacy: LocalAccount, text: str, *, deadline: int | None = None) -> tuple[bytes, TxResult]:
+def redeem_payload(
+    client: RegistryClient, pharmacy: LocalAccount, text: str, *, deadline: int | None = None
+) -> tuple[bytes, TxResult]:
     """Redeems one fill of the prescription in QR payload ``text`` as ``pharmacy``."""
     payload = read_payload(client, text)
     checked = validate(payload.document)
@@ -185,14 +193,25 @@ class PaperPrescription:
 
 
 def issue_on_paper(
-    client: RegistryClient, doctor: LocalAccount, document: dict, *, fills: int = 1, limits: PrescriptionLimits = DEFAULT_LIMITS
+    client: RegistryClient,
+    doctor: LocalAccount,
+    document: dict,
+    *,
+    fills: int = 1,
+    limits: PrescriptionLimits = DEFAULT_LIMITS,
 ) -> PaperPrescription:
     """Issues a prescription for a patient without a phone: the claim key signs every fill slip and
     every receipt slip here and is then dropped (it is never written anywhere)."""
     issued = issue_prescription(client, doctor, document, fills=fills, limits=limits)
     fill_slips, receipt_slips = paper_slips(issued.payload, fills, issued.expires_at)
-    return PaperPrescription(issued.rx_id, issued.tx, document, issued.expires_at, [a.encode() for a in fill_slips],
-                             [r.encode() for r in receipt_slips])  # fmt: skip
+    return PaperPrescription(
+        issued.rx_id,
+        issued.tx,
+        document,
+        issued.expires_at,
+        [a.encode() for a in fill_slips],
+        [r.encode() for r in receipt_slips],
+    )
 
 
 def read_authorization(client: RegistryClient, text: str) -> Authorization:

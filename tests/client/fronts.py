@@ -17,8 +17,14 @@ class NodeFront:
     does not: a log range limit (``max_logs_range``), a per-sender pool limit (``max_future_nonces``),
     or a method the node lacks (``without``)."""
 
-    def __init__(self, upstream: str, *, max_logs_range: int | None = None, max_future_nonces: int | None = None,
-                 without: tuple[str, ...] = ()):  # fmt: skip
+    def __init__(
+        self,
+        upstream: str,
+        *,
+        max_logs_range: int | None = None,
+        max_future_nonces: int | None = None,
+        without: tuple[str, ...] = (),
+    ):
         self.upstream = upstream
         self.limit = max_logs_range
         self.max_future_nonces = max_future_nonces
@@ -63,8 +69,11 @@ class NodeFront:
             # limit") (besu: ethereum/api/jsonrpc/internal/methods/EthGetLogs and RpcErrorType.java)
             if end - start > self.limit:
                 self.refused += 1
-                return {"jsonrpc": "2.0", "id": call.get("id"),
-                        "error": {"code": -32005, "message": "Requested range exceeds maximum RPC range limit"}}  # fmt: skip
+                return {
+                    "jsonrpc": "2.0",
+                    "id": call.get("id"),
+                    "error": {"code": -32005, "message": "Requested range exceeds maximum RPC range limit"},
+                }
             self.log_queries.append((start, end))
         if call.get("method") == "eth_sendRawTransaction" and self.max_future_nonces is not None:
             with self._pool_lock:  # one send at a time, so the distance checked is the one the node sees
@@ -83,12 +92,21 @@ class NodeFront:
         fields = rlp.decode(raw) if raw[0] >= 0xC0 else rlp.decode(raw[1:])  # legacy, or typed (nonce after chain id)
         nonce = int.from_bytes(fields[0] if raw[0] >= 0xC0 else fields[1], "big")
         sender = Account.recover_transaction(raw)
-        confirmed = int(requests.post(self.upstream, json={"jsonrpc": "2.0", "id": 0, "method": "eth_getTransactionCount",
-                                                           "params": [sender, "latest"]}, timeout=60).json()["result"], 16)  # fmt: skip
+        confirmed = int(
+            requests.post(
+                self.upstream,
+                json={"jsonrpc": "2.0", "id": 0, "method": "eth_getTransactionCount", "params": [sender, "latest"]},
+                timeout=60,
+            ).json()["result"],
+            16,
+        )
         if nonce - confirmed >= self.max_future_nonces:
             self.refused_sends += 1
-            return {"jsonrpc": "2.0", "id": call.get("id"),
-                    "error": {"code": -32000, "message": "Transaction nonce is too distant from current sender nonce"}}  # fmt: skip
+            return {
+                "jsonrpc": "2.0",
+                "id": call.get("id"),
+                "error": {"code": -32000, "message": "Transaction nonce is too distant from current sender nonce"},
+            }
         self.furthest_admitted = max(self.furthest_admitted, nonce - confirmed)
         return requests.post(self.upstream, json=call, timeout=60).json()
 
@@ -96,8 +114,14 @@ class NodeFront:
         if isinstance(tag, int):
             return tag
         if tag in ("latest", "pending", "safe", "finalized"):
-            return int(requests.post(self.upstream, json={"jsonrpc": "2.0", "id": 0, "method": "eth_blockNumber", "params": []},
-                                     timeout=60).json()["result"], 16)  # fmt: skip
+            return int(
+                requests.post(
+                    self.upstream,
+                    json={"jsonrpc": "2.0", "id": 0, "method": "eth_blockNumber", "params": []},
+                    timeout=60,
+                ).json()["result"],
+                16,
+            )
         return 0 if tag == "earliest" else int(tag, 16)
 
     def stop(self) -> None:

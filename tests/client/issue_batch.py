@@ -27,18 +27,28 @@ def batch_item(i: int, doctor: str, valid_from: datetime) -> tuple[dict, ClaimKe
     document = build_prescription(
         doctor=doctor,
         patient_pseudonym=keccak(text=f"patient-{i}").hex()[:22],
-        medications=[MedicationSpec(code="197361", system="http://www.nlm.nih.gov/research/umls/rxnorm",
-                                    text="Amlodipine 5 mg tablet", dosage_text="1 tablet daily", quantity=7,
-                                    unit="tablet", supply_days=7)],
+        medications=[
+            MedicationSpec(
+                code="197361",
+                system="http://www.nlm.nih.gov/research/umls/rxnorm",
+                text="Amlodipine 5 mg tablet",
+                dosage_text="1 tablet daily",
+                quantity=7,
+                unit="tablet",
+                supply_days=7,
+            )
+        ],
         valid_from=valid_from,
         salt=keccak(text=f"salt-{i}")[:16],
-    )  # fmt: skip
+    )
     return document, ClaimKey(keccak(text=f"claim-{i}"))
 
 
 def main() -> None:
     url, registry, deploy_block, outbox, count, valid_from = sys.argv[1:7]
-    client = RegistryClient(Web3(Web3.HTTPProvider(url)), registry, deploy_block=int(deploy_block), outbox=Outbox(outbox))
+    client = RegistryClient(
+        Web3(Web3.HTTPProvider(url)), registry, deploy_block=int(deploy_block), outbox=Outbox(outbox)
+    )
     client.resume_pending()
     doctor = dev_account("doctor")
     start = datetime.fromtimestamp(int(valid_from), timezone.utc)

@@ -40,8 +40,14 @@ def test_batched_prescriptions_go_through_the_whole_lifecycle(client, ids, docum
         confirm_payload_receipt(client, ids["courier"], item.payload_text, with_delivery=True)
         assert client.prescription(item.rx_id).status is Status.COMPLETED
         steps = trail(client, item.rx_id)
-        assert [s.step for s in steps] == ["issued in batch", "opened from batch", "redeemed", "dispatched", "delivered",
-                                           "received"]  # fmt: skip
+        assert [s.step for s in steps] == [
+            "issued in batch",
+            "opened from batch",
+            "redeemed",
+            "dispatched",
+            "delivered",
+            "received",
+        ]
         assert steps[0].actor == ids["hospital"].address
         assert steps[1].actor == ids["doctor"].address
         assert steps[1].details == {"hospital": ids["hospital"].address, "root": "0x" + batch.root.hex()}
@@ -97,11 +103,26 @@ def test_registry_checks_the_doctor_of_a_batched_prescription_at_first_use(clien
     root, _ = client.issue_batch(ids["hospital"], [rx_id], int(checked.valid_until.timestamp()))
 
     with pytest.raises(errors.UnknownPrescription):
-        client.redeem(ids["pharmacy"], doctor=checked.doctor, doc_hash=checked.doc_hash, designated_pharmacy=None,
-                      claim_private_key=key.private_key)  # fmt: skip
+        client.redeem(
+            ids["pharmacy"],
+            doctor=checked.doctor,
+            doc_hash=checked.doc_hash,
+            designated_pharmacy=None,
+            claim_private_key=key.private_key,
+        )
     with pytest.raises(errors.UnknownBatch) as refused:
-        client.transact(ids["pharmacy"], "redeemBatched", checked.doctor, checked.doc_hash, "0x" + "00" * 20, key.address,
-                        client.latest_block_time() + 600, b"\x00" * 65, root, [])  # fmt: skip
+        client.transact(
+            ids["pharmacy"],
+            "redeemBatched",
+            checked.doctor,
+            checked.doc_hash,
+            "0x" + "00" * 20,
+            key.address,
+            client.latest_block_time() + 600,
+            b"\x00" * 65,
+            root,
+            [],
+        )
     assert refused.value.error_args["root"] == root
     assert client.prescription(rx_id).status is Status.NONE
 
@@ -132,8 +153,16 @@ def test_one_batched_prescription_can_be_cancelled(client, ids, documents):
     from rxchain.core.document import validate
 
     opening = validate(checked)
-    client.transact(ids["hospital"], "cancelBatched", opening.doctor, opening.doc_hash, "0x" + "00" * 20,
-                    victim.payload.claim_key.address, proof.root, proof.proof)  # fmt: skip
+    client.transact(
+        ids["hospital"],
+        "cancelBatched",
+        opening.doctor,
+        opening.doc_hash,
+        "0x" + "00" * 20,
+        victim.payload.claim_key.address,
+        proof.root,
+        proof.proof,
+    )
 
     with pytest.raises(errors.PrescriptionIsCancelled):
         redeem_payload(client, ids["pharmacy"], victim.payload_text)
@@ -170,8 +199,16 @@ def test_document_of_a_batched_prescription_verifies_after_it_was_cancelled_from
     gives the document hash, as a first redemption would."""
     item = issue_batch(client, ids["hospital"], documents).prescriptions[2]
     proof = find_batch_proof(client, item.rx_id, ids["doctor"].address)
-    client.transact(ids["hospital"], "cancelBatched", ids["doctor"].address, validate(documents[2]).doc_hash,
-                    "0x" + "00" * 20, item.payload.claim_key.address, proof.root, proof.proof)  # fmt: skip
+    client.transact(
+        ids["hospital"],
+        "cancelBatched",
+        ids["doctor"].address,
+        validate(documents[2]).doc_hash,
+        "0x" + "00" * 20,
+        item.payload.claim_key.address,
+        proof.root,
+        proof.proof,
+    )
 
     assert [s.step for s in trail(client, item.rx_id)] == ["issued in batch", "opened from batch", "cancelled"]
     assert verify_document(client, item.rx_id, documents[2]).matches
@@ -198,8 +235,18 @@ def _redeem_with(client, pharmacy, item, root, proof, claim_key=None, rx_id=None
     key = claim_key or item.payload.claim_key
     deadline = client.latest_block_time() + 600
     signature = sign_redeem(key.private_key, client.domain, rx_id or item.rx_id, pharmacy.address, 1, deadline)
-    return client.transact(pharmacy, "redeemBatched", checked.doctor, checked.doc_hash, "0x" + "00" * 20, key.address,
-                           deadline, signature, root, proof)  # fmt: skip
+    return client.transact(
+        pharmacy,
+        "redeemBatched",
+        checked.doctor,
+        checked.doc_hash,
+        "0x" + "00" * 20,
+        key.address,
+        deadline,
+        signature,
+        root,
+        proof,
+    )
 
 
 def test_batch_issued_again_after_its_withdrawal_is_the_one_redeemed(client, ids, documents):

@@ -24,7 +24,11 @@ def test_pipeline_sends_many_and_the_outbox_settles_them(client, ids):
     txs = []
     for _ in range(40):
         checked = validate(demo_document(doctor.address, now))
-        txs.append(pipeline.sign(doctor, "issue", [checked.doc_hash, ClaimKey.generate().address, "0x" + "00" * 20, now + 3600, 1]))
+        txs.append(
+            pipeline.sign(
+                doctor, "issue", [checked.doc_hash, ClaimKey.generate().address, "0x" + "00" * 20, now + 3600, 1]
+            )
+        )
 
     result = pipeline.run(txs)
 
@@ -46,7 +50,9 @@ def test_sending_again_what_a_block_took_meanwhile_is_no_failure(client, ids):
     doctor = ids["doctor"]
     now = client.latest_block_time()
     checked = validate(demo_document(doctor.address, now))
-    tx = pipeline.sign(doctor, "issue", [checked.doc_hash, ClaimKey.generate().address, "0x" + "00" * 20, now + 3600, 1])
+    tx = pipeline.sign(
+        doctor, "issue", [checked.doc_hash, ClaimKey.generate().address, "0x" + "00" * 20, now + 3600, 1]
+    )
     assert not pipeline.run([tx]).failed
     pipeline._send_again([tx])
     assert client.w3.eth.get_transaction_receipt(tx.tx_hash)["status"] == 1
@@ -84,9 +90,20 @@ def test_rx_bench_runs_a_small_workload_and_prints_json_last(capsys):
     assert figures["prescriptions"] == 40 and figures["batched"] == 20
     # onboarding (2 pharmacies + 2 couriers + 2 doctors), 20 single issues, 1 batch, then 4 steps each
     assert figures["transactions"] == 6 + 20 + 1 + 4 * 40
-    assert set(figures) >= {"tx_per_s", "lifecycles_per_s", "issued_per_s_batched", "transactions", "seconds", "peak_rss_mb", "failed",
-                            "node_ceiling_tx_per_s", "ratio"}  # fmt: skip
-    assert figures["ratio"] > 0 and abs(figures["ratio"] - figures["tx_per_s"] / figures["node_ceiling_tx_per_s"]) < 0.01
+    assert set(figures) >= {
+        "tx_per_s",
+        "lifecycles_per_s",
+        "issued_per_s_batched",
+        "transactions",
+        "seconds",
+        "peak_rss_mb",
+        "failed",
+        "node_ceiling_tx_per_s",
+        "ratio",
+    }
+    assert (
+        figures["ratio"] > 0 and abs(figures["ratio"] - figures["tx_per_s"] / figures["node_ceiling_tx_per_s"]) < 0.01
+    )
 
 
 def test_pipeline_reads_receipts_per_block_and_per_transaction_where_a_node_lacks_that(client, ids, rpc_url):
@@ -103,9 +120,20 @@ def test_pipeline_reads_receipts_per_block_and_per_transaction_where_a_node_lack
             via = RegistryClient(Web3(Web3.HTTPProvider(front.url)), client.address, deploy_block=client.deploy_block)
             pipeline = Pipeline(via)
             now = via.latest_block_time()
-            txs = [pipeline.sign(doctor, "issue", [validate(demo_document(doctor.address, now)).doc_hash,
-                                                   ClaimKey.generate().address, "0x" + "00" * 20, now + 3600, 1])
-                   for _ in range(20)]  # fmt: skip
+            txs = [
+                pipeline.sign(
+                    doctor,
+                    "issue",
+                    [
+                        validate(demo_document(doctor.address, now)).doc_hash,
+                        ClaimKey.generate().address,
+                        "0x" + "00" * 20,
+                        now + 3600,
+                        1,
+                    ],
+                )
+                for _ in range(20)
+            ]
 
             result = pipeline.run(txs)
 
@@ -122,8 +150,25 @@ def test_a_small_in_flight_cap_still_completes_every_lifecycle(capsys):
     """Besu's SEQUENCED pool drops what a sender sends beyond its share, so the bench caps what each
     sender has unmined; with a cap of 3 the streamed run still completes every prescription (the
     final states are read back), and the issue-only run settles its batches window by window."""
-    cli.main(["bench", "-n", "30", "--batched", "0.3", "--doctors", "1", "--pharmacies", "1", "--couriers", "1",
-              "--ceiling", "20", "--max-in-flight", "3"])  # fmt: skip
+    cli.main(
+        [
+            "bench",
+            "-n",
+            "30",
+            "--batched",
+            "0.3",
+            "--doctors",
+            "1",
+            "--pharmacies",
+            "1",
+            "--couriers",
+            "1",
+            "--ceiling",
+            "20",
+            "--max-in-flight",
+            "3",
+        ]
+    )
 
     figures = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert figures["failed"] == 0 and figures["max_in_flight_per_sender"] == 3 and figures["prescriptions"] == 30
@@ -133,7 +178,6 @@ def test_a_small_in_flight_cap_still_completes_every_lifecycle(capsys):
 
     figures = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert figures["failed"] == 0 and figures["batched"] == 1300
-
 
 
 def test_worker_processes_prepare_the_same_batches_as_one_process():
@@ -157,8 +201,13 @@ def test_worker_processes_prepare_the_same_batches_as_one_process():
 
 
 @settings(max_examples=300, deadline=None)
-@given(nonce=st.integers(0, 2**64 - 1), gas=st.integers(0, 30_000_000), to=st.binary(min_size=20, max_size=20),
-       data=st.one_of(st.binary(max_size=60), st.binary(min_size=50, max_size=70_000)), chain_id=st.integers(1, 2**32))  # fmt: skip
+@given(
+    nonce=st.integers(0, 2**64 - 1),
+    gas=st.integers(0, 30_000_000),
+    to=st.binary(min_size=20, max_size=20),
+    data=st.one_of(st.binary(max_size=60), st.binary(min_size=50, max_size=70_000)),
+    chain_id=st.integers(1, 2**32),
+)
 def test_the_pipelines_transaction_encoding_is_rlps(nonce, gas, to, data, chain_id):
     """The bulk path writes a legacy transaction's RLP itself (the rlp package infers a serializer per
     item, a third of the signing time): the bytes must be rlp's, and eth-account must recover the
@@ -174,7 +223,9 @@ def test_the_pipelines_transaction_encoding_is_rlps(nonce, gas, to, data, chain_
     key = coincurve.PrivateKey(bytes(range(1, 33)))
     raw, tx_hash = sign_legacy(key, chain_id, nonce, gas, to, data)
     assert Account.recover_transaction(raw) == Account.from_key(key.secret).address
-    assert rlp.decode(raw)[:6] == rlp.decode(rlp.encode(items))[:6]  # what was signed: nonce, price 0, gas, to, value 0, data
+    assert (
+        rlp.decode(raw)[:6] == rlp.decode(rlp.encode(items))[:6]
+    )  # what was signed: nonce, price 0, gas, to, value 0, data
 
 
 def test_every_bulk_path_keeps_each_sender_within_a_besu_pools_nonce_limit(client, ids, rpc_url):
@@ -201,9 +252,20 @@ def test_every_bulk_path_keeps_each_sender_within_a_besu_pools_nonce_limit(clien
         now = via.latest_block_time()
 
         def issues(pipeline, n):
-            return [pipeline.sign(doctor, "issue", [validate(demo_document(doctor.address, now)).doc_hash,
-                                                    ClaimKey.generate().address, "0x" + "00" * 20, now + 3600, 1])
-                    for _ in range(n)]  # fmt: skip
+            return [
+                pipeline.sign(
+                    doctor,
+                    "issue",
+                    [
+                        validate(demo_document(doctor.address, now)).doc_hash,
+                        ClaimKey.generate().address,
+                        "0x" + "00" * 20,
+                        now + 3600,
+                        1,
+                    ],
+                )
+                for _ in range(n)
+            ]
 
         capped = Pipeline(via, max_in_flight=limit)
         result = capped.run(issues(capped, 3 * limit))

@@ -29,15 +29,18 @@ def boxes(client, deployment) -> BoxesClient:
 
 
 def make_lot(boxes, manufacturer, count=6, *, expires_in=YEAR, first=1):
-    made = [core.Box(i, f"{82_000_000_000_000_000_000 + first * 1000 + i:020d}", core.new_secret()) for i in range(count)]
+    made = [
+        core.Box(i, f"{82_000_000_000_000_000_000 + first * 1000 + i:020d}", core.new_secret()) for i in range(count)
+    ]
     lot = core.Lot.from_boxes(made, boxes.registry.latest_block_time() + expires_in)
     boxes.register_lot(manufacturer, lot)
     return lot, made
 
 
 def dispensed(client, ids, pharmacy_name="pharmacy", fills=1):
-    issued = issue_prescription(client, ids["doctor"], demo_document(ids["doctor"].address, client.latest_block_time()),
-                                fills=fills)
+    issued = issue_prescription(
+        client, ids["doctor"], demo_document(ids["doctor"].address, client.latest_block_time()), fills=fills
+    )
     redeem_payload(client, ids[pharmacy_name], issued.payload_text)
     return issued
 
@@ -130,8 +133,9 @@ def test_the_label_sheet_carries_real_datamatrix_codes(tmp_path):
 def test_rx_box_and_rx_claim_commands(rx, tmp_path, client, ids):
     codes = tmp_path / "codes.csv"
     codes.write_text("code\n" + "".join(f"{84_000_000_000_000_000_000 + i:020d}\n" for i in range(5)))
-    code, out, err = rx("box", "register", "--csv", str(codes), "--out", str(tmp_path / "lots"), "--as", "manufacturer",
-                        json_out=True)
+    code, out, err = rx(
+        "box", "register", "--csv", str(codes), "--out", str(tmp_path / "lots"), "--as", "manufacturer", json_out=True
+    )
     assert code == 0, err
     lot_root, box_file = out["lot"], out["boxFile"]
     with open(box_file) as f:
@@ -144,35 +148,94 @@ def test_rx_box_and_rx_claim_commands(rx, tmp_path, client, ids):
 
     issued = dispensed(client, ids)
     rx_id = str(issued.rx_id)
-    code, out, err = rx("box", "check", rows[0]["code"], rows[0]["secret"], "--lot", str(tmp_path / "lots"), json_out=True)
+    code, out, err = rx(
+        "box", "check", rows[0]["code"], rows[0]["secret"], "--lot", str(tmp_path / "lots"), json_out=True
+    )
     assert code == 0 and out["state"] == "unsold", err
-    code, out, err = rx("box", "dispense", rx_id, "--box", f"{rows[0]['code']}:{rows[0]['secret']}",
-                        "--scan", f"RXS1:{rows[1]['code']}:{rows[1]['secret']}", "--lot", str(tmp_path / "lots"),
-                        "--as", "pharmacy", json_out=True)
+    code, out, err = rx(
+        "box",
+        "dispense",
+        rx_id,
+        "--box",
+        f"{rows[0]['code']}:{rows[0]['secret']}",
+        "--scan",
+        f"RXS1:{rows[1]['code']}:{rows[1]['secret']}",
+        "--lot",
+        str(tmp_path / "lots"),
+        "--as",
+        "pharmacy",
+        json_out=True,
+    )
     assert code == 0 and out["boxes"] == 2, err
     code, out, err = rx("box", "check", rows[0]["code"], rows[0]["secret"], "--lot", str(tmp_path / "lots"))
     assert code == errors.Refused.exit_code and "already sold" in out
     # a second dispense of the same box: refused, named, exit 1
     other = dispensed(client, ids, "pharmacy2")
-    code, out, err = rx("box", "dispense", str(other.rx_id), "--box", f"{rows[0]['code']}:{rows[0]['secret']}",
-                        "--lot", str(tmp_path / "lots"), "--as", "pharmacy2")
+    code, out, err = rx(
+        "box",
+        "dispense",
+        str(other.rx_id),
+        "--box",
+        f"{rows[0]['code']}:{rows[0]['secret']}",
+        "--lot",
+        str(tmp_path / "lots"),
+        "--as",
+        "pharmacy2",
+    )
     assert code == errors.Refused.exit_code and "BoxAlreadyDispensed" in err
 
     assert rx("deliver", rx_id, "--as", "pharmacy")[0] == 0  # the CLI holds the pharmacy's nonces now
     assert rx("confirm", "--payload", issued.payload_text, "--as", "pharmacy")[0] == 0
     opening_file = tmp_path / "opening.json"
-    code, out, err = rx("claim", "file", rx_id, "--insurer", "insurer", "--amount", "total=12800",
-                        "--insurance-ref", "INS-0042", "--out", str(opening_file), "--as", "pharmacy", json_out=True)
+    code, out, err = rx(
+        "claim",
+        "file",
+        rx_id,
+        "--insurer",
+        "insurer",
+        "--amount",
+        "total=12800",
+        "--insurance-ref",
+        "INS-0042",
+        "--out",
+        str(opening_file),
+        "--as",
+        "pharmacy",
+        json_out=True,
+    )
     assert code == 0, err
     opening = json.loads(opening_file.read_text())
     assert opening["insuranceReference"] == "INS-0042" and opening["commitment"] == out["commitment"]
     tampered = tmp_path / "tampered.json"
     tampered.write_text(json.dumps({**opening, "amounts": {"total": 99_999}}))
-    code, out, err = rx("claim", "approve", rx_id, "--fills-left", "0", "--payment-ref", "PAY-1", "--opening",
-                        str(tampered), "--as", "insurer")
+    code, out, err = rx(
+        "claim",
+        "approve",
+        rx_id,
+        "--fills-left",
+        "0",
+        "--payment-ref",
+        "PAY-1",
+        "--opening",
+        str(tampered),
+        "--as",
+        "insurer",
+    )
     assert code == errors.Refused.exit_code and "does not match" in err
-    code, out, err = rx("claim", "approve", rx_id, "--fills-left", "0", "--payment-ref", "PAY-1", "--opening",
-                        str(opening_file), "--as", "insurer", json_out=True)
+    code, out, err = rx(
+        "claim",
+        "approve",
+        rx_id,
+        "--fills-left",
+        "0",
+        "--payment-ref",
+        "PAY-1",
+        "--opening",
+        str(opening_file),
+        "--as",
+        "insurer",
+        json_out=True,
+    )
     assert code == 0, err
     code, out, err = rx("claim", "show", rx_id, json_out=True)
     assert code == 0 and out["claim"] == "approved" and out["approved"]["paymentReference"] == "PAY-1", (out, err)

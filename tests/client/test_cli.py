@@ -15,8 +15,19 @@ from rxchain.paths import project_root
 
 
 def issue_one(rx, tmp_path, *extra: str) -> dict:
-    code, out, err = rx("issue", "--drug", "Metformin 500 mg tablet", "--supply-days", "7", "--out", str(tmp_path / "qr"),
-                        "--as", "doctor", *extra, json_out=True)  # fmt: skip
+    code, out, err = rx(
+        "issue",
+        "--drug",
+        "Metformin 500 mg tablet",
+        "--supply-days",
+        "7",
+        "--out",
+        str(tmp_path / "qr"),
+        "--as",
+        "doctor",
+        *extra,
+        json_out=True,
+    )
     assert code == 0, err
     return out
 
@@ -46,7 +57,9 @@ def test_issue_writes_nothing_unless_asked_and_then_for_its_owner_alone(rx, tmp_
 
 
 def test_app_mode_through_the_command_line_the_key_never_leaves_the_patient(rx, tmp_path, ids):
-    code, issued, err = rx("issue", "--drug", "Metformin 500 mg tablet", "--fills", "2", "--as", "doctor", json_out=True)
+    code, issued, err = rx(
+        "issue", "--drug", "Metformin 500 mg tablet", "--fills", "2", "--as", "doctor", json_out=True
+    )
     assert code == 0, err
     prescription = issued["payload"]  # what the patient's app took home at the desk
 
@@ -69,7 +82,9 @@ def test_app_mode_through_the_command_line_the_key_never_leaves_the_patient(rx, 
     code, receipt, err = rx("patient", "receive", "--code", prescription, "--request", delivery["code"], json_out=True)
     assert code == 0, err
     assert receipt["code"].startswith("RXR1.") and receipt["fillsLeft"] == 1
-    code, _, err = rx("deliver", issued["id"], "--receipt", receipt["code"], "--as", "courier2")  # not the courier asked
+    code, _, err = rx(
+        "deliver", issued["id"], "--receipt", receipt["code"], "--as", "courier2"
+    )  # not the courier asked
     assert code == cli.EXIT_BAD_INPUT and "another hand-over" in " ".join(err.split())
     assert rx("deliver", issued["id"], "--receipt", receipt["code"], "--as", "courier", json_out=True)[0] == 0
 
@@ -82,8 +97,20 @@ def test_app_mode_through_the_command_line_the_key_never_leaves_the_patient(rx, 
 def test_paper_mode_writes_one_slip_per_fill_and_no_key(rx, tmp_path):
     code, _, err = rx("issue", "--drug", "Metformin 500 mg tablet", "--handover", "paper", "--as", "doctor")
     assert code == cli.EXIT_USAGE and "--out" in err
-    code, paper, err = rx("issue", "--drug", "Metformin 500 mg tablet", "--fills", "2", "--handover", "paper",
-                          "--out", str(tmp_path / "slips"), "--as", "doctor", json_out=True)  # fmt: skip
+    code, paper, err = rx(
+        "issue",
+        "--drug",
+        "Metformin 500 mg tablet",
+        "--fills",
+        "2",
+        "--handover",
+        "paper",
+        "--out",
+        str(tmp_path / "slips"),
+        "--as",
+        "doctor",
+        json_out=True,
+    )
     assert code == 0, err
     assert "payload" not in paper and len(paper["fillSlips"]) == 2 and len(paper["receiptSlips"]) == 2
     files = list((tmp_path / "slips").iterdir())
@@ -217,7 +244,9 @@ def test_verify_detects_a_tampered_document(rx, tmp_path, client, doctor):
     document = demo_document(doctor.address, client.latest_block_time())
     original = tmp_path / "rx.json"
     dump_document(document, original)
-    code, issued, err = rx("issue", "--doc", str(original), "--out", str(tmp_path / "qr"), "--as", "doctor", json_out=True)
+    code, issued, err = rx(
+        "issue", "--doc", str(original), "--out", str(tmp_path / "qr"), "--as", "doctor", json_out=True
+    )
     assert code == 0, err
 
     code, check, _ = rx("verify", issued["id"], "--doc", str(original), json_out=True)
@@ -311,13 +340,17 @@ def test_outbox_status_and_resume(rx, tmp_path, w3, deployment, doctor):
 
     box = Outbox(tmp_path / "cli-outbox.sqlite")
     client = RegistryClient(w3, deployment.registry, deploy_block=deployment.deploy_block, outbox=box)
-    call = client.contract.functions.issue(b"\x01" * 32, ClaimKey.generate().address, "0x" + "00" * 20, client.latest_block_time() + 86400, 1)
+    call = client.contract.functions.issue(
+        b"\x01" * 32, ClaimKey.generate().address, "0x" + "00" * 20, client.latest_block_time() + 86400, 1
+    )
     entry = client.sender.sign(doctor, call, 200_000, "issue:died-before-sending", "issue")
     box.record([entry])
 
     code, status, _ = rx("outbox", "status", json_out=True)
     assert code == 0 and status["counts"] == {"pending": 1}
-    assert [(e["txHash"], e["state"], e["nonce"]) for e in status["entries"]] == [(entry.tx_hash, "pending", entry.nonce)]
+    assert [(e["txHash"], e["state"], e["nonce"]) for e in status["entries"]] == [
+        (entry.tx_hash, "pending", entry.nonce)
+    ]
 
     code, resumed, err = rx("outbox", "resume", json_out=True)
     assert code == 0, err
@@ -360,7 +393,10 @@ def test_a_photo_given_as_the_payload_file_points_to_qr_image(rx, tmp_path):
     code, _, err = rx("redeem", "--payload", "@" + issued["qrPng"], "--as", "pharmacy")
 
     assert code == cli.EXIT_BAD_INPUT
-    assert f"is not a text file: if it is a photo of the QR code, give it as --qr-image {issued['qrPng']}" in _one_line_error(err)
+    assert (
+        f"is not a text file: if it is a photo of the QR code, give it as --qr-image {issued['qrPng']}"
+        in _one_line_error(err)
+    )
 
 
 def test_a_missing_receipt_payload_file_is_named(rx, tmp_path):
@@ -381,7 +417,10 @@ def test_a_receipt_for_another_prescription_is_refused_before_sending(rx, tmp_pa
     code, _, err = rx("deliver", first["id"], "--receipt-payload", "@" + second["payloadFile"], "--as", "courier")
 
     assert code == cli.EXIT_BAD_INPUT
-    assert f"the receipt payload is for prescription {second['id']}, not {first['id']}: nothing was sent" in _one_line_error(err)
+    assert (
+        f"the receipt payload is for prescription {second['id']}, not {first['id']}: nothing was sent"
+        in _one_line_error(err)
+    )
     assert [rx("show", i["id"], json_out=True)[1]["status"] for i in (first, second)] == ["dispatched", "dispatched"]
 
 
@@ -443,7 +482,10 @@ def test_a_receipt_before_delivery_names_the_next_step(rx, tmp_path):
     code, _, err = rx("confirm", "--payload", "@" + issued["payloadFile"], "--as", "courier")
 
     assert code == cli.EXIT_REFUSED
-    assert "is ACTIVE: this step does not apply now (it has not been redeemed yet: a pharmacy redeems it first)" in _one_line_error(err)
+    assert (
+        "is ACTIVE: this step does not apply now (it has not been redeemed yet: a pharmacy redeems it first)"
+        in _one_line_error(err)
+    )
 
 
 def test_an_id_typed_in_capitals_without_0x_is_printed_in_the_one_form(rx, tmp_path, monkeypatch):
@@ -499,7 +541,16 @@ def test_a_document_naming_the_patient_says_what_to_do_on_the_command_line_and_s
 def test_trail_and_evidence_json_are_camel_case_like_show(rx, tmp_path):
     issued = issue_one(rx, tmp_path)
     code, trail, _ = rx("trail", issued["id"], json_out=True)
-    assert code == 0 and set(trail[0]) == {"step", "actor", "blockNumber", "blockHash", "blockTime", "txHash", "logIndex", "details"}
+    assert code == 0 and set(trail[0]) == {
+        "step",
+        "actor",
+        "blockNumber",
+        "blockHash",
+        "blockTime",
+        "txHash",
+        "logIndex",
+        "details",
+    }
 
     code, _, _ = rx("audit", "export", issued["id"], "--out", str(tmp_path / "e.json"))
     bundle = json.loads((tmp_path / "e.json").read_text())
@@ -510,7 +561,13 @@ def test_an_evidence_bundle_of_format_1_still_verifies(rx, tmp_path):
     issued = issue_one(rx, tmp_path)
     assert rx("audit", "export", issued["id"], "--out", str(tmp_path / "e.json"))[0] == 0
     bundle = json.loads((tmp_path / "e.json").read_text())
-    snake = {"blockNumber": "block_number", "blockHash": "block_hash", "blockTime": "block_time", "txHash": "tx_hash", "logIndex": "log_index"}
+    snake = {
+        "blockNumber": "block_number",
+        "blockHash": "block_hash",
+        "blockTime": "block_time",
+        "txHash": "tx_hash",
+        "logIndex": "log_index",
+    }
     bundle["format"] = "rxchain-evidence/1"
     bundle["events"] = [{snake.get(k, k): v for k, v in e.items()} for e in bundle["events"]]
     (tmp_path / "v1.json").write_text(json.dumps(bundle))
@@ -518,7 +575,6 @@ def test_an_evidence_bundle_of_format_1_still_verifies(rx, tmp_path):
     code, checked, _ = rx("audit", "check", str(tmp_path / "v1.json"), json_out=True)
 
     assert code == 0 and checked == {"ok": True, "problems": []}
-
 
 
 def test_deploy_deploys_from_this_process_and_records_what_it_deployed(rx, tmp_path, w3, rpc_url, deployment):
@@ -570,6 +626,14 @@ def test_demo_runs_the_one_lifecycle_and_shows_the_refused_second_fill(rx):
     code, out, err = rx("demo")
 
     assert code == 0, err
-    for step in ("1. issue", "2. redeem", "3. dispatch", "4. deliver", "5. confirm", "AlreadyRedeemed", "the patient's QR code:"):
+    for step in (
+        "1. issue",
+        "2. redeem",
+        "3. dispatch",
+        "4. deliver",
+        "5. confirm",
+        "AlreadyRedeemed",
+        "the patient's QR code:",
+    ):
         assert step in out
     assert "received" in out  # the trail table's last step

@@ -96,7 +96,9 @@ def redeem_signed(client, pharmacy, issued):
     """Signs and sends a redemption without waiting (the client's own steps, for the race)."""
     checked = validate(issued.payload.document)
     deadline = client.latest_block_time() + 600
-    signature = sign_redeem(issued.payload.claim_key.private_key, client.domain, issued.rx_id, pharmacy.address, 1, deadline)
+    signature = sign_redeem(
+        issued.payload.claim_key.private_key, client.domain, issued.rx_id, pharmacy.address, 1, deadline
+    )
     call = client.contract.functions.redeem(
         checked.doctor, checked.doc_hash, "0x" + "00" * 20, issued.payload.claim_key.address, deadline, signature
     )
@@ -108,8 +110,11 @@ def redeem_signed(client, pharmacy, issued):
 
 def test_dead_node_gives_a_clear_error_and_writes_nothing(deployment, doctor, tmp_path):
     with pytest.raises(errors.NodeUnavailable) as refused:
-        RegistryClient(Web3(Web3.HTTPProvider("http://127.0.0.1:9", request_kwargs={"timeout": 2})), deployment.registry,
-                       outbox=Outbox(tmp_path / "o.sqlite"))  # fmt: skip
+        RegistryClient(
+            Web3(Web3.HTTPProvider("http://127.0.0.1:9", request_kwargs={"timeout": 2})),
+            deployment.registry,
+            outbox=Outbox(tmp_path / "o.sqlite"),
+        )
 
     assert "127.0.0.1:9" in str(refused.value)
     assert Outbox(tmp_path / "o.sqlite").counts() == {}
@@ -119,7 +124,9 @@ def test_pending_transactions_are_resent_with_the_same_bytes(client, w3, deploym
     """A run that signed and recorded but died before sending: the next run sends exactly that."""
     claim = ClaimKey.generate()
     checked = validate(document)
-    call = client.contract.functions.issue(checked.doc_hash, claim.address, "0x" + "00" * 20, int(checked.valid_until.timestamp()), 1)
+    call = client.contract.functions.issue(
+        checked.doc_hash, claim.address, "0x" + "00" * 20, int(checked.valid_until.timestamp()), 1
+    )
     entry = client.sender.sign(doctor, call, 200_000, "issue:crashed", "issue")
     client.outbox.record([entry])  # ... and the process died here
 

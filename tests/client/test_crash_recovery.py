@@ -23,7 +23,9 @@ COUNT = 30
 
 
 def run_batch(args: list[str]) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, str(SCRIPT), *args], stdout=subprocess.PIPE, text=True, env=dict(os.environ))
+    return subprocess.Popen(
+        [sys.executable, str(SCRIPT), *args], stdout=subprocess.PIPE, text=True, env=dict(os.environ)
+    )
 
 
 def test_killed_batch_resumes_without_duplicates_or_gaps(client, deployment, rpc_url, tmp_path):

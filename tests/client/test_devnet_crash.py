@@ -39,7 +39,9 @@ def devnet(tmp_path, monkeypatch):
 
 def deployed(devnet: Devnet) -> Deployment:
     ids = dev_accounts()
-    record = deploy_registry(Web3(Web3.HTTPProvider(devnet.url)), ids["regulator"], network="devnet", rpc_url=devnet.url, record=False)
+    record = deploy_registry(
+        Web3(Web3.HTTPProvider(devnet.url)), ids["regulator"], network="devnet", rpc_url=devnet.url, record=False
+    )
     record = record.model_copy(update={"network": "crashnet"})
     save_deployment(record)
     onboard(RegistryClient(Web3(Web3.HTTPProvider(devnet.url)), record.registry, deploy_block=record.deploy_block), ids)
@@ -49,7 +51,10 @@ def deployed(devnet: Devnet) -> Deployment:
 def issue_three(devnet: Devnet, outbox: str) -> list[bytes]:
     client = RegistryClient.connect("crashnet", outbox_path=outbox)
     doctor = dev_accounts()["doctor"]
-    return [issue_prescription(client, doctor, demo_document(doctor.address, client.latest_block_time())).rx_id for _ in range(3)]
+    return [
+        issue_prescription(client, doctor, demo_document(doctor.address, client.latest_block_time())).rx_id
+        for _ in range(3)
+    ]
 
 
 def test_sigterm_keeps_every_block(devnet, tmp_path):

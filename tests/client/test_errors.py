@@ -9,7 +9,6 @@ from rxchain.chain.deployment import load_abi
 from rxchain.dev.publish import DEPLOYED, UNREACHABLE
 
 
-
 def test_every_reachable_abi_error_has_a_python_class():
     names = {item["name"] for contract in DEPLOYED for item in load_abi(contract) if item["type"] == "error"}
 
@@ -18,8 +17,7 @@ def test_every_reachable_abi_error_has_a_python_class():
 
 
 def test_every_python_error_class_names_an_abi_error_and_formats():
-    abi_errors = {item["name"]: item for contract in DEPLOYED
-                  for item in load_abi(contract) if item["type"] == "error"}  # fmt: skip
+    abi_errors = {item["name"]: item for contract in DEPLOYED for item in load_abi(contract) if item["type"] == "error"}
 
     for name, cls in errors.BY_NAME.items():
         assert name in abi_errors, f"{name} is not an error of the registry, the permissioning contract or DrugBoxes"

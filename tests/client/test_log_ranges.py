@@ -42,8 +42,12 @@ def a_long_history(client, ids, document):
 
 
 def limited_client(limited: NodeFront, client: RegistryClient, max_logs_range: int) -> RegistryClient:
-    return RegistryClient(Web3(Web3.HTTPProvider(limited.url)), client.address, deploy_block=client.deploy_block,
-                          max_logs_range=max_logs_range)  # fmt: skip
+    return RegistryClient(
+        Web3(Web3.HTTPProvider(limited.url)),
+        client.address,
+        deploy_block=client.deploy_block,
+        max_logs_range=max_logs_range,
+    )
 
 
 def test_the_limited_node_refuses_a_query_from_the_deploy_block_to_the_head(limited, client, a_long_history):
@@ -85,14 +89,18 @@ def test_a_batched_prescription_is_found_and_redeemed_through_a_range_limited_no
     item = batch.prescriptions[1]
     on_limited = limited_client(limited, client, max_logs_range=NODE_LIMIT)
 
-    assert find_batch_proof(on_limited, item.rx_id, ids["doctor"].address) == find_batch_proof(client, item.rx_id, ids["doctor"].address)
+    assert find_batch_proof(on_limited, item.rx_id, ids["doctor"].address) == find_batch_proof(
+        client, item.rx_id, ids["doctor"].address
+    )
     redeem_payload(on_limited, ids["pharmacy"], item.payload_text)
 
     assert client.prescription(item.rx_id).status is Status.DISPENSED
     assert limited.refused == 0 and all(end - start <= NODE_LIMIT for start, end in limited.log_queries)
 
 
-def test_the_index_is_built_and_verified_in_full_through_a_range_limited_node(limited, client, a_long_history, tmp_path):
+def test_the_index_is_built_and_verified_in_full_through_a_range_limited_node(
+    limited, client, a_long_history, tmp_path
+):
     """rx index run and rx index verify --everything: both read the registry's logs in windows the
     limited node answers (verify's full re-read splits what the node refuses)."""
     from rxchain.indexer import index, verify
@@ -105,8 +113,9 @@ def test_the_index_is_built_and_verified_in_full_through_a_range_limited_node(li
     assert all(end - start <= NODE_LIMIT for start, end in limited.log_queries)
 
 
-def test_a_trail_is_read_from_the_index_and_only_the_newer_blocks_from_the_node(limited, client, ids, a_long_history, tmp_path,
-                                                                                rx):  # fmt: skip
+def test_a_trail_is_read_from_the_index_and_only_the_newer_blocks_from_the_node(
+    limited, client, ids, a_long_history, tmp_path, rx
+):
     """Where an index exists, the trail up to its last block comes from it and only the blocks after
     it from the node: on a long chain a few windows, not the whole history. Steps after the index
     (a dispatch) are still there, and the result is the chain's trail."""

@@ -40,7 +40,9 @@ from rxchain.workflow import (
 def raw_redeem(client, pharmacy, auth):
     """The authorisation's own bytes sent straight to the registry (no client-side checks)."""
     doctor, designated = auth.parties
-    return client.transact(pharmacy, "redeem", doctor, auth.doc_hash, designated or ANYONE, auth.claim_key, auth.deadline, auth.signature)
+    return client.transact(
+        pharmacy, "redeem", doctor, auth.doc_hash, designated or ANYONE, auth.claim_key, auth.deadline, auth.signature
+    )
 
 
 def raw_confirm(client, relayer, receipt, *, with_delivery=False):
@@ -53,13 +55,17 @@ def consent(client, issued, pharmacy):
 
 
 def receipt_for(client, issued, deliverer):
-    return patient_receipt(client, issued.payload_text, client.delivery_request(deliverer.address, issued.rx_id).encode())
+    return patient_receipt(
+        client, issued.payload_text, client.delivery_request(deliverer.address, issued.rx_id).encode()
+    )
 
 
 # ---------------------------------------------------------------------------------- app mode
 
 
-def test_the_patient_consents_per_pharmacy_and_signs_the_receipt_for_the_courier(client, doctor, pharmacy, courier, document):
+def test_the_patient_consents_per_pharmacy_and_signs_the_receipt_for_the_courier(
+    client, doctor, pharmacy, courier, document
+):
     issued = issue_prescription(client, doctor, document)
     auth = consent(client, issued, pharmacy)
     assert auth.pharmacy == pharmacy.address and auth.fills_left == 1
@@ -79,7 +85,9 @@ def test_the_patient_consents_per_pharmacy_and_signs_the_receipt_for_the_courier
     assert [s.step for s in trail(client, rx_id)][-1] == "received"
 
 
-def test_a_photographed_authorization_is_useless_to_another_pharmacy(client, doctor, pharmacy, other_pharmacy, document):
+def test_a_photographed_authorization_is_useless_to_another_pharmacy(
+    client, doctor, pharmacy, other_pharmacy, document
+):
     issued = issue_prescription(client, doctor, document)
     photo = consent(client, issued, pharmacy)
 
@@ -103,14 +111,18 @@ def test_an_authorization_past_its_deadline_is_refused(client, doctor, pharmacy,
         raw_redeem(client, pharmacy, auth)
 
 
-def test_the_pharmacy_of_fill_one_can_neither_fill_again_nor_forge_the_receipt(client, doctor, pharmacy, courier, document):
+def test_the_pharmacy_of_fill_one_can_neither_fill_again_nor_forge_the_receipt(
+    client, doctor, pharmacy, courier, document
+):
     issued = issue_prescription(client, doctor, document, fills=2)
     seen = consent(client, issued, pharmacy)  # everything the pharmacy was shown
     redeem_code(client, pharmacy, seen.encode())
 
     # the receipt: the only signature it holds is the consent, which is no receipt
     forged = decode_receipt(receipt_for(client, issued, pharmacy).encode())  # the shape of a receipt
-    forged = type(forged)(forged.chain_id, forged.registry, forged.rx_id, forged.terms, pharmacy.address, 1, seen.deadline, seen.signature)
+    forged = type(forged)(
+        forged.chain_id, forged.registry, forged.rx_id, forged.terms, pharmacy.address, 1, seen.deadline, seen.signature
+    )
     with pytest.raises(BadHandoverSignature):
         decode_receipt(forged.encode())
     with pytest.raises(errors.BadClaimSignature):
@@ -132,7 +144,9 @@ def test_the_pharmacy_of_fill_one_can_neither_fill_again_nor_forge_the_receipt(c
     assert client.prescription(issued.rx_id).fills_left == 0
 
 
-def test_a_courier_cannot_confirm_without_the_patient_nor_with_another_handovers_receipt(client, doctor, pharmacy, courier, ids, document):
+def test_a_courier_cannot_confirm_without_the_patient_nor_with_another_handovers_receipt(
+    client, doctor, pharmacy, courier, ids, document
+):
     issued = issue_prescription(client, doctor, document, fills=2)
     other_courier = ids["courier2"]
     redeem_code(client, pharmacy, consent(client, issued, pharmacy).encode())
@@ -149,8 +163,16 @@ def test_a_courier_cannot_confirm_without_the_patient_nor_with_another_handovers
     made_up = decode_receipt(receipt_for(client, issued, courier).encode())
     from rxchain.core.claims import RegistryDomain, sign_receipt
 
-    fake = sign_receipt(courier.key, RegistryDomain(client.chain_id, client.address), issued.rx_id, courier.address, 1, made_up.deadline)
-    forged = type(made_up)(*[getattr(made_up, f) for f in ("chain_id", "registry", "rx_id", "terms", "deliverer", "fills_left", "deadline")], fake)
+    fake = sign_receipt(
+        courier.key, RegistryDomain(client.chain_id, client.address), issued.rx_id, courier.address, 1, made_up.deadline
+    )
+    forged = type(made_up)(
+        *[
+            getattr(made_up, f)
+            for f in ("chain_id", "registry", "rx_id", "terms", "deliverer", "fills_left", "deadline")
+        ],
+        fake,
+    )
     with pytest.raises(BadHandoverSignature):
         decode_receipt(forged.encode())
     with pytest.raises(errors.BadClaimSignature):
@@ -202,7 +224,18 @@ def test_paper_slips_carry_no_key_and_each_fill_has_its_own(client, doctor, docu
     assert len(set(paper.fill_slips + paper.receipt_slips)) == 6
     for text in paper.fill_slips:
         obj = unframe(text, "RXA")
-        assert set(obj) == {"v", "chainId", "registry", "rxId", "claimAddress", "doc", "pharmacy", "fillsLeft", "deadline", "signature"}
+        assert set(obj) == {
+            "v",
+            "chainId",
+            "registry",
+            "rxId",
+            "claimAddress",
+            "doc",
+            "pharmacy",
+            "fillsLeft",
+            "deadline",
+            "signature",
+        }
         assert obj["pharmacy"] == ANYONE
         assert len(bytes.fromhex(obj["claimAddress"][2:])) == 20  # an address, never a private key
     assert [unframe(t, "RXA")["fillsLeft"] for t in paper.fill_slips] == [3, 2, 1]
@@ -212,10 +245,15 @@ def test_paper_slips_carry_no_key_and_each_fill_has_its_own(client, doctor, docu
         raw = zlib.decompress(__import__("base64").urlsafe_b64decode(text[5:] + "=" * (-len(text[5:]) % 4))[:-4])
         hexes = [w for w in raw.decode().replace('"', " ").split() if w.startswith("0x")]
         assert all(len(h) in (42, 66, 132) for h in hexes)
-        assert all(len(h) != 66 or h in (unframe(text, text[:3]).get("rxId"), unframe(text, text[:3]).get("terms")) for h in hexes)
+        assert all(
+            len(h) != 66 or h in (unframe(text, text[:3]).get("rxId"), unframe(text, text[:3]).get("terms"))
+            for h in hexes
+        )
 
 
-def test_paper_the_pharmacy_of_fill_one_can_neither_fill_again_nor_confirm_receipt(client, doctor, pharmacy, other_pharmacy, courier, document):
+def test_paper_the_pharmacy_of_fill_one_can_neither_fill_again_nor_confirm_receipt(
+    client, doctor, pharmacy, other_pharmacy, courier, document
+):
     paper = issue_on_paper(client, doctor, document, fills=2)
     slip1 = decode_authorization(paper.fill_slips[0])
     redeem_code(client, pharmacy, paper.fill_slips[0])
@@ -225,7 +263,9 @@ def test_paper_the_pharmacy_of_fill_one_can_neither_fill_again_nor_confirm_recei
         redeem_code(client, pharmacy, paper.fill_slips[0])
     # the fill slip's signature is no receipt
     forged = decode_receipt(paper.receipt_slips[0])
-    forged = type(forged)(forged.chain_id, forged.registry, forged.rx_id, forged.terms, ANYONE, 1, slip1.deadline, slip1.signature)
+    forged = type(forged)(
+        forged.chain_id, forged.registry, forged.rx_id, forged.terms, ANYONE, 1, slip1.deadline, slip1.signature
+    )
     with pytest.raises(errors.BadClaimSignature):
         raw_confirm(client, pharmacy, forged, with_delivery=True)
 

@@ -43,7 +43,12 @@ def test_gas_report_prints_its_json_last(capsys):
     assert set(gas) >= {"issue", "redeem", "dispatch", "deliver", "confirm", "cancel", "lifecycle"}
     assert gas["lifecycle"] == sum(gas[k] for k in ("issue", "redeem", "dispatch", "deliver", "confirm"))
     # every whole transaction pays at least the 21,000 of a transaction; a per-prescription or per-box share need not
-    shares = {"issue_batch_per_rx", "box_register_per_box", "box_dispense_5_per_box", "box_dispense_20_per_box",
-              "box_dispense_marginal_per_box"}
+    shares = {
+        "issue_batch_per_rx",
+        "box_register_per_box",
+        "box_dispense_5_per_box",
+        "box_dispense_20_per_box",
+        "box_dispense_marginal_per_box",
+    }
     assert all(isinstance(v, int) for v in gas.values())
     assert all(v > 21_000 for k, v in gas.items() if k not in shares)

@@ -23,7 +23,9 @@ def test_lifecycle_takes_one_prescription_through_five_stamped_steps(client, ids
     result = run_lifecycle(client, ids)
 
     assert [s.step for s in result.steps] == ["issued", "redeemed", "dispatched", "delivered", "received"]
-    assert [s.actor for s in result.steps] == [ids[n].address for n in ("doctor", "pharmacy", "pharmacy", "courier", "courier")]
+    assert [s.actor for s in result.steps] == [
+        ids[n].address for n in ("doctor", "pharmacy", "pharmacy", "courier", "courier")
+    ]
     times = [s.block_time for s in result.steps]
     assert times == sorted(times)
     blocks = [s.block_number for s in result.steps]
@@ -108,7 +110,13 @@ def test_courier_delivers_with_the_patients_receipt_in_one_transaction(client, d
 
     assert [e["event"] for e in tx.events] == ["PrescriptionDelivered", "ReceiptConfirmed"]
     assert client.prescription(issued.rx_id).status is Status.COMPLETED
-    assert [s.step for s in trail(client, issued.rx_id)] == ["issued", "redeemed", "dispatched", "delivered", "received"]
+    assert [s.step for s in trail(client, issued.rx_id)] == [
+        "issued",
+        "redeemed",
+        "dispatched",
+        "delivered",
+        "received",
+    ]
 
 
 def test_over_the_counter_handover_is_labelled_in_the_trail(client, doctor, pharmacy, document):

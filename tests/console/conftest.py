@@ -85,7 +85,10 @@ def console_page(browser, console_server):
     context.set_default_timeout(TIMEOUT_MS)
     page = context.new_page()
     console = ConsolePage(page, console_server.url)
-    page.on("console", lambda msg: console.problems.append(f"console.{msg.type}: {msg.text}") if msg.type == "error" else None)
+    page.on(
+        "console",
+        lambda msg: console.problems.append(f"console.{msg.type}: {msg.text}") if msg.type == "error" else None,
+    )
     page.on("pageerror", lambda exc: console.problems.append(f"uncaught: {exc}"))
     yield console
     context.close()

@@ -35,21 +35,31 @@ def test_the_figures_are_the_scripted_ones(console_server, scenario, client):
     hospitals = {h["hospital"]: h for h in get(console_server, "/api/hospitals").json()}
     for address in scenario.hospitals:
         mine = [p for p in scenario.prescriptions if p.hospital == address]
-        assert (hospitals[address]["issued"], hospitals[address]["expiredUnfilled"]) == (len(mine), sum(p.expired_unfilled(now) for p in mine))
+        assert (hospitals[address]["issued"], hospitals[address]["expiredUnfilled"]) == (
+            len(mine),
+            sum(p.expired_unfilled(now) for p in mine),
+        )
 
     members = {m["account"]: m for m in get(console_server, "/api/members").json()}
     soon = [a for a, story in scenario.member_notes.items() if story == "credential ends soon"]
     assert [members[a]["standing"] for a in soon] == ["expiring"]
     assert members[soon[0]]["daysLeft"] < 30
     assert get(console_server, "/api/members?days=5").json() and not any(
-        m["standing"] == "expiring" for m in get(console_server, "/api/members?days=5").json())
+        m["standing"] == "expiring" for m in get(console_server, "/api/members?days=5").json()
+    )
 
     expired = get(console_server, "/api/expired?limit=3").json()
-    assert expired["total"] == expected["expiredUnfilled"] and len(expired["rows"]) == min(3, expected["expiredUnfilled"])
+    assert expired["total"] == expected["expiredUnfilled"] and len(expired["rows"]) == min(
+        3, expected["expiredUnfilled"]
+    )
     delivery = get(console_server, "/api/delivery-times").json()
-    assert delivery["count"] == summary["received"] - sum(1 for p in scenario.prescriptions for f in p.taken if f.received and not f.courier)
+    assert delivery["count"] == summary["received"] - sum(
+        1 for p in scenario.prescriptions for f in p.taken if f.received and not f.courier
+    )
     daily = get(console_server, "/api/daily").json()
-    assert sum(d["issued"] for d in daily) == expected["issued"] and sum(d["redeemed"] for d in daily) == expected["fills"]
+    assert (
+        sum(d["issued"] for d in daily) == expected["issued"] and sum(d["redeemed"] for d in daily) == expected["fills"]
+    )
     assert sum(r["fills"] for r in get(console_server, "/api/pharmacies").json()) == expected["fills"]
 
 
@@ -78,12 +88,22 @@ def test_read_only_same_origin_and_nothing_else(console_server):
     assert "default-src 'none'" in csp and "script-src 'self'" in csp and "connect-src 'self'" in csp
     assert "unsafe" not in csp
     assert get(console_server, "/vendor/chart.umd.min.js").text.startswith("/*!")
-    for path in ("/vendor/jsQR.js", "/../src/rxchain/web/console.py", "/%2e%2e/pyproject.toml", "/api/secrets", "/config.json", "/rpc"):
+    for path in (
+        "/vendor/jsQR.js",
+        "/../src/rxchain/web/console.py",
+        "/%2e%2e/pyproject.toml",
+        "/api/secrets",
+        "/config.json",
+        "/rpc",
+    ):
         get(console_server, path, 404)
     url = console_server.url.rstrip("/")
     for method in ("post", "put", "delete", "patch"):
         assert getattr(requests, method)(url + "/api/summary", timeout=10).status_code == 405
-    assert requests.post(url + "/rpc", json={"jsonrpc": "2.0", "id": 1, "method": "eth_accounts"}, timeout=10).status_code == 405
+    assert (
+        requests.post(url + "/rpc", json={"jsonrpc": "2.0", "id": 1, "method": "eth_accounts"}, timeout=10).status_code
+        == 405
+    )
     text = page.text + get(console_server, "/app.js").text + get(console_server, "/api/config").text
     assert "privateKey" not in text and "devKeys" not in text and "eth_sendRawTransaction" not in text
 
@@ -104,8 +124,16 @@ def test_following_in_the_background(client, deployment, scenario, rpc_url, ids,
     from rxchain.web.console import make_server
 
     db = str(tmp_path / "follow.sqlite")
-    server = make_server(db, "127.0.0.1", 0, rpc_url=rpc_url, follow=True, registry=deployment.registry,
-                         deploy_block=deployment.deploy_block, poll_interval=0.2)  # fmt: skip
+    server = make_server(
+        db,
+        "127.0.0.1",
+        0,
+        rpc_url=rpc_url,
+        follow=True,
+        registry=deployment.registry,
+        deploy_block=deployment.deploy_block,
+        poll_interval=0.2,
+    )
     with server:
         summary = _wait_for(server, lambda s: s["issued"] == len(scenario.prescriptions))
         assert summary["issued"] == len(scenario.prescriptions)
@@ -139,8 +167,19 @@ def test_the_console_reads_postgres_too(indexed, scenario, deployment, rpc_url, 
     from rxchain.indexer import index
 
     index(rpc_url, deployment.registry, deployment.deploy_block, pg_url)
-    with make_server(pg_url, "127.0.0.1", 0, rpc_url=rpc_url) as pg, make_server(indexed, "127.0.0.1", 0, rpc_url=rpc_url) as lite:
-        for path in ("/api/summary", "/api/daily", "/api/hospitals", "/api/pharmacies", "/api/delivery-times", "/api/members",
-                     "/api/expired", f"/api/trail/{scenario.prescriptions[3].id_hex}"):  # fmt: skip
+    with (
+        make_server(pg_url, "127.0.0.1", 0, rpc_url=rpc_url) as pg,
+        make_server(indexed, "127.0.0.1", 0, rpc_url=rpc_url) as lite,
+    ):
+        for path in (
+            "/api/summary",
+            "/api/daily",
+            "/api/hospitals",
+            "/api/pharmacies",
+            "/api/delivery-times",
+            "/api/members",
+            "/api/expired",
+            f"/api/trail/{scenario.prescriptions[3].id_hex}",
+        ):
             assert get(pg, path).json() == get(lite, path).json(), path
         assert get(pg, "/api/config").json()["database"] == "postgres"

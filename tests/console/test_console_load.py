@@ -41,8 +41,13 @@ def test_the_console_loads_a_large_index(browser, tmp_path, request):
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "03-large-index.png"), full_page=True)
         context.close()
-    result = {"prescriptions": figures["prescriptions"], "events": run["events"], "loadSeconds": [round(t, 3) for t in times],
-              "medianLoadSeconds": round(statistics.median(times), 3), "indexEventsPerSecond": run["eventsPerSecond"]}
+    result = {
+        "prescriptions": figures["prescriptions"],
+        "events": run["events"],
+        "loadSeconds": [round(t, 3) for t in times],
+        "medianLoadSeconds": round(statistics.median(times), 3),
+        "indexEventsPerSecond": run["eventsPerSecond"],
+    }
     (ARTIFACTS / "load-time.json").write_text(json.dumps(result, indent=2) + "\n")
     assert issued == f"{figures['prescriptions']:,}"
     assert problems == []

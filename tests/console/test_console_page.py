@@ -28,7 +28,9 @@ def test_the_page_shows_the_scripted_figures(console_page, scenario, client):
     assert console_page.figure("activeUnfilled") == str(want["activeUnfilled"])
     assert console_page.figure("received") == str(want["received"])
     assert console_page.figure("membersExpiringSoon") == "1"
-    expect(page.locator('[data-figure="issued"] .sub')).to_contain_text(f"{want['issuedBatched']} in {want['batches']} batches")
+    expect(page.locator('[data-figure="issued"] .sub')).to_contain_text(
+        f"{want['issuedBatched']} in {want['batches']} batches"
+    )
     expect(page.locator("#provenance")).to_contain_text(f"block {client.w3.eth.block_number:,}")
 
     # the charts are drawn from the same figures
@@ -96,7 +98,9 @@ def test_an_expired_prescription_opens_its_trail_and_deep_links_work(console_pag
     rx_id = first.get_attribute("data-id")
     first.locator("button").click()
     expect(page.locator("#trail-record")).to_have_attribute("data-status", "expired")
-    expect(page.locator("#trail-steps tbody tr").first).to_have_attribute("data-step", "issued" if scenario.by_id()[rx_id].root is None else "issued in batch")
+    expect(page.locator("#trail-steps tbody tr").first).to_have_attribute(
+        "data-step", "issued" if scenario.by_id()[rx_id].root is None else "issued in batch"
+    )
 
     voided = next(p for p in scenario.prescriptions if p.cancelled == "batch")
     console_page.open(f"#rx={voided.id_hex}")

@@ -40,8 +40,9 @@ class Factory:
         made = core.Lot.from_boxes(boxes)
         made.expires_at = expires_at if expires_at is not None else self.chain.pending_timestamp + expires_in
         made.boxes = boxes  # the manufacturer's side: codes and secrets, by index
-        made.register_tx = self.contract.registerLot(made.root, made.count, made.expires_at,
-                                                     sender=sender or self.manufacturer)
+        made.register_tx = self.contract.registerLot(
+            made.root, made.count, made.expires_at, sender=sender or self.manufacturer
+        )
         self.lots.append(made)
         return made
 
@@ -91,8 +92,12 @@ def drug_boxes(project, registry, chain, regulator, manufacturer, other_manufact
     """DrugBoxes reading the module's registry; two manufacturers and two insurers admitted."""
     deployed = project.DrugBoxes.deploy(registry.address, sender=regulator)
     end = chain.pending_timestamp + CREDENTIAL_TERM
-    for account, role in [(manufacturer, MANUFACTURER_ROLE), (other_manufacturer, MANUFACTURER_ROLE),
-                          (insurer, INSURER_ROLE), (other_insurer, INSURER_ROLE)]:
+    for account, role in [
+        (manufacturer, MANUFACTURER_ROLE),
+        (other_manufacturer, MANUFACTURER_ROLE),
+        (insurer, INSURER_ROLE),
+        (other_insurer, INSURER_ROLE),
+    ]:
         registry.admitMember(account, role, end, sender=regulator)
     return deployed
 
@@ -121,10 +126,20 @@ class BoxLedger:
         for lot in self.factory.lots:
             yield f"lot(0x{lot.root.hex()})", "lot(bytes32)", ["bytes32"], [lot.root]
             for i in range(lot.count):
-                yield f"isUnsold(0x{lot.root.hex()[:8]}…, {i})", "isUnsold(bytes32,uint256)", ["bytes32", "uint256"], [lot.root, i]
+                yield (
+                    f"isUnsold(0x{lot.root.hex()[:8]}…, {i})",
+                    "isUnsold(bytes32,uint256)",
+                    ["bytes32", "uint256"],
+                    [lot.root, i],
+                )
         for rx in self.clinic.issued:
             for fills_left in range(rx.fills):
-                yield f"fill(0x{rx.id.hex()[:8]}…, {fills_left})", "fill(bytes32,uint8)", ["bytes32", "uint8"], [rx.id, fills_left]
+                yield (
+                    f"fill(0x{rx.id.hex()[:8]}…, {fills_left})",
+                    "fill(bytes32,uint8)",
+                    ["bytes32", "uint8"],
+                    [rx.id, fills_left],
+                )
 
     def read(self):
         from eth_abi import encode as abi_encode

@@ -117,8 +117,9 @@ def stranger(accounts):
 
 
 @pytest.fixture(scope="session")
-def parties(regulator, hospital, other_hospital, doctor, other_doctor, pharmacy, other_pharmacy, courier, auditor,
-            stranger):
+def parties(
+    regulator, hospital, other_hospital, doctor, other_doctor, pharmacy, other_pharmacy, courier, auditor, stranger
+):
     """Every named party, by name."""
     return {
         "regulator": regulator,
@@ -137,8 +138,9 @@ def parties(regulator, hospital, other_hospital, doctor, other_doctor, pharmacy,
 # -------------------------------------------------------------------------------- deployment
 
 
-def deploy_registry(project, regulator, *, delay=ADMIN_TRANSFER_DELAY, max_validity=MAX_VALIDITY,
-                    max_fills=MAX_FILLS, sender=None):
+def deploy_registry(
+    project, regulator, *, delay=ADMIN_TRANSFER_DELAY, max_validity=MAX_VALIDITY, max_fills=MAX_FILLS, sender=None
+):
     return project.PrescriptionRegistry.deploy(regulator, delay, max_validity, max_fills, sender=sender or regulator)
 
 
@@ -261,8 +263,9 @@ class Clinic:
         self.batches: list[Batch] = []
 
     # --- issue
-    def issue(self, doctor=None, *, pharmacy=None, fills=1, valid_for=DAY, expires_at=None, doc_hash=None,
-              claim_key=None) -> Rx:
+    def issue(
+        self, doctor=None, *, pharmacy=None, fills=1, valid_for=DAY, expires_at=None, doc_hash=None, claim_key=None
+    ) -> Rx:
         doctor = doctor or self.parties["doctor"]
         pharmacy = _address(pharmacy) if pharmacy is not None else ZERO_ADDRESS
         doc_hash = doc_hash or fresh_doc_hash()
@@ -275,8 +278,9 @@ class Clinic:
         self.issued.append(rx)
         return rx
 
-    def issue_batch(self, hospital=None, *, doctors=None, pharmacies=None, size=3, fills=1, valid_for=DAY,
-                    expires_at=None) -> Batch:
+    def issue_batch(
+        self, hospital=None, *, doctors=None, pharmacies=None, size=3, fills=1, valid_for=DAY, expires_at=None
+    ) -> Batch:
         """A batch of ``size`` prescriptions (by ``doctors``, default all by ``doctor``; for ``pharmacies``,
         default any), made as the hospital's client makes them: ids off chain, proofs from rxchain.core.batch."""
         hospital = hospital or self.parties["hospital"]
@@ -290,8 +294,19 @@ class Clinic:
         tx = self.registry.issueBatch(rx_ids, expires_at, fills, sender=hospital)
         root = batches.merkle_root(rx_ids)
         rxs = [
-            Rx(rx_ids[i], terms[i], doctors[i], doc_hashes[i], pharmacies[i], keys[i], expires_at, fills, tx, root,
-               tuple(batches.merkle_proof(rx_ids, i)))
+            Rx(
+                rx_ids[i],
+                terms[i],
+                doctors[i],
+                doc_hashes[i],
+                pharmacies[i],
+                keys[i],
+                expires_at,
+                fills,
+                tx,
+                root,
+                tuple(batches.merkle_proof(rx_ids, i)),
+            )
             for i in range(len(rx_ids))
         ]
         made = Batch(root, rxs, hospital.address, expires_at, fills, tx)
@@ -301,8 +316,9 @@ class Clinic:
 
     def cancel_batched(self, rx, sender, *, root=None, proof=None, openings=None):
         """Cancels batched ``rx`` before its first fill, with its openings and Merkle proof."""
-        return self.registry.cancelBatched(*(openings or rx.openings), root or rx.root,
-                                           list(rx.proof if proof is None else proof), sender=sender)
+        return self.registry.cancelBatched(
+            *(openings or rx.openings), root or rx.root, list(rx.proof if proof is None else proof), sender=sender
+        )
 
     def state(self, rx):
         return self.registry.prescription(rx.id)
@@ -317,11 +333,23 @@ class Clinic:
         if fills_left is None:
             state = self.state(rx)
             fills_left = rx.fills if state.status == Status.NONE else state.fillsLeft
-        return claims.sign_redeem((signer or rx.claim_key).key, domain or self.domain, rx.id, _address(pharmacy),
-                                  fills_left, deadline)
+        return claims.sign_redeem(
+            (signer or rx.claim_key).key, domain or self.domain, rx.id, _address(pharmacy), fills_left, deadline
+        )
 
-    def redeem(self, rx, pharmacy, *, deadline=None, signature=None, openings=None, batched=None, root=None,
-               proof=None, **signing):
+    def redeem(
+        self,
+        rx,
+        pharmacy,
+        *,
+        deadline=None,
+        signature=None,
+        openings=None,
+        batched=None,
+        root=None,
+        proof=None,
+        **signing,
+    ):
         """Redeems ``rx``: with redeemBatched (its root and proof) when it is batched, unless ``batched=False``."""
         deadline = self.deadline() if deadline is None else deadline
         if signature is None:
@@ -329,8 +357,9 @@ class Clinic:
         arguments = (*(openings or rx.openings), deadline, signature)
         if batched is False or (batched is None and rx.root is None):
             return self.registry.redeem(*arguments, sender=pharmacy)
-        return self.registry.redeemBatched(*arguments, root or rx.root, list(rx.proof if proof is None else proof),
-                                           sender=pharmacy)
+        return self.registry.redeemBatched(
+            *arguments, root or rx.root, list(rx.proof if proof is None else proof), sender=pharmacy
+        )
 
     # --- delivery trail
     def dispatch(self, rx, pharmacy, courier):
@@ -347,7 +376,9 @@ class Clinic:
             fills_left = state.fillsLeft
         if deliverer is None:
             deliverer = state.custodian
-        return claims.sign_receipt((signer or rx.claim_key).key, domain or self.domain, rx.id, str(deliverer), fills_left, deadline)
+        return claims.sign_receipt(
+            (signer or rx.claim_key).key, domain or self.domain, rx.id, str(deliverer), fills_left, deadline
+        )
 
     def confirm(self, rx, relayer, *, deadline=None, signature=None, terms=None, **signing):
         deadline = self.deadline() if deadline is None else deadline
@@ -483,8 +514,12 @@ class Ledger:
         for rx in self.clinic.issued:
             yield f"prescription(0x{rx.id.hex()})", "prescription(bytes32)", ["bytes32"], [rx.id]
         for made in self.clinic.batches:
-            yield (f"batch({made.hospital}, 0x{made.root.hex()})", "batch(address,bytes32)", ["address", "bytes32"],
-                   [made.hospital, made.root])
+            yield (
+                f"batch({made.hospital}, 0x{made.root.hex()})",
+                "batch(address,bytes32)",
+                ["address", "bytes32"],
+                [made.hospital, made.root],
+            )
 
     def read(self):
         labels, requests = [], []
@@ -522,9 +557,7 @@ def assert_custom_error(error, expected, arguments, registry):
         name, inputs = _decode_raw_revert(error, registry)
     actual = {k: normalise(v) for k, v in inputs.items()}
     wanted = {k: normalise(v) for k, v in arguments.items()}
-    assert (name, actual) == (expected_name, wanted), (
-        f"expected {expected_name}({wanted}), got {name}({actual})"
-    )
+    assert (name, actual) == (expected_name, wanted), f"expected {expected_name}({wanted}), got {name}({actual})"
 
 
 @pytest.fixture
@@ -541,8 +574,14 @@ def reverts(ledger, registry, request):
     if "drug_boxes" in request.fixturenames:
         from .boxkit import BoxLedger
 
-        books.append(BoxLedger(request.getfixturevalue("drug_boxes"), ledger.chain,
-                               request.getfixturevalue("module_factory"), ledger.clinic))
+        books.append(
+            BoxLedger(
+                request.getfixturevalue("drug_boxes"),
+                ledger.chain,
+                request.getfixturevalue("module_factory"),
+                ledger.clinic,
+            )
+        )
 
     @contextlib.contextmanager
     def _reverts(expected, /, **arguments):

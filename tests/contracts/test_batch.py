@@ -70,9 +70,12 @@ def test_every_prescription_of_a_batch_redeems_with_its_proof(clinic, registry, 
         assert batches.verify_proof(list(rx.proof), made.root, rx.id)
         tx = clinic.redeem(rx, pharmacy)
         assert tx.return_value == rx.id
-        assert_events(tx, registry,
-                      event("PrescriptionOpened", id=rx.id, doctor=doctor, hospital=hospital, root=made.root),
-                      event("PrescriptionRedeemed", id=rx.id, pharmacy=pharmacy, fillsLeft=0))
+        assert_events(
+            tx,
+            registry,
+            event("PrescriptionOpened", id=rx.id, doctor=doctor, hospital=hospital, root=made.root),
+            event("PrescriptionRedeemed", id=rx.id, pharmacy=pharmacy, fillsLeft=0),
+        )
         assert registry.prescription(rx.id) == (pharmacy.address, issued_at, made.expires_at, Status.DISPENSED, 0)
 
 
@@ -84,8 +87,9 @@ def test_a_batched_prescription_follows_the_whole_trail(clinic, registry, hospit
     assert registry.prescription(rx.id)[::3] == (courier.address, Status.COMPLETED)
 
 
-def test_later_fills_of_a_batched_prescription_need_no_proof(clinic, registry, hospital, pharmacy, other_pharmacy,
-                                                             reverts):
+def test_later_fills_of_a_batched_prescription_need_no_proof(
+    clinic, registry, hospital, pharmacy, other_pharmacy, reverts
+):
     rx = clinic.issue_batch(hospital, size=3, fills=3).rxs[2]
     clinic.received(rx, pharmacy=pharmacy)  # first fill, opened with the proof
     assert registry.prescription(rx.id)[3:] == (Status.REFILLABLE, 2)
@@ -99,8 +103,9 @@ def test_later_fills_of_a_batched_prescription_need_no_proof(clinic, registry, h
         clinic.redeem(rx, other_pharmacy, fills_left=0)
 
 
-def test_an_unopened_batched_prescription_cannot_be_redeemed_without_its_batch(clinic, registry, hospital, pharmacy,
-                                                                               reverts):
+def test_an_unopened_batched_prescription_cannot_be_redeemed_without_its_batch(
+    clinic, registry, hospital, pharmacy, reverts
+):
     rx = clinic.issue_batch(hospital, size=2).rxs[0]
 
     with reverts(registry.UnknownPrescription, id=rx.id):
@@ -196,8 +201,9 @@ def test_an_id_left_out_of_the_batch_cannot_borrow_its_root(clinic, registry, ho
 
 
 @pytest.mark.parametrize("name", ["other_doctor", "stranger", "pharmacy"])
-def test_a_batched_prescription_must_name_a_doctor_of_the_batchs_hospital(clinic, registry, parties, hospital,
-                                                                         pharmacy, reverts, name):
+def test_a_batched_prescription_must_name_a_doctor_of_the_batchs_hospital(
+    clinic, registry, parties, hospital, pharmacy, reverts, name
+):
     """Only the named doctor's own hospital's batch is looked at: another hospital's doctor, or an account
     that is no hospital's doctor, finds no such batch."""
     named = parties[name]
@@ -210,8 +216,9 @@ def test_a_batched_prescription_must_name_a_doctor_of_the_batchs_hospital(clinic
     clinic.redeem(made.rxs[0], pharmacy)  # the hospital's own doctor's prescription is fine
 
 
-def test_a_batched_prescription_of_a_doctor_who_since_left_the_hospital_fails(clinic, registry, hospital, doctor,
-                                                                              pharmacy, reverts):
+def test_a_batched_prescription_of_a_doctor_who_since_left_the_hospital_fails(
+    clinic, registry, hospital, doctor, pharmacy, reverts
+):
     rx = clinic.issue_batch(hospital, size=2).rxs[0]
     registry.revokeRole(DOCTOR_ROLE, doctor, sender=hospital)
 
@@ -219,8 +226,9 @@ def test_a_batched_prescription_of_a_doctor_who_since_left_the_hospital_fails(cl
         clinic.redeem(rx, pharmacy)
 
 
-def test_a_batch_issued_after_its_doctors_licence_lapsed_cannot_be_opened(clinic, registry, chain, hospital, doctor,
-                                                                           pharmacy, reverts):
+def test_a_batch_issued_after_its_doctors_licence_lapsed_cannot_be_opened(
+    clinic, registry, chain, hospital, doctor, pharmacy, reverts
+):
     """Lapsed, not revoked: the doctor still holds the role, but the credential ended before the batch."""
     end = chain.pending_timestamp + HOUR
     registry.renewMember(doctor, end, sender=hospital)
@@ -234,8 +242,9 @@ def test_a_batch_issued_after_its_doctors_licence_lapsed_cannot_be_opened(clinic
             clinic.redeem(rx, pharmacy)
 
 
-def test_a_batch_issued_in_the_last_second_of_its_doctors_licence_opens_after_it_lapsed(clinic, registry, chain,
-                                                                                       hospital, doctor, pharmacy):
+def test_a_batch_issued_in_the_last_second_of_its_doctors_licence_opens_after_it_lapsed(
+    clinic, registry, chain, hospital, doctor, pharmacy
+):
     end = chain.pending_timestamp + HOUR
     registry.renewMember(doctor, end, sender=hospital)
     next_block_at(chain, end)
@@ -257,8 +266,9 @@ def test_an_expired_batched_prescription_cannot_be_opened(clinic, registry, chai
         clinic.redeem(rx, pharmacy)
 
 
-def test_the_claim_key_must_consent_to_a_batched_redemption(clinic, registry, hospital, pharmacy, other_pharmacy,
-                                                            reverts):
+def test_the_claim_key_must_consent_to_a_batched_redemption(
+    clinic, registry, hospital, pharmacy, other_pharmacy, reverts
+):
     rx = clinic.issue_batch(hospital, size=2).rxs[0]
     deadline = clinic.deadline()
     for_pharmacy = clinic.redeem_signature(rx, pharmacy, deadline=deadline)
@@ -269,9 +279,9 @@ def test_the_claim_key_must_consent_to_a_batched_redemption(clinic, registry, ho
         clinic.redeem(rx, pharmacy, signer=fresh_claim_key())
 
 
-def test_a_batched_prescription_with_no_claim_key_cannot_be_redeemed_without_consent(clinic, registry, chain,
-                                                                                     hospital, doctor, pharmacy,
-                                                                                     ledger):
+def test_a_batched_prescription_with_no_claim_key_cannot_be_redeemed_without_consent(
+    clinic, registry, chain, hospital, doctor, pharmacy, ledger
+):
     """issue() refuses a zero claim key (ZeroClaimKey); a batch cannot see inside its ids, so redeeming
     must not take "no valid signature" (which recovers to the zero address) as the zero key's consent."""
     doc_hash = fresh_doc_hash()
@@ -281,16 +291,26 @@ def test_a_batched_prescription_with_no_claim_key_cannot_be_redeemed_without_con
 
     for no_signature in (b"", bytes(65)):
         with pytest.raises(ContractLogicError) as refused:
-            registry.redeemBatched(doctor, doc_hash, ZERO_ADDRESS, ZERO_ADDRESS, clinic.deadline(), no_signature,
-                                   batches.merkle_root([rx_id]), [], sender=pharmacy)
+            registry.redeemBatched(
+                doctor,
+                doc_hash,
+                ZERO_ADDRESS,
+                ZERO_ADDRESS,
+                clinic.deadline(),
+                no_signature,
+                batches.merkle_root([rx_id]),
+                [],
+                sender=pharmacy,
+            )
         assert refused.value.name in ("BadClaimSignature", "ZeroClaimKey")
 
     assert registry.prescription(rx_id) == NOTHING
     assert ledger.read() == before
 
 
-def test_a_batched_prescription_for_a_designated_pharmacy_goes_to_it_only(clinic, registry, hospital, pharmacy,
-                                                                          other_pharmacy, reverts):
+def test_a_batched_prescription_for_a_designated_pharmacy_goes_to_it_only(
+    clinic, registry, hospital, pharmacy, other_pharmacy, reverts
+):
     rx = clinic.issue_batch(hospital, size=2, pharmacies=[pharmacy, None]).rxs[0]
 
     with reverts(registry.NotDesignatedPharmacy, id=rx.id, pharmacy=other_pharmacy):
@@ -310,9 +330,12 @@ def test_one_prescription_of_a_batch_is_cancelled(clinic, registry, parties, pha
     tx = clinic.cancel_batched(rx, by)
 
     assert tx.return_value == rx.id
-    assert_events(tx, registry, event("PrescriptionOpened", id=rx.id, doctor=rx.doctor, hospital=made.hospital,
-                                      root=made.root),
-                  event("PrescriptionCancelled", id=rx.id, by=by))
+    assert_events(
+        tx,
+        registry,
+        event("PrescriptionOpened", id=rx.id, doctor=rx.doctor, hospital=made.hospital, root=made.root),
+        event("PrescriptionCancelled", id=rx.id, by=by),
+    )
     assert registry.prescription(rx.id) == (rx.doctor, made.issue_tx.timestamp, made.expires_at, Status.CANCELLED, 0)
     with reverts(registry.PrescriptionIsCancelled, id=rx.id):
         clinic.redeem(rx, pharmacy)
@@ -322,8 +345,9 @@ def test_one_prescription_of_a_batch_is_cancelled(clinic, registry, parties, pha
 
 
 @pytest.mark.parametrize("name", ["other_hospital", "doctor", "pharmacy", "stranger"])
-def test_only_the_batchs_hospital_and_the_regulator_cancel_one_of_its_prescriptions(clinic, registry, parties,
-                                                                                    hospital, reverts, name):
+def test_only_the_batchs_hospital_and_the_regulator_cancel_one_of_its_prescriptions(
+    clinic, registry, parties, hospital, reverts, name
+):
     made = clinic.issue_batch(hospital, size=2)
     rx = made.rxs[0]
 
@@ -331,8 +355,9 @@ def test_only_the_batchs_hospital_and_the_regulator_cancel_one_of_its_prescripti
         clinic.cancel_batched(rx, parties[name])
 
 
-def test_a_redeemed_batched_prescription_cannot_be_cancelled_from_the_batch(clinic, registry, hospital, pharmacy,
-                                                                            reverts):
+def test_a_redeemed_batched_prescription_cannot_be_cancelled_from_the_batch(
+    clinic, registry, hospital, pharmacy, reverts
+):
     made = clinic.issue_batch(hospital, size=2)
     rx = clinic.dispensed(made.rxs[0], pharmacy=pharmacy)
 
@@ -393,7 +418,8 @@ def test_withdrawing_an_unknown_batch_fails(registry, parties, regulator, revert
 
 
 def test_a_hospital_whose_credential_ended_cannot_withdraw_its_batch_but_the_regulator_can(
-        clinic, registry, chain, regulator, hospital, reverts):
+    clinic, registry, chain, regulator, hospital, reverts
+):
     made = clinic.issue_batch(hospital, size=2, valid_for=DAY)
     end = chain.pending_timestamp + HOUR
     registry.renewMember(hospital, end, sender=regulator)

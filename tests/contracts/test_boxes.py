@@ -37,8 +37,17 @@ def dispensed_rx(clinic, pharmacy, **issue):
 def test_a_manufacturer_registers_a_lot_and_every_box_starts_unsold(drug_boxes, factory, manufacturer, chain):
     lot = factory.lot(300)  # one full bitmap word and a partial one
     tx_events = contract_events(lot.register_tx, drug_boxes)
-    assert tx_events == [("LotRegistered", {"lot": normalise(lot.root), "manufacturer": manufacturer.address,
-                                            "count": 300, "expiresAt": lot.expires_at})]
+    assert tx_events == [
+        (
+            "LotRegistered",
+            {
+                "lot": normalise(lot.root),
+                "manufacturer": manufacturer.address,
+                "count": 300,
+                "expiresAt": lot.expires_at,
+            },
+        )
+    ]
     assert drug_boxes.lot(lot.root) == (manufacturer.address, lot.expires_at, 300, 9, False)
     assert all(drug_boxes.isUnsold(lot.root, i) for i in (0, 1, 255, 256, 299))
     assert not drug_boxes.isUnsold(lot.root, 300)  # past the lot's last box
@@ -97,8 +106,15 @@ def test_a_genuine_box_is_dispensed_once(drug_boxes, factory, clinic, registry, 
     box = lot.boxes[3]
     tx = drug_boxes.dispense(rx.id, [dispense_group(lot, [box])], sender=pharmacy)
     assert contract_events(tx, drug_boxes) == [
-        ("FillBoxesRecorded", {"rxId": normalise(rx.id), "pharmacy": pharmacy.address, "fillsLeft": 0,
-                               "nullifiers": normalise([box.nullifier])}),
+        (
+            "FillBoxesRecorded",
+            {
+                "rxId": normalise(rx.id),
+                "pharmacy": pharmacy.address,
+                "fillsLeft": 0,
+                "nullifiers": normalise([box.nullifier]),
+            },
+        ),
     ]
     assert not drug_boxes.isUnsold(lot.root, 3)
     assert drug_boxes.isUnsold(lot.root, 2) and drug_boxes.isUnsold(lot.root, 4)
@@ -133,8 +149,9 @@ def test_a_fill_records_its_boxes_once(drug_boxes, factory, clinic, reverts, pha
     assert drug_boxes.isUnsold(lot.root, 2)
 
 
-def test_each_fill_of_a_refillable_prescription_records_its_own_boxes(drug_boxes, factory, clinic, pharmacy,
-                                                                      other_pharmacy, courier):
+def test_each_fill_of_a_refillable_prescription_records_its_own_boxes(
+    drug_boxes, factory, clinic, pharmacy, other_pharmacy, courier
+):
     lot = factory.lot(8)
     rx = clinic.dispensed(pharmacy=pharmacy, fills=2)
     drug_boxes.dispense(rx.id, [dispense_group(lot, lot.boxes[:2])], sender=pharmacy)
@@ -154,8 +171,15 @@ def test_a_fill_of_five_boxes_from_two_lots_in_one_transaction(drug_boxes, facto
     [(name, args)] = contract_events(tx, drug_boxes)
     assert name == "FillBoxesRecorded"
     assert args["nullifiers"] == normalise([n for group in groups for n in group[2]])
-    assert [drug_boxes.isUnsold(a.root, i) for i in (2, 3, 4, 5, 200, 255, 256)] == [True, False, False, True, False,
-                                                                                      True, False]
+    assert [drug_boxes.isUnsold(a.root, i) for i in (2, 3, 4, 5, 200, 255, 256)] == [
+        True,
+        False,
+        False,
+        True,
+        False,
+        True,
+        False,
+    ]
     assert not drug_boxes.isUnsold(b.root, 39)
     assert drug_boxes.fill(rx.id, 0).boxes == 5
 
@@ -209,8 +233,9 @@ def test_box_indexes_must_be_in_the_lot_and_increasing(drug_boxes, factory, clin
         drug_boxes.dispense(rx.id, [dispense_group(lot, lot.boxes[:1]), (lot.root, [], [], [])], sender=pharmacy)
     # the same box in two groups of one fill
     with reverts(drug_boxes.BoxAlreadyDispensed, nullifier=n[3], lot=lot.root, index=3):
-        drug_boxes.dispense(rx.id, [dispense_group(lot, lot.boxes[3:4]), dispense_group(lot, lot.boxes[3:4])],
-                            sender=pharmacy)
+        drug_boxes.dispense(
+            rx.id, [dispense_group(lot, lot.boxes[3:4]), dispense_group(lot, lot.boxes[3:4])], sender=pharmacy
+        )
     with reverts(drug_boxes.InvalidBoxCount, count=256, maximum=255):
         drug_boxes.dispense(rx.id, [dispense_group(lot, lot.boxes[:1])] * 256, sender=pharmacy)
 
@@ -238,14 +263,17 @@ def test_a_recalled_lot_is_refused(drug_boxes, factory, clinic, reverts, pharmac
     lot = factory.lot(8)
     rx = dispensed_rx(clinic, pharmacy)
     tx = drug_boxes.recallLot(lot.root, sender=manufacturer)
-    assert contract_events(tx, drug_boxes) == [("LotRecalled", {"lot": normalise(lot.root), "by": manufacturer.address})]
+    assert contract_events(tx, drug_boxes) == [
+        ("LotRecalled", {"lot": normalise(lot.root), "by": manufacturer.address})
+    ]
     with reverts(drug_boxes.LotIsRecalled, lot=lot.root):
         drug_boxes.dispense(rx.id, [dispense_group(lot, lot.boxes[:1])], sender=pharmacy)
     assert drug_boxes.boxState(lot.root, 0, lot.boxes[0].nullifier, lot.proof(0)) == BOX_RECALLED
 
 
-def test_who_may_recall_a_lot(drug_boxes, factory, reverts, registry, regulator, manufacturer, other_manufacturer,
-                              pharmacy, insurer):
+def test_who_may_recall_a_lot(
+    drug_boxes, factory, reverts, registry, regulator, manufacturer, other_manufacturer, pharmacy, insurer
+):
     lot = factory.lot(4)
     for attacker in (other_manufacturer, pharmacy, insurer):
         with reverts(drug_boxes.NotLotManufacturer, lot=lot.root, caller=attacker):
@@ -283,8 +311,9 @@ def test_a_lot_is_dispensable_up_to_its_expiry_second(drug_boxes, factory, clini
 # ------------------------------------------------------------------------- who may dispense
 
 
-def test_only_the_pharmacy_holding_the_dispensed_prescription_records_boxes(drug_boxes, factory, clinic, reverts,
-                                                                           doctor, pharmacy, other_pharmacy, courier):
+def test_only_the_pharmacy_holding_the_dispensed_prescription_records_boxes(
+    drug_boxes, factory, clinic, reverts, doctor, pharmacy, other_pharmacy, courier
+):
     lot = factory.lot(8)
     group = [dispense_group(lot, lot.boxes[:1])]
     unknown = keccak(text="no such prescription")
@@ -315,8 +344,9 @@ def test_a_revoked_pharmacy_records_no_boxes(drug_boxes, factory, clinic, revert
 # --------------------------------------------------------------------------------- the race
 
 
-def test_four_pharmacies_racing_for_one_box_in_one_block_exactly_one_wins(drug_boxes, factory, clinic, chain, registry,
-                                                                          regulator, pharmacy, other_pharmacy):
+def test_four_pharmacies_racing_for_one_box_in_one_block_exactly_one_wins(
+    drug_boxes, factory, clinic, chain, registry, regulator, pharmacy, other_pharmacy
+):
     """Each of four pharmacies holds its own dispensed prescription and the same box's code and secret;
     their four transactions are mined in one block: exactly one spends the box."""
     extra = [Account.from_key(keccak(text=f"rxchain box race pharmacy {i}")) for i in range(2)]
@@ -329,27 +359,39 @@ def test_four_pharmacies_racing_for_one_box_in_one_block_exactly_one_wins(drug_b
     racers += [(a.address, a.key) for a in extra]
     rxs = [clinic.issue() for _ in racers]
     w3 = chain.provider.web3
-    reg = w3.eth.contract(address=registry.address, abi=[a.model_dump(mode="json", by_alias=True)
-                                                         for a in registry.contract_type.abi])
-    boxes_c = w3.eth.contract(address=drug_boxes.address, abi=[a.model_dump(mode="json", by_alias=True)
-                                                               for a in drug_boxes.contract_type.abi])
+    reg = w3.eth.contract(
+        address=registry.address, abi=[a.model_dump(mode="json", by_alias=True) for a in registry.contract_type.abi]
+    )
+    boxes_c = w3.eth.contract(
+        address=drug_boxes.address, abi=[a.model_dump(mode="json", by_alias=True) for a in drug_boxes.contract_type.abi]
+    )
 
     def send(address, key, call):
-        tx = call.build_transaction({"from": address, "nonce": w3.eth.get_transaction_count(address, "pending"),
-                                     "gas": 3_000_000, "gasPrice": 0, "chainId": w3.eth.chain_id})
+        tx = call.build_transaction(
+            {
+                "from": address,
+                "nonce": w3.eth.get_transaction_count(address, "pending"),
+                "gas": 3_000_000,
+                "gasPrice": 0,
+                "chainId": w3.eth.chain_id,
+            }
+        )
         signed = Account.sign_transaction(tx, key)
         return w3.eth.send_raw_transaction(signed.raw_transaction)
 
     deadline = chain.pending_timestamp + HOUR
     for (address, key), rx in zip(racers, rxs):
         sig = clinic.redeem_signature(rx, address, deadline=deadline)
-        receipt = w3.eth.wait_for_transaction_receipt(send(address, key, reg.functions.redeem(*rx.openings, deadline, sig)))
+        receipt = w3.eth.wait_for_transaction_receipt(
+            send(address, key, reg.functions.redeem(*rx.openings, deadline, sig))
+        )
         assert receipt["status"] == 1
     group = [dispense_group(lot, [box])]
     w3.provider.make_request("evm_setAutomine", [False])
     try:
-        hashes = [send(address, key, boxes_c.functions.dispense(rx.id, group)) for (address, key), rx in
-                  zip(racers, rxs)]
+        hashes = [
+            send(address, key, boxes_c.functions.dispense(rx.id, group)) for (address, key), rx in zip(racers, rxs)
+        ]
         w3.provider.make_request("evm_mine", [])
     finally:
         w3.provider.make_request("evm_setAutomine", [True])
@@ -364,8 +406,9 @@ def test_four_pharmacies_racing_for_one_box_in_one_block_exactly_one_wins(drug_b
     assert not drug_boxes.isUnsold(lot.root, 7)
 
 
-def test_the_manufacturer_who_knows_every_secret_cannot_dispense(drug_boxes, factory, clinic, reverts, pharmacy,
-                                                                 manufacturer):
+def test_the_manufacturer_who_knows_every_secret_cannot_dispense(
+    drug_boxes, factory, clinic, reverts, pharmacy, manufacturer
+):
     """The manufacturer holds every box's code and secret (it printed them): it still holds no prescription."""
     lot = factory.lot(8)
     rx = dispensed_rx(clinic, pharmacy)

@@ -51,8 +51,16 @@ def test_a_pharmacy_files_one_claim_for_a_received_fill(drug_boxes, boxed, pharm
     rx, fills_left, nullifiers = boxed()
     tx = drug_boxes.fileClaim(rx.id, fills_left, nullifiers, insurer, commitment(), sender=pharmacy)
     assert contract_events(tx, drug_boxes) == [
-        ("ClaimFiled", {"rxId": normalise(rx.id), "pharmacy": pharmacy.address, "insurer": insurer.address,
-                        "fillsLeft": 0, "commitment": normalise(commitment())}),
+        (
+            "ClaimFiled",
+            {
+                "rxId": normalise(rx.id),
+                "pharmacy": pharmacy.address,
+                "insurer": insurer.address,
+                "fillsLeft": 0,
+                "commitment": normalise(commitment()),
+            },
+        ),
     ]
     assert drug_boxes.fill(rx.id, fills_left) == (pharmacy.address, 2, FILED, 0)
 
@@ -63,8 +71,15 @@ def test_the_insurer_approves_with_the_payment_reference(drug_boxes, boxed, phar
     reference = keccak(text="payment 2026-11-28 0001")
     tx = drug_boxes.approveClaim(rx.id, fills_left, reference, sender=insurer)
     assert contract_events(tx, drug_boxes) == [
-        ("ClaimApproved", {"rxId": normalise(rx.id), "insurer": insurer.address, "fillsLeft": 0,
-                           "paymentReference": normalise(reference)}),
+        (
+            "ClaimApproved",
+            {
+                "rxId": normalise(rx.id),
+                "insurer": insurer.address,
+                "fillsLeft": 0,
+                "paymentReference": normalise(reference),
+            },
+        ),
     ]
     assert drug_boxes.fill(rx.id, fills_left) == (pharmacy.address, 2, APPROVED, 0)
 
@@ -86,8 +101,9 @@ def test_the_insurer_rejects_with_a_reason(drug_boxes, boxed, reverts, pharmacy,
         drug_boxes.fileClaim(rx.id, fills_left, nullifiers, insurer, commitment("again"), sender=pharmacy)
 
 
-def test_a_second_claim_for_the_same_fill_is_refused_for_good(drug_boxes, boxed, reverts, pharmacy, insurer,
-                                                              other_insurer):
+def test_a_second_claim_for_the_same_fill_is_refused_for_good(
+    drug_boxes, boxed, reverts, pharmacy, insurer, other_insurer
+):
     rx, fills_left, nullifiers = boxed()
     drug_boxes.fileClaim(rx.id, fills_left, nullifiers, insurer, commitment(), sender=pharmacy)
     with reverts(drug_boxes.ClaimAlreadyFiled, id=rx.id, fillsLeft=fills_left, claim=FILED):
@@ -110,8 +126,9 @@ def test_a_fill_not_yet_received_cannot_be_claimed(drug_boxes, boxed, clinic, re
     drug_boxes.fileClaim(rx.id, fills_left, nullifiers, insurer, commitment(), sender=pharmacy)
 
 
-def test_each_fill_of_a_refillable_prescription_is_claimed_by_its_own_pharmacy(drug_boxes, boxed, clinic, reverts,
-                                                                              pharmacy, other_pharmacy, insurer):
+def test_each_fill_of_a_refillable_prescription_is_claimed_by_its_own_pharmacy(
+    drug_boxes, boxed, clinic, reverts, pharmacy, other_pharmacy, insurer
+):
     rx, first, first_boxes = boxed(fills=2)  # fill 1 by pharmacy, received: Refillable with 1 left
     assert (first, clinic.state(rx).status) == (1, Status.REFILLABLE)
     # the second fill, by another pharmacy, dispensed but not yet received
@@ -131,8 +148,9 @@ def test_a_later_fill_shows_the_earlier_one_ended(drug_boxes, boxed, clinic, pha
     drug_boxes.fileClaim(rx.id, first, first_boxes, insurer, commitment(), sender=pharmacy)
 
 
-def test_a_pharmacy_cannot_claim_a_fill_it_did_not_dispense(drug_boxes, boxed, reverts, pharmacy, other_pharmacy,
-                                                            insurer):
+def test_a_pharmacy_cannot_claim_a_fill_it_did_not_dispense(
+    drug_boxes, boxed, reverts, pharmacy, other_pharmacy, insurer
+):
     rx, fills_left, nullifiers = boxed()
     with reverts(drug_boxes.NotFillPharmacy, id=rx.id, fillsLeft=fills_left, caller=other_pharmacy, pharmacy=pharmacy):
         drug_boxes.fileClaim(rx.id, fills_left, nullifiers, insurer, commitment(), sender=other_pharmacy)
@@ -149,15 +167,21 @@ def test_a_fill_without_recorded_boxes_cannot_be_claimed(drug_boxes, clinic, rev
 def test_a_claim_must_name_exactly_the_boxes_of_its_fill(drug_boxes, boxed, reverts, pharmacy, insurer):
     rx, fills_left, nullifiers = boxed(boxes=3)
     _, _, other_boxes = boxed()  # boxes this pharmacy dispensed for another prescription
-    for wrong in (nullifiers[:2], nullifiers + other_boxes[:1], [nullifiers[0], other_boxes[0], nullifiers[2]],
-                  list(reversed(nullifiers)), []):
+    for wrong in (
+        nullifiers[:2],
+        nullifiers + other_boxes[:1],
+        [nullifiers[0], other_boxes[0], nullifiers[2]],
+        list(reversed(nullifiers)),
+        [],
+    ):
         with reverts(drug_boxes.BoxesNotOfFill, id=rx.id, fillsLeft=fills_left):
             drug_boxes.fileClaim(rx.id, fills_left, wrong, insurer, commitment(), sender=pharmacy)
     assert drug_boxes.fill(rx.id, fills_left).claim == NONE
 
 
-def test_a_claim_needs_an_insurer_in_good_standing_and_a_commitment(drug_boxes, boxed, reverts, registry, regulator,
-                                                                    pharmacy, other_pharmacy, insurer, stranger):
+def test_a_claim_needs_an_insurer_in_good_standing_and_a_commitment(
+    drug_boxes, boxed, reverts, registry, regulator, pharmacy, other_pharmacy, insurer, stranger
+):
     rx, fills_left, nullifiers = boxed()
     for not_insurer in (stranger, other_pharmacy):
         with reverts(drug_boxes.NotInGoodStanding, account=not_insurer, role=INSURER_ROLE):
@@ -176,8 +200,9 @@ def test_a_revoked_pharmacy_files_no_claim(drug_boxes, boxed, reverts, registry,
         drug_boxes.fileClaim(rx.id, fills_left, nullifiers, insurer, commitment(), sender=pharmacy)
 
 
-def test_only_the_claims_insurer_decides_it(drug_boxes, boxed, reverts, registry, regulator, pharmacy, insurer,
-                                            other_insurer, stranger):
+def test_only_the_claims_insurer_decides_it(
+    drug_boxes, boxed, reverts, registry, regulator, pharmacy, insurer, other_insurer, stranger
+):
     rx, fills_left, nullifiers = boxed()
     with reverts(drug_boxes.ClaimNotPending, id=rx.id, fillsLeft=fills_left, claim=NONE):
         drug_boxes.approveClaim(rx.id, fills_left, keccak(text="early"), sender=insurer)
@@ -193,8 +218,9 @@ def test_only_the_claims_insurer_decides_it(drug_boxes, boxed, reverts, registry
     assert drug_boxes.fill(rx.id, fills_left).claim == FILED
 
 
-def test_a_cancelled_prescription_was_never_received(drug_boxes, boxed, clinic, reverts, registry, regulator, pharmacy,
-                                                     insurer):
+def test_a_cancelled_prescription_was_never_received(
+    drug_boxes, boxed, clinic, reverts, registry, regulator, pharmacy, insurer
+):
     """A pharmacy-held fill voided by the regulator (the pharmacy revoked) with no fills left ends Cancelled: no
     receipt, no claim, even once the pharmacy is back in good standing."""
     rx, fills_left, nullifiers = boxed(received=False)

@@ -61,8 +61,9 @@ def _own_batch(registry, chain, hospital, rx_ids):
 # ---------------------------------------------- finding 1: cross-hospital cancel, pre-emption, root collision
 
 
-def test_other_hospital_cannot_cancel_a_prescription_when_it_batches_its_id(clinic, registry, chain, hospital,
-                                                                             other_hospital, pharmacy):
+def test_other_hospital_cannot_cancel_a_prescription_when_it_batches_its_id(
+    clinic, registry, chain, hospital, other_hospital, pharmacy
+):
     made = clinic.issue_batch(hospital, size=2)
     victim = made.rxs[0]
     # Seen in PrescriptionBatched: the id. Granted too: the openings and the genuine proof.
@@ -76,13 +77,16 @@ def test_other_hospital_cannot_cancel_a_prescription_when_it_batches_its_id(clin
     assert registry.prescription(victim.id).status == Status.DISPENSED
 
 
-def test_other_hospital_cannot_preempt_an_issue_when_it_sees_it_pending(clinic, registry, chain, doctor,
-                                                                       other_hospital):
+def test_other_hospital_cannot_preempt_an_issue_when_it_sees_it_pending(
+    clinic, registry, chain, doctor, other_hospital
+):
     claim_key, doc_hash = fresh_claim_key(), fresh_doc_hash()
     # What the pending issue() shows: its sender (the doctor) and every argument.
     rx_id = ids.prescription_id(claim_key.address, ids.terms_hash(doctor.address, doc_hash, ZERO_ADDRESS))
     own_root = _own_batch(registry, chain, other_hospital, [rx_id])
-    pending = type("Pending", (), {"id": rx_id, "openings": (doctor.address, doc_hash, ZERO_ADDRESS, claim_key.address)})
+    pending = type(
+        "Pending", (), {"id": rx_id, "openings": (doctor.address, doc_hash, ZERO_ADDRESS, claim_key.address)}
+    )
     _try(lambda: _cancel_through(registry, pending, own_root, (), other_hospital))
 
     rx = clinic.issue(doctor, doc_hash=doc_hash, claim_key=claim_key)
@@ -91,28 +95,44 @@ def test_other_hospital_cannot_preempt_an_issue_when_it_sees_it_pending(clinic, 
     assert registry.prescription(rx_id).status == Status.ACTIVE
 
 
-def test_other_hospital_cannot_take_a_batch_when_it_front_runs_issue_batch(clinic, registry, chain, hospital,
-                                                                          other_hospital, pharmacy):
+def test_other_hospital_cannot_take_a_batch_when_it_front_runs_issue_batch(
+    clinic, registry, chain, hospital, other_hospital, pharmacy
+):
     claim_keys = [fresh_claim_key() for _ in range(3)]
     doc_hashes = [fresh_doc_hash() for _ in range(3)]
     doctor = clinic.parties["doctor"].address
-    rx_ids = [ids.prescription_id(k.address, ids.terms_hash(doctor, h, ZERO_ADDRESS))
-              for k, h in zip(claim_keys, doc_hashes)]  # fmt: skip
+    rx_ids = [
+        ids.prescription_id(k.address, ids.terms_hash(doctor, h, ZERO_ADDRESS)) for k, h in zip(claim_keys, doc_hashes)
+    ]
     # The hospital's pending issueBatch(ids) shows the ids: the other hospital sends them first.
     _own_batch(registry, chain, other_hospital, rx_ids)
 
     tx = registry.issueBatch(rx_ids, chain.pending_timestamp + DAY, 1, sender=hospital)
     root = bytes(tx.return_value)
     for i, rx_id in enumerate(rx_ids):
-        signature = clinic.redeem_signature(type("R", (), {"id": rx_id, "fills": 1, "claim_key": claim_keys[i]}),
-                                            pharmacy, fills_left=1, deadline=clinic.deadline())
-        registry.redeemBatched(doctor, doc_hashes[i], ZERO_ADDRESS, claim_keys[i].address, clinic.deadline(),
-                               signature, root, batches.merkle_proof(rx_ids, i), sender=pharmacy)
+        signature = clinic.redeem_signature(
+            type("R", (), {"id": rx_id, "fills": 1, "claim_key": claim_keys[i]}),
+            pharmacy,
+            fills_left=1,
+            deadline=clinic.deadline(),
+        )
+        registry.redeemBatched(
+            doctor,
+            doc_hashes[i],
+            ZERO_ADDRESS,
+            claim_keys[i].address,
+            clinic.deadline(),
+            signature,
+            root,
+            batches.merkle_proof(rx_ids, i),
+            sender=pharmacy,
+        )
         assert registry.prescription(rx_id).status == Status.DISPENSED
 
 
-def test_other_hospital_cannot_cancel_a_batch_when_it_announced_the_same_root(clinic, registry, chain, hospital,
-                                                                             other_hospital, pharmacy):
+def test_other_hospital_cannot_cancel_a_batch_when_it_announced_the_same_root(
+    clinic, registry, chain, hospital, other_hospital, pharmacy
+):
     made = clinic.issue_batch(hospital, size=2)
     own_root = _own_batch(registry, chain, other_hospital, made.ids)
     assert own_root == made.root  # the same ids, the same root: a batch of its own all the same
@@ -130,9 +150,9 @@ def test_other_hospital_cannot_cancel_a_batch_when_it_announced_the_same_root(cl
 # ------------------------------------------------------------------ finding 4: a leaf passed off as a node
 
 
-def test_hospital_cannot_open_an_unannounced_id_when_it_batches_the_halves_of_its_hash(clinic, registry, chain,
-                                                                                      hospital, doctor, pharmacy,
-                                                                                      reverts):
+def test_hospital_cannot_open_an_unannounced_id_when_it_batches_the_halves_of_its_hash(
+    clinic, registry, chain, hospital, doctor, pharmacy, reverts
+):
     """An id is keccak256(claim key word, terms): a batch of those two words has the id as the parent of
     its leaves if ids are leaves. It must not open, for no PrescriptionBatched names it."""
     claim_key, doc_hash = fresh_claim_key(), fresh_doc_hash()
@@ -142,13 +162,26 @@ def test_hospital_cannot_open_an_unannounced_id_when_it_batches_the_halves_of_it
     assert keccak(b"".join(sorted(halves))) == rx_id  # the id is the parent of the two halves
     tx = registry.issueBatch(halves, chain.pending_timestamp + DAY, 1, sender=hospital)
     root = bytes(tx.return_value)
-    assert rx_id not in [bytes(log.event_arguments["id"]) for log in tx.events if log.event_name == "PrescriptionBatched"]
+    assert rx_id not in [
+        bytes(log.event_arguments["id"]) for log in tx.events if log.event_name == "PrescriptionBatched"
+    ]
 
     rx = type("R", (), {"id": rx_id, "fills": 1, "claim_key": claim_key})
     signature = clinic.redeem_signature(rx, pharmacy, fills_left=1, deadline=clinic.deadline())
     for claimed_root in {root, rx_id}:  # before the fix the batch's root was the id itself
-        _try(lambda: registry.redeemBatched(doctor, doc_hash, ZERO_ADDRESS, claim_key.address, clinic.deadline(),
-                                            signature, claimed_root, [], sender=pharmacy))  # fmt: skip
+        _try(
+            lambda: registry.redeemBatched(
+                doctor,
+                doc_hash,
+                ZERO_ADDRESS,
+                claim_key.address,
+                clinic.deadline(),
+                signature,
+                claimed_root,
+                [],
+                sender=pharmacy,
+            )
+        )
     assert registry.prescription(rx_id) == NOTHING
 
 
@@ -163,17 +196,22 @@ def test_a_leaf_and_an_inner_node_hash_inputs_of_different_lengths(clinic, hospi
 
 
 @pytest.mark.parametrize("first_use", ["redeemed", "cancelled"])
-def test_auditor_cannot_miss_a_batched_prescriptions_doctor_when_it_reads_only_events(clinic, registry, chain,
-                                                                                      hospital, doctor, pharmacy,
-                                                                                      first_use):
+def test_auditor_cannot_miss_a_batched_prescriptions_doctor_when_it_reads_only_events(
+    clinic, registry, chain, hospital, doctor, pharmacy, first_use
+):
     made = clinic.issue_batch(hospital, size=3)
     rx = made.rxs[1]
     tx = clinic.redeem(rx, pharmacy) if first_use == "redeemed" else clinic.cancel_batched(rx, hospital)
 
-    opened = [log for log in registry.PrescriptionOpened.range(made.issue_tx.block_number, tx.block_number + 1)
-              if bytes(log.event_arguments["id"]) == rx.id]  # fmt: skip
-    assert [(log.event_arguments["doctor"], log.event_arguments["hospital"], bytes(log.event_arguments["root"]))
-            for log in opened] == [(doctor.address, hospital.address, made.root)]  # fmt: skip
+    opened = [
+        log
+        for log in registry.PrescriptionOpened.range(made.issue_tx.block_number, tx.block_number + 1)
+        if bytes(log.event_arguments["id"]) == rx.id
+    ]
+    assert [
+        (log.event_arguments["doctor"], log.event_arguments["hospital"], bytes(log.event_arguments["root"]))
+        for log in opened
+    ] == [(doctor.address, hospital.address, made.root)]
 
 
 # ---------------------------------------- finding 3: a revoked or lapsed hospital stops its doctors and batches
@@ -194,12 +232,14 @@ def test_doctor_cannot_issue_when_its_hospital_is_gone(registry, chain, regulato
 
     assert not registry.hasRole(DOCTOR_ROLE, doctor)
     with reverts(registry.HospitalNotInGoodStanding, doctor=doctor, hospital=hospital):
-        registry.issue(fresh_doc_hash(), fresh_claim_key().address, ZERO_ADDRESS, chain.pending_timestamp + DAY, 1,
-                       sender=doctor)  # fmt: skip
+        registry.issue(
+            fresh_doc_hash(), fresh_claim_key().address, ZERO_ADDRESS, chain.pending_timestamp + DAY, 1, sender=doctor
+        )
 
 
-def test_doctor_cannot_cancel_when_its_hospital_is_gone_but_the_regulator_can(clinic, registry, chain, regulator,
-                                                                             hospital, doctor, reverts):
+def test_doctor_cannot_cancel_when_its_hospital_is_gone_but_the_regulator_can(
+    clinic, registry, chain, regulator, hospital, doctor, reverts
+):
     rx = clinic.issue(doctor)
     _hospital_gone(registry, chain, regulator, hospital, "revoked")
 
@@ -209,8 +249,9 @@ def test_doctor_cannot_cancel_when_its_hospital_is_gone_but_the_regulator_can(cl
 
 
 @pytest.mark.parametrize("how", ["revoked", "lapsed"])
-def test_pharmacy_cannot_open_a_batch_when_its_hospital_is_gone(clinic, registry, chain, regulator, hospital, doctor,
-                                                               pharmacy, reverts, how):
+def test_pharmacy_cannot_open_a_batch_when_its_hospital_is_gone(
+    clinic, registry, chain, regulator, hospital, doctor, pharmacy, reverts, how
+):
     made = clinic.issue_batch(hospital, size=2, valid_for=2 * DAY)
     _hospital_gone(registry, chain, regulator, hospital, how)
 
@@ -220,29 +261,50 @@ def test_pharmacy_cannot_open_a_batch_when_its_hospital_is_gone(clinic, registry
 
 @pytest.mark.parametrize("end", ["a-second-later", "the-end-of-time"])
 def test_hospital_cannot_license_a_doctor_past_its_own_credential_when_admitting_or_renewing(
-        registry, regulator, hospital, doctor, credential_end, reverts, end):
+    registry, regulator, hospital, doctor, credential_end, reverts, end
+):
     until = credential_end + 1 if end == "a-second-later" else 2**40 - 1
     account = fresh_claim_key().address
 
-    with reverts(registry.CredentialOutlivesHospital, account=account, validUntil=until, hospital=hospital,
-                 hospitalValidUntil=credential_end):
+    with reverts(
+        registry.CredentialOutlivesHospital,
+        account=account,
+        validUntil=until,
+        hospital=hospital,
+        hospitalValidUntil=credential_end,
+    ):
         registry.admitMember(account, DOCTOR_ROLE, until, sender=hospital)
-    with reverts(registry.CredentialOutlivesHospital, account=doctor, validUntil=until, hospital=hospital,
-                 hospitalValidUntil=credential_end):
+    with reverts(
+        registry.CredentialOutlivesHospital,
+        account=doctor,
+        validUntil=until,
+        hospital=hospital,
+        hospitalValidUntil=credential_end,
+    ):
         registry.renewMember(doctor, until, sender=hospital)
-    with reverts(registry.CredentialOutlivesHospital, account=doctor, validUntil=until, hospital=hospital,
-                 hospitalValidUntil=credential_end):
+    with reverts(
+        registry.CredentialOutlivesHospital,
+        account=doctor,
+        validUntil=until,
+        hospital=hospital,
+        hospitalValidUntil=credential_end,
+    ):
         registry.renewMember(doctor, until, sender=regulator)
 
 
 # ------------------------------------------------ finding 7: the regulator's revocation holds until it lifts it
 
 
-def test_hospital_cannot_readmit_a_doctor_when_the_regulator_revoked_it(registry, regulator, hospital, doctor,
-                                                                       credential_end, reverts):
+def test_hospital_cannot_readmit_a_doctor_when_the_regulator_revoked_it(
+    registry, regulator, hospital, doctor, credential_end, reverts
+):
     tx = registry.revokeRole(DOCTOR_ROLE, doctor, sender=regulator)
-    assert_events(tx, registry, event("RoleRevoked", role=DOCTOR_ROLE, account=doctor, sender=regulator),
-                  event("MemberBarred", account=doctor, by=regulator))
+    assert_events(
+        tx,
+        registry,
+        event("RoleRevoked", role=DOCTOR_ROLE, account=doctor, sender=regulator),
+        event("MemberBarred", account=doctor, by=regulator),
+    )
 
     with reverts(registry.BarredByRegulator, account=doctor):
         registry.admitMember(doctor, DOCTOR_ROLE, credential_end, sender=hospital)
@@ -258,7 +320,8 @@ def test_hospital_cannot_readmit_a_doctor_when_the_regulator_revoked_it(registry
 
 @pytest.mark.parametrize("first", ["hospital-removes-it", "doctor-renounces"])
 def test_hospital_cannot_readmit_a_doctor_when_it_removed_it_just_before_the_regulator_revoked_it(
-        registry, regulator, hospital, doctor, credential_end, reverts, first):
+    registry, regulator, hospital, doctor, credential_end, reverts, first
+):
     """The regulator's revokeRole is seen pending; the hospital (or the doctor's own key) takes the role
     away first, so that the regulator's call finds no role to take, and then admits the doctor again."""
     if first == "hospital-removes-it":
@@ -289,7 +352,8 @@ def test_hospital_can_readmit_a_doctor_when_it_removed_the_doctor_itself(registr
 
 
 def test_pharmacy_cannot_open_a_batch_for_a_doctor_when_the_licence_had_lapsed_at_batch_time(
-        clinic, registry, chain, hospital, doctor, pharmacy, credential_end, reverts):
+    clinic, registry, chain, hospital, doctor, pharmacy, credential_end, reverts
+):
     end = chain.pending_timestamp + MINUTE
     registry.renewMember(doctor, end, sender=hospital)
     travel_to(chain, end + 1)
@@ -302,7 +366,8 @@ def test_pharmacy_cannot_open_a_batch_for_a_doctor_when_the_licence_had_lapsed_a
 
 
 def test_pharmacy_cannot_open_a_batch_for_a_doctor_when_it_was_admitted_after_the_batch(
-        clinic, registry, chain, hospital, pharmacy, credential_end, reverts):
+    clinic, registry, chain, hospital, pharmacy, credential_end, reverts
+):
     newcomer = Account.from_key(keccak(text="rxchain test doctor admitted after the batch"))
     made = clinic.issue_batch(hospital, doctors=[newcomer, newcomer])
     chain.pending_timestamp += MINUTE
@@ -312,8 +377,9 @@ def test_pharmacy_cannot_open_a_batch_for_a_doctor_when_it_was_admitted_after_th
         clinic.redeem(made.rxs[0], pharmacy)
 
 
-def test_a_doctor_renewed_before_the_licence_lapsed_still_opens_an_earlier_batch(clinic, registry, chain, hospital,
-                                                                                doctor, pharmacy, credential_end):
+def test_a_doctor_renewed_before_the_licence_lapsed_still_opens_an_earlier_batch(
+    clinic, registry, chain, hospital, doctor, pharmacy, credential_end
+):
     made = clinic.issue_batch(hospital, size=2)
     registry.renewMember(doctor, chain.pending_timestamp + DAY, sender=hospital)  # uninterrupted
     registry.renewMember(doctor, credential_end, sender=hospital)
@@ -325,8 +391,9 @@ def test_a_doctor_renewed_before_the_licence_lapsed_still_opens_an_earlier_batch
 # ------------------------------------- finding 6: what a revoked pharmacy or courier holds is not stranded
 
 
-def test_regulator_can_reassign_what_a_revoked_pharmacy_holds(clinic, registry, regulator, pharmacy, other_pharmacy,
-                                                             courier, reverts):
+def test_regulator_can_reassign_what_a_revoked_pharmacy_holds(
+    clinic, registry, regulator, pharmacy, other_pharmacy, courier, reverts
+):
     rx = clinic.dispensed(pharmacy=pharmacy, fills=2)
     with reverts(registry.CustodianInGoodStanding, id=rx.id, custodian=pharmacy):
         registry.reassignCustody(rx.id, other_pharmacy, sender=regulator)
@@ -336,15 +403,17 @@ def test_regulator_can_reassign_what_a_revoked_pharmacy_holds(clinic, registry, 
 
     tx = registry.reassignCustody(rx.id, other_pharmacy, sender=regulator)
 
-    assert_events(tx, registry, event("CustodyReassigned", id=rx.id, **{"from": pharmacy}, to=other_pharmacy,
-                                      by=regulator))  # fmt: skip
+    assert_events(
+        tx, registry, event("CustodyReassigned", id=rx.id, **{"from": pharmacy}, to=other_pharmacy, by=regulator)
+    )
     assert registry.prescription(rx.id)[0] == other_pharmacy.address
     clinic.received(rx, pharmacy=other_pharmacy, courier=courier)  # the trail goes on from the new holder
     assert registry.prescription(rx.id).status == Status.REFILLABLE
 
 
-def test_regulator_can_reassign_what_a_lapsed_courier_holds(clinic, registry, chain, regulator, pharmacy, courier,
-                                                           reverts):
+def test_regulator_can_reassign_what_a_lapsed_courier_holds(
+    clinic, registry, chain, regulator, pharmacy, courier, reverts
+):
     rx = clinic.dispatched(pharmacy=pharmacy, courier=courier)
     end = chain.pending_timestamp + MINUTE
     registry.renewMember(courier, end, sender=regulator)
@@ -359,8 +428,9 @@ def test_regulator_can_reassign_what_a_lapsed_courier_holds(clinic, registry, ch
 
 
 @pytest.mark.parametrize("fills", [1, 3])
-def test_regulator_can_void_what_a_revoked_courier_holds(clinic, registry, regulator, pharmacy, other_pharmacy,
-                                                        courier, reverts, fills):
+def test_regulator_can_void_what_a_revoked_courier_holds(
+    clinic, registry, regulator, pharmacy, other_pharmacy, courier, reverts, fills
+):
     rx = clinic.dispatched(pharmacy=pharmacy, courier=courier, fills=fills)
     with reverts(registry.CustodianInGoodStanding, id=rx.id, custodian=courier):
         registry.voidCustody(rx.id, sender=regulator)

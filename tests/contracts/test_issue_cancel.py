@@ -45,8 +45,16 @@ def test_doctor_issues_a_prescription_stamped_with_the_block_time(registry, chai
     assert_events(
         tx,
         registry,
-        event("PrescriptionIssued", id=rx_id, doctor=doctor, hospital=hospital, docHash=doc_hash,
-              designatedPharmacy=ZERO_ADDRESS, expiresAt=expires_at, fills=2),
+        event(
+            "PrescriptionIssued",
+            id=rx_id,
+            doctor=doctor,
+            hospital=hospital,
+            docHash=doc_hash,
+            designatedPharmacy=ZERO_ADDRESS,
+            expiresAt=expires_at,
+            fills=2,
+        ),
     )
     assert registry.prescription(rx_id) == (doctor.address, tx.timestamp, expires_at, Status.ACTIVE, 2)
     assert tx.timestamp == chain.blocks[tx.block_number].timestamp
@@ -58,8 +66,16 @@ def test_prescription_for_a_designated_pharmacy_names_it_in_the_event(clinic, re
     assert_events(
         rx.issue_tx,
         registry,
-        event("PrescriptionIssued", id=rx.id, doctor=doctor, hospital=hospital, docHash=rx.doc_hash,
-              designatedPharmacy=pharmacy, expiresAt=rx.expires_at, fills=1),
+        event(
+            "PrescriptionIssued",
+            id=rx.id,
+            doctor=doctor,
+            hospital=hospital,
+            docHash=rx.doc_hash,
+            designatedPharmacy=pharmacy,
+            expiresAt=rx.expires_at,
+            fills=1,
+        ),
     )
 
 
@@ -94,8 +110,7 @@ _hashes = st.binary(min_size=32, max_size=32)
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(doctor=_addresses, doc_hash=_hashes, pharmacy=st.one_of(st.just(ZERO_ADDRESS), _addresses),
-       claim_key=_addresses)
+@given(doctor=_addresses, doc_hash=_hashes, pharmacy=st.one_of(st.just(ZERO_ADDRESS), _addresses), claim_key=_addresses)
 def test_compute_id_agrees_with_the_client_for_any_inputs(registry, doctor, doc_hash, pharmacy, claim_key):
     rx_id, terms = registry.computeId(doctor, doc_hash, pharmacy, claim_key)
 
@@ -145,7 +160,12 @@ def test_issue_carries_only_hashes_addresses_and_numbers(clinic, registry, docto
     assert calldata[:4] == keccak(text="issue(bytes32,address,address,uint40,uint8)")[:4]
     assert len(calldata) == 4 + 5 * 32
     assert abi_decode(["bytes32", "address", "address", "uint40", "uint8"], calldata[4:]) == (
-        rx.doc_hash, rx.claim_key.address.lower(), pharmacy.address.lower(), rx.expires_at, 3)
+        rx.doc_hash,
+        rx.claim_key.address.lower(),
+        pharmacy.address.lower(),
+        rx.expires_at,
+        3,
+    )
 
     # The log: the id, doctor and hospital as topics; four words of data, each one expected.
     (log,) = tx.logs
@@ -157,8 +177,13 @@ def test_issue_carries_only_hashes_addresses_and_numbers(clinic, registry, docto
         bytes(12) + bytes.fromhex(hospital.address[2:]),
     ]
     data = bytes(log["data"])
-    assert data == (rx.doc_hash + bytes(12) + bytes.fromhex(pharmacy.address[2:])
-                    + rx.expires_at.to_bytes(32, "big") + (3).to_bytes(32, "big"))
+    assert data == (
+        rx.doc_hash
+        + bytes(12)
+        + bytes.fromhex(pharmacy.address[2:])
+        + rx.expires_at.to_bytes(32, "big")
+        + (3).to_bytes(32, "big")
+    )
 
 
 def test_no_event_has_a_free_form_field(registry):
@@ -173,8 +198,9 @@ def test_no_event_has_a_free_form_field(registry):
 
 def test_zero_document_hash_is_refused(registry, doctor, chain, reverts):
     with reverts(registry.ZeroDocumentHash):
-        registry.issue(bytes(32), fresh_claim_key().address, ZERO_ADDRESS, chain.pending_timestamp + DAY, 1,
-                       sender=doctor)
+        registry.issue(
+            bytes(32), fresh_claim_key().address, ZERO_ADDRESS, chain.pending_timestamp + DAY, 1, sender=doctor
+        )
 
 
 def test_zero_claim_key_is_refused(registry, doctor, chain, reverts):
@@ -207,8 +233,14 @@ def test_expiry_at_the_bounds_is_accepted(clinic, registry, chain, doctor, offse
 @pytest.mark.parametrize("fills", [0, MAX_FILLS + 1, 255])
 def test_fills_must_be_between_one_and_the_maximum(registry, chain, doctor, reverts, fills):
     with reverts(registry.InvalidFills, fills=fills, maxFills=MAX_FILLS):
-        registry.issue(fresh_doc_hash(), fresh_claim_key().address, ZERO_ADDRESS, chain.pending_timestamp + DAY,
-                       fills, sender=doctor)
+        registry.issue(
+            fresh_doc_hash(),
+            fresh_claim_key().address,
+            ZERO_ADDRESS,
+            chain.pending_timestamp + DAY,
+            fills,
+            sender=doctor,
+        )
 
 
 def test_the_maximum_number_of_fills_is_accepted(clinic, registry, doctor):
@@ -220,8 +252,9 @@ def test_the_maximum_number_of_fills_is_accepted(clinic, registry, doctor):
 @pytest.mark.parametrize("name", ["courier", "auditor", "hospital", "doctor", "stranger", "regulator"])
 def test_designating_an_account_that_is_not_a_pharmacy_fails(registry, chain, doctor, parties, reverts, name):
     with reverts(registry.NotAPharmacy, pharmacy=parties[name]):
-        registry.issue(fresh_doc_hash(), fresh_claim_key().address, parties[name], chain.pending_timestamp + DAY, 1,
-                       sender=doctor)
+        registry.issue(
+            fresh_doc_hash(), fresh_claim_key().address, parties[name], chain.pending_timestamp + DAY, 1, sender=doctor
+        )
 
 
 def test_designating_a_pharmacy_whose_credential_ended_fails(registry, chain, regulator, doctor, pharmacy, reverts):
@@ -230,22 +263,25 @@ def test_designating_a_pharmacy_whose_credential_ended_fails(registry, chain, re
     travel_to(chain, end + 1)
 
     with reverts(registry.NotAPharmacy, pharmacy=pharmacy):
-        registry.issue(fresh_doc_hash(), fresh_claim_key().address, pharmacy, chain.pending_timestamp + DAY, 1,
-                       sender=doctor)
+        registry.issue(
+            fresh_doc_hash(), fresh_claim_key().address, pharmacy, chain.pending_timestamp + DAY, 1, sender=doctor
+        )
 
 
 def test_designating_a_revoked_pharmacy_fails(registry, chain, regulator, doctor, pharmacy, reverts):
     registry.revokeRole(PHARMACY_ROLE, pharmacy, sender=regulator)
 
     with reverts(registry.NotAPharmacy, pharmacy=pharmacy):
-        registry.issue(fresh_doc_hash(), fresh_claim_key().address, pharmacy, chain.pending_timestamp + DAY, 1,
-                       sender=doctor)
+        registry.issue(
+            fresh_doc_hash(), fresh_claim_key().address, pharmacy, chain.pending_timestamp + DAY, 1, sender=doctor
+        )
 
 
 def test_only_a_doctor_in_good_standing_issues(registry, chain, pharmacy, reverts):
     with reverts(registry.AccessControlUnauthorizedAccount, account=pharmacy, neededRole=DOCTOR_ROLE):
-        registry.issue(fresh_doc_hash(), fresh_claim_key().address, ZERO_ADDRESS, chain.pending_timestamp + DAY, 1,
-                       sender=pharmacy)
+        registry.issue(
+            fresh_doc_hash(), fresh_claim_key().address, ZERO_ADDRESS, chain.pending_timestamp + DAY, 1, sender=pharmacy
+        )
 
 
 # ------------------------------------------------------------------------------------- cancel
@@ -272,8 +308,9 @@ def test_regulator_cancels_an_unredeemed_prescription(clinic, registry, doctor, 
     assert registry.prescription(rx.id).status == Status.CANCELLED
 
 
-def test_regulator_cancels_the_remaining_fills_of_a_refillable_prescription(clinic, registry, doctor, regulator,
-                                                                            pharmacy, reverts):
+def test_regulator_cancels_the_remaining_fills_of_a_refillable_prescription(
+    clinic, registry, doctor, regulator, pharmacy, reverts
+):
     rx = clinic.received(clinic.issue(doctor, fills=2))
     assert registry.prescription(rx.id).status == Status.REFILLABLE
 
@@ -293,8 +330,9 @@ def test_issuing_doctor_cannot_cancel_a_refillable_prescription(clinic, registry
 
 
 @pytest.mark.parametrize("holder", ["pharmacy", "courier", "doctor_and_pharmacy"])
-def test_the_holder_of_a_refillable_prescription_cannot_cancel_it(clinic, registry, regulator, doctor, parties,
-                                                                  credential_end, reverts, holder):
+def test_the_holder_of_a_refillable_prescription_cannot_cancel_it(
+    clinic, registry, regulator, doctor, parties, credential_end, reverts, holder
+):
     """Only the issuing doctor cancels, and only while it is Active: holding the drugs of a fill gives no say
     over the fills left -- not even to an account that is a doctor as well as the pharmacy that holds it."""
     if holder == "doctor_and_pharmacy":
@@ -346,8 +384,9 @@ def test_cancelling_an_unknown_prescription_fails(registry, regulator, reverts):
         registry.cancel(unknown, sender=regulator)
 
 
-def test_doctor_whose_credential_ended_cannot_cancel_but_the_regulator_can(clinic, registry, chain, hospital, doctor,
-                                                                          regulator, reverts):
+def test_doctor_whose_credential_ended_cannot_cancel_but_the_regulator_can(
+    clinic, registry, chain, hospital, doctor, regulator, reverts
+):
     rx = clinic.issue(doctor)
     end = chain.pending_timestamp + HOUR
     registry.renewMember(doctor, end, sender=hospital)
@@ -375,4 +414,3 @@ def test_prescriptions_of_a_revoked_doctor_stay_redeemable(clinic, registry, hos
     clinic.redeem(rx, pharmacy)
 
     assert registry.prescription(rx.id).status == Status.DISPENSED
-

@@ -135,8 +135,9 @@ GOING_ON_WHILE_PAUSED = {
 
 
 @pytest.mark.parametrize("call", list(STOPPED_BY_A_PAUSE))
-def test_issuing_and_redeeming_are_refused_while_paused_and_work_again_after(clinic, registry, regulator, reverts,
-                                                                            call):
+def test_issuing_and_redeeming_are_refused_while_paused_and_work_again_after(
+    clinic, registry, regulator, reverts, call
+):
     send = STOPPED_BY_A_PAUSE[call](clinic)
     registry.pause(sender=regulator)
 
@@ -223,11 +224,9 @@ def test_lowered_limits_refuse_what_was_allowed_before(registry, chain, regulato
 
     next_block_at(chain, now)
     with reverts(registry.InvalidExpiry, expiresAt=now + 2 * DAY, latestAllowed=now + DAY):
-        registry.issue(fresh_doc_hash(), fresh_claim_key().address, ZERO_ADDRESS, now + 2 * DAY, 1,
-                       sender=doctor)
+        registry.issue(fresh_doc_hash(), fresh_claim_key().address, ZERO_ADDRESS, now + 2 * DAY, 1, sender=doctor)
     with reverts(registry.InvalidFills, fills=2, maxFills=1):
-        registry.issue(fresh_doc_hash(), fresh_claim_key().address, ZERO_ADDRESS, now + DAY // 2, 2,
-                       sender=doctor)
+        registry.issue(fresh_doc_hash(), fresh_claim_key().address, ZERO_ADDRESS, now + DAY // 2, 2, sender=doctor)
 
 
 def test_lowered_limits_leave_issued_prescriptions_as_they_were(clinic, registry, regulator, doctor, pharmacy):
@@ -246,4 +245,3 @@ def test_limits_may_be_changed_while_paused(registry, regulator):
     registry.setLimits(DAY, 2, sender=regulator)
 
     assert registry.limits() == (DAY, 2, True)
-

@@ -43,9 +43,11 @@ def test_client_signs_exactly_the_digests_the_registry_verifies(clinic, registry
     rx_id, deadline = keccak(text="some prescription"), 1_900_000_000
 
     assert registry.redeemDigest(rx_id, pharmacy, 2, deadline) == eip712_digest(
-        claims.redeem_typed_data(domain, rx_id, pharmacy.address, 2, deadline))
+        claims.redeem_typed_data(domain, rx_id, pharmacy.address, 2, deadline)
+    )
     assert registry.receiptDigest(rx_id, pharmacy, 1, deadline) == eip712_digest(
-        claims.receipt_typed_data(domain, rx_id, pharmacy.address, 1, deadline))
+        claims.receipt_typed_data(domain, rx_id, pharmacy.address, 1, deadline)
+    )
 
 
 def test_a_second_redemption_fails(clinic, registry, doctor, pharmacy, other_pharmacy, reverts):
@@ -66,8 +68,9 @@ def test_a_single_fill_cannot_be_redeemed_again_later_in_its_trail(clinic, regis
         clinic.redeem(rx, pharmacy, fills_left=1)
 
 
-def test_consent_given_to_one_pharmacy_does_not_work_for_another(clinic, registry, doctor, pharmacy, other_pharmacy,
-                                                                 reverts):
+def test_consent_given_to_one_pharmacy_does_not_work_for_another(
+    clinic, registry, doctor, pharmacy, other_pharmacy, reverts
+):
     rx = clinic.issue(doctor)
     deadline = clinic.deadline()
     for_pharmacy = clinic.redeem_signature(rx, pharmacy, deadline=deadline)
@@ -78,8 +81,9 @@ def test_consent_given_to_one_pharmacy_does_not_work_for_another(clinic, registr
     clinic.redeem(rx, pharmacy, deadline=deadline, signature=for_pharmacy)
 
 
-def test_a_paper_fill_slip_names_no_pharmacy_and_fills_its_own_fill_once(clinic, registry, doctor, pharmacy,
-                                                                         other_pharmacy, courier, reverts):
+def test_a_paper_fill_slip_names_no_pharmacy_and_fills_its_own_fill_once(
+    clinic, registry, doctor, pharmacy, other_pharmacy, courier, reverts
+):
     """A slip signed for pharmacy 0 (paper: printed before any pharmacy was chosen) redeems its fill at
     whichever pharmacy presents it, and only that fill: the next fill's slip is another signature."""
     rx = clinic.issue(doctor, fills=2)
@@ -118,8 +122,7 @@ def test_a_signature_for_another_chain_fails(clinic, registry, chain, doctor, ph
         clinic.redeem(rx, pharmacy, domain=other_chain)
 
 
-def test_a_signature_for_another_registry_fails(project, clinic, registry, chain, regulator, doctor, pharmacy,
-                                                reverts):
+def test_a_signature_for_another_registry_fails(project, clinic, registry, chain, regulator, doctor, pharmacy, reverts):
     rx = clinic.issue(doctor)
     other_registry = deploy_registry(project, regulator)
     elsewhere = claims.RegistryDomain(chain_id=chain.chain_id, registry=other_registry.address)
@@ -154,7 +157,8 @@ def test_malformed_or_malleated_signatures_fail(clinic, registry, doctor, pharma
         "64-bytes": good[:64],
         "garbage-65-bytes": bytes(range(65)),
         # The same signature's twin (s -> n - s, v flipped): valid maths, refused by OpenZeppelin's ECDSA.
-        "high-s-twin": good[:32] + (SECPK1_N - int.from_bytes(good[32:64], "big")).to_bytes(32, "big")
+        "high-s-twin": good[:32]
+        + (SECPK1_N - int.from_bytes(good[32:64], "big")).to_bytes(32, "big")
         + bytes([55 - good[64]]),
     }[mangle]
 
@@ -244,8 +248,9 @@ def test_another_pharmacy_cannot_strip_the_designation(clinic, registry, doctor,
         clinic.redeem(rx, other_pharmacy, openings=stripped)
 
 
-def test_a_designated_pharmacy_that_lost_its_licence_cannot_redeem(clinic, registry, regulator, doctor, pharmacy,
-                                                                   reverts):
+def test_a_designated_pharmacy_that_lost_its_licence_cannot_redeem(
+    clinic, registry, regulator, doctor, pharmacy, reverts
+):
     rx = clinic.issue(doctor, pharmacy=pharmacy)
     registry.revokeRole(PHARMACY_ROLE, pharmacy, sender=regulator)
 
@@ -264,8 +269,9 @@ def test_any_pharmacy_redeems_an_undesignated_prescription(clinic, registry, doc
 # ------------------------------------------------------------------------------- several fills
 
 
-def test_two_fills_are_redeemed_once_each_and_a_third_fails(clinic, registry, doctor, courier, pharmacy,
-                                                            other_pharmacy, reverts):
+def test_two_fills_are_redeemed_once_each_and_a_third_fails(
+    clinic, registry, doctor, courier, pharmacy, other_pharmacy, reverts
+):
     rx = clinic.issue(doctor, fills=2)
     deadline = clinic.deadline(DAY)
     first_fill_consent = clinic.redeem_signature(rx, pharmacy, fills_left=2, deadline=deadline)
@@ -303,8 +309,7 @@ def test_each_fill_may_go_to_a_different_pharmacy(clinic, registry, doctor, phar
 
     for fills_left, filler in zip((3, 2, 1), fillers):
         tx = clinic.redeem(rx, filler, fills_left=fills_left)
-        assert_events(tx, registry,
-                      event("PrescriptionRedeemed", id=rx.id, pharmacy=filler, fillsLeft=fills_left - 1))
+        assert_events(tx, registry, event("PrescriptionRedeemed", id=rx.id, pharmacy=filler, fillsLeft=fills_left - 1))
         assert registry.prescription(rx.id).custodian == filler.address
         clinic.dispatch(rx, filler, courier)
         clinic.deliver(rx, courier)

@@ -281,50 +281,102 @@ H = ("hospital", HOSPITAL_ROLE)  # the member gone bad for the regulator's own c
 MATRIX = {
     "admitMember(pharmacy)": row(admit_a_pharmacy, {"regulator"}, *H, "MemberAdmitted", needs_regulator),
     "admitMember(doctor)": row(admit_a_doctor, {"hospital"}, *H, "MemberAdmitted", needs(HOSPITAL_ROLE)),
-    "renewMember(doctor)": row(renew_the_doctor, {"regulator", "hospital"}, *H, "CredentialRenewed",
-                               hospital_of("doctor")),
-    "renewMember(pharmacy)": row(renew_the_pharmacy, {"regulator"}, *H, "CredentialRenewed",
-                                 not_a_doctor_of("pharmacy")),
+    "renewMember(doctor)": row(
+        renew_the_doctor, {"regulator", "hospital"}, *H, "CredentialRenewed", hospital_of("doctor")
+    ),
+    "renewMember(pharmacy)": row(
+        renew_the_pharmacy, {"regulator"}, *H, "CredentialRenewed", not_a_doctor_of("pharmacy")
+    ),
     "revokeRole(doctor)": row(revoke_the_doctor, {"regulator", "hospital"}, *H, "RoleRevoked", hospital_of("doctor")),
     "revokeRole(pharmacy)": row(revoke_the_pharmacy, {"regulator"}, *H, "RoleRevoked", needs_regulator),
     "issue": row(issue, {"doctor"}, "doctor", DOCTOR_ROLE, "PrescriptionIssued", needs(DOCTOR_ROLE)),
     "issueBatch": row(issue_a_batch, {"hospital"}, *H, "BatchIssued", needs(HOSPITAL_ROLE)),
-    "redeemBatched": row(redeem_from_the_batch, {"pharmacy"}, "pharmacy", PHARMACY_ROLE, "PrescriptionRedeemed",
-                         needs(PHARMACY_ROLE)),
-    "cancelBatched": row(cancel_one_of_the_batch, {"regulator", "hospital"}, *H, "PrescriptionCancelled",
-                         batch_manager("id")),
+    "redeemBatched": row(
+        redeem_from_the_batch, {"pharmacy"}, "pharmacy", PHARMACY_ROLE, "PrescriptionRedeemed", needs(PHARMACY_ROLE)
+    ),
+    "cancelBatched": row(
+        cancel_one_of_the_batch, {"regulator", "hospital"}, *H, "PrescriptionCancelled", batch_manager("id")
+    ),
     "cancelBatch": row(withdraw_the_batch, {"regulator", "hospital"}, *H, "BatchCancelled", batch_manager("root")),
-    "cancel": row(cancel_the_active, {"regulator", "doctor"}, "doctor", DOCTOR_ROLE, "PrescriptionCancelled",
-                  issuing_doctor),
-    "redeem": row(redeem_the_active, {"pharmacy"}, "pharmacy", PHARMACY_ROLE, "PrescriptionRedeemed",
-                  needs(PHARMACY_ROLE)),
-    "dispatch": row(dispatch_the_dispensed, {"pharmacy"}, "pharmacy", PHARMACY_ROLE, "PrescriptionDispatched",
-                    holder_of("dispensed", "pharmacy", PHARMACY_ROLE)),
-    "deliver": row(deliver_the_dispatched, {"courier"}, "courier", COURIER_ROLE, "PrescriptionDelivered",
-                   holder_of("dispatched", "courier", COURIER_ROLE)),
-    "deliver(over-the-counter)": row(deliver_the_dispensed_over_the_counter, {"pharmacy"}, "pharmacy", PHARMACY_ROLE,
-                                     "PrescriptionDelivered", holder_of("dispensed", "pharmacy", PHARMACY_ROLE)),
-    "deliverWithReceipt": row(deliver_the_dispatched_with_receipt, {"courier"}, "courier", COURIER_ROLE,
-                              "ReceiptConfirmed", holder_of("dispatched", "courier", COURIER_ROLE)),
+    "cancel": row(
+        cancel_the_active, {"regulator", "doctor"}, "doctor", DOCTOR_ROLE, "PrescriptionCancelled", issuing_doctor
+    ),
+    "redeem": row(
+        redeem_the_active, {"pharmacy"}, "pharmacy", PHARMACY_ROLE, "PrescriptionRedeemed", needs(PHARMACY_ROLE)
+    ),
+    "dispatch": row(
+        dispatch_the_dispensed,
+        {"pharmacy"},
+        "pharmacy",
+        PHARMACY_ROLE,
+        "PrescriptionDispatched",
+        holder_of("dispensed", "pharmacy", PHARMACY_ROLE),
+    ),
+    "deliver": row(
+        deliver_the_dispatched,
+        {"courier"},
+        "courier",
+        COURIER_ROLE,
+        "PrescriptionDelivered",
+        holder_of("dispatched", "courier", COURIER_ROLE),
+    ),
+    "deliver(over-the-counter)": row(
+        deliver_the_dispensed_over_the_counter,
+        {"pharmacy"},
+        "pharmacy",
+        PHARMACY_ROLE,
+        "PrescriptionDelivered",
+        holder_of("dispensed", "pharmacy", PHARMACY_ROLE),
+    ),
+    "deliverWithReceipt": row(
+        deliver_the_dispatched_with_receipt,
+        {"courier"},
+        "courier",
+        COURIER_ROLE,
+        "ReceiptConfirmed",
+        holder_of("dispatched", "courier", COURIER_ROLE),
+    ),
     # Anyone may relay the patient's receipt: the claim key's signature is the authority.
     "confirmReceipt": row(confirm_receipt_of_the_delivered, EVERYONE, "courier", COURIER_ROLE, "ReceiptConfirmed"),
-    "reassignCustody": row(reassign_the_dispensed, {"regulator"}, *H, "CustodyReassigned", needs_regulator,
-                           setup=pharmacy_revoked_while_holding),
-    "voidCustody": row(void_the_dispensed, {"regulator"}, *H, "CustodyVoided", needs_regulator,
-                       setup=pharmacy_revoked_while_holding),
-    "allowReadmission": row(allow_the_auditor_back, {"regulator"}, *H, "ReadmissionAllowed", needs_regulator,
-                            setup=barred_by_the_regulator),
+    "reassignCustody": row(
+        reassign_the_dispensed,
+        {"regulator"},
+        *H,
+        "CustodyReassigned",
+        needs_regulator,
+        setup=pharmacy_revoked_while_holding,
+    ),
+    "voidCustody": row(
+        void_the_dispensed, {"regulator"}, *H, "CustodyVoided", needs_regulator, setup=pharmacy_revoked_while_holding
+    ),
+    "allowReadmission": row(
+        allow_the_auditor_back, {"regulator"}, *H, "ReadmissionAllowed", needs_regulator, setup=barred_by_the_regulator
+    ),
     "pause": row(pause, {"regulator"}, *H, "Paused", needs_regulator),
     "unpause": row(unpause, {"regulator"}, *H, "Unpaused", needs_regulator, setup=paused_by_the_regulator),
     "setLimits": row(set_limits, {"regulator"}, *H, "LimitsChanged", needs_regulator),
-    "beginDefaultAdminTransfer": row(begin_regulator_handover, {"regulator"}, *H, "DefaultAdminTransferScheduled",
-                                     needs_regulator),
-    "cancelDefaultAdminTransfer": row(cancel_regulator_handover, {"regulator"}, *H, "DefaultAdminTransferCanceled",
-                                      needs_regulator, setup=handover_begun),
-    "changeDefaultAdminDelay": row(change_handover_delay, {"regulator"}, *H, "DefaultAdminDelayChangeScheduled",
-                                   needs_regulator),
-    "rollbackDefaultAdminDelay": row(roll_back_handover_delay, {"regulator"}, *H, "DefaultAdminDelayChangeCanceled",
-                                     needs_regulator, setup=delay_change_scheduled),
+    "beginDefaultAdminTransfer": row(
+        begin_regulator_handover, {"regulator"}, *H, "DefaultAdminTransferScheduled", needs_regulator
+    ),
+    "cancelDefaultAdminTransfer": row(
+        cancel_regulator_handover,
+        {"regulator"},
+        *H,
+        "DefaultAdminTransferCanceled",
+        needs_regulator,
+        setup=handover_begun,
+    ),
+    "changeDefaultAdminDelay": row(
+        change_handover_delay, {"regulator"}, *H, "DefaultAdminDelayChangeScheduled", needs_regulator
+    ),
+    "rollbackDefaultAdminDelay": row(
+        roll_back_handover_delay,
+        {"regulator"},
+        *H,
+        "DefaultAdminDelayChangeCanceled",
+        needs_regulator,
+        setup=delay_change_scheduled,
+    ),
 }
 
 CASES = [pytest.param(name, actor, id=f"{name}-by-{actor}") for name in MATRIX for actor in ACTORS]
@@ -338,8 +390,13 @@ def staged(module_clinic):
     """One prescription at each step of the trail, all issued by ``doctor``, filled by ``pharmacy`` and
     carried by ``courier``; and a batch of two that ``hospital`` issued for ``doctor``."""
     c = module_clinic
-    return {"active": c.issue(), "dispensed": c.dispensed(), "dispatched": c.dispatched(), "delivered": c.delivered(),
-            "batch": c.issue_batch(size=2)}
+    return {
+        "active": c.issue(),
+        "dispensed": c.dispensed(),
+        "dispatched": c.dispatched(),
+        "delivered": c.delivered(),
+        "batch": c.issue_batch(size=2),
+    }
 
 
 @pytest.fixture

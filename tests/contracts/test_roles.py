@@ -40,8 +40,9 @@ NURSE_ROLE = keccak(text="NURSE_ROLE")  # not a consortium role
 
 def issue_by(registry, chain, doctor):
     """Has ``doctor`` issue a new prescription (a call every doctor in good standing may make)."""
-    return registry.issue(fresh_doc_hash(), fresh_claim_key().address, ZERO_ADDRESS, chain.pending_timestamp + DAY, 1,
-                          sender=doctor)
+    return registry.issue(
+        fresh_doc_hash(), fresh_claim_key().address, ZERO_ADDRESS, chain.pending_timestamp + DAY, 1, sender=doctor
+    )
 
 
 # --------------------------------------------------------------------------------- deployment
@@ -112,8 +113,11 @@ def test_onboarded_members_hold_their_roles_and_doctors_belong_to_their_hospital
 # ---------------------------------------------------------------------------------- admission
 
 
-@pytest.mark.parametrize("role", [PHARMACY_ROLE, COURIER_ROLE, AUDITOR_ROLE, HOSPITAL_ROLE],
-                         ids=["pharmacy", "courier", "auditor", "hospital"])
+@pytest.mark.parametrize(
+    "role",
+    [PHARMACY_ROLE, COURIER_ROLE, AUDITOR_ROLE, HOSPITAL_ROLE],
+    ids=["pharmacy", "courier", "auditor", "hospital"],
+)
 def test_regulator_admits_a_member_until_a_date(registry, chain, regulator, role):
     account = fresh_address()
     until = chain.pending_timestamp + YEAR
@@ -124,8 +128,9 @@ def test_regulator_admits_a_member_until_a_date(registry, chain, regulator, role
         tx,
         registry,
         event("RoleGranted", role=role, account=account, sender=regulator),
-        event("MemberAdmitted", account=account, role=role, admittedBy=regulator, hospital=ZERO_ADDRESS,
-              validUntil=until),
+        event(
+            "MemberAdmitted", account=account, role=role, admittedBy=regulator, hospital=ZERO_ADDRESS, validUntil=until
+        ),
     )
     assert registry.member(account) == (ROLE_BITS[role], until, ZERO_ADDRESS)
     assert registry.hasRole(role, account)
@@ -142,15 +147,22 @@ def test_hospital_admits_a_doctor_who_then_belongs_to_it(registry, chain, hospit
         tx,
         registry,
         event("RoleGranted", role=DOCTOR_ROLE, account=account, sender=hospital),
-        event("MemberAdmitted", account=account, role=DOCTOR_ROLE, admittedBy=hospital, hospital=hospital,
-              validUntil=until),
+        event(
+            "MemberAdmitted",
+            account=account,
+            role=DOCTOR_ROLE,
+            admittedBy=hospital,
+            hospital=hospital,
+            validUntil=until,
+        ),
     )
     assert registry.member(account) == (ROLE_BITS[DOCTOR_ROLE], until, hospital.address)
     assert registry.hasRole(DOCTOR_ROLE, account)
 
 
-def test_readmitting_a_member_adds_the_role_and_replaces_the_credential_end(registry, chain, regulator, courier,
-                                                                           credential_end):
+def test_readmitting_a_member_adds_the_role_and_replaces_the_credential_end(
+    registry, chain, regulator, courier, credential_end
+):
     until = credential_end - 100 * DAY
 
     registry.admitMember(courier, AUDITOR_ROLE, until, sender=regulator)
@@ -178,8 +190,7 @@ def test_admitting_the_zero_address_fails(registry, chain, regulator, reverts):
 
 
 @pytest.mark.parametrize("ends_before", [0, 1, YEAR], ids=["ending-now", "ended-a-second-ago", "ended-a-year-ago"])
-def test_admitting_with_a_credential_that_is_not_in_the_future_fails(registry, chain, regulator, reverts,
-                                                                     ends_before):
+def test_admitting_with_a_credential_that_is_not_in_the_future_fails(registry, chain, regulator, reverts, ends_before):
     now = chain.pending_timestamp + 10
     next_block_at(chain, now)
     with reverts(registry.InvalidCredentialEnd, validUntil=now - ends_before, nowTime=now):
@@ -252,8 +263,9 @@ def test_doctor_can_issue_in_the_last_second_of_the_credential(registry, chain, 
     assert tx.timestamp == end
 
 
-def test_doctor_cannot_issue_once_the_credential_ended_and_can_again_after_renewal(registry, chain, hospital, doctor,
-                                                                                 credential_end, reverts):
+def test_doctor_cannot_issue_once_the_credential_ended_and_can_again_after_renewal(
+    registry, chain, hospital, doctor, credential_end, reverts
+):
     end = chain.pending_timestamp + HOUR
     registry.renewMember(doctor, end, sender=hospital)
     travel_to(chain, end + 1)
@@ -264,7 +276,9 @@ def test_doctor_cannot_issue_once_the_credential_ended_and_can_again_after_renew
 
     tx = registry.renewMember(doctor, credential_end, sender=hospital)
 
-    assert_events(tx, registry, event("CredentialRenewed", account=doctor, renewedBy=hospital, validUntil=credential_end))
+    assert_events(
+        tx, registry, event("CredentialRenewed", account=doctor, renewedBy=hospital, validUntil=credential_end)
+    )
     assert registry.hasRole(DOCTOR_ROLE, doctor)
     issue_by(registry, chain, doctor)
 
@@ -281,8 +295,9 @@ def test_regulator_renews_any_member(registry, regulator, parties, credential_en
 
     tx = registry.renewMember(account, credential_end + YEAR, sender=regulator)
 
-    assert_events(tx, registry,
-                  event("CredentialRenewed", account=account, renewedBy=regulator, validUntil=credential_end + YEAR))
+    assert_events(
+        tx, registry, event("CredentialRenewed", account=account, renewedBy=regulator, validUntil=credential_end + YEAR)
+    )
     assert registry.member(account) == (before.roles, credential_end + YEAR, before.hospital)
 
 
@@ -299,8 +314,7 @@ def test_other_hospital_cannot_renew_a_doctor(registry, other_hospital, doctor, 
         registry.renewMember(doctor, credential_end + YEAR, sender=other_hospital)
 
 
-def test_hospital_cannot_renew_a_member_that_is_not_its_doctor(registry, hospital, pharmacy, credential_end,
-                                                               reverts):
+def test_hospital_cannot_renew_a_member_that_is_not_its_doctor(registry, hospital, pharmacy, credential_end, reverts):
     with reverts(registry.NotDoctorsHospital, caller=hospital, doctor=pharmacy):
         registry.renewMember(pharmacy, credential_end + YEAR, sender=hospital)
 
@@ -310,8 +324,7 @@ def test_renewing_someone_who_never_was_a_member_fails(registry, regulator, stra
         registry.renewMember(stranger, credential_end, sender=regulator)
 
 
-def test_renewing_a_member_whose_every_role_was_revoked_fails(registry, regulator, pharmacy, credential_end,
-                                                              reverts):
+def test_renewing_a_member_whose_every_role_was_revoked_fails(registry, regulator, pharmacy, credential_end, reverts):
     registry.revokeRole(PHARMACY_ROLE, pharmacy, sender=regulator)
     with reverts(registry.NotAMember, account=pharmacy):
         registry.renewMember(pharmacy, credential_end + YEAR, sender=regulator)
@@ -327,8 +340,7 @@ def test_renewing_to_an_end_that_is_not_in_the_future_fails(registry, chain, reg
 # ---------------------------------------------------------------------------------- revocation
 
 
-def test_hospital_revokes_its_doctor_who_is_refused_at_once(registry, chain, hospital, doctor, credential_end,
-                                                            reverts):
+def test_hospital_revokes_its_doctor_who_is_refused_at_once(registry, chain, hospital, doctor, credential_end, reverts):
     tx = registry.revokeRole(DOCTOR_ROLE, doctor, sender=hospital)
 
     assert_events(tx, registry, event("RoleRevoked", role=DOCTOR_ROLE, account=doctor, sender=hospital))
@@ -350,8 +362,14 @@ def test_hospital_cannot_revoke_other_kinds_of_member(registry, hospital, pharma
 
 @pytest.mark.parametrize(
     "name, role",
-    [("hospital", HOSPITAL_ROLE), ("doctor", DOCTOR_ROLE), ("other_doctor", DOCTOR_ROLE),
-     ("pharmacy", PHARMACY_ROLE), ("courier", COURIER_ROLE), ("auditor", AUDITOR_ROLE)],
+    [
+        ("hospital", HOSPITAL_ROLE),
+        ("doctor", DOCTOR_ROLE),
+        ("other_doctor", DOCTOR_ROLE),
+        ("pharmacy", PHARMACY_ROLE),
+        ("courier", COURIER_ROLE),
+        ("auditor", AUDITOR_ROLE),
+    ],
     ids=["hospital", "doctor", "other-hospitals-doctor", "pharmacy", "courier", "auditor"],
 )
 def test_regulator_revokes_anyone(registry, regulator, parties, name, role):
@@ -359,8 +377,12 @@ def test_regulator_revokes_anyone(registry, regulator, parties, name, role):
 
     tx = registry.revokeRole(role, account, sender=regulator)
 
-    assert_events(tx, registry, event("RoleRevoked", role=role, account=account, sender=regulator),
-                  event("MemberBarred", account=account, by=regulator))
+    assert_events(
+        tx,
+        registry,
+        event("RoleRevoked", role=role, account=account, sender=regulator),
+        event("MemberBarred", account=account, by=regulator),
+    )
     assert not registry.hasRole(role, account)
     assert registry.member(account).roles == 0
 
@@ -400,8 +422,9 @@ def test_no_one_may_renounce_a_role_for_someone_else(registry, courier, pharmacy
         registry.renounceRole(PHARMACY_ROLE, pharmacy, sender=courier)
 
 
-def test_revoked_doctor_may_be_admitted_by_another_hospital(registry, chain, hospital, other_hospital, doctor,
-                                                           credential_end):
+def test_revoked_doctor_may_be_admitted_by_another_hospital(
+    registry, chain, hospital, other_hospital, doctor, credential_end
+):
     registry.revokeRole(DOCTOR_ROLE, doctor, sender=hospital)
 
     registry.admitMember(doctor, DOCTOR_ROLE, credential_end, sender=other_hospital)
@@ -412,8 +435,9 @@ def test_revoked_doctor_may_be_admitted_by_another_hospital(registry, chain, hos
     assert issued[1]["hospital"] == other_hospital.address
 
 
-def test_revoked_hospital_can_no_longer_manage_its_doctors_but_the_regulator_can(registry, regulator, hospital,
-                                                                                 doctor, credential_end, reverts):
+def test_revoked_hospital_can_no_longer_manage_its_doctors_but_the_regulator_can(
+    registry, regulator, hospital, doctor, credential_end, reverts
+):
     registry.revokeRole(HOSPITAL_ROLE, hospital, sender=regulator)
 
     with reverts(registry.AccessControlUnauthorizedAccount, account=hospital, neededRole=HOSPITAL_ROLE):
@@ -432,8 +456,9 @@ def test_revoked_hospital_can_no_longer_manage_its_doctors_but_the_regulator_can
 # accounts that hold no role but doctor; removing its own doctor moves no date, so it may always do that.
 
 
-def test_hospital_cannot_prolong_its_own_credential_by_making_itself_a_doctor(registry, chain, hospital,
-                                                                             credential_end, reverts):
+def test_hospital_cannot_prolong_its_own_credential_by_making_itself_a_doctor(
+    registry, chain, hospital, credential_end, reverts
+):
     with reverts(registry.HoldsOtherRoles, account=hospital, roles=ROLE_BITS[HOSPITAL_ROLE]):
         registry.admitMember(hospital, DOCTOR_ROLE, credential_end + 10 * YEAR, sender=hospital)
     with reverts(registry.NotDoctorsHospital, caller=hospital, doctor=hospital):
@@ -444,8 +469,9 @@ def test_hospital_cannot_prolong_its_own_credential_by_making_itself_a_doctor(re
 
 
 @pytest.mark.parametrize("name", ["pharmacy", "courier", "auditor", "other_hospital"])
-def test_hospital_cannot_make_another_kind_of_member_its_doctor(registry, chain, hospital, parties, credential_end,
-                                                                reverts, name):
+def test_hospital_cannot_make_another_kind_of_member_its_doctor(
+    registry, chain, hospital, parties, credential_end, reverts, name
+):
     """Else it could cut short (or prolong) a licence only the regulator grants."""
     member = parties[name]
     soon = chain.pending_timestamp + MINUTE
@@ -458,7 +484,8 @@ def test_hospital_cannot_make_another_kind_of_member_its_doctor(registry, chain,
 
 
 def test_hospital_cannot_move_the_credential_of_a_doctor_the_regulator_gave_another_role(
-        registry, regulator, hospital, doctor, credential_end, reverts):
+    registry, regulator, hospital, doctor, credential_end, reverts
+):
     registry.admitMember(doctor, AUDITOR_ROLE, credential_end, sender=regulator)
     roles = ROLE_BITS[DOCTOR_ROLE] | ROLE_BITS[AUDITOR_ROLE]
 
@@ -472,8 +499,9 @@ def test_hospital_cannot_move_the_credential_of_a_doctor_the_regulator_gave_anot
     assert registry.member(doctor) == (roles, credential_end + YEAR, hospital.address)
 
 
-def test_hospital_can_still_remove_its_doctor_who_holds_another_role(registry, chain, regulator, hospital, doctor,
-                                                                     credential_end):
+def test_hospital_can_still_remove_its_doctor_who_holds_another_role(
+    registry, chain, regulator, hospital, doctor, credential_end
+):
     """Removing a doctor clears the doctor role only -- no credential date moves -- so a hospital must be
     able to stop a doctor issuing in its name whatever else the regulator made that account."""
     registry.admitMember(doctor, AUDITOR_ROLE, credential_end, sender=regulator)
@@ -486,8 +514,9 @@ def test_hospital_can_still_remove_its_doctor_who_holds_another_role(registry, c
     assert registry.hasRole(AUDITOR_ROLE, doctor)
 
 
-def test_hospital_may_admit_a_former_member_that_holds_no_role_now(registry, chain, regulator, hospital, pharmacy,
-                                                                   credential_end, reverts):
+def test_hospital_may_admit_a_former_member_that_holds_no_role_now(
+    registry, chain, regulator, hospital, pharmacy, credential_end, reverts
+):
     """Once the regulator, which revoked it, lets it back (until then it is barred: see test_hardening)."""
     registry.revokeRole(PHARMACY_ROLE, pharmacy, sender=regulator)
     registry.allowReadmission(pharmacy, sender=regulator)
@@ -507,8 +536,9 @@ def test_regulator_handover_takes_two_steps_and_the_delay(registry, chain, regul
     begun = registry.beginDefaultAdminTransfer(new_regulator, sender=regulator)
 
     schedule = begun.timestamp + ADMIN_TRANSFER_DELAY
-    assert_events(begun, registry,
-                  event("DefaultAdminTransferScheduled", newAdmin=new_regulator, acceptSchedule=schedule))
+    assert_events(
+        begun, registry, event("DefaultAdminTransferScheduled", newAdmin=new_regulator, acceptSchedule=schedule)
+    )
     assert registry.pendingDefaultAdmin() == (new_regulator.address, schedule)
     assert registry.defaultAdmin() == regulator.address
 

@@ -47,8 +47,9 @@ def test_trail_events_index_the_prescription_and_the_parties(registry):
         assert [i.name for i in abis[name].inputs if i.indexed] == indexed, name
 
 
-def test_home_delivery_trail_is_stamped_step_by_step(clinic, registry, chain, doctor, hospital, pharmacy, courier,
-                                                     stranger):
+def test_home_delivery_trail_is_stamped_step_by_step(
+    clinic, registry, chain, doctor, hospital, pharmacy, courier, stranger
+):
     rx = clinic.issue(doctor, pharmacy=pharmacy, valid_for=2 * DAY)
     issued_at = rx.issue_tx.timestamp
     assert registry.prescription(rx.id) == (doctor.address, issued_at, rx.expires_at, Status.ACTIVE, 1)
@@ -60,8 +61,7 @@ def test_home_delivery_trail_is_stamped_step_by_step(clinic, registry, chain, do
 
     chain.pending_timestamp += HOUR
     dispatched = clinic.dispatch(rx, pharmacy, courier)
-    assert_events(dispatched, registry,
-                  event("PrescriptionDispatched", id=rx.id, pharmacy=pharmacy, courier=courier))
+    assert_events(dispatched, registry, event("PrescriptionDispatched", id=rx.id, pharmacy=pharmacy, courier=courier))
     assert registry.prescription(rx.id) == (courier.address, issued_at, rx.expires_at, Status.DISPATCHED, 0)
 
     chain.pending_timestamp += HOUR
@@ -77,11 +77,18 @@ def test_home_delivery_trail_is_stamped_step_by_step(clinic, registry, chain, do
     # An auditor reads the whole trail back by the prescription's id alone, each step at its block's time.
     steps = [rx.issue_tx, redeemed, dispatched, delivered, confirmed]
     trail = trail_of(registry, chain, rx, since=rx.issue_tx.block_number)
-    assert [(name, block) for name, block, _ in trail] == list(zip(
-        ["PrescriptionIssued", "PrescriptionRedeemed", "PrescriptionDispatched", "PrescriptionDelivered",
-         "ReceiptConfirmed"],
-        [tx.block_number for tx in steps],
-    ))
+    assert [(name, block) for name, block, _ in trail] == list(
+        zip(
+            [
+                "PrescriptionIssued",
+                "PrescriptionRedeemed",
+                "PrescriptionDispatched",
+                "PrescriptionDelivered",
+                "ReceiptConfirmed",
+            ],
+            [tx.block_number for tx in steps],
+        )
+    )
     stamps = [chain.blocks[block].timestamp for _, block, _ in trail]
     assert stamps == [tx.timestamp for tx in steps]
     assert stamps == sorted(stamps) and stamps[1] - stamps[0] >= HOUR
@@ -98,17 +105,20 @@ def trail_of(registry, chain, rx, since):
     return [(names[bytes(log["topics"][0])], log["blockNumber"], log["topics"]) for log in logs]
 
 
-def test_auditor_finds_a_pharmacys_redemptions_by_its_topic(clinic, registry, chain, doctor, pharmacy,
-                                                            other_pharmacy):
+def test_auditor_finds_a_pharmacys_redemptions_by_its_topic(clinic, registry, chain, doctor, pharmacy, other_pharmacy):
     start = chain.blocks.head.number
     mine = [clinic.dispensed(clinic.issue(doctor), pharmacy=pharmacy) for _ in range(2)]
     clinic.dispensed(clinic.issue(doctor), pharmacy=other_pharmacy)
 
     redeemed = keccak(text="PrescriptionRedeemed(bytes32,address,uint8)")
-    logs = chain.provider.web3.eth.get_logs({
-        "address": registry.address, "fromBlock": start, "toBlock": "latest",
-        "topics": ["0x" + redeemed.hex(), None, "0x" + bytes(12).hex() + pharmacy.address[2:].lower()],
-    })
+    logs = chain.provider.web3.eth.get_logs(
+        {
+            "address": registry.address,
+            "fromBlock": start,
+            "toBlock": "latest",
+            "topics": ["0x" + redeemed.hex(), None, "0x" + bytes(12).hex() + pharmacy.address[2:].lower()],
+        }
+    )
     assert [bytes(log["topics"][1]) for log in logs] == [rx.id for rx in mine]
 
 
@@ -154,8 +164,9 @@ def test_pharmacy_hands_over_the_counter_with_the_receipt_in_one_transaction(cli
     assert registry.prescription(rx.id)[3:] == (Status.COMPLETED, 0)
 
 
-def test_drugs_dispensed_in_time_may_still_be_delivered_after_the_prescription_expires(clinic, registry, chain,
-                                                                                        doctor, pharmacy, courier):
+def test_drugs_dispensed_in_time_may_still_be_delivered_after_the_prescription_expires(
+    clinic, registry, chain, doctor, pharmacy, courier
+):
     rx = clinic.dispensed(clinic.issue(doctor, valid_for=HOUR), pharmacy=pharmacy)
     travel_to(chain, rx.expires_at + DAY)
 
@@ -211,8 +222,7 @@ class TestBadReceipts:
         with reverts(registry.BadClaimSignature, id=rx.id):
             self.send(clinic, how, rx, courier, signer=fresh_claim_key())
 
-    def test_a_receipt_with_the_terms_of_another_prescription_fails(self, clinic, registry, courier, reverts, how,
-                                                                    rx):
+    def test_a_receipt_with_the_terms_of_another_prescription_fails(self, clinic, registry, courier, reverts, how, rx):
         other = clinic.issue()
         with reverts(registry.BadClaimSignature, id=rx.id):
             self.send(clinic, how, rx, courier, terms=other.terms)
@@ -232,7 +242,9 @@ class TestBadReceipts:
         with reverts(registry.BadClaimSignature, id=rx.id):
             self.send(clinic, how, rx, courier, deadline=deadline, signature=consent)
 
-    def test_a_receipt_for_another_deliverer_fails(self, clinic, registry, courier, pharmacy, other_pharmacy, reverts, how, rx):
+    def test_a_receipt_for_another_deliverer_fails(
+        self, clinic, registry, courier, pharmacy, other_pharmacy, reverts, how, rx
+    ):
         # the patient signed for another hand-over: another courier's, or the counter's
         for deliverer in (other_pharmacy, pharmacy):
             with reverts(registry.BadClaimSignature, id=rx.id):
@@ -379,8 +391,9 @@ def test_dispatching_to_someone_who_is_not_a_courier_fails(clinic, registry, par
         clinic.dispatch(rx, pharmacy, parties[name])
 
 
-def test_dispatching_to_a_courier_whose_credential_ended_fails(clinic, registry, chain, regulator, pharmacy, courier,
-                                                               reverts):
+def test_dispatching_to_a_courier_whose_credential_ended_fails(
+    clinic, registry, chain, regulator, pharmacy, courier, reverts
+):
     rx = clinic.dispensed(pharmacy=pharmacy)
     end = chain.pending_timestamp + HOUR
     registry.renewMember(courier, end, sender=regulator)
@@ -401,5 +414,4 @@ def test_dispatching_to_a_revoked_courier_fails(clinic, registry, regulator, pha
 def test_the_trail_keeps_issue_and_expiry_times(clinic, registry, doctor, courier):
     rx = clinic.received(clinic.issue(doctor, valid_for=DAY), courier=courier)
 
-    assert registry.prescription(rx.id) == (courier.address, rx.issue_tx.timestamp, rx.expires_at,
-                                            Status.COMPLETED, 0)
+    assert registry.prescription(rx.id) == (courier.address, rx.issue_tx.timestamp, rx.expires_at, Status.COMPLETED, 0)

@@ -50,7 +50,9 @@ def issue_batched(client, ids):
 
     def _issue(count: int = 3, designated_pharmacy: str | None = None, fills: int = 1) -> IssuedBatch:
         now = client.latest_block_time()
-        documents = [demo_document(ids["doctor"].address, now, designated_pharmacy=designated_pharmacy) for _ in range(count)]
+        documents = [
+            demo_document(ids["doctor"].address, now, designated_pharmacy=designated_pharmacy) for _ in range(count)
+        ]
         return issue_batch(client, ids["hospital"], documents, fills=fills)
 
     return _issue
@@ -68,8 +70,11 @@ def dapp_server(deployment, rpc_url):
     from rxchain.web.dapp import make_server
 
     # the module's pages sign in many times from 127.0.0.1 within seconds: roomy rate limits
-    auth = Auth(Membership(rpc_url, deployment.registry, head_ttl=0), deployment.chain_id,
-                limits=Limits(messages_burst=1000, sign_ins_burst=1000))  # fmt: skip
+    auth = Auth(
+        Membership(rpc_url, deployment.registry, head_ttl=0),
+        deployment.chain_id,
+        limits=Limits(messages_burst=1000, sign_ins_burst=1000),
+    )
     server = make_server("127.0.0.1", 0, deployment=deployment, rpc_url=rpc_url, auth=auth).start()
     yield server
     server.stop()
@@ -95,7 +100,9 @@ class Dapp:
             self.page.select_option("#dev-account", account)
         address = dev_accounts()[account].address
         expect(self.page.locator("#account-info")).to_contain_text(address, timeout=TIMEOUT_MS)
-        self.page.wait_for_selector(f'body[data-account="{address}"]', timeout=TIMEOUT_MS)  # read, and signed in if a pharmacy
+        self.page.wait_for_selector(
+            f'body[data-account="{address}"]', timeout=TIMEOUT_MS
+        )  # read, and signed in if a pharmacy
         return self
 
     def paste(self, text: str) -> None:
@@ -134,7 +141,9 @@ def dapp(browser, dapp_server):
     context.set_default_timeout(TIMEOUT_MS)
     page = context.new_page()
     dapp = Dapp(page, dapp_server.url)
-    page.on("console", lambda msg: dapp.problems.append(f"console.{msg.type}: {msg.text}") if msg.type == "error" else None)
+    page.on(
+        "console", lambda msg: dapp.problems.append(f"console.{msg.type}: {msg.text}") if msg.type == "error" else None
+    )
     page.on("pageerror", lambda exc: dapp.problems.append(f"uncaught: {exc}"))
     yield dapp
     context.close()
@@ -200,12 +209,20 @@ class PatientApp(Dapp):
 @pytest.fixture
 def patient(browser, patient_server):
     """A fresh phone-sized browser context on the patient's app, collecting console and page errors."""
-    context = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True, has_touch=True,
-                                  locale="en-GB", timezone_id="UTC")  # fmt: skip
+    context = browser.new_context(
+        viewport={"width": 390, "height": 844},
+        device_scale_factor=2,
+        is_mobile=True,
+        has_touch=True,
+        locale="en-GB",
+        timezone_id="UTC",
+    )
     context.set_default_timeout(TIMEOUT_MS)
     page = context.new_page()
     app = PatientApp(page, patient_server.url)
-    page.on("console", lambda msg: app.problems.append(f"console.{msg.type}: {msg.text}") if msg.type == "error" else None)
+    page.on(
+        "console", lambda msg: app.problems.append(f"console.{msg.type}: {msg.text}") if msg.type == "error" else None
+    )
     page.on("pageerror", lambda exc: app.problems.append(f"uncaught: {exc}"))
     yield app
     context.close()

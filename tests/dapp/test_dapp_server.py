@@ -26,7 +26,10 @@ def get(server, path: str) -> tuple[int, dict, bytes]:
 
 def rpc(server, payload) -> object:
     request = urllib.request.Request(
-        server.url + "rpc", data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"}, method="POST"
+        server.url + "rpc",
+        data=json.dumps(payload).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
     )
     with urllib.request.urlopen(request, timeout=10) as response:
         assert response.status == 200
@@ -55,7 +58,14 @@ def test_config_comes_from_the_build_and_the_deployment(dapp_server, deployment,
 
 @pytest.mark.parametrize(
     ("network", "chain_id", "dev"),
-    [("devnet", 31338, True), ("local", 31337, True), ("local", 1337, True), ("besu", 272461, False), ("devnet", 272461, False), ("besu", 31338, False)],
+    [
+        ("devnet", 31338, True),
+        ("local", 31337, True),
+        ("local", 1337, True),
+        ("besu", 272461, False),
+        ("devnet", 272461, False),
+        ("besu", 31338, False),
+    ],
 )
 def test_development_keys_only_for_a_development_chain(deployment, network, chain_id, dev):
     config = build_config(deployment=other_deployment(deployment, network, chain_id)).as_json()
@@ -71,16 +81,38 @@ def test_static_files_vendor_libraries_and_nothing_else(dapp_server):
     digest = base64.b64encode(hashlib.sha256(import_map.encode()).digest()).decode()
     assert f"'sha256-{digest}'" in policy
 
-    for path in ("/app.js", "/rxcore.js", "/handover.js", "/qrcodes.js", "/style.css", "/favicon.svg", "/vendor/ethers.min.js",
-                 "/vendor/jsQR.js", "/vendor/pako.esm.mjs", "/vendor/qrcode.mjs"):  # fmt: skip
+    for path in (
+        "/app.js",
+        "/rxcore.js",
+        "/handover.js",
+        "/qrcodes.js",
+        "/style.css",
+        "/favicon.svg",
+        "/vendor/ethers.min.js",
+        "/vendor/jsQR.js",
+        "/vendor/pako.esm.mjs",
+        "/vendor/qrcode.mjs",
+    ):
         status, headers, body = get(dapp_server, path)
         assert status == 200 and body, path
-    assert get(dapp_server, "/vendor/ethers.min.js")[2] == (project_root() / "node_modules/ethers/dist/ethers.min.js").read_bytes()
+    assert (
+        get(dapp_server, "/vendor/ethers.min.js")[2]
+        == (project_root() / "node_modules/ethers/dist/ethers.min.js").read_bytes()
+    )
 
     for path in (
-        "/package.json", "/third-party-redeem.mjs", "/../pyproject.toml", "/%2e%2e/pyproject.toml", "/vendor/../app.js",
-        "/vendor/ethers.js", "/.build/__local__.json", "/deployments/devnet.json", "/rpc", "/nope.html", "/api/summary",
-    ):  # fmt: skip
+        "/package.json",
+        "/third-party-redeem.mjs",
+        "/../pyproject.toml",
+        "/%2e%2e/pyproject.toml",
+        "/vendor/../app.js",
+        "/vendor/ethers.js",
+        "/.build/__local__.json",
+        "/deployments/devnet.json",
+        "/rpc",
+        "/nope.html",
+        "/api/summary",
+    ):
         assert get(dapp_server, path)[0] == 404, path
 
 
@@ -88,7 +120,14 @@ def test_rpc_relay_forwards_only_what_a_page_needs(dapp_server, deployment):
     answer = rpc(dapp_server, {"jsonrpc": "2.0", "id": 7, "method": "eth_chainId", "params": []})
     assert answer == {"jsonrpc": "2.0", "id": 7, "result": hex(deployment.chain_id)}
 
-    for method in ("evm_increaseTime", "anvil_setBalance", "eth_sendTransaction", "eth_accounts", "debug_traceTransaction", "admin_peers"):
+    for method in (
+        "evm_increaseTime",
+        "anvil_setBalance",
+        "eth_sendTransaction",
+        "eth_accounts",
+        "debug_traceTransaction",
+        "admin_peers",
+    ):
         assert method not in RPC_METHODS
         answer = rpc(dapp_server, {"jsonrpc": "2.0", "id": 1, "method": method, "params": []})
         assert answer["error"]["code"] == -32601, method
@@ -106,7 +145,9 @@ def test_rpc_relay_forwards_only_what_a_page_needs(dapp_server, deployment):
     assert batch[1]["result"] == hex(deployment.chain_id)
     assert int(batch[2]["result"], 16) >= deployment.deploy_block
 
-    request = urllib.request.Request(dapp_server.url + "rpc", data=b"{not json", headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        dapp_server.url + "rpc", data=b"{not json", headers={"Content-Type": "application/json"}
+    )
     with urllib.request.urlopen(request, timeout=10) as response:
         assert json.loads(response.read())["error"]["code"] == -32700
 
@@ -130,7 +171,9 @@ def test_missing_page_files_or_npm_libraries_are_named_before_serving(deployment
     with pytest.raises(BuildNotFound, match=r"dApp's page is missing"):
         dapp_part(config, static_dir=tmp_path)
     with pytest.raises(BuildNotFound, match=r"console's libraries are not installed .*chart\.umd\.min\.js"):
-        console_part(Console(Database(tmp_path / "index.sqlite")), vendor={"chart.umd.min.js": tmp_path / "chart.umd.min.js"})
+        console_part(
+            Console(Database(tmp_path / "index.sqlite")), vendor={"chart.umd.min.js": tmp_path / "chart.umd.min.js"}
+        )
 
 
 def test_keep_alive_answers_do_not_wait_for_delayed_acks(dapp_server):
@@ -150,4 +193,6 @@ def test_keep_alive_answers_do_not_wait_for_delayed_acks(dapp_server):
             start = time.perf_counter()
             assert http.get(dapp_server.url + "favicon.svg", timeout=10).status_code == 200
             times.append(time.perf_counter() - start)
-    assert statistics.median(times) < 0.030, f"median {statistics.median(times) * 1000:.1f} ms on a kept-alive connection"
+    assert statistics.median(times) < 0.030, (
+        f"median {statistics.median(times) * 1000:.1f} ms on a kept-alive connection"
+    )

@@ -80,8 +80,15 @@ console.log(JSON.stringify(out));
 
 
 def run_js(ops: list[dict]) -> list[dict]:
-    result = subprocess.run([NODE, "--input-type=module", "-e", RUNNER], input=json.dumps(ops), capture_output=True, text=True,
-                            timeout=120, cwd=project_root(), env=tool_env())  # fmt: skip
+    result = subprocess.run(
+        [NODE, "--input-type=module", "-e", RUNNER],
+        input=json.dumps(ops),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=project_root(),
+        env=tool_env(),
+    )
     assert result.returncode == 0, result.stderr
     answers = json.loads(result.stdout)
     assert len(answers) == len(ops)
@@ -128,19 +135,33 @@ def unpacked(text: str) -> dict:
 def codes():
     """One prescription and its four codes, made in Python."""
     doctor, pharmacy, courier, registry = (Account.create().address for _ in range(4))
-    payload = PrescriptionPayload.create(chain_id=CHAIN, registry=registry, claim_key=ClaimKey.generate(),
-                                         document=demo_document(doctor, NOW))  # fmt: skip
+    payload = PrescriptionPayload.create(
+        chain_id=CHAIN, registry=registry, claim_key=ClaimKey.generate(), document=demo_document(doctor, NOW)
+    )
     request = h.ConsentRequest(CHAIN, registry, pharmacy, NOW + 900)
     auth = h.authorize(payload, request, 2)
     delivery = h.DeliveryRequest(CHAIN, registry, payload.rx_id, courier, 1, NOW + 900)
     receipt = h.sign_receipt_for(payload, delivery)
-    return {"payload": payload, "rx1": encode_payload(payload), "request": request, "auth": auth, "delivery": delivery,
-            "receipt": receipt, "pharmacy": pharmacy, "courier": courier, "registry": registry}  # fmt: skip
+    return {
+        "payload": payload,
+        "rx1": encode_payload(payload),
+        "request": request,
+        "auth": auth,
+        "delivery": delivery,
+        "receipt": receipt,
+        "pharmacy": pharmacy,
+        "courier": courier,
+        "registry": registry,
+    }
 
 
 def test_python_codes_read_in_javascript_and_write_back_byte_identical(codes):
-    texts = {"consent": codes["request"].encode(), "authorization": codes["auth"].encode(),
-             "delivery": codes["delivery"].encode(), "receipt": codes["receipt"].encode()}  # fmt: skip
+    texts = {
+        "consent": codes["request"].encode(),
+        "authorization": codes["auth"].encode(),
+        "delivery": codes["delivery"].encode(),
+        "receipt": codes["receipt"].encode(),
+    }
     answers = run_js([{"op": "decode", "kind": kind, "text": text} for kind, text in texts.items()])
     for (kind, text), answer in zip(texts.items(), answers):
         assert "error" not in answer, (kind, answer)
@@ -152,12 +173,16 @@ def test_python_codes_read_in_javascript_and_write_back_byte_identical(codes):
 
 
 def test_javascript_signs_what_python_signs_and_python_reads_it(codes):
-    answers = run_js([
-        {"op": "authorize", "rx1": codes["rx1"], "request": codes["request"].encode(), "fillsLeft": 2},
-        {"op": "receipt", "rx1": codes["rx1"], "request": codes["delivery"].encode()},
-    ])  # fmt: skip
+    answers = run_js(
+        [
+            {"op": "authorize", "rx1": codes["rx1"], "request": codes["request"].encode(), "fillsLeft": 2},
+            {"op": "receipt", "rx1": codes["rx1"], "request": codes["delivery"].encode()},
+        ]
+    )
     authorization, receipt = (answer["ok"] for answer in answers)
-    assert authorization == codes["auth"].encode()  # same input, byte-identical text (RFC 6979 signatures, zlib level 9)
+    assert (
+        authorization == codes["auth"].encode()
+    )  # same input, byte-identical text (RFC 6979 signatures, zlib level 9)
     assert receipt == codes["receipt"].encode()
     assert h.decode_authorization(authorization) == codes["auth"]
     assert h.decode_receipt(receipt) == codes["receipt"]
@@ -182,12 +207,15 @@ def bad_codes(codes) -> list[tuple[str, str, str, dict | None]]:
     spare = None
     for char in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_":
         candidate = "RXA1." + encoded[:-1] + char
-        if candidate != good and base64.urlsafe_b64decode(encoded[:-1] + char + "=" * (-len(encoded) % 4)) == \
-                base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)):  # fmt: skip
+        if candidate != good and base64.urlsafe_b64decode(
+            encoded[:-1] + char + "=" * (-len(encoded) % 4)
+        ) == base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)):
             spare = candidate
             break
     other = Account.create()
-    forged = h._authorization(replace(codes["payload"], claim_key=ClaimKey(bytes(other.key))), codes["pharmacy"], 2, NOW + 900)
+    forged = h._authorization(
+        replace(codes["payload"], claim_key=ClaimKey(bytes(other.key))), codes["pharmacy"], 2, NOW + 900
+    )
     body = zlib.compress(rfc8785.dumps(obj), 9) + b"\x00\x01"
     trailing = "RXA1." + base64.urlsafe_b64encode(body + keccak(body)[:4]).rstrip(b"=").decode()
     doc = json.loads(json.dumps(obj["doc"]))
@@ -207,12 +235,27 @@ def bad_codes(codes) -> list[tuple[str, str, str, dict | None]]:
         ("a JSON array", "authorization", raw_frame([1, 2], "RXA"), None),
         ("version 2 inside", "authorization", raw_frame({**obj, "v": 2}, "RXA"), None),
         ("no version", "authorization", raw_frame({k: v for k, v in obj.items() if k != "v"}, "RXA"), None),
-        ("missing pharmacy", "authorization", raw_frame({k: v for k, v in obj.items() if k != "pharmacy"}, "RXA"), None),
+        (
+            "missing pharmacy",
+            "authorization",
+            raw_frame({k: v for k, v in obj.items() if k != "pharmacy"}, "RXA"),
+            None,
+        ),
         ("unknown key", "authorization", raw_frame({**obj, "note": "hi"}, "RXA"), None),
-        ("the private key smuggled in", "authorization", raw_frame({**obj, "privateKey": codes["payload"].claim_key.hex}, "RXA"), None),
+        (
+            "the private key smuggled in",
+            "authorization",
+            raw_frame({**obj, "privateKey": codes["payload"].claim_key.hex}, "RXA"),
+            None,
+        ),
         ("chain id 0", "authorization", raw_frame({**obj, "chainId": 0}, "RXA"), None),
         ("bad pharmacy address", "authorization", raw_frame({**obj, "pharmacy": "0x1234"}, "RXA"), None),
-        ("bad checksum address", "authorization", raw_frame({**obj, "registry": bad_checksum(obj["registry"])}, "RXA"), None),
+        (
+            "bad checksum address",
+            "authorization",
+            raw_frame({**obj, "registry": bad_checksum(obj["registry"])}, "RXA"),
+            None,
+        ),
         ("rxId not hex", "authorization", raw_frame({**obj, "rxId": "0x" + "g" * 64}, "RXA"), None),
         ("fills 256", "authorization", raw_frame({**obj, "fillsLeft": 256}, "RXA"), None),
         ("fills as text", "authorization", raw_frame({**obj, "fillsLeft": "2"}, "RXA"), None),
@@ -224,16 +267,46 @@ def bad_codes(codes) -> list[tuple[str, str, str, dict | None]]:
         ("another pharmacy written in", "authorization", raw_frame({**obj, "pharmacy": codes["courier"]}, "RXA"), None),
         ("another fill written in", "authorization", raw_frame({**obj, "fillsLeft": 3}, "RXA"), None),
         ("later deadline written in", "authorization", raw_frame({**obj, "deadline": NOW + 99_999}, "RXA"), None),
-        ("signed by another key", "authorization", raw_frame({**obj, "signature": "0x" + forged.signature.hex()}, "RXA"), None),
+        (
+            "signed by another key",
+            "authorization",
+            raw_frame({**obj, "signature": "0x" + forged.signature.hex()}, "RXA"),
+            None,
+        ),
         ("signature v 29", "authorization", raw_frame({**obj, "signature": obj["signature"][:-2] + "1d"}, "RXA"), None),
         ("another chain expected", "authorization", good, {"chainId": CHAIN + 1}),
         ("another registry expected", "authorization", good, {"registry": codes["courier"]}),
-        ("receipt with other terms", "receipt", raw_frame({**unpacked(receipt.encode()), "terms": "0x" + "11" * 32}, "RXR"), None),
-        ("receipt for another deliverer", "receipt", raw_frame({**unpacked(receipt.encode()), "deliverer": codes["pharmacy"]}, "RXR"), None),
+        (
+            "receipt with other terms",
+            "receipt",
+            raw_frame({**unpacked(receipt.encode()), "terms": "0x" + "11" * 32}, "RXR"),
+            None,
+        ),
+        (
+            "receipt for another deliverer",
+            "receipt",
+            raw_frame({**unpacked(receipt.encode()), "deliverer": codes["pharmacy"]}, "RXR"),
+            None,
+        ),
         ("receipt for another chain", "receipt", receipt.encode(), {"chainId": 1}),
-        ("consent with a bad pharmacy", "consent", raw_frame({**unpacked(codes["request"].encode()), "pharmacy": "nobody"}, "RXP"), None),
-        ("consent with an extra key", "consent", raw_frame({**unpacked(codes["request"].encode()), "rxId": "0x" + "00" * 32}, "RXP"), None),
-        ("delivery missing fills", "delivery", raw_frame({k: v for k, v in unpacked(codes["delivery"].encode()).items() if k != "fillsLeft"}, "RXD"), None),
+        (
+            "consent with a bad pharmacy",
+            "consent",
+            raw_frame({**unpacked(codes["request"].encode()), "pharmacy": "nobody"}, "RXP"),
+            None,
+        ),
+        (
+            "consent with an extra key",
+            "consent",
+            raw_frame({**unpacked(codes["request"].encode()), "rxId": "0x" + "00" * 32}, "RXP"),
+            None,
+        ),
+        (
+            "delivery missing fills",
+            "delivery",
+            raw_frame({k: v for k, v in unpacked(codes["delivery"].encode()).items() if k != "fillsLeft"}, "RXD"),
+            None,
+        ),
         ("delivery as consent", "consent", codes["delivery"].encode(), None),
     ]
     if spare is not None:
@@ -266,19 +339,32 @@ def bad_checksum(address: str) -> str:
 
 def test_bad_codes_are_refused_for_the_same_reason_on_both_sides(codes):
     cases = bad_codes(codes)
-    answers = run_js([{"op": "decode", "kind": kind, "text": text, "expected": expected} for _, kind, text, expected in cases])
+    answers = run_js(
+        [{"op": "decode", "kind": kind, "text": text, "expected": expected} for _, kind, text, expected in cases]
+    )
     seen = set()
     for (name, kind, text, expected), answer in zip(cases, answers):
         with pytest.raises(PayloadError) as refused:
             python_decode(kind, text, expected)
         assert "error" in answer, f"{name}: JavaScript accepted what Python refuses ({refused.value})"
         code, key = reason(refused.value)
-        assert (answer["error"]["code"], answer["error"]["key"]) == (code, key), f"{name}: Python {refused.value!r}, JS {answer['error']}"
+        assert (answer["error"]["code"], answer["error"]["key"]) == (code, key), (
+            f"{name}: Python {refused.value!r}, JS {answer['error']}"
+        )
         assert answer["error"]["message"] and "undefined" not in answer["error"]["message"], name
         seen.add(code)
     # every kind of refusal the decoders have was exercised
-    assert seen >= {"not-a-payload", "truncated", "checksum", "version", "malformed", "tampered", "bad-signature", "wrong-chain",
-                    "wrong-registry"}  # fmt: skip
+    assert seen >= {
+        "not-a-payload",
+        "truncated",
+        "checksum",
+        "version",
+        "malformed",
+        "tampered",
+        "bad-signature",
+        "wrong-chain",
+        "wrong-registry",
+    }
 
 
 def test_checks_before_sending_agree(codes):
@@ -308,7 +394,15 @@ def test_checks_before_sending_agree(codes):
 
 def test_a_paper_slip_passes_the_checks_at_any_pharmacy(codes):
     fills, _ = h.paper_slips(codes["payload"], 1, NOW + 86_400)
-    answers = run_js([{"op": "check", "kind": "authorization", "text": fills[0].encode(),
-                       "against": {"pharmacy": codes["courier"], "fillsLeft": 1, "now": NOW}}])  # fmt: skip
+    answers = run_js(
+        [
+            {
+                "op": "check",
+                "kind": "authorization",
+                "text": fills[0].encode(),
+                "against": {"pharmacy": codes["courier"], "fillsLeft": 1, "now": NOW},
+            }
+        ]
+    )
     assert answers == [{"ok": ""}]
     assert fills[0].pharmacy == ANYONE

@@ -118,8 +118,16 @@ def test_whole_way_patient_consents_pharmacy_redeems_courier_delivers_patient_si
     result = client.deliver_with_patient_receipt(ids["courier"], receipt)
     state = client.prescription(issued.rx_id)
     assert state.status is Status.COMPLETED
-    assert receipt_events(client, w3, result.tx_hash) == [{"id": issued.rx_id, "relayer": ids["courier"].address, "fillsLeft": 0}]
-    assert [s.step for s in trail(client, issued.rx_id)] == ["issued", "redeemed", "dispatched", "delivered", "received"]
+    assert receipt_events(client, w3, result.tx_hash) == [
+        {"id": issued.rx_id, "relayer": ids["courier"].address, "fillsLeft": 0}
+    ]
+    assert [s.step for s in trail(client, issued.rx_id)] == [
+        "issued",
+        "redeemed",
+        "dispatched",
+        "delivered",
+        "received",
+    ]
     patient.page.click("#done")
     expect(app.locator("#rx-state")).to_contain_text("Completed")
     patient.assert_clean()
@@ -212,7 +220,16 @@ def test_another_pharmacy_cannot_use_the_authorization(patient, dapp, client, is
     auth = h.decode_authorization(authorization)
     doctor, designated = auth.parties
     with pytest.raises(errors.BadClaimSignature):
-        client.transact(ids["pharmacy2"], "redeem", doctor, auth.doc_hash, designated or h.ANYONE, auth.claim_key, auth.deadline, auth.signature)
+        client.transact(
+            ids["pharmacy2"],
+            "redeem",
+            doctor,
+            auth.doc_hash,
+            designated or h.ANYONE,
+            auth.claim_key,
+            auth.deadline,
+            auth.signature,
+        )
     with pytest.raises(h.AuthorizationForAnotherPharmacy):
         client.redeem_authorized(ids["pharmacy2"], auth)
     assert client.prescription(issued.rx_id).status is Status.ACTIVE
@@ -246,7 +263,16 @@ def test_the_authorization_for_fill_one_cannot_redeem_fill_two(patient, dapp, cl
     auth = h.decode_authorization(first)
     doctor, designated = auth.parties
     with pytest.raises(errors.BadClaimSignature):
-        client.transact(ids["pharmacy"], "redeem", doctor, auth.doc_hash, designated or h.ANYONE, auth.claim_key, auth.deadline, auth.signature)
+        client.transact(
+            ids["pharmacy"],
+            "redeem",
+            doctor,
+            auth.doc_hash,
+            designated or h.ANYONE,
+            auth.claim_key,
+            auth.deadline,
+            auth.signature,
+        )
 
     # The patient consents again: the second fill goes through.
     patient.page.click("#done")
@@ -300,7 +326,9 @@ def test_wrong_pin_signs_nothing_and_foreign_codes_are_refused(patient, dapp, cl
     expect(app.locator("#answer")).to_be_hidden()
 
     # A request for another registry, and a code that is none of the pharmacy's or courier's.
-    other = h.ConsentRequest(client.chain_id, ids["courier"].address, ids["pharmacy"].address, client.latest_block_time() + 600)
+    other = h.ConsentRequest(
+        client.chain_id, ids["courier"].address, ids["pharmacy"].address, client.latest_block_time() + 600
+    )
     patient.read(other.encode())
     expect(app.locator("#request-error")).to_contain_text("another registry")
     patient.read(issued.payload_text)
@@ -309,8 +337,11 @@ def test_wrong_pin_signs_nothing_and_foreign_codes_are_refused(patient, dapp, cl
     expect(app.locator("#request-error")).to_contain_text("incomplete")
     # A courier's request for a prescription not on this phone.
     foreign = issue()
-    patient.read(h.DeliveryRequest(client.chain_id, client.address, foreign.rx_id, ids["courier"].address, 0,
-                                   client.latest_block_time() + 600).encode())  # fmt: skip
+    patient.read(
+        h.DeliveryRequest(
+            client.chain_id, client.address, foreign.rx_id, ids["courier"].address, 0, client.latest_block_time() + 600
+        ).encode()
+    )
     expect(app.locator("#request-error")).to_contain_text("not on this phone")
     assert_key_never_stored(patient, issued)
 
@@ -331,7 +362,9 @@ def test_the_page_works_offline_once_loaded(patient, issue):
     issued = issue()
     app = patient.open().page
     patient.take_home(issued.payload_text)
-    app.wait_for_function("() => navigator.serviceWorker.controller !== null || navigator.serviceWorker.ready.then(() => true)")
+    app.wait_for_function(
+        "() => navigator.serviceWorker.controller !== null || navigator.serviceWorker.ready.then(() => true)"
+    )
     app.evaluate("() => navigator.serviceWorker.ready")
     app.reload()
     app.wait_for_selector("body[data-ready]")
@@ -343,7 +376,9 @@ def test_the_page_works_offline_once_loaded(patient, issue):
     expect(app.locator("#rx-fills")).to_contain_text("unknown")
     app.context.set_offline(False)
     # Offline, the browser itself logs the failed reads of the chain; the page logged nothing of its own.
-    patient.problems[:] = [p for p in patient.problems if "net::ERR_INTERNET_DISCONNECTED" not in p and "Failed to load resource" not in p]
+    patient.problems[:] = [
+        p for p in patient.problems if "net::ERR_INTERNET_DISCONNECTED" not in p and "Failed to load resource" not in p
+    ]
 
 
 def test_paper_slips_at_the_counter(dapp, client, issue, ids):
@@ -387,7 +422,9 @@ def test_a_prescription_from_a_hospital_batch(patient, dapp, client, issue_batch
     patient.assert_clean()
 
 
-def test_a_batched_prescription_is_read_through_a_range_limited_node(patient, client, issue_batched, deployment, rpc_url):
+def test_a_batched_prescription_is_read_through_a_range_limited_node(
+    patient, client, issue_batched, deployment, rpc_url
+):
     """The patient's app finds a batched prescription's batch in the chain's events on a node that
     refuses eth_getLogs over more than a few blocks (as Besu does beyond --rpc-max-logs-range)."""
     from client.fronts import NodeFront  # tests/ is on the path: pytest imports tests/client as "client"

@@ -24,21 +24,49 @@ def test_page_shared_formats_vendor_files_and_nothing_else(patient_server, deplo
     assert f"'sha256-{digest}'" in policy
     assert "<script>" not in body.decode()  # no inline script but the import map
 
-    for path in ("/app.js", "/style.css", "/dapp.css", "/sw.js", "/rxcore.js", "/handover.js", "/qrcodes.js", "/favicon.svg",
-                 "/vendor/ethers.min.js", "/vendor/jsQR.js", "/vendor/pako.esm.mjs", "/vendor/qrcode.mjs"):  # fmt: skip
+    for path in (
+        "/app.js",
+        "/style.css",
+        "/dapp.css",
+        "/sw.js",
+        "/rxcore.js",
+        "/handover.js",
+        "/qrcodes.js",
+        "/favicon.svg",
+        "/vendor/ethers.min.js",
+        "/vendor/jsQR.js",
+        "/vendor/pako.esm.mjs",
+        "/vendor/qrcode.mjs",
+    ):
         status, headers, body = get(patient_server, path)
         assert status == 200 and body, path
     assert get(patient_server, "/sw.js")[1]["Content-Type"].startswith("text/javascript")
-    for path in ("/third-party-redeem.mjs", "/signin.js", "/package.json", "/../dapp/app.js", "/vendor/../app.js", "/index.js"):
+    for path in (
+        "/third-party-redeem.mjs",
+        "/signin.js",
+        "/package.json",
+        "/../dapp/app.js",
+        "/vendor/../app.js",
+        "/index.js",
+    ):
         assert get(patient_server, path)[0] == 404, path
 
     config = json.loads(get(patient_server, "/config.json")[2])
-    assert set(config) == {"network", "chainId", "registry", "rpcUrl", "deployBlock", "abi"}  # no development keys on the patient's phone
+    assert set(config) == {
+        "network",
+        "chainId",
+        "registry",
+        "rpcUrl",
+        "deployBlock",
+        "abi",
+    }  # no development keys on the patient's phone
     assert config["registry"] == deployment.registry and config["rpcUrl"] == "rpc"
 
 
 def test_the_relay_only_reads(patient_server, deployment):
-    assert rpc(patient_server, {"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []})["result"] == hex(deployment.chain_id)
+    assert rpc(patient_server, {"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []})["result"] == hex(
+        deployment.chain_id
+    )
     for method in ("eth_sendRawTransaction", "eth_sendTransaction", "evm_mine", "anvil_setBalance"):
         answer = rpc(patient_server, {"jsonrpc": "2.0", "id": 1, "method": method, "params": ["0x00"]})
         assert answer["error"]["code"] == -32601, method
@@ -52,5 +80,7 @@ def test_rx_serve_mounts_the_patient_app_when_asked(deployment, rpc_url, tmp_pat
     app, parts = build(options)
     assert [part.name for part in parts] == ["dapp", "patient"]
     assert [part.prefix for part in parts] == ["/dapp", "/patient"]
-    alone, parts = build(ServeOptions(network="local", dapp=False, console=False, patient=True, rpc_url=rpc_url, sign_in=False))
+    alone, parts = build(
+        ServeOptions(network="local", dapp=False, console=False, patient=True, rpc_url=rpc_url, sign_in=False)
+    )
     assert [part.name for part in parts] == ["patient"]

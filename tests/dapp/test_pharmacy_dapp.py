@@ -300,10 +300,16 @@ def test_malformed_and_foreign_codes_show_clear_messages(dapp, issue, client, id
     tampered["doc"]["entry"][0]["resource"]["dispenseRequest"]["quantity"]["value"] = 150
     flipped = good[:60] + ("A" if good[60] != "A" else "B") + good[61:]
     other_chain = PrescriptionPayload.create(
-        chain_id=client.chain_id + 1, registry=client.address, claim_key=ClaimKey.generate(), document=issued.payload.document
+        chain_id=client.chain_id + 1,
+        registry=client.address,
+        claim_key=ClaimKey.generate(),
+        document=issued.payload.document,
     )
     other_registry = PrescriptionPayload.create(
-        chain_id=client.chain_id, registry=ids["auditor"].address, claim_key=ClaimKey.generate(), document=issued.payload.document
+        chain_id=client.chain_id,
+        registry=ids["auditor"].address,
+        claim_key=ClaimKey.generate(),
+        document=issued.payload.document,
     )
     cases = [
         ("   ", "Paste the prescription code"),
@@ -370,7 +376,12 @@ def test_upload_of_a_photo_without_a_qr_code(dapp, tmp_path):
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
     raw = b"".join(b"\x00" + b"\x80" * 64 for _ in range(64))
-    png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 64, 64, 8, 0, 0, 0, 0)) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+    png = (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", 64, 64, 8, 0, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(raw))
+        + chunk(b"IEND", b"")
+    )
     page = dapp.open().page
     page.set_input_files("#qr-file", files=[{"name": "grey.png", "mimeType": "image/png", "buffer": png}])
     expect(page.locator("#code-error")).to_contain_text("No QR code was found in this picture")
@@ -499,8 +510,12 @@ def test_batched_prescription_redeemed_dispatched_and_its_trail(dapp, client, is
     expect(page.locator("#rx-hospital")).to_contain_text(hospital)
     expect(page.locator("#rx-doctor")).to_contain_text(ids["doctor"].address)
     expect(page.locator("#rx-document")).to_have_text("matches the chain")
-    expect(dapp.check("document")).to_have_text("The patient's document matches a prescription the hospital committed in its batch.")
-    expect(dapp.check("doctor")).to_have_text("The prescribing doctor is a doctor of the hospital that issued the batch.")
+    expect(dapp.check("document")).to_have_text(
+        "The patient's document matches a prescription the hospital committed in its batch."
+    )
+    expect(dapp.check("doctor")).to_have_text(
+        "The prescribing doctor is a doctor of the hospital that issued the batch."
+    )
     expect(page.locator("#rx-fills")).to_have_text("1")
     expect(page.locator("#rx-expires time")).to_have_attribute("datetime", iso(item.expires_at))
     expect(page.locator("#rx-custodian")).to_have_text("—")
@@ -553,8 +568,9 @@ def test_batched_prescription_redeemed_dispatched_and_its_trail(dapp, client, is
     dapp.assert_clean()
 
 
-def test_a_batched_prescription_is_found_redeemed_and_traced_through_a_range_limited_node(dapp, client, issue_batched, ids,
-                                                                                          deployment, rpc_url):  # fmt: skip
+def test_a_batched_prescription_is_found_redeemed_and_traced_through_a_range_limited_node(
+    dapp, client, issue_batched, ids, deployment, rpc_url
+):
     """The page's every log search (the batch of a prescription, the trail) on a node that refuses
     eth_getLogs over more than a few blocks, as Besu does beyond --rpc-max-logs-range: the page asks
     in windows and halves the ones refused."""
@@ -596,12 +612,16 @@ def test_batched_refusals_before_sending(case, dapp, client, issue_batched, ids,
         key = ClaimKey.generate()
         rx_id = prescription_id_for(checked.doctor, checked.doc_hash, key.address)
         client.issue_batch(ids["hospital"], [rx_id], int(checked.valid_until.timestamp()))
-        payload = PrescriptionPayload(chain_id=client.chain_id, registry=client.address, rx_id=rx_id, claim_key=key, document=document)
+        payload = PrescriptionPayload(
+            chain_id=client.chain_id, registry=client.address, rx_id=rx_id, claim_key=key, document=document
+        )
         text = encode_payload(payload)
         # The registry opens it from no batch but doctor2's own hospital's: the page looks at no other either.
         key_check, status = "registered", "None"
-        expected = ("Cannot redeem: This prescription is not registered on this registry; check the code with the patient "
-                    "or the prescriber.")  # fmt: skip
+        expected = (
+            "Cannot redeem: This prescription is not registered on this registry; check the code with the patient "
+            "or the prescriber."
+        )
     else:
         batch = issue_batched(2)
         item = batch.prescriptions[0]
@@ -617,9 +637,19 @@ def test_batched_refusals_before_sending(case, dapp, client, issue_batched, ids,
 
             proof = find_batch_proof(client, item.rx_id, ids["doctor"].address)
             opening = validate(item.payload.document)
-            client.transact(ids["hospital"], "cancelBatched", opening.doctor, opening.doc_hash, "0x" + "00" * 20,
-                            item.payload.claim_key.address, proof.root, proof.proof)  # fmt: skip
-            expected = "Cannot redeem: This prescription was cancelled by its hospital or the regulator; do not dispense."
+            client.transact(
+                ids["hospital"],
+                "cancelBatched",
+                opening.doctor,
+                opening.doc_hash,
+                "0x" + "00" * 20,
+                item.payload.claim_key.address,
+                proof.root,
+                proof.proof,
+            )
+            expected = (
+                "Cannot redeem: This prescription was cancelled by its hospital or the regulator; do not dispense."
+            )
     page = dapp.open().page
     block = w3.eth.block_number
     dapp.paste(text)
@@ -657,7 +687,9 @@ def test_page_cannot_be_steered_to_another_hospitals_batch_when_it_announces_the
     expect(page.locator("#redeem-outcome")).to_contain_text("Redeemed in block")
     assert client.prescription(item.rx_id).status is Status.DISPENSED
     opened = [s for s in trail(client, item.rx_id) if s.step == "opened from batch"]
-    assert [(s.details["hospital"], s.details["root"]) for s in opened] == [(ids["hospital"].address, "0x" + batch.root.hex())]
+    assert [(s.details["hospital"], s.details["root"]) for s in opened] == [
+        (ids["hospital"].address, "0x" + batch.root.hex())
+    ]
     dapp.assert_clean()
 
 

@@ -26,7 +26,13 @@ NODE = shutil.which("node", path=tool_env()["PATH"]) or "node"
 
 def node(*args: str, stdin: str | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [NODE, *args], input=stdin, capture_output=True, text=True, timeout=120, cwd=project_root(), env={**tool_env(), **(env or {})}
+        [NODE, *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=project_root(),
+        env={**tool_env(), **(env or {})},
     )
 
 
@@ -40,9 +46,16 @@ def private_key(account) -> str:
 def test_script_redeems_with_the_interface_abi_and_a_free_gas_legacy_tx(issue, client, ids, deployment, rpc_url, w3):
     issued = issue()
     result = node(
-        str(SCRIPT), "--rpc", rpc_url, "--registry", deployment.registry,
-        "--payload", issued.payload_text, "--key", private_key(ids["pharmacy"]),
-    )  # fmt: skip
+        str(SCRIPT),
+        "--rpc",
+        rpc_url,
+        "--registry",
+        deployment.registry,
+        "--payload",
+        issued.payload_text,
+        "--key",
+        private_key(ids["pharmacy"]),
+    )
     assert result.returncode == 0, result.stderr
     lines = dict(line.split(" ", 1) for line in result.stdout.strip().splitlines())
     assert lines["redeemed"] == "0x" + issued.rx_id.hex()
@@ -54,9 +67,16 @@ def test_script_redeems_with_the_interface_abi_and_a_free_gas_legacy_tx(issue, c
     assert state.custodian == ids["pharmacy"].address
 
     again = node(
-        str(SCRIPT), "--rpc", rpc_url, "--registry", deployment.registry,
-        "--payload", issued.payload_text, "--key", private_key(ids["pharmacy"]),
-    )  # fmt: skip
+        str(SCRIPT),
+        "--rpc",
+        rpc_url,
+        "--registry",
+        deployment.registry,
+        "--payload",
+        issued.payload_text,
+        "--key",
+        private_key(ids["pharmacy"]),
+    )
     assert again.returncode == 1
     assert f"refused: AlreadyRedeemed(id=0x{issued.rx_id.hex()})" in again.stderr
 
@@ -67,9 +87,18 @@ def test_script_reads_a_plain_abi_file_stdin_and_env_key(issue, client, ids, dep
     interface_abi.write_text(json.dumps(load_abi("IPrescriptionRegistry")))
     issued = issue(designated_pharmacy=ids["pharmacy2"].address)
     result = node(
-        str(SCRIPT), "--rpc", rpc_url, "--registry", deployment.registry, "--abi", str(interface_abi), "--payload", "-",
-        stdin=issued.payload_text, env={"RXCHAIN_PHARMACY_KEY": private_key(ids["pharmacy2"])},
-    )  # fmt: skip
+        str(SCRIPT),
+        "--rpc",
+        rpc_url,
+        "--registry",
+        deployment.registry,
+        "--abi",
+        str(interface_abi),
+        "--payload",
+        "-",
+        stdin=issued.payload_text,
+        env={"RXCHAIN_PHARMACY_KEY": private_key(ids["pharmacy2"])},
+    )
     assert result.returncode == 0, result.stderr
     assert client.prescription(issued.rx_id).custodian == ids["pharmacy2"].address
 
@@ -80,7 +109,9 @@ def test_script_reports_refusals_and_bad_input(issue, ids, deployment, rpc_url, 
 
     wrong_pharmacy = node(str(SCRIPT), *common, "--payload", issued.payload_text)
     assert wrong_pharmacy.returncode == 1
-    assert f"NotDesignatedPharmacy(id=0x{issued.rx_id.hex()}, pharmacy={ids['pharmacy'].address})" in wrong_pharmacy.stderr
+    assert (
+        f"NotDesignatedPharmacy(id=0x{issued.rx_id.hex()}, pharmacy={ids['pharmacy'].address})" in wrong_pharmacy.stderr
+    )
 
     damaged = node(str(SCRIPT), *common, "--payload", issued.payload_text[:-6] + "AAAAAA")
     assert damaged.returncode == 4
@@ -91,18 +122,30 @@ def test_script_reports_refusals_and_bad_input(issue, ids, deployment, rpc_url, 
 
     record = tmp_path / "local.json"
     record.write_text(json.dumps({"rpc_url": "http://127.0.0.1:9", "registry": deployment.registry}))
-    down = node(str(SCRIPT), "--deployment", str(record), "--payload", issued.payload_text, "--key", private_key(ids["pharmacy"]))
+    down = node(
+        str(SCRIPT),
+        "--deployment",
+        str(record),
+        "--payload",
+        issued.payload_text,
+        "--key",
+        private_key(ids["pharmacy"]),
+    )
     assert down.returncode == 3
     assert "does not answer" in down.stderr
 
 
-def test_script_redeems_a_batched_prescription_from_the_events(issue_batched, client, ids, deployment, rpc_url, w3, tmp_path):
+def test_script_redeems_a_batched_prescription_from_the_events(
+    issue_batched, client, ids, deployment, rpc_url, w3, tmp_path
+):
     """A batched prescription has no record until its first redemption: the script finds its batch in the
     PrescriptionBatched events, rebuilds the proof and sends redeemBatched; a withdrawn batch is refused by name."""
     batch = issue_batched(3)
     item = batch.prescriptions[2]
     record = tmp_path / "local.json"
-    record.write_text(json.dumps({"rpc_url": rpc_url, "registry": deployment.registry, "deploy_block": deployment.deploy_block}))
+    record.write_text(
+        json.dumps({"rpc_url": rpc_url, "registry": deployment.registry, "deploy_block": deployment.deploy_block})
+    )
     common = ["--deployment", str(record), "--key", private_key(ids["pharmacy"])]
 
     result = node(str(SCRIPT), *common, "--payload", item.payload_text)
@@ -112,7 +155,10 @@ def test_script_redeems_a_batched_prescription_from_the_events(issue_batched, cl
     assert lines["batch"] == "0x" + batch.root.hex()
     tx = w3.eth.get_transaction(lines["tx"])
     assert tx["type"] == 0 and tx["gasPrice"] == 0 and tx["from"] == ids["pharmacy"].address
-    assert bytes(tx["input"])[:4] == keccak(text="redeemBatched(address,bytes32,address,address,uint256,bytes,bytes32,bytes32[])")[:4]
+    assert (
+        bytes(tx["input"])[:4]
+        == keccak(text="redeemBatched(address,bytes32,address,address,uint256,bytes,bytes32,bytes32[])")[:4]
+    )
     state = client.prescription(item.rx_id)
     assert state.status is Status.DISPENSED and state.custodian == ids["pharmacy"].address
 
@@ -126,8 +172,9 @@ def test_script_redeems_a_batched_prescription_from_the_events(issue_batched, cl
     assert f"refused: BatchIsCancelled(root=0x{batch.root.hex()})" in withdrawn.stderr
 
 
-def test_script_cannot_be_steered_to_another_hospitals_batch_when_it_announces_the_id(issue_batched, client, ids,
-                                                                                     deployment, rpc_url, w3, tmp_path):
+def test_script_cannot_be_steered_to_another_hospitals_batch_when_it_announces_the_id(
+    issue_batched, client, ids, deployment, rpc_url, w3, tmp_path
+):
     """Issue 11, finding 2, for the script: another hospital saw the ids in PrescriptionBatched and
     announced the prescription in a newer batch of its own, and the genuine batch's ids (so its root)
     too. The script must still open the prescription from its doctor's own hospital's batch."""
@@ -136,16 +183,28 @@ def test_script_cannot_be_steered_to_another_hospitals_batch_when_it_announces_t
     client.issue_batch(ids["hospital2"], [victim.rx_id], victim.expires_at)
     client.issue_batch(ids["hospital2"], [p.rx_id for p in batch.prescriptions], victim.expires_at)
     record = tmp_path / "local.json"
-    record.write_text(json.dumps({"rpc_url": rpc_url, "registry": deployment.registry, "deploy_block": deployment.deploy_block}))
+    record.write_text(
+        json.dumps({"rpc_url": rpc_url, "registry": deployment.registry, "deploy_block": deployment.deploy_block})
+    )
 
-    result = node(str(SCRIPT), "--deployment", str(record), "--key", private_key(ids["pharmacy"]), "--payload", victim.payload_text)
+    result = node(
+        str(SCRIPT),
+        "--deployment",
+        str(record),
+        "--key",
+        private_key(ids["pharmacy"]),
+        "--payload",
+        victim.payload_text,
+    )
 
     assert result.returncode == 0, result.stderr
     lines = dict(line.split(" ", 1) for line in result.stdout.strip().splitlines())
     assert lines["batch"] == "0x" + batch.root.hex()
     assert client.prescription(victim.rx_id).status is Status.DISPENSED
     opened = client.contract.events.PrescriptionOpened().process_receipt(w3.eth.get_transaction_receipt(lines["tx"]))
-    assert [(e["args"]["doctor"], e["args"]["hospital"]) for e in opened] == [(ids["doctor"].address, ids["hospital"].address)]
+    assert [(e["args"]["doctor"], e["args"]["hospital"]) for e in opened] == [
+        (ids["doctor"].address, ids["hospital"].address)
+    ]
 
 
 # ------------------------------------------------------------------------------ batch Merkle tree
@@ -203,21 +262,36 @@ def documents(ids) -> list:
         doctor=doctor,
         patient_pseudonym=new_patient_pseudonym(),
         medications=[
-            MedicationSpec(code="197361", system="http://www.nlm.nih.gov/research/umls/rxnorm", text="Amlodipine 5 mg tablet",
-                           dosage_text="1 tablet daily", quantity=3, unit="tablet", supply_days=3, frequency=1),
-            MedicationSpec(code="313782", system="http://www.nlm.nih.gov/research/umls/rxnorm",
-                           text="Paracétamol 500 mg — 每日三次 😀", dosage_text="½ comprimé « si besoin »\n\tmax 4/j",
-                           quantity=2.5, unit="mL", supply_days=3, frequency=4),
+            MedicationSpec(
+                code="197361",
+                system="http://www.nlm.nih.gov/research/umls/rxnorm",
+                text="Amlodipine 5 mg tablet",
+                dosage_text="1 tablet daily",
+                quantity=3,
+                unit="tablet",
+                supply_days=3,
+                frequency=1,
+            ),
+            MedicationSpec(
+                code="313782",
+                system="http://www.nlm.nih.gov/research/umls/rxnorm",
+                text="Paracétamol 500 mg — 每日三次 😀",
+                dosage_text="½ comprimé « si besoin »\n\tmax 4/j",
+                quantity=2.5,
+                unit="mL",
+                supply_days=3,
+                frequency=4,
+            ),
         ],
         valid_from=datetime(2025, 3, 1, 8, 30, tzinfo=timezone.utc),
         valid_days=3,
         designated_pharmacy=pharmacy,
         emergency=True,
-    )  # fmt: skip
+    )
     tricky = {
         "b": [1.5, -0.0, 1e21, 1e-7, 0.1, 1.2345678901234568e20, 5e-324, 2**53 - 1, 333333333.3333333, 1e23, 100.0],
         "a": {"z": None, "y": True, "x": False, "": "empty key"},
-        "é": "\u0000\u001f\"\\/\u007f\u2028",
+        "é": '\u0000\u001f"\\/\u007f\u2028',
         "€": "euro",
         "😀": "astral",
         "\uff61": "halfwidth ideographic full stop: sorts after the surrogate pair in UTF-16 order",
@@ -226,7 +300,12 @@ def documents(ids) -> list:
         "10": "digits sort as text",
         "1": 1,
     }
-    return [demo_document(doctor, 1_700_000_000), demo_document(doctor, 1_750_000_000, designated_pharmacy=pharmacy), multi, tricky]
+    return [
+        demo_document(doctor, 1_700_000_000),
+        demo_document(doctor, 1_750_000_000, designated_pharmacy=pharmacy),
+        multi,
+        tricky,
+    ]
 
 
 def test_dapp_canonical_json_and_document_hash_match_python(ids):
@@ -241,7 +320,9 @@ def test_dapp_canonical_json_and_document_hash_match_python(ids):
         assert js["hash"] == "0x" + document_hash(doc).hex()
 
 
-def test_script_and_dapp_core_find_a_batch_on_a_node_with_besus_log_range_limit(issue_batched, client, ids, deployment, rpc_url, tmp_path):
+def test_script_and_dapp_core_find_a_batch_on_a_node_with_besus_log_range_limit(
+    issue_batched, client, ids, deployment, rpc_url, tmp_path
+):
     """Besu refuses eth_getLogs over more than --rpc-max-logs-range blocks: the script and the dApp's
     getLogsInWindows ask in windows and halve a refused one (the node here: anvil behind a front that
     refuses as Besu does, with a limit of 6 blocks and a history of 30)."""
@@ -254,7 +335,9 @@ def test_script_and_dapp_core_find_a_batch_on_a_node_with_besus_log_range_limit(
     front = NodeFront(rpc_url, max_logs_range=6)
     try:
         record = tmp_path / "limited.json"
-        record.write_text(json.dumps({"rpc_url": front.url, "registry": deployment.registry, "deploy_block": deployment.deploy_block}))
+        record.write_text(
+            json.dumps({"rpc_url": front.url, "registry": deployment.registry, "deploy_block": deployment.deploy_block})
+        )
         probe = f"""
             import {{ ethers }} from "ethers";
             import * as core from "{RXCORE.as_posix()}";
@@ -264,10 +347,20 @@ def test_script_and_dapp_core_find_a_batch_on_a_node_with_besus_log_range_limit(
         """
         windows = node("--input-type=module", "-e", probe)
         assert windows.returncode == 0, windows.stderr
-        assert int(windows.stdout.strip()) == len(client.w3.eth.get_logs({"address": deployment.registry, "fromBlock": deployment.deploy_block}))
+        assert int(windows.stdout.strip()) == len(
+            client.w3.eth.get_logs({"address": deployment.registry, "fromBlock": deployment.deploy_block})
+        )
         assert front.refused >= 1  # the 1,000-block window was refused, then halved until answered
 
-        result = node(str(SCRIPT), "--deployment", str(record), "--key", private_key(ids["pharmacy"]), "--payload", item.payload_text)
+        result = node(
+            str(SCRIPT),
+            "--deployment",
+            str(record),
+            "--key",
+            private_key(ids["pharmacy"]),
+            "--payload",
+            item.payload_text,
+        )
 
         assert result.returncode == 0, result.stderr
         assert client.prescription(item.rx_id).status is Status.DISPENSED
@@ -312,7 +405,9 @@ def test_dapp_core_and_script_refuse_a_code_respelled_in_its_spare_bits(issue, i
     codes = []
     while len(codes) < 2:  # one code of each length with spare bits (2 and 4 of them)
         text = issue().payload_text
-        if (len(text) - prefix) % 4 in (2, 3) and (len(text) - prefix) % 4 not in [(len(c) - prefix) % 4 for c in codes]:
+        if (len(text) - prefix) % 4 in (2, 3) and (len(text) - prefix) % 4 not in [
+            (len(c) - prefix) % 4 for c in codes
+        ]:
             codes.append(text)
     altered = [respelled(text) for text in codes]
     for text in altered:
@@ -323,7 +418,9 @@ def test_dapp_core_and_script_refuse_a_code_respelled_in_its_spare_bits(issue, i
         else:
             raise AssertionError(f"Python read a respelled code: {text[-8:]}")
 
-    result = node("--input-type=module", "-e", DECODE_JS % json.dumps(RXCORE.as_uri()), stdin=json.dumps(codes + altered))
+    result = node(
+        "--input-type=module", "-e", DECODE_JS % json.dumps(RXCORE.as_uri()), stdin=json.dumps(codes + altered)
+    )
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout)
     assert [o["ok"] for o in out] == [True, True, False, False], out
@@ -350,7 +447,9 @@ def test_script_redeems_with_the_patients_authorization_and_no_claim_key(issue, 
 
     elsewhere = node(str(SCRIPT), *common, "--key", private_key(ids["pharmacy2"]))
     assert elsewhere.returncode == 4
-    assert f"the patient authorised pharmacy {ids['pharmacy'].address}, not {ids['pharmacy2'].address}" in elsewhere.stderr
+    assert (
+        f"the patient authorised pharmacy {ids['pharmacy'].address}, not {ids['pharmacy2'].address}" in elsewhere.stderr
+    )
     assert client.prescription(issued.rx_id).status is Status.ACTIVE
 
     result = node(str(SCRIPT), *common, "--key", private_key(ids["pharmacy"]))

@@ -80,7 +80,8 @@ def test_the_index_holds_what_the_chain_holds(client, scenario, db_url):
         assert {k: summary[k] for k in expected} == expected
         assert expected["expiredUnfilled"] > 0 and expected["cancelled"] > 0 and expected["batchesCancelled"] == 1
         assert summary["byStatus"] == dict(Counter(p.status() for p in scenario.prescriptions)) | {
-            s: 0 for s in summary["byStatus"] if s not in {p.status() for p in scenario.prescriptions}}  # fmt: skip
+            s: 0 for s in summary["byStatus"] if s not in {p.status() for p in scenario.prescriptions}
+        }
         # every fate of the script happened at least once
         assert {p.fate for p in scenario.prescriptions} == set(FATES) | {"batch_void"}
 
@@ -115,7 +116,11 @@ def test_the_index_holds_what_the_chain_holds(client, scenario, db_url):
             mine = [f for f in fills if f.pharmacy == address]
             row = pharmacies[address]
             assert (row["fills"], row["dispatched"], row["handedOverInStore"], row["received"]) == (
-                len(mine), sum(1 for f in mine if f.courier), sum(1 for f in mine if f.in_store), sum(1 for f in mine if f.received))
+                len(mine),
+                sum(1 for f in mine if f.courier),
+                sum(1 for f in mine if f.in_store),
+                sum(1 for f in mine if f.received),
+            )
             spans = [f.received_at - f.dispatched_at for f in mine if f.courier and f.received]
             assert row["medianDeliverySeconds"] == (statistics.median(spans) if spans else None)
         spans = sorted(f.received_at - f.dispatched_at for f in fills if f.courier and f.received)
@@ -126,7 +131,9 @@ def test_the_index_holds_what_the_chain_holds(client, scenario, db_url):
 
         # expired, never filled
         expired = queries.expired_unfilled(conn)
-        assert {r["id"] for r in expired["rows"]} == {p.id_hex for p in scenario.prescriptions if p.expired_unfilled(now)}
+        assert {r["id"] for r in expired["rows"]} == {
+            p.id_hex for p in scenario.prescriptions if p.expired_unfilled(now)
+        }
 
         # members: the registry's records, and the stories the script told
         members = {m["account"]: m for m in queries.member_list(conn)}
@@ -134,7 +141,12 @@ def test_the_index_holds_what_the_chain_holds(client, scenario, db_url):
             m = members[record.account]
             assert [r for r in m["roles"] if r != "regulator"] == record.roles
             assert m["validUntil"] == record.valid_until and m["hospital"] == record.hospital
-        standing = {"credential expired": "expired", "credential ends soon": "expiring", "revoked": "revoked", "renewed": "good"}
+        standing = {
+            "credential expired": "expired",
+            "credential ends soon": "expiring",
+            "revoked": "revoked",
+            "renewed": "good",
+        }
         for account, story in scenario.member_notes.items():
             assert members[account]["standing"] == standing[story], story
         assert members[client.w3.eth.accounts[0]]["roles"] == ["regulator"] if client.w3.eth.accounts else True
@@ -158,8 +170,17 @@ def test_the_trail_from_the_database_is_rx_trail(client, scenario, db_url):
             assert queries.trail(conn, p.id_hex) == from_chain, p.fate
             assert queries.trail(conn, p.id_hex.upper().replace("0X", "0x")) == from_chain
         steps = {s["step"] for p in picked.values() for s in queries.trail(conn, p.id_hex)}
-        assert steps == {"issued", "issued in batch", "opened from batch", "cancelled", "redeemed", "dispatched", "delivered",
-                         "handed over in store", "received"}  # fmt: skip
+        assert steps == {
+            "issued",
+            "issued in batch",
+            "opened from batch",
+            "cancelled",
+            "redeemed",
+            "dispatched",
+            "delivered",
+            "handed over in store",
+            "received",
+        }
         assert queries.trail(conn, "0x" + "ab" * 32) == []
 
 
@@ -203,7 +224,9 @@ def test_stopping_midway_and_resuming_gives_the_same_index(client, scenario, db_
     assert part.last_block == middle and 0 < part.events
     rest = run(client, db_url)
     assert rest.first_block == middle + 1
-    assert part.events + rest.events == len(client.w3.eth.get_logs({"address": client.address, "fromBlock": client.deploy_block}))
+    assert part.events + rest.events == len(
+        client.w3.eth.get_logs({"address": client.address, "fromBlock": client.deploy_block})
+    )
     assert dump(db_url) == dump(whole)
 
 
@@ -260,11 +283,16 @@ def test_following_picks_up_new_blocks_until_stopped(client, scenario, db_url, i
     run(client, db_url)
     stop = threading.Event()
     seen: list[int] = []
-    follower = threading.Thread(target=run, args=(client, db_url), kwargs={"follow": True, "stop": stop, "poll_interval": 0.1,
-                                                                           "progress": lambda s: seen.append(s.last_block)})  # fmt: skip
+    follower = threading.Thread(
+        target=run,
+        args=(client, db_url),
+        kwargs={"follow": True, "stop": stop, "poll_interval": 0.1, "progress": lambda s: seen.append(s.last_block)},
+    )
     follower.start()
     try:
-        issued = issue_prescription(client, ids["doctor"], demo_document(ids["doctor"].address, client.latest_block_time()))
+        issued = issue_prescription(
+            client, ids["doctor"], demo_document(ids["doctor"].address, client.latest_block_time())
+        )
         rx = "0x" + issued.rx_id.hex()
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
@@ -372,8 +400,10 @@ def test_verify_finds_every_kind_of_difference(client, scenario, db_url):
     conn = Database(db_url).connect()
     with conn.transaction():
         # an altered event, a missing event, and a derived row that no longer follows from the events
-        conn.execute("UPDATE events SET args = REPLACE(args, '\"fillsLeft\":0', '\"fillsLeft\":5') WHERE subject = ? AND name = 'ReceiptConfirmed'",
-                     (p.id_hex,))  # fmt: skip
+        conn.execute(
+            "UPDATE events SET args = REPLACE(args, '\"fillsLeft\":0', '\"fillsLeft\":5') WHERE subject = ? AND name = 'ReceiptConfirmed'",
+            (p.id_hex,),
+        )
         conn.execute("DELETE FROM events WHERE subject = ? AND name = 'PrescriptionDispatched'", (p.id_hex,))
         conn.execute("UPDATE prescriptions SET status = 'active' WHERE id = ?", (p.id_hex,))
     conn.close()

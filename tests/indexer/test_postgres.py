@@ -12,8 +12,16 @@ from rxchain.indexer.projection import Projection
 
 from .conftest import dump
 
-FIGURES = (queries.summary, queries.daily, queries.hospitals, queries.pharmacies, queries.delivery_times, queries.member_list,
-           queries.expired_unfilled, queries.status)  # fmt: skip
+FIGURES = (
+    queries.summary,
+    queries.daily,
+    queries.hospitals,
+    queries.pharmacies,
+    queries.delivery_times,
+    queries.member_list,
+    queries.expired_unfilled,
+    queries.status,
+)
 
 
 def run(client, db_url, **options):

@@ -52,7 +52,11 @@ def test_the_totals_are_the_scan_at_every_block(client, scenario, db_url):
     assert summary["expiredUnfilled"] > today_expired and summary["activeUnfilled"] > 0
     assert summary["issued"] == len(scenario.prescriptions)
     with Database(db_url).connect(readonly=True) as conn:
-        assert totals.scalars(conn)["events"] == conn.query_one("SELECT COUNT(*) FROM events")[0] == queries.status(conn)["events"]
+        assert (
+            totals.scalars(conn)["events"]
+            == conn.query_one("SELECT COUNT(*) FROM events")[0]
+            == queries.status(conn)["events"]
+        )
 
 
 def test_resuming_gives_the_same_totals(client, scenario, db_url, tmp_path):
@@ -87,7 +91,9 @@ def test_the_totals_follow_a_reorganisation(client, scenario, db_url, ids, w3, t
     with Database(db_url).connect(readonly=True) as conn:
         after = same_as_scan(conn)
     assert after["issued"] == before["issued"] and after["cancelled"] == before["cancelled"] - 1
-    assert after["fills"] == before["fills"] + 1 and after["byStatus"]["dispensed"] == before["byStatus"]["dispensed"] + 1
+    assert (
+        after["fills"] == before["fills"] + 1 and after["byStatus"]["dispensed"] == before["byStatus"]["dispensed"] + 1
+    )
     again = str(tmp_path / "again.sqlite")
     run(fresh, again)
     assert kept(db_url) == kept(again)
@@ -119,7 +125,9 @@ def test_verify_finds_totals_that_do_not_add_up(client, scenario, db_url):
     run(client, db_url)
     with Database(db_url).connect() as conn, conn.transaction():
         conn.execute("UPDATE totals SET n = n + 1 WHERE name = 'cancelled'")
-        conn.execute("UPDATE daily_totals SET n = n + 2 WHERE series = 'issued' AND day = (SELECT MIN(day) FROM daily_totals)")
+        conn.execute(
+            "UPDATE daily_totals SET n = n + 2 WHERE series = 'issued' AND day = (SELECT MIN(day) FROM daily_totals)"
+        )
     problems = verify(db_url, client.w3.provider.endpoint_uri, sample=10, seed=1)
     assert any("running totals: cancelled" in p for p in problems)
     assert any("running totals: the daily series differs" in p for p in problems)

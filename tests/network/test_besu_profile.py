@@ -26,7 +26,6 @@ DOCTOR_KEY = "0x" + "a3" * 32
 PHARMACY_KEY = "0x" + "a4" * 32
 
 
-
 @pytest.fixture(scope="module")
 def besu_like_node():
     with Anvil.start(chain_id=network_chain_id("besu"), accounts=0) as node:  # no funded accounts, as on Besu
@@ -45,8 +44,14 @@ def besu_env(besu_like_node, tmp_path_factory):
         "RX_DOCTOR_KEY": DOCTOR_KEY,
         "RX_PHARMACY_KEY": PHARMACY_KEY,
     }
-    deploy = subprocess.run(["ape", "run", "deploy", "--network", "ethereum:besu:node"], cwd=project_root(),
-                            env={**tool_env(), **env}, capture_output=True, text=True, timeout=120)  # fmt: skip
+    deploy = subprocess.run(
+        ["ape", "run", "deploy", "--network", "ethereum:besu:node"],
+        cwd=project_root(),
+        env={**tool_env(), **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert deploy.returncode == 0, deploy.stdout + deploy.stderr
     return env
 

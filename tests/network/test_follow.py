@@ -119,7 +119,9 @@ def test_each_step_reads_only_the_new_blocks_on_a_range_limited_node(client, ids
         mine(client)
     front = NodeFront(rpc_url, max_logs_range=5)
     try:
-        via = RegistryClient(Web3(Web3.HTTPProvider(front.url)), client.address, deploy_block=client.deploy_block, max_logs_range=5)
+        via = RegistryClient(
+            Web3(Web3.HTTPProvider(front.url)), client.address, deploy_block=client.deploy_block, max_logs_range=5
+        )
         Follower(via, [url], tmp_path / "follow.json").step()
         first = load_state(tmp_path / "follow.json").last_block
         assert min(start for start, _ in front.log_queries) == client.deploy_block and front.refused == 0
@@ -142,8 +144,19 @@ def test_rx_network_follow_once_and_status(client, deployment, perm_node, tmp_pa
     monkeypatch.setenv("RXCHAIN_DEPLOYMENTS", str(tmp_path / "deployments"))
     save_deployment(deployment)
     state_file = str(tmp_path / "follow.json")
-    base = ["--network", "local", "--outbox", str(tmp_path / "o.sqlite"), "--json", "network", "follow", "--node", url,
-            "--state", state_file]  # fmt: skip
+    base = [
+        "--network",
+        "local",
+        "--outbox",
+        str(tmp_path / "o.sqlite"),
+        "--json",
+        "network",
+        "follow",
+        "--node",
+        url,
+        "--state",
+        state_file,
+    ]
 
     cli.main(base + ["--once"])
     capsys.readouterr()
@@ -177,7 +190,9 @@ def test_rx_network_allowlist_keeps_the_nodes_the_operator_wrote(client, deploym
     assert sorted(after.accounts) == sorted(a.lower() for a in registry_allowlist(client))
 
 
-def test_rx_network_init_takes_each_nodes_host_and_a_later_allowlist_keeps_it(client, deployment, tmp_path, monkeypatch, capsys):
+def test_rx_network_init_takes_each_nodes_host_and_a_later_allowlist_keeps_it(
+    client, deployment, tmp_path, monkeypatch, capsys
+):
     """Node addresses are inputs (--node-host): kit.json keeps them, and `rx network allowlist`
     writes the registry's accounts without touching them."""
     from rxchain.network import load_kit
@@ -198,14 +213,21 @@ def test_rx_network_init_takes_each_nodes_host_and_a_later_allowlist_keeps_it(cl
         after = read_permissions_config(kit.paths(node).permissions)
         assert after.nodes == kit.enodes and any("@192.0.2.12:" in enode for enode in after.nodes)
         assert sorted(after.accounts) == sorted(a.lower() for a in registry_allowlist(client))
-    assert load_kit(kit_dir).rpc_urls == [f"http://127.0.0.1:{kit.nodes[0].rpc_port}", f"http://192.0.2.12:{kit.nodes[1].rpc_port}"]
+    assert load_kit(kit_dir).rpc_urls == [
+        f"http://127.0.0.1:{kit.nodes[0].rpc_port}",
+        f"http://192.0.2.12:{kit.nodes[1].rpc_port}",
+    ]
 
 
 @pytest.mark.parametrize(
     ("given", "said"),
-    [("validator-2", "is not NAME=IP"), ("=192.0.2.12", "is not NAME=IP"), ("validator-9=192.0.2.19", "no node called validator-9"),
-     ("validator-2=host.example.org", "the host of validator-2 must be an IP address")],
-)  # fmt: skip
+    [
+        ("validator-2", "is not NAME=IP"),
+        ("=192.0.2.12", "is not NAME=IP"),
+        ("validator-9=192.0.2.19", "no node called validator-9"),
+        ("validator-2=host.example.org", "the host of validator-2 must be an IP address"),
+    ],
+)
 def test_rx_network_init_refuses_a_bad_node_host_and_writes_nothing(given, said, tmp_path, capsys):
     kit_dir = tmp_path / "kit"
     with pytest.raises(SystemExit) as refused:

@@ -420,7 +420,9 @@ def test_four_validators_with_seed_accounts_raise_no_warning(tmp_path: Path) -> 
         ({"allowed_accounts": ["1111111111111111111111111111111111111111"]}, InvalidKitParameterError),
     ],
 )
-def test_bad_arguments_are_refused_before_anything_is_written(kwargs: dict, error: type[Exception], tmp_path: Path) -> None:
+def test_bad_arguments_are_refused_before_anything_is_written(
+    kwargs: dict, error: type[Exception], tmp_path: Path
+) -> None:
     with pytest.raises(error):
         init_network(tmp_path / "kit", **kwargs)
     assert not (tmp_path / "kit").exists()
@@ -438,13 +440,21 @@ def test_ipv6_host_is_bracketed_in_urls(tmp_path: Path) -> None:
 def test_each_node_gets_its_own_host_in_every_file_that_names_it(tmp_path: Path) -> None:
     """A multi-host network: the addresses are inputs kept in kit.json, and every enode, static node,
     nodes-allowlist entry and listen address of a node is its own host (nothing to edit by hand)."""
-    hosts = {"validator-1": "10.0.0.11", "validator-2": "10.0.0.12", "validator-3": "10.0.0.13", "validator-4": "10.0.0.14"}
+    hosts = {
+        "validator-1": "10.0.0.11",
+        "validator-2": "10.0.0.12",
+        "validator-3": "10.0.0.13",
+        "validator-4": "10.0.0.14",
+    }
     kit = init_network(tmp_path / "kit", hosts=hosts, members=1, allowed_accounts=[DEPLOYER])
 
     assert {n.name: n.host for n in kit.nodes} == {**hosts, "member-1": "127.0.0.1"}  # the rest keep --host
     assert load_kit(kit.root).nodes == kit.nodes
     for node in kit.nodes:
-        assert node.enode.endswith(f"@{node.host}:{node.p2p_port}") and node.rpc_url == f"http://{node.host}:{node.rpc_port}"
+        assert (
+            node.enode.endswith(f"@{node.host}:{node.p2p_port}")
+            and node.rpc_url == f"http://{node.host}:{node.rpc_port}"
+        )
         config = _node_config(kit, node.name)
         assert config["p2p-host"] == config["rpc-http-host"] == node.host and node.host in config["host-allowlist"]
         assert json.loads(kit.paths(node).static_nodes.read_text()) == [o.enode for o in kit.nodes if o is not node]

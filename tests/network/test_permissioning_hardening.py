@@ -54,7 +54,8 @@ ACCEPT = bytes.fromhex("cefc1429")  # acceptDefaultAdminTransfer()
 
 
 def test_pending_regulator_cannot_send_anything_but_its_acceptance_when_the_handover_is_begun(
-        permissioning, registry, parties, chain):
+    permissioning, registry, parties, chain
+):
     successor, regulator = parties["successor"], parties["regulator"]
     assert registry.acceptDefaultAdminTransfer.encode_input() == ACCEPT
     assert not allowed(permissioning, successor, registry.address, ACCEPT)  # nothing begun yet

@@ -58,7 +58,10 @@ _ENODE = re.compile(r"^enode://[0-9a-fA-F]{128}@[^:]+:\d+$")
 
 #: Besu's answer when its permissions file no longer lists every account it holds in memory
 #: (RpcErrorType.ALLOWLIST_FILE_SYNC; the in-memory change IS applied, the file is not rewritten).
-FILE_SYNC = (-32000, "The permissioning allowlist configuration file is out of sync.  The changes have been applied, but not persisted to disk")
+FILE_SYNC = (
+    -32000,
+    "The permissioning allowlist configuration file is out of sync.  The changes have been applied, but not persisted to disk",
+)
 
 
 class BesuPermStandIn:
@@ -72,7 +75,9 @@ class BesuPermStandIn:
     answers ALLOWLIST_FILE_SYNC. ``perm_reloadPermissionsFromFile`` replaces memory with the file.
     """
 
-    def __init__(self, accounts: list[str] | None = None, nodes: list[str] | None = None, fixed_nodes: list[str] | None = None) -> None:
+    def __init__(
+        self, accounts: list[str] | None = None, nodes: list[str] | None = None, fixed_nodes: list[str] | None = None
+    ) -> None:
         self.accounts = [a.lower() for a in accounts or []]
         self.file_accounts = list(self.accounts)
         self.nodes = list(nodes or [])
@@ -200,7 +205,9 @@ def _serve(state: BesuPermStandIn) -> tuple[ThreadingHTTPServer, str]:
 @pytest.fixture
 def node() -> Iterator[tuple[BesuPermStandIn, str]]:
     """A running stand-in node with accounts A, B (mixed case), C and nodes 1, 2 (1 is a static node)."""
-    state = BesuPermStandIn(accounts=[A, B.upper().replace("0X", "0x"), C], nodes=[ENODE_1, ENODE_2], fixed_nodes=[ENODE_1])
+    state = BesuPermStandIn(
+        accounts=[A, B.upper().replace("0X", "0x"), C], nodes=[ENODE_1, ENODE_2], fixed_nodes=[ENODE_1]
+    )
     server, url = _serve(state)
     yield state, url
     server.shutdown()
@@ -340,7 +347,11 @@ def test_sync_to_an_empty_allowlist_removes_everything(node: tuple[BesuPermStand
     state, url = node
     result = PermissioningClient(url).sync_accounts([])
     assert result.removed == [A, B, C] and result.added == []
-    assert state.methods == ["perm_getAccountsAllowlist", "perm_removeAccountsFromAllowlist", "perm_getAccountsAllowlist"]
+    assert state.methods == [
+        "perm_getAccountsAllowlist",
+        "perm_removeAccountsFromAllowlist",
+        "perm_getAccountsAllowlist",
+    ]
     assert state.accounts == []
 
 
@@ -435,7 +446,9 @@ def test_a_non_json_rpc_endpoint_is_reported() -> None:
         server.server_close()
 
 
-def test_sync_all_tries_every_node_and_reports_failures(node: tuple[BesuPermStandIn, str], closed_port_url: str) -> None:
+def test_sync_all_tries_every_node_and_reports_failures(
+    node: tuple[BesuPermStandIn, str], closed_port_url: str
+) -> None:
     first_state, first_url = node
     second_state = BesuPermStandIn(accounts=[D])
     server, second_url = _serve(second_state)
@@ -461,7 +474,9 @@ def test_sync_all_on_healthy_nodes_is_ok(node: tuple[BesuPermStandIn, str]) -> N
     outcome.raise_for_failures()
 
 
-def test_a_revocation_reaches_a_node_whose_file_was_rewritten_and_an_admission_too(node: tuple[BesuPermStandIn, str]) -> None:
+def test_a_revocation_reaches_a_node_whose_file_was_rewritten_and_an_admission_too(
+    node: tuple[BesuPermStandIn, str],
+) -> None:
     """`rx network allowlist` rewrote the file (C revoked, D admitted) while the node ran: Besu then
     answers every PERM change with ALLOWLIST_FILE_SYNC. The revocation must still take effect."""
     state, url = node
@@ -485,8 +500,9 @@ def test_admissions_and_revocations_in_one_run_keep_the_file_in_step(node: tuple
 
 def test_a_sync_that_does_not_end_equal_to_the_registry_is_an_error(node: tuple[BesuPermStandIn, str]) -> None:
     state, url = node
-    state.handle = lambda method, params: ("Success", None) if method != "perm_getAccountsAllowlist" else ([A.lower()], None)  # a node that ignores changes
+    state.handle = lambda method, params: (
+        ("Success", None) if method != "perm_getAccountsAllowlist" else ([A.lower()], None)
+    )  # a node that ignores changes
 
     with pytest.raises(PermissioningRpcError, match="still differs"):
         PermissioningClient(url).sync_accounts([A, D])
-

@@ -36,8 +36,12 @@ def planned(count: int):
 
 
 def run(url: str, registry: str, deploy_block: int, outbox: str, count: int, expires_at: int, chunk: int = 50) -> None:
-    client = RegistryClient(Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": 30})), registry, deploy_block=deploy_block,
-                            outbox=Outbox(outbox))  # fmt: skip
+    client = RegistryClient(
+        Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": 30})),
+        registry,
+        deploy_block=deploy_block,
+        outbox=Outbox(outbox),
+    )
     outcomes = client.resume_pending()
     failed = [o for o in outcomes if isinstance(o, errors.RxError)]
     print(f"resumed {len(outcomes)} ({len(failed)} failed)", flush=True)
@@ -53,7 +57,10 @@ def run(url: str, registry: str, deploy_block: int, outbox: str, count: int, exp
     doctor = dev_account("doctor")
     pipeline = Pipeline(client)
     for k in range(0, len(missing), chunk):
-        txs = [pipeline.sign(doctor, "issue", p.issue_args(expires_at), op_key=f"bulk:{p.index}") for p in missing[k : k + chunk]]
+        txs = [
+            pipeline.sign(doctor, "issue", p.issue_args(expires_at), op_key=f"bulk:{p.index}")
+            for p in missing[k : k + chunk]
+        ]
         pipeline.submit(txs)
         print(f"sent chunk {k // chunk}", flush=True)
         result = pipeline.collect(txs)

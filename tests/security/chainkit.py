@@ -21,7 +21,6 @@ from rxchain.dev.anvil import Anvil
 from rxchain.core.status import Status
 
 
-
 class RpcError(RuntimeError):
     """The node answered a JSON-RPC call with an error object."""
 
@@ -156,7 +155,9 @@ def read_registry(
     at = 0
     prescriptions = {}
     for i in rx_ids:
-        custodian, issued, expires, status, fills = abi_decode(["address", "uint40", "uint40", "uint8", "uint8"], words[at])
+        custodian, issued, expires, status, fills = abi_decode(
+            ["address", "uint40", "uint40", "uint8", "uint8"], words[at]
+        )
         prescriptions[bytes(i)] = (to_checksum_address(custodian), issued, expires, Status(status), fills)
         at += 1
     batches = {}
@@ -226,8 +227,15 @@ class OwnNode:
     def start(self, timeout: float = 30.0) -> "OwnNode":
         """Starts anvil on this node's port (from its state file, if any) and returns once it answers."""
         self.anvil = Anvil.start(
-            chain_id=self.chain_id, port=self.port, block_time=self.block_time, log_file=self.log_file, timeout=timeout,
-            gas_limit=1_000_000_000, state_file=self.state_file, state_interval=self.state_interval, unlimited_requests=False,
+            chain_id=self.chain_id,
+            port=self.port,
+            block_time=self.block_time,
+            log_file=self.log_file,
+            timeout=timeout,
+            gas_limit=1_000_000_000,
+            state_file=self.state_file,
+            state_interval=self.state_interval,
+            unlimited_requests=False,
         )
         return self
 

@@ -86,8 +86,23 @@ def rpc(rpc_url):
 
 
 @pytest.fixture(scope="module")
-def deployment(w3, ids, rpc_url, rpc, regulator, hospital, other_hospital, doctor, other_doctor, pharmacy, other_pharmacy,
-               courier, other_courier, auditor, stranger) -> Deployment:  # fmt: skip
+def deployment(
+    w3,
+    ids,
+    rpc_url,
+    rpc,
+    regulator,
+    hospital,
+    other_hospital,
+    doctor,
+    other_doctor,
+    pharmacy,
+    other_pharmacy,
+    courier,
+    other_courier,
+    auditor,
+    stranger,
+) -> Deployment:
     """A registry deployed for this module, the consortium onboarded (the other courier too). It asks
     for every party so that all session fixtures exist before ape snapshots the module's chain."""
     deployed = deploy_registry(w3, ids["regulator"], network="local", rpc_url=rpc_url, record=False)

@@ -98,7 +98,12 @@ def read_chain(rpc: Rpc, from_block: int = 0) -> ChainContents:
     state = rpc.dump_state()
     for address, account in state["accounts"].items():
         for slot, value in (account.get("storage") or {}).items():
-            out.storage.append((f"storage of {address} at {slot}", bytes.fromhex(slot[2:].rjust(64, "0")) + bytes.fromhex(value[2:].rjust(64, "0"))))
+            out.storage.append(
+                (
+                    f"storage of {address} at {slot}",
+                    bytes.fromhex(slot[2:].rjust(64, "0")) + bytes.fromhex(value[2:].rjust(64, "0")),
+                )
+            )
     return out
 
 

@@ -32,7 +32,6 @@ BIT_BY_ROLE_ID = {ROLE_IDS[name]: bit for name, bit in BITS.items()}
 MAX_BATCH = 1024
 
 
-
 class Refused(Exception):
     """The registry must refuse with custom error ``name(args)``."""
 
@@ -178,8 +177,13 @@ class Registry:
             if m.roles & BITS["doctor"] and m.hospital != sender:
                 raise Refused("NotDoctorsHospital", caller=sender, doctor=account)
             if valid_until > h.valid_until:
-                raise Refused("CredentialOutlivesHospital", account=account, validUntil=valid_until, hospital=sender,
-                              hospitalValidUntil=h.valid_until)  # fmt: skip
+                raise Refused(
+                    "CredentialOutlivesHospital",
+                    account=account,
+                    validUntil=valid_until,
+                    hospital=sender,
+                    hospitalValidUntil=h.valid_until,
+                )
             m.hospital = sender
         else:
             self.require_regulator(sender)
@@ -191,7 +195,16 @@ class Registry:
         self.members[account] = m
         return [
             Event("RoleGranted", {"role": role, "account": account, "sender": sender}),
-            Event("MemberAdmitted", {"account": account, "role": role, "admittedBy": sender, "hospital": m.hospital, "validUntil": valid_until}),
+            Event(
+                "MemberAdmitted",
+                {
+                    "account": account,
+                    "role": role,
+                    "admittedBy": sender,
+                    "hospital": m.hospital,
+                    "validUntil": valid_until,
+                },
+            ),
         ]
 
     def renew(self, sender: str, account: str, valid_until: int) -> list[Event]:
@@ -207,8 +220,13 @@ class Registry:
         if m.roles & BITS["doctor"]:
             hospital_end = self.member(m.hospital).valid_until
             if valid_until > hospital_end:
-                raise Refused("CredentialOutlivesHospital", account=account, validUntil=valid_until, hospital=m.hospital,
-                              hospitalValidUntil=hospital_end)  # fmt: skip
+                raise Refused(
+                    "CredentialOutlivesHospital",
+                    account=account,
+                    validUntil=valid_until,
+                    hospital=m.hospital,
+                    hospitalValidUntil=hospital_end,
+                )
         since = self.now if m.valid_until < self.now else m.since
         self.members[account] = Member(m.roles, valid_until, m.hospital, since, m.barred)
         return [Event("CredentialRenewed", {"account": account, "renewedBy": sender, "validUntil": valid_until})]
@@ -278,8 +296,20 @@ class Registry:
         self.records[rx.rx_id] = Record(sender, self.now, expires_at, Status.ACTIVE, fills)
         self.issued_fills[rx.rx_id] = fills
         self.trails.setdefault(rx.rx_id, []).append(("issued", sender))
-        return [Event("PrescriptionIssued", {"id": rx.rx_id, "doctor": sender, "hospital": doctor.hospital, "docHash": rx.doc_hash,
-                                             "designatedPharmacy": rx.pharmacy, "expiresAt": expires_at, "fills": fills})]  # fmt: skip
+        return [
+            Event(
+                "PrescriptionIssued",
+                {
+                    "id": rx.rx_id,
+                    "doctor": sender,
+                    "hospital": doctor.hospital,
+                    "docHash": rx.doc_hash,
+                    "designatedPharmacy": rx.pharmacy,
+                    "expiresAt": expires_at,
+                    "fills": fills,
+                },
+            )
+        ]
 
     def issue_batch(self, sender: str, ids: list[bytes], root: bytes, expires_at: int, fills: int) -> list[Event]:
         if self.paused:
@@ -294,7 +324,10 @@ class Registry:
         for rx_id in ids:
             self.trails.setdefault(rx_id, []).append(("issued in batch", sender))
         return [Event("PrescriptionBatched", {"id": i, "root": root}) for i in ids] + [
-            Event("BatchIssued", {"root": root, "hospital": sender, "expiresAt": expires_at, "fills": fills, "count": len(ids)})
+            Event(
+                "BatchIssued",
+                {"root": root, "hospital": sender, "expiresAt": expires_at, "fills": fills, "count": len(ids)},
+            )
         ]
 
     # ------------------------------------------------------------------------------- cancel
@@ -352,8 +385,10 @@ class Registry:
         self.check_batch_manager(sender, b, root)
         self.records[rx_id] = Record(rx.doctor, b.issued_at, b.expires_at, Status.CANCELLED, 0)
         self.trails.setdefault(rx_id, []).extend([("opened from batch", rx.doctor), ("cancelled", sender)])
-        return [Event("PrescriptionOpened", {"id": rx_id, "doctor": rx.doctor, "hospital": hospital, "root": root}),
-                Event("PrescriptionCancelled", {"id": rx_id, "by": sender})]
+        return [
+            Event("PrescriptionOpened", {"id": rx_id, "doctor": rx.doctor, "hospital": hospital, "root": root}),
+            Event("PrescriptionCancelled", {"id": rx_id, "by": sender}),
+        ]
 
     def cancel_batch(self, sender: str, hospital: str, root: bytes) -> list[Event]:
         b = self.batches.get((hospital, root))
@@ -367,8 +402,18 @@ class Registry:
 
     # ------------------------------------------------------------------------------- redeem
 
-    def redeem(self, sender: str, rx: Rx, deadline: int, signer: bytes | None, signed: tuple | None,
-               *, batched: bool, root: bytes | None = None, proof: tuple = ()) -> list[Event]:  # fmt: skip
+    def redeem(
+        self,
+        sender: str,
+        rx: Rx,
+        deadline: int,
+        signer: bytes | None,
+        signed: tuple | None,
+        *,
+        batched: bool,
+        root: bytes | None = None,
+        proof: tuple = (),
+    ) -> list[Event]:
         """``signed`` = (domain, rxId, pharmacy, fillsLeft, deadline) the claim signature covers, signed
         by private key ``signer`` (None: a malformed signature)."""
         if self.paused:
@@ -398,7 +443,10 @@ class Registry:
         if self.now > deadline:
             raise Refused("SignatureDeadlinePassed", deadline=deadline)
         # the consent names this pharmacy, or (a paper fill slip) nobody
-        expected = {(self.domain, rx_id, sender, r.fills_left, deadline), (self.domain, rx_id, ZERO, r.fills_left, deadline)}
+        expected = {
+            (self.domain, rx_id, sender, r.fills_left, deadline),
+            (self.domain, rx_id, ZERO, r.fills_left, deadline),
+        }
         if signer is None or _address_of(signer) != rx.claim_address or signed not in expected:
             raise Refused("BadClaimSignature", id=rx_id)
         if opened is not None:
@@ -467,15 +515,22 @@ class Registry:
         self._trail_delivered(rx_id, sender)
         return [Event("PrescriptionDelivered", {"id": rx_id, "by": sender})]
 
-    def check_receipt(self, rx_id: bytes, r: Record, terms: bytes, deadline: int, signer: bytes | None, signed: tuple | None) -> None:
+    def check_receipt(
+        self, rx_id: bytes, r: Record, terms: bytes, deadline: int, signer: bytes | None, signed: tuple | None
+    ) -> None:
         if self.now > deadline:
             raise Refused("SignatureDeadlinePassed", deadline=deadline)
         # the receipt names who hands the drugs over (the custodian), or (a paper receipt slip) nobody
-        expected = {(self.domain, rx_id, r.custodian, r.fills_left, deadline), (self.domain, rx_id, ZERO, r.fills_left, deadline)}
+        expected = {
+            (self.domain, rx_id, r.custodian, r.fills_left, deadline),
+            (self.domain, rx_id, ZERO, r.fills_left, deadline),
+        }
         if signer is None or signed not in expected or prescription_id(_address_of(signer), terms) != rx_id:
             raise Refused("BadClaimSignature", id=rx_id)
 
-    def deliver_with_receipt(self, sender: str, rx_id: bytes, terms: bytes, deadline: int, signer, signed) -> list[Event]:
+    def deliver_with_receipt(
+        self, sender: str, rx_id: bytes, terms: bytes, deadline: int, signer, signed
+    ) -> list[Event]:
         r = self.check_can_deliver(sender, rx_id)
         self.check_receipt(rx_id, r, terms, deadline, signer, signed)
         self._trail_delivered(rx_id, sender)

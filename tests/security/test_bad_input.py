@@ -68,13 +68,25 @@ class Issued:
 _serial = iter(range(10**9))
 
 
-def new_rx(doctor: str, *, pharmacy: str = ZERO, fills: int = 1, expires_at: int = 0, zero_claim_key: bool = False) -> Issued:
+def new_rx(
+    doctor: str, *, pharmacy: str = ZERO, fills: int = 1, expires_at: int = 0, zero_claim_key: bool = False
+) -> Issued:
     n = next(_serial)
     doc_hash = keccak(text=f"bad input document {n}")
     claim_key = keccak(text=f"bad input claim key {n}")
     claim_address = ZERO if zero_claim_key else address_of(claim_key)
     terms = terms_hash(doctor, doc_hash, pharmacy)
-    return Issued(prescription_id(claim_address, terms), terms, doctor, doc_hash, pharmacy, claim_key, claim_address, expires_at, fills)
+    return Issued(
+        prescription_id(claim_address, terms),
+        terms,
+        doctor,
+        doc_hash,
+        pharmacy,
+        claim_key,
+        claim_address,
+        expires_at,
+        fills,
+    )
 
 
 class Desk:
@@ -92,27 +104,56 @@ class Desk:
     def issue(self, *, doctor="doctor", pharmacy=None, fills=1, valid_for=DAY) -> Issued:
         doctor = self.ids[doctor]
         rx = new_rx(doctor.address, pharmacy=pharmacy or ZERO, fills=fills, expires_at=self.now() + valid_for)
-        self.client.issue(doctor, rx.doc_hash, rx.claim_address, rx.expires_at, designated_pharmacy=pharmacy, fills=fills)
+        self.client.issue(
+            doctor, rx.doc_hash, rx.claim_address, rx.expires_at, designated_pharmacy=pharmacy, fills=fills
+        )
         self.known.append(rx)
         return rx
 
-    def batch(self, *, hospital="hospital", doctor="doctor", size=3, zero_claim_key=False, valid_for=DAY) -> list[Issued]:
+    def batch(
+        self, *, hospital="hospital", doctor="doctor", size=3, zero_claim_key=False, valid_for=DAY
+    ) -> list[Issued]:
         expires_at = self.now() + valid_for
-        loose = [new_rx(self.ids[doctor].address, expires_at=expires_at, zero_claim_key=zero_claim_key and k == 0) for k in range(size)]
+        loose = [
+            new_rx(self.ids[doctor].address, expires_at=expires_at, zero_claim_key=zero_claim_key and k == 0)
+            for k in range(size)
+        ]
         ids = [rx.rx_id for rx in loose]
         root = merkle_root(ids)
         self.client.issue_batch(self.ids[hospital], ids, expires_at)
-        made = [Issued(*[getattr(rx, f) for f in ("rx_id", "terms", "doctor", "doc_hash", "pharmacy", "claim_key", "claim_address",
-                                                    "expires_at", "fills")], root, tuple(merkle_proof(ids, k)))
-                for k, rx in enumerate(loose)]  # fmt: skip
+        made = [
+            Issued(
+                *[
+                    getattr(rx, f)
+                    for f in (
+                        "rx_id",
+                        "terms",
+                        "doctor",
+                        "doc_hash",
+                        "pharmacy",
+                        "claim_key",
+                        "claim_address",
+                        "expires_at",
+                        "fills",
+                    )
+                ],
+                root,
+                tuple(merkle_proof(ids, k)),
+            )
+            for k, rx in enumerate(loose)
+        ]
         self.known += made
         self.roots.append((self.ids[hospital].address, root))  # a batch is its hospital's
         return made
 
-    def redeem_args(self, rx: Issued, pharmacy: str, *, fills_left=None, deadline=None, domain=None, signer=None) -> list:
+    def redeem_args(
+        self, rx: Issued, pharmacy: str, *, fills_left=None, deadline=None, domain=None, signer=None
+    ) -> list:
         fills_left = rx.fills if fills_left is None else fills_left
         deadline = self.now() + 3600 if deadline is None else deadline
-        signature = sign_redeem(signer or rx.claim_key, domain or self.client.domain, rx.rx_id, pharmacy, fills_left, deadline)
+        signature = sign_redeem(
+            signer or rx.claim_key, domain or self.client.domain, rx.rx_id, pharmacy, fills_left, deadline
+        )
         return [rx.doctor, rx.doc_hash, rx.pharmacy, rx.claim_address, deadline, signature]
 
     def redeem(self, rx: Issued, pharmacy="pharmacy", **signing):
@@ -125,7 +166,9 @@ class Desk:
         return rx
 
     def snapshot(self):
-        return read_registry(self.rpc, self.client, [rx.rx_id for rx in self.known], self.roots, [a.address for a in self.ids.values()])
+        return read_registry(
+            self.rpc, self.client, [rx.rx_id for rx in self.known], self.roots, [a.address for a in self.ids.values()]
+        )
 
     @contextmanager
     def nothing_moves(self, *also: Issued):
@@ -168,16 +211,48 @@ def travel(rpc, seconds: int) -> None:
 
 ROLE_CASES = {
     # who tries what (on a fresh prescription ``rx``), and the role the registry wanted
-    "pharmacy issues": ("pharmacy", lambda d, a, rx: d.client.issue(a, keccak(text="doc"), address_of(keccak(text="k")), d.now() + 3600), "doctor"),
-    "hospital issues": ("hospital", lambda d, a, rx: d.client.issue(a, keccak(text="doc"), address_of(keccak(text="k")), d.now() + 3600), "doctor"),
-    "doctor redeems": ("doctor", lambda d, a, rx: d.client.transact(a, "redeem", *d.redeem_args(rx, a.address)), "pharmacy"),
-    "courier redeems": ("courier", lambda d, a, rx: d.client.transact(a, "redeem", *d.redeem_args(rx, a.address)), "pharmacy"),
-    "doctor issues a batch": ("doctor", lambda d, a, rx: d.client.issue_batch(a, [keccak(text="id")], d.now() + 3600), "hospital"),
+    "pharmacy issues": (
+        "pharmacy",
+        lambda d, a, rx: d.client.issue(a, keccak(text="doc"), address_of(keccak(text="k")), d.now() + 3600),
+        "doctor",
+    ),
+    "hospital issues": (
+        "hospital",
+        lambda d, a, rx: d.client.issue(a, keccak(text="doc"), address_of(keccak(text="k")), d.now() + 3600),
+        "doctor",
+    ),
+    "doctor redeems": (
+        "doctor",
+        lambda d, a, rx: d.client.transact(a, "redeem", *d.redeem_args(rx, a.address)),
+        "pharmacy",
+    ),
+    "courier redeems": (
+        "courier",
+        lambda d, a, rx: d.client.transact(a, "redeem", *d.redeem_args(rx, a.address)),
+        "pharmacy",
+    ),
+    "doctor issues a batch": (
+        "doctor",
+        lambda d, a, rx: d.client.issue_batch(a, [keccak(text="id")], d.now() + 3600),
+        "hospital",
+    ),
     "stranger pauses": ("stranger", lambda d, a, rx: d.client.pause(a), "regulator"),
-    "hospital admits a pharmacy": ("hospital", lambda d, a, rx: d.client.admit(a, d.ids["stranger"].address, "pharmacy", d.now() + DAY), "regulator"),
-    "pharmacy admits a doctor": ("pharmacy", lambda d, a, rx: d.client.admit(a, d.ids["stranger"].address, "doctor", d.now() + DAY), "hospital"),
-    "auditor revokes a pharmacy": ("auditor", lambda d, a, rx: d.client.revoke(a, d.ids["pharmacy"].address, "pharmacy"), "regulator"),
-}  # fmt: skip
+    "hospital admits a pharmacy": (
+        "hospital",
+        lambda d, a, rx: d.client.admit(a, d.ids["stranger"].address, "pharmacy", d.now() + DAY),
+        "regulator",
+    ),
+    "pharmacy admits a doctor": (
+        "pharmacy",
+        lambda d, a, rx: d.client.admit(a, d.ids["stranger"].address, "doctor", d.now() + DAY),
+        "hospital",
+    ),
+    "auditor revokes a pharmacy": (
+        "auditor",
+        lambda d, a, rx: d.client.revoke(a, d.ids["pharmacy"].address, "pharmacy"),
+        "regulator",
+    ),
+}
 
 
 @pytest.mark.parametrize("case", list(ROLE_CASES))
@@ -185,33 +260,59 @@ def test_party_cannot_act_outside_its_role(desk, ids, case):
     who, attempt, needed = ROLE_CASES[case]
     account, rx = ids[who], desk.issue()
     needed_role = ADMIN_ROLE if needed == "regulator" else ROLES[needed]
-    desk.refuses(errors.AccessControlUnauthorizedAccount, lambda: attempt(desk, account, rx), account=account.address, neededRole=needed_role)
+    desk.refuses(
+        errors.AccessControlUnauthorizedAccount,
+        lambda: attempt(desk, account, rx),
+        account=account.address,
+        neededRole=needed_role,
+    )
 
 
 def test_pharmacy_cannot_dispatch_a_prescription_another_pharmacy_filled(desk, ids):
     rx = desk.dispensed()
-    desk.refuses(errors.NotCustodian, lambda: desk.client.dispatch(ids["pharmacy2"], rx.rx_id, ids["courier"].address),
-                 id=rx.rx_id, caller=ids["pharmacy2"].address, custodian=ids["pharmacy"].address)  # fmt: skip
+    desk.refuses(
+        errors.NotCustodian,
+        lambda: desk.client.dispatch(ids["pharmacy2"], rx.rx_id, ids["courier"].address),
+        id=rx.rx_id,
+        caller=ids["pharmacy2"].address,
+        custodian=ids["pharmacy"].address,
+    )
 
 
 def test_doctor_cannot_cancel_another_doctors_prescription(desk, ids):
     rx = desk.issue(doctor="doctor")
-    desk.refuses(errors.NotIssuer, lambda: desk.client.cancel(ids["doctor2"], rx.rx_id), id=rx.rx_id, caller=ids["doctor2"].address)
+    desk.refuses(
+        errors.NotIssuer,
+        lambda: desk.client.cancel(ids["doctor2"], rx.rx_id),
+        id=rx.rx_id,
+        caller=ids["doctor2"].address,
+    )
 
 
 def test_other_hospital_cannot_withdraw_a_batch_it_did_not_issue(desk, ids):
     rx = desk.batch()[0]
-    desk.refuses(errors.NotBatchHospital, lambda: desk.client.transact(ids["hospital2"], "cancelBatch", ids["hospital"].address, rx.root), root=rx.root, caller=ids["hospital2"].address)
+    desk.refuses(
+        errors.NotBatchHospital,
+        lambda: desk.client.transact(ids["hospital2"], "cancelBatch", ids["hospital"].address, rx.root),
+        root=rx.root,
+        caller=ids["hospital2"].address,
+    )
 
 
 def test_hospital_cannot_renew_another_hospitals_doctor(desk, ids):
-    desk.refuses(errors.NotDoctorsHospital, lambda: desk.client.renew(ids["hospital2"], ids["doctor"].address, desk.now() + DAY),
-                 caller=ids["hospital2"].address, doctor=ids["doctor"].address)  # fmt: skip
+    desk.refuses(
+        errors.NotDoctorsHospital,
+        lambda: desk.client.renew(ids["hospital2"], ids["doctor"].address, desk.now() + DAY),
+        caller=ids["hospital2"].address,
+        doctor=ids["doctor"].address,
+    )
 
 
 def test_nobody_can_revoke_the_regulator_role(desk, ids):
-    desk.refuses(errors.AccessControlEnforcedDefaultAdminRules,
-                 lambda: desk.client.transact(ids["regulator"], "revokeRole", ADMIN_ROLE, ids["regulator"].address))  # fmt: skip
+    desk.refuses(
+        errors.AccessControlEnforcedDefaultAdminRules,
+        lambda: desk.client.transact(ids["regulator"], "revokeRole", ADMIN_ROLE, ids["regulator"].address),
+    )
 
 
 # ------------------------------------------------------------------------- expired and revoked
@@ -221,15 +322,22 @@ def test_doctor_cannot_issue_when_its_credential_expired(desk, client, ids):
     client.renew(ids["hospital"], ids["doctor"].address, desk.now() + 60)
     travel(desk.rpc, 120)
     end = client.member(ids["doctor"].address).valid_until
-    desk.refuses(errors.CredentialExpired, lambda: client.issue(ids["doctor"], keccak(text="d"), address_of(keccak(text="c")), desk.now() + 3600),
-                 account=ids["doctor"].address, role=ROLES["doctor"], validUntil=end)  # fmt: skip
+    desk.refuses(
+        errors.CredentialExpired,
+        lambda: client.issue(ids["doctor"], keccak(text="d"), address_of(keccak(text="c")), desk.now() + 3600),
+        account=ids["doctor"].address,
+        role=ROLES["doctor"],
+        validUntil=end,
+    )
 
 
 def test_pharmacy_cannot_redeem_when_its_credential_expired(desk, client, ids):
     rx = desk.issue(valid_for=2 * DAY)
     client.renew(ids["regulator"], ids["pharmacy"].address, desk.now() + 60)
     travel(desk.rpc, 120)
-    desk.refuses(errors.CredentialExpired, lambda: desk.redeem(rx), account=ids["pharmacy"].address, role=ROLES["pharmacy"])
+    desk.refuses(
+        errors.CredentialExpired, lambda: desk.redeem(rx), account=ids["pharmacy"].address, role=ROLES["pharmacy"]
+    )
 
 
 def test_courier_cannot_deliver_when_its_credential_expired(desk, client, ids):
@@ -237,26 +345,41 @@ def test_courier_cannot_deliver_when_its_credential_expired(desk, client, ids):
     client.dispatch(ids["pharmacy"], rx.rx_id, ids["courier"].address)
     client.renew(ids["regulator"], ids["courier"].address, desk.now() + 60)
     travel(desk.rpc, 120)
-    desk.refuses(errors.CredentialExpired, lambda: client.deliver(ids["courier"], rx.rx_id), account=ids["courier"].address)
+    desk.refuses(
+        errors.CredentialExpired, lambda: client.deliver(ids["courier"], rx.rx_id), account=ids["courier"].address
+    )
 
 
 def test_revoked_pharmacy_cannot_redeem(desk, client, ids):
     rx = desk.issue()
     client.revoke(ids["regulator"], ids["pharmacy"].address, "pharmacy")
-    desk.refuses(errors.AccessControlUnauthorizedAccount, lambda: desk.redeem(rx), account=ids["pharmacy"].address, neededRole=ROLES["pharmacy"])
+    desk.refuses(
+        errors.AccessControlUnauthorizedAccount,
+        lambda: desk.redeem(rx),
+        account=ids["pharmacy"].address,
+        neededRole=ROLES["pharmacy"],
+    )
 
 
 def test_revoked_doctor_cannot_cancel_its_own_prescription(desk, client, ids):
     rx = desk.issue()
     client.revoke(ids["hospital"], ids["doctor"].address, "doctor")
-    desk.refuses(errors.AccessControlUnauthorizedAccount, lambda: client.cancel(ids["doctor"], rx.rx_id), account=ids["doctor"].address)
+    desk.refuses(
+        errors.AccessControlUnauthorizedAccount,
+        lambda: client.cancel(ids["doctor"], rx.rx_id),
+        account=ids["doctor"].address,
+    )
 
 
 def test_pharmacy_cannot_dispatch_to_a_revoked_courier(desk, client, ids):
     rx = desk.dispensed()
     client.revoke(ids["regulator"], ids["courier"].address, "courier")
-    desk.refuses(errors.AccessControlUnauthorizedAccount, lambda: client.dispatch(ids["pharmacy"], rx.rx_id, ids["courier"].address),
-                 account=ids["courier"].address, neededRole=ROLES["courier"])  # fmt: skip
+    desk.refuses(
+        errors.AccessControlUnauthorizedAccount,
+        lambda: client.dispatch(ids["pharmacy"], rx.rx_id, ids["courier"].address),
+        account=ids["courier"].address,
+        neededRole=ROLES["courier"],
+    )
 
 
 def test_pharmacy_cannot_redeem_a_batched_prescription_of_a_doctor_whose_credential_had_ended(desk, client, ids):
@@ -267,9 +390,15 @@ def test_pharmacy_cannot_redeem_a_batched_prescription_of_a_doctor_whose_credent
     travel(desk.rpc, 120)  # the doctor's licence has ended
     rx = desk.batch(doctor="doctor")[0]  # the hospital batches a prescription in its name anyway
     pharmacy = ids["pharmacy"]
-    desk.refuses(errors.NotBatchDoctor,
-                 lambda: client.transact(pharmacy, "redeemBatched", *desk.redeem_args(rx, pharmacy.address), rx.root, list(rx.proof)),
-                 id=rx.rx_id, doctor=ids["doctor"].address, hospital=ids["hospital"].address)  # fmt: skip
+    desk.refuses(
+        errors.NotBatchDoctor,
+        lambda: client.transact(
+            pharmacy, "redeemBatched", *desk.redeem_args(rx, pharmacy.address), rx.root, list(rx.proof)
+        ),
+        id=rx.rx_id,
+        doctor=ids["doctor"].address,
+        hospital=ids["hospital"].address,
+    )
 
 
 # ----------------------------------------------------------------------------- prescriptions
@@ -294,7 +423,9 @@ def test_nobody_can_move_an_unknown_prescription(desk, client, ids, step):
 def test_pharmacy_cannot_redeem_after_the_prescription_expired(desk, ids):
     rx = desk.issue(valid_for=3600)
     travel(desk.rpc, 3601)
-    desk.refuses(errors.Expired, lambda: desk.redeem(rx, deadline=desk.now() + 3600), id=rx.rx_id, expiresAt=rx.expires_at)
+    desk.refuses(
+        errors.Expired, lambda: desk.redeem(rx, deadline=desk.now() + 3600), id=rx.rx_id, expiresAt=rx.expires_at
+    )
 
 
 def test_pharmacy_cannot_redeem_a_prescription_that_expires_before_the_next_block(desk, client, rpc, ids):
@@ -321,17 +452,26 @@ def test_pharmacy_cannot_redeem_a_prescription_of_a_withdrawn_batch(desk, client
     rx = desk.batch()[1]
     client.transact(ids["hospital"], "cancelBatch", ids["hospital"].address, rx.root)
     pharmacy = ids["pharmacy"]
-    desk.refuses(errors.BatchIsCancelled,
-                 lambda: client.transact(pharmacy, "redeemBatched", *desk.redeem_args(rx, pharmacy.address), rx.root, list(rx.proof)),
-                 root=rx.root)  # fmt: skip
+    desk.refuses(
+        errors.BatchIsCancelled,
+        lambda: client.transact(
+            pharmacy, "redeemBatched", *desk.redeem_args(rx, pharmacy.address), rx.root, list(rx.proof)
+        ),
+        root=rx.root,
+    )
 
 
 def test_pharmacy_cannot_redeem_a_batched_prescription_with_a_proof_for_another(desk, client, ids):
     first, second = desk.batch()[:2]
     pharmacy = ids["pharmacy"]
-    desk.refuses(errors.NotInBatch,
-                 lambda: client.transact(pharmacy, "redeemBatched", *desk.redeem_args(first, pharmacy.address), first.root, list(second.proof)),
-                 id=first.rx_id, root=first.root)  # fmt: skip
+    desk.refuses(
+        errors.NotInBatch,
+        lambda: client.transact(
+            pharmacy, "redeemBatched", *desk.redeem_args(first, pharmacy.address), first.root, list(second.proof)
+        ),
+        id=first.rx_id,
+        root=first.root,
+    )
 
 
 def test_pharmacy_cannot_redeem_twice(desk, ids):
@@ -341,7 +481,12 @@ def test_pharmacy_cannot_redeem_twice(desk, ids):
 
 def test_other_pharmacy_cannot_redeem_a_prescription_designated_for_another(desk, ids):
     rx = desk.issue(pharmacy=ids["pharmacy"].address)
-    desk.refuses(errors.NotDesignatedPharmacy, lambda: desk.redeem(rx, pharmacy="pharmacy2"), id=rx.rx_id, pharmacy=ids["pharmacy2"].address)
+    desk.refuses(
+        errors.NotDesignatedPharmacy,
+        lambda: desk.redeem(rx, pharmacy="pharmacy2"),
+        id=rx.rx_id,
+        pharmacy=ids["pharmacy2"].address,
+    )
 
 
 # ----------------------------------------------------------------------------- claim signatures
@@ -355,7 +500,9 @@ def test_pharmacy_cannot_redeem_with_a_signature_by_another_key(desk, ids):
 def test_pharmacy_cannot_use_a_claim_signature_the_patient_gave_another_pharmacy(desk, client, ids):
     rx = desk.issue()
     signed_for_other = desk.redeem_args(rx, ids["pharmacy2"].address)  # a copied QR consent
-    desk.refuses(errors.BadClaimSignature, lambda: client.transact(ids["pharmacy"], "redeem", *signed_for_other), id=rx.rx_id)
+    desk.refuses(
+        errors.BadClaimSignature, lambda: client.transact(ids["pharmacy"], "redeem", *signed_for_other), id=rx.rx_id
+    )
 
 
 def test_pharmacy_cannot_replay_the_first_fills_signature_for_the_second(desk, client, ids):
@@ -377,8 +524,11 @@ def test_relayer_cannot_replay_a_receipt_for_the_next_fill(desk, client, ids):
     client.transact(ids["courier"], "confirmReceipt", rx.rx_id, rx.terms, deadline, receipt)
     desk.redeem(rx, fills_left=1)
     client.deliver(ids["pharmacy"], rx.rx_id)
-    desk.refuses(errors.BadClaimSignature, lambda: client.transact(ids["courier"], "confirmReceipt", rx.rx_id, rx.terms, deadline, receipt),
-                 id=rx.rx_id)  # fmt: skip
+    desk.refuses(
+        errors.BadClaimSignature,
+        lambda: client.transact(ids["courier"], "confirmReceipt", rx.rx_id, rx.terms, deadline, receipt),
+        id=rx.rx_id,
+    )
 
 
 def test_pharmacy_cannot_use_a_signature_made_for_another_chain(desk, client, ids):
@@ -392,7 +542,11 @@ def test_pharmacy_cannot_use_a_signature_made_for_another_registry(desk, client,
     consent here (EIP-712 verifyingContract)."""
     other = deploy_registry(w3, ids["regulator"], network="local", rpc_url=rpc_url, record=False)
     rx = desk.issue()
-    desk.refuses(errors.BadClaimSignature, lambda: desk.redeem(rx, domain=RegistryDomain(client.chain_id, other.registry)), id=rx.rx_id)
+    desk.refuses(
+        errors.BadClaimSignature,
+        lambda: desk.redeem(rx, domain=RegistryDomain(client.chain_id, other.registry)),
+        id=rx.rx_id,
+    )
 
 
 def test_pharmacy_cannot_redeem_past_the_signatures_deadline(desk, ids):
@@ -410,7 +564,9 @@ def test_pharmacy_cannot_redeem_with_a_malformed_signature(desk, client, ids, ma
     args[5] = {
         "truncated": signature[:64],
         "empty": b"",
-        "high s": signature[:32] + (n - int.from_bytes(signature[32:64], "big")).to_bytes(32, "big") + bytes([55 - signature[64]]),
+        "high s": signature[:32]
+        + (n - int.from_bytes(signature[32:64], "big")).to_bytes(32, "big")
+        + bytes([55 - signature[64]]),
         "v is 0": signature[:64] + b"\x00",
     }[mangle]
     desk.refuses(errors.BadClaimSignature, lambda: client.transact(ids["pharmacy"], "redeem", *args), id=rx.rx_id)
@@ -424,7 +580,10 @@ def test_doctor_cannot_issue_with_a_zero_claim_key(desk, client, ids):
 
 
 def test_doctor_cannot_issue_with_an_empty_document_hash(desk, client, ids):
-    desk.refuses(errors.ZeroDocumentHash, lambda: client.issue(ids["doctor"], bytes(32), address_of(keccak(text="k")), desk.now() + 3600))
+    desk.refuses(
+        errors.ZeroDocumentHash,
+        lambda: client.issue(ids["doctor"], bytes(32), address_of(keccak(text="k")), desk.now() + 3600),
+    )
 
 
 def test_pharmacy_cannot_dispatch_to_the_zero_address(desk, client, ids):
@@ -444,7 +603,11 @@ def test_pharmacy_cannot_redeem_a_batched_prescription_with_a_zero_claim_key_and
     assert rx.claim_address == ZERO
     pharmacy = ids["pharmacy"]
     args = [rx.doctor, rx.doc_hash, rx.pharmacy, ZERO, desk.now() + 3600, b""]
-    desk.refuses(errors.BadClaimSignature, lambda: client.transact(pharmacy, "redeemBatched", *args, rx.root, list(rx.proof)), id=rx.rx_id)
+    desk.refuses(
+        errors.BadClaimSignature,
+        lambda: client.transact(pharmacy, "redeemBatched", *args, rx.root, list(rx.proof)),
+        id=rx.rx_id,
+    )
 
 
 # ------------------------------------------------------------------------------------ QR codes
@@ -477,18 +640,29 @@ QR_CASES = {
     "a future version": (lambda t: "RX2." + t[4:], payloads.UnsupportedPayloadVersion),
     "truncated in half": (lambda t: t[: len(t) // 2], payloads.TruncatedPayload),
     "truncated by a few characters": (lambda t: t[:-3], payloads.TruncatedPayload),
-    "one character misread": (lambda t: t[:40] + ("A" if t[40] != "A" else "B") + t[41:], payloads.PayloadChecksumMismatch),
+    "one character misread": (
+        lambda t: t[:40] + ("A" if t[40] != "A" else "B") + t[41:],
+        payloads.PayloadChecksumMismatch,
+    ),
     "characters outside base64url": (lambda t: t[:30] + "+/=" + t[33:], payloads.MalformedPayload),
     "oversized": (lambda t: t + "A" * payloads.MAX_PAYLOAD_CHARS, payloads.PayloadTooLarge),
     "a decompression bomb": (lambda t: _bomb(), payloads.PayloadTooLarge),
     "for another chain": (lambda t: _rewrap(t, lambda o: o.update(chainId=o["chainId"] + 1)), payloads.WrongChain),
-    "for another registry": (lambda t: _rewrap(t, lambda o: o.update(registry="0x" + "11" * 20)), payloads.WrongRegistry),
+    "for another registry": (
+        lambda t: _rewrap(t, lambda o: o.update(registry="0x" + "11" * 20)),
+        payloads.WrongRegistry,
+    ),
     "with an unknown key": (lambda t: _rewrap(t, lambda o: o.update(extra=1)), payloads.MalformedPayload),
     "with the quantity raised": (
-        lambda t: _rewrap(t, lambda o: o["doc"]["entry"][0]["resource"]["dispenseRequest"]["quantity"].update(value=150)),
+        lambda t: _rewrap(
+            t, lambda o: o["doc"]["entry"][0]["resource"]["dispenseRequest"]["quantity"].update(value=150)
+        ),
         payloads.PayloadTampered,
     ),
-    "with another claim key": (lambda t: _rewrap(t, lambda o: o.update(claimKey="0x" + keccak(text="x").hex())), payloads.PayloadTampered),
+    "with another claim key": (
+        lambda t: _rewrap(t, lambda o: o.update(claimKey="0x" + keccak(text="x").hex())),
+        payloads.PayloadTampered,
+    ),
 }
 
 
@@ -509,9 +683,16 @@ def test_tampered_document_is_caught_by_the_auditor_and_the_pharmacy(desk, clien
 
     check = verify_document(client, issued_qr.rx_id, tampered, issued_qr.payload.claim_key.address)
     assert not check.matches and any("altered" in p for p in check.problems)
-    assert verify_document(client, issued_qr.rx_id, issued_qr.payload.document, issued_qr.payload.claim_key.address).matches
-    forged = payloads.PrescriptionPayload(chain_id=client.chain_id, registry=client.address, rx_id=issued_qr.rx_id,
-                                          claim_key=issued_qr.payload.claim_key, document=tampered)  # fmt: skip
+    assert verify_document(
+        client, issued_qr.rx_id, issued_qr.payload.document, issued_qr.payload.claim_key.address
+    ).matches
+    forged = payloads.PrescriptionPayload(
+        chain_id=client.chain_id,
+        registry=client.address,
+        rx_id=issued_qr.rx_id,
+        claim_key=issued_qr.payload.claim_key,
+        document=tampered,
+    )
     with pytest.raises(payloads.PayloadTampered):
         encode_payload(forged)
     text = _rewrap(issued_qr.payload_text, lambda o: o.update(doc=tampered))
@@ -522,7 +703,10 @@ def test_tampered_document_is_caught_by_the_auditor_and_the_pharmacy(desk, clien
 # ----------------------------------------------------------------------------------- documents
 
 DOCUMENT_CASES = {
-    "the patient's name as subject": (lambda d: [e["resource"]["subject"].update(display="张伟") for e in d["entry"]], documents.PatientDataInDocument),
+    "the patient's name as subject": (
+        lambda d: [e["resource"]["subject"].update(display="张伟") for e in d["entry"]],
+        documents.PatientDataInDocument,
+    ),
     "a national id as pseudonym": (
         lambda d: [e["resource"]["subject"]["identifier"].update(value="11010519491231002X") for e in d["entry"]],
         documents.PatientDataInDocument,
@@ -531,14 +715,21 @@ DOCUMENT_CASES = {
         lambda d: [e["resource"]["subject"]["identifier"].update(value="13812345678") for e in d["entry"]],
         documents.PatientDataInDocument,
     ),
-    "a patient resource inside": (lambda d: d["entry"].append({"resource": {"resourceType": "Patient", "name": [{"text": "张伟"}]}}),
-                                  documents.PatientDataInDocument),
+    "a patient resource inside": (
+        lambda d: d["entry"].append({"resource": {"resourceType": "Patient", "name": [{"text": "张伟"}]}}),
+        documents.PatientDataInDocument,
+    ),
     "no salt": (lambda d: d.pop("identifier"), documents.DocumentError),
     "a short salt": (lambda d: d["identifier"].update(value="00ff"), documents.InvalidSalt),
     "no quantity": (lambda d: d["entry"][0]["resource"]["dispenseRequest"].pop("quantity"), documents.MissingField),
-    "a 30-day supply": (lambda d: d["entry"][0]["resource"]["dispenseRequest"]["expectedSupplyDuration"].update(value=30), documents.SupplyTooLong),
-    "a doctor address that is not one": (lambda d: [e["resource"]["requester"]["identifier"].update(value="0x1234") for e in d["entry"]],
-                                         documents.InvalidAddress),
+    "a 30-day supply": (
+        lambda d: d["entry"][0]["resource"]["dispenseRequest"]["expectedSupplyDuration"].update(value=30),
+        documents.SupplyTooLong,
+    ),
+    "a doctor address that is not one": (
+        lambda d: [e["resource"]["requester"]["identifier"].update(value="0x1234") for e in d["entry"]],
+        documents.InvalidAddress,
+    ),
     "not a prescription": (lambda d: d.update(resourceType="Patient"), documents.NotAPrescription),
     # The closed profile (issue 11): every element is listed, free text and pseudonyms are checked.
     "the patient's name and national id in a note": (
@@ -546,20 +737,27 @@ DOCUMENT_CASES = {
         documents.ElementNotAllowed,
     ),
     "the patient's name in a subject extension": (
-        lambda d: [e["resource"]["subject"].update(extension=[{"url": "urn:x", "valueString": "张晓明"}]) for e in d["entry"]],
+        lambda d: [
+            e["resource"]["subject"].update(extension=[{"url": "urn:x", "valueString": "张晓明"}]) for e in d["entry"]
+        ],
         documents.ElementNotAllowed,
     ),
     "a Patient reference with the national id in supportingInformation": (
         lambda d: d["entry"][0]["resource"].update(
-            supportingInformation=[{"reference": "Patient/11010519850312002X", "display": "张晓明"}]),
+            supportingInformation=[{"reference": "Patient/11010519850312002X", "display": "张晓明"}]
+        ),
         documents.ElementNotAllowed,
     ),
     "a phone number in the dosage text": (
-        lambda d: d["entry"][0]["resource"]["dosageInstruction"][0].update(text="每日一次 1 片, 有问题请打 13812345678"),
+        lambda d: d["entry"][0]["resource"]["dosageInstruction"][0].update(
+            text="每日一次 1 片, 有问题请打 13812345678"
+        ),
         documents.PatientDataInDocument,
     ),
     "a national id in the drug text": (
-        lambda d: d["entry"][0]["resource"]["medicationCodeableConcept"].update(text="Amlodipine 5 mg 11010519850312002X"),
+        lambda d: d["entry"][0]["resource"]["medicationCodeableConcept"].update(
+            text="Amlodipine 5 mg 11010519850312002X"
+        ),
         documents.PatientDataInDocument,
     ),
     "pinyin and birth date as pseudonym": (
@@ -584,7 +782,9 @@ DOCUMENT_CASES = {
         documents.PatientDataInDocument,
     ),
     "pinyin and birth date in the drug's code system": (
-        lambda d: d["entry"][0]["resource"]["medicationCodeableConcept"]["coding"][0].update(system="urn:zhang-xiaoming-19850312"),
+        lambda d: d["entry"][0]["resource"]["medicationCodeableConcept"]["coding"][0].update(
+            system="urn:zhang-xiaoming-19850312"
+        ),
         documents.PatientDataInDocument,
     ),
 }
@@ -645,7 +845,11 @@ def test_nobody_can_issue_or_redeem_while_paused_but_the_trail_continues(desk, c
     client.dispatch(ids["pharmacy"], held.rx_id, ids["courier2"].address)  # drugs already dispensed still move
     client.deliver_with_receipt(ids["courier"], with_courier.rx_id, with_courier.terms, with_courier.claim_key)
     client.cancel(ids["doctor"], waiting.rx_id)
-    assert [client.prescription(rx.rx_id).status for rx in (held, with_courier, waiting)] == [Status.DISPATCHED, Status.COMPLETED, Status.CANCELLED]
+    assert [client.prescription(rx.rx_id).status for rx in (held, with_courier, waiting)] == [
+        Status.DISPATCHED,
+        Status.COMPLETED,
+        Status.CANCELLED,
+    ]
 
 
 # ---------------------------------------------------------------------------- chains and nodes
@@ -673,7 +877,9 @@ def test_client_reports_node_unavailable_and_writes_nothing_when_the_node_is_dow
 
     w3 = Web3(Web3.HTTPProvider(lone_node.url))
     deployed = deploy_registry(w3, ids["regulator"], network="lone", record=False)
-    client = RegistryClient(w3, deployed.registry, deploy_block=deployed.deploy_block, outbox=Outbox(tmp_path / "outbox.sqlite"))
+    client = RegistryClient(
+        w3, deployed.registry, deploy_block=deployed.deploy_block, outbox=Outbox(tmp_path / "outbox.sqlite")
+    )
     onboard(client, ids)
     written = client.outbox.counts()
     now = client.latest_block_time()
@@ -697,8 +903,10 @@ def _selector(signature: str) -> bytes:
 
 def _calldata_cases(rx: Issued, pharmacy: str) -> dict[str, bytes]:
     redeem = _selector("redeem(address,bytes32,address,address,uint256,bytes)")
-    full = redeem + abi_encode(["address", "bytes32", "address", "address", "uint256", "bytes"],
-                               [rx.doctor, rx.doc_hash, rx.pharmacy, rx.claim_address, 2**40, b"\x01" * 65])  # fmt: skip
+    full = redeem + abi_encode(
+        ["address", "bytes32", "address", "address", "uint256", "bytes"],
+        [rx.doctor, rx.doc_hash, rx.pharmacy, rx.claim_address, 2**40, b"\x01" * 65],
+    )
     dirty = bytearray(full)
     dirty[4:16] = b"\xff" * 12  # the doctor argument with its upper 12 bytes set
     huge_offset = bytearray(full)
@@ -721,7 +929,9 @@ def test_calldata_that_is_not_abi_valid_reverts_and_changes_nothing(desk, client
     cases = _calldata_cases(rx, pharmacy.address)
     with desk.nothing_moves():
         for name, data in cases.items():
-            reply = rpc.batch([("eth_call", [{"from": pharmacy.address, "to": client.address, "data": "0x" + data.hex()}, "latest"])])[0]
+            reply = rpc.batch(
+                [("eth_call", [{"from": pharmacy.address, "to": client.address, "data": "0x" + data.hex()}, "latest"])]
+            )[0]
             assert "error" in reply, f"{name}: eth_call did not revert"
 
     import coincurve
@@ -736,6 +946,11 @@ def test_calldata_that_is_not_abi_valid_reverts_and_changes_nothing(desk, client
         assert int(receipt["status"], 16) == 0, f"{name}: mined without reverting"
         assert receipt["logs"] == [], f"{name}: emitted events"
     after = desk.snapshot()
-    assert (after.prescriptions, after.batches, after.members, after.limits) == (before.prescriptions, before.batches, before.members, before.limits)
+    assert (after.prescriptions, after.batches, after.members, after.limits) == (
+        before.prescriptions,
+        before.batches,
+        before.members,
+        before.limits,
+    )
     assert client.prescription(rx.rx_id).status is Status.ACTIVE
     desk.redeem(rx)  # and the prescription is still redeemable as normal

@@ -45,7 +45,9 @@ CHUNK = 50
 def devnet_like(tmp_path):
     """An anvil of this test's own with the devnet's settings (rxchain.dev.devnet): a block a second, its
     state written to a file every 5 seconds."""
-    node = OwnNode(free_port(), 31342, tmp_path / "state.json", tmp_path / "anvil.log", block_time=1, state_interval=5).start()
+    node = OwnNode(
+        free_port(), 31342, tmp_path / "state.json", tmp_path / "anvil.log", block_time=1, state_interval=5
+    ).start()
     yield node
     node.kill()
 
@@ -58,11 +60,15 @@ def deployed(node: OwnNode, ids) -> tuple[RegistryClient, int]:
     return client, deployment.deploy_block
 
 
-def start_job(node_url: str, client: RegistryClient, deploy_block: int, outbox: Path, expires_at: int) -> subprocess.Popen:
+def start_job(
+    node_url: str, client: RegistryClient, deploy_block: int, outbox: Path, expires_at: int
+) -> subprocess.Popen:
     args = [node_url, client.address, str(deploy_block), str(outbox), str(COUNT), str(expires_at), str(CHUNK)]
     env = tool_env()
     env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).resolve().parents[2] / "src"), env.get("PYTHONPATH", "")])
-    return subprocess.Popen([sys.executable, str(SCRIPT), *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    return subprocess.Popen(
+        [sys.executable, str(SCRIPT), *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+    )
 
 
 def read_until(job: subprocess.Popen, marker: str, timeout: float = 120) -> list[str]:
@@ -75,7 +81,9 @@ def read_until(job: subprocess.Popen, marker: str, timeout: float = 120) -> list
     raise AssertionError(f"the job ended before {marker!r}: {lines}")
 
 
-def assert_exactly_once(client: RegistryClient, rpc: Rpc, outbox: Path, *, history_lost_for: frozenset[bytes] = frozenset()) -> None:
+def assert_exactly_once(
+    client: RegistryClient, rpc: Rpc, outbox: Path, *, history_lost_for: frozenset[bytes] = frozenset()
+) -> None:
     """Every intended prescription is on chain once: Active, one PrescriptionIssued each, no other;
     and the outbox holds no pending and no failed transaction. ``history_lost_for``: prescriptions
     whose issue log the node itself lost (see the node-crash test)."""
@@ -127,11 +135,15 @@ def test_killed_bulk_issuance_resumes_with_nothing_lost_and_nothing_doubled(devn
     assert missing <= COUNT - 2 * CHUNK, f"the re-run sends again what is on chain: {lines[:3]}"
 
     assert_exactly_once(client, Rpc(devnet_like.url), outbox)
-    report(f"crash: bulk issuance killed with {pending_at_crash} signed transactions pending; the re-run resumed them and "
-           f"sent the {missing} missing: {COUNT} prescriptions once each ({stopwatch():.1f} s)")  # fmt: skip
+    report(
+        f"crash: bulk issuance killed with {pending_at_crash} signed transactions pending; the re-run resumed them and "
+        f"sent the {missing} missing: {COUNT} prescriptions once each ({stopwatch():.1f} s)"
+    )
 
 
-def test_node_killed_mid_run_comes_back_from_its_state_file_and_the_rerun_completes(devnet_like, ids, tmp_path, stopwatch):
+def test_node_killed_mid_run_comes_back_from_its_state_file_and_the_rerun_completes(
+    devnet_like, ids, tmp_path, stopwatch
+):
     client, deploy_block = deployed(devnet_like, ids)
     outbox = tmp_path / "hospital-outbox.sqlite"
     expires_at = client.latest_block_time() + 86400
@@ -152,8 +164,12 @@ def test_node_killed_mid_run_comes_back_from_its_state_file_and_the_rerun_comple
     everything = planned(COUNT)
     views = read_registry(rpc, client, [p.rx_id for p in everything]).prescriptions
     kept = {p.rx_id for p in everything if views[p.rx_id][3] is Status.ACTIVE}
-    logged = {bytes(log["args"]["id"]) for log in
-              client.contract.events.PrescriptionIssued().get_logs(from_block=client.deploy_block, to_block="latest")}  # fmt: skip
+    logged = {
+        bytes(log["args"]["id"])
+        for log in client.contract.events.PrescriptionIssued().get_logs(
+            from_block=client.deploy_block, to_block="latest"
+        )
+    }
     # anvil's periodic dump can hold a block's state without the block itself: the restarted node
     # then has prescriptions in storage whose issue logs are gone (a devnet limit, in the closing note)
     history_lost = frozenset(kept - logged)
@@ -162,9 +178,11 @@ def test_node_killed_mid_run_comes_back_from_its_state_file_and_the_rerun_comple
     assert "resume problem" not in out, out
 
     assert_exactly_once(client, rpc, outbox, history_lost_for=history_lost)
-    report(f"crash: node killed mid-run after {seen_mined} issues were seen mined; it came back from its state file with "
-           f"{len(kept)} of them ({len(history_lost)} in storage without their block's log); the re-run "
-           f"({out.splitlines()[0]}) completed {COUNT} prescriptions once each ({stopwatch():.1f} s)")  # fmt: skip
+    report(
+        f"crash: node killed mid-run after {seen_mined} issues were seen mined; it came back from its state file with "
+        f"{len(kept)} of them ({len(history_lost)} in storage without their block's log); the re-run "
+        f"({out.splitlines()[0]}) completed {COUNT} prescriptions once each ({stopwatch():.1f} s)"
+    )
 
 
 def test_client_issues_again_what_a_node_that_lost_its_last_blocks_forgot(client, rpc, ids):
@@ -209,7 +227,9 @@ def test_a_new_operation_after_a_node_lost_blocks_first_puts_back_what_it_lost(c
 
     assert [client.prescription(i).status for i in [*lost, new_id]] == [Status.ACTIVE] * 3
     logs = client.contract.events.PrescriptionIssued().get_logs(from_block=result.block_number - 3, to_block="latest")
-    assert sorted(bytes(log["args"]["id"]) for log in logs if bytes(log["args"]["id"]) in {*lost, new_id}) == sorted([*lost, new_id])
+    assert sorted(bytes(log["args"]["id"]) for log in logs if bytes(log["args"]["id"]) in {*lost, new_id}) == sorted(
+        [*lost, new_id]
+    )
     assert client.outbox.pending(client.chain_id) == []
 
 
@@ -217,9 +237,15 @@ def test_an_outbox_nonce_clash_is_a_named_error_and_records_nothing(client, ids,
     from rxchain.chain.outbox import OutboxEntry
 
     outbox = Outbox(tmp_path / "clash.sqlite")
-    first = OutboxEntry("0x" + "11" * 32, "op:1", ids["doctor"].address, 7, client.chain_id, b"\x01", "issue", "pending", None)
-    clash = OutboxEntry("0x" + "22" * 32, "op:2", ids["doctor"].address, 7, client.chain_id, b"\x02", "issue", "pending", None)
-    fresh = OutboxEntry("0x" + "33" * 32, "op:3", ids["doctor"].address, 8, client.chain_id, b"\x03", "issue", "pending", None)
+    first = OutboxEntry(
+        "0x" + "11" * 32, "op:1", ids["doctor"].address, 7, client.chain_id, b"\x01", "issue", "pending", None
+    )
+    clash = OutboxEntry(
+        "0x" + "22" * 32, "op:2", ids["doctor"].address, 7, client.chain_id, b"\x02", "issue", "pending", None
+    )
+    fresh = OutboxEntry(
+        "0x" + "33" * 32, "op:3", ids["doctor"].address, 8, client.chain_id, b"\x03", "issue", "pending", None
+    )
     outbox.record([first])
 
     with pytest.raises(errors.OutboxConflict, match=f"nonce 7 of {ids['doctor'].address} is already used by 0x1111"):

@@ -58,8 +58,19 @@ from .model import (
     redeem_message_digest,
 )
 
-ACTORS = ["regulator", "hospital", "hospital2", "doctor", "doctor2", "pharmacy", "pharmacy2", "courier", "courier2",
-          "auditor", "stranger"]  # fmt: skip
+ACTORS = [
+    "regulator",
+    "hospital",
+    "hospital2",
+    "doctor",
+    "doctor2",
+    "pharmacy",
+    "pharmacy2",
+    "courier",
+    "courier2",
+    "auditor",
+    "stranger",
+]
 UNKNOWN_ROLE = keccak(text="NURSE_ROLE")
 HOUR, DAY = 3600, 86400
 S = Status
@@ -86,9 +97,15 @@ ALLOWED = {
     (S.DELIVERED, S.REFILLABLE): {"anyone"},
 }
 #: Steps that need the caller to hold the prescription (its custodian before the step).
-NEEDS_CUSTODY = {(S.DISPENSED, S.DISPATCHED), (S.DISPENSED, S.DELIVERED), (S.DISPENSED, S.COMPLETED),
-                 (S.DISPENSED, S.REFILLABLE), (S.DISPATCHED, S.DELIVERED), (S.DISPATCHED, S.COMPLETED),
-                 (S.DISPATCHED, S.REFILLABLE)}  # fmt: skip
+NEEDS_CUSTODY = {
+    (S.DISPENSED, S.DISPATCHED),
+    (S.DISPENSED, S.DELIVERED),
+    (S.DISPENSED, S.COMPLETED),
+    (S.DISPENSED, S.REFILLABLE),
+    (S.DISPATCHED, S.DELIVERED),
+    (S.DISPATCHED, S.COMPLETED),
+    (S.DISPATCHED, S.REFILLABLE),
+}
 
 STATS = {"examples": 0, "steps": 0, "refused": 0, "succeeded": 0, "seconds": 0.0}
 OUTCOMES: Counter = Counter()  # events emitted and errors predicted, for the report
@@ -106,8 +123,12 @@ class RandomUse(RuleBasedStateMachine):
         self.accounts = env["ids"]
         self.names = {a.address: name for name, a in self.accounts.items()}
         self.snapshot_id = self.rpc.snapshot()
-        self.client = RegistryClient(env["w3"], env["deployment"].registry, deploy_block=env["deployment"].deploy_block,
-                                     outbox=Outbox(":memory:"))  # fmt: skip
+        self.client = RegistryClient(
+            env["w3"],
+            env["deployment"].registry,
+            deploy_block=env["deployment"].deploy_block,
+            outbox=Outbox(":memory:"),
+        )
         self.rxs: list[Rx] = []
         self.roots: list[bytes] = []
         self.batch_ids: dict[bytes, list[bytes]] = {}
@@ -118,10 +139,14 @@ class RandomUse(RuleBasedStateMachine):
         chain = read_registry(self.rpc, self.client, accounts=[a.address for a in self.accounts.values()])
         max_validity, max_fills, paused = chain.limits
         self.model = Registry(
-            now=self.rpc.latest_time(), regulator=self.accounts["regulator"].address, domain=self.client.domain,
-            max_validity=max_validity, max_fills=max_fills, paused=paused,
+            now=self.rpc.latest_time(),
+            regulator=self.accounts["regulator"].address,
+            domain=self.client.domain,
+            max_validity=max_validity,
+            max_fills=max_fills,
+            paused=paused,
             members={a: Member(*m) for a, m in chain.members.items() if m[0] or m[1]},
-        )  # fmt: skip
+        )
         self.last = chain
         self.check_views(chain)
 
@@ -143,7 +168,9 @@ class RandomUse(RuleBasedStateMachine):
         """A prescription nobody issued."""
         return self.new_rx(self.accounts["doctor"].address, ZERO, tag="ghost")
 
-    def new_rx(self, doctor: str, pharmacy: str, *, tag: str = "", zero_hash: bool = False, zero_key: bool = False) -> Rx:
+    def new_rx(
+        self, doctor: str, pharmacy: str, *, tag: str = "", zero_hash: bool = False, zero_key: bool = False
+    ) -> Rx:
         self.serial += 1
         doc_hash = bytes(32) if zero_hash else keccak(text=f"document {tag} {self.serial}")
         claim_key = keccak(text=f"claim key {tag} {self.serial}")
@@ -152,16 +179,27 @@ class RandomUse(RuleBasedStateMachine):
         return Rx(prescription_id(claim_address, terms), terms, doctor, doc_hash, pharmacy, claim_key, claim_address)
 
     def pharmacy_choice(self, data) -> str:
-        name = mostly(data, st.sampled_from([None, None, None, "pharmacy", "pharmacy2"]), st.sampled_from(["courier", "stranger"]),
-                      "designated pharmacy")  # fmt: skip
+        name = mostly(
+            data,
+            st.sampled_from([None, None, None, "pharmacy", "pharmacy2"]),
+            st.sampled_from(["courier", "stranger"]),
+            "designated pharmacy",
+        )
         return self.accounts[name].address if name else ZERO
 
     def expiry(self, data) -> int:
-        offset = mostly(data, st.integers(1, self.model.max_validity), st.sampled_from([0, -1, self.model.max_validity + 1]), "expires in")
+        offset = mostly(
+            data,
+            st.integers(1, self.model.max_validity),
+            st.sampled_from([0, -1, self.model.max_validity + 1]),
+            "expires in",
+        )
         return self.model.now + offset
 
     def fills(self, data) -> int:
-        return mostly(data, st.integers(1, self.model.max_fills), st.sampled_from([0, self.model.max_fills + 1]), "fills")
+        return mostly(
+            data, st.integers(1, self.model.max_fills), st.sampled_from([0, self.model.max_fills + 1]), "fills"
+        )
 
     # -------------------------------------------------------------------------------- rules
 
@@ -173,31 +211,67 @@ class RandomUse(RuleBasedStateMachine):
     def doctor_issues(self, data):
         sender = self.actor(data, "doctor", "doctor2")
         address = self.accounts[sender].address
-        variant = mostly(data, st.just("new"), st.sampled_from(["again", "again", "zero hash", "zero claim key"]), "variant")
+        variant = mostly(
+            data, st.just("new"), st.sampled_from(["again", "again", "zero hash", "zero claim key"]), "variant"
+        )
         issued = [rx for rx in self.rxs if rx.root is None and rx.rx_id in self.model.records] + [
             rx for rx in self.rxs if rx.root is not None
         ]
         if variant == "again" and issued:
             old = data.draw(st.sampled_from(issued), label="again")
-            rx = Rx(prescription_id(old.claim_address, terms_hash(address, old.doc_hash, old.pharmacy)),
-                    terms_hash(address, old.doc_hash, old.pharmacy), address, old.doc_hash, old.pharmacy, old.claim_key,
-                    old.claim_address)  # fmt: skip
+            rx = Rx(
+                prescription_id(old.claim_address, terms_hash(address, old.doc_hash, old.pharmacy)),
+                terms_hash(address, old.doc_hash, old.pharmacy),
+                address,
+                old.doc_hash,
+                old.pharmacy,
+                old.claim_key,
+                old.claim_address,
+            )
         else:
-            rx = self.new_rx(address, self.pharmacy_choice(data), zero_hash=variant == "zero hash", zero_key=variant == "zero claim key")
+            rx = self.new_rx(
+                address,
+                self.pharmacy_choice(data),
+                zero_hash=variant == "zero hash",
+                zero_key=variant == "zero claim key",
+            )
         expires_at, fills = self.expiry(data), self.fills(data)
         through_client = data.draw(st.booleans(), label="through client.issue")
         if through_client and rx.rx_id in self.client_issued:
             # the client's outbox knows this issue succeeded: it returns that transaction, sends nothing
-            result = self.execute(sender, lambda m: [], lambda: self.client.issue(
-                self.accounts[sender], rx.doc_hash, rx.claim_address, expires_at, designated_pharmacy=_none(rx.pharmacy), fills=fills),
-                idempotent=self.client_issued[rx.rx_id])  # fmt: skip
+            result = self.execute(
+                sender,
+                lambda m: [],
+                lambda: self.client.issue(
+                    self.accounts[sender],
+                    rx.doc_hash,
+                    rx.claim_address,
+                    expires_at,
+                    designated_pharmacy=_none(rx.pharmacy),
+                    fills=fills,
+                ),
+                idempotent=self.client_issued[rx.rx_id],
+            )
             return
         if through_client:
-            act = lambda: self.client.issue(self.accounts[sender], rx.doc_hash, rx.claim_address, expires_at,  # noqa: E731
-                                            designated_pharmacy=_none(rx.pharmacy), fills=fills)  # fmt: skip
+            act = lambda: self.client.issue(
+                self.accounts[sender],
+                rx.doc_hash,
+                rx.claim_address,
+                expires_at,  # noqa: E731
+                designated_pharmacy=_none(rx.pharmacy),
+                fills=fills,
+            )
         else:
-            act = lambda: self.client.transact(self.accounts[sender], "issue", rx.doc_hash, rx.claim_address, rx.pharmacy,  # noqa: E731
-                                               expires_at, fills)  # fmt: skip
+            act = lambda: self.client.transact(
+                self.accounts[sender],
+                "issue",
+                rx.doc_hash,
+                rx.claim_address,
+                rx.pharmacy,  # noqa: E731
+                expires_at,
+                fills,
+            )
         result = self.execute(sender, lambda m: m.issue(address, rx, expires_at, fills), act)
         if result is not None:
             if through_client:
@@ -215,16 +289,35 @@ class RandomUse(RuleBasedStateMachine):
         else:
             own = {"hospital": "doctor", "hospital2": "doctor2"}.get(sender, "doctor")
             size = mostly(data, st.integers(1, 5), st.just(0), "size")
-            doctors = [data.draw(st.sampled_from([own, own, own, "doctor", "doctor2", "pharmacy", "stranger"]), label="named doctor")
-                       for _ in range(size)]  # fmt: skip
+            doctors = [
+                data.draw(
+                    st.sampled_from([own, own, own, "doctor", "doctor2", "pharmacy", "stranger"]), label="named doctor"
+                )
+                for _ in range(size)
+            ]
             loose = [self.new_rx(self.accounts[d].address, self.pharmacy_choice(data), tag="batched") for d in doctors]
             ids = [rx.rx_id for rx in loose]
             root = merkle_root(ids) if ids else bytes(32)
-            items = [Rx(rx.rx_id, rx.terms, rx.doctor, rx.doc_hash, rx.pharmacy, rx.claim_key, rx.claim_address, root,
-                        tuple(merkle_proof(ids, k))) for k, rx in enumerate(loose)]  # fmt: skip
+            items = [
+                Rx(
+                    rx.rx_id,
+                    rx.terms,
+                    rx.doctor,
+                    rx.doc_hash,
+                    rx.pharmacy,
+                    rx.claim_key,
+                    rx.claim_address,
+                    root,
+                    tuple(merkle_proof(ids, k)),
+                )
+                for k, rx in enumerate(loose)
+            ]
         expires_at, fills = self.expiry(data), self.fills(data)
-        result = self.execute(sender, lambda m: m.issue_batch(address, ids, root, expires_at, fills),
-                              lambda: self.client.transact(self.accounts[sender], "issueBatch", ids, expires_at, fills))  # fmt: skip
+        result = self.execute(
+            sender,
+            lambda m: m.issue_batch(address, ids, root, expires_at, fills),
+            lambda: self.client.transact(self.accounts[sender], "issueBatch", ids, expires_at, fills),
+        )
         if result is not None:
             self.batch_ids[root] = ids
             self.track(items, root)
@@ -235,21 +328,29 @@ class RandomUse(RuleBasedStateMachine):
         """A prescription (mostly a live one), and mostly the step that fits where it stands: redeem,
         dispatch, deliver (with or without the receipt), relay the receipt, or cancel."""
         steps = {
-            "redeem": self.pharmacy_redeems, "dispatch": self.pharmacy_dispatches, "deliver": self.holder_delivers,
-            "deliver with receipt": self.holder_delivers_with_receipt, "relay receipt": self.patient_receipt_is_relayed,
+            "redeem": self.pharmacy_redeems,
+            "dispatch": self.pharmacy_dispatches,
+            "deliver": self.holder_delivers,
+            "deliver with receipt": self.holder_delivers_with_receipt,
+            "relay receipt": self.patient_receipt_is_relayed,
             "cancel": self.someone_cancels,
-        }  # fmt: skip
+        }
         fitting = {
-            S.NONE: ["redeem", "redeem", "redeem", "cancel"], S.ACTIVE: ["redeem", "redeem", "redeem", "cancel"],
-            S.REFILLABLE: ["redeem", "redeem", "redeem", "cancel"], S.DISPENSED: ["dispatch", "dispatch", "deliver", "deliver with receipt"],
-            S.DISPATCHED: ["deliver", "deliver with receipt"], S.DELIVERED: ["relay receipt"],
-        }  # fmt: skip
+            S.NONE: ["redeem", "redeem", "redeem", "cancel"],
+            S.ACTIVE: ["redeem", "redeem", "redeem", "cancel"],
+            S.REFILLABLE: ["redeem", "redeem", "redeem", "cancel"],
+            S.DISPENSED: ["dispatch", "dispatch", "deliver", "deliver with receipt"],
+            S.DISPATCHED: ["deliver", "deliver with receipt"],
+            S.DELIVERED: ["relay receipt"],
+        }
         live = self.live()
         if data.draw(st.integers(0, 7), label="prescription is a dead or unknown one") != 7:
             rx = data.draw(st.sampled_from(live), label="prescription")
         else:
             rx = data.draw(st.sampled_from(self.rxs + [self.ghost()]), label="prescription")
-        step = mostly(data, st.sampled_from(fitting.get(self.status(rx), ["redeem"])), st.sampled_from(sorted(steps)), "step")
+        step = mostly(
+            data, st.sampled_from(fitting.get(self.status(rx), ["redeem"])), st.sampled_from(sorted(steps)), "step"
+        )
         steps[step](data, rx)
 
     def status(self, rx: Rx) -> Status:
@@ -259,9 +360,23 @@ class RandomUse(RuleBasedStateMachine):
     def pharmacy_redeems(self, data, rx: Rx):
         sender = self.actor(data, _none(rx.pharmacy) or "pharmacy", "pharmacy2")
         address = self.accounts[sender].address
-        variant = mostly(data, st.sampled_from(["client", "good"]),
-                         st.sampled_from(["claim key signed for another pharmacy", "stale fill", "another key", "past deadline",
-                                          "malformed", "another chain", "another registry", "paper slip"]), "signature")  # fmt: skip
+        variant = mostly(
+            data,
+            st.sampled_from(["client", "good"]),
+            st.sampled_from(
+                [
+                    "claim key signed for another pharmacy",
+                    "stale fill",
+                    "another key",
+                    "past deadline",
+                    "malformed",
+                    "another chain",
+                    "another registry",
+                    "paper slip",
+                ]
+            ),
+            "signature",
+        )
         record = self.model.records.get(rx.rx_id)
         batch = self.batch_of(rx)
         if variant == "client":
@@ -269,16 +384,27 @@ class RandomUse(RuleBasedStateMachine):
             fills_left = record.fills_left if record else (batch.fills if batched else 0)
             deadline = self.model.now + 15 * 60  # the client's default: latest block time + 15 minutes
             signed = (self.model.domain, rx.rx_id, address, fills_left, deadline)
-            self.execute(sender, lambda m: m.redeem(address, rx, deadline, rx.claim_key, signed, batched=batched, root=rx.root,
-                                                    proof=rx.proof),
-                         lambda: self.client.redeem(self.accounts[sender], doctor=rx.doctor, doc_hash=rx.doc_hash,
-                                                    designated_pharmacy=_none(rx.pharmacy), claim_private_key=rx.claim_key))  # fmt: skip
+            self.execute(
+                sender,
+                lambda m: m.redeem(
+                    address, rx, deadline, rx.claim_key, signed, batched=batched, root=rx.root, proof=rx.proof
+                ),
+                lambda: self.client.redeem(
+                    self.accounts[sender],
+                    doctor=rx.doctor,
+                    doc_hash=rx.doc_hash,
+                    designated_pharmacy=_none(rx.pharmacy),
+                    claim_private_key=rx.claim_key,
+                ),
+            )
             return
         fills_left = record.fills_left if record else (batch.fills if batch else 1)
         deadline = self.model.now + data.draw(st.integers(0, HOUR), label="deadline in")
         domain, signer, pharmacy = self.model.domain, rx.claim_key, address
         if variant == "claim key signed for another pharmacy":
-            pharmacy = self.accounts[data.draw(st.sampled_from([n for n in ("pharmacy", "pharmacy2", "courier") if n != sender]))].address
+            pharmacy = self.accounts[
+                data.draw(st.sampled_from([n for n in ("pharmacy", "pharmacy2", "courier") if n != sender]))
+            ].address
         elif variant == "stale fill":
             fills_left += data.draw(st.sampled_from([1, -1]), label="fill off by")
         elif variant == "another key":
@@ -302,33 +428,60 @@ class RandomUse(RuleBasedStateMachine):
             proof = data.draw(st.sampled_from([[], [keccak(text="not a sibling")], proof + [bytes(32)]]), label="proof")
         args = [rx.doctor, rx.doc_hash, rx.pharmacy, rx.claim_address, deadline, signature]
         if use_batched:
-            self.execute(sender, lambda m: m.redeem(address, rx, deadline, signer, message, batched=True, root=root, proof=tuple(proof)),
-                         lambda: self.client.transact(self.accounts[sender], "redeemBatched", *args, root, proof))  # fmt: skip
+            self.execute(
+                sender,
+                lambda m: m.redeem(address, rx, deadline, signer, message, batched=True, root=root, proof=tuple(proof)),
+                lambda: self.client.transact(self.accounts[sender], "redeemBatched", *args, root, proof),
+            )
         else:
-            self.execute(sender, lambda m: m.redeem(address, rx, deadline, signer, message, batched=False),
-                         lambda: self.client.transact(self.accounts[sender], "redeem", *args))  # fmt: skip
+            self.execute(
+                sender,
+                lambda m: m.redeem(address, rx, deadline, signer, message, batched=False),
+                lambda: self.client.transact(self.accounts[sender], "redeem", *args),
+            )
 
     def pharmacy_dispatches(self, data, rx: Rx):
         record = self.model.records.get(rx.rx_id)
         sender = self.actor(data, record.custodian if record else None)
-        courier = data.draw(st.sampled_from(["courier", "courier", "courier2", "pharmacy", "stranger", None]), label="courier")
+        courier = data.draw(
+            st.sampled_from(["courier", "courier", "courier2", "pharmacy", "stranger", None]), label="courier"
+        )
         courier = self.accounts[courier].address if courier else ZERO
         address = self.accounts[sender].address
-        self.execute(sender, lambda m: m.dispatch(address, rx.rx_id, courier),
-                     lambda: self.client.dispatch(self.accounts[sender], rx.rx_id, courier))  # fmt: skip
+        self.execute(
+            sender,
+            lambda m: m.dispatch(address, rx.rx_id, courier),
+            lambda: self.client.dispatch(self.accounts[sender], rx.rx_id, courier),
+        )
 
     def holder_delivers(self, data, rx: Rx):
         record = self.model.records.get(rx.rx_id)
         sender = self.actor(data, record.custodian if record else None)
         address = self.accounts[sender].address
-        self.execute(sender, lambda m: m.deliver(address, rx.rx_id), lambda: self.client.deliver(self.accounts[sender], rx.rx_id))
+        self.execute(
+            sender, lambda m: m.deliver(address, rx.rx_id), lambda: self.client.deliver(self.accounts[sender], rx.rx_id)
+        )
 
     def receipt(self, data, rx: Rx) -> tuple:
         """A receipt signature by the claim key (or a bad one): (terms, deadline, signature, signer, message, variant)."""
         record = self.model.records.get(rx.rx_id)
-        variant = mostly(data, st.sampled_from(["client", "good"]),
-                         st.sampled_from(["stale fill", "another key", "past deadline", "another prescription's terms", "another chain",
-                                          "malformed", "another deliverer", "paper slip"]), "receipt")  # fmt: skip
+        variant = mostly(
+            data,
+            st.sampled_from(["client", "good"]),
+            st.sampled_from(
+                [
+                    "stale fill",
+                    "another key",
+                    "past deadline",
+                    "another prescription's terms",
+                    "another chain",
+                    "malformed",
+                    "another deliverer",
+                    "paper slip",
+                ]
+            ),
+            "receipt",
+        )
         fills_left = record.fills_left if record else 0
         deliverer = record.custodian if record else ZERO
         deadline = self.model.now + data.draw(st.integers(0, HOUR), label="deadline in")
@@ -346,7 +499,9 @@ class RandomUse(RuleBasedStateMachine):
         elif variant == "another chain":
             domain = RegistryDomain(domain.chain_id + 1, domain.registry)
         elif variant == "another deliverer":
-            deliverer = self.accounts[data.draw(st.sampled_from(["courier", "courier2", "pharmacy", "stranger"]))].address
+            deliverer = self.accounts[
+                data.draw(st.sampled_from(["courier", "courier2", "pharmacy", "stranger"]))
+            ].address
         elif variant == "paper slip":
             deliverer = ZERO
         message = (domain, rx.rx_id, deliverer, fills_left, deadline)
@@ -363,7 +518,9 @@ class RandomUse(RuleBasedStateMachine):
         if variant == "client":
             act = lambda: self.client.deliver_with_receipt(self.accounts[sender], rx.rx_id, rx.terms, rx.claim_key)  # noqa: E731
         else:
-            act = lambda: self.client.transact(self.accounts[sender], "deliverWithReceipt", rx.rx_id, terms, deadline, signature)  # noqa: E731
+            act = lambda: self.client.transact(
+                self.accounts[sender], "deliverWithReceipt", rx.rx_id, terms, deadline, signature
+            )  # noqa: E731
         self.execute(sender, lambda m: m.deliver_with_receipt(address, rx.rx_id, terms, deadline, signer, message), act)
 
     def patient_receipt_is_relayed(self, data, rx: Rx):
@@ -373,19 +530,25 @@ class RandomUse(RuleBasedStateMachine):
         if variant == "client":
             act = lambda: self.client.confirm_receipt(self.accounts[sender], rx.rx_id, rx.terms, rx.claim_key)  # noqa: E731
         else:
-            act = lambda: self.client.transact(self.accounts[sender], "confirmReceipt", rx.rx_id, terms, deadline, signature)  # noqa: E731
+            act = lambda: self.client.transact(
+                self.accounts[sender], "confirmReceipt", rx.rx_id, terms, deadline, signature
+            )  # noqa: E731
         self.execute(sender, lambda m: m.confirm_receipt(address, rx.rx_id, terms, deadline, signer, message), act)
 
     def someone_cancels(self, data, rx: Rx):
         sender = self.actor(data, rx.doctor, "regulator")
         address = self.accounts[sender].address
-        self.execute(sender, lambda m: m.cancel(address, rx.rx_id), lambda: self.client.cancel(self.accounts[sender], rx.rx_id))
+        self.execute(
+            sender, lambda m: m.cancel(address, rx.rx_id), lambda: self.client.cancel(self.accounts[sender], rx.rx_id)
+        )
 
     @precondition(lambda self: self.roots)
     @rule(data=st.data())
     def someone_withdraws_batched(self, data):
         """One batched prescription, or the whole batch, withdrawn (its hospital or the regulator)."""
-        data.draw(st.sampled_from([self.someone_cancels_batched, self.someone_cancels_whole_batch]), label="withdrawal")(data)
+        data.draw(
+            st.sampled_from([self.someone_cancels_batched, self.someone_cancels_whole_batch]), label="withdrawal"
+        )(data)
 
     def someone_cancels_batched(self, data):
         batched = [rx for rx in self.rxs if rx.root is not None]
@@ -397,28 +560,48 @@ class RandomUse(RuleBasedStateMachine):
         proof = list(rx.proof)
         if data.draw(st.integers(0, 5), label="bad proof") == 0:
             proof = [keccak(text="not a sibling")]
-        self.execute(sender, lambda m: m.cancel_batched(address, rx, root, proof),
-                     lambda: self.client.transact(self.accounts[sender], "cancelBatched", rx.doctor, rx.doc_hash, rx.pharmacy,
-                                                  rx.claim_address, root, proof))  # fmt: skip
+        self.execute(
+            sender,
+            lambda m: m.cancel_batched(address, rx, root, proof),
+            lambda: self.client.transact(
+                self.accounts[sender],
+                "cancelBatched",
+                rx.doctor,
+                rx.doc_hash,
+                rx.pharmacy,
+                rx.claim_address,
+                root,
+                proof,
+            ),
+        )
 
     def someone_cancels_whole_batch(self, data):
         root = data.draw(st.sampled_from(self.roots + [keccak(text="no such batch")]), label="batch")
-        hospital = self.accounts[data.draw(st.sampled_from(["hospital", "hospital2"]), label="batch's hospital")].address
+        hospital = self.accounts[
+            data.draw(st.sampled_from(["hospital", "hospital2"]), label="batch's hospital")
+        ].address
         batch = self.model.batches.get((hospital, root))
         sender = self.actor(data, batch.hospital if batch else None, "regulator")
         address = self.accounts[sender].address
-        self.execute(sender, lambda m: m.cancel_batch(address, hospital, root),
-                     lambda: self.client.transact(self.accounts[sender], "cancelBatch", hospital, root))  # fmt: skip
+        self.execute(
+            sender,
+            lambda m: m.cancel_batch(address, hospital, root),
+            lambda: self.client.transact(self.accounts[sender], "cancelBatch", hospital, root),
+        )
 
     def valid_until(self, data) -> int:
-        offset = data.draw(st.sampled_from([-HOUR, 0, 1, HOUR, 6 * HOUR, DAY, 2 * DAY, 30 * DAY]), label="credential for")
+        offset = data.draw(
+            st.sampled_from([-HOUR, 0, 1, HOUR, 6 * HOUR, DAY, 2 * DAY, 30 * DAY]), label="credential for"
+        )
         return self.model.now + offset
 
     @rule(data=st.data())
     def membership_changes(self, data):
         """Admit, renew or revoke: the regulator for every role, a hospital for its own doctors."""
-        action = data.draw(st.sampled_from([self.someone_admits_member, self.someone_renews_member, self.someone_revokes_role]),
-                           label="membership action")  # fmt: skip
+        action = data.draw(
+            st.sampled_from([self.someone_admits_member, self.someone_renews_member, self.someone_revokes_role]),
+            label="membership action",
+        )
         action(data)
 
     @rule(data=st.data())
@@ -428,20 +611,28 @@ class RandomUse(RuleBasedStateMachine):
         if self.model.paused:
             action = mostly(data, st.just(self.someone_unpauses), st.just(self.someone_pauses), "pause action")
         else:
-            action = data.draw(st.sampled_from([self.someone_unpauses, self.someone_unpauses, self.someone_pauses]), label="pause action")
+            action = data.draw(
+                st.sampled_from([self.someone_unpauses, self.someone_unpauses, self.someone_pauses]),
+                label="pause action",
+            )
         action(data)
 
     def someone_admits_member(self, data):
-        role_name = data.draw(st.sampled_from(["doctor", "doctor", "pharmacy", "courier", "auditor", "hospital", "unknown", "regulator"]),
-                              label="role")  # fmt: skip
+        role_name = data.draw(
+            st.sampled_from(["doctor", "doctor", "pharmacy", "courier", "auditor", "hospital", "unknown", "regulator"]),
+            label="role",
+        )
         role = {"unknown": UNKNOWN_ROLE, "regulator": ADMIN_ROLE}.get(role_name) or ROLE_IDS[role_name]
         sender = self.actor(data, "hospital" if role_name == "doctor" else "regulator", "hospital2")
         account = data.draw(st.sampled_from(ACTORS + ["zero"]), label="account")
         account = ZERO if account == "zero" else self.accounts[account].address
         valid_until = self.valid_until(data)
         address = self.accounts[sender].address
-        self.execute(sender, lambda m: m.admit(address, account, role, valid_until),
-                     lambda: self.client.transact(self.accounts[sender], "admitMember", account, role, valid_until))  # fmt: skip
+        self.execute(
+            sender,
+            lambda m: m.admit(address, account, role, valid_until),
+            lambda: self.client.transact(self.accounts[sender], "admitMember", account, role, valid_until),
+        )
 
     def someone_renews_member(self, data):
         account = data.draw(st.sampled_from(ACTORS), label="account")
@@ -449,19 +640,27 @@ class RandomUse(RuleBasedStateMachine):
         sender = self.actor(data, "regulator", self.names.get(m.hospital))
         address, account = self.accounts[sender].address, self.accounts[account].address
         valid_until = self.valid_until(data)
-        self.execute(sender, lambda m: m.renew(address, account, valid_until),
-                     lambda: self.client.renew(self.accounts[sender], account, valid_until))  # fmt: skip
+        self.execute(
+            sender,
+            lambda m: m.renew(address, account, valid_until),
+            lambda: self.client.renew(self.accounts[sender], account, valid_until),
+        )
 
     def someone_revokes_role(self, data):
         account = data.draw(st.sampled_from(ACTORS), label="account")
-        role_name = data.draw(st.sampled_from(["doctor", "doctor", "pharmacy", "courier", "hospital", "auditor", "unknown", "regulator"]),
-                              label="role")  # fmt: skip
+        role_name = data.draw(
+            st.sampled_from(["doctor", "doctor", "pharmacy", "courier", "hospital", "auditor", "unknown", "regulator"]),
+            label="role",
+        )
         role = {"unknown": UNKNOWN_ROLE, "regulator": ADMIN_ROLE}.get(role_name) or ROLE_IDS[role_name]
         m = self.model.member(self.accounts[account].address)
         sender = self.actor(data, "regulator", self.names.get(m.hospital))
         address, account = self.accounts[sender].address, self.accounts[account].address
-        self.execute(sender, lambda m: m.revoke(address, role, account),
-                     lambda: self.client.transact(self.accounts[sender], "revokeRole", role, account))  # fmt: skip
+        self.execute(
+            sender,
+            lambda m: m.revoke(address, role, account),
+            lambda: self.client.transact(self.accounts[sender], "revokeRole", role, account),
+        )
 
     def someone_pauses(self, data):
         sender = self.actor(data, "regulator")
@@ -513,9 +712,13 @@ class RandomUse(RuleBasedStateMachine):
         if refusal is not None:
             STATS["refused"] += 1
             OUTCOMES[refusal.name] += 1
-            assert isinstance(outcome, errors.ContractRevert), f"{sender}: expected refusal {refusal}, but the call returned {outcome!r}"
+            assert isinstance(outcome, errors.ContractRevert), (
+                f"{sender}: expected refusal {refusal}, but the call returned {outcome!r}"
+            )
             got = (outcome.name, _normal(outcome.error_args))
-            assert got == (refusal.name, _normal(refusal.args_)), f"{sender}: expected {refusal}, the client raised {outcome!r}"
+            assert got == (refusal.name, _normal(refusal.args_)), (
+                f"{sender}: expected {refusal}, the client raised {outcome!r}"
+            )
             if refusal.name in errors.BY_NAME:
                 assert isinstance(outcome, errors.BY_NAME[refusal.name])
             self.assert_unchanged(before, after, sender, outbox_before, f"{sender}: {refusal}")
@@ -544,8 +747,13 @@ class RandomUse(RuleBasedStateMachine):
         self.check_views(self.last)
 
     def read(self):
-        return read_registry(self.rpc, self.client, [rx.rx_id for rx in self.rxs], self.batch_keys(),
-                             [a.address for a in self.accounts.values()])  # fmt: skip
+        return read_registry(
+            self.rpc,
+            self.client,
+            [rx.rx_id for rx in self.rxs],
+            self.batch_keys(),
+            [a.address for a in self.accounts.values()],
+        )
 
     def batch_keys(self) -> list[tuple[str, bytes]]:
         """Every (hospital, root) a batch could be kept under: each known root for each hospital."""
@@ -559,12 +767,22 @@ class RandomUse(RuleBasedStateMachine):
     def assert_unchanged(self, before, after, sender: str, outbox_before: dict, what: str) -> None:
         sender_address = self.accounts[sender].address
         assert after.block_number == before.block_number, f"a refused call mined a block ({what})"
-        assert after.nonces[sender_address] == before.nonces[sender_address], f"a refused call used the sender's nonce ({what})"
-        assert {k: after.prescriptions[k] for k in before.prescriptions} == before.prescriptions, f"a refused call changed a prescription ({what})"
-        assert {k: after.batches[k] for k in before.batches} == before.batches, f"a refused call changed a batch ({what})"
+        assert after.nonces[sender_address] == before.nonces[sender_address], (
+            f"a refused call used the sender's nonce ({what})"
+        )
+        assert {k: after.prescriptions[k] for k in before.prescriptions} == before.prescriptions, (
+            f"a refused call changed a prescription ({what})"
+        )
+        assert {k: after.batches[k] for k in before.batches} == before.batches, (
+            f"a refused call changed a batch ({what})"
+        )
         self.check_views(after)
-        assert after.members == before.members and after.limits == before.limits, f"a refused call changed members or limits ({what})"
-        assert self.client.outbox.counts() == outbox_before, f"a refused call left something in the client's outbox ({what})"
+        assert after.members == before.members and after.limits == before.limits, (
+            f"a refused call changed members or limits ({what})"
+        )
+        assert self.client.outbox.counts() == outbox_before, (
+            f"a refused call left something in the client's outbox ({what})"
+        )
         self.last = after
 
     def check_views(self, chain) -> None:
@@ -577,7 +795,9 @@ class RandomUse(RuleBasedStateMachine):
             want = m.batches[key].view() if key in m.batches else (ZERO, 0, 0, 0, False)
             assert view == want, f"batch 0x{key[1].hex()[:12]} of {key[0]}: chain {view}, model {want}"
         for account, view in chain.members.items():
-            assert view == m.member_view(account), f"member {self.names[account]}: chain {view}, model {m.member_view(account)}"
+            assert view == m.member_view(account), (
+                f"member {self.names[account]}: chain {view}, model {m.member_view(account)}"
+            )
         assert chain.limits == (m.max_validity, m.max_fills, m.paused)
 
     def check_allowed(self, sender: str, before, after) -> None:
@@ -598,14 +818,18 @@ class RandomUse(RuleBasedStateMachine):
             assert step in ALLOWED, f"0x{rx_id.hex()[:12]} moved {old[3].name} -> {new[3].name}: not a forward step"
             who = ALLOWED[step]
             assert (
-                "anyone" in who or (regulator and "regulator" in who) or any(in_good_standing(r) for r in who - {"regulator"})
+                "anyone" in who
+                or (regulator and "regulator" in who)
+                or any(in_good_standing(r) for r in who - {"regulator"})
             ), f"{sender} moved 0x{rx_id.hex()[:12]} {old[3].name} -> {new[3].name}, which only {who} may"
             if step in NEEDS_CUSTODY:
                 assert old[0] == address, f"{sender} moved 0x{rx_id.hex()[:12]} without holding it"
             if step == (S.ACTIVE, S.CANCELLED) and not regulator:
                 assert old[0] == address, f"{sender} cancelled 0x{rx_id.hex()[:12]}, which another doctor issued"
             if new[3] is S.DISPENSED:
-                assert new[4] == (old[4] - 1 if old[3] is not S.NONE else new[4]), "a redemption took other than one fill"
+                assert new[4] == (old[4] - 1 if old[3] is not S.NONE else new[4]), (
+                    "a redemption took other than one fill"
+                )
             if old[3] is not S.NONE:
                 assert new[1:3] == old[1:3], "issue or expiry time changed"
         for (_, root), new in after.batches.items():
@@ -615,15 +839,25 @@ class RandomUse(RuleBasedStateMachine):
             if old[0] == ZERO:
                 assert in_good_standing("hospital") and new[0] == address, f"{sender} issued a batch"
             else:
-                assert new[:4] == old[:4] and new[4] and (regulator or address == old[0]), f"{sender} changed batch {root.hex()[:12]}"
+                assert new[:4] == old[:4] and new[4] and (regulator or address == old[0]), (
+                    f"{sender} changed batch {root.hex()[:12]}"
+                )
         for account, new in after.members.items():
             old = before.members[account]
             if new == old:
                 continue
-            hospital_for_doctor = in_good_standing("hospital") and new[2] == address and new[0] | BITS["doctor"] == BITS["doctor"]
-            revoked_by_hospital = (in_good_standing("hospital") and old[2] == address and old[0] & BITS["doctor"]
-                                   and new == (old[0] & ~BITS["doctor"], old[1], old[2]))  # fmt: skip
-            assert regulator or hospital_for_doctor or revoked_by_hospital, f"{sender} changed the member record of {self.names[account]}"
+            hospital_for_doctor = (
+                in_good_standing("hospital") and new[2] == address and new[0] | BITS["doctor"] == BITS["doctor"]
+            )
+            revoked_by_hospital = (
+                in_good_standing("hospital")
+                and old[2] == address
+                and old[0] & BITS["doctor"]
+                and new == (old[0] & ~BITS["doctor"], old[1], old[2])
+            )
+            assert regulator or hospital_for_doctor or revoked_by_hospital, (
+                f"{sender} changed the member record of {self.names[account]}"
+            )
         if after.limits != before.limits:
             assert regulator, f"{sender} paused or unpaused the registry"
 
@@ -637,16 +871,23 @@ class RandomUse(RuleBasedStateMachine):
             steps = trail(self.client, rx.rx_id)
             want = self.model.trails.get(rx.rx_id, [])
             got = [(s.step, self.names.get(s.actor, s.actor)) for s in steps]
-            assert got == [(label, self.names[a]) for label, a in want], f"trail of 0x{rx.rx_id.hex()[:12]}: {got} != {want}"
+            assert got == [(label, self.names[a]) for label, a in want], (
+                f"trail of 0x{rx.rx_id.hex()[:12]}: {got} != {want}"
+            )
             times = [s.block_time for s in steps]
             assert times == sorted(times), f"trail of 0x{rx.rx_id.hex()[:12]} goes back in time: {times}"
             order = [(s.block_number, s.log_index) for s in steps]
             assert order == sorted(order)
             fills = [s.details.get("fills") for s in steps if s.step == "issued"]
-            fills += [self.client.batch(s.actor, bytes.fromhex(s.details["root"][2:]))["fills"] for s in steps
-                      if s.step == "issued in batch"]  # fmt: skip
+            fills += [
+                self.client.batch(s.actor, bytes.fromhex(s.details["root"][2:]))["fills"]
+                for s in steps
+                if s.step == "issued in batch"
+            ]
             redeemed = sum(s.step == "redeemed" for s in steps)
-            assert not redeemed or redeemed <= max(fills), f"0x{rx.rx_id.hex()[:12]} redeemed {redeemed} times, fills {fills}"
+            assert not redeemed or redeemed <= max(fills), (
+                f"0x{rx.rx_id.hex()[:12]} redeemed {redeemed} times, fills {fills}"
+            )
 
 
 def mostly(data, good, bad, label: str):
@@ -690,12 +931,36 @@ def run_random_use(env: dict, examples: int, steps: int) -> None:
         f"random use: {ran['examples']} examples, {ran['steps']} steps ({ran['succeeded']} succeeded, "
         f"{ran['refused']} refused with the predicted error) in {seconds:.1f} s"
     )
-    steps = ["PrescriptionIssued", "BatchIssued", "PrescriptionRedeemed", "PrescriptionDispatched", "PrescriptionDelivered",
-             "ReceiptConfirmed", "PrescriptionCancelled", "BatchCancelled"]  # fmt: skip
+    steps = [
+        "PrescriptionIssued",
+        "BatchIssued",
+        "PrescriptionRedeemed",
+        "PrescriptionDispatched",
+        "PrescriptionDelivered",
+        "ReceiptConfirmed",
+        "PrescriptionCancelled",
+        "BatchCancelled",
+    ]
     report("  successful steps: " + ", ".join(f"{OUTCOMES[name]} {name}" for name in steps))
-    refusals = sorted((name, n) for name, n in OUTCOMES.items() if name[0].isupper() and name not in steps and n and name not in (
-        "RoleGranted", "RoleRevoked", "MemberAdmitted", "CredentialRenewed", "Paused", "Unpaused", "PrescriptionBatched",
-        "PrescriptionOpened", "MemberBarred"))
+    refusals = sorted(
+        (name, n)
+        for name, n in OUTCOMES.items()
+        if name[0].isupper()
+        and name not in steps
+        and n
+        and name
+        not in (
+            "RoleGranted",
+            "RoleRevoked",
+            "MemberAdmitted",
+            "CredentialRenewed",
+            "Paused",
+            "Unpaused",
+            "PrescriptionBatched",
+            "PrescriptionOpened",
+            "MemberBarred",
+        )
+    )
     report(f"  {len(refusals)} kinds of refusal: " + ", ".join(f"{name} {n}" for name, n in refusals))
     assert ran["examples"] >= examples and ran["succeeded"] > 0 and ran["refused"] > 0
 
@@ -706,7 +971,11 @@ def env(w3, rpc, ids, deployment):
 
 
 def test_random_use_keeps_every_invariant(env):
-    run_random_use(env, examples=int(os.environ.get("RXCHAIN_RANDOM_EXAMPLES", 30)), steps=int(os.environ.get("RXCHAIN_RANDOM_STEPS", 40)))
+    run_random_use(
+        env,
+        examples=int(os.environ.get("RXCHAIN_RANDOM_EXAMPLES", 30)),
+        steps=int(os.environ.get("RXCHAIN_RANDOM_STEPS", 40)),
+    )
 
 
 @pytest.mark.slow

@@ -20,7 +20,13 @@ import pytest
 from eth_abi import encode as abi_encode
 from eth_utils import keccak
 
-from rxchain.core.document import MedicationSpec, build_prescription, canonical_bytes, document_hash, new_patient_pseudonym
+from rxchain.core.document import (
+    MedicationSpec,
+    build_prescription,
+    canonical_bytes,
+    document_hash,
+    new_patient_pseudonym,
+)
 from rxchain.core.payload import encode_payload
 from rxchain.core.status import Status
 from rxchain.workflow import confirm_payload_receipt, issue_batch, issue_prescription, redeem_payload
@@ -56,30 +62,135 @@ class Patient:
 
 
 PATIENTS = [
-    Patient("张伟", "Zhang Wei", national_id("110105", "19491231", "002"), "13812345678", "北京市朝阳区建国路88号", "2型糖尿病", "E11.9"),
-    Patient("王芳", "Wang Fang", national_id("310104", "19850612", "124"), "+86 139 0123 4567", "上海市徐汇区漕溪北路201号", "原发性高血压", "I10"),
-    Patient("李娜", "Li Na", national_id("440106", "19920304", "366"), "15900001111", "广州市天河区体育西路103号", "社区获得性肺炎", "J18.9"),
-    Patient("刘洋", "Liu Yang", national_id("510107", "19780909", "417"), "18688889999", "成都市武侯区人民南路四段9号", "慢性阻塞性肺疾病急性加重", "J44.1"),
-    Patient("陈静", "Chen Jing", national_id("330106", "20010101", "528"), "13300002222", "杭州市西湖区文三路477号", "幽门螺杆菌感染", "B96.81"),
+    Patient(
+        "张伟",
+        "Zhang Wei",
+        national_id("110105", "19491231", "002"),
+        "13812345678",
+        "北京市朝阳区建国路88号",
+        "2型糖尿病",
+        "E11.9",
+    ),
+    Patient(
+        "王芳",
+        "Wang Fang",
+        national_id("310104", "19850612", "124"),
+        "+86 139 0123 4567",
+        "上海市徐汇区漕溪北路201号",
+        "原发性高血压",
+        "I10",
+    ),
+    Patient(
+        "李娜",
+        "Li Na",
+        national_id("440106", "19920304", "366"),
+        "15900001111",
+        "广州市天河区体育西路103号",
+        "社区获得性肺炎",
+        "J18.9",
+    ),
+    Patient(
+        "刘洋",
+        "Liu Yang",
+        national_id("510107", "19780909", "417"),
+        "18688889999",
+        "成都市武侯区人民南路四段9号",
+        "慢性阻塞性肺疾病急性加重",
+        "J44.1",
+    ),
+    Patient(
+        "陈静",
+        "Chen Jing",
+        national_id("330106", "20010101", "528"),
+        "13300002222",
+        "杭州市西湖区文三路477号",
+        "幽门螺杆菌感染",
+        "B96.81",
+    ),
 ]
 
 # The drugs and dosage text in each patient's document (with free text a doctor writes).
 TREATMENTS = [
-    [MedicationSpec(code="861007", system=RXNORM, text="二甲双胍缓释片 0.5g (Metformin ER 500 mg)", display="metformin 500 MG Extended Release Oral Tablet",
-                    dosage_text="每日两次，每次一片，随餐服用；监测空腹血糖", quantity=14, unit="tablet", supply_days=7, frequency=2)],
-    [MedicationSpec(code="197361", system=RXNORM, text="苯磺酸氨氯地平片 5mg (Amlodipine besylate)", dosage_text="每日一次，每次一片，早晨服用 — check BP weekly",
-                    quantity=7, unit="tablet", supply_days=7)],
-    [MedicationSpec(code="308182", system=RXNORM, text="阿莫西林胶囊 0.5g (Amoxicillin 500 mg)", dosage_text="一日三次，每次两粒，饭后服用，连服五天",
-                    quantity=30, unit="capsule", supply_days=5, frequency=3),
-     MedicationSpec(code="198211", system=RXNORM, text="布洛芬缓释胶囊 0.3g (Ibuprofen SR)", dosage_text="发热超过38.5℃时服用一粒，间隔至少8小时",
-                    quantity=6, unit="capsule", supply_days=3, frequency=2)],
-    [MedicationSpec(code="896188", system=RXNORM, text="噻托溴铵吸入粉雾剂 18μg (Tiotropium)", dosage_text="每日一次，每次一吸，勿吞服胶囊",
-                    quantity=10, unit="capsule", supply_days=5)],
-    [MedicationSpec(code="311989", system=RXNORM, text="奥美拉唑肠溶胶囊 20mg (Omeprazole)", dosage_text="每日两次，早晚餐前半小时服用",
-                    quantity=14, unit="capsule", supply_days=7, frequency=2),
-     MedicationSpec(code="562251", system=RXNORM, text="克拉霉素片 0.5g (Clarithromycin)", dosage_text="每日两次，每次一片，疗程十四天内遵医嘱",
-                    quantity=14, unit="tablet", supply_days=7, frequency=2)],
-]  # fmt: skip
+    [
+        MedicationSpec(
+            code="861007",
+            system=RXNORM,
+            text="二甲双胍缓释片 0.5g (Metformin ER 500 mg)",
+            display="metformin 500 MG Extended Release Oral Tablet",
+            dosage_text="每日两次，每次一片，随餐服用；监测空腹血糖",
+            quantity=14,
+            unit="tablet",
+            supply_days=7,
+            frequency=2,
+        )
+    ],
+    [
+        MedicationSpec(
+            code="197361",
+            system=RXNORM,
+            text="苯磺酸氨氯地平片 5mg (Amlodipine besylate)",
+            dosage_text="每日一次，每次一片，早晨服用 — check BP weekly",
+            quantity=7,
+            unit="tablet",
+            supply_days=7,
+        )
+    ],
+    [
+        MedicationSpec(
+            code="308182",
+            system=RXNORM,
+            text="阿莫西林胶囊 0.5g (Amoxicillin 500 mg)",
+            dosage_text="一日三次，每次两粒，饭后服用，连服五天",
+            quantity=30,
+            unit="capsule",
+            supply_days=5,
+            frequency=3,
+        ),
+        MedicationSpec(
+            code="198211",
+            system=RXNORM,
+            text="布洛芬缓释胶囊 0.3g (Ibuprofen SR)",
+            dosage_text="发热超过38.5℃时服用一粒，间隔至少8小时",
+            quantity=6,
+            unit="capsule",
+            supply_days=3,
+            frequency=2,
+        ),
+    ],
+    [
+        MedicationSpec(
+            code="896188",
+            system=RXNORM,
+            text="噻托溴铵吸入粉雾剂 18μg (Tiotropium)",
+            dosage_text="每日一次，每次一吸，勿吞服胶囊",
+            quantity=10,
+            unit="capsule",
+            supply_days=5,
+        )
+    ],
+    [
+        MedicationSpec(
+            code="311989",
+            system=RXNORM,
+            text="奥美拉唑肠溶胶囊 20mg (Omeprazole)",
+            dosage_text="每日两次，早晚餐前半小时服用",
+            quantity=14,
+            unit="capsule",
+            supply_days=7,
+            frequency=2,
+        ),
+        MedicationSpec(
+            code="562251",
+            system=RXNORM,
+            text="克拉霉素片 0.5g (Clarithromycin)",
+            dosage_text="每日两次，每次一片，疗程十四天内遵医嘱",
+            quantity=14,
+            unit="tablet",
+            supply_days=7,
+            frequency=2,
+        ),
+    ],
+]
 
 
 @dataclass
@@ -95,8 +206,14 @@ def documents_for(doctor: str, now: int, designated: list[str | None]) -> list[C
     out = []
     for patient, treatment, pharmacy in zip(PATIENTS, TREATMENTS, designated):
         pseudonym = new_patient_pseudonym()
-        document = build_prescription(doctor=doctor, patient_pseudonym=pseudonym, medications=treatment, valid_from=start,
-                                      valid_days=1, designated_pharmacy=pharmacy)  # fmt: skip
+        document = build_prescription(
+            doctor=doctor,
+            patient_pseudonym=pseudonym,
+            medications=treatment,
+            valid_from=start,
+            valid_days=1,
+            designated_pharmacy=pharmacy,
+        )
         out.append(Case(patient, document, pseudonym))
     return out
 
@@ -106,11 +223,19 @@ def patient_needles(cases: list[Case]) -> list[Needle]:
     wanted: list[Needle] = []
     for k, case in enumerate(cases):
         p = case.patient
-        for label, value in [("name", p.name), ("name in pinyin", p.name_pinyin), ("national id", p.national_id),
-                             ("national id without check character", p.national_id[:17]), ("phone", p.phone),
-                             ("phone digits", p.phone.replace(" ", "").removeprefix("+86")), ("home address", p.address),
-                             ("diagnosis", p.diagnosis), ("diagnosis code", p.icd10), ("pseudonym", case.pseudonym),
-                             ("document salt", case.document["identifier"]["value"])]:  # fmt: skip
+        for label, value in [
+            ("name", p.name),
+            ("name in pinyin", p.name_pinyin),
+            ("national id", p.national_id),
+            ("national id without check character", p.national_id[:17]),
+            ("phone", p.phone),
+            ("phone digits", p.phone.replace(" ", "").removeprefix("+86")),
+            ("home address", p.address),
+            ("diagnosis", p.diagnosis),
+            ("diagnosis code", p.icd10),
+            ("pseudonym", case.pseudonym),
+            ("document salt", case.document["identifier"]["value"]),
+        ]:
             wanted += needles(f"{label} of patient {k}", value)
         for m, entry in enumerate(case.document["entry"]):
             request = entry["resource"]
@@ -122,7 +247,9 @@ def patient_needles(cases: list[Case]) -> list[Needle]:
         zero_salt = copy.deepcopy(case.document)
         zero_salt["identifier"]["value"] = "0" * 32
         wanted += raw_needles(f"canonical document of patient {k} with a zero salt", canonical_bytes(zero_salt))
-        wanted += [Needle(f"document of patient {k}", "canonical bytes", canonical_bytes(case.document))]  # its keccak IS the docHash
+        wanted += [
+            Needle(f"document of patient {k}", "canonical bytes", canonical_bytes(case.document))
+        ]  # its keccak IS the docHash
         if case.issued is not None:
             wanted += [Needle(f"claim private key of patient {k}", "bytes", case.issued.payload.claim_key.private_key)]
             wanted += needles(f"QR payload of patient {k}", case.issued.payload_text)
@@ -194,15 +321,38 @@ def test_scanner_finds_patient_data_put_on_chain_on_purpose(client, rpc, ids):
     try:
         careless = client.transact  # each through the client, as any member's software would
         clumsy_hash = keccak(patient.national_id.encode())
-        careless(doctor, "issue", clumsy_hash, address_of(keccak(text="claim")), "0x" + "00" * 20, client.latest_block_time() + 3600, 1)
-        careless(regulator, "admitMember", address_of(keccak(text="auditor")), keccak(text="AUDITOR_ROLE"), int(patient.phone))
+        careless(
+            doctor,
+            "issue",
+            clumsy_hash,
+            address_of(keccak(text="claim")),
+            "0x" + "00" * 20,
+            client.latest_block_time() + 3600,
+            1,
+        )
+        careless(
+            regulator,
+            "admitMember",
+            address_of(keccak(text="auditor")),
+            keccak(text="AUDITOR_ROLE"),
+            int(patient.phone),
+        )
         raw_name_tx(client, rpc, ids["stranger"], patient.name)
 
         contents = read_chain(rpc)
-        findings = scan(contents, needles("name", patient.name) + needles("national id", patient.national_id) + needles("phone", patient.phone))
+        findings = scan(
+            contents,
+            needles("name", patient.name)
+            + needles("national id", patient.national_id)
+            + needles("phone", patient.phone),
+        )
         kinds = {(f.needle.datum, f.needle.encoding, f.where.split(" of ")[0].split(" ")[0]) for f in findings}
         assert ("name", "utf-8", "calldata") in kinds
-        assert ("national id", "keccak256(utf-8)", "calldata") in kinds and ("national id", "keccak256(utf-8)", "log") in kinds
+        assert ("national id", "keccak256(utf-8)", "calldata") in kinds and (
+            "national id",
+            "keccak256(utf-8)",
+            "log",
+        ) in kinds
         assert ("phone", "big-endian number", "storage") in kinds, "the storage scan must see a stored datum"
         report(f"privacy control: the scanner found {len(findings)} planted occurrences ({len(kinds)} kinds)")
     finally:
@@ -215,8 +365,14 @@ def raw_name_tx(client, rpc, sender, text: str) -> None:
 
     from rxchain.chain.pipeline import sign_legacy
 
-    raw, tx_hash = sign_legacy(coincurve.PrivateKey(bytes(sender.key)), client.chain_id, rpc.nonce(sender.address), 100_000,
-                               bytes.fromhex(client.address[2:]), b"\x00\x00\x00\x00" + abi_encode(["string"], [text]))  # fmt: skip
+    raw, tx_hash = sign_legacy(
+        coincurve.PrivateKey(bytes(sender.key)),
+        client.chain_id,
+        rpc.nonce(sender.address),
+        100_000,
+        bytes.fromhex(client.address[2:]),
+        b"\x00\x00\x00\x00" + abi_encode(["string"], [text]),
+    )
     rpc.call("eth_sendRawTransaction", "0x" + raw.hex())
     rpc.receipt(tx_hash)
 
@@ -229,8 +385,15 @@ def test_qr_payload_carries_the_pseudonym_but_never_the_patients_identity(demo_r
         assert text == case.issued.payload_text
         body = zlib.decompress(base64.urlsafe_b64decode(text[4:] + "=" * (-len(text[4:]) % 4))[:-4]).decode()
         assert case.pseudonym in body
-        for datum in (case.patient.name, case.patient.name_pinyin, case.patient.national_id, case.patient.phone, case.patient.diagnosis,
-                      case.patient.icd10, case.patient.address):  # fmt: skip
+        for datum in (
+            case.patient.name,
+            case.patient.name_pinyin,
+            case.patient.national_id,
+            case.patient.phone,
+            case.patient.diagnosis,
+            case.patient.icd10,
+            case.patient.address,
+        ):
             assert datum not in body and datum.encode("unicode_escape").decode() not in body
 
 
@@ -254,7 +417,7 @@ def test_no_box_code_secret_or_insurance_reference_is_on_chain(client, rpc, ids,
     for k, case in enumerate(cases):
         issued = issue_prescription(client, ids["doctor"], case.document)
         redeem_payload(client, ids["pharmacy"], issued.payload_text)
-        boxes.dispense(ids["pharmacy"], issued.rx_id, [(b.code, b.secret) for b in made[3 * k:3 * k + 3]], [lot])
+        boxes.dispense(ids["pharmacy"], issued.rx_id, [(b.code, b.secret) for b in made[3 * k : 3 * k + 3]], [lot])
         confirm_payload_receipt(client, ids["pharmacy"], issued.payload_text, with_delivery=True)
         opening = ClaimOpening.new({"total": 12_800 + k, "copay": 2_560 + k}, f"INS-3301-{PATIENTS[k].national_id}")
         boxes.file_claim(ids["pharmacy"], issued.rx_id, 0, ids["insurer"].address, opening)
@@ -278,5 +441,7 @@ def test_no_box_code_secret_or_insurance_reference_is_on_chain(client, rpc, ids,
     # what is meant to be on chain is seen by the same scan: the nullifiers and the commitments
     assert any(made[0].nullifier in blob for _, blob in contents.logs)
     assert any(openings[1].commitment in blob for _, blob in contents.logs)
-    report(f"privacy (boxes and claims): {len(wanted)} patterns searched in {len(contents.calldata)} transactions, "
-           f"{len(contents.logs)} logs, {len(contents.storage)} storage words: 0 findings")
+    report(
+        f"privacy (boxes and claims): {len(wanted)} patterns searched in {len(contents.calldata)} transactions, "
+        f"{len(contents.logs)} logs, {len(contents.storage)} storage words: 0 findings"
+    )

@@ -93,10 +93,15 @@ class Party:
 
 
 def parties(accounts, rpc_url, deployment, tmp_path, label):
-    return [Party(a, rpc_url, deployment.registry, deployment.deploy_block, tmp_path / f"{label}-{i}.sqlite") for i, a in enumerate(accounts)]
+    return [
+        Party(a, rpc_url, deployment.registry, deployment.deploy_block, tmp_path / f"{label}-{i}.sqlite")
+        for i, a in enumerate(accounts)
+    ]
 
 
-def issue_all(client, doctor, hospital, singles: list[Planned], batch_root, batched: list[Planned], expires_at: int) -> None:
+def issue_all(
+    client, doctor, hospital, singles: list[Planned], batch_root, batched: list[Planned], expires_at: int
+) -> None:
     pipeline = Pipeline(client)
     txs = [pipeline.sign(doctor, "issue", p.issue_args(expires_at)) for p in singles]
     if batched:
@@ -113,7 +118,10 @@ def race_redemptions(rpc, racers: list[Party], prescriptions: list[Planned], fil
     def run(k: int, party: Party) -> None:
         order = list(prescriptions)
         random.Random(seed * 31 + k).shuffle(order)
-        calls = [p.redeem_call(domain, party.account.address, fills_left[p.rx_id], FAR, opened=p.rx_id in opened) for p in order]
+        calls = [
+            p.redeem_call(domain, party.account.address, fills_left[p.rx_id], FAR, opened=p.rx_id in opened)
+            for p in order
+        ]
         party.send(calls, [p.rx_id for p in order])
 
     with one_block(rpc), ThreadPoolExecutor(len(racers)) as pool:
@@ -188,7 +196,14 @@ def redemption_race(n, client, deployment, rpc, rpc_url, tmp_path, doctor, hospi
     for p in singles:
         by_winner[winners[p.rx_id]].append(p)
     for party, held in by_winner.items():
-        txs = [party.pipeline.sign(party.account, "deliverWithReceipt", p.receipt_args(party.client.domain, party.account.address, p.fills - 1, FAR)) for p in held]
+        txs = [
+            party.pipeline.sign(
+                party.account,
+                "deliverWithReceipt",
+                p.receipt_args(party.client.domain, party.account.address, p.fills - 1, FAR),
+            )
+            for p in held
+        ]
         assert not party.pipeline.run(txs).failed
 
     # second fill: the race again, exactly one more redemption each
@@ -257,7 +272,9 @@ def test_only_the_custodian_courier_delivers_when_two_couriers_race_in_one_block
     for rx_id, party, tx in lost:  # the EVM refused each: it ran before the custodian's delivery
         actual = revert_reason_on_chain(rpc, party.client, tx.tx_hash)
         assert isinstance(actual, errors.NotCustodian) and bytes(actual.error_args["id"]) == rx_id, actual
-    report(f"races: two couriers x {len(lost)} prescriptions in one block: the custodian delivered all; the other got NotCustodian")
+    report(
+        f"races: two couriers x {len(lost)} prescriptions in one block: the custodian delivered all; the other got NotCustodian"
+    )
 
 
 def test_client_names_not_custodian_for_a_courier_that_lost_a_delivery_race(
@@ -286,10 +303,17 @@ def test_exactly_one_of_cancel_and_redeem_wins_when_they_race_in_one_block(
     (redeemer,) = parties([pharmacy], rpc_url, deployment, tmp_path, "redeemer")
     with one_block(rpc):  # per prescription, whichever reaches the node first is mined first
         for p in singles + batched:
-            cancel = (doctor_party, "cancel", [p.rx_id]) if p.root is None else (hospital_party, "cancelBatched",
-                                                                                    [p.doctor, p.doc_hash, p.pharmacy, p.claim_address, p.root, list(p.proof)])
+            cancel = (
+                (doctor_party, "cancel", [p.rx_id])
+                if p.root is None
+                else (
+                    hospital_party,
+                    "cancelBatched",
+                    [p.doctor, p.doc_hash, p.pharmacy, p.claim_address, p.root, list(p.proof)],
+                )
+            )
             redeem = (redeemer, *p.redeem_call(client.domain, pharmacy.address, 1, FAR))
-            for party, function, args in ([cancel, redeem] if order[p.rx_id] == "cancel first" else [redeem, cancel]):
+            for party, function, args in [cancel, redeem] if order[p.rx_id] == "cancel first" else [redeem, cancel]:
                 party.send([(function, args)], [p.rx_id])
     outcomes = defaultdict(dict)
     for party in (doctor_party, hospital_party, redeemer):
@@ -308,7 +332,9 @@ def test_exactly_one_of_cancel_and_redeem_wins_when_they_race_in_one_block(
         assert chain.prescriptions[rx_id][3] is (Status.CANCELLED if winner == "cancel" else Status.DISPENSED)
         party, _, tx = runs["redeem" if winner == "cancel" else "cancel"]
         (lost_redeems if winner == "cancel" else lost_cancels).append((rx_id, party, tx))
-    report(f"races: cancel vs redeem x {2 * n} in one block: {len(lost_cancels)} redeemed, {len(lost_redeems)} cancelled")
+    report(
+        f"races: cancel vs redeem x {2 * n} in one block: {len(lost_cancels)} redeemed, {len(lost_redeems)} cancelled"
+    )
     explained(lost_redeems, rpc, "PrescriptionIsCancelled")
     explained(lost_cancels, rpc, "AlreadyRedeemed")
 
@@ -332,7 +358,11 @@ def test_a_withdrawn_batch_stops_exactly_the_redemptions_mined_after_it_in_the_s
     assert [results[p.rx_id] for p in rest] == [False] * len(rest)
     assert client.batch(hospital.address, root)["cancelled"] is True
     lost = [(rx_id, redeemer, tx) for rx_id, receipt, tx in outcomes if _int(receipt["status"]) != 1]
-    wrong = [r for r in (explain_mined_failure(redeemer.client, tx.tx_hash) for _, _, tx in lost) if not isinstance(r, errors.BatchIsCancelled)]
+    wrong = [
+        r
+        for r in (explain_mined_failure(redeemer.client, tx.tx_hash) for _, _, tx in lost)
+        if not isinstance(r, errors.BatchIsCancelled)
+    ]
     assert not wrong, wrong[:3]
 
 
@@ -346,11 +376,17 @@ def test_client_names_not_designated_pharmacy_for_a_pharmacy_that_lost_the_race_
     n = 20
     planned = plan("designated race", doctor.address, n, pharmacy=pharmacy.address)
     pipeline = Pipeline(client)
-    assert not pipeline.run([pipeline.sign(doctor, "issue", p.issue_args(rpc.latest_time() + 86400)) for p in planned]).failed
+    assert not pipeline.run(
+        [pipeline.sign(doctor, "issue", p.issue_args(rpc.latest_time() + 86400)) for p in planned]
+    ).failed
     designated, other = parties([pharmacy, other_pharmacy], rpc_url, deployment, tmp_path, "designated")
     with one_block(rpc):
-        other.send([p.redeem_call(client.domain, other_pharmacy.address, 1, FAR) for p in planned], [p.rx_id for p in planned])
-        designated.send([p.redeem_call(client.domain, pharmacy.address, 1, FAR) for p in planned], [p.rx_id for p in planned])
+        other.send(
+            [p.redeem_call(client.domain, other_pharmacy.address, 1, FAR) for p in planned], [p.rx_id for p in planned]
+        )
+        designated.send(
+            [p.redeem_call(client.domain, pharmacy.address, 1, FAR) for p in planned], [p.rx_id for p in planned]
+        )
     assert all(_int(receipt["status"]) == 1 for _, receipt, _ in designated.outcomes())
     lost = [(rx_id, other, tx) for rx_id, receipt, tx in other.outcomes() if _int(receipt["status"]) != 1]
     assert len(lost) == n
@@ -358,8 +394,9 @@ def test_client_names_not_designated_pharmacy_for_a_pharmacy_that_lost_the_race_
     explained(lost, rpc, "NotDesignatedPharmacy", traced=n)
 
 
-def test_four_pharmacies_racing_for_the_same_box_in_one_block(client, deployment, rpc, rpc_url, tmp_path, ids, pharmacies,
-                                                             block_room):
+def test_four_pharmacies_racing_for_the_same_box_in_one_block(
+    client, deployment, rpc, rpc_url, tmp_path, ids, pharmacies, block_room
+):
     """Issue 14: four pharmacies, each holding its own dispensed prescription and the same box's code and
     scratched secret, each with its own client and outbox, record the box from their own threads; one
     block. Exactly one wins; each loser's client names BoxAlreadyDispensed, as the EVM itself said."""
@@ -379,8 +416,12 @@ def test_four_pharmacies_racing_for_the_same_box_in_one_block(client, deployment
         held.append(issued.rx_id)
     racers = []
     for i, pharmacy in enumerate(pharmacies):
-        own = RegistryClient(Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 120})), deployment.registry,
-                             deploy_block=deployment.deploy_block, outbox=Outbox(tmp_path / f"box-racer-{i}.sqlite"))
+        own = RegistryClient(
+            Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 120})),
+            deployment.registry,
+            deploy_block=deployment.deploy_block,
+            outbox=Outbox(tmp_path / f"box-racer-{i}.sqlite"),
+        )
         racers.append(BoxesClient.for_deployment(own, deployment))
     box = made[4]
 

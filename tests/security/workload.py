@@ -16,7 +16,6 @@ from rxchain.core.ids import prescription_id, terms_hash
 from rxchain.core.ids import ZERO_ADDRESS as ZERO
 
 
-
 @dataclass(frozen=True)
 class Planned:
     """One prescription as the patient's QR code knows it."""
@@ -36,7 +35,9 @@ class Planned:
     def issue_args(self, expires_at: int) -> list:
         return [self.doc_hash, self.claim_address, self.pharmacy, expires_at, self.fills]
 
-    def redeem_call(self, domain: RegistryDomain, pharmacy: str, fills_left: int, deadline: int, *, opened: bool = False) -> tuple[str, list]:
+    def redeem_call(
+        self, domain: RegistryDomain, pharmacy: str, fills_left: int, deadline: int, *, opened: bool = False
+    ) -> tuple[str, list]:
         """(function, args) for redeeming one fill as ``pharmacy`` with a valid claim signature;
         a batched prescription not yet ``opened`` goes through redeemBatched with its proof."""
         signature = sign_digest(self.claim_key, redeem_digest(domain, self.rx_id, pharmacy, fills_left, deadline))
@@ -63,7 +64,19 @@ def plan(tag: str, doctor: str, count: int, *, fills: int = 1, start: int = 0, p
         claim_key = keccak(text=f"{tag} claim key {i}")
         claim_address = address_of(claim_key)
         terms = terms_hash(doctor, doc_hash, pharmacy)
-        out.append(Planned(i, prescription_id(claim_address, terms), terms, doctor, doc_hash, pharmacy, claim_key, claim_address, fills))
+        out.append(
+            Planned(
+                i,
+                prescription_id(claim_address, terms),
+                terms,
+                doctor,
+                doc_hash,
+                pharmacy,
+                claim_key,
+                claim_address,
+                fills,
+            )
+        )
     return out
 
 
@@ -73,7 +86,18 @@ def plan_batch(tag: str, doctor: str, count: int, *, fills: int = 1) -> tuple[by
     ids = [p.rx_id for p in loose]
     root = merkle_root(ids)
     return root, [
-        Planned(p.index, p.rx_id, p.terms, p.doctor, p.doc_hash, p.pharmacy, p.claim_key, p.claim_address, fills, root,
-                tuple(merkle_proof(ids, k)))
+        Planned(
+            p.index,
+            p.rx_id,
+            p.terms,
+            p.doctor,
+            p.doc_hash,
+            p.pharmacy,
+            p.claim_key,
+            p.claim_address,
+            fills,
+            root,
+            tuple(merkle_proof(ids, k)),
+        )
         for k, p in enumerate(loose)
-    ]  # fmt: skip
+    ]

@@ -34,10 +34,18 @@ def make_web(deployment, rpc_url, db, *, origin=None, session_seconds=900, dev_k
     from rxchain.web.dapp import build_config, dapp_part
     from rxchain.web.server import WebServer, build_app
 
-    auth = Auth(Membership(rpc_url, deployment.registry, head_ttl=0), deployment.chain_id, origin=origin,
-                session_seconds=session_seconds, dev_keys=dev_keys, limits=limits or Limits(**ROOMY))  # fmt: skip
-    parts = [console_part(make_console(db, rpc_url=rpc_url), auth=auth),
-             dapp_part(build_config("local", rpc_url, deployment=deployment), auth=auth)]  # fmt: skip
+    auth = Auth(
+        Membership(rpc_url, deployment.registry, head_ttl=0),
+        deployment.chain_id,
+        origin=origin,
+        session_seconds=session_seconds,
+        dev_keys=dev_keys,
+        limits=limits or Limits(**ROOMY),
+    )
+    parts = [
+        console_part(make_console(db, rpc_url=rpc_url), auth=auth),
+        dapp_part(build_config("local", rpc_url, deployment=deployment), auth=auth),
+    ]
     server = WebServer(build_app(parts, auth=auth), "127.0.0.1", 0, parts=parts)
     server.auth = auth
     return server

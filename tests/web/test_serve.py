@@ -19,11 +19,24 @@ from rxchain.dev.anvil import free_port
 
 def test_workers_share_nonces_and_sessions(deployment, rpc_url, indexed, ids, tmp_path):
     port = free_port()
-    options = dict(network="local", host="127.0.0.1", port=port, dapp=False, console=True, workers=2, rpc_url=rpc_url,
-                   registry=deployment.registry, chain_id=deployment.chain_id, db_url=indexed, follow=False)  # fmt: skip
+    options = dict(
+        network="local",
+        host="127.0.0.1",
+        port=port,
+        dapp=False,
+        console=True,
+        workers=2,
+        rpc_url=rpc_url,
+        registry=deployment.registry,
+        chain_id=deployment.chain_id,
+        db_url=indexed,
+        follow=False,
+    )
     code = f"from rxchain.web.service import ServeOptions, serve; serve(ServeOptions(**{options!r}))"
     log = open(tmp_path / "serve.log", "wb")  # noqa: SIM115
-    process = subprocess.Popen([sys.executable, "-c", code], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    process = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -39,15 +52,28 @@ def test_workers_share_nonces_and_sessions(deployment, rpc_url, indexed, ids, tm
         workers = _children(process.pid)
         assert len(workers) >= 2, workers
 
-        message = requests.post(base + "/auth/message", json={"address": ids["regulator"].address}, timeout=10).json()["message"]
-        signature = "0x" + Account.sign_message(encode_defunct(text=message), ids["regulator"].key).signature.hex().removeprefix("0x")
+        message = requests.post(base + "/auth/message", json={"address": ids["regulator"].address}, timeout=10).json()[
+            "message"
+        ]
+        signature = "0x" + Account.sign_message(
+            encode_defunct(text=message), ids["regulator"].key
+        ).signature.hex().removeprefix("0x")
         signed = requests.post(base + "/auth/sign-in", json={"message": message, "signature": signature}, timeout=10)
         assert signed.status_code == 200, signed.text
         cookie = {"rx_session": signed.cookies["rx_session"]}
         for _ in range(12):  # new connections each time: both workers answer
-            assert requests.get(base + "/console/api/summary", cookies=cookie, timeout=10, headers={"Connection": "close"}).status_code == 200
-            replay = requests.post(base + "/auth/sign-in", json={"message": message, "signature": signature}, timeout=10,
-                                   headers={"Connection": "close"})  # fmt: skip
+            assert (
+                requests.get(
+                    base + "/console/api/summary", cookies=cookie, timeout=10, headers={"Connection": "close"}
+                ).status_code
+                == 200
+            )
+            replay = requests.post(
+                base + "/auth/sign-in",
+                json={"message": message, "signature": signature},
+                timeout=10,
+                headers={"Connection": "close"},
+            )
             assert replay.status_code == 401 and replay.json()["reason"] == "nonce"
     finally:
         os.killpg(process.pid, signal.SIGINT)

@@ -15,8 +15,15 @@ from siwe import SiweMessage
 from rxchain.web.auth import SESSION_COOKIE
 from rxchain.web.dapp import NOT_SIGNED_IN_CODE
 
-WHOLE = ("/console/api/summary", "/console/api/daily", "/console/api/hospitals", "/console/api/pharmacies",
-         "/console/api/delivery-times", "/console/api/members", "/console/api/expired")  # fmt: skip
+WHOLE = (
+    "/console/api/summary",
+    "/console/api/daily",
+    "/console/api/hospitals",
+    "/console/api/pharmacies",
+    "/console/api/delivery-times",
+    "/console/api/members",
+    "/console/api/expired",
+)
 
 
 def iso(moment: datetime) -> str:
@@ -31,8 +38,14 @@ def altered(message: str, **changes) -> str:
 
 def raw_transfer(w3, account) -> str:
     """A signed, sendable 0-value transfer from ``account`` (gas price 0: the chain's free gas)."""
-    tx = {"to": account.address, "value": 0, "gas": 21000, "gasPrice": 0, "nonce": w3.eth.get_transaction_count(account.address),
-          "chainId": w3.eth.chain_id}  # fmt: skip
+    tx = {
+        "to": account.address,
+        "value": 0,
+        "gas": 21000,
+        "gasPrice": 0,
+        "nonce": w3.eth.get_transaction_count(account.address),
+        "chainId": w3.eth.chain_id,
+    }
     return "0x" + bytes(account.sign_transaction(tx).raw_transaction).hex()
 
 
@@ -43,7 +56,13 @@ def test_a_stranger_sees_the_sign_in_page_and_nothing_else(visitor):
     page = visitor.get("/console/")
     assert page.status_code == 200 and 'id="signin"' in page.text
     assert visitor.get("/console/api/whoami").json() == {"signIn": True, "signedIn": False, "member": None}
-    for path in (*WHOLE, "/console/api/config", "/console/api/mine", "/console/api/trail/0x" + "ab" * 32, "/console/tx/0x" + "cd" * 32):
+    for path in (
+        *WHOLE,
+        "/console/api/config",
+        "/console/api/mine",
+        "/console/api/trail/0x" + "ab" * 32,
+        "/console/tx/0x" + "cd" * 32,
+    ):
         response = visitor.get(path)
         assert response.status_code == 401 and response.json()["error"] == "sign in first", path
     assert visitor.get("/auth/session").json() == {"signedIn": False}
@@ -122,7 +141,12 @@ def test_a_signature_by_another_key_or_garbage_is_refused(visitor, ids):
     message = visitor.message(ids["regulator"].address)
     forged = visitor.sign_in_with(message, ids["pharmacy"].key)  # signed by someone else
     assert forged.status_code == 401 and forged.json()["reason"] == "signature"
-    for body in ({"message": "hello", "signature": "0x00"}, {"message": message}, {}, {"message": message, "signature": "0x1234"}):
+    for body in (
+        {"message": "hello", "signature": "0x00"},
+        {"message": message},
+        {},
+        {"message": message, "signature": "0x1234"},
+    ):
         response = visitor.post("/auth/sign-in", body)
         assert response.status_code in (400, 401) and response.json()["reason"] in ("malformed", "signature"), body
     assert visitor.post("/auth/message", {"address": "not an address"}).status_code == 400
@@ -191,8 +215,11 @@ def test_a_pharmacy_sees_its_own_fills_and_not_the_others(visitors, ids, scenari
     assert data["view"] == "pharmacy" and data["fills"] == len(fills) == len(data["rows"])
     assert {r["id"] for r in data["rows"]} == {i for i, _ in fills}
     filled_here = fills[0][0]
-    elsewhere = next(p.id_hex for p in scenario.prescriptions
-                     if p.taken and all(f.pharmacy != ids["pharmacy"].address for f in p.taken))  # fmt: skip
+    elsewhere = next(
+        p.id_hex
+        for p in scenario.prescriptions
+        if p.taken and all(f.pharmacy != ids["pharmacy"].address for f in p.taken)
+    )
     assert pharmacy.get(f"/console/api/trail/{filled_here}").json()["found"] is True
     assert pharmacy.get(f"/console/api/trail/{elsewhere}").json()["found"] is False
 
@@ -209,8 +236,13 @@ def test_the_relay_sends_only_for_a_signed_in_pharmacy(visitors, ids, w3):
             assert hospital.sign_in(ids["hospital"]).status_code == 200
         refused = who.rpc("eth_sendRawTransaction", [raw])
         assert refused["error"]["code"] == NOT_SIGNED_IN_CODE, refused
-    batch = anonymous.post("/dapp/rpc", [{"jsonrpc": "2.0", "id": 1, "method": "eth_blockNumber", "params": []},
-                                         {"jsonrpc": "2.0", "id": 2, "method": "eth_sendRawTransaction", "params": [raw]}]).json()  # fmt: skip
+    batch = anonymous.post(
+        "/dapp/rpc",
+        [
+            {"jsonrpc": "2.0", "id": 1, "method": "eth_blockNumber", "params": []},
+            {"jsonrpc": "2.0", "id": 2, "method": "eth_sendRawTransaction", "params": [raw]},
+        ],
+    ).json()
     assert "result" in batch[0] and batch[1]["error"]["code"] == NOT_SIGNED_IN_CODE
     before = w3.eth.get_transaction_count(ids["pharmacy"].address)
     assert w3.eth.get_transaction_count(ids["pharmacy"].address) == before
@@ -234,7 +266,10 @@ def test_a_revoked_member_is_out_at_the_next_request(visitors, ids, client, w3):
     client.revoke(ids["regulator"], ids["pharmacy"].address, "pharmacy")
     assert pharmacy.get("/console/api/mine").status_code == 401
     assert pharmacy.get("/auth/session").json() == {"signedIn": False}
-    assert pharmacy.rpc("eth_sendRawTransaction", [raw_transfer(w3, ids["pharmacy"])])["error"]["code"] == NOT_SIGNED_IN_CODE
+    assert (
+        pharmacy.rpc("eth_sendRawTransaction", [raw_transfer(w3, ids["pharmacy"])])["error"]["code"]
+        == NOT_SIGNED_IN_CODE
+    )
     assert pharmacy.sign_in(ids["pharmacy"]).status_code == 403  # and cannot come back
 
     # a credential that lapses: the hospital's end date moved to just now, then the chain moves on
@@ -284,15 +319,28 @@ def test_over_tls_the_cookie_is_secure_and_the_domain_is_the_public_one(another_
 
 def test_another_site_cannot_sign_a_browser_in_or_out(visitor, ids):
     message = visitor.message(ids["auditor"].address)
-    signature = "0x" + Account.sign_message(encode_defunct(text=message), ids["auditor"].key).signature.hex().removeprefix("0x")
+    signature = "0x" + Account.sign_message(
+        encode_defunct(text=message), ids["auditor"].key
+    ).signature.hex().removeprefix("0x")
     body = {"message": message, "signature": signature}
-    evil = visitor.http.post(visitor.url("/auth/sign-in"), json=body, headers={"Origin": "https://rx-portal.example"}, timeout=10)
+    evil = visitor.http.post(
+        visitor.url("/auth/sign-in"), json=body, headers={"Origin": "https://rx-portal.example"}, timeout=10
+    )
     assert evil.status_code == 403 and evil.json()["reason"] == "origin"
     import json as _json
 
-    plain = visitor.http.post(visitor.url("/auth/sign-in"), data=_json.dumps(body), headers={"Content-Type": "text/plain"}, timeout=10)
+    plain = visitor.http.post(
+        visitor.url("/auth/sign-in"), data=_json.dumps(body), headers={"Content-Type": "text/plain"}, timeout=10
+    )
     assert plain.status_code == 415  # what a form or a no-preflight fetch from elsewhere could send
-    own = visitor.http.post(visitor.url("/auth/sign-in"), json=body, headers={"Origin": visitor.server.root_url.rstrip("/")}, timeout=10)
+    own = visitor.http.post(
+        visitor.url("/auth/sign-in"), json=body, headers={"Origin": visitor.server.root_url.rstrip("/")}, timeout=10
+    )
     assert own.status_code == 200  # the nonce was not spent by the refused attempts
-    assert visitor.http.post(visitor.url("/auth/sign-out"), json={}, headers={"Origin": "https://rx-portal.example"}, timeout=10).status_code == 403
+    assert (
+        visitor.http.post(
+            visitor.url("/auth/sign-out"), json={}, headers={"Origin": "https://rx-portal.example"}, timeout=10
+        ).status_code
+        == 403
+    )
     assert visitor.get("/console/api/summary").status_code == 200

@@ -123,7 +123,9 @@ def test_a_doctor_is_turned_away(page, dev_web):
     sign_in_as(page, dev_web.part_url("console"), "doctor")
     expect(page.locator("#signin-error")).to_contain_text("is not a member this server shows anything to")
     expect(page.locator("#summary")).to_be_hidden()
-    page.problems[:] = [p for p in page.problems if "403" not in p]  # the refused sign-in's status, as the browser logs it
+    page.problems[:] = [
+        p for p in page.problems if "403" not in p
+    ]  # the refused sign-in's status, as the browser logs it
 
 
 def test_signing_in_through_a_browser_wallet(page, dev_web, ids):
@@ -139,11 +141,15 @@ def test_signing_in_through_a_browser_wallet(page, dev_web, ids):
         if method == "personal_sign":
             data, address = params
             assert address.lower() == auditor.address.lower()
-            return "0x" + Account.sign_message(encode_defunct(hexstr=data), auditor.key).signature.hex().removeprefix("0x")
+            return "0x" + Account.sign_message(encode_defunct(hexstr=data), auditor.key).signature.hex().removeprefix(
+                "0x"
+            )
         raise ValueError(f"the test wallet does not do {method}")
 
     page.expose_function("rxTestWallet", wallet)
-    page.add_init_script("window.ethereum = { request: ({ method, params }) => window.rxTestWallet(method, params || []) };")
+    page.add_init_script(
+        "window.ethereum = { request: ({ method, params }) => window.rxTestWallet(method, params || []) };"
+    )
     page.goto(dev_web.part_url("console"))
     page.wait_for_selector("body[data-signin-ready]")
     page.click("#signin-wallet")

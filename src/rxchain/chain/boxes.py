@@ -76,8 +76,13 @@ class LotState:
         return self.manufacturer is not None
 
     def as_json(self) -> dict:
-        return {"lot": self.lot, "manufacturer": self.manufacturer, "expiresAt": self.expires_at, "count": self.count,
-                "recalled": self.recalled}  # fmt: skip
+        return {
+            "lot": self.lot,
+            "manufacturer": self.manufacturer,
+            "expiresAt": self.expires_at,
+            "count": self.count,
+            "recalled": self.recalled,
+        }
 
 
 @dataclass(frozen=True)
@@ -100,8 +105,14 @@ class FillRecord:
     reason: int
 
     def as_json(self) -> dict:
-        return {"id": self.rx_id, "fillsLeft": self.fills_left, "pharmacy": self.pharmacy, "boxes": self.boxes,
-                "claim": self.claim.name.lower(), "reason": self.reason}  # fmt: skip
+        return {
+            "id": self.rx_id,
+            "fillsLeft": self.fills_left,
+            "pharmacy": self.pharmacy,
+            "boxes": self.boxes,
+            "claim": self.claim.name.lower(),
+            "reason": self.reason,
+        }
 
 
 @dataclass(frozen=True)
@@ -115,8 +126,13 @@ class BoxCheck:
     dispensed: dict | None = None
 
     def as_json(self) -> dict:
-        return {"state": self.state.name.lower(), "lot": self.lot, "index": self.index, "nullifier": self.nullifier,
-                "dispensed": self.dispensed}  # fmt: skip
+        return {
+            "state": self.state.name.lower(),
+            "lot": self.lot,
+            "index": self.index,
+            "nullifier": self.nullifier,
+            "dispensed": self.dispensed,
+        }
 
 
 class BoxesClient:
@@ -135,7 +151,9 @@ class BoxesClient:
     @classmethod
     def for_deployment(cls, registry: RegistryClient, deployment: Deployment) -> "BoxesClient":
         if not deployment.boxes:
-            raise BoxesNotDeployed(f"no DrugBoxes is recorded for network {deployment.network!r}: deploy again (rx deploy --force)")
+            raise BoxesNotDeployed(
+                f"no DrugBoxes is recorded for network {deployment.network!r}: deploy again (rx deploy --force)"
+            )
         return cls(registry, deployment.boxes)
 
     @classmethod
@@ -146,20 +164,34 @@ class BoxesClient:
 
     def lot_state(self, root: bytes) -> LotState:
         manufacturer, expires_at, count, depth, recalled = self._call("lot", root)
-        return LotState("0x" + bytes(root).hex(), None if manufacturer == ZERO_ADDRESS else manufacturer, expires_at, count,
-                        depth, recalled)  # fmt: skip
+        return LotState(
+            "0x" + bytes(root).hex(),
+            None if manufacturer == ZERO_ADDRESS else manufacturer,
+            expires_at,
+            count,
+            depth,
+            recalled,
+        )
 
     def register_lot(self, manufacturer: LocalAccount, lot: core.Lot) -> TxResult:
         """Registers ``lot`` (its root, size and expiry); refuses first what the contract would refuse."""
         state = self.lot_state(lot.root)
         if state.exists:
-            raise errors.LotAlreadyRegistered("LotAlreadyRegistered", {"lot": lot.root, "manufacturer": state.manufacturer})
+            raise errors.LotAlreadyRegistered(
+                "LotAlreadyRegistered", {"lot": lot.root, "manufacturer": state.manufacturer}
+            )
         now = self.registry.latest_block_time()
         if lot.expires_at <= now:
             raise errors.InvalidLotExpiry("InvalidLotExpiry", {"expiresAt": lot.expires_at, "nowTime": now})
         self._check_role(manufacturer.address, "manufacturer")
-        return self.transact(manufacturer, "registerLot", lot.root, lot.count, lot.expires_at,
-                             op_key=f"lot:{self.registry.chain_id}:{self.address}:{lot.root.hex()}")  # fmt: skip
+        return self.transact(
+            manufacturer,
+            "registerLot",
+            lot.root,
+            lot.count,
+            lot.expires_at,
+            op_key=f"lot:{self.registry.chain_id}:{self.address}:{lot.root.hex()}",
+        )
 
     def recall(self, sender: LocalAccount, root: bytes) -> TxResult:
         """Recalls lot ``root`` (its manufacturer in good standing, or the regulator)."""
@@ -224,7 +256,9 @@ class BoxesClient:
             if now > lot.expires_at:
                 raise errors.LotExpired("LotExpired", {"lot": root, "expiresAt": lot.expires_at})
             if not self._call("isUnsold", root, box.index):
-                raise errors.BoxAlreadyDispensed("BoxAlreadyDispensed", {"nullifier": box.nullifier, "lot": root, "index": box.index})
+                raise errors.BoxAlreadyDispensed(
+                    "BoxAlreadyDispensed", {"nullifier": box.nullifier, "lot": root, "index": box.index}
+                )
         return state.fills_left
 
     def dispense_args(self, boxes: list[ScannedBox]) -> list[tuple]:
@@ -241,14 +275,21 @@ class BoxesClient:
             out.append((root, indexes, [b.nullifier for b in members], lots[root].multiproof(indexes)))
         return out
 
-    def dispense(self, pharmacy: LocalAccount, rx_id: bytes, scanned: list[tuple[str, str]], lots: list[core.Lot]) -> tuple[TxResult, list[bytes]]:
+    def dispense(
+        self, pharmacy: LocalAccount, rx_id: bytes, scanned: list[tuple[str, str]], lots: list[core.Lot]
+    ) -> tuple[TxResult, list[bytes]]:
         """Records the fill's boxes (codes and scratched secrets) in one transaction, after checking each;
         returns the transaction and the nullifiers in the order recorded (what a claim names)."""
         boxes = self.locate(scanned, lots)
         fills_left = self.check_dispense(pharmacy.address, rx_id, boxes)
         args = self.dispense_args(boxes)
-        result = self.transact(pharmacy, "dispense", rx_id, args,
-                               op_key=f"boxes:{self.registry.chain_id}:{self.address}:{bytes(rx_id).hex()}:{fills_left}")  # fmt: skip
+        result = self.transact(
+            pharmacy,
+            "dispense",
+            rx_id,
+            args,
+            op_key=f"boxes:{self.registry.chain_id}:{self.address}:{bytes(rx_id).hex()}:{fills_left}",
+        )
         return result, [n for group in args for n in group[2]]
 
     def check_box(self, code: str, secret: str, lots: list[core.Lot] = ()) -> BoxCheck:
@@ -270,18 +311,28 @@ class BoxesClient:
         the FillBoxesRecorded events); None when it never was."""
         for log in self.events("FillBoxesRecorded"):
             if bytes(nullifier) in [bytes(n) for n in log["args"]["nullifiers"]]:
-                return {"rxId": str(RxId(log["args"]["rxId"])), "pharmacy": log["args"]["pharmacy"],
-                        "fillsLeft": log["args"]["fillsLeft"], "block": log["blockNumber"],
-                        "time": self.registry.block_time(log["blockNumber"]),
-                        "tx": "0x" + bytes(log["transactionHash"]).hex()}  # fmt: skip
+                return {
+                    "rxId": str(RxId(log["args"]["rxId"])),
+                    "pharmacy": log["args"]["pharmacy"],
+                    "fillsLeft": log["args"]["fillsLeft"],
+                    "block": log["blockNumber"],
+                    "time": self.registry.block_time(log["blockNumber"]),
+                    "tx": "0x" + bytes(log["transactionHash"]).hex(),
+                }
         return None
 
     # ---------------------------------------------------------------------------------- fills
 
     def fill(self, rx_id: bytes, fills_left: int) -> FillRecord:
         pharmacy, boxes, claim, reason = self._call("fill", rx_id, fills_left)
-        return FillRecord(str(RxId(rx_id)), fills_left, None if pharmacy == ZERO_ADDRESS else pharmacy, boxes,
-                          ClaimStatus(claim), reason)  # fmt: skip
+        return FillRecord(
+            str(RxId(rx_id)),
+            fills_left,
+            None if pharmacy == ZERO_ADDRESS else pharmacy,
+            boxes,
+            ClaimStatus(claim),
+            reason,
+        )
 
     def fill_nullifiers(self, rx_id: bytes, fills_left: int) -> list[bytes]:
         """The nullifiers recorded for the fill, in order (from its FillBoxesRecorded event)."""
@@ -299,34 +350,57 @@ class BoxesClient:
         if record.pharmacy is None:
             raise errors.NoBoxesRecorded("NoBoxesRecorded", {"id": rx_id, "fillsLeft": fills_left})
         if record.pharmacy != pharmacy:
-            raise errors.NotFillPharmacy("NotFillPharmacy", {"id": rx_id, "fillsLeft": fills_left, "caller": pharmacy,
-                                                             "pharmacy": record.pharmacy})  # fmt: skip
+            raise errors.NotFillPharmacy(
+                "NotFillPharmacy",
+                {"id": rx_id, "fillsLeft": fills_left, "caller": pharmacy, "pharmacy": record.pharmacy},
+            )
         if record.claim is not ClaimStatus.NONE:
-            raise errors.ClaimAlreadyFiled("ClaimAlreadyFiled", {"id": rx_id, "fillsLeft": fills_left, "claim": int(record.claim)})
+            raise errors.ClaimAlreadyFiled(
+                "ClaimAlreadyFiled", {"id": rx_id, "fillsLeft": fills_left, "claim": int(record.claim)}
+            )
         self._check_role(pharmacy, "pharmacy")
         state = self.registry.prescription(rx_id)
         received = state.fills_left < fills_left or (
-            state.fills_left == fills_left and state.status in (Status.COMPLETED, Status.REFILLABLE))
+            state.fills_left == fills_left and state.status in (Status.COMPLETED, Status.REFILLABLE)
+        )
         if not received:
-            raise errors.FillNotReceived("FillNotReceived", {"id": rx_id, "fillsLeft": fills_left, "current": int(state.status),
-                                                             "currentFillsLeft": state.fills_left})  # fmt: skip
+            raise errors.FillNotReceived(
+                "FillNotReceived",
+                {
+                    "id": rx_id,
+                    "fillsLeft": fills_left,
+                    "current": int(state.status),
+                    "currentFillsLeft": state.fills_left,
+                },
+            )
         self._check_role(insurer, "insurer")
         return record
 
-    def file_claim(self, pharmacy: LocalAccount, rx_id: bytes, fills_left: int, insurer: str,
-                   opening: ClaimOpening) -> TxResult:  # fmt: skip
+    def file_claim(
+        self, pharmacy: LocalAccount, rx_id: bytes, fills_left: int, insurer: str, opening: ClaimOpening
+    ) -> TxResult:
         """Files the claim for the fill with ``insurer``, committing to ``opening`` (kept off chain: send
         it to the insurer), with the fill's boxes as recorded."""
         insurer = to_checksum_address(insurer)
         self.check_claim(pharmacy.address, rx_id, fills_left, insurer)
         nullifiers = self.fill_nullifiers(rx_id, fills_left)
-        return self.transact(pharmacy, "fileClaim", rx_id, fills_left, nullifiers, insurer, opening.commitment,
-                             op_key=f"claim:{self.registry.chain_id}:{self.address}:{bytes(rx_id).hex()}:{fills_left}")  # fmt: skip
+        return self.transact(
+            pharmacy,
+            "fileClaim",
+            rx_id,
+            fills_left,
+            nullifiers,
+            insurer,
+            opening.commitment,
+            op_key=f"claim:{self.registry.chain_id}:{self.address}:{bytes(rx_id).hex()}:{fills_left}",
+        )
 
     def _check_pending(self, insurer: str, rx_id: bytes, fills_left: int) -> None:
         record = self.fill(rx_id, fills_left)
         if record.claim is not ClaimStatus.FILED:
-            raise errors.ClaimNotPending("ClaimNotPending", {"id": rx_id, "fillsLeft": fills_left, "claim": int(record.claim)})
+            raise errors.ClaimNotPending(
+                "ClaimNotPending", {"id": rx_id, "fillsLeft": fills_left, "claim": int(record.claim)}
+            )
         filed = self.claim_events(rx_id, fills_left).get("filed")
         if filed and filed["insurer"] != to_checksum_address(insurer):
             raise errors.NotClaimInsurer("NotClaimInsurer", {"id": rx_id, "fillsLeft": fills_left, "caller": insurer})
@@ -374,7 +448,9 @@ class BoxesClient:
         def fetch(a: int, b: int) -> list:
             return list(event().get_logs(from_block=a, to_block=b, argument_filters=argument_filters))
 
-        return self.registry.call_node(lambda: logs_in_windows(fetch, start, end, max_range=self.registry.max_logs_range))
+        return self.registry.call_node(
+            lambda: logs_in_windows(fetch, start, end, max_range=self.registry.max_logs_range)
+        )
 
     def receipt_events(self, result: TxResult) -> list[dict]:
         """DrugBoxes' events in a mined transaction, in log order."""
@@ -392,7 +468,9 @@ class BoxesClient:
 
     def _check_role(self, account: str, role: str) -> None:
         if not self.registry.has_role(account, role):
-            raise errors.NotInGoodStanding("NotInGoodStanding", {"account": to_checksum_address(account), "role": role_id(role)})
+            raise errors.NotInGoodStanding(
+                "NotInGoodStanding", {"account": to_checksum_address(account), "role": role_id(role)}
+            )
 
     def _call(self, function: str, *args):
         from rxchain.chain.reverts import REVERTS

@@ -24,7 +24,14 @@ from rxchain.chain.outbox import Outbox
 from rxchain.chain.reverts import REVERTS, RevertDecoder
 from rxchain.chain.sender import TransactionSender, TxResult
 from rxchain.core.claims import RegistryDomain, sign_receipt, sign_redeem
-from rxchain.core.handover import Authorization, ConsentRequest, DeliveryRequest, Receipt, check_authorization, check_receipt
+from rxchain.core.handover import (
+    Authorization,
+    ConsentRequest,
+    DeliveryRequest,
+    Receipt,
+    check_authorization,
+    check_receipt,
+)
 from rxchain.core.ids import ZERO_ADDRESS, RxId
 from rxchain.core.roles import role_id, roles_from_mask
 from rxchain.core.status import Status
@@ -100,8 +107,9 @@ class RegistryClient:
         self.max_logs_range = max_logs_range
         self.decoder = RevertDecoder(self.abi)
         #: The transaction engine: nonces, the outbox, sending, receipts (shared by bulk paths).
-        self.sender = TransactionSender(w3, decoder=self.decoder, outbox=outbox, events_of=self.contract,
-                                        receipt_timeout=receipt_timeout)  # fmt: skip
+        self.sender = TransactionSender(
+            w3, decoder=self.decoder, outbox=outbox, events_of=self.contract, receipt_timeout=receipt_timeout
+        )
         self.chain_id = self.sender.chain_id
         self.domain = RegistryDomain(self.chain_id, self.address)
 
@@ -112,7 +120,12 @@ class RegistryClient:
 
     @classmethod
     def connect(
-        cls, network: str = "devnet", *, rpc_url: str | None = None, outbox_path: Path | str | None = None, resume: bool = True
+        cls,
+        network: str = "devnet",
+        *,
+        rpc_url: str | None = None,
+        outbox_path: Path | str | None = None,
+        resume: bool = True,
     ) -> "RegistryClient":
         """A client of the registry recorded for ``network``, checking that the node serves that chain;
         with an outbox, first puts back what the node lacks (``resume=False`` leaves that to the caller)."""
@@ -172,7 +185,10 @@ class RegistryClient:
         """The on-chain record of ``account``."""
         roles, valid_until, hospital = self._call("member", to_checksum_address(account))
         return MemberRecord(
-            to_checksum_address(account), roles_from_mask(roles), valid_until, None if hospital == ZERO_ADDRESS else hospital
+            to_checksum_address(account),
+            roles_from_mask(roles),
+            valid_until,
+            None if hospital == ZERO_ADDRESS else hospital,
         )
 
     def has_role(self, account: str, role: str) -> bool:
@@ -193,8 +209,14 @@ class RegistryClient:
         """The node's latest block number."""
         return int(self.call_node(lambda: self.w3.eth.block_number))
 
-    def events(self, name: str, *, from_block: int | None = None, to_block: int | None = None,
-               argument_filters: dict | None = None) -> list:  # fmt: skip
+    def events(
+        self,
+        name: str,
+        *,
+        from_block: int | None = None,
+        to_block: int | None = None,
+        argument_filters: dict | None = None,
+    ) -> list:
         """The registry's decoded ``name`` events over a block range (default: deploy block to head),
         asked in windows a node with a range limit answers (:mod:`rxchain.chain.logs`)."""
         event = getattr(self.contract.events, name)
@@ -219,10 +241,16 @@ class RegistryClient:
 
     # ------------------------------------------------------------------------ prescriptions
 
-    def compute_id(self, doctor: str, doc_hash: bytes, designated_pharmacy: str | None, claim_key: str) -> tuple[bytes, bytes]:
+    def compute_id(
+        self, doctor: str, doc_hash: bytes, designated_pharmacy: str | None, claim_key: str
+    ) -> tuple[bytes, bytes]:
         """(id, terms) as the registry computes them (a view call; :mod:`rxchain.core.ids` does it offline)."""
         rx_id, terms = self._call(
-            "computeId", to_checksum_address(doctor), doc_hash, _address_or_zero(designated_pharmacy), to_checksum_address(claim_key)
+            "computeId",
+            to_checksum_address(doctor),
+            doc_hash,
+            _address_or_zero(designated_pharmacy),
+            to_checksum_address(claim_key),
         )
         return RxId(rx_id), bytes(terms)
 
@@ -276,7 +304,14 @@ class RegistryClient:
         _, fills_left, batched = self.current_fill(rx_id, doctor)
         deadline = deadline if deadline is not None else self.latest_block_time() + DEFAULT_SIGNATURE_TTL
         signature = sign_redeem(claim_private_key, self.domain, rx_id, pharmacy.address, fills_left, deadline)
-        args = [to_checksum_address(doctor), doc_hash, _address_or_zero(designated_pharmacy), claim_address, deadline, signature]
+        args = [
+            to_checksum_address(doctor),
+            doc_hash,
+            _address_or_zero(designated_pharmacy),
+            claim_address,
+            deadline,
+            signature,
+        ]
         if batched is not None:
             return rx_id, self.transact(pharmacy, "redeemBatched", *args, batched.root, batched.proof)
         return rx_id, self.transact(pharmacy, "redeem", *args)
@@ -304,26 +339,46 @@ class RegistryClient:
         state, fills_left, batched = self.current_fill(auth.rx_id, doctor)
         if state.exists or batched is not None:
             check_authorization(auth, pharmacy=pharmacy.address, fills_left=fills_left, now=self.latest_block_time())
-        args = [to_checksum_address(doctor), auth.doc_hash, _address_or_zero(designated), auth.claim_key, auth.deadline, auth.signature]
+        args = [
+            to_checksum_address(doctor),
+            auth.doc_hash,
+            _address_or_zero(designated),
+            auth.claim_key,
+            auth.deadline,
+            auth.signature,
+        ]
         if batched is not None:
             return auth.rx_id, self.transact(pharmacy, "redeemBatched", *args, batched.root, batched.proof)
         return auth.rx_id, self.transact(pharmacy, "redeem", *args)
 
-    def issue_batch(self, hospital: LocalAccount, ids: list[bytes], expires_at: int, *, fills: int = 1) -> tuple[bytes, TxResult]:
+    def issue_batch(
+        self, hospital: LocalAccount, ids: list[bytes], expires_at: int, *, fills: int = 1
+    ) -> tuple[bytes, TxResult]:
         """Issues prescriptions ``ids`` (computed as for :meth:`issue`, each naming its doctor) in one
         transaction; returns the batch's Merkle root."""
         from rxchain.core.batch import merkle_root
 
         root = merkle_root(ids)
-        result = self.transact(hospital, "issueBatch", list(ids), int(expires_at), int(fills),
-                               op_key=f"batch:{self.chain_id}:{self.address}:{root.hex()}")  # fmt: skip
+        result = self.transact(
+            hospital,
+            "issueBatch",
+            list(ids),
+            int(expires_at),
+            int(fills),
+            op_key=f"batch:{self.chain_id}:{self.address}:{root.hex()}",
+        )
         return root, result
 
     def batch(self, hospital: str, root: bytes) -> dict:
         """``hospital``'s batch ``root``, as the registry records it (all zero when it issued none)."""
         issued_at, expires_at, fills, cancelled = self._call("batch", to_checksum_address(hospital), root)
-        return {"hospital": to_checksum_address(hospital), "issuedAt": issued_at, "expiresAt": expires_at, "fills": fills,
-                "cancelled": cancelled}  # fmt: skip
+        return {
+            "hospital": to_checksum_address(hospital),
+            "issuedAt": issued_at,
+            "expiresAt": expires_at,
+            "fills": fills,
+            "cancelled": cancelled,
+        }
 
     def dispatch(self, pharmacy: LocalAccount, rx_id: bytes, courier: str) -> TxResult:
         """The filling pharmacy hands the drugs to ``courier``."""
@@ -334,7 +389,12 @@ class RegistryClient:
         return self.transact(holder, "deliver", rx_id)
 
     def deliver_with_receipt(
-        self, holder: LocalAccount, rx_id: bytes, terms: bytes, claim_private_key: bytes | str, deadline: int | None = None
+        self,
+        holder: LocalAccount,
+        rx_id: bytes,
+        terms: bytes,
+        claim_private_key: bytes | str,
+        deadline: int | None = None,
     ) -> TxResult:
         """Delivers and records the receipt signed with the claim key (the single-QR mode, where the
         holder saw the key) in one transaction; see :meth:`deliver_with_patient_receipt` for the
@@ -345,7 +405,12 @@ class RegistryClient:
         return self.transact(holder, "deliverWithReceipt", rx_id, terms, deadline, signature)
 
     def confirm_receipt(
-        self, relayer: LocalAccount, rx_id: bytes, terms: bytes, claim_private_key: bytes | str, deadline: int | None = None
+        self,
+        relayer: LocalAccount,
+        rx_id: bytes,
+        terms: bytes,
+        claim_private_key: bytes | str,
+        deadline: int | None = None,
     ) -> TxResult:
         """Records the receipt of a delivered prescription, signed with the claim key (single-QR mode);
         any account may relay it."""
@@ -358,25 +423,37 @@ class RegistryClient:
         """What the deliverer shows the patient's app to have the receipt signed: this prescription,
         this fill, this deliverer, a fresh deadline."""
         state = self.prescription(rx_id)
-        return DeliveryRequest(self.chain_id, self.address, RxId(rx_id), to_checksum_address(deliverer), state.fills_left,
-                               self.latest_block_time() + ttl)  # fmt: skip
+        return DeliveryRequest(
+            self.chain_id,
+            self.address,
+            RxId(rx_id),
+            to_checksum_address(deliverer),
+            state.fills_left,
+            self.latest_block_time() + ttl,
+        )
 
     def consent_request(self, pharmacy: str, *, ttl: int = DEFAULT_SIGNATURE_TTL) -> ConsentRequest:
         """What a pharmacy shows the patient's app to ask for consent to fill a prescription here."""
-        return ConsentRequest(self.chain_id, self.address, to_checksum_address(pharmacy), self.latest_block_time() + ttl)
+        return ConsentRequest(
+            self.chain_id, self.address, to_checksum_address(pharmacy), self.latest_block_time() + ttl
+        )
 
     def deliver_with_patient_receipt(self, holder: LocalAccount, receipt: Receipt) -> TxResult:
         """Delivers and records the receipt the patient gave at the hand-over (the patient's app, or a
         paper receipt slip), after checking it is for this hand-over (named errors, nothing sent)."""
         state = self.prescription(receipt.rx_id)
         check_receipt(receipt, deliverer=holder.address, fills_left=state.fills_left, now=self.latest_block_time())
-        return self.transact(holder, "deliverWithReceipt", receipt.rx_id, receipt.terms, receipt.deadline, receipt.signature)
+        return self.transact(
+            holder, "deliverWithReceipt", receipt.rx_id, receipt.terms, receipt.deadline, receipt.signature
+        )
 
     def confirm_patient_receipt(self, relayer: LocalAccount, receipt: Receipt) -> TxResult:
         """Records the receipt the patient gave for a delivered prescription; any account may relay it."""
         state = self.prescription(receipt.rx_id)
         check_receipt(receipt, deliverer=state.custodian, fills_left=state.fills_left, now=self.latest_block_time())
-        return self.transact(relayer, "confirmReceipt", receipt.rx_id, receipt.terms, receipt.deadline, receipt.signature)
+        return self.transact(
+            relayer, "confirmReceipt", receipt.rx_id, receipt.terms, receipt.deadline, receipt.signature
+        )
 
     def pause(self, regulator: LocalAccount) -> TxResult:
         return self.transact(regulator, "pause")

@@ -129,7 +129,12 @@ class Outbox:
 
     def has_sender(self, chain_id: int, sender: str) -> bool:
         """Whether the outbox holds any transaction of ``sender`` on ``chain_id``."""
-        return self._db.execute("SELECT 1 FROM outbox WHERE chain_id = ? AND sender = ? LIMIT 1", (chain_id, sender)).fetchone() is not None
+        return (
+            self._db.execute(
+                "SELECT 1 FROM outbox WHERE chain_id = ? AND sender = ? LIMIT 1", (chain_id, sender)
+            ).fetchone()
+            is not None
+        )
 
     def settled_from_nonce(self, chain_id: int, sender: str, nonce: int) -> list[OutboxEntry]:
         """The sender's entries recorded as mined or failed with ``nonce`` or above, in nonce order. A
@@ -147,7 +152,8 @@ class Outbox:
         now = time.time()
         with self._transaction():
             self._db.executemany(
-                "UPDATE outbox SET state = 'pending', block = NULL, updated_at = ? WHERE tx_hash = ?", [(now, h) for h in tx_hashes]
+                "UPDATE outbox SET state = 'pending', block = NULL, updated_at = ? WHERE tx_hash = ?",
+                [(now, h) for h in tx_hashes],
             )
 
     def succeeded(self, op_key: str) -> OutboxEntry | None:
@@ -157,11 +163,14 @@ class Outbox:
         ).fetchone()
         return OutboxEntry(*row[:9]) if row else None
 
-    def entries(self, states: tuple[str, ...] = ("pending", "failed", "dropped"), *, limit: int = 1000) -> list[OutboxEntry]:
+    def entries(
+        self, states: tuple[str, ...] = ("pending", "failed", "dropped"), *, limit: int = 1000
+    ) -> list[OutboxEntry]:
         """Entries in ``states``, newest first (at most ``limit``)."""
         marks = ", ".join("?" for _ in states)
         rows = self._db.execute(
-            f"SELECT * FROM outbox WHERE state IN ({marks}) ORDER BY updated_at DESC, sender, nonce DESC LIMIT ?", (*states, limit)
+            f"SELECT * FROM outbox WHERE state IN ({marks}) ORDER BY updated_at DESC, sender, nonce DESC LIMIT ?",
+            (*states, limit),
         )
         return [OutboxEntry(*row[:9]) for row in rows]
 

@@ -92,8 +92,14 @@ class PipelineResult:
 class Pipeline:
     """Signs, sends and confirms many transactions against one registry."""
 
-    def __init__(self, client: RegistryClient, *, batch_size: int = 400, receipt_timeout: float = 300.0,
-                 max_in_flight: int = DEFAULT_MAX_IN_FLIGHT):  # fmt: skip
+    def __init__(
+        self,
+        client: RegistryClient,
+        *,
+        batch_size: int = 400,
+        receipt_timeout: float = 300.0,
+        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+    ):
         if max_in_flight < 1:
             raise InvalidValue(f"max_in_flight must be at least 1 transaction per sender (got {max_in_flight})")
         self.client = client
@@ -114,7 +120,15 @@ class Pipeline:
 
     # ---------------------------------------------------------------------------- signing
 
-    def sign(self, sender: LocalAccount, function: str, args: Sequence[Any], *, op_key: str | None = None, gas: int | None = None) -> SignedTx:
+    def sign(
+        self,
+        sender: LocalAccount,
+        function: str,
+        args: Sequence[Any],
+        *,
+        op_key: str | None = None,
+        gas: int | None = None,
+    ) -> SignedTx:
         """Encodes and signs one call with the sender's next nonce (nothing is sent)."""
         selector, encode = self._functions[function]
         data = selector + encode(list(args))
@@ -122,7 +136,9 @@ class Pipeline:
         key = self._keys.get(sender.address)
         if key is None:
             key = self._keys[sender.address] = coincurve.PrivateKey(bytes(sender.key))
-        raw, tx_hash = sign_legacy(key, self.client.chain_id, nonce, gas or GAS_LIMITS.get(function, 200_000), self._to, data)
+        raw, tx_hash = sign_legacy(
+            key, self.client.chain_id, nonce, gas or GAS_LIMITS.get(function, 200_000), self._to, data
+        )
         return SignedTx(sender.address, nonce, tx_hash, raw, function, op_key or f"{function}:{tx_hash}")
 
     # --------------------------------------------------------------------------- sending
@@ -145,7 +161,12 @@ class Pipeline:
         sent_at = self.head()
         self._sent_at.update((t.tx_hash, sent_at) for t in txs)
         self.client.outbox.record(
-            [OutboxEntry(t.tx_hash, t.op_key, t.sender, t.nonce, self.client.chain_id, t.raw, t.function, "pending", None) for t in txs]
+            [
+                OutboxEntry(
+                    t.tx_hash, t.op_key, t.sender, t.nonce, self.client.chain_id, t.raw, t.function, "pending", None
+                )
+                for t in txs
+            ]
         )
         self._send(txs)
 
@@ -174,7 +195,9 @@ class Pipeline:
                 if again and "nonce too low" in message:
                     continue
                 if error and "already" not in message and "known" not in message:
-                    raise TransactionFailed(f"the node refused {tx.function} from {tx.sender} (nonce {tx.nonce}): {error.get('message')}")
+                    raise TransactionFailed(
+                        f"the node refused {tx.function} from {tx.sender} (nonce {tx.nonce}): {error.get('message')}"
+                    )
 
     def head(self) -> int:
         """The node's latest block number."""
@@ -195,7 +218,12 @@ class Pipeline:
         """Records ``txs`` in the outbox and sends them, for callers that follow receipts themselves
         (:meth:`block_receipts_of`) and settle the outbox with :meth:`settle`."""
         self.client.outbox.record(
-            [OutboxEntry(t.tx_hash, t.op_key, t.sender, t.nonce, self.client.chain_id, t.raw, t.function, "pending", None) for t in txs]
+            [
+                OutboxEntry(
+                    t.tx_hash, t.op_key, t.sender, t.nonce, self.client.chain_id, t.raw, t.function, "pending", None
+                )
+                for t in txs
+            ]
         )
         self._send(txs)
 
@@ -236,14 +264,18 @@ class Pipeline:
             block = int(head["result"], 16)
             if block < next_block:
                 if time.monotonic() > deadline:
-                    raise TransactionFailed(f"{len(waiting)} transactions not mined within {self.receipt_timeout:.0f} s")
+                    raise TransactionFailed(
+                        f"{len(waiting)} transactions not mined within {self.receipt_timeout:.0f} s"
+                    )
                 if time.monotonic() - stalled_since > STALL_SECONDS:
                     self._send_again(t for t in txs if t.tx_hash in waiting and t.tx_hash in sent)
                     stalled_since = time.monotonic()
                 time.sleep(0.01)
                 continue
             stalled_since = time.monotonic()
-            for reply in self._batch([("eth_getBlockReceipts", [hex(n)]) for n in range(next_block, block + 1)], list[Receipt]):
+            for reply in self._batch(
+                [("eth_getBlockReceipts", [hex(n)]) for n in range(next_block, block + 1)], list[Receipt]
+            ):
                 if _method_missing(reply):
                     raise TransactionFailed("measuring the node needs eth_getBlockReceipts, which this node lacks")
                 for receipt in reply.get("result") or []:
@@ -274,7 +306,9 @@ class Pipeline:
             block = int(head["result"], 16)
             if block < next_block:
                 if time.monotonic() > deadline:
-                    raise TransactionFailed(f"{len(waiting)} transactions not mined within {self.receipt_timeout:.0f} s; they stay in the outbox")
+                    raise TransactionFailed(
+                        f"{len(waiting)} transactions not mined within {self.receipt_timeout:.0f} s; they stay in the outbox"
+                    )
                 if time.monotonic() - last_block_seen > STALL_SECONDS:
                     self._send_again(waiting.values())
                     last_block_seen = time.monotonic()
@@ -285,7 +319,9 @@ class Pipeline:
             next_block = block + 1
             settled: list[tuple[str, str, int]] = []
             if by_block:
-                per_request = 2 if any(tx.function == "issueBatch" for tx in list(waiting.values())[:1]) else 16  # 256 logs each
+                per_request = (
+                    2 if any(tx.function == "issueBatch" for tx in list(waiting.values())[:1]) else 16
+                )  # 256 logs each
                 for numbers in _chunks(blocks, per_request):
                     replies = self._batch([("eth_getBlockReceipts", [hex(n)]) for n in numbers], list[Receipt])
                     if any(_method_missing(r) for r in replies):
@@ -302,7 +338,9 @@ class Pipeline:
                 last_progress = time.monotonic()
             self.client.outbox.settle_many(settled)
             if waiting and time.monotonic() > deadline:
-                raise TransactionFailed(f"{len(waiting)} transactions not mined within {self.receipt_timeout:.0f} s; they stay in the outbox")
+                raise TransactionFailed(
+                    f"{len(waiting)} transactions not mined within {self.receipt_timeout:.0f} s; they stay in the outbox"
+                )
         for t in txs:
             self._sent_at.pop(t.tx_hash, None)
         return result
@@ -342,12 +380,16 @@ class Pipeline:
         return self._rpc.batch_raw(calls, result_type=result_type)
 
 
-def sign_legacy(key: coincurve.PrivateKey, chain_id: int, nonce: int, gas: int, to: bytes, data: bytes) -> tuple[bytes, str]:
+def sign_legacy(
+    key: coincurve.PrivateKey, chain_id: int, nonce: int, gas: int, to: bytes, data: bytes
+) -> tuple[bytes, str]:
     """A signed EIP-155 legacy transaction at gas price 0, and its hash."""
     unsigned = rlp_list([nonce, 0, gas, to, 0, data, chain_id, 0, 0])
     signature = key.sign_recoverable(keccak256(unsigned), hasher=None)
     v = signature[64] + 35 + 2 * chain_id
-    raw = rlp_list([nonce, 0, gas, to, 0, data, v, int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:64], "big")])
+    raw = rlp_list(
+        [nonce, 0, gas, to, 0, data, v, int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:64], "big")]
+    )
     return raw, "0x" + keccak256(raw).hex()
 
 
@@ -356,8 +398,10 @@ def rlp_list(items: Sequence[int | bytes]) -> bytes:
     ``rlp`` package infers a serializer for every item of every call (~75 µs a transaction, a third
     of the bulk path's signing); this writes the same bytes directly (a test compares the two on
     random transactions)."""
-    payload = b"".join(_rlp_string(item.to_bytes((item.bit_length() + 7) // 8, "big") if isinstance(item, int) else item)
-                       for item in items)  # fmt: skip
+    payload = b"".join(
+        _rlp_string(item.to_bytes((item.bit_length() + 7) // 8, "big") if isinstance(item, int) else item)
+        for item in items
+    )
     return _rlp_length(len(payload), 0xC0) + payload
 
 
@@ -394,8 +438,11 @@ def _no_arguments(args: list) -> bytes:
 
 def _method_missing(reply: dict) -> bool:
     error = reply.get("error") or {}
-    return error.get("code") in (-32601, -32604) or "not found" in str(error.get("message", "")).lower() or (
-        "not supported" in str(error.get("message", "")).lower())
+    return (
+        error.get("code") in (-32601, -32604)
+        or "not found" in str(error.get("message", "")).lower()
+        or ("not supported" in str(error.get("message", "")).lower())
+    )
 
 
 def _rounds(txs: Sequence[SignedTx], per_sender: int) -> list[list[SignedTx]]:

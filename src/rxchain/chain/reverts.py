@@ -36,7 +36,9 @@ class RevertDecoder:
 
     def decode(self, data: str | bytes | None) -> errors.ContractRevert:
         """The named Python exception for a revert's return data."""
-        raw = bytes.fromhex(data[2:] if data.startswith("0x") else data) if isinstance(data, str) else bytes(data or b"")
+        raw = (
+            bytes.fromhex(data[2:] if data.startswith("0x") else data) if isinstance(data, str) else bytes(data or b"")
+        )
         if len(raw) < 4 or raw[:4] not in self._errors:
             return errors.UnknownContractError("unknown", {"data": raw.hex()})
         name, names, types = self._errors[raw[:4]]
@@ -72,7 +74,9 @@ def explain_mined(
             return traced
     tx = call_node(lambda: w3.eth.get_transaction(tx_hash))
     try:
-        call_node(lambda: w3.eth.call({"from": tx["from"], "to": tx["to"], "data": tx["input"], "gasPrice": 0}, block_number))
+        call_node(
+            lambda: w3.eth.call({"from": tx["from"], "to": tx["to"], "data": tx["input"], "gasPrice": 0}, block_number)
+        )
     except REVERTS as exc:
         return decoder.from_exception(exc)
     return errors.TransactionFailed(
@@ -99,7 +103,9 @@ def revert_data(exc: Exception) -> str | None:
 def _traced_revert(w3: Web3, decoder: RevertDecoder, call_node, tx_hash: str) -> errors.RxError | None:
     """The revert the node's call tracer recorded, or None when the node offers no trace."""
     try:
-        reply = call_node(lambda: w3.provider.make_request("debug_traceTransaction", [tx_hash, {"tracer": "callTracer"}]))
+        reply = call_node(
+            lambda: w3.provider.make_request("debug_traceTransaction", [tx_hash, {"tracer": "callTracer"}])
+        )
     except errors.NodeUnavailable:
         raise
     except Exception:  # noqa: BLE001 - a node without the debug API: fall back to the replay

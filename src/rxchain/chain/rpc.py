@@ -66,8 +66,14 @@ class RpcSession:
         payload = [{"jsonrpc": "2.0", "id": next(self._ids), "method": m, "params": p} for m, p in calls]
         self.calls += len(calls)
         try:
-            response = self._session.post(self.url, json=payload if len(payload) > 1 else payload[0], timeout=self.timeout)
-            replies = _loads(response.content) if result_type is None else _typed(_decoder(result_type).decode(response.content))
+            response = self._session.post(
+                self.url, json=payload if len(payload) > 1 else payload[0], timeout=self.timeout
+            )
+            replies = (
+                _loads(response.content)
+                if result_type is None
+                else _typed(_decoder(result_type).decode(response.content))
+            )
         except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
             hint = f"; {self.unavailable_hint}" if self.unavailable_hint else ": is the node running?"
             raise NodeUnavailable(f"no answer from {self.url} ({exc.__class__.__name__}){hint}") from None
@@ -87,6 +93,7 @@ class RpcSession:
 
 def _typed(replies) -> list[dict] | dict:
     """Typed replies in the untyped replies' shape (``result`` or ``error`` keys, never both)."""
+
     def one(reply: _Reply) -> dict:
         out = {"id": reply.id}
         if reply.error is not None:

@@ -130,12 +130,23 @@ class TransactionSender:
     def sign(self, sender: LocalAccount, call, gas: int, op_key: str, description: str) -> OutboxEntry:
         """Signs ``call`` with the sender's next nonce (nothing recorded or sent)."""
         nonce = self.next_nonce(sender.address)
-        tx = call.build_transaction({"from": sender.address, "nonce": nonce, "gas": gas, "gasPrice": 0, "chainId": self.chain_id})
+        tx = call.build_transaction(
+            {"from": sender.address, "nonce": nonce, "gas": gas, "gasPrice": 0, "chainId": self.chain_id}
+        )
         tx.pop("maxFeePerGas", None)
         tx.pop("maxPriorityFeePerGas", None)
         signed = sender.sign_transaction(tx)
-        return OutboxEntry("0x" + bytes(signed.hash).hex(), op_key, sender.address, nonce, self.chain_id,
-                           bytes(signed.raw_transaction), description, "pending", None)  # fmt: skip
+        return OutboxEntry(
+            "0x" + bytes(signed.hash).hex(),
+            op_key,
+            sender.address,
+            nonce,
+            self.chain_id,
+            bytes(signed.raw_transaction),
+            description,
+            "pending",
+            None,
+        )
 
     def next_nonce(self, address: str) -> int:
         """The sender's next nonce (asked of the node once, then counted here)."""
@@ -186,8 +197,11 @@ class TransactionSender:
     def outcome_by(self, entry: OutboxEntry, deadline: float) -> TxResult | errors.RxError:
         """Like :meth:`wait`, returning the error instead of raising it, with a deadline of its own."""
         try:
-            receipt = self.call_node(lambda: self.w3.eth.wait_for_transaction_receipt(
-                entry.tx_hash, timeout=max(0.5, deadline - time.monotonic()), poll_latency=0.05))  # fmt: skip
+            receipt = self.call_node(
+                lambda: self.w3.eth.wait_for_transaction_receipt(
+                    entry.tx_hash, timeout=max(0.5, deadline - time.monotonic()), poll_latency=0.05
+                )
+            )
         except TimeExhausted:
             return errors.TransactionFailed(
                 f"{entry.description} ({entry.tx_hash}) was not mined within {self.receipt_timeout:.0f} s; it stays in "
@@ -203,10 +217,14 @@ class TransactionSender:
         TransactionFailed when the node has no receipt for it."""
         receipt = self.receipt_or_none(tx_hash)
         if receipt is None:
-            raise errors.TransactionFailed(f"the node has no receipt for {tx_hash}: not mined (yet), or not on this chain")
+            raise errors.TransactionFailed(
+                f"the node has no receipt for {tx_hash}: not mined (yet), or not on this chain"
+            )
         if receipt["status"] == 1:
             return None
-        return explain_mined(self.w3, self.decoder, self.call_node, tx_hash, receipt["blockNumber"], "transaction", use_trace=use_trace)
+        return explain_mined(
+            self.w3, self.decoder, self.call_node, tx_hash, receipt["blockNumber"], "transaction", use_trace=use_trace
+        )
 
     def receipt_or_none(self, tx_hash: str):
         """The receipt, or None when the node has none (not mined, or mined in blocks it lost)."""
@@ -224,8 +242,14 @@ class TransactionSender:
                     events.append({"event": log["event"], "args": dict(log["args"]), "logIndex": log["logIndex"]})
         events.sort(key=lambda e: e["logIndex"])
         created = receipt.get("contractAddress")
-        return TxResult("0x" + bytes(receipt["transactionHash"]).hex(), receipt["blockNumber"],
-                        self.block_time(receipt["blockNumber"]), receipt["gasUsed"], events, created or None)  # fmt: skip
+        return TxResult(
+            "0x" + bytes(receipt["transactionHash"]).hex(),
+            receipt["blockNumber"],
+            self.block_time(receipt["blockNumber"]),
+            receipt["gasUsed"],
+            events,
+            created or None,
+        )
 
     def block_time(self, number: int) -> int:
         """A block's timestamp (cached)."""
@@ -239,14 +263,18 @@ class TransactionSender:
             return thunk()
         except requests.exceptions.ConnectionError as exc:
             uri = getattr(self.w3.provider, "endpoint_uri", "the node")
-            raise errors.NodeUnavailable(f"no answer from {uri}: is the node running? ({exc.__class__.__name__})") from None
+            raise errors.NodeUnavailable(
+                f"no answer from {uri}: is the node running? ({exc.__class__.__name__})"
+            ) from None
 
     # ------------------------------------------------------------------------------ helpers
 
     def _settle(self, entry: OutboxEntry, receipt) -> TxResult | errors.RxError:
         if receipt["status"] != 1:
             self.outbox.settle(entry.tx_hash, "failed", receipt["blockNumber"])
-            return explain_mined(self.w3, self.decoder, self.call_node, entry.tx_hash, receipt["blockNumber"], entry.description)
+            return explain_mined(
+                self.w3, self.decoder, self.call_node, entry.tx_hash, receipt["blockNumber"], entry.description
+            )
         self.outbox.settle(entry.tx_hash, "mined", receipt["blockNumber"])
         return self.result(receipt)
 
@@ -276,9 +304,15 @@ class TransactionSender:
                     receipt = self.receipt_or_none(entry.tx_hash)
                     if receipt is None:
                         self.outbox.settle(entry.tx_hash, "dropped")
-                        outcomes.append((entry, errors.TransactionFailed(
-                            f"{entry.description} ({entry.tx_hash}) was never mined: nonce {entry.nonce} of {address} "
-                            "was used by another transaction; re-run the operation")))  # fmt: skip
+                        outcomes.append(
+                            (
+                                entry,
+                                errors.TransactionFailed(
+                                    f"{entry.description} ({entry.tx_hash}) was never mined: nonce {entry.nonce} of {address} "
+                                    "was used by another transaction; re-run the operation"
+                                ),
+                            )
+                        )
                     else:
                         outcomes.append((entry, self._settle(entry, receipt)))
                     continue
@@ -304,7 +338,9 @@ class TransactionSender:
     def _gap(self, entry: OutboxEntry, expected: int) -> errors.RxError:
         """A pending transaction that cannot be mined: the sender's nonce ``expected`` comes first and no
         transaction in this outbox holds it."""
-        known = self.call_node(lambda: self.w3.provider.make_request("eth_getTransactionByHash", [entry.tx_hash])).get("result")
+        known = self.call_node(lambda: self.w3.provider.make_request("eth_getTransactionByHash", [entry.tx_hash])).get(
+            "result"
+        )
         if known is None:
             self.outbox.settle(entry.tx_hash, "dropped")
             return errors.TransactionFailed(

@@ -1,2 +1,1 @@
-"""The ``rx`` command line: commands (``main``) and rich renderings (``render``).
-"""
+"""The ``rx`` command line: commands (``main``) and rich renderings (``render``)."""

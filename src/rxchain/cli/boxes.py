@@ -105,11 +105,18 @@ def box_group():
 
 
 @box_group.command("register")
-@click.option("--csv", "csv_path", required=True, type=click.Path(dir_okay=False),
-              help="The lot's codes: a CSV with a 'code' column (20 digits) and optionally 'secret'.")
+@click.option(
+    "--csv",
+    "csv_path",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="The lot's codes: a CSV with a 'code' column (20 digits) and optionally 'secret'.",
+)
 @click.option("--expires", default=None, help="The lot's expiry date (YYYY-MM-DD, UTC).")
 @click.option("--expires-days", type=int, default=None, help="Or: days from now (default 730).")
-@click.option("--out", type=click.Path(file_okay=False), default=None, help="Folder for the lot's files (default .rxchain/lots).")
+@click.option(
+    "--out", type=click.Path(file_okay=False), default=None, help="Folder for the lot's files (default .rxchain/lots)."
+)
 @click.option("--as", "signer", required=True, help="The manufacturer.")
 def box_register(csv_path, expires, expires_days, out, signer):
     """Register a lot from a CSV of codes; boxes without a secret get a fresh one (CSPRNG).
@@ -129,11 +136,19 @@ def box_register(csv_path, expires, expires_days, out, signer):
     lot_file = folder / f"{name}.lot.json"
     lot_file.write_text(lot.to_json())
     tx = boxes_client.register_lot(manufacturer, lot)
-    data = _tx_json(tx, lot=name, count=lot.count, expiresAt=lot.expires_at, boxFile=str(box_file), lotFile=str(lot_file))
-    ctx.emit(data, Panel(f"lot [bold]{name}[/]\n{lot.count} boxes, dispensable until {_utc(lot.expires_at)}\n"
-                         f"codes and secrets (keep private, print labels from it): {box_file}\n"
-                         f"lot file (ship with the goods):                       {lot_file}",
-                         title="lot registered", border_style="green"))  # fmt: skip
+    data = _tx_json(
+        tx, lot=name, count=lot.count, expiresAt=lot.expires_at, boxFile=str(box_file), lotFile=str(lot_file)
+    )
+    ctx.emit(
+        data,
+        Panel(
+            f"lot [bold]{name}[/]\n{lot.count} boxes, dispensable until {_utc(lot.expires_at)}\n"
+            f"codes and secrets (keep private, print labels from it): {box_file}\n"
+            f"lot file (ship with the goods):                       {lot_file}",
+            title="lot registered",
+            border_style="green",
+        ),
+    )
 
 
 @box_group.command("labels")
@@ -164,18 +179,23 @@ def _scanned(box_args: tuple[str, ...], scan_args: tuple[str, ...]) -> list[tupl
 @box_group.command("dispense")
 @click.argument("rx_id", type=RX_ID)
 @click.option("--box", "box_args", multiple=True, help="A box as CODE:SECRET (repeat per box).")
-@click.option("--scan", "scan_args", multiple=True, help="A scanned scratch-panel code RXS1:CODE:SECRET (repeat per box).")
+@click.option(
+    "--scan", "scan_args", multiple=True, help="A scanned scratch-panel code RXS1:CODE:SECRET (repeat per box)."
+)
 @click.option("--lot", "lot_paths", multiple=True, required=True, help="A lot file, or a folder of them (repeatable).")
 @click.option("--as", "signer", required=True, help="The pharmacy holding the dispensed prescription.")
 def box_dispense(rx_id, box_args, scan_args, lot_paths, signer):
     """Record the boxes of the fill you hold, in one transaction; each box is checked first."""
     ctx = _ctx()
     boxes_client = _boxes(ctx)
-    tx, nullifiers = boxes_client.dispense(ctx.signer(signer), rx_id, _scanned(box_args, scan_args),
-                                           _read_lots(lot_paths))  # fmt: skip
+    tx, nullifiers = boxes_client.dispense(
+        ctx.signer(signer), rx_id, _scanned(box_args, scan_args), _read_lots(lot_paths)
+    )
     fills_left = ctx.client().prescription(rx_id).fills_left
-    ctx.emit(_tx_json(tx, id=str(rx_id), fillsLeft=fills_left, boxes=len(nullifiers)),
-             f"[green]{len(nullifiers)} box(es) recorded[/] for {rx_id} (fill with {fills_left} fills left) at {_utc(tx.block_time)}")
+    ctx.emit(
+        _tx_json(tx, id=str(rx_id), fillsLeft=fills_left, boxes=len(nullifiers)),
+        f"[green]{len(nullifiers)} box(es) recorded[/] for {rx_id} (fill with {fills_left} fills left) at {_utc(tx.block_time)}",
+    )
 
 
 _STATE_TEXT = {
@@ -190,7 +210,12 @@ _STATE_TEXT = {
 @box_group.command("check")
 @click.argument("code")
 @click.argument("secret")
-@click.option("--lot", "lot_paths", multiple=True, help="The box's lot file, or a folder of them (without: only a sold box is recognised).")
+@click.option(
+    "--lot",
+    "lot_paths",
+    multiple=True,
+    help="The box's lot file, or a folder of them (without: only a sold box is recognised).",
+)
 def box_check(code, secret, lot_paths):
     """Check a box: genuine and unsold / sold once (when, where, which prescription) / unknown / recalled / expired.
 
@@ -236,19 +261,29 @@ def _amounts(values: tuple[str, ...]) -> dict[str, int]:
     for value in values:
         key, _, number = value.partition("=")
         if not key or not number.strip().isdigit():
-            raise errors.InvalidValue(f"--amount {value!r}: give NAME=WHOLE_NUMBER in the currency's smallest unit (total=12800)")
+            raise errors.InvalidValue(
+                f"--amount {value!r}: give NAME=WHOLE_NUMBER in the currency's smallest unit (total=12800)"
+            )
         out[key.strip()] = int(number)
     return out
 
 
 @claim_group.command("file")
 @click.argument("rx_id", type=RX_ID)
-@click.option("--fills-left", type=int, default=None, help="Which fill: the fills left after it (default: the latest fill).")
+@click.option(
+    "--fills-left", type=int, default=None, help="Which fill: the fills left after it (default: the latest fill)."
+)
 @click.option("--insurer", required=True, help="The insurer (address or dev identity).")
-@click.option("--amount", "amounts", multiple=True, required=True, help="NAME=AMOUNT in the smallest unit (repeatable).")
+@click.option(
+    "--amount", "amounts", multiple=True, required=True, help="NAME=AMOUNT in the smallest unit (repeatable)."
+)
 @click.option("--insurance-ref", required=True, help="The patient's insurance reference (stays off chain).")
-@click.option("--out", type=click.Path(dir_okay=False), default=None,
-              help="Where to write the claim's opening for the insurer (default .rxchain/claims/ID-FILLSLEFT.json).")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Where to write the claim's opening for the insurer (default .rxchain/claims/ID-FILLSLEFT.json).",
+)
 @click.option("--as", "signer", required=True, help="The pharmacy that recorded the fill's boxes.")
 def claim_file(rx_id, fills_left, insurer, amounts, insurance_ref, out, signer):
     """File the claim for a received fill; the amounts and insurance reference go on chain only as a salted hash."""
@@ -260,8 +295,12 @@ def claim_file(rx_id, fills_left, insurer, amounts, insurance_ref, out, signer):
     path.parent.mkdir(parents=True, exist_ok=True)
     path.touch(mode=0o600, exist_ok=True)
     path.write_text(json.dumps({"id": str(rx_id), "fillsLeft": fills_left, **opening.as_json()}, indent=2) + "\n")
-    ctx.emit(_tx_json(tx, id=str(rx_id), fillsLeft=fills_left, commitment="0x" + opening.commitment.hex(), opening=str(path)),
-             f"[green]claim filed[/] for {rx_id} (fill with {fills_left} fills left); send the opening {path} to the insurer")
+    ctx.emit(
+        _tx_json(
+            tx, id=str(rx_id), fillsLeft=fills_left, commitment="0x" + opening.commitment.hex(), opening=str(path)
+        ),
+        f"[green]claim filed[/] for {rx_id} (fill with {fills_left} fills left); send the opening {path} to the insurer",
+    )
 
 
 @claim_group.command("show")
@@ -277,12 +316,17 @@ def claim_show(rx_id, fills_left):
     data = {**record.as_json(), **events}
     table = Table(title=f"prescription {rx_id}, fill with {fills_left} fills left", show_header=False)
     table.add_row("boxes", f"{record.boxes} recorded by {record.pharmacy}" if record.pharmacy else "none recorded")
-    table.add_row("claim", record.claim.name.lower() + (f" (reason {record.reason})" if record.claim is ClaimStatus.REJECTED else ""))
+    table.add_row(
+        "claim",
+        record.claim.name.lower() + (f" (reason {record.reason})" if record.claim is ClaimStatus.REJECTED else ""),
+    )
     if "filed" in events:
         f = events["filed"]
         table.add_row("filed", f"{_utc(f['time'])} with insurer {f['insurer']}; commitment {f['commitment']}")
     if "approved" in events:
-        table.add_row("approved", f"{_utc(events['approved']['time'])}, payment {events['approved']['paymentReference']}")
+        table.add_row(
+            "approved", f"{_utc(events['approved']['time'])}, payment {events['approved']['paymentReference']}"
+        )
     if "rejected" in events:
         table.add_row("rejected", f"{_utc(events['rejected']['time'])}, reason {events['rejected']['reason']}")
     ctx.emit(data, table)
@@ -292,8 +336,12 @@ def claim_show(rx_id, fills_left):
 @click.argument("rx_id", type=RX_ID)
 @click.option("--fills-left", type=int, required=True, help="Which fill: the fills left after it.")
 @click.option("--payment-ref", required=True, help="The off-chain payment's reference (up to 32 ASCII characters).")
-@click.option("--opening", type=click.Path(dir_okay=False), default=None,
-              help="The claim's opening from the pharmacy: checked against the filed commitment first.")
+@click.option(
+    "--opening",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="The claim's opening from the pharmacy: checked against the filed commitment first.",
+)
 @click.option("--as", "signer", required=True, help="The claim's insurer.")
 def claim_approve(rx_id, fills_left, payment_ref, opening, signer):
     """Approve a filed claim, stamping the payment reference on chain."""
@@ -302,7 +350,10 @@ def claim_approve(rx_id, fills_left, payment_ref, opening, signer):
     if opening:
         _check_opening(boxes_client, rx_id, fills_left, opening)
     tx = boxes_client.approve(ctx.signer(signer), rx_id, fills_left, payment_ref)
-    ctx.emit(_tx_json(tx, id=str(rx_id), fillsLeft=fills_left), f"[green]claim approved[/] for {rx_id} (payment {payment_ref})")
+    ctx.emit(
+        _tx_json(tx, id=str(rx_id), fillsLeft=fills_left),
+        f"[green]claim approved[/] for {rx_id} (payment {payment_ref})",
+    )
 
 
 @claim_group.command("reject")
@@ -314,7 +365,10 @@ def claim_reject(rx_id, fills_left, reason, signer):
     """Reject a filed claim with a reason code (final: the fill cannot be claimed again)."""
     ctx = _ctx()
     tx = _boxes(ctx).reject(ctx.signer(signer), rx_id, fills_left, reason)
-    ctx.emit(_tx_json(tx, id=str(rx_id), fillsLeft=fills_left, reason=reason), f"[yellow]claim rejected[/] for {rx_id} (reason {reason})")
+    ctx.emit(
+        _tx_json(tx, id=str(rx_id), fillsLeft=fills_left, reason=reason),
+        f"[yellow]claim rejected[/] for {rx_id} (reason {reason})",
+    )
 
 
 class OpeningMismatch(errors.Refused):
@@ -333,5 +387,7 @@ def _check_opening(boxes_client: BoxesClient, rx_id: bytes, fills_left: int, pat
     if filed is None:
         raise errors.ClaimNotPending("ClaimNotPending", {"id": rx_id, "fillsLeft": fills_left, "claim": 0})
     if filed["commitment"] != "0x" + opening.commitment.hex():
-        raise OpeningMismatch(f"the opening {path} does not match the claim's commitment {filed['commitment']}: "
-                              "the amounts or insurance reference differ from what was filed; do not pay")
+        raise OpeningMismatch(
+            f"the opening {path} does not match the claim's commitment {filed['commitment']}: "
+            "the amounts or insurance reference differ from what was filed; do not pay"
+        )

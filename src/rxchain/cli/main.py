@@ -101,9 +101,13 @@ class Context:
     def client(self, *, resume: bool = True) -> RegistryClient:
         if self._client is None:
             if Path(self.outbox_path).is_dir():
-                raise errors.InvalidValue(f"--outbox {self.outbox_path} is a folder: the outbox is one SQLite file (give its path)")
+                raise errors.InvalidValue(
+                    f"--outbox {self.outbox_path} is a folder: the outbox is one SQLite file (give its path)"
+                )
             rpc = self.rpc or (os.environ.get("RXCHAIN_BESU_RPC") if self.network == "besu" else None)
-            self._client = RegistryClient.connect(self.network, rpc_url=rpc, outbox_path=self.outbox_path, resume=resume)
+            self._client = RegistryClient.connect(
+                self.network, rpc_url=rpc, outbox_path=self.outbox_path, resume=resume
+            )
         return self._client
 
     def signer(self, spec: str):
@@ -121,8 +125,12 @@ pass_ctx = click.make_pass_decorator(Context)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--network", default=lambda: os.environ.get("RXCHAIN_NETWORK", "devnet"), show_default="devnet",
-              help="Deployment record to use (deployments/<network>.json).")
+@click.option(
+    "--network",
+    default=lambda: os.environ.get("RXCHAIN_NETWORK", "devnet"),
+    show_default="devnet",
+    help="Deployment record to use (deployments/<network>.json).",
+)
 @click.option("--rpc", default=None, help="JSON-RPC URL (overrides the deployment record).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
@@ -146,7 +154,10 @@ def devnet():
 def devnet_up(ctx):
     """Start the devnet (or find the one running)."""
     status = Devnet().up()
-    ctx.emit(status.__dict__, f"[green]devnet up[/] at {status.url} (chain {status.chain_id}, block {status.block_number}, {status.hardfork})")
+    ctx.emit(
+        status.__dict__,
+        f"[green]devnet up[/] at {status.url} (chain {status.chain_id}, block {status.block_number}, {status.hardfork})",
+    )
 
 
 @devnet.command("down")
@@ -162,8 +173,11 @@ def devnet_down(ctx):
 def devnet_status(ctx):
     """Whether the devnet runs, its chain id and height."""
     status = Devnet().status()
-    text = (f"[green]running[/] at {status.url}: chain {status.chain_id}, block {status.block_number}"
-            if status.running else f"[red]not running[/] ({status.url})")  # fmt: skip
+    text = (
+        f"[green]running[/] at {status.url}: chain {status.chain_id}, block {status.block_number}"
+        if status.running
+        else f"[red]not running[/] ({status.url})"
+    )
     ctx.emit(status.__dict__, text)
     if not status.running:
         sys.exit(EXIT_UNAVAILABLE)
@@ -186,7 +200,10 @@ def deploy(ctx, force):
             ctx.client()
             record = load_deployment(ctx.network)
             if record.bytecode_hash == bytecode_hash() and record.boxes_bytecode_hash == bytecode_hash(BOXES_CONTRACT):
-                ctx.emit(record.model_dump(), f"registry already deployed at [bold]{record.registry}[/] (block {record.deploy_block}); --force for a new one")
+                ctx.emit(
+                    record.model_dump(),
+                    f"registry already deployed at [bold]{record.registry}[/] (block {record.deploy_block}); --force for a new one",
+                )
                 return
             console.print("[yellow]the contracts changed since the recorded deployment: deploying anew[/]")
         except (errors.DeploymentNotFound, errors.DeploymentMismatch):
@@ -197,7 +214,10 @@ def deploy(ctx, force):
     w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": 30}))
     record = deploy_registry(w3, deployer_account(ctx.network), network=ctx.network, rpc_url=url)
     ctx._client = None
-    ctx.emit(record.model_dump(), f"[green]deployed[/] PrescriptionRegistry at [bold]{record.registry}[/] on {ctx.network} (block {record.deploy_block})")
+    ctx.emit(
+        record.model_dump(),
+        f"[green]deployed[/] PrescriptionRegistry at [bold]{record.registry}[/] on {ctx.network} (block {record.deploy_block})",
+    )
 
 
 # ------------------------------------------------------------------------------------- demo
@@ -240,8 +260,19 @@ def member():
 @member.command("add")
 @click.argument("account")
 @click.argument("role", type=click.Choice(list(ROLES)))
-@click.option("--days", type=int, default=365, show_default=True, help="Credential length from now (a doctor's ends with its hospital's at the latest).")
-@click.option("--as", "signer", required=True, help="Regulator (or hospital, for doctors): a dev identity on the devnet, a keystore file or env:VAR.")
+@click.option(
+    "--days",
+    type=int,
+    default=365,
+    show_default=True,
+    help="Credential length from now (a doctor's ends with its hospital's at the latest).",
+)
+@click.option(
+    "--as",
+    "signer",
+    required=True,
+    help="Regulator (or hospital, for doctors): a dev identity on the devnet, a keystore file or env:VAR.",
+)
 @pass_ctx
 def member_add(ctx, account, role, days, signer):
     """Admit ACCOUNT as ROLE with a credential of --days."""
@@ -252,7 +283,10 @@ def member_add(ctx, account, role, days, signer):
     if role == "doctor":  # a doctor's licence may not outlive its hospital's credential: end with it at the latest
         until = min(until, client.member(sender.address).valid_until or until)
     tx = client.admit(sender, account, role, until)
-    ctx.emit(_tx_json(tx, account=account, role=role, validUntil=until), f"[green]admitted[/] {account} as {role} until {utc(until)} (tx {tx.tx_hash})")
+    ctx.emit(
+        _tx_json(tx, account=account, role=role, validUntil=until),
+        f"[green]admitted[/] {account} as {role} until {utc(until)} (tx {tx.tx_hash})",
+    )
 
 
 @member.command("renew")
@@ -314,7 +348,9 @@ def member_list(ctx):
 
 
 @cli.command()
-@click.option("--doc", "doc_path", type=click.Path(exists=True, dir_okay=False), help="A FHIR prescription document (JSON).")
+@click.option(
+    "--doc", "doc_path", type=click.Path(exists=True, dir_okay=False), help="A FHIR prescription document (JSON)."
+)
 @click.option("--drug", help="Drug text, when not using --doc (e.g. 'Amoxicillin 500 mg capsule').")
 @click.option("--code", default="unknown", show_default=True, help="Drug code (with --drug).")
 @click.option("--dosage", default="as directed", show_default=True, help="Dosage instruction (with --drug).")
@@ -325,16 +361,39 @@ def member_list(ctx):
 @click.option("--pharmacy", default=None, help="Designated pharmacy (address or dev identity).")
 @click.option("--emergency", is_flag=True)
 @click.option("--fills", type=int, default=1, show_default=True)
-@click.option("--handover", type=click.Choice(HANDOVER_MODES), default=lambda: os.environ.get("RXCHAIN_HANDOVER", "app"),
-              show_default="app, or $RXCHAIN_HANDOVER",
-              help="app: the patient's app scans the code at the desk and keeps the key; paper: printed slips, one per "
-                   "fill and one receipt slip per fill, and the key is forgotten; single: one QR code holding the key (weaker).")
-@click.option("--out", type=click.Path(file_okay=False), default=None,
-              help="Also write the code (or, on paper, the slips to print) to this folder, readable by you alone.")
+@click.option(
+    "--handover",
+    type=click.Choice(HANDOVER_MODES),
+    default=lambda: os.environ.get("RXCHAIN_HANDOVER", "app"),
+    show_default="app, or $RXCHAIN_HANDOVER",
+    help="app: the patient's app scans the code at the desk and keeps the key; paper: printed slips, one per "
+    "fill and one receipt slip per fill, and the key is forgotten; single: one QR code holding the key (weaker).",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Also write the code (or, on paper, the slips to print) to this folder, readable by you alone.",
+)
 @click.option("--as", "signer", required=True, help="The issuing doctor.")
 @pass_ctx
-def issue(ctx, doc_path, drug, code, dosage, quantity, unit, supply_days, valid_days, pharmacy, emergency, fills, handover, out,
-          signer):
+def issue(
+    ctx,
+    doc_path,
+    drug,
+    code,
+    dosage,
+    quantity,
+    unit,
+    supply_days,
+    valid_days,
+    pharmacy,
+    emergency,
+    fills,
+    handover,
+    out,
+    signer,
+):
     """Issue a prescription from a FHIR document (or flags) and hand it to the patient.
 
     Nothing holding the claim key is written to disk unless --out is given (and then readable by
@@ -347,13 +406,22 @@ def issue(ctx, doc_path, drug, code, dosage, quantity, unit, supply_days, valid_
         document = build_prescription(
             doctor=doctor.address,
             patient_pseudonym=new_patient_pseudonym(),
-            medications=[MedicationSpec(code=code, system="urn:rxchain:local-formulary", text=drug, dosage_text=dosage,
-                                        quantity=quantity, unit=unit, supply_days=supply_days)],
+            medications=[
+                MedicationSpec(
+                    code=code,
+                    system="urn:rxchain:local-formulary",
+                    text=drug,
+                    dosage_text=dosage,
+                    quantity=quantity,
+                    unit=unit,
+                    supply_days=supply_days,
+                )
+            ],
             valid_from=datetime.fromtimestamp(client.latest_block_time(), timezone.utc),
             valid_days=valid_days,
             designated_pharmacy=_account(ctx, pharmacy) if pharmacy else None,
             emergency=emergency,
-        )  # fmt: skip
+        )
     else:
         raise click.UsageError("give --doc FILE or --drug TEXT")
     if handover == "paper":
@@ -376,12 +444,22 @@ def issue(ctx, doc_path, drug, code, dosage, quantity, unit, supply_days, valid_
         ctx.emit(data)
     else:
         _print_qr(issued.payload_text)
-        how = ("scan it with the patient's app at the desk: the key stays on the patient's phone" if handover == "app" else
-               "single-QR mode (weaker): whoever scans this code can redeem and confirm receipt")  # fmt: skip
-        console.print(Panel(f"prescription [bold]{rx}[/]\nexpires {utc(issued.expires_at)}\n{how}{files}",
-                            title="issued", border_style="green"))  # fmt: skip
+        how = (
+            "scan it with the patient's app at the desk: the key stays on the patient's phone"
+            if handover == "app"
+            else "single-QR mode (weaker): whoever scans this code can redeem and confirm receipt"
+        )
+        console.print(
+            Panel(
+                f"prescription [bold]{rx}[/]\nexpires {utc(issued.expires_at)}\n{how}{files}",
+                title="issued",
+                border_style="green",
+            )
+        )
     if out:
-        err_console.print(f"[yellow]the files in {out} hold the prescription's key: delete them once the patient has it[/]")
+        err_console.print(
+            f"[yellow]the files in {out} hold the prescription's key: delete them once the patient has it[/]"
+        )
 
 
 @cli.command()
@@ -405,9 +483,14 @@ def show(ctx, rx_id, payload_arg, qr_image):
 
 
 @cli.command()
-@click.option("--code", "--payload", "payload_arg", default=None,
-              help="The patient's authorisation code (RXA1., from the patient's app or a paper fill slip), or in "
-                   "single-QR mode the prescription code (RX1.); text or @FILE.")
+@click.option(
+    "--code",
+    "--payload",
+    "payload_arg",
+    default=None,
+    help="The patient's authorisation code (RXA1., from the patient's app or a paper fill slip), or in "
+    "single-QR mode the prescription code (RX1.); text or @FILE.",
+)
 @click.option("--qr-image", type=click.Path(exists=True, dir_okay=False), help="A photo or screenshot of the QR code.")
 @click.option("--as", "signer", required=True, help="The pharmacy.")
 @pass_ctx
@@ -415,7 +498,9 @@ def redeem(ctx, payload_arg, qr_image, signer):
     """Redeem one fill with the patient's authorisation (checked first: for this pharmacy, this fill, in time)."""
     client = ctx.client()
     rx_id, tx = redeem_code(client, ctx.signer(signer), _payload_from(payload_arg, qr_image))
-    ctx.emit(_tx_json(tx, id=str(rx_id)), f"[green]redeemed[/] {rx_id} in block {tx.block_number} at {utc(tx.block_time)}")
+    ctx.emit(
+        _tx_json(tx, id=str(rx_id)), f"[green]redeemed[/] {rx_id} in block {tx.block_number} at {utc(tx.block_time)}"
+    )
 
 
 @cli.command()
@@ -431,10 +516,18 @@ def dispatch(ctx, rx_id, courier, signer):
 
 @cli.command()
 @click.argument("rx_id", type=RX_ID)
-@click.option("--receipt", "receipt_code", default=None,
-              help="The patient's receipt code (RXR1., from the patient's app or a paper receipt slip; or @FILE): "
-                   "record it in the same transaction.")
-@click.option("--receipt-payload", default=None, help="Single-QR mode: the prescription code (or @FILE) whose key signs the receipt.")
+@click.option(
+    "--receipt",
+    "receipt_code",
+    default=None,
+    help="The patient's receipt code (RXR1., from the patient's app or a paper receipt slip; or @FILE): "
+    "record it in the same transaction.",
+)
+@click.option(
+    "--receipt-payload",
+    default=None,
+    help="Single-QR mode: the prescription code (or @FILE) whose key signs the receipt.",
+)
 @click.option("--as", "signer", required=True, help="The courier (or the pharmacy, over the counter).")
 @pass_ctx
 def deliver(ctx, rx_id, receipt_code, receipt_payload, signer):
@@ -453,7 +546,9 @@ def deliver(ctx, rx_id, receipt_code, receipt_payload, signer):
         text = _payload_text(receipt_payload)
         for_id = read_payload(client, text).rx_id
         if for_id != rx_id:
-            raise errors.InvalidValue(f"the receipt payload is for prescription {for_id}, not {rx_id}: nothing was sent")
+            raise errors.InvalidValue(
+                f"the receipt payload is for prescription {for_id}, not {rx_id}: nothing was sent"
+            )
         tx = confirm_payload_receipt(client, holder, text, with_delivery=True)
     else:
         tx = client.deliver(holder, rx_id)
@@ -461,8 +556,13 @@ def deliver(ctx, rx_id, receipt_code, receipt_payload, signer):
 
 
 @cli.command()
-@click.option("--receipt", "--payload", "payload_arg", default=None,
-              help="The patient's receipt code (RXR1.), or in single-QR mode the prescription code (RX1.); text or @FILE.")
+@click.option(
+    "--receipt",
+    "--payload",
+    "payload_arg",
+    default=None,
+    help="The patient's receipt code (RXR1.), or in single-QR mode the prescription code (RX1.); text or @FILE.",
+)
 @click.option("--qr-image", type=click.Path(exists=True, dir_okay=False), help="A photo or screenshot of the QR code.")
 @click.option("--as", "signer", required=True, help="Any account relaying the patient's signature.")
 @pass_ctx
@@ -484,23 +584,32 @@ def consent_request(ctx, minutes, signer):
     """Show the pharmacy's request for the patient's consent (RXP1.): the patient's app scans it."""
     client = ctx.client()
     request = client.consent_request(_address_of(ctx, signer), ttl=minutes * 60)
-    _show_code(ctx, request.encode(), {"pharmacy": request.pharmacy, "deadline": request.deadline},
-               f"consent request from pharmacy {request.pharmacy}, answer by {utc(request.deadline)}")
+    _show_code(
+        ctx,
+        request.encode(),
+        {"pharmacy": request.pharmacy, "deadline": request.deadline},
+        f"consent request from pharmacy {request.pharmacy}, answer by {utc(request.deadline)}",
+    )
 
 
 @cli.command("delivery-request")
 @click.argument("rx_id", type=RX_ID)
 @click.option("--minutes", type=int, default=15, show_default=True, help="How long the patient has to answer.")
-@click.option("--as", "signer", required=True, help="The courier (or the pharmacy, at the counter) handing the drugs over.")
+@click.option(
+    "--as", "signer", required=True, help="The courier (or the pharmacy, at the counter) handing the drugs over."
+)
 @pass_ctx
 def delivery_request(ctx, rx_id, minutes, signer):
     """Show the hand-over's request for the patient's receipt (RXD1.): the patient's app scans it."""
     client = ctx.client()
     deliverer = _address_of(ctx, signer)
     request = client.delivery_request(deliverer, rx_id, ttl=minutes * 60)
-    _show_code(ctx, request.encode(), {"id": str(rx_id), "deliverer": deliverer, "fillsLeft": request.fills_left,
-                                       "deadline": request.deadline},
-               f"receipt request for {rx_id} from {deliverer}, answer by {utc(request.deadline)}")  # fmt: skip
+    _show_code(
+        ctx,
+        request.encode(),
+        {"id": str(rx_id), "deliverer": deliverer, "fillsLeft": request.fills_left, "deadline": request.deadline},
+        f"receipt request for {rx_id} from {deliverer}, answer by {utc(request.deadline)}",
+    )
 
 
 @cli.group()
@@ -509,27 +618,42 @@ def patient():
 
 
 @patient.command("consent")
-@click.option("--code", "code_arg", required=True, help="The prescription code the hospital gave (RX1.; text or @FILE).")
+@click.option(
+    "--code", "code_arg", required=True, help="The prescription code the hospital gave (RX1.; text or @FILE)."
+)
 @click.option("--request", "request_arg", required=True, help="The pharmacy's consent request (RXP1.; text or @FILE).")
 @pass_ctx
 def patient_consent_cmd(ctx, code_arg, request_arg):
     """Consent to one fill at the asking pharmacy: prints the authorisation code (RXA1.) to show it."""
     auth = patient_consent(ctx.client(), _payload_text(code_arg), _payload_text(request_arg))
-    _show_code(ctx, auth.encode(), {"id": str(auth.rx_id), "pharmacy": auth.pharmacy, "fillsLeft": auth.fills_left,
-                                    "deadline": auth.deadline},
-               f"authorisation for pharmacy {auth.pharmacy}, the fill with {auth.fills_left} left, until {utc(auth.deadline)}")  # fmt: skip
+    _show_code(
+        ctx,
+        auth.encode(),
+        {"id": str(auth.rx_id), "pharmacy": auth.pharmacy, "fillsLeft": auth.fills_left, "deadline": auth.deadline},
+        f"authorisation for pharmacy {auth.pharmacy}, the fill with {auth.fills_left} left, until {utc(auth.deadline)}",
+    )
 
 
 @patient.command("receive")
-@click.option("--code", "code_arg", required=True, help="The prescription code the hospital gave (RX1.; text or @FILE).")
+@click.option(
+    "--code", "code_arg", required=True, help="The prescription code the hospital gave (RX1.; text or @FILE)."
+)
 @click.option("--request", "request_arg", required=True, help="The deliverer's receipt request (RXD1.; text or @FILE).")
 @pass_ctx
 def patient_receive_cmd(ctx, code_arg, request_arg):
     """Confirm receiving the drugs from the deliverer asking: prints the receipt code (RXR1.) to show it."""
     receipt = patient_receipt(ctx.client(), _payload_text(code_arg), _payload_text(request_arg))
-    _show_code(ctx, receipt.encode(), {"id": str(receipt.rx_id), "deliverer": receipt.deliverer, "fillsLeft": receipt.fills_left,
-                                       "deadline": receipt.deadline},
-               f"receipt for {receipt.rx_id} from {receipt.deliverer}, until {utc(receipt.deadline)}")  # fmt: skip
+    _show_code(
+        ctx,
+        receipt.encode(),
+        {
+            "id": str(receipt.rx_id),
+            "deliverer": receipt.deliverer,
+            "fillsLeft": receipt.fills_left,
+            "deadline": receipt.deadline,
+        },
+        f"receipt for {receipt.rx_id} from {receipt.deliverer}, until {utc(receipt.deadline)}",
+    )
 
 
 def _show_code(ctx: Context, text: str, data: dict, caption: str) -> None:
@@ -554,8 +678,12 @@ def cancel(ctx, rx_id, signer):
 
 @cli.command()
 @click.argument("rx_id", type=RX_ID)
-@click.option("--index", "index_db", default=None,
-              help="Read the trail from this event index up to its last block (default: the network's index when it exists).")
+@click.option(
+    "--index",
+    "index_db",
+    default=None,
+    help="Read the trail from this event index up to its last block (default: the network's index when it exists).",
+)
 @click.option("--no-index", is_flag=True, help="Read every event from the chain, never from an index.")
 @pass_ctx
 def trail(ctx, rx_id, index_db, no_index):
@@ -582,7 +710,11 @@ def trail(ctx, rx_id, index_db, no_index):
 def verify(ctx, rx_id, doc_path):
     """Check a document file against the prescription on chain (exit 1 on mismatch)."""
     check = audit.verify_document(ctx.client(), rx_id, load_document(doc_path))
-    text = "[green]MATCH[/]: the document is the one the doctor issued" if check.matches else "[red]MISMATCH[/]:\n  " + "\n  ".join(check.problems)
+    text = (
+        "[green]MATCH[/]: the document is the one the doctor issued"
+        if check.matches
+        else "[red]MISMATCH[/]:\n  " + "\n  ".join(check.problems)
+    )
     ctx.emit(check.as_json(), text)
     if not check.matches:
         sys.exit(EXIT_REFUSED)
@@ -595,14 +727,21 @@ def custody():
 
 @custody.command("reassign")
 @click.argument("rx_id", type=RX_ID)
-@click.option("--to", "to", required=True, help="A pharmacy (for a dispensed prescription) or courier (dispatched) in good standing.")
+@click.option(
+    "--to",
+    "to",
+    required=True,
+    help="A pharmacy (for a dispensed prescription) or courier (dispatched) in good standing.",
+)
 @_AS_REGULATOR
 @pass_ctx
 def custody_reassign(ctx, rx_id, to, signer):
     """Move prescription RX_ID from its revoked or lapsed holder to --to."""
     to = _account(ctx, to)
     tx = ctx.client().reassign_custody(ctx.signer(signer), rx_id, to)
-    ctx.emit(_tx_json(tx, id=str(rx_id), to=to), f"[yellow]custody reassigned[/] {rx_id} to {to} at {utc(tx.block_time)}")
+    ctx.emit(
+        _tx_json(tx, id=str(rx_id), to=to), f"[yellow]custody reassigned[/] {rx_id} to {to} at {utc(tx.block_time)}"
+    )
 
 
 @custody.command("void")
@@ -614,8 +753,10 @@ def custody_void(ctx, rx_id, signer):
     client = ctx.client()
     tx = client.void_custody(ctx.signer(signer), rx_id)
     state = client.prescription(rx_id)
-    ctx.emit(_tx_json(tx, id=str(rx_id), status=state.status.label, fillsLeft=state.fills_left),
-             f"[yellow]custody voided[/] {rx_id}: now {state.status.label}, {state.fills_left} fill(s) left")
+    ctx.emit(
+        _tx_json(tx, id=str(rx_id), status=state.status.label, fillsLeft=state.fills_left),
+        f"[yellow]custody voided[/] {rx_id}: now {state.status.label}, {state.fills_left} fill(s) left",
+    )
 
 
 @cli.group("outbox")
@@ -635,7 +776,9 @@ def outbox_status(ctx, limit):
     counts = box.counts()
     entries = box.entries(limit=limit)
     data = {"outbox": str(path), "counts": counts, "entries": [_entry_json(e) for e in entries]}
-    table = Table(title=f"outbox {path}: " + (", ".join(f"{n} {state}" for state, n in sorted(counts.items())) or "empty"))
+    table = Table(
+        title=f"outbox {path}: " + (", ".join(f"{n} {state}" for state, n in sorted(counts.items())) or "empty")
+    )
     for column in ("state", "what", "sender", "nonce", "tx hash", "operation key"):
         table.add_column(column)
     for e in entries:
@@ -655,16 +798,30 @@ def outbox_resume(ctx):
         else:
             results.append({"ok": False, "error": outcome.__class__.__name__, "message": str(outcome)})
     counts = client.outbox.counts()
-    lines = [f"[green]mined[/] {r['txHash']} in block {r['block']}" if r["ok"] else f"[red]{r['error']}[/]: {r['message']}" for r in results]
+    lines = [
+        f"[green]mined[/] {r['txHash']} in block {r['block']}" if r["ok"] else f"[red]{r['error']}[/]: {r['message']}"
+        for r in results
+    ]
     text = "\n".join(lines) if lines else "nothing to re-send: the node has every transaction of this outbox"
-    ctx.emit({"results": results, "counts": counts}, text + "\n" + ", ".join(f"{n} {state}" for state, n in sorted(counts.items())))
+    ctx.emit(
+        {"results": results, "counts": counts},
+        text + "\n" + ", ".join(f"{n} {state}" for state, n in sorted(counts.items())),
+    )
     if any(not r["ok"] for r in results):
         sys.exit(EXIT_TX_FAILED)
 
 
 def _entry_json(e) -> dict:
-    return {"txHash": e.tx_hash, "state": e.state, "description": e.description, "sender": e.sender, "nonce": e.nonce,
-            "chainId": e.chain_id, "opKey": e.op_key, "block": e.block}  # fmt: skip
+    return {
+        "txHash": e.tx_hash,
+        "state": e.state,
+        "description": e.description,
+        "sender": e.sender,
+        "nonce": e.nonce,
+        "chainId": e.chain_id,
+        "opKey": e.op_key,
+        "block": e.block,
+    }
 
 
 @cli.group("audit")
@@ -682,7 +839,10 @@ def audit_export(ctx, rx_id, out):
     if not path.parent.is_dir():
         raise errors.InvalidValue(f"cannot write {path}: the folder {path.parent} does not exist")
     bundle = audit.export_evidence(ctx.client(), rx_id, path)
-    ctx.emit({"file": str(path), "events": len(bundle["events"])}, f"evidence for {rx_id}: {len(bundle['events'])} events -> {path}")
+    ctx.emit(
+        {"file": str(path), "events": len(bundle["events"])},
+        f"evidence for {rx_id}: {len(bundle['events'])} events -> {path}",
+    )
 
 
 @audit_group.command("check")
@@ -691,14 +851,26 @@ def audit_export(ctx, rx_id, out):
 def audit_check(ctx, bundle_file):
     """Re-check an evidence bundle against the node (exit 1 on any difference)."""
     problems = audit.verify_evidence(ctx.client(), json.loads(Path(bundle_file).read_text()))
-    ctx.emit({"ok": not problems, "problems": problems}, "[green]the bundle holds against the chain[/]" if not problems else "[red]differences:[/]\n  " + "\n  ".join(problems))
+    ctx.emit(
+        {"ok": not problems, "problems": problems},
+        "[green]the bundle holds against the chain[/]"
+        if not problems
+        else "[red]differences:[/]\n  " + "\n  ".join(problems),
+    )
     if problems:
         sys.exit(EXIT_REFUSED)
 
 
 @audit_group.command("members")
-@click.option("--since", type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]), default=None, help="Activity from this UTC date.")
-@click.option("--until", type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]), default=None, help="Activity before this UTC date.")
+@click.option(
+    "--since", type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]), default=None, help="Activity from this UTC date."
+)
+@click.option(
+    "--until",
+    type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]),
+    default=None,
+    help="Activity before this UTC date.",
+)
 @pass_ctx
 def audit_members(ctx, since, until):
     """Members by role, credential end dates, and what each issued, filled, carried in a time range."""
@@ -712,8 +884,14 @@ def audit_members(ctx, since, until):
     for col in ("account", "roles", "valid until", "days left", "standing", "activity"):
         table.add_column(col)
     for r in report:
-        table.add_row(r["account"], ",".join(r["roles"]) or "-", utc(r["validUntil"]), str(r["expiresInDays"]),
-                      "good" if r["inGoodStanding"] else "[red]not[/]", ", ".join(f"{k} {v}" for k, v in r["activity"].items()) or "-")  # fmt: skip
+        table.add_row(
+            r["account"],
+            ",".join(r["roles"]) or "-",
+            utc(r["validUntil"]),
+            str(r["expiresInDays"]),
+            "good" if r["inGoodStanding"] else "[red]not[/]",
+            ", ".join(f"{k} {v}" for k, v in r["activity"].items()) or "-",
+        )
     ctx.emit(report, table)
 
 
@@ -722,20 +900,51 @@ def audit_members(ctx, since, until):
 
 @cli.command()
 @click.option("--prescriptions", "-n", type=int, default=5000, show_default=True)
-@click.option("--batched", "batched_fraction", type=float, default=0.5, show_default=True, help="Share issued in batches of 256.")
+@click.option(
+    "--batched", "batched_fraction", type=float, default=0.5, show_default=True, help="Share issued in batches of 256."
+)
 @click.option("--doctors", type=int, default=4, show_default=True)
 @click.option("--pharmacies", type=int, default=4, show_default=True)
 @click.option("--couriers", type=int, default=4, show_default=True)
-@click.option("--on-devnet", is_flag=True, help="Run on the devnet (a fresh registry there) instead of an ephemeral anvil.")
-@click.option("--issue-only", is_flag=True, help="Only issue, all in batches of 256 (the hospital-scale issuance figure).")
-@click.option("--ceiling", "ceiling_transactions", type=click.IntRange(min=10), default=3000, show_default=True,
-              help="Pre-signed transactions for measuring the node's own ceiling first (the ratio's denominator).")
-@click.option("--max-in-flight", type=click.IntRange(min=1), default=500, show_default=True,
-              help="Most unmined transactions per sender (Besu's pool refuses a nonce 615 or more ahead of the sender's at the kit's settings).")
-@click.option("--workers", type=click.IntRange(min=0), default=None,
-              help="Processes preparing --issue-only's batches (0: in rx itself)  [default: cores - 1]")
-def bench(prescriptions, batched_fraction, doctors, pharmacies, couriers, on_devnet, issue_only, ceiling_transactions, max_in_flight,
-          workers):
+@click.option(
+    "--on-devnet", is_flag=True, help="Run on the devnet (a fresh registry there) instead of an ephemeral anvil."
+)
+@click.option(
+    "--issue-only", is_flag=True, help="Only issue, all in batches of 256 (the hospital-scale issuance figure)."
+)
+@click.option(
+    "--ceiling",
+    "ceiling_transactions",
+    type=click.IntRange(min=10),
+    default=3000,
+    show_default=True,
+    help="Pre-signed transactions for measuring the node's own ceiling first (the ratio's denominator).",
+)
+@click.option(
+    "--max-in-flight",
+    type=click.IntRange(min=1),
+    default=500,
+    show_default=True,
+    help="Most unmined transactions per sender (Besu's pool refuses a nonce 615 or more ahead of the sender's at the kit's settings).",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Processes preparing --issue-only's batches (0: in rx itself)  [default: cores - 1]",
+)
+def bench(
+    prescriptions,
+    batched_fraction,
+    doctors,
+    pharmacies,
+    couriers,
+    on_devnet,
+    issue_only,
+    ceiling_transactions,
+    max_in_flight,
+    workers,
+):
     """Pipelined hospital-scale workload; the LAST line is one JSON object of figures."""
     import tempfile
 
@@ -747,9 +956,19 @@ def bench(prescriptions, batched_fraction, doctors, pharmacies, couriers, on_dev
     try:
         with tempfile.TemporaryDirectory() as folder:
             client = bench_client(url, f"{folder}/outbox.sqlite")
-            result = run_bench(client, prescriptions=prescriptions, batched_fraction=batched_fraction, doctors=doctors,
-                               pharmacies=pharmacies, couriers=couriers, console=err_console, issue_only=issue_only,
-                               ceiling_transactions=ceiling_transactions, max_in_flight=max_in_flight, workers=workers)  # fmt: skip
+            result = run_bench(
+                client,
+                prescriptions=prescriptions,
+                batched_fraction=batched_fraction,
+                doctors=doctors,
+                pharmacies=pharmacies,
+                couriers=couriers,
+                console=err_console,
+                issue_only=issue_only,
+                ceiling_transactions=ceiling_transactions,
+                max_in_flight=max_in_flight,
+                workers=workers,
+            )
     finally:
         if chain is not None:
             chain.stop()
@@ -768,11 +987,19 @@ def network():
 @network.command("init")
 @click.argument("out", type=click.Path(file_okay=False))
 @click.option("--validators", type=int, default=4, show_default=True, help="QBFT validators (4 tolerate one faulty).")
-@click.option("--members", type=int, default=0, show_default=True, help="Non-validating member nodes (hospitals, pharmacies).")
+@click.option(
+    "--members", type=int, default=0, show_default=True, help="Non-validating member nodes (hospitals, pharmacies)."
+)
 @click.option("--block-period", type=int, default=2, show_default=True, help="Seconds between blocks.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="IP address the nodes listen on.")
-@click.option("--node-host", "node_hosts", multiple=True, metavar="NAME=IP", callback=lambda _c, _p, v: _node_hosts(v),
-              help="A node's own IP address on a multi-host network, e.g. validator-2=10.0.0.12 (repeatable; the rest use --host).")
+@click.option(
+    "--node-host",
+    "node_hosts",
+    multiple=True,
+    metavar="NAME=IP",
+    callback=lambda _c, _p, v: _node_hosts(v),
+    help="A node's own IP address on a multi-host network, e.g. validator-2=10.0.0.12 (repeatable; the rest use --host).",
+)
 @click.option("--allow", "allow", multiple=True, help="Accounts allowed to transact from the start (the regulator).")
 @click.option("--overwrite", is_flag=True)
 @pass_ctx
@@ -786,9 +1013,18 @@ def network_init(ctx, out, validators, members, block_period, host, node_hosts, 
     from rxchain.network import init_network
     from rxchain.paths import evm_version, network_chain_id
 
-    kit = init_network(Path(out), validators=validators, members=members, chain_id=network_chain_id("besu") or 272461,
-                       evm_version=evm_version(), block_period_seconds=block_period, host=host, hosts=node_hosts,
-                       allowed_accounts=list(allow), overwrite=overwrite)  # fmt: skip
+    kit = init_network(
+        Path(out),
+        validators=validators,
+        members=members,
+        chain_id=network_chain_id("besu") or 272461,
+        evm_version=evm_version(),
+        block_period_seconds=block_period,
+        host=host,
+        hosts=node_hosts,
+        allowed_accounts=list(allow),
+        overwrite=overwrite,
+    )
     table = Table(title=f"Besu QBFT kit in {kit.root} (chain {kit.chain_id}, {evm_version()})")
     for col in ("node", "role", "address", "rpc"):
         table.add_column(col)
@@ -830,16 +1066,24 @@ def network_allowlist(ctx, kit_dir):
         path = kit.paths(node).permissions
         enodes = read_permissions_config(path).nodes if path.is_file() else kit.enodes
         write_permissions_config(path, accounts, enodes)
-    ctx.emit({"accounts": accounts, "nodes": [n.name for n in kit.nodes]},
-             f"{len(accounts)} accounts allowed; permissions written for {len(kit.nodes)} nodes")  # fmt: skip
+    ctx.emit(
+        {"accounts": accounts, "nodes": [n.name for n in kit.nodes]},
+        f"{len(accounts)} accounts allowed; permissions written for {len(kit.nodes)} nodes",
+    )
 
 
 @network.command("follow")
-@click.option("--kit", "kit_dir", type=click.Path(exists=True, file_okay=False), help="Follow with every node of this kit.")
+@click.option(
+    "--kit", "kit_dir", type=click.Path(exists=True, file_okay=False), help="Follow with every node of this kit."
+)
 @click.option("--node", "nodes", multiple=True, help="A node's JSON-RPC URL with the PERM API (repeatable).")
 @click.option("--state", "state_file", default=None, help="State file (default .rxchain/follow-<network>.json).")
 @click.option("--once", is_flag=True, help="Act on the head block once and stop.")
-@click.option("--status", is_flag=True, help="Show where the follower stands (no node is touched); exit 1 if a node is not in step.")
+@click.option(
+    "--status",
+    is_flag=True,
+    help="Show where the follower stands (no node is touched); exit 1 if a node is not in step.",
+)
 @click.option("--poll", type=float, default=1.0, show_default=True, help="Seconds between looks at the head.")
 @pass_ctx
 def network_follow(ctx, kit_dir, nodes, state_file, once, status, poll):
@@ -853,7 +1097,9 @@ def network_follow(ctx, kit_dir, nodes, state_file, once, status, poll):
         if state is None:
             raise errors.InvalidValue(f"no follower state at {path}: the follower never ran with it")
         lines = [f"block {state.last_block}: {len(state.allowlist)} accounts allowed, {state.syncs} syncs"]
-        lines += [f"  {url}: {'[green]' if s == 'in step' else '[red]'}{escape(s)}[/]" for url, s in state.node_status.items()]
+        lines += [
+            f"  {url}: {'[green]' if s == 'in step' else '[red]'}{escape(s)}[/]" for url, s in state.node_status.items()
+        ]
         ctx.emit(state.as_json(), "\n".join(lines))
         sys.exit(0 if state.in_step() else EXIT_REFUSED)
     urls = list(nodes) + (load_kit(Path(kit_dir)).rpc_urls if kit_dir else [])
@@ -862,15 +1108,23 @@ def network_follow(ctx, kit_dir, nodes, state_file, once, status, poll):
     def report(state, pushed) -> None:
         if pushed or not state.in_step():
             bad = [u for u, s in state.node_status.items() if s != "in step"]
-            err_console.print(f"block {state.last_block}: {len(state.allowlist)} accounts" + (f"; NOT in step: {', '.join(bad)}" if bad else " pushed to every node"))
+            err_console.print(
+                f"block {state.last_block}: {len(state.allowlist)} accounts"
+                + (f"; NOT in step: {', '.join(bad)}" if bad else " pushed to every node")
+            )
 
     if once:
         pushed = follower.step()
-        ctx.emit({**follower.state.as_json(), "pushed": pushed}, f"block {follower.state.last_block}: " + ("allowlists updated" if pushed else "nothing to change"))
+        ctx.emit(
+            {**follower.state.as_json(), "pushed": pushed},
+            f"block {follower.state.last_block}: " + ("allowlists updated" if pushed else "nothing to change"),
+        )
         if not follower.state.in_step():
             sys.exit(EXIT_UNAVAILABLE)
         return
-    err_console.print(f"following registry {follower.client.address} for {len(urls)} node(s); state in {path} (Ctrl-C stops)")
+    err_console.print(
+        f"following registry {follower.client.address} for {len(urls)} node(s); state in {path} (Ctrl-C stops)"
+    )
     follower.run(poll_seconds=poll, on_step=report)
 
 
@@ -889,12 +1143,21 @@ def network_sync(ctx, kit_dir, nodes, dry_run):
         raise click.UsageError("give --kit DIR or --node URL")
     outcome = sync_all(urls, registry_allowlist(ctx.client()), dry_run=dry_run)
     data = {
-        "results": {url: {"added": r.added, "removed": r.removed, "notPersisted": r.not_persisted} for url, r in outcome.results.items()},
+        "results": {
+            url: {"added": r.added, "removed": r.removed, "notPersisted": r.not_persisted}
+            for url, r in outcome.results.items()
+        },
         "failures": {url: str(exc) for url, exc in outcome.failures.items()},
     }
-    lines = [f"{url}: +{len(r.added)} -{len(r.removed)}"
-             + (" [yellow](enforced now; its permissions file is stale: run rx network allowlist so a restart keeps it)[/]"
-                if r.not_persisted else "") for url, r in outcome.results.items()]  # fmt: skip
+    lines = [
+        f"{url}: +{len(r.added)} -{len(r.removed)}"
+        + (
+            " [yellow](enforced now; its permissions file is stale: run rx network allowlist so a restart keeps it)[/]"
+            if r.not_persisted
+            else ""
+        )
+        for url, r in outcome.results.items()
+    ]
     lines += [f"[red]{url}: {exc}[/]" for url, exc in outcome.failures.items()]
     ctx.emit(data, "\n".join(lines))
     if outcome.failures:
@@ -942,7 +1205,13 @@ def _accept_json_everywhere(group: click.Group) -> None:
             _accept_json_everywhere(command)
         elif not any("--json" in getattr(param, "opts", ()) for param in command.params):
             command.params.append(
-                click.Option(["--json"], is_flag=True, expose_value=False, callback=_json_after_command, help="Machine-readable output.")
+                click.Option(
+                    ["--json"],
+                    is_flag=True,
+                    expose_value=False,
+                    callback=_json_after_command,
+                    help="Machine-readable output.",
+                )
             )
 
 
@@ -990,16 +1259,29 @@ def _issue_on_paper(ctx: Context, client: RegistryClient, doctor, document: dict
             png.chmod(0o600)
             files.append({"kind": kind, "fill": n, "code": str(path), "qrPng": str(png)})
     sheet = _private_write(folder / f"{rx}-slips.html", _paper_sheet(rx, paper.expires_at, files).encode())
-    data = _tx_json(paper.tx, id=rx, expiresAt=paper.expires_at, handover="paper", fillSlips=paper.fill_slips,
-                    receiptSlips=paper.receipt_slips, files=files, sheet=str(sheet))  # fmt: skip
+    data = _tx_json(
+        paper.tx,
+        id=rx,
+        expiresAt=paper.expires_at,
+        handover="paper",
+        fillSlips=paper.fill_slips,
+        receiptSlips=paper.receipt_slips,
+        files=files,
+        sheet=str(sheet),
+    )
     if ctx.as_json:
         ctx.emit(data)
     else:
-        console.print(Panel(f"prescription [bold]{rx}[/]\nexpires {utc(paper.expires_at)}\n"
-                            f"{fills} fill slip(s) and {fills} receipt slip(s) in {folder}: print each fill slip on its own "
-                            "tear-off, and each receipt slip under a fold the patient opens only at the door\n"
-                            "the prescription's key signed them and is gone",
-                            title="issued on paper", border_style="green"))  # fmt: skip
+        console.print(
+            Panel(
+                f"prescription [bold]{rx}[/]\nexpires {utc(paper.expires_at)}\n"
+                f"{fills} fill slip(s) and {fills} receipt slip(s) in {folder}: print each fill slip on its own "
+                "tear-off, and each receipt slip under a fold the patient opens only at the door\n"
+                "the prescription's key signed them and is gone",
+                title="issued on paper",
+                border_style="green",
+            )
+        )
     err_console.print(f"[yellow]the slips in {folder} redeem and confirm the prescription: delete them once printed[/]")
 
 
@@ -1015,16 +1297,23 @@ def _paper_sheet(rx: str, expires_at: int, files: list[dict]) -> str:
         if f["kind"] == "fill":
             title = f"Fill {f['fill']} of {fills}: show this slip at the pharmacy for this fill only"
         else:
-            title = (f"Receipt for fill {f['fill']}: keep this folded; open it only when the drugs are in your hands, "
-                     "and show it to whoever hands them over")  # fmt: skip
-        parts.append(f'<section class="{f["kind"]}"><h2>{html.escape(title)}</h2>'
-                     f'<img alt="{html.escape(f["kind"])} slip {f["fill"]}" src="data:image/png;base64,{image}"></section>')  # fmt: skip
-    return ("<!doctype html><html lang=\"en\"><meta charset=\"utf-8\"><title>Prescription slips</title>"
-            "<style>section{page-break-inside:avoid;border-top:2px dashed #000;padding:1em 0}"
-            "section.receipt{border-top:2px dotted #000}img{width:60mm}</style>"
-            f"<h1>Prescription {html.escape(rx[:10])}…, valid until {html.escape(utc(expires_at))}</h1>"
-            "<p>Cut along the dashed lines. Each slip is good for one step only; keep them like cash.</p>"
-            + "".join(parts) + "</html>")
+            title = (
+                f"Receipt for fill {f['fill']}: keep this folded; open it only when the drugs are in your hands, "
+                "and show it to whoever hands them over"
+            )
+        parts.append(
+            f'<section class="{f["kind"]}"><h2>{html.escape(title)}</h2>'
+            f'<img alt="{html.escape(f["kind"])} slip {f["fill"]}" src="data:image/png;base64,{image}"></section>'
+        )
+    return (
+        '<!doctype html><html lang="en"><meta charset="utf-8"><title>Prescription slips</title>'
+        "<style>section{page-break-inside:avoid;border-top:2px dashed #000;padding:1em 0}"
+        "section.receipt{border-top:2px dotted #000}img{width:60mm}</style>"
+        f"<h1>Prescription {html.escape(rx[:10])}…, valid until {html.escape(utc(expires_at))}</h1>"
+        "<p>Cut along the dashed lines. Each slip is good for one step only; keep them like cash.</p>"
+        + "".join(parts)
+        + "</html>"
+    )
 
 
 def _private_folder(path: Path) -> Path:
@@ -1056,7 +1345,9 @@ def _print_qr(text: str) -> None:
 def _compile() -> None:
     """Compiles the contracts (tools/compile.sh: a no-op when nothing changed); a failure is BuildFailed
     with the compiler's last words, before anything is sent."""
-    done = subprocess.run(["bash", "tools/compile.sh"], cwd=project_root(), env=tool_env(), capture_output=True, text=True)
+    done = subprocess.run(
+        ["bash", "tools/compile.sh"], cwd=project_root(), env=tool_env(), capture_output=True, text=True
+    )
     if done.returncode != 0:
         last_words = done.stdout[-2000:] + done.stderr[-2000:]
         raise errors.BuildFailed(f"compiling the contracts failed (nothing was deployed):\n{last_words}")

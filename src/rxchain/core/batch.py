@@ -99,9 +99,15 @@ def find_batch_proof(client, rx_id: bytes, doctor: str) -> BatchProof:
     # Deploy block to head, in windows a node with a range limit answers (client.events).
     announced = client.events("PrescriptionBatched", argument_filters={"id": rx_id})
     roots = {bytes(log["args"]["root"]) for log in announced}
-    own = [
-        log for log in client.events("BatchIssued", argument_filters={"hospital": hospital}) if bytes(log["args"]["root"]) in roots
-    ] if roots else []  # fmt: skip
+    own = (
+        [
+            log
+            for log in client.events("BatchIssued", argument_filters={"hospital": hospital})
+            if bytes(log["args"]["root"]) in roots
+        ]
+        if roots
+        else []
+    )
     if not own:
         raise NotBatched(
             f"no batch of {hospital} (the hospital of {doctor}) announces prescription {RxId(rx_id)} on chain {client.chain_id}"

@@ -158,7 +158,12 @@ class Lot:
     def multiproof(self, indexes: list[int]) -> list[bytes]:
         """The siblings the contract needs for the boxes at ``indexes`` (strictly increasing): level by
         level, left to right, those not computed from the boxes themselves."""
-        if any(b <= a for a, b in zip(indexes, indexes[1:])) or not indexes or indexes[0] < 0 or indexes[-1] >= self.count:
+        if (
+            any(b <= a for a, b in zip(indexes, indexes[1:]))
+            or not indexes
+            or indexes[0] < 0
+            or indexes[-1] >= self.count
+        ):
             raise InvalidValue("box indexes must be strictly increasing and inside the lot")
         proof: list[bytes] = []
         known = list(indexes)
@@ -178,9 +183,19 @@ class Lot:
 
     def to_json(self) -> str:
         """The public lot file: root, count, expiry and the leaves (no code, no secret)."""
-        return json.dumps({"format": "rxchain-lot-1", "lot": "0x" + self.root.hex(), "count": self.count,
-                           "expiresAt": self.expires_at, "leaves": ["0x" + leaf.hex() for leaf in self.leaves]},
-                          indent=1) + "\n"  # fmt: skip
+        return (
+            json.dumps(
+                {
+                    "format": "rxchain-lot-1",
+                    "lot": "0x" + self.root.hex(),
+                    "count": self.count,
+                    "expiresAt": self.expires_at,
+                    "leaves": ["0x" + leaf.hex() for leaf in self.leaves],
+                },
+                indent=1,
+            )
+            + "\n"
+        )
 
     @classmethod
     def from_json(cls, text: str, *, source: str = "the lot file") -> "Lot":
@@ -190,7 +205,9 @@ class Lot:
             lot = cls(leaves, int(data.get("expiresAt", 0)))
             claimed = bytes.fromhex(data["lot"][2:])
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise InvalidValue(f"{source} is not an rxchain lot file ({exc}): ask the manufacturer for the lot's file") from None
+            raise InvalidValue(
+                f"{source} is not an rxchain lot file ({exc}): ask the manufacturer for the lot's file"
+            ) from None
         if claimed != lot.root:
             raise InvalidValue(f"{source} is damaged: its leaves do not make the root it names (0x{claimed.hex()})")
         return lot

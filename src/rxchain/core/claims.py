@@ -72,7 +72,13 @@ class RegistryDomain:
         return keccak(
             abi_encode(
                 ["bytes32", "bytes32", "bytes32", "uint256", "address"],
-                [_DOMAIN_TYPEHASH, keccak(text=DOMAIN_NAME), keccak(text=DOMAIN_VERSION), self.chain_id, to_checksum_address(self.registry)],
+                [
+                    _DOMAIN_TYPEHASH,
+                    keccak(text=DOMAIN_NAME),
+                    keccak(text=DOMAIN_VERSION),
+                    self.chain_id,
+                    to_checksum_address(self.registry),
+                ],
             )
         )
 
@@ -111,7 +117,11 @@ def receipt_digest(domain: RegistryDomain, rx_id: bytes, deliverer: str, fills_l
 
 def sign_digest(private_key: bytes | str, digest: bytes) -> bytes:
     """A 65-byte (r, s, v) secp256k1 signature of a 32-byte digest, v in {27, 28}, low s."""
-    key = bytes.fromhex(private_key[2:] if private_key.startswith("0x") else private_key) if isinstance(private_key, str) else bytes(private_key)
+    key = (
+        bytes.fromhex(private_key[2:] if private_key.startswith("0x") else private_key)
+        if isinstance(private_key, str)
+        else bytes(private_key)
+    )
     signature = coincurve.PrivateKey(key).sign_recoverable(digest, hasher=None)
     return signature[:64] + bytes([signature[64] + 27])
 

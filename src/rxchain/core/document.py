@@ -134,7 +134,6 @@ _EMERGENCY = "stat"
 _SALT_BYTES = 16
 
 
-
 # --------------------------------------------------------------------------- exceptions
 
 
@@ -731,9 +730,7 @@ def _pseudonym(subject: Any, path: str) -> str:
     if "@" in value or any(c.isspace() for c in value):
         raise PatientDataInDocument(f"{path}.identifier.value", "the value looks like a name or an e-mail address")
     if not _PSEUDONYM_RE.fullmatch(value):
-        raise InvalidField(
-            f"{path}.identifier.value", value, "a pseudonym is 16 to 128 characters of A-Z a-z 0-9 _ -"
-        )
+        raise InvalidField(f"{path}.identifier.value", value, "a pseudonym is 16 to 128 characters of A-Z a-z 0-9 _ -")
     shape = _identifying_shape(value)
     if shape is not None:
         raise PatientDataInDocument(f"{path}.identifier.value", f"the value looks like {shape}")
@@ -848,19 +845,31 @@ _CODING = [{"system": _CODE, "code": _CODE, "display": _TEXT}]
 _ACCOUNT = {"identifier": {"system": str, "value": str}}
 _QUANTITY = {"value": str, "unit": _TEXT, "system": _CODE, "code": _CODE}
 _MEDICATION_REQUEST = {
-    "resourceType": str, "status": str, "intent": str, "priority": str, "authoredOn": str,
+    "resourceType": str,
+    "status": str,
+    "intent": str,
+    "priority": str,
+    "authoredOn": str,
     "medicationCodeableConcept": {"coding": _CODING, "text": _TEXT},
     "subject": {"identifier": {"system": str, "value": str}},  # the pseudonym, checked by _pseudonym
     "requester": _ACCOUNT,
     "reasonCode": [{"coding": _CODING, "text": _TEXT}],  # the clinical diagnosis a Chinese prescription carries
-    "dosageInstruction": [{"text": _TEXT, "timing": {"repeat": {"frequency": str, "period": str, "periodUnit": _CODE}}}],
+    "dosageInstruction": [
+        {"text": _TEXT, "timing": {"repeat": {"frequency": str, "period": str, "periodUnit": _CODE}}}
+    ],
     "dispenseRequest": {
-        "validityPeriod": {"start": str, "end": str}, "quantity": _QUANTITY, "expectedSupplyDuration": _QUANTITY,
+        "validityPeriod": {"start": str, "end": str},
+        "quantity": _QUANTITY,
+        "expectedSupplyDuration": _QUANTITY,
         "performer": _ACCOUNT,
     },
-}  # fmt: skip
-_PROFILE = {"resourceType": str, "type": str, "identifier": {"system": str, "value": str},
-            "entry": [{"resource": _MEDICATION_REQUEST}]}  # fmt: skip
+}
+_PROFILE = {
+    "resourceType": str,
+    "type": str,
+    "identifier": {"system": str, "value": str},
+    "entry": [{"resource": _MEDICATION_REQUEST}],
+}
 
 # A birth date (YYYYMMDD), a mobile number, an 18- or 15-digit identity number, set off from other digits.
 _DATE_PHONE_OR_ID_RE = re.compile(
@@ -871,10 +880,68 @@ _PHONE_OR_ID_RE = re.compile(r"(?<!\d)(?:\+?86[- ]?)?(?:1[3-9]\d{9}|\d{17}[\dXx]
 _MOBILE_OR_ID_RE = re.compile(r"(?<!\d)(?:1[3-9]\d{9}|\d{17}[\dXx]|\d{15})(?!\d)")
 _LONG_NUMBER_RE = re.compile(r"\d{7,}")
 _LETTER_RUN_RE = re.compile(r"[a-z]{6,}")
-_PINYIN_INITIALS = ("b", "p", "m", "f", "d", "t", "n", "l", "g", "k", "h", "j", "q", "x", "zh", "ch", "sh", "r", "z", "c",
-                    "s", "y", "w", "")  # fmt: skip
-_PINYIN_FINALS = ("a", "o", "e", "i", "u", "v", "ai", "ei", "ui", "ao", "ou", "iu", "ie", "ue", "ve", "er", "an", "en", "in",
-                  "un", "ang", "eng", "ing", "ong", "ia", "iao", "ian", "iang", "iong", "ua", "uo", "uai", "uan", "uang")  # fmt: skip
+_PINYIN_INITIALS = (
+    "b",
+    "p",
+    "m",
+    "f",
+    "d",
+    "t",
+    "n",
+    "l",
+    "g",
+    "k",
+    "h",
+    "j",
+    "q",
+    "x",
+    "zh",
+    "ch",
+    "sh",
+    "r",
+    "z",
+    "c",
+    "s",
+    "y",
+    "w",
+    "",
+)
+_PINYIN_FINALS = (
+    "a",
+    "o",
+    "e",
+    "i",
+    "u",
+    "v",
+    "ai",
+    "ei",
+    "ui",
+    "ao",
+    "ou",
+    "iu",
+    "ie",
+    "ue",
+    "ve",
+    "er",
+    "an",
+    "en",
+    "in",
+    "un",
+    "ang",
+    "eng",
+    "ing",
+    "ong",
+    "ia",
+    "iao",
+    "ian",
+    "iang",
+    "iong",
+    "ua",
+    "uo",
+    "uai",
+    "uan",
+    "uang",
+)
 _PINYIN = frozenset(i + f for i in _PINYIN_INITIALS for f in _PINYIN_FINALS)
 
 

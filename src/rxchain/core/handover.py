@@ -163,8 +163,16 @@ class ConsentRequest:
         _normalise(self, "registry", "pharmacy")
 
     def encode(self) -> str:
-        return frame({"v": 1, "chainId": self.chain_id, "registry": self.registry, "pharmacy": self.pharmacy,
-                      "deadline": self.deadline}, CONSENT_REQUEST_TAG)  # fmt: skip
+        return frame(
+            {
+                "v": 1,
+                "chainId": self.chain_id,
+                "registry": self.registry,
+                "pharmacy": self.pharmacy,
+                "deadline": self.deadline,
+            },
+            CONSENT_REQUEST_TAG,
+        )
 
 
 @dataclass(frozen=True)
@@ -234,9 +242,18 @@ class DeliveryRequest:
         _normalise(self, "registry", "deliverer")
 
     def encode(self) -> str:
-        return frame({"v": 1, "chainId": self.chain_id, "registry": self.registry, "rxId": str(self.rx_id),
-                      "deliverer": self.deliverer, "fillsLeft": self.fills_left, "deadline": self.deadline},
-                     DELIVERY_REQUEST_TAG)  # fmt: skip
+        return frame(
+            {
+                "v": 1,
+                "chainId": self.chain_id,
+                "registry": self.registry,
+                "rxId": str(self.rx_id),
+                "deliverer": self.deliverer,
+                "fillsLeft": self.fills_left,
+                "deadline": self.deadline,
+            },
+            DELIVERY_REQUEST_TAG,
+        )
 
 
 @dataclass(frozen=True)
@@ -279,7 +296,9 @@ class Receipt:
 # --------------------------------------------------------------------------- the patient's side
 
 
-def authorize(payload: PrescriptionPayload, request: ConsentRequest, fills_left: int, *, now: int | None = None) -> Authorization:
+def authorize(
+    payload: PrescriptionPayload, request: ConsentRequest, fills_left: int, *, now: int | None = None
+) -> Authorization:
     """The patient consents to ``request``'s pharmacy filling the fill at ``fills_left`` (what the
     patient's app does on the patient's tap). Refuses a request for another deployment, from a
     pharmacy the doctor did not designate, or (given the chain's ``now``) past its deadline."""
@@ -307,7 +326,9 @@ def sign_receipt_for(payload: PrescriptionPayload, request: DeliveryRequest, *, 
     return _receipt(payload, request.deliverer, request.fills_left, request.deadline)
 
 
-def paper_slips(payload: PrescriptionPayload, fills: int, expires_at: int, receipt_days: int = 30) -> tuple[list[Authorization], list[Receipt]]:
+def paper_slips(
+    payload: PrescriptionPayload, fills: int, expires_at: int, receipt_days: int = 30
+) -> tuple[list[Authorization], list[Receipt]]:
     """The slips a hospital prints for a patient without a phone, then forgets the key: one fill slip
     per fill (pharmacy = anyone, until the prescription expires) and one receipt slip per fill
     (deliverer = anyone), to be kept under a fold until the drugs are in the patient's hands."""
@@ -320,8 +341,17 @@ def paper_slips(payload: PrescriptionPayload, fills: int, expires_at: int, recei
 def _authorization(payload: PrescriptionPayload, pharmacy: str, fills_left: int, deadline: int) -> Authorization:
     domain = RegistryDomain(payload.chain_id, payload.registry)
     signature = sign_redeem(payload.claim_key.hex, domain, payload.rx_id, pharmacy, fills_left, deadline)
-    return Authorization(payload.chain_id, payload.registry, payload.rx_id, payload.claim_key.address, payload.document,
-                         to_checksum_address(pharmacy), int(fills_left), int(deadline), signature)  # fmt: skip
+    return Authorization(
+        payload.chain_id,
+        payload.registry,
+        payload.rx_id,
+        payload.claim_key.address,
+        payload.document,
+        to_checksum_address(pharmacy),
+        int(fills_left),
+        int(deadline),
+        signature,
+    )
 
 
 def _receipt(payload: PrescriptionPayload, deliverer: str, fills_left: int, deadline: int) -> Receipt:
@@ -329,8 +359,16 @@ def _receipt(payload: PrescriptionPayload, deliverer: str, fills_left: int, dead
     doctor, pharmacy = prescription_parties(payload.document)
     terms = terms_hash(doctor, payload.doc_hash, pharmacy)
     signature = sign_receipt(payload.claim_key.hex, domain, payload.rx_id, deliverer, fills_left, deadline)
-    return Receipt(payload.chain_id, payload.registry, payload.rx_id, terms, to_checksum_address(deliverer),
-                   int(fills_left), int(deadline), signature)  # fmt: skip
+    return Receipt(
+        payload.chain_id,
+        payload.registry,
+        payload.rx_id,
+        terms,
+        to_checksum_address(deliverer),
+        int(fills_left),
+        int(deadline),
+        signature,
+    )
 
 
 def _check_deployment(payload: PrescriptionPayload, chain_id: int, registry: str) -> None:
@@ -344,23 +382,38 @@ def _check_deployment(payload: PrescriptionPayload, chain_id: int, registry: str
 
 
 def decode_consent_request(text: str) -> ConsentRequest:
-    obj = _object(text, CONSENT_REQUEST_TAG, "a pharmacy's consent request", ("chainId", "registry", "pharmacy", "deadline"))
+    obj = _object(
+        text, CONSENT_REQUEST_TAG, "a pharmacy's consent request", ("chainId", "registry", "pharmacy", "deadline")
+    )
     return ConsentRequest(obj["chainId"], obj["registry"], obj["pharmacy"], obj["deadline"])
 
 
 def decode_delivery_request(text: str) -> DeliveryRequest:
     keys = ("chainId", "registry", "rxId", "deliverer", "fillsLeft", "deadline")
     obj = _object(text, DELIVERY_REQUEST_TAG, "a delivery request", keys)
-    return DeliveryRequest(obj["chainId"], obj["registry"], obj["rxId"], obj["deliverer"], obj["fillsLeft"], obj["deadline"])
+    return DeliveryRequest(
+        obj["chainId"], obj["registry"], obj["rxId"], obj["deliverer"], obj["fillsLeft"], obj["deadline"]
+    )
 
 
-def decode_authorization(text: str, *, expected_chain_id: int | None = None, expected_registry: str | None = None) -> Authorization:
+def decode_authorization(
+    text: str, *, expected_chain_id: int | None = None, expected_registry: str | None = None
+) -> Authorization:
     """Read a patient's authorisation (or a paper fill slip) and check that it is whole: the id opens to
     its document and claim key, and the claim key signed it. Raises :class:`PayloadError` subclasses."""
     keys = ("chainId", "registry", "rxId", "claimAddress", "doc", "pharmacy", "fillsLeft", "deadline", "signature")
     obj = _object(text, AUTHORIZATION_TAG, "an authorization code", keys)
-    auth = Authorization(obj["chainId"], obj["registry"], obj["rxId"], obj["claimAddress"], obj["doc"], obj["pharmacy"],
-                         obj["fillsLeft"], obj["deadline"], obj["signature"])  # fmt: skip
+    auth = Authorization(
+        obj["chainId"],
+        obj["registry"],
+        obj["rxId"],
+        obj["claimAddress"],
+        obj["doc"],
+        obj["pharmacy"],
+        obj["fillsLeft"],
+        obj["deadline"],
+        obj["signature"],
+    )
     _check_expected(auth.chain_id, auth.registry, expected_chain_id, expected_registry)
     try:
         doctor, designated = auth.parties
@@ -380,11 +433,24 @@ def decode_receipt(text: str, *, expected_chain_id: int | None = None, expected_
     the terms it carries, opens the id. :func:`check_receipt` then checks it is for this hand-over."""
     keys = ("chainId", "registry", "rxId", "terms", "deliverer", "fillsLeft", "deadline", "signature")
     obj = _object(text, RECEIPT_TAG, "a receipt code", keys)
-    receipt = Receipt(obj["chainId"], obj["registry"], obj["rxId"], obj["terms"], obj["deliverer"], obj["fillsLeft"],
-                      obj["deadline"], obj["signature"])  # fmt: skip
+    receipt = Receipt(
+        obj["chainId"],
+        obj["registry"],
+        obj["rxId"],
+        obj["terms"],
+        obj["deliverer"],
+        obj["fillsLeft"],
+        obj["deadline"],
+        obj["signature"],
+    )
     _check_expected(receipt.chain_id, receipt.registry, expected_chain_id, expected_registry)
-    digest = receipt_digest(RegistryDomain(receipt.chain_id, receipt.registry), receipt.rx_id, receipt.deliverer,
-                            receipt.fills_left, receipt.deadline)  # fmt: skip
+    digest = receipt_digest(
+        RegistryDomain(receipt.chain_id, receipt.registry),
+        receipt.rx_id,
+        receipt.deliverer,
+        receipt.fills_left,
+        receipt.deadline,
+    )
     signer = _signer(digest, receipt.signature)
     if signer is None or prescription_id(signer, receipt.terms) != receipt.rx_id:
         raise BadHandoverSignature("receipt")
@@ -407,9 +473,13 @@ def check_authorization(auth: Authorization, *, pharmacy: str, fills_left: int, 
 def check_receipt(receipt: Receipt, *, deliverer: str, fills_left: int, now: int) -> None:
     """What the deliverer checks before it sends: the receipt is for its hand-over and still live."""
     if not receipt.is_paper and receipt.deliverer != to_checksum_address(deliverer):
-        raise ReceiptForAnotherDelivery(f"it names deliverer {receipt.deliverer}, the drugs are with {to_checksum_address(deliverer)}")
+        raise ReceiptForAnotherDelivery(
+            f"it names deliverer {receipt.deliverer}, the drugs are with {to_checksum_address(deliverer)}"
+        )
     if receipt.fills_left != fills_left:
-        raise ReceiptForAnotherDelivery(f"it is for the fill leaving {receipt.fills_left} fill(s), this one leaves {fills_left}")
+        raise ReceiptForAnotherDelivery(
+            f"it is for the fill leaving {receipt.fills_left} fill(s), this one leaves {fills_left}"
+        )
     if now > receipt.deadline:
         raise HandoverExpired("receipt", receipt.deadline, now)
 
@@ -473,7 +543,9 @@ def _signer(digest: bytes, signature: bytes) -> str | None:
     if int.from_bytes(signature[32:64], "big") > 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0:
         return None
     try:
-        public = coincurve.PublicKey.from_signature_and_message(signature[:64] + bytes([signature[64] - 27]), digest, hasher=None)
+        public = coincurve.PublicKey.from_signature_and_message(
+            signature[:64] + bytes([signature[64] - 27]), digest, hasher=None
+        )
     except ValueError:
         return None
     return to_checksum_address(keccak(public.format(compressed=False)[1:])[-20:])

@@ -102,12 +102,14 @@ def prescription_id(claim_key_address: str | bytes, terms: str | bytes) -> RxId:
 
     Raises ``ValueError`` for a malformed address or hash.
     """
-    return RxId(keccak(
-        abi_encode(
-            ["address", "bytes32"],
-            [_address_bytes(claim_key_address, "claim_key_address"), _hash_bytes(terms, "terms")],
+    return RxId(
+        keccak(
+            abi_encode(
+                ["address", "bytes32"],
+                [_address_bytes(claim_key_address, "claim_key_address"), _hash_bytes(terms, "terms")],
+            )
         )
-    ))
+    )
 
 
 def prescription_id_for(
@@ -136,7 +138,9 @@ def _address_bytes(value: str | bytes, name: str) -> bytes:
             raise InvalidValue(f"{name}: an address is 20 bytes, got {len(value)}")
         return bytes(value)
     if not is_valid_address(value):
-        raise InvalidValue(f"{name}: {value!r} is not a valid address (0x + 40 hex digits, valid checksum if mixed case)")
+        raise InvalidValue(
+            f"{name}: {value!r} is not a valid address (0x + 40 hex digits, valid checksum if mixed case)"
+        )
     return to_canonical_address(value)
 
 

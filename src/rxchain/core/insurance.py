@@ -36,28 +36,41 @@ class ClaimOpening:
             raise InvalidValue("the patient's insurance reference is empty: give it as on the insurance card")
         for key, value in amounts.items():
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                raise InvalidValue(f"amount {key!r} must be a whole number of the currency's smallest unit (got {value!r})")
+                raise InvalidValue(
+                    f"amount {key!r} must be a whole number of the currency's smallest unit (got {value!r})"
+                )
         if not amounts:
             raise InvalidValue("a claim needs at least one amount (e.g. total=12800 for 128.00)")
         return cls(dict(amounts), insurance_reference.strip(), secrets.token_bytes(16))
 
     def canonical(self) -> bytes:
-        return json.dumps({"amounts": self.amounts, "insuranceReference": self.insurance_reference},
-                          sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()  # fmt: skip
+        return json.dumps(
+            {"amounts": self.amounts, "insuranceReference": self.insurance_reference},
+            sort_keys=True,
+            separators=(",", ":"),
+            ensure_ascii=False,
+        ).encode()
 
     @property
     def commitment(self) -> bytes:
         return keccak(_DOMAIN + self.salt + self.canonical())
 
     def as_json(self) -> dict:
-        return {"amounts": self.amounts, "insuranceReference": self.insurance_reference, "salt": "0x" + self.salt.hex(),
-                "commitment": "0x" + self.commitment.hex()}  # fmt: skip
+        return {
+            "amounts": self.amounts,
+            "insuranceReference": self.insurance_reference,
+            "salt": "0x" + self.salt.hex(),
+            "commitment": "0x" + self.commitment.hex(),
+        }
 
     @classmethod
     def from_json(cls, data: dict) -> "ClaimOpening":
         try:
-            opening = cls({str(k): int(v) for k, v in data["amounts"].items()}, str(data["insuranceReference"]),
-                          bytes.fromhex(str(data["salt"]).removeprefix("0x")))  # fmt: skip
+            opening = cls(
+                {str(k): int(v) for k, v in data["amounts"].items()},
+                str(data["insuranceReference"]),
+                bytes.fromhex(str(data["salt"]).removeprefix("0x")),
+            )
         except (KeyError, ValueError, TypeError, AttributeError) as exc:
             raise InvalidValue(f"not a claim opening ({exc}): it has amounts, insuranceReference and salt") from None
         if len(opening.salt) != 16:

@@ -28,7 +28,9 @@ def read_scratch_code(text: str) -> tuple[str, str]:
     """(code, secret) from a scanned scratch-panel code."""
     text = text.strip()
     if not text.startswith(SCRATCH_PREFIX) or text.count(":") != 2:
-        raise InvalidValue(f"not a box's scratch-panel code (it starts {SCRATCH_PREFIX}): scan the code under the panel")
+        raise InvalidValue(
+            f"not a box's scratch-panel code (it starts {SCRATCH_PREFIX}): scan the code under the panel"
+        )
     _, code, secret = text.split(":")
     return check_code(code), check_secret(secret)
 

@@ -26,7 +26,9 @@ class UnreadableImage(PayloadError):
     """The file given as a QR photo is not a picture that can be opened."""
 
     def __init__(self, path: str, reason: str) -> None:
-        super().__init__(f"{path} is not a picture that can be opened ({reason}): give a PNG or JPEG photo or screenshot")
+        super().__init__(
+            f"{path} is not a picture that can be opened ({reason}): give a PNG or JPEG photo or screenshot"
+        )
         self.path = path
 
 

@@ -20,8 +20,15 @@ ROLES: dict[str, bytes] = {
 }
 
 #: Role bit in the registry's Member.roles mask.
-ROLE_BITS: dict[str, int] = {"doctor": 1, "pharmacy": 2, "courier": 4, "auditor": 8, "hospital": 16, "manufacturer": 32,
-                             "insurer": 64}
+ROLE_BITS: dict[str, int] = {
+    "doctor": 1,
+    "pharmacy": 2,
+    "courier": 4,
+    "auditor": 8,
+    "hospital": 16,
+    "manufacturer": 32,
+    "insurer": 64,
+}
 
 
 class UnknownRoleName(BadInput, ValueError):

@@ -1,2 +1,1 @@
-"""Development and measurement tools: the local devnet, the demo lifecycle, ``rx bench`` and the gas report.
-"""
+"""Development and measurement tools: the local devnet, the demo lifecycle, ``rx bench`` and the gas report."""

@@ -50,17 +50,26 @@ def anvil_command(
         raise AnvilError("anvil not found: run `make setup` (it installs anvil from npm)")
     command = [
         binary,
-        "--host", host,
-        "--port", str(port),
-        "--chain-id", str(chain_id),
-        "--hardfork", evm_version(),
-        "--gas-price", "0",
-        "--base-fee", "0",
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--chain-id",
+        str(chain_id),
+        "--hardfork",
+        evm_version(),
+        "--gas-price",
+        "0",
+        "--base-fee",
+        "0",
         "--disable-min-priority-fee",
-        "--gas-limit", str(gas_limit),
-        "--accounts", str(accounts),
-        "--mnemonic", DEV_MNEMONIC,
-    ]  # fmt: skip
+        "--gas-limit",
+        str(gas_limit),
+        "--accounts",
+        str(accounts),
+        "--mnemonic",
+        DEV_MNEMONIC,
+    ]
     if block_time:
         command += ["--block-time", str(block_time)]
     if state_file is not None:
@@ -95,8 +104,14 @@ class Anvil:
         command = anvil_command(port, chain_id, block_time=block_time, **options)
         log = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115 - handed to the child
         try:
-            process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                       env=tool_env(), start_new_session=True)  # fmt: skip
+            process = subprocess.Popen(
+                command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=tool_env(),
+                start_new_session=True,
+            )
         finally:
             if log_file:
                 log.close()

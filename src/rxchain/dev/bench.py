@@ -54,6 +54,7 @@ from rxchain.core.status import Status
 
 BATCH_SIZE = 256
 
+
 class BenchFailed(SendFailed):
     """The workload did not end in exactly the intended state."""
 
@@ -116,20 +117,40 @@ def run_bench(
     with _progress(console) as progress:
         now = client.latest_block_time()
         until = now + 365 * 86400
-        admit = [pipeline.sign(ids["regulator"], "admitMember", [a.address, keccak(text=f"{role.upper()}_ROLE"), until])
-                 for role in ("pharmacy", "courier") for a in staff[role]]  # fmt: skip
+        admit = [
+            pipeline.sign(ids["regulator"], "admitMember", [a.address, keccak(text=f"{role.upper()}_ROLE"), until])
+            for role in ("pharmacy", "courier")
+            for a in staff[role]
+        ]
         phases.append(_phase(progress, pipeline, "onboard pharmacies, couriers", admit))
-        licence = min(until, client.member(ids["hospital"].address).valid_until)  # a doctor's never outlives its hospital's
-        admit = [pipeline.sign(ids["hospital"], "admitMember", [a.address, keccak(text="DOCTOR_ROLE"), licence]) for a in staff["doctor"]]
+        licence = min(
+            until, client.member(ids["hospital"].address).valid_until
+        )  # a doctor's never outlives its hospital's
+        admit = [
+            pipeline.sign(ids["hospital"], "admitMember", [a.address, keccak(text="DOCTOR_ROLE"), licence])
+            for a in staff["doctor"]
+        ]
         phases.append(_phase(progress, pipeline, "onboard doctors", admit))
         ceiling = node_ceiling(pipeline, staff["doctor"], now, count=ceiling_transactions, progress=progress)
 
         if issue_only:
-            phase, roots = _issue_streaming(client, pipeline, staff["doctor"], ids["hospital"], prescriptions, now, seed, progress,
-                                            max_in_flight, workers)  # fmt: skip
+            phase, roots = _issue_streaming(
+                client,
+                pipeline,
+                staff["doctor"],
+                ids["hospital"],
+                prescriptions,
+                now,
+                seed,
+                progress,
+                max_in_flight,
+                workers,
+            )
             phases.append(phase)
             _verify_batches(client, pipeline, ids["hospital"].address, roots, progress)
-            figures = _figures(phases, prescriptions, range(prescriptions), phase, phase[2], started, True, ceiling, max_in_flight)
+            figures = _figures(
+                phases, prescriptions, range(prescriptions), phase, phase[2], started, True, ceiling, max_in_flight
+            )
             figures["document_prep_per_s"] = None  # interleaved with sending: see issued_per_s_batched
             return BenchResult(figures, phases, ceiling)
 
@@ -150,7 +171,11 @@ def run_bench(
         batch_phase = None  # issued as part of the stream: the batched-issuance figure is --issue-only's
         _verify(client, pipeline, workload, progress)
 
-    return BenchResult(_figures(phases, prescriptions, batched, batch_phase, prep_seconds, started, False, ceiling, max_in_flight), phases, ceiling)
+    return BenchResult(
+        _figures(phases, prescriptions, batched, batch_phase, prep_seconds, started, False, ceiling, max_in_flight),
+        phases,
+        ceiling,
+    )
 
 
 class _Stream:
@@ -175,9 +200,13 @@ class _Stream:
         self.failures: list[tuple[str, str, str]] = []  # (what, step, tx hash)
         self.transactions = 0
 
-    def run(self, single: list[Prescription], batched: list[Prescription], progress: Progress) -> tuple[str, int, float]:
-        task = progress.add_task("lifecycles, streamed (issue → redeem → dispatch → deliver → confirm)",
-                                 total=len(single) * 5 + len(batched) * 4 + -(-len(batched) // BATCH_SIZE))  # fmt: skip
+    def run(
+        self, single: list[Prescription], batched: list[Prescription], progress: Progress
+    ) -> tuple[str, int, float]:
+        task = progress.add_task(
+            "lifecycles, streamed (issue → redeem → dispatch → deliver → confirm)",
+            total=len(single) * 5 + len(batched) * 4 + -(-len(batched) // BATCH_SIZE),
+        )
         self.roles = {}
         for i, p in enumerate(single + batched):
             self.roles[p.rx_id] = (self.pharmacies[i % len(self.pharmacies)], self.couriers[i % len(self.couriers)])
@@ -217,7 +246,9 @@ class _Stream:
             self._send_what_fits()
         seconds = time.perf_counter() - started
         if self.failures:
-            shown = "; ".join(f"{what} at {step}: {_why(self.pipeline, _Hash(tx))}" for what, step, tx in self.failures[:3])
+            shown = "; ".join(
+                f"{what} at {step}: {_why(self.pipeline, _Hash(tx))}" for what, step, tx in self.failures[:3]
+            )
             raise BenchFailed(f"{len(self.failures)} steps reverted, the rest went on (first: {shown})")
         return "lifecycles, streamed: every step sent when the previous one is mined", self.transactions, seconds
 
@@ -230,8 +261,12 @@ class _Stream:
                 self._queue(self.roles[p.rx_id][0], p, "redeem")
             return
         pharmacy, courier = self.roles[what.rx_id]
-        following = {"issue": (pharmacy, "redeem"), "redeem": (pharmacy, "dispatch"), "dispatch": (courier, "deliver"),
-                     "deliver": (courier, "confirm")}.get(step)  # fmt: skip
+        following = {
+            "issue": (pharmacy, "redeem"),
+            "redeem": (pharmacy, "dispatch"),
+            "dispatch": (courier, "deliver"),
+            "deliver": (courier, "confirm"),
+        }.get(step)
         if following:
             self._queue(following[0], what, following[1])
 
@@ -257,7 +292,9 @@ class _Stream:
         if step == "issue":
             return sign(sender, "issue", [p.doc_hash, p.claim_address, ZERO_ADDRESS, self.expires_at, 1])
         if step == "redeem":
-            signature = sign_digest(p.claim_key, redeem_digest(self.client.domain, p.rx_id, sender.address, 1, self.deadline))
+            signature = sign_digest(
+                p.claim_key, redeem_digest(self.client.domain, p.rx_id, sender.address, 1, self.deadline)
+            )
             args = [p.doctor, p.doc_hash, ZERO_ADDRESS, p.claim_address, self.deadline, signature]
             return sign(sender, "redeemBatched", args + [p.root, p.proof]) if p.root else sign(sender, "redeem", args)
         if step == "dispatch":
@@ -280,8 +317,18 @@ def _name(what) -> str:
     return f"prescription {RxId(what.rx_id)}"
 
 
-def _issue_streaming(client, pipeline, doctors, hospital, n, now, seed, progress, max_in_flight=DEFAULT_MAX_IN_FLIGHT,
-                     workers: int | None = None) -> tuple[tuple[str, int, float], list[bytes]]:  # fmt: skip
+def _issue_streaming(
+    client,
+    pipeline,
+    doctors,
+    hospital,
+    n,
+    now,
+    seed,
+    progress,
+    max_in_flight=DEFAULT_MAX_IN_FLIGHT,
+    workers: int | None = None,
+) -> tuple[tuple[str, int, float], list[bytes]]:
     """Prepares, signs and sends batches of 256 a chunk at a time, keeping only hashes and roots, so
     memory stays flat however large ``n`` is. The preparation (documents hashed, claim keys drawn and
     their addresses derived, ids and Merkle roots: all Python CPU) runs in ``workers`` processes
@@ -299,7 +346,9 @@ def _issue_streaming(client, pipeline, doctors, hospital, n, now, seed, progress
         has the rest to mine."""
         result = pipeline.collect(window[:oldest])
         if result.failed:
-            raise BenchFailed(f"{len(result.failed)} of {oldest} batches reverted (first: {_why(pipeline, result.failed[0])})")
+            raise BenchFailed(
+                f"{len(result.failed)} of {oldest} batches reverted (first: {_why(pipeline, result.failed[0])})"
+            )
         del window[:oldest]
 
     addresses = [d.address for d in doctors]
@@ -352,8 +401,9 @@ def _default_workers() -> int:
     return max(1, (os.cpu_count() or 1) - 1)
 
 
-def node_ceiling(pipeline: Pipeline, doctors: list[LocalAccount], now: int, *, count: int = 3000,
-                 progress: Progress | None = None) -> tuple[int, float]:  # fmt: skip
+def node_ceiling(
+    pipeline: Pipeline, doctors: list[LocalAccount], now: int, *, count: int = 3000, progress: Progress | None = None
+) -> tuple[int, float]:
     """How fast the node mines pre-signed transactions when the client does nothing else: ``count``
     ``issue`` transactions of the bench's doctors, signed before the clock starts, sent in JSON-RPC
     batches and awaited per block. Returns (transactions, seconds). Not recorded in the outbox: they
@@ -361,8 +411,19 @@ def node_ceiling(pipeline: Pipeline, doctors: list[LocalAccount], now: int, *, c
     txs = []
     for i in range(count):
         doctor = doctors[i % len(doctors)]
-        txs.append(pipeline.sign(doctor, "issue", [keccak(text=f"ceiling:{i}:{now}"), _address(keccak(text=f"claim:{i}:{now}")),
-                                                   ZERO_ADDRESS, now + 86400, 1]))  # fmt: skip
+        txs.append(
+            pipeline.sign(
+                doctor,
+                "issue",
+                [
+                    keccak(text=f"ceiling:{i}:{now}"),
+                    _address(keccak(text=f"claim:{i}:{now}")),
+                    ZERO_ADDRESS,
+                    now + 86400,
+                    1,
+                ],
+            )
+        )
     task = progress.add_task("node ceiling (pre-signed issues, nothing else)", total=count) if progress else None
     started = time.perf_counter()
     mined = pipeline.blast(txs)
@@ -374,7 +435,9 @@ def node_ceiling(pipeline: Pipeline, doctors: list[LocalAccount], now: int, *, c
     return count, seconds
 
 
-def _figures(phases, prescriptions, batched, batch_phase, prep_seconds, started, issue_only, ceiling, max_in_flight=None) -> dict:
+def _figures(
+    phases, prescriptions, batched, batch_phase, prep_seconds, started, issue_only, ceiling, max_in_flight=None
+) -> dict:
     work = [(count, seconds) for name, count, seconds in phases if not name.startswith("onboard")]
     work_seconds = sum(seconds for _, seconds in work)
     tx_per_s = sum(count for count, _ in work) / work_seconds  # the workload's rate: onboarding is set-up
@@ -405,7 +468,12 @@ def bench_table(result: BenchResult) -> Table:
         table.add_row(name, f"{count:,}", f"{seconds:.2f}", f"{count / seconds:,.0f}" if seconds else "-")
     count, seconds = result.ceiling
     table.add_section()
-    table.add_row("[dim]node ceiling: pre-signed issues, the client idle[/]", f"{count:,}", f"{seconds:.2f}", f"{count / seconds:,.0f}")
+    table.add_row(
+        "[dim]node ceiling: pre-signed issues, the client idle[/]",
+        f"{count:,}",
+        f"{seconds:.2f}",
+        f"{count / seconds:,.0f}",
+    )
     table.add_row("[bold]all phases / node ceiling[/]", "", "", f"[bold]{result.figures['ratio']:.0%}[/]")
     return table
 
@@ -427,7 +495,11 @@ def _staff(seed: str, doctors: int, pharmacies: int, couriers: int) -> dict[str,
     def make(role: str, n: int) -> list[LocalAccount]:
         return [Account.from_key(keccak(text=f"{seed}:{role}:{i}")) for i in range(n)]
 
-    return {"doctor": make("doctor", doctors), "pharmacy": make("pharmacy", pharmacies), "courier": make("courier", couriers)}
+    return {
+        "doctor": make("doctor", doctors),
+        "pharmacy": make("pharmacy", pharmacies),
+        "courier": make("courier", couriers),
+    }
 
 
 def _prepare(doctors: list[LocalAccount], n: int, now: int, seed: str) -> list[Prescription]:
@@ -494,7 +566,9 @@ class _DocumentTemplate:
             raise BenchFailed("the document template's salt is not unique in its canonical bytes")
 
     def hash(self, salt: str, pseudonym: str, *, check: bool = False) -> bytes:
-        data = self.canonical.replace(self._SALT.encode(), salt.encode()).replace(self._PSEUDONYM.encode(), pseudonym.encode())
+        data = self.canonical.replace(self._SALT.encode(), salt.encode()).replace(
+            self._PSEUDONYM.encode(), pseudonym.encode()
+        )
         digest = keccak256(data)
         if check:
             document = copy.deepcopy(self.document)
@@ -512,7 +586,9 @@ def _address(private_key: bytes) -> str:
     return "0x" + keccak256(public)[-20:].hex()
 
 
-def _phase(progress: Progress, pipeline: Pipeline, name: str, txs: list[SignedTx], counts_as: int | None = None) -> tuple[str, int, float]:
+def _phase(
+    progress: Progress, pipeline: Pipeline, name: str, txs: list[SignedTx], counts_as: int | None = None
+) -> tuple[str, int, float]:
     task = progress.add_task(name, total=len(txs))
     started = time.perf_counter()
     for start in range(0, len(txs), 2000):
@@ -523,8 +599,10 @@ def _phase(progress: Progress, pipeline: Pipeline, name: str, txs: list[SignedTx
     progress.update(task, completed=len(txs))
     if result.failed:
         first = result.failed[0]
-        raise BenchFailed(f"{len(result.failed)} of {len(txs)} {name} transactions reverted (first: {first.function} from "
-                          f"{first.sender}: {_why(pipeline, first)})")  # fmt: skip
+        raise BenchFailed(
+            f"{len(result.failed)} of {len(txs)} {name} transactions reverted (first: {first.function} from "
+            f"{first.sender}: {_why(pipeline, first)})"
+        )
     return name, len(txs), time.perf_counter() - started
 
 
@@ -540,7 +618,9 @@ def _verify(client: RegistryClient, pipeline: Pipeline, workload: list[Prescript
     task = progress.add_task("verify final states", total=len(workload))
     calls = []
     for p in workload:
-        calls.append(("eth_call", [{"to": client.address, "data": pipeline.encode_call("prescription", [p.rx_id])}, "latest"]))
+        calls.append(
+            ("eth_call", [{"to": client.address, "data": pipeline.encode_call("prescription", [p.rx_id])}, "latest"])
+        )
     wrong = 0
     for start in range(0, len(calls), 1000):
         replies = pipeline._batch(calls[start : start + 1000])
@@ -553,12 +633,17 @@ def _verify(client: RegistryClient, pipeline: Pipeline, workload: list[Prescript
         raise BenchFailed(f"{wrong} prescriptions did not end Completed")
 
 
-def _verify_batches(client: RegistryClient, pipeline: Pipeline, hospital: str, roots: list[bytes], progress: Progress) -> None:
+def _verify_batches(
+    client: RegistryClient, pipeline: Pipeline, hospital: str, roots: list[bytes], progress: Progress
+) -> None:
     task = progress.add_task("verify batches", total=len(roots))
     missing = 0
     for start in range(0, len(roots), 1000):
         chunk = roots[start : start + 1000]
-        calls = [("eth_call", [{"to": client.address, "data": pipeline.encode_call("batch", [hospital, r])}, "latest"]) for r in chunk]
+        calls = [
+            ("eth_call", [{"to": client.address, "data": pipeline.encode_call("batch", [hospital, r])}, "latest"])
+            for r in chunk
+        ]
         for reply in pipeline._batch(calls):
             missing += int(reply["result"][2:66] or "0", 16) == 0
         progress.advance(task, len(chunk))
@@ -571,7 +656,9 @@ def _tx_count(phases: list[tuple[str, int, float]]) -> int:
 
 
 def _progress(console: Console) -> Progress:
-    return Progress(TextColumn("{task.description:<28}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console)
+    return Progress(
+        TextColumn("{task.description:<28}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+    )
 
 
 __all__ = ["BenchResult", "bench_client", "bench_table", "run_bench"]

@@ -19,7 +19,14 @@ from rxchain.errors import AlreadyRedeemed
 from rxchain.core.document import MedicationSpec, build_prescription, new_patient_pseudonym
 from rxchain.cli.render import trail_table
 from rxchain.core.handover import AuthorizationForAnotherPharmacy
-from rxchain.workflow import IssuedPrescription, confirm_receipt_code, issue_prescription, patient_consent, patient_receipt, redeem_code
+from rxchain.workflow import (
+    IssuedPrescription,
+    confirm_receipt_code,
+    issue_prescription,
+    patient_consent,
+    patient_receipt,
+    redeem_code,
+)
 
 CREDENTIAL_DAYS = 365
 
@@ -98,34 +105,48 @@ def run_lifecycle(
     document = demo_document(doctor.address, client.latest_block_time())
 
     issued = issue_prescription(client, doctor, document)
-    console.print(f"1. [bold]issue[/]    the doctor issued {issued.rx_id} ({_tx(issued.tx)}); QR payload {len(issued.payload_text)} chars")
+    console.print(
+        f"1. [bold]issue[/]    the doctor issued {issued.rx_id} ({_tx(issued.tx)}); QR payload {len(issued.payload_text)} chars"
+    )
     if show_qr is not None:
         show_qr(issued)
     # The patient's app took the prescription code home at the desk; the claim key stays on the phone.
     request = client.consent_request(pharmacy.address).encode()
     authorization = patient_consent(client, issued.payload_text, request).encode()
     _, redeemed = redeem_code(client, pharmacy, authorization)
-    console.print(f"2. [bold]redeem[/]   the patient's app consented to this pharmacy, this fill; the pharmacy redeemed ({_tx(redeemed)})")
+    console.print(
+        f"2. [bold]redeem[/]   the patient's app consented to this pharmacy, this fill; the pharmacy redeemed ({_tx(redeemed)})"
+    )
     dispatched = client.dispatch(pharmacy, issued.rx_id, courier.address)
     console.print(f"3. [bold]dispatch[/] to the courier ({_tx(dispatched)})")
     delivered = client.deliver(courier, issued.rx_id)
     console.print(f"4. [bold]deliver[/]  at the patient's door ({_tx(delivered)})")
-    receipt = patient_receipt(client, issued.payload_text, client.delivery_request(courier.address, issued.rx_id).encode())
+    receipt = patient_receipt(
+        client, issued.payload_text, client.delivery_request(courier.address, issued.rx_id).encode()
+    )
     received = confirm_receipt_code(client, courier, receipt.encode())
-    console.print(f"5. [bold]confirm[/]  the patient's receipt, signed on the patient's app for this courier ({_tx(received)})")
+    console.print(
+        f"5. [bold]confirm[/]  the patient's receipt, signed on the patient's app for this courier ({_tx(received)})"
+    )
     second = ids.get("pharmacy2")
     if second is not None:
         try:
             redeem_code(client, second, authorization)
-            raise AssertionError("a second pharmacy redeemed with another pharmacy's authorisation")  # the promise broke
+            raise AssertionError(
+                "a second pharmacy redeemed with another pharmacy's authorisation"
+            )  # the promise broke
         except AuthorizationForAnotherPharmacy as exc:
-            console.print(f"   a second pharmacy tries the same authorisation: [red]{type(exc).__name__}[/] — refused before anything was sent")
+            console.print(
+                f"   a second pharmacy tries the same authorisation: [red]{type(exc).__name__}[/] — refused before anything was sent"
+            )
         try:
             own = patient_consent(client, issued.payload_text, client.consent_request(second.address).encode()).encode()
             redeem_code(client, second, own)
             raise AssertionError("a second pharmacy redeemed a filled prescription")  # the registry's promise broke
         except AlreadyRedeemed as exc:
-            console.print(f"   even with the patient's own consent, a second fill is refused: [red]{exc.name}[/] — nothing was sent")
+            console.print(
+                f"   even with the patient's own consent, a second fill is refused: [red]{exc.name}[/] — nothing was sent"
+            )
 
     steps = trail(client, issued.rx_id)
     names = {account.address: name for name, account in ids.items()}

@@ -85,8 +85,15 @@ class Devnet:
             )
         self.folder.mkdir(parents=True, exist_ok=True)
         node = Anvil.start(
-            chain_id=self.chain_id, port=self.port, host=self.host, block_time=self.block_time, log_file=self.log_file,
-            timeout=timeout, gas_limit=1_000_000_000, state_file=self.state_file, state_interval=self.state_interval,
+            chain_id=self.chain_id,
+            port=self.port,
+            host=self.host,
+            block_time=self.block_time,
+            log_file=self.log_file,
+            timeout=timeout,
+            gas_limit=1_000_000_000,
+            state_file=self.state_file,
+            state_interval=self.state_interval,
             unlimited_requests=False,
         )
         self.pid_file.write_text(str(node.process.pid))

@@ -64,34 +64,98 @@ def floors(calldata: dict[str, bytes]) -> dict[str, Floor]:
     the events as the contract declares them."""
     tx, member, config = 21_000, 2_100, 2_100
     out = {
-        "issue": Floor({"transaction": tx, "calldata": calldata_gas(calldata["issue"]), "new slot": 22_100,
-                        "member reads (doctor, its hospital)": 2 * member, "config read": config,
-                        "event": log_gas(4, 4 * 32)}),
-        "redeem": Floor({"transaction": tx, "calldata": calldata_gas(calldata["redeem"]), "rewrite slot": 5_000,
-                         "member read": member, "config read": config, "ecrecover": 3_000, "event": log_gas(3, 32)}),
-        "dispatch": Floor({"transaction": tx, "calldata": calldata_gas(calldata["dispatch"]), "rewrite slot": 5_000,
-                           "member reads (pharmacy, courier)": 2 * member, "event": log_gas(4, 0)}),
-        "deliver": Floor({"transaction": tx, "calldata": calldata_gas(calldata["deliver"]), "rewrite slot": 5_000,
-                          "member read": member, "event": log_gas(3, 0)}),
-        "confirm": Floor({"transaction": tx, "calldata": calldata_gas(calldata["confirm"]), "rewrite slot": 5_000,
-                          "ecrecover": 3_000, "event": log_gas(3, 32)}),
-        "cancel": Floor({"transaction": tx, "calldata": calldata_gas(calldata["cancel"]), "rewrite slot": 5_000,
-                         "member read": member, "event": log_gas(3, 0)}),
-        "deliver_with_receipt": Floor({"transaction": tx, "calldata": calldata_gas(calldata["deliver_with_receipt"]),
-                                       "rewrite slot": 5_000, "member read": member, "ecrecover": 3_000,
-                                       "events": log_gas(3, 0) + log_gas(3, 32)}),
-        "redeem_batched": Floor({"transaction": tx, "calldata": calldata_gas(calldata["redeem_batched"]),
-                                 "new slot": 22_100, "batch read": 2_100,
-                                 "member reads (pharmacy, doctor, its hospital)": 3 * member, "config read": config,
-                                 "ecrecover": 3_000, "events": log_gas(4, 32) + log_gas(3, 32)}),
-    }  # fmt: skip
+        "issue": Floor(
+            {
+                "transaction": tx,
+                "calldata": calldata_gas(calldata["issue"]),
+                "new slot": 22_100,
+                "member reads (doctor, its hospital)": 2 * member,
+                "config read": config,
+                "event": log_gas(4, 4 * 32),
+            }
+        ),
+        "redeem": Floor(
+            {
+                "transaction": tx,
+                "calldata": calldata_gas(calldata["redeem"]),
+                "rewrite slot": 5_000,
+                "member read": member,
+                "config read": config,
+                "ecrecover": 3_000,
+                "event": log_gas(3, 32),
+            }
+        ),
+        "dispatch": Floor(
+            {
+                "transaction": tx,
+                "calldata": calldata_gas(calldata["dispatch"]),
+                "rewrite slot": 5_000,
+                "member reads (pharmacy, courier)": 2 * member,
+                "event": log_gas(4, 0),
+            }
+        ),
+        "deliver": Floor(
+            {
+                "transaction": tx,
+                "calldata": calldata_gas(calldata["deliver"]),
+                "rewrite slot": 5_000,
+                "member read": member,
+                "event": log_gas(3, 0),
+            }
+        ),
+        "confirm": Floor(
+            {
+                "transaction": tx,
+                "calldata": calldata_gas(calldata["confirm"]),
+                "rewrite slot": 5_000,
+                "ecrecover": 3_000,
+                "event": log_gas(3, 32),
+            }
+        ),
+        "cancel": Floor(
+            {
+                "transaction": tx,
+                "calldata": calldata_gas(calldata["cancel"]),
+                "rewrite slot": 5_000,
+                "member read": member,
+                "event": log_gas(3, 0),
+            }
+        ),
+        "deliver_with_receipt": Floor(
+            {
+                "transaction": tx,
+                "calldata": calldata_gas(calldata["deliver_with_receipt"]),
+                "rewrite slot": 5_000,
+                "member read": member,
+                "ecrecover": 3_000,
+                "events": log_gas(3, 0) + log_gas(3, 32),
+            }
+        ),
+        "redeem_batched": Floor(
+            {
+                "transaction": tx,
+                "calldata": calldata_gas(calldata["redeem_batched"]),
+                "new slot": 22_100,
+                "batch read": 2_100,
+                "member reads (pharmacy, doctor, its hospital)": 3 * member,
+                "config read": config,
+                "ecrecover": 3_000,
+                "events": log_gas(4, 32) + log_gas(3, 32),
+            }
+        ),
+    }
     out["lifecycle"] = Floor({op: out[op].total for op in ("issue", "redeem", "dispatch", "deliver", "confirm")})
     out["lifecycle_4tx"] = Floor({op: out[op].total for op in ("issue", "redeem", "dispatch", "deliver_with_receipt")})
     batch = calldata["issue_batch"]
     per_id = 512 + log_gas(3, 0)  # the id in calldata, and its PrescriptionBatched event
-    out["issue_batch_per_rx"] = Floor({"share of transaction": tx // 256, "share of batch slot": 22_100 // 256,
-                                       "id calldata + event": per_id,
-                                       "rest of calldata": max(0, calldata_gas(batch) - 256 * 512) // 256})  # fmt: skip
+    out["issue_batch_per_rx"] = Floor(
+        {
+            "share of transaction": tx // 256,
+            "share of batch slot": 22_100 // 256,
+            "id calldata + event": per_id,
+            "rest of calldata": max(0, calldata_gas(batch) - 256 * 512) // 256,
+        }
+    )
     return out
 
 
@@ -107,7 +171,11 @@ def gas_table(measured: dict[str, int], floor: dict[str, Floor]) -> Table:
     for op, used in measured.items():
         budget = BUDGETS.get(op)
         low = floor[op].total if op in floor else None
-        verdict = "-" if budget is None else (f"[green]{used - budget:+,}[/]" if used <= budget else f"[red]{used - budget:+,}[/]")
+        verdict = (
+            "-"
+            if budget is None
+            else (f"[green]{used - budget:+,}[/]" if used <= budget else f"[red]{used - budget:+,}[/]")
+        )
         table.add_row(
             op,
             f"{used:,}",

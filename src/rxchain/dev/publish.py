@@ -24,19 +24,34 @@ from rxchain.chain.deployment import load_abi
 from rxchain.paths import project_root
 
 #: The contracts whose ABI is published: what is deployed, and the interfaces a client compiles against.
-PUBLISHED = ("PrescriptionRegistry", "ConsortiumPermissioning", "DrugBoxes", "IPrescriptionRegistry", "IConsortiumRoles",
-             "IDrugBoxes")
+PUBLISHED = (
+    "PrescriptionRegistry",
+    "ConsortiumPermissioning",
+    "DrugBoxes",
+    "IPrescriptionRegistry",
+    "IConsortiumRoles",
+    "IDrugBoxes",
+)
 
 #: The deployed contracts whose errors docs/errors.md lists.
 DEPLOYED = ("PrescriptionRegistry", "ConsortiumPermissioning", "DrugBoxes")
 
 #: Errors that appear in the registry's ABI through OpenZeppelin's libraries but that none of its
 #: code paths can raise (it only calls ``tryRecover``, and keeps the regulator's rules).
-UNREACHABLE = frozenset({
-    "ECDSAInvalidSignature", "ECDSAInvalidSignatureLength", "ECDSAInvalidSignatureS", "InvalidShortString",
-    "StringTooLong", "SafeCastOverflowedUintDowncast", "AccessControlBadConfirmation",
-    "AccessControlInvalidDefaultAdmin", "AccessControlEnforcedDefaultAdminDelay", "MerkleProofInvalidMultiproof",
-})  # fmt: skip
+UNREACHABLE = frozenset(
+    {
+        "ECDSAInvalidSignature",
+        "ECDSAInvalidSignatureLength",
+        "ECDSAInvalidSignatureS",
+        "InvalidShortString",
+        "StringTooLong",
+        "SafeCastOverflowedUintDowncast",
+        "AccessControlBadConfirmation",
+        "AccessControlInvalidDefaultAdmin",
+        "AccessControlEnforcedDefaultAdminDelay",
+        "MerkleProofInvalidMultiproof",
+    }
+)
 
 
 def error_signature(item: dict) -> str:
@@ -52,7 +67,9 @@ def error_selector(item: dict) -> str:
 def published_files(root: Path | None = None) -> dict[Path, str]:
     """Every published file with the text it must hold for the current build."""
     root = root or project_root()
-    files = {root / "abi" / f"{name}.json": json.dumps(load_abi(name), indent=2, sort_keys=True) + "\n" for name in PUBLISHED}
+    files = {
+        root / "abi" / f"{name}.json": json.dumps(load_abi(name), indent=2, sort_keys=True) + "\n" for name in PUBLISHED
+    }
     files[root / "docs" / "errors.md"] = errors_markdown()
     return files
 

@@ -35,8 +35,12 @@ def fresh_registry(url: str, outbox_path: str | Path | None = None) -> RegistryC
     w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": 120}))
     ids = dev_accounts()
     deployment = deploy_registry(w3, ids["regulator"], network="bench", record=False)
-    client = RegistryClient(w3, deployment.registry, deploy_block=deployment.deploy_block,
-                            outbox=Outbox(outbox_path) if outbox_path else None)  # fmt: skip
+    client = RegistryClient(
+        w3,
+        deployment.registry,
+        deploy_block=deployment.deploy_block,
+        outbox=Outbox(outbox_path) if outbox_path else None,
+    )
     onboard(client, ids)
     return client
 
@@ -73,8 +77,17 @@ def bench(
                 from rxchain.indexer.workload import run_workload
 
                 per_day = max(2, prescriptions // days)
-                result = run_workload(client, dev_accounts(), days=days, per_day=per_day, batch_size=min(256, max(8, per_day // 8)),
-                                      extra_doctors=4, extra_pharmacies=3, extra_couriers=3, log=log)  # fmt: skip
+                result = run_workload(
+                    client,
+                    dev_accounts(),
+                    days=days,
+                    per_day=per_day,
+                    batch_size=min(256, max(8, per_day // 8)),
+                    extra_doctors=4,
+                    extra_pharmacies=3,
+                    extra_couriers=3,
+                    log=log,
+                )
                 figures["transactions"] = result.transactions
                 figures["prescriptions"] = len(result.prescriptions)
             elif workload == "bench":
@@ -89,7 +102,9 @@ def bench(
             figures["workloadSeconds"] = round(time.perf_counter() - started, 1)
             head = client.w3.eth.block_number
             figures["blocks"] = head - client.deploy_block + 1
-            log(f"workload done: {figures['transactions']} transactions in {figures['workloadSeconds']} s, {figures['blocks']} blocks")
+            log(
+                f"workload done: {figures['transactions']} transactions in {figures['workloadSeconds']} s, {figures['blocks']} blocks"
+            )
             targets = list(db_urls) if db_urls is not None else [f"{folder}/index.sqlite"]
             if keep_db:
                 Path(keep_db).unlink(missing_ok=True)
@@ -105,9 +120,18 @@ def bench(
 def _time_index(url: str, client: RegistryClient, db_url: str, head: int, log) -> dict:
     database = Database(db_url)
     stats = index(url, client.address, client.deploy_block, db_url, to_block=head, reset=True)
-    run = {"database": database.url.display(), "kind": database.kind, "events": stats.events, "blocks": stats.blocks,
-           "ranges": stats.ranges, "seconds": round(stats.seconds, 2), "eventsPerSecond": stats.events_per_s}  # fmt: skip
-    log(f"indexed {stats.events} events in {stats.seconds:.2f} s into {database.kind}: {stats.events_per_s:,.0f} events/s")
+    run = {
+        "database": database.url.display(),
+        "kind": database.kind,
+        "events": stats.events,
+        "blocks": stats.blocks,
+        "ranges": stats.ranges,
+        "seconds": round(stats.seconds, 2),
+        "eventsPerSecond": stats.events_per_s,
+    }
+    log(
+        f"indexed {stats.events} events in {stats.seconds:.2f} s into {database.kind}: {stats.events_per_s:,.0f} events/s"
+    )
     started = time.perf_counter()
     again = index(url, client.address, client.deploy_block, db_url, to_block=head)
     run["rerunSeconds"] = round(time.perf_counter() - started, 3)
@@ -118,9 +142,15 @@ def _time_index(url: str, client: RegistryClient, db_url: str, head: int, log) -
     run["verifyProblems"] = len(problems)
     with database.connect(readonly=True) as conn:
         timings = {}
-        for name, fn in (("summary", queries.summary), ("daily", queries.daily), ("hospitals", queries.hospitals),
-                         ("pharmacies", queries.pharmacies), ("deliveryTimes", queries.delivery_times),
-                         ("members", queries.member_list), ("expired", queries.expired_unfilled)):  # fmt: skip
+        for name, fn in (
+            ("summary", queries.summary),
+            ("daily", queries.daily),
+            ("hospitals", queries.hospitals),
+            ("pharmacies", queries.pharmacies),
+            ("deliveryTimes", queries.delivery_times),
+            ("members", queries.member_list),
+            ("expired", queries.expired_unfilled),
+        ):
             started = time.perf_counter()
             fn(conn)
             timings[name] = round((time.perf_counter() - started) * 1000, 1)

@@ -62,8 +62,10 @@ def verify(
         registry, last = meta["registry"], int(meta["last_block"])
         header = node.header(last)
         if header is None or header.hash != meta["last_block_hash"]:
-            problems.append(f"the node's block {last} is not the indexed one (hash {meta['last_block_hash']}): run the indexer "
-                            "again, it reindexes what changed")  # fmt: skip
+            problems.append(
+                f"the node's block {last} is not the indexed one (hash {meta['last_block_hash']}): run the indexer "
+                "again, it reindexes what changed"
+            )
             return problems
         decoder = EventDecoder(abi if abi is not None else load_abi())
         problems += _check_events(conn, node, decoder, registry, int(meta["deploy_block"]), last, sample, rng)
@@ -88,12 +90,16 @@ def check_totals(conn: Connection) -> list[str]:
     kept_days, scanned_days = queries.daily(conn), queries.daily_scan(conn)
     if kept_days != scanned_days:
         differ = [a["day"] for a, b in zip(kept_days, scanned_days) if a != b] or ["the days themselves"]
-        problems.append(f"running totals: the daily series differs from a scan of the rows ({len(kept_days)} days kept, "
-                        f"{len(scanned_days)} scanned; first difference: {differ[0]})")  # fmt: skip
+        problems.append(
+            f"running totals: the daily series differs from a scan of the rows ({len(kept_days)} days kept, "
+            f"{len(scanned_days)} scanned; first difference: {differ[0]})"
+        )
     return problems
 
 
-def _check_events(conn, node: Node, decoder: EventDecoder, registry: str, deploy: int, last: int, sample, rng) -> list[str]:
+def _check_events(
+    conn, node: Node, decoder: EventDecoder, registry: str, deploy: int, last: int, sample, rng
+) -> list[str]:
     problems = []
     if sample is None:  # everything: the whole range again, in slices
         numbers = None
@@ -104,7 +110,9 @@ def _check_events(conn, node: Node, decoder: EventDecoder, registry: str, deploy
         numbers = sorted(rng.sample(blocks, min(sample, len(blocks))))
         logs = []
         for chunk in chunks(numbers, 100):
-            replies = node.batch([("eth_getLogs", [{"address": registry, "fromBlock": hex(n), "toBlock": hex(n)}]) for n in chunk])
+            replies = node.batch(
+                [("eth_getLogs", [{"address": registry, "fromBlock": hex(n), "toBlock": hex(n)}]) for n in chunk]
+            )
             for reply in replies:
                 logs += reply
     fresh = {}
@@ -123,18 +131,36 @@ def _check_events(conn, node: Node, decoder: EventDecoder, registry: str, deploy
     else:
         rows = []
         for chunk in chunks(numbers, 500):
-            rows += conn.query(f"SELECT {EVENT_COLUMNS} FROM events WHERE block_number IN ({placeholders(len(chunk))})", chunk)
+            rows += conn.query(
+                f"SELECT {EVENT_COLUMNS} FROM events WHERE block_number IN ({placeholders(len(chunk))})", chunk
+            )
     for block_number, log_index, block_hash, block_time, tx_hash, tx_index, name, subject, args in rows:
-        stored[(block_number, log_index)] = {"block_number": block_number, "log_index": log_index, "block_hash": block_hash,
-                                             "block_time": block_time, "tx_hash": tx_hash, "tx_index": tx_index, "name": name,
-                                             "subject": subject, "args": json.loads(args)}  # fmt: skip
+        stored[(block_number, log_index)] = {
+            "block_number": block_number,
+            "log_index": log_index,
+            "block_hash": block_hash,
+            "block_time": block_time,
+            "tx_hash": tx_hash,
+            "tx_index": tx_index,
+            "name": name,
+            "subject": subject,
+            "args": json.loads(args),
+        }
     for key in sorted(set(fresh) - set(stored)):
-        problems.append(f"block {key[0]} log {key[1]}: {fresh[key]['name']} (tx {fresh[key]['tx_hash']}) is on chain but not in the index")
+        problems.append(
+            f"block {key[0]} log {key[1]}: {fresh[key]['name']} (tx {fresh[key]['tx_hash']}) is on chain but not in the index"
+        )
     for key in sorted(set(stored) - set(fresh)):
-        problems.append(f"block {key[0]} log {key[1]}: {stored[key]['name']} (tx {stored[key]['tx_hash']}) is in the index but not on chain")
+        problems.append(
+            f"block {key[0]} log {key[1]}: {stored[key]['name']} (tx {stored[key]['tx_hash']}) is in the index but not on chain"
+        )
     for key in sorted(set(stored) & set(fresh)):
         a, b = stored[key], fresh[key]
-        diff = [field for field in ("block_hash", "block_time", "tx_hash", "tx_index", "name", "subject", "args") if a[field] != b[field]]
+        diff = [
+            field
+            for field in ("block_hash", "block_time", "tx_hash", "tx_index", "name", "subject", "args")
+            if a[field] != b[field]
+        ]
         if diff:
             problems.append(f"block {key[0]} log {key[1]}: {a['name']} differs from the chain in {', '.join(diff)}")
     return problems
@@ -152,7 +178,9 @@ def _call_at(node: Node, registry: str, calls: list[bytes], block: int) -> list[
 
 
 def _check_prescriptions(conn, node: Node, registry: str, last: int, sample, rng) -> list[str]:
-    rows = conn.query("SELECT id, kind, status, fills_left, redemptions, expires_at, batch_root, cancel_kind FROM prescriptions")
+    rows = conn.query(
+        "SELECT id, kind, status, fills_left, redemptions, expires_at, batch_root, cancel_kind FROM prescriptions"
+    )
     if sample is not None:
         rows = rng.sample(rows, min(sample, len(rows)))
     problems = []
@@ -160,17 +188,27 @@ def _check_prescriptions(conn, node: Node, registry: str, last: int, sample, rng
         results = _call_at(node, registry, [_PRESCRIPTION + bytes.fromhex(r[0][2:]) for r in chunk], last)
         if results is None:
             return [] if not problems else problems  # state pruned: the event check stands alone
-        for (rx_id, kind, status, fills_left, redemptions, expires_at, root, cancel_kind), result in zip(chunk, results):
+        for (rx_id, kind, status, fills_left, redemptions, expires_at, root, cancel_kind), result in zip(
+            chunk, results
+        ):
             _custodian, _issued, chain_expiry, chain_status, chain_left = abi_decode(
-                ["address", "uint40", "uint40", "uint8", "uint8"], bytes.fromhex(result[2:]))  # fmt: skip
+                ["address", "uint40", "uint40", "uint8", "uint8"], bytes.fromhex(result[2:])
+            )
             label = Status(chain_status).label
             if chain_status == Status.NONE:  # a batched prescription the registry has not opened yet
-                if kind != "batched" or redemptions or status not in ("active", "cancelled") or (status == "cancelled" and cancel_kind != "batch"):
+                if (
+                    kind != "batched"
+                    or redemptions
+                    or status not in ("active", "cancelled")
+                    or (status == "cancelled" and cancel_kind != "batch")
+                ):
                     problems.append(f"prescription {rx_id}: the registry does not know it, the index says {status}")
                 continue
             if label != status or chain_left != fills_left or chain_expiry != expires_at:
-                problems.append(f"prescription {rx_id}: the registry says {label} ({chain_left} fills left, expires "
-                                f"{chain_expiry}), the index {status} ({fills_left} left, expires {expires_at})")  # fmt: skip
+                problems.append(
+                    f"prescription {rx_id}: the registry says {label} ({chain_left} fills left, expires "
+                    f"{chain_expiry}), the index {status} ({fills_left} left, expires {expires_at})"
+                )
     return problems
 
 
@@ -188,8 +226,10 @@ def _check_members(conn, node: Node, registry: str, last: int, sample, rng) -> l
             chain_hospital = None if int(chain_hospital, 16) == 0 else to_checksum_address(chain_hospital)
             if roles != mask or valid_until != until or chain_hospital != hospital:
                 names = lambda m: ",".join(n for n, b in ROLE_BITS.items() if m & b) or "none"  # noqa: E731
-                problems.append(f"member {account}: the registry says roles {names(roles)} until {valid_until} (hospital "
-                                f"{chain_hospital}), the index {names(mask)} until {until} (hospital {hospital})")  # fmt: skip
+                problems.append(
+                    f"member {account}: the registry says roles {names(roles)} until {valid_until} (hospital "
+                    f"{chain_hospital}), the index {names(mask)} until {until} (hospital {hospital})"
+                )
     return problems
 
 
@@ -202,7 +242,10 @@ def _check_replay(conn: Connection) -> list[str]:
         memory.execute(statement)
     after = -1
     while True:
-        rows = conn.query(f"SELECT {EVENT_COLUMNS} FROM events WHERE block_number > ? ORDER BY block_number, log_index LIMIT 50000", (after,))
+        rows = conn.query(
+            f"SELECT {EVENT_COLUMNS} FROM events WHERE block_number > ? ORDER BY block_number, log_index LIMIT 50000",
+            (after,),
+        )
         if not rows:
             break
         memory.executemany(f"INSERT INTO events ({EVENT_COLUMNS}) VALUES ({placeholders(9)})", rows)
@@ -213,7 +256,12 @@ def _check_replay(conn: Connection) -> list[str]:
     with memory.transaction():
         rebuild(memory)
     problems = []
-    tables = [("prescriptions", RX_COLUMNS, 1), ("fills", FILL_COLUMNS, 2), ("members", MEMBER_COLUMNS, 1), ("batches", BATCH_COLUMNS, 1)]
+    tables = [
+        ("prescriptions", RX_COLUMNS, 1),
+        ("fills", FILL_COLUMNS, 2),
+        ("members", MEMBER_COLUMNS, 1),
+        ("batches", BATCH_COLUMNS, 1),
+    ]
     from rxchain.indexer import totals
 
     if totals.has(conn):

@@ -94,7 +94,12 @@ def index_group():
     """The regulator's index: the registry's events in a database (SQLite, or PostgreSQL by URL)."""
 
 
-_db_option = click.option("--db", "db_url", default=None, help="Index database: a file path or postgresql:// URL (default .rxchain/index-<network>.sqlite).")
+_db_option = click.option(
+    "--db",
+    "db_url",
+    default=None,
+    help="Index database: a file path or postgresql:// URL (default .rxchain/index-<network>.sqlite).",
+)
 
 
 @index_group.command("run")
@@ -103,8 +108,16 @@ _db_option = click.option("--db", "db_url", default=None, help="Index database: 
 @click.option("--to-block", type=int, default=None, help="Stop at this block.")
 @click.option("--reset", is_flag=True, help="Drop the index and rebuild it from the deploy block.")
 @click.option("--confirmations", type=int, default=0, show_default=True, help="Stay this many blocks behind the head.")
-@click.option("--max-range", type=int, default=5000, show_default=True, help="Most blocks per eth_getLogs (Besu's --rpc-max-logs-range).")
-@click.option("--poll", type=float, default=1.0, show_default=True, help="Seconds between looks at the head when following.")
+@click.option(
+    "--max-range",
+    type=int,
+    default=5000,
+    show_default=True,
+    help="Most blocks per eth_getLogs (Besu's --rpc-max-logs-range).",
+)
+@click.option(
+    "--poll", type=float, default=1.0, show_default=True, help="Seconds between looks at the head when following."
+)
 @click.option("--registry", default=None, help="Registry address (default: the deployment record's).")
 @click.option("--deploy-block", type=int, default=None, help="The registry's deploy block (default: the record's).")
 @click.pass_context
@@ -117,22 +130,41 @@ def index_run(ctx, db_url, follow, to_block, reset, confirmations, max_range, po
     db_url = db_url or default_db(opts.network)
 
     def progress(stats):
-        err.print(f"[dim]indexed to block {stats.last_block:,} of {stats.head:,}: {stats.events:,} events[/]", highlight=False)
+        err.print(
+            f"[dim]indexed to block {stats.last_block:,} of {stats.head:,}: {stats.events:,} events[/]", highlight=False
+        )
 
     try:
-        stats = index(rpc, registry, deploy_block, db_url, follow=follow, to_block=to_block, reset=reset, confirmations=confirmations,
-                      max_range=max_range, poll_interval=poll, progress=progress if follow or not opts.as_json else None,
-                      log=lambda message: err.print(f"[yellow]{message}[/]", highlight=False))  # fmt: skip
+        stats = index(
+            rpc,
+            registry,
+            deploy_block,
+            db_url,
+            follow=follow,
+            to_block=to_block,
+            reset=reset,
+            confirmations=confirmations,
+            max_range=max_range,
+            poll_interval=poll,
+            progress=progress if follow or not opts.as_json else None,
+            log=lambda message: err.print(f"[yellow]{message}[/]", highlight=False),
+        )
     except KeyboardInterrupt:
         err.print("[yellow]stopped[/]: the next run resumes after the last committed block")
         return
-    _emit(opts, stats.as_json(), f"indexed {stats.events:,} events in {stats.blocks:,} blocks ({stats.seconds:.1f} s, "
-                                  f"{stats.events_per_s:,.0f} events/s); the index is at block {stats.last_block:,} in {stats.database}")  # fmt: skip
+    _emit(
+        opts,
+        stats.as_json(),
+        f"indexed {stats.events:,} events in {stats.blocks:,} blocks ({stats.seconds:.1f} s, "
+        f"{stats.events_per_s:,.0f} events/s); the index is at block {stats.last_block:,} in {stats.database}",
+    )
 
 
 @index_group.command("verify")
 @_db_option
-@click.option("--sample", type=int, default=200, show_default=True, help="Indexed blocks, prescriptions and members to re-read.")
+@click.option(
+    "--sample", type=int, default=200, show_default=True, help="Indexed blocks, prescriptions and members to re-read."
+)
 @click.option("--all", "everything", is_flag=True, help="Re-read everything.")
 @click.option("--seed", type=int, default=None, help="Seed of the random sample.")
 @click.pass_context
@@ -145,8 +177,11 @@ def index_verify(ctx, db_url, sample, everything, seed):
     if not rpc:
         rpc, _, _ = _target(opts, None, None)
     problems = verify(db_url or default_db(opts.network), rpc, sample=None if everything else sample, seed=seed)
-    _emit(opts, {"ok": not problems, "problems": problems},
-          "the index holds against the chain" if not problems else "differences:\n  " + "\n  ".join(problems))  # fmt: skip
+    _emit(
+        opts,
+        {"ok": not problems, "problems": problems},
+        "the index holds against the chain" if not problems else "differences:\n  " + "\n  ".join(problems),
+    )
     if problems:
         sys.exit(1)
 
@@ -163,9 +198,13 @@ def index_status(ctx, db_url):
     with Database(db_url or default_db(opts.network)).connect(readonly=True) as conn:
         data = {**queries.status(conn), "summary": queries.summary(conn), "rows": queries.counts(conn)}
     s = data["summary"]
-    _emit(opts, data, f"chain {data['chainId']} registry {data['registry']}: block {data['lastBlock']:,} ({data['events']:,} events); "
-                      f"{s['issued']:,} issued, {s['redeemed']:,} redeemed, {s['cancelled']:,} cancelled, "
-                      f"{s['expiredUnfilled']:,} expired unfilled; {s['membersExpiringSoon']} credentials end within {s['expiringSoonDays']} days")  # fmt: skip
+    _emit(
+        opts,
+        data,
+        f"chain {data['chainId']} registry {data['registry']}: block {data['lastBlock']:,} ({data['events']:,} events); "
+        f"{s['issued']:,} issued, {s['redeemed']:,} redeemed, {s['cancelled']:,} cancelled, "
+        f"{s['expiredUnfilled']:,} expired unfilled; {s['membersExpiringSoon']} credentials end within {s['expiringSoonDays']} days",
+    )
 
 
 @index_group.command("totals")
@@ -187,22 +226,47 @@ def index_totals(ctx, db_url):
         database.ensure_schema(conn)
         counted = totals.ensure(conn)
         problems = check_totals(conn)
-    _emit(opts, {"counted": counted, "ok": not problems, "problems": problems},
-          ("counted the running totals from the index's rows" if counted else "the index keeps its running totals already")
-          + ("; they agree with a scan" if not problems else ":\n  " + "\n  ".join(problems)))  # fmt: skip
+    _emit(
+        opts,
+        {"counted": counted, "ok": not problems, "problems": problems},
+        (
+            "counted the running totals from the index's rows"
+            if counted
+            else "the index keeps its running totals already"
+        )
+        + ("; they agree with a scan" if not problems else ":\n  " + "\n  ".join(problems)),
+    )
     if problems:
         sys.exit(1)
 
 
 @index_group.command("bench")
 @click.option("--prescriptions", "-n", type=int, default=2000, show_default=True)
-@click.option("--workload", type=click.Choice(["varied", "bench"]), default="varied", show_default=True,
-              help="varied: every state over several days; bench: rx bench's all-completed workload.")
+@click.option(
+    "--workload",
+    type=click.Choice(["varied", "bench"]),
+    default="varied",
+    show_default=True,
+    help="varied: every state over several days; bench: rx bench's all-completed workload.",
+)
 @click.option("--days", type=int, default=5, show_default=True, help="Days of chain time (varied workload).")
-@click.option("--block-time", type=int, default=1, show_default=True, help="Seconds between blocks of the throwaway anvil (0: a block per transaction).")
+@click.option(
+    "--block-time",
+    type=int,
+    default=1,
+    show_default=True,
+    help="Seconds between blocks of the throwaway anvil (0: a block per transaction).",
+)
 @click.option("--postgres", "pg_url", default=None, help="Also index into this (empty) PostgreSQL database.")
-@click.option("--temp-postgres", is_flag=True, help="Also index into a throwaway PostgreSQL server (Debian's postgresql).")
-@click.option("--keep-db", type=click.Path(dir_okay=False), default=None, help="Leave a SQLite index of the run here (for rx console).")
+@click.option(
+    "--temp-postgres", is_flag=True, help="Also index into a throwaway PostgreSQL server (Debian's postgresql)."
+)
+@click.option(
+    "--keep-db",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Leave a SQLite index of the run here (for rx console).",
+)
 def index_bench(prescriptions, workload, days, block_time, pg_url, temp_postgres, keep_db):
     """Time indexing a generated workload on a throwaway anvil; the LAST line is one JSON object."""
     from rxchain.indexer.bench import bench
@@ -218,21 +282,36 @@ def index_bench(prescriptions, workload, days, block_time, pg_url, temp_postgres
         import tempfile
 
         with tempfile.TemporaryDirectory() as folder:
-            figures = bench(prescriptions=prescriptions, workload=workload, days=days, block_time=block_time or None,
-                            db_urls=[f"{folder}/index.sqlite", *urls], keep_db=keep_db,
-                            log=lambda message: err.print(f"[dim]{message}[/]", highlight=False))  # fmt: skip
+            figures = bench(
+                prescriptions=prescriptions,
+                workload=workload,
+                days=days,
+                block_time=block_time or None,
+                db_urls=[f"{folder}/index.sqlite", *urls],
+                keep_db=keep_db,
+                log=lambda message: err.print(f"[dim]{message}[/]", highlight=False),
+            )
     finally:
         for server in servers:
             server.stop()
     for run in figures["runs"]:
-        err.print(f"{run['kind']:>8}: {run['events']:,} events, {run['blocks']:,} blocks in {run['seconds']:.2f} s = "
-                  f"[bold]{run['eventsPerSecond']:,.0f} events/s[/]; again: {run['rerunSeconds']} s; verify (200): "
-                  f"{run['verifySample200Seconds']} s, {run['verifyProblems']} problems", highlight=False)  # fmt: skip
+        err.print(
+            f"{run['kind']:>8}: {run['events']:,} events, {run['blocks']:,} blocks in {run['seconds']:.2f} s = "
+            f"[bold]{run['eventsPerSecond']:,.0f} events/s[/]; again: {run['rerunSeconds']} s; verify (200): "
+            f"{run['verifySample200Seconds']} s, {run['verifyProblems']} problems",
+            highlight=False,
+        )
     click.echo(json.dumps(figures))
 
 
 @index_group.command("seed")
-@click.option("--days", type=int, default=3, show_default=True, help="Days of chain time to play (the chain's clock moves forward).")
+@click.option(
+    "--days",
+    type=int,
+    default=3,
+    show_default=True,
+    help="Days of chain time to play (the chain's clock moves forward).",
+)
 @click.option("--per-day", type=int, default=24, show_default=True, help="Prescriptions a day (half in batches).")
 @click.option("--seed", "seed_text", default=None, help="Workload seed (default: a new one, so runs differ).")
 @click.pass_context
@@ -252,13 +331,24 @@ def index_seed(ctx, days, per_day, seed_text):
     if opts.network not in ("devnet", "local"):
         raise click.UsageError("seeding uses development keys and moves the chain's clock: devnet only")
     rpc, registry, deploy_block = _target(opts, None, None)
-    client = RegistryClient(Web3(Web3.HTTPProvider(rpc, request_kwargs={"timeout": 120})), registry, deploy_block=deploy_block)
+    client = RegistryClient(
+        Web3(Web3.HTTPProvider(rpc, request_kwargs={"timeout": 120})), registry, deploy_block=deploy_block
+    )
     ids = dev_accounts()
     onboard(client, ids)
-    result = run_workload(client, ids, days=days, per_day=per_day, seed=seed_text or secrets.token_hex(8),
-                          log=lambda message: err.print(f"[dim]{message}[/]", highlight=False))  # fmt: skip
-    _emit(opts, {"prescriptions": len(result.prescriptions), "transactions": result.transactions},
-          f"played {len(result.prescriptions)} prescriptions ({result.transactions} transactions) over {days} days of chain time")  # fmt: skip
+    result = run_workload(
+        client,
+        ids,
+        days=days,
+        per_day=per_day,
+        seed=seed_text or secrets.token_hex(8),
+        log=lambda message: err.print(f"[dim]{message}[/]", highlight=False),
+    )
+    _emit(
+        opts,
+        {"prescriptions": len(result.prescriptions), "transactions": result.transactions},
+        f"played {len(result.prescriptions)} prescriptions ({result.transactions} transactions) over {days} days of chain time",
+    )
 
 
 # ------------------------------------------------------------------------------- standalone

@@ -136,7 +136,9 @@ class Indexer:
             self.database.drop_all(conn)
             meta = {}
         if meta and meta.get("schema_version") != SCHEMA_VERSION:
-            self._say(f"the index was built by another version (schema {meta.get('schema_version')}, now {SCHEMA_VERSION}): rebuilding it")
+            self._say(
+                f"the index was built by another version (schema {meta.get('schema_version')}, now {SCHEMA_VERSION}): rebuilding it"
+            )
             self.database.drop_all(conn)
             meta = {}
         if meta and (meta.get("registry") != self.registry or int(meta.get("chain_id", 0)) != chain_id):
@@ -147,8 +149,10 @@ class Indexer:
                     f"{self.stats.database} indexes registry {old_registry} (chain {old_chain}), which is still live on this "
                     f"node; this is registry {self.registry}: use another database, or reset this one (rx index run --reset)"
                 )
-            self._say(f"the indexed registry {old_registry} (chain {old_chain}) is not on this node any more (a restarted "
-                      f"devnet?): resetting the index for registry {self.registry} on chain {chain_id}")  # fmt: skip
+            self._say(
+                f"the indexed registry {old_registry} (chain {old_chain}) is not on this node any more (a restarted "
+                f"devnet?): resetting the index for registry {self.registry} on chain {chain_id}"
+            )
             self.stats.resets += 1
             self.database.drop_all(conn)
             meta = {}
@@ -163,20 +167,33 @@ class Indexer:
         header = self.node.header(self.deploy_block)
         parent = self.node.header(self.deploy_block - 1) if self.deploy_block > 0 else None
         if header is None:
-            raise IndexerError(f"the node has no block {self.deploy_block} (the registry's deploy block): wrong node or deployment?")
+            raise IndexerError(
+                f"the node has no block {self.deploy_block} (the registry's deploy block): wrong node or deployment?"
+            )
         if self.node.code(self.registry) in ("0x", "", None):
-            raise IndexerError(f"no contract at {self.registry} on chain {chain_id}: the devnet was reset? deploy again")
+            raise IndexerError(
+                f"no contract at {self.registry} on chain {chain_id}: the devnet was reset? deploy again"
+            )
         with self.conn.transaction():
             if self.conn.kind == "postgres":  # SQLite's BEGIN IMMEDIATE already keeps other writers out
                 self.conn.execute("LOCK TABLE meta IN SHARE ROW EXCLUSIVE MODE")
             if self.conn.query_one("SELECT value FROM meta WHERE key = 'schema_version'") is not None:
                 return False
-            write_meta(self.conn, {
-                "schema_version": SCHEMA_VERSION, "chain_id": chain_id, "registry": self.registry,
-                "deploy_block": self.deploy_block, "deploy_block_hash": header.hash,
-                "last_block": self.deploy_block - 1, "last_block_hash": header.parent_hash,
-                "last_block_time": parent.time if parent else header.time, "paused": 0, totals.MARK: 1,
-            })  # fmt: skip
+            write_meta(
+                self.conn,
+                {
+                    "schema_version": SCHEMA_VERSION,
+                    "chain_id": chain_id,
+                    "registry": self.registry,
+                    "deploy_block": self.deploy_block,
+                    "deploy_block_hash": header.hash,
+                    "last_block": self.deploy_block - 1,
+                    "last_block_hash": header.parent_hash,
+                    "last_block_time": parent.time if parent else header.time,
+                    "paused": 0,
+                    totals.MARK: 1,
+                },
+            )
         return True
 
     # ------------------------------------------------------------------------------ running
@@ -298,8 +315,10 @@ class Indexer:
             current = conn.query_one(f"SELECT value FROM meta WHERE key = 'last_block'{lock}")
             if current is None or int(current[0]) != start - 1:
                 raise _Moved()
-            conn.executemany(f"INSERT INTO events ({EVENT_COLUMNS}) VALUES ({placeholders(9)}) ON CONFLICT DO NOTHING",
-                             [event_row(e) for e in events])  # fmt: skip
+            conn.executemany(
+                f"INSERT INTO events ({EVENT_COLUMNS}) VALUES ({placeholders(9)}) ON CONFLICT DO NOTHING",
+                [event_row(e) for e in events],
+            )
             conn.executemany(
                 "INSERT INTO blocks (number, hash, time, events) VALUES (?, ?, ?, ?) ON CONFLICT (number) DO UPDATE SET "
                 "hash = excluded.hash, time = excluded.time, events = excluded.events",
@@ -311,8 +330,15 @@ class Indexer:
             counted = totals.Delta()
             counted.add(("events", None), len(events))
             counted.write(conn)
-            write_meta(conn, {"last_block": end, "last_block_hash": last.hash, "last_block_time": last.time,
-                              "indexed_at": int(time.time())})  # fmt: skip
+            write_meta(
+                conn,
+                {
+                    "last_block": end,
+                    "last_block_hash": last.hash,
+                    "last_block_time": last.time,
+                    "indexed_at": int(time.time()),
+                },
+            )
             if self.stats.ranges % 200 == 199:  # keep the newest checkpoints of empty ranges only
                 conn.execute(
                     "DELETE FROM blocks WHERE events = 0 AND number < (SELECT MIN(number) FROM "
@@ -328,9 +354,11 @@ class Indexer:
         indexed_from = int(meta["deploy_block"])
         deploy_header = self.node.header(indexed_from)
         if deploy_header is None or deploy_header.hash != meta["deploy_block_hash"]:
-            self._reset(f"the chain's block {indexed_from} (where the index starts) no longer has the indexed hash "
-                        f"{meta['deploy_block_hash'][:18]}… (a restarted devnet?): resetting the index and reindexing from block "
-                        f"{self.deploy_block}")  # fmt: skip
+            self._reset(
+                f"the chain's block {indexed_from} (where the index starts) no longer has the indexed hash "
+                f"{meta['deploy_block_hash'][:18]}… (a restarted devnet?): resetting the index and reindexing from block "
+                f"{self.deploy_block}"
+            )
             return
         if indexed_from != self.deploy_block:  # same chain, same registry: the index keeps its own start
             self.deploy_block = indexed_from
@@ -340,7 +368,9 @@ class Indexer:
         if header is not None and header.hash == last_hash:
             return
         # Some blocks were replaced: the newest stored block the node still has is where they forked.
-        stored = self.conn.query("SELECT number, hash FROM blocks WHERE number <= ? ORDER BY number DESC LIMIT 256", (last,))
+        stored = self.conn.query(
+            "SELECT number, hash FROM blocks WHERE number <= ? ORDER BY number DESC LIMIT 256", (last,)
+        )
         fork = None
         for start in range(0, len(stored), 64):
             chunk = stored[start : start + 64]
@@ -353,18 +383,24 @@ class Indexer:
             if fork is not None:
                 break
         if fork is None:
-            self._reset(f"none of the last {len(stored)} indexed blocks is on the node's chain any more (a restarted devnet?): "
-                        f"resetting the index and reindexing from block {self.deploy_block}")  # fmt: skip
+            self._reset(
+                f"none of the last {len(stored)} indexed blocks is on the node's chain any more (a restarted devnet?): "
+                f"resetting the index and reindexing from block {self.deploy_block}"
+            )
             return
         removed = self.conn.query_one("SELECT COUNT(*) FROM events WHERE block_number > ?", (fork.number,))[0]
         with self.conn.transaction():
             self.conn.execute("DELETE FROM events WHERE block_number > ?", (fork.number,))
             self.conn.execute("DELETE FROM blocks WHERE number > ?", (fork.number,))
             rebuild(self.conn)
-            write_meta(self.conn, {"last_block": fork.number, "last_block_hash": fork.hash, "last_block_time": fork.time})
+            write_meta(
+                self.conn, {"last_block": fork.number, "last_block_hash": fork.hash, "last_block_time": fork.time}
+            )
         self.stats.reorgs += 1
-        self._say(f"reorganisation: the blocks after {fork.number} were replaced (indexed up to {last}); removed {removed} "
-                  f"events from them, rebuilt the tables, and reindexing from block {fork.number + 1}")  # fmt: skip
+        self._say(
+            f"reorganisation: the blocks after {fork.number} were replaced (indexed up to {last}); removed {removed} "
+            f"events from them, rebuilt the tables, and reindexing from block {fork.number + 1}"
+        )
 
     def _reset(self, message: str) -> None:
         self._say(message)
@@ -393,7 +429,9 @@ def _slices(start: int, end: int, logs: list[dict], target: int):
 
 def _too_much(exc: NodeError) -> bool:
     text = str(exc.error.get("message", "")).lower()
-    return any(word in text for word in ("range", "limit", "too many", "exceed", "more than", "too large", "timeout", "size"))
+    return any(
+        word in text for word in ("range", "limit", "too many", "exceed", "more than", "too large", "timeout", "size")
+    )
 
 
 def index(
@@ -420,8 +458,17 @@ def index(
     called after each committed range, ``log(message)`` for each notice (resets, reorganisations).
     ``reset`` drops the index first.
     """
-    with Indexer(rpc_url, registry, deploy_block, db_url, abi=abi, confirmations=confirmations, max_range=max_range,
-                 reset=reset, log=log) as indexer:  # fmt: skip
+    with Indexer(
+        rpc_url,
+        registry,
+        deploy_block,
+        db_url,
+        abi=abi,
+        confirmations=confirmations,
+        max_range=max_range,
+        reset=reset,
+        log=log,
+    ) as indexer:
         return indexer.run(to_block=to_block, follow=follow, stop=stop, poll_interval=poll_interval, progress=progress)
 
 

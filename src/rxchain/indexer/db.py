@@ -180,7 +180,9 @@ class DatabaseURL:
         if text.startswith("sqlite:"):
             return cls("sqlite", text[len("sqlite:") :])
         if "://" in text:
-            raise DatabaseError(f"unsupported database URL {text!r}: use a file path, sqlite:///PATH or postgresql://...")
+            raise DatabaseError(
+                f"unsupported database URL {text!r}: use a file path, sqlite:///PATH or postgresql://..."
+            )
         return cls("sqlite", text)
 
     def display(self) -> str:

@@ -171,8 +171,11 @@ class EventDecoder:
             "tx_index": int(log["transactionIndex"], 16),
         }
         if spec is None:
-            event.update(name="unknown", subject=topics[0].lower() if topics else None,
-                         args={"topics": [t.lower() for t in topics], "data": log["data"].lower()})  # fmt: skip
+            event.update(
+                name="unknown",
+                subject=topics[0].lower() if topics else None,
+                args={"topics": [t.lower() for t in topics], "data": log["data"].lower()},
+            )
             return event
         name, indexed, data, fast = spec
         args: dict[str, Any] = {}

@@ -27,7 +27,10 @@ class PostgresUnavailable(Unavailable):
 
 def find_binaries() -> Path:
     """The folder holding initdb and pg_ctl; raises :class:`PostgresUnavailable` saying what is missing."""
-    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(Path(p).parent.name) if Path(p).parent.name.isdigit() else 0)
+    candidates = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin"),
+        key=lambda p: int(Path(p).parent.name) if Path(p).parent.name.isdigit() else 0,
+    )
     for folder in reversed(candidates):
         if (Path(folder) / "initdb").is_file() and (Path(folder) / "pg_ctl").is_file():
             return Path(folder)
@@ -54,9 +57,13 @@ class TempPostgres:
             try:
                 pwd.getpwnam("postgres")
             except KeyError:
-                raise PostgresUnavailable("running as root and there is no 'postgres' system user to run PostgreSQL") from None
+                raise PostgresUnavailable(
+                    "running as root and there is no 'postgres' system user to run PostgreSQL"
+                ) from None
             if not shutil.which("runuser"):
-                raise PostgresUnavailable("running as root without runuser: cannot start PostgreSQL as the postgres user")
+                raise PostgresUnavailable(
+                    "running as root without runuser: cannot start PostgreSQL as the postgres user"
+                )
             run_as = "postgres"
         folder = Path(tempfile.mkdtemp(prefix="rxchain-pg-"))
         if run_as:
@@ -66,9 +73,13 @@ class TempPostgres:
             port = s.getsockname()[1]
         server = cls(folder, port, binaries, run_as)
         data = folder / "data"
-        server._run(["initdb", "-D", str(data), "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8", "--locale=C"])
+        server._run(
+            ["initdb", "-D", str(data), "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8", "--locale=C"]
+        )
         options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-        server._run(["pg_ctl", "-D", str(data), "-o", options, "-l", str(folder / "server.log"), "-w", "-t", "60", "start"])
+        server._run(
+            ["pg_ctl", "-D", str(data), "-o", options, "-l", str(folder / "server.log"), "-w", "-t", "60", "start"]
+        )
         return server
 
     def _run(self, args: list[str]) -> None:

@@ -32,6 +32,7 @@ except ImportError:  # pragma: no cover
     def _dumps(value: Any) -> str:
         return json.dumps(value, separators=(",", ":"))
 
+
 from rxchain.core.ids import ZERO_ADDRESS
 from rxchain.indexer import totals
 from rxchain.indexer.db import Connection, chunks, placeholders, write_meta
@@ -41,36 +42,104 @@ _ROLE_BIT_BY_ID = {"0x" + role.hex(): ROLE_BITS[name] for name, role in ROLES.it
 _REGULATOR = "0x" + REGULATOR_ROLE.hex()
 
 RX_COLUMNS = (
-    "id", "kind", "doctor", "hospital", "batch_root", "doc_hash", "designated_pharmacy", "expires_at", "fills",
-    "fills_left", "status", "redemptions", "issued_at", "issued_block", "issued_log", "issued_tx", "redeemed_by",
-    "redeemed_at", "last_pharmacy", "courier", "dispatched_at", "delivered_at", "received_at", "cancelled_at",
-    "cancelled_by", "cancel_kind", "updated_block", "updated_log",
-)  # fmt: skip
+    "id",
+    "kind",
+    "doctor",
+    "hospital",
+    "batch_root",
+    "doc_hash",
+    "designated_pharmacy",
+    "expires_at",
+    "fills",
+    "fills_left",
+    "status",
+    "redemptions",
+    "issued_at",
+    "issued_block",
+    "issued_log",
+    "issued_tx",
+    "redeemed_by",
+    "redeemed_at",
+    "last_pharmacy",
+    "courier",
+    "dispatched_at",
+    "delivered_at",
+    "received_at",
+    "cancelled_at",
+    "cancelled_by",
+    "cancel_kind",
+    "updated_block",
+    "updated_log",
+)
 FILL_COLUMNS = (
-    "id", "fill", "pharmacy", "fills_left", "redeemed_at", "redeemed_block", "redeemed_tx", "courier", "dispatched_at",
-    "dispatched_tx", "delivered_by", "delivered_at", "delivered_tx", "in_store", "received_at", "received_by", "received_tx",
-)  # fmt: skip
+    "id",
+    "fill",
+    "pharmacy",
+    "fills_left",
+    "redeemed_at",
+    "redeemed_block",
+    "redeemed_tx",
+    "courier",
+    "dispatched_at",
+    "dispatched_tx",
+    "delivered_by",
+    "delivered_at",
+    "delivered_tx",
+    "in_store",
+    "received_at",
+    "received_by",
+    "received_tx",
+)
 MEMBER_COLUMNS = (
-    "account", "roles_mask", "regulator", "valid_until", "hospital", "admitted_by", "admitted_at", "updated_at",
-    "updated_block", "updated_log",
-)  # fmt: skip
+    "account",
+    "roles_mask",
+    "regulator",
+    "valid_until",
+    "hospital",
+    "admitted_by",
+    "admitted_at",
+    "updated_at",
+    "updated_block",
+    "updated_log",
+)
 BATCH_COLUMNS = (
-    "root", "hospital", "expires_at", "fills", "count", "issued_at", "issued_block", "issued_tx", "cancelled_at", "cancelled_by",
-)  # fmt: skip
+    "root",
+    "hospital",
+    "expires_at",
+    "fills",
+    "count",
+    "issued_at",
+    "issued_block",
+    "issued_tx",
+    "cancelled_at",
+    "cancelled_by",
+)
 
 #: Events that touch a prescription row (their subject is the id).
-RX_EVENTS = frozenset({
-    "PrescriptionIssued", "PrescriptionBatched", "PrescriptionOpened", "PrescriptionCancelled", "PrescriptionRedeemed",
-    "PrescriptionDispatched", "PrescriptionDelivered", "ReceiptConfirmed", "CustodyReassigned", "CustodyVoided",
-})  # fmt: skip
+RX_EVENTS = frozenset(
+    {
+        "PrescriptionIssued",
+        "PrescriptionBatched",
+        "PrescriptionOpened",
+        "PrescriptionCancelled",
+        "PrescriptionRedeemed",
+        "PrescriptionDispatched",
+        "PrescriptionDelivered",
+        "ReceiptConfirmed",
+        "CustodyReassigned",
+        "CustodyVoided",
+    }
+)
 MEMBER_EVENTS = frozenset({"MemberAdmitted", "CredentialRenewed", "RoleGranted", "RoleRevoked"})
 BATCH_EVENTS = frozenset({"BatchIssued", "BatchCancelled"})
 
 
 def _upsert(table: str, columns: tuple[str, ...], key: tuple[str, ...]) -> str:
     updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in key)
-    return (f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders(len(columns))}) "
-            f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}")  # fmt: skip
+    return (
+        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders(len(columns))}) "
+        f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}"
+    )
 
 
 _UPSERT_RX = _upsert("prescriptions", RX_COLUMNS, ("id",))
@@ -108,21 +177,29 @@ class Projection:
         roots = sorted({e["subject"] for e in events if e["name"] in BATCH_EVENTS})
         accounts = sorted({str(e["args"]["account"]) for e in events if e["name"] in MEMBER_EVENTS} - set(self.members))
         for chunk in chunks(ids):
-            for row in self.conn.query_dicts(f"SELECT * FROM prescriptions WHERE id IN ({placeholders(len(chunk))})", chunk):
+            for row in self.conn.query_dicts(
+                f"SELECT * FROM prescriptions WHERE id IN ({placeholders(len(chunk))})", chunk
+            ):
                 self.rx[row["id"]] = row
                 self._stored_rx[row["id"]] = totals.rx_parts(row)
             for row in self.conn.query_dicts(f"SELECT * FROM fills WHERE id IN ({placeholders(len(chunk))})", chunk):
                 self.fills[(row["id"], row["fill"])] = row
                 self._stored_fills[(row["id"], row["fill"])] = totals.fill_parts(row)
         for chunk in chunks(roots):
-            for row in self.conn.query_dicts(f"SELECT * FROM batches WHERE root IN ({placeholders(len(chunk))})", chunk):
+            for row in self.conn.query_dicts(
+                f"SELECT * FROM batches WHERE root IN ({placeholders(len(chunk))})", chunk
+            ):
                 self.batches[row["root"]] = row
                 self._stored_batches[row["root"]] = totals.batch_parts(row)
-            for row in self.conn.query_dicts(f"SELECT * FROM prescriptions WHERE batch_root IN ({placeholders(len(chunk))})", chunk):
+            for row in self.conn.query_dicts(
+                f"SELECT * FROM prescriptions WHERE batch_root IN ({placeholders(len(chunk))})", chunk
+            ):
                 self._stored_rx[row["id"]] = totals.rx_parts(row)
                 self.rx.setdefault(row["id"], row)
         for chunk in chunks(accounts):
-            for row in self.conn.query_dicts(f"SELECT * FROM members WHERE account IN ({placeholders(len(chunk))})", chunk):
+            for row in self.conn.query_dicts(
+                f"SELECT * FROM members WHERE account IN ({placeholders(len(chunk))})", chunk
+            ):
                 self.members[row["account"]] = row
 
     # ----------------------------------------------------------------------------- applying
@@ -148,8 +225,18 @@ class Projection:
     @staticmethod
     def _new_rx(e: dict, rx_id: str, kind: str) -> dict:
         row = dict.fromkeys(RX_COLUMNS)
-        row.update(id=rx_id, kind=kind, status="active", redemptions=0, issued_at=e["block_time"], issued_block=e["block_number"],
-                   issued_log=e["log_index"], issued_tx=e["tx_hash"], updated_block=e["block_number"], updated_log=e["log_index"])  # fmt: skip
+        row.update(
+            id=rx_id,
+            kind=kind,
+            status="active",
+            redemptions=0,
+            issued_at=e["block_time"],
+            issued_block=e["block_number"],
+            issued_log=e["log_index"],
+            issued_tx=e["tx_hash"],
+            updated_block=e["block_number"],
+            updated_log=e["log_index"],
+        )
         return row
 
     def _fill(self, rx: dict) -> dict | None:
@@ -166,9 +253,15 @@ class Projection:
         row = self.rx[rx_id] = self._new_rx(e, rx_id, "single")
         if existing is not None and existing["kind"] == "batched":  # the same id also in a batch
             row["batch_root"] = existing["batch_root"]
-        row.update(doctor=a["doctor"], hospital=a["hospital"], doc_hash=a["docHash"], expires_at=a["expiresAt"],
-                   designated_pharmacy=None if a["designatedPharmacy"] == ZERO_ADDRESS else a["designatedPharmacy"],
-                   fills=a["fills"], fills_left=a["fills"])  # fmt: skip
+        row.update(
+            doctor=a["doctor"],
+            hospital=a["hospital"],
+            doc_hash=a["docHash"],
+            expires_at=a["expiresAt"],
+            designated_pharmacy=None if a["designatedPharmacy"] == ZERO_ADDRESS else a["designatedPharmacy"],
+            fills=a["fills"],
+            fills_left=a["fills"],
+        )
         self._dirty_rx.add(rx_id)
 
     def _on_PrescriptionBatched(self, e: dict, a: dict) -> None:  # noqa: N802
@@ -186,10 +279,17 @@ class Projection:
         if known is not None and known["hospital"] != a["hospital"]:
             return  # the same root announced by another hospital: a batch of its own; the first one is kept
         self.batches[root] = {
-            "root": root, "hospital": a["hospital"], "expires_at": a["expiresAt"], "fills": a["fills"], "count": a["count"],
-            "issued_at": e["block_time"], "issued_block": e["block_number"], "issued_tx": e["tx_hash"],
-            "cancelled_at": None, "cancelled_by": None,
-        }  # fmt: skip
+            "root": root,
+            "hospital": a["hospital"],
+            "expires_at": a["expiresAt"],
+            "fills": a["fills"],
+            "count": a["count"],
+            "issued_at": e["block_time"],
+            "issued_block": e["block_number"],
+            "issued_tx": e["tx_hash"],
+            "cancelled_at": None,
+            "cancelled_by": None,
+        }
         self._dirty_batches.add(root)
         for rx_id in self._pending_batch.pop(root, []):
             row = self.rx[rx_id]
@@ -209,9 +309,20 @@ class Projection:
             batch.update(cancelled_at=e["block_time"], cancelled_by=a["by"])
             self._dirty_batches.add(root)
         for row in self.rx.values():
-            if row["batch_root"] == root and row["kind"] == "batched" and row["status"] == "active" and row["redemptions"] == 0:
-                row.update(status="cancelled", cancelled_at=e["block_time"], cancelled_by=a["by"], cancel_kind="batch",
-                           updated_block=e["block_number"], updated_log=e["log_index"])  # fmt: skip
+            if (
+                row["batch_root"] == root
+                and row["kind"] == "batched"
+                and row["status"] == "active"
+                and row["redemptions"] == 0
+            ):
+                row.update(
+                    status="cancelled",
+                    cancelled_at=e["block_time"],
+                    cancelled_by=a["by"],
+                    cancel_kind="batch",
+                    updated_block=e["block_number"],
+                    updated_log=e["log_index"],
+                )
                 self._dirty_rx.add(row["id"])
 
     def _on_PrescriptionCancelled(self, e: dict, a: dict) -> None:  # noqa: N802
@@ -225,12 +336,26 @@ class Projection:
         row["redemptions"] += 1
         if row["redemptions"] == 1:
             row.update(redeemed_by=a["pharmacy"], redeemed_at=e["block_time"])
-        row.update(status="dispensed", fills_left=a["fillsLeft"], last_pharmacy=a["pharmacy"], courier=None,
-                   dispatched_at=None, delivered_at=None)  # fmt: skip
+        row.update(
+            status="dispensed",
+            fills_left=a["fillsLeft"],
+            last_pharmacy=a["pharmacy"],
+            courier=None,
+            dispatched_at=None,
+            delivered_at=None,
+        )
         key = (row["id"], row["redemptions"])
         fill = dict.fromkeys(FILL_COLUMNS)
-        fill.update(id=row["id"], fill=row["redemptions"], pharmacy=a["pharmacy"], fills_left=a["fillsLeft"],
-                    redeemed_at=e["block_time"], redeemed_block=e["block_number"], redeemed_tx=e["tx_hash"], in_store=0)  # fmt: skip
+        fill.update(
+            id=row["id"],
+            fill=row["redemptions"],
+            pharmacy=a["pharmacy"],
+            fills_left=a["fillsLeft"],
+            redeemed_at=e["block_time"],
+            redeemed_block=e["block_number"],
+            redeemed_tx=e["tx_hash"],
+            in_store=0,
+        )
         self.fills[key] = fill
         self._dirty_fills.add(key)
 
@@ -246,8 +371,12 @@ class Projection:
         row.update(status="delivered", delivered_at=e["block_time"])
         fill = self._fill(row)
         if fill is not None:
-            fill.update(delivered_by=a["by"], delivered_at=e["block_time"], delivered_tx=e["tx_hash"],
-                        in_store=1 if fill["dispatched_at"] is None else 0)  # fmt: skip
+            fill.update(
+                delivered_by=a["by"],
+                delivered_at=e["block_time"],
+                delivered_tx=e["tx_hash"],
+                in_store=1 if fill["dispatched_at"] is None else 0,
+            )
 
     def _on_CustodyReassigned(self, e: dict, a: dict) -> None:  # noqa: N802
         # The regulator moved the drugs from a revoked or lapsed holder to another of the same role.
@@ -310,7 +439,9 @@ class Projection:
         self.meta.update(paused=0, paused_changed_block=e["block_number"])
 
     def _on_LimitsChanged(self, e: dict, a: dict) -> None:  # noqa: N802
-        self.meta.update(max_validity_seconds=a["maxValiditySeconds"], max_fills=a["maxFills"], limits_block=e["block_number"])
+        self.meta.update(
+            max_validity_seconds=a["maxValiditySeconds"], max_fills=a["maxFills"], limits_block=e["block_number"]
+        )
 
     # ------------------------------------------------------------------------------ writing
 
@@ -318,9 +449,11 @@ class Projection:
         """Writes every changed row, and the change to the running totals (inside the caller's transaction)."""
         conn = self.conn
         delta = totals.Delta()
-        for stored, rows, parts, dirty in ((self._stored_rx, self.rx, totals.rx_parts, self._dirty_rx),
-                                           (self._stored_fills, self.fills, totals.fill_parts, self._dirty_fills),
-                                           (self._stored_batches, self.batches, totals.batch_parts, self._dirty_batches)):  # fmt: skip
+        for stored, rows, parts, dirty in (
+            (self._stored_rx, self.rx, totals.rx_parts, self._dirty_rx),
+            (self._stored_fills, self.fills, totals.fill_parts, self._dirty_fills),
+            (self._stored_batches, self.batches, totals.batch_parts, self._dirty_batches),
+        ):
             for key in dirty:
                 if key in rows:
                     now = parts(rows[key])
@@ -328,9 +461,16 @@ class Projection:
                     stored[key] = now
         delta.write(conn)
         conn.executemany(_UPSERT_RX, [tuple(self.rx[k][c] for c in RX_COLUMNS) for k in sorted(self._dirty_rx)])
-        conn.executemany(_UPSERT_FILL, [tuple(self.fills[k][c] for c in FILL_COLUMNS) for k in sorted(self._dirty_fills) if k in self.fills])
-        conn.executemany(_UPSERT_MEMBER, [tuple(self.members[k][c] for c in MEMBER_COLUMNS) for k in sorted(self._dirty_members)])
-        conn.executemany(_UPSERT_BATCH, [tuple(self.batches[k][c] for c in BATCH_COLUMNS) for k in sorted(self._dirty_batches)])
+        conn.executemany(
+            _UPSERT_FILL,
+            [tuple(self.fills[k][c] for c in FILL_COLUMNS) for k in sorted(self._dirty_fills) if k in self.fills],
+        )
+        conn.executemany(
+            _UPSERT_MEMBER, [tuple(self.members[k][c] for c in MEMBER_COLUMNS) for k in sorted(self._dirty_members)]
+        )
+        conn.executemany(
+            _UPSERT_BATCH, [tuple(self.batches[k][c] for c in BATCH_COLUMNS) for k in sorted(self._dirty_batches)]
+        )
         if self.meta:
             write_meta(conn, self.meta)
         self._dirty_rx.clear()
@@ -342,8 +482,17 @@ class Projection:
 
 def event_row(e: dict) -> tuple:
     """An event as an ``events`` row."""
-    return (e["block_number"], e["log_index"], e["block_hash"], e["block_time"], e["tx_hash"], e["tx_index"], e["name"],
-            e["subject"], _dumps(e["args"]))  # fmt: skip
+    return (
+        e["block_number"],
+        e["log_index"],
+        e["block_hash"],
+        e["block_time"],
+        e["tx_hash"],
+        e["tx_index"],
+        e["name"],
+        e["subject"],
+        _dumps(e["args"]),
+    )
 
 
 EVENT_COLUMNS = "block_number, log_index, block_hash, block_time, tx_hash, tx_index, name, subject, args"
@@ -352,8 +501,17 @@ EVENT_COLUMNS = "block_number, log_index, block_hash, block_time, tx_hash, tx_in
 def event_from_row(row: tuple) -> dict:
     """The inverse of :func:`event_row`."""
     block_number, log_index, block_hash, block_time, tx_hash, tx_index, name, subject, args = row
-    return {"block_number": block_number, "log_index": log_index, "block_hash": block_hash, "block_time": block_time,
-            "tx_hash": tx_hash, "tx_index": tx_index, "name": name, "subject": subject, "args": json.loads(args)}  # fmt: skip
+    return {
+        "block_number": block_number,
+        "log_index": log_index,
+        "block_hash": block_hash,
+        "block_time": block_time,
+        "tx_hash": tx_hash,
+        "tx_index": tx_index,
+        "name": name,
+        "subject": subject,
+        "args": json.loads(args),
+    }
 
 
 def rebuild(conn: Connection, *, page: int = 20_000) -> int:
@@ -361,10 +519,15 @@ def rebuild(conn: Connection, *, page: int = 20_000) -> int:
     Pages end on block boundaries, so a batch's events are never split. Returns the events replayed."""
     for table in ("prescriptions", "fills", "members", "batches", "totals", "daily_totals"):
         conn.execute(f"DELETE FROM {table}")
-    conn.execute("DELETE FROM meta WHERE key IN ('paused', 'paused_changed_block', 'max_validity_seconds', 'max_fills', 'limits_block')")
+    conn.execute(
+        "DELETE FROM meta WHERE key IN ('paused', 'paused_changed_block', 'max_validity_seconds', 'max_fills', 'limits_block')"
+    )
     after, replayed = -1, 0
     while True:
-        rows = conn.query(f"SELECT {EVENT_COLUMNS} FROM events WHERE block_number > ? ORDER BY block_number, log_index LIMIT ?", (after, page))
+        rows = conn.query(
+            f"SELECT {EVENT_COLUMNS} FROM events WHERE block_number > ? ORDER BY block_number, log_index LIMIT ?",
+            (after, page),
+        )
         if not rows:
             counted = totals.Delta()
             counted.add(("events", None), replayed)
@@ -375,7 +538,9 @@ def rebuild(conn: Connection, *, page: int = 20_000) -> int:
             last = rows[-1][0]
             whole = [r for r in rows if r[0] != last]
             if not whole:  # one block holds more than a page: take it whole
-                whole = conn.query(f"SELECT {EVENT_COLUMNS} FROM events WHERE block_number = ? ORDER BY log_index", (last,))
+                whole = conn.query(
+                    f"SELECT {EVENT_COLUMNS} FROM events WHERE block_number = ? ORDER BY log_index", (last,)
+                )
             rows = whole
         projection = Projection(conn)
         projection.apply_all([event_from_row(r) for r in rows])

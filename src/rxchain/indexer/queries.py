@@ -23,7 +23,17 @@ DAY = 86400
 #: A member whose credential ends within this many days is "expiring soon".
 EXPIRING_SOON_DAYS = 30
 _TRAIL_NAMES = tuple(TRAIL_EVENTS)
-_ACTOR_KEY = {"opened from batch": "doctor", "custody reassigned": "by", "custody voided": "by", "issued": "doctor", "cancelled": "by", "redeemed": "pharmacy", "dispatched": "pharmacy", "delivered": "by", "received": "relayer"}
+_ACTOR_KEY = {
+    "opened from batch": "doctor",
+    "custody reassigned": "by",
+    "custody voided": "by",
+    "issued": "doctor",
+    "cancelled": "by",
+    "redeemed": "pharmacy",
+    "dispatched": "pharmacy",
+    "delivered": "by",
+    "received": "relayer",
+}
 
 _STATUSES = ("active", "cancelled", "dispensed", "dispatched", "delivered", "completed", "refillable")
 # An unfilled prescription: never redeemed, not cancelled.
@@ -52,7 +62,11 @@ def status(conn: Connection) -> dict:
     meta = read_meta(conn)
     if not meta:
         raise NotIndexed("the database holds no index yet: run the indexer")
-    events = _totals.scalars(conn).get("events", 0) if meta.get(_totals.MARK) == "1" else conn.query_one("SELECT COUNT(*) FROM events")[0]
+    events = (
+        _totals.scalars(conn).get("events", 0)
+        if meta.get(_totals.MARK) == "1"
+        else conn.query_one("SELECT COUNT(*) FROM events")[0]
+    )
     return {
         "chainId": int(meta["chain_id"]),
         "registry": meta["registry"],
@@ -64,8 +78,9 @@ def status(conn: Connection) -> dict:
         "events": events,
         "paused": meta.get("paused") == "1",
         "limits": {"maxValiditySeconds": int(meta["max_validity_seconds"]), "maxFills": int(meta["max_fills"])}
-        if meta.get("max_fills") else None,
-    }  # fmt: skip
+        if meta.get("max_fills")
+        else None,
+    }
 
 
 def summary(conn: Connection, *, soon_days: int = EXPIRING_SOON_DAYS) -> dict:
@@ -142,7 +157,9 @@ def _summary_scan(conn: Connection, soon_days: int) -> dict:
             COALESCE(SUM(CASE WHEN received_at IS NOT NULL THEN 1 ELSE 0 END), 0)
         FROM fills"""
     )
-    batches = conn.query_one("SELECT COUNT(*), COALESCE(SUM(CASE WHEN cancelled_at IS NOT NULL THEN 1 ELSE 0 END), 0) FROM batches")
+    batches = conn.query_one(
+        "SELECT COUNT(*), COALESCE(SUM(CASE WHEN cancelled_at IS NOT NULL THEN 1 ELSE 0 END), 0) FROM batches"
+    )
     return {
         "now": t,
         "issued": row[0],
@@ -189,11 +206,20 @@ def daily_scan(conn: Connection) -> list[dict]:
     series: dict[str, dict[int, int]] = {
         "issued": dict(conn.query("SELECT issued_at / 86400, COUNT(*) FROM prescriptions GROUP BY issued_at / 86400")),
         "redeemed": dict(conn.query("SELECT redeemed_at / 86400, COUNT(*) FROM fills GROUP BY redeemed_at / 86400")),
-        "cancelled": dict(conn.query("SELECT cancelled_at / 86400, COUNT(*) FROM prescriptions WHERE status = 'cancelled' "
-                                     "GROUP BY cancelled_at / 86400")),
-        "expired": dict(conn.query(f"SELECT expires_at / 86400, COUNT(*) FROM prescriptions WHERE {_UNFILLED} AND expires_at < ? "
-                                   "GROUP BY expires_at / 86400", (t,))),
-    }  # fmt: skip
+        "cancelled": dict(
+            conn.query(
+                "SELECT cancelled_at / 86400, COUNT(*) FROM prescriptions WHERE status = 'cancelled' "
+                "GROUP BY cancelled_at / 86400"
+            )
+        ),
+        "expired": dict(
+            conn.query(
+                f"SELECT expires_at / 86400, COUNT(*) FROM prescriptions WHERE {_UNFILLED} AND expires_at < ? "
+                "GROUP BY expires_at / 86400",
+                (t,),
+            )
+        ),
+    }
     return _days(series)
 
 
@@ -202,10 +228,7 @@ def _days(series: dict[str, dict[int, int]]) -> list[dict]:
     if not days:
         return []
     first, last = int(min(days)), int(max(days))
-    return [
-        {"day": _day(d), **{name: int(s.get(d, 0)) for name, s in series.items()}}
-        for d in range(first, last + 1)
-    ]
+    return [{"day": _day(d), **{name: int(s.get(d, 0)) for name, s in series.items()}} for d in range(first, last + 1)]
 
 
 def hospitals(conn: Connection) -> list[dict]:
@@ -223,10 +246,18 @@ def hospitals(conn: Connection) -> list[dict]:
         (t, t),
     )
     out = [
-        {"hospital": h, "issued": n, "batched": int(b), "redeemed": int(r), "cancelled": int(c), "expiredUnfilled": int(x),
-         "activeUnfilled": int(a), "doctors": int(d)}
+        {
+            "hospital": h,
+            "issued": n,
+            "batched": int(b),
+            "redeemed": int(r),
+            "cancelled": int(c),
+            "expiredUnfilled": int(x),
+            "activeUnfilled": int(a),
+            "doctors": int(d),
+        }
         for h, n, b, r, c, x, a, d in rows
-    ]  # fmt: skip
+    ]
     out.sort(key=lambda r: (-r["issued"], r["hospital"] or ""))
     return out
 
@@ -246,20 +277,43 @@ def pharmacies(conn: Connection) -> list[dict]:
         "SELECT pharmacy, received_at - dispatched_at FROM fills WHERE dispatched_at IS NOT NULL AND received_at IS NOT NULL"
     ):
         durations.setdefault(pharmacy, []).append(int(seconds))
-    designated = dict(conn.query("SELECT designated_pharmacy, COUNT(*) FROM prescriptions WHERE designated_pharmacy IS NOT NULL "
-                                 "GROUP BY designated_pharmacy"))  # fmt: skip
+    designated = dict(
+        conn.query(
+            "SELECT designated_pharmacy, COUNT(*) FROM prescriptions WHERE designated_pharmacy IS NOT NULL "
+            "GROUP BY designated_pharmacy"
+        )
+    )
     out = []
     for pharmacy, fills, filled, dispatched, in_store, received in rows:
         spans = sorted(durations.get(pharmacy, []))
-        out.append({
-            "pharmacy": pharmacy, "fills": fills, "prescriptions": filled, "dispatched": int(dispatched),
-            "handedOverInStore": int(in_store), "received": int(received), "deliveries": len(spans),
-            "medianDeliverySeconds": _percentile(spans, 50), "designated": int(designated.get(pharmacy, 0)),
-        })  # fmt: skip
+        out.append(
+            {
+                "pharmacy": pharmacy,
+                "fills": fills,
+                "prescriptions": filled,
+                "dispatched": int(dispatched),
+                "handedOverInStore": int(in_store),
+                "received": int(received),
+                "deliveries": len(spans),
+                "medianDeliverySeconds": _percentile(spans, 50),
+                "designated": int(designated.get(pharmacy, 0)),
+            }
+        )
     for pharmacy, n in designated.items():
         if not any(r["pharmacy"] == pharmacy for r in out):
-            out.append({"pharmacy": pharmacy, "fills": 0, "prescriptions": 0, "dispatched": 0, "handedOverInStore": 0,
-                        "received": 0, "deliveries": 0, "medianDeliverySeconds": None, "designated": int(n)})  # fmt: skip
+            out.append(
+                {
+                    "pharmacy": pharmacy,
+                    "fills": 0,
+                    "prescriptions": 0,
+                    "dispatched": 0,
+                    "handedOverInStore": 0,
+                    "received": 0,
+                    "deliveries": 0,
+                    "medianDeliverySeconds": None,
+                    "designated": int(n),
+                }
+            )
     out.sort(key=lambda r: (-r["fills"], r["pharmacy"]))
     return out
 
@@ -271,10 +325,23 @@ _BIN_WIDTHS = (60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86
 def delivery_times(conn: Connection, *, max_bins: int = 24) -> dict:
     """Dispatch-to-receipt times of delivered fills (the courier's part, until the patient's receipt):
     a histogram with round bin widths, and percentiles."""
-    spans = sorted(int(s) for (s,) in conn.query(
-        "SELECT received_at - dispatched_at FROM fills WHERE dispatched_at IS NOT NULL AND received_at IS NOT NULL"))  # fmt: skip
+    spans = sorted(
+        int(s)
+        for (s,) in conn.query(
+            "SELECT received_at - dispatched_at FROM fills WHERE dispatched_at IS NOT NULL AND received_at IS NOT NULL"
+        )
+    )
     if not spans:
-        return {"count": 0, "bins": [], "binSeconds": None, "min": None, "p50": None, "p90": None, "max": None, "mean": None}
+        return {
+            "count": 0,
+            "bins": [],
+            "binSeconds": None,
+            "min": None,
+            "p50": None,
+            "p90": None,
+            "max": None,
+            "mean": None,
+        }
     width = next((w for w in _BIN_WIDTHS if spans[-1] / w < max_bins), _BIN_WIDTHS[-1])
     n_bins = min(max_bins, spans[-1] // width + 1)
     counts = [0] * n_bins
@@ -315,14 +382,23 @@ def _members(conn: Connection, soon_days: int, t: int) -> list[dict]:
             standing = "expiring"
         else:
             standing = "good"
-        out.append({
-            "account": row["account"], "roles": roles, "validUntil": until, "hospital": row["hospital"],
-            "admittedAt": row["admitted_at"], "admittedBy": row["admitted_by"], "standing": standing,
-            "daysLeft": None if until is None else round((until - t) / DAY, 1),
-            "updatedBlock": row["updated_block"],
-        })  # fmt: skip
+        out.append(
+            {
+                "account": row["account"],
+                "roles": roles,
+                "validUntil": until,
+                "hospital": row["hospital"],
+                "admittedAt": row["admitted_at"],
+                "admittedBy": row["admitted_by"],
+                "standing": standing,
+                "daysLeft": None if until is None else round((until - t) / DAY, 1),
+                "updatedBlock": row["updated_block"],
+            }
+        )
     order = {"expired": 0, "expiring": 1, "good": 2, "revoked": 3}
-    out.sort(key=lambda m: (order[m["standing"]], m["validUntil"] if m["validUntil"] is not None else 2**62, m["account"]))
+    out.sort(
+        key=lambda m: (order[m["standing"]], m["validUntil"] if m["validUntil"] is not None else 2**62, m["account"])
+    )
     return out
 
 
@@ -346,8 +422,12 @@ def prescription(conn: Connection, rx_id: str) -> dict | None:
         return None
     record = _camel(row[0])
     t = now(conn)
-    record["expired"] = row[0]["status"] in ("active", "refillable") and row[0]["expires_at"] is not None and row[0]["expires_at"] < t
-    record["fillsDetail"] = [_camel(f) for f in conn.query_dicts("SELECT * FROM fills WHERE id = ? ORDER BY fill", (rx_id,))]
+    record["expired"] = (
+        row[0]["status"] in ("active", "refillable") and row[0]["expires_at"] is not None and row[0]["expires_at"] < t
+    )
+    record["fillsDetail"] = [
+        _camel(f) for f in conn.query_dicts("SELECT * FROM fills WHERE id = ? ORDER BY fill", (rx_id,))
+    ]
     return record
 
 
@@ -366,15 +446,27 @@ def trail(conn: Connection, rx_id: str) -> list[dict]:
         label = TRAIL_EVENTS[name]
         if label == "issued in batch":
             # The hospital of the BatchIssued of the same transaction: two hospitals may announce one root.
-            found = conn.query_one("SELECT args FROM events WHERE name = 'BatchIssued' AND subject = ? AND tx_hash = ?",
-                                   (args["root"], tx_hash))  # fmt: skip
+            found = conn.query_one(
+                "SELECT args FROM events WHERE name = 'BatchIssued' AND subject = ? AND tx_hash = ?",
+                (args["root"], tx_hash),
+            )
             actor = json.loads(found[0])["hospital"] if found else None
         else:
             actor = args.pop(_ACTOR_KEY[label])
         if label == "delivered" and steps and steps[-1]["step"] == "redeemed":
             label = "handed over in store"
-        steps.append({"step": label, "actor": actor, "blockNumber": block_number, "blockHash": block_hash,
-                      "blockTime": block_time, "txHash": tx_hash, "logIndex": log_index, "details": args})  # fmt: skip
+        steps.append(
+            {
+                "step": label,
+                "actor": actor,
+                "blockNumber": block_number,
+                "blockHash": block_hash,
+                "blockTime": block_time,
+                "txHash": tx_hash,
+                "logIndex": log_index,
+                "details": args,
+            }
+        )
     return steps
 
 
@@ -396,17 +488,29 @@ def hospital_outcomes(conn: Connection, hospital: str, *, limit: int = 500) -> d
     by outcome, and the most recent ``limit`` with where and when they were redeemed, dispatched,
     delivered, received or cancelled, or that they expired unfilled."""
     t = now(conn)
-    counts = {outcome: 0 for outcome in ("open", "redeemed", "dispatched", "delivered", "received", "cancelled", "expired unfilled")}
-    counts.update(dict(conn.query(f"SELECT {_OUTCOME}, COUNT(*) FROM prescriptions WHERE hospital = ? GROUP BY 1", (t, hospital))))
+    counts = {
+        outcome: 0
+        for outcome in ("open", "redeemed", "dispatched", "delivered", "received", "cancelled", "expired unfilled")
+    }
+    counts.update(
+        dict(conn.query(f"SELECT {_OUTCOME}, COUNT(*) FROM prescriptions WHERE hospital = ? GROUP BY 1", (t, hospital)))
+    )
     rows = conn.query_dicts(
         f"""SELECT id, kind, doctor, designated_pharmacy, issued_at, expires_at, fills, redemptions, redeemed_by, redeemed_at,
             last_pharmacy, courier, dispatched_at, delivered_at, received_at, cancelled_at, cancelled_by, {_OUTCOME} AS outcome
         FROM prescriptions WHERE hospital = ? ORDER BY issued_at DESC, id LIMIT ?""",
         (t, hospital, int(limit)),
     )
-    return {"hospital": hospital, "now": t, "issued": sum(counts.values()), "byOutcome": counts,
-            "doctors": conn.query_one("SELECT COUNT(DISTINCT doctor) FROM prescriptions WHERE hospital = ?", (hospital,))[0],
-            "rows": [_camel(r) for r in rows]}  # fmt: skip
+    return {
+        "hospital": hospital,
+        "now": t,
+        "issued": sum(counts.values()),
+        "byOutcome": counts,
+        "doctors": conn.query_one("SELECT COUNT(DISTINCT doctor) FROM prescriptions WHERE hospital = ?", (hospital,))[
+            0
+        ],
+        "rows": [_camel(r) for r in rows],
+    }
 
 
 def pharmacy_activity(conn: Connection, pharmacy: str, *, limit: int = 500) -> dict:
@@ -421,26 +525,43 @@ def pharmacy_activity(conn: Connection, pharmacy: str, *, limit: int = 500) -> d
         FROM fills WHERE pharmacy = ?""",
         (pharmacy,),
     )
-    spans = sorted(int(s) for (s,) in conn.query(
-        "SELECT received_at - dispatched_at FROM fills WHERE pharmacy = ? AND dispatched_at IS NOT NULL AND received_at IS NOT NULL",
-        (pharmacy,)))  # fmt: skip
+    spans = sorted(
+        int(s)
+        for (s,) in conn.query(
+            "SELECT received_at - dispatched_at FROM fills WHERE pharmacy = ? AND dispatched_at IS NOT NULL AND received_at IS NOT NULL",
+            (pharmacy,),
+        )
+    )
     rows = conn.query_dicts(
         """SELECT id, fill, redeemed_at, redeemed_tx, courier, dispatched_at, delivered_by, delivered_at, in_store, received_at
         FROM fills WHERE pharmacy = ? ORDER BY redeemed_at DESC, id, fill LIMIT ?""",
         (pharmacy, int(limit)),
     )
-    return {"pharmacy": pharmacy, "now": t, "fills": row[0], "prescriptions": row[1], "dispatched": int(row[2]),
-            "handedOverInStore": int(row[3]), "received": int(row[4]), "deliveries": len(spans),
-            "medianDeliverySeconds": _percentile(spans, 50), "rows": [_camel(r) for r in rows]}  # fmt: skip
+    return {
+        "pharmacy": pharmacy,
+        "now": t,
+        "fills": row[0],
+        "prescriptions": row[1],
+        "dispatched": int(row[2]),
+        "handedOverInStore": int(row[3]),
+        "received": int(row[4]),
+        "deliveries": len(spans),
+        "medianDeliverySeconds": _percentile(spans, 50),
+        "rows": [_camel(r) for r in rows],
+    }
 
 
 def concerns(conn: Connection, rx_id: str, *, hospital: str | None = None, pharmacy: str | None = None) -> bool:
     """True if prescription ``rx_id`` is ``hospital``'s (it issued it) or ``pharmacy``'s (it filled it)."""
     rx_id = normalize_id(rx_id)
     if hospital is not None:
-        return conn.query_one("SELECT 1 FROM prescriptions WHERE id = ? AND hospital = ?", (rx_id, hospital)) is not None
+        return (
+            conn.query_one("SELECT 1 FROM prescriptions WHERE id = ? AND hospital = ?", (rx_id, hospital)) is not None
+        )
     if pharmacy is not None:
-        return conn.query_one("SELECT 1 FROM fills WHERE id = ? AND pharmacy = ? LIMIT 1", (rx_id, pharmacy)) is not None
+        return (
+            conn.query_one("SELECT 1 FROM fills WHERE id = ? AND pharmacy = ? LIMIT 1", (rx_id, pharmacy)) is not None
+        )
     return False
 
 
@@ -451,7 +572,10 @@ def has_transaction(conn: Connection, tx_hash: str) -> bool:
 
 def counts(conn: Connection) -> dict[str, int]:
     """Row counts of every table (for reports and tests)."""
-    return {t: conn.query_one(f"SELECT COUNT(*) FROM {t}")[0] for t in ("events", "blocks", "prescriptions", "fills", "members", "batches")}
+    return {
+        t: conn.query_one(f"SELECT COUNT(*) FROM {t}")[0]
+        for t in ("events", "blocks", "prescriptions", "fills", "members", "batches")
+    }
 
 
 def normalize_id(value: str) -> str:
@@ -461,7 +585,6 @@ def normalize_id(value: str) -> str:
     if len(raw) != 64 or any(c not in "0123456789abcdef" for c in raw):
         raise InvalidValue(f"{value!r} is not a prescription id (0x + 64 hex digits)")
     return "0x" + raw
-
 
 
 def _percentile(values: list[int], pct: float) -> float | None:

@@ -114,11 +114,19 @@ class Delta:
         self.counts.clear()
         scalars = sorted((name, n) for (name, day), n in changed.items() if day is None)
         days = sorted((name, day, n) for (name, day), n in changed.items() if day is not None)
-        conn.executemany("INSERT INTO totals (name, n) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET n = totals.n + excluded.n", scalars)
-        conn.executemany("INSERT INTO daily_totals (series, day, n) VALUES (?, ?, ?) ON CONFLICT (series, day) "
-                         "DO UPDATE SET n = daily_totals.n + excluded.n", days)  # fmt: skip
+        conn.executemany(
+            "INSERT INTO totals (name, n) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET n = totals.n + excluded.n",
+            scalars,
+        )
+        conn.executemany(
+            "INSERT INTO daily_totals (series, day, n) VALUES (?, ?, ?) ON CONFLICT (series, day) "
+            "DO UPDATE SET n = daily_totals.n + excluded.n",
+            days,
+        )
         conn.executemany("DELETE FROM totals WHERE name = ? AND n = 0", [(name,) for name, _ in scalars])
-        conn.executemany("DELETE FROM daily_totals WHERE series = ? AND day = ? AND n = 0", [(s, d) for s, d, _ in days])
+        conn.executemany(
+            "DELETE FROM daily_totals WHERE series = ? AND day = ? AND n = 0", [(s, d) for s, d, _ in days]
+        )
 
 
 # ------------------------------------------------------------------------------ building them
@@ -140,8 +148,11 @@ def compute(conn: Connection, *, page: int = 20_000) -> Delta:
     from rxchain.indexer.projection import BATCH_COLUMNS, FILL_COLUMNS, RX_COLUMNS
 
     delta = Delta()
-    for table, columns, key, parts in (("prescriptions", RX_COLUMNS, ("id",), rx_parts), ("fills", FILL_COLUMNS, ("id", "fill"), fill_parts),
-                                       ("batches", BATCH_COLUMNS, ("root",), batch_parts)):  # fmt: skip
+    for table, columns, key, parts in (
+        ("prescriptions", RX_COLUMNS, ("id",), rx_parts),
+        ("fills", FILL_COLUMNS, ("id", "fill"), fill_parts),
+        ("batches", BATCH_COLUMNS, ("root",), batch_parts),
+    ):
         cols = ", ".join(columns)
         order = ", ".join(key)
         after: tuple | None = None
@@ -193,8 +204,8 @@ def expired(conn: Connection, now: int) -> dict[str, tuple[int, int]]:
     ):
         out[series] = [int(before), int(everything)]
     unfilled, refillable = conn.query_one(
-        f"""SELECT COALESCE(SUM(CASE WHEN {EXPIRY_SERIES['unfilled']} THEN 1 ELSE 0 END), 0),
-            COALESCE(SUM(CASE WHEN {EXPIRY_SERIES['refillable']} THEN 1 ELSE 0 END), 0)
+        f"""SELECT COALESCE(SUM(CASE WHEN {EXPIRY_SERIES["unfilled"]} THEN 1 ELSE 0 END), 0),
+            COALESCE(SUM(CASE WHEN {EXPIRY_SERIES["refillable"]} THEN 1 ELSE 0 END), 0)
         FROM prescriptions WHERE status IN ('active', 'refillable') AND expires_at >= ? AND expires_at < ?""",
         (today * DAY, now),
     )  # today's part, on the prescriptions_status index
@@ -206,8 +217,12 @@ def expired(conn: Connection, now: int) -> dict[str, tuple[int, int]]:
 def _today(conn: Connection, series: str, now: int) -> int:
     """Rows of ``series`` that expired today before ``now`` (on the prescriptions_status index)."""
     today = now // DAY
-    return int(conn.query_one(f"SELECT COUNT(*) FROM prescriptions WHERE {EXPIRY_SERIES[series]} AND expires_at >= ? AND expires_at < ?",
-                              (today * DAY, now))[0])  # fmt: skip
+    return int(
+        conn.query_one(
+            f"SELECT COUNT(*) FROM prescriptions WHERE {EXPIRY_SERIES[series]} AND expires_at >= ? AND expires_at < ?",
+            (today * DAY, now),
+        )[0]
+    )
 
 
 def daily(conn: Connection, now: int) -> dict[str, dict[int, int]]:
@@ -215,8 +230,11 @@ def daily(conn: Connection, now: int) -> dict[str, dict[int, int]]:
     the day they expired, up to ``now``)."""
     series: dict[str, dict[int, int]] = {"issued": {}, "redeemed": {}, "cancelled": {}, "expired": {}}
     today = now // DAY
-    for name, day, n in conn.query("SELECT series, day, n FROM daily_totals WHERE series IN ('issued', 'redeemed', 'cancelled') "
-                                   "OR (series = 'unfilled' AND day < ?)", (today,)):  # fmt: skip
+    for name, day, n in conn.query(
+        "SELECT series, day, n FROM daily_totals WHERE series IN ('issued', 'redeemed', 'cancelled') "
+        "OR (series = 'unfilled' AND day < ?)",
+        (today,),
+    ):
         series["expired" if name == "unfilled" else name][int(day)] = int(n)
     partial = _today(conn, "unfilled", now)
     if partial:

@@ -177,8 +177,10 @@ def run_workload(
     # A doctor's licence may not outlive its hospital's credential.
     until1 = min(until, client.member(hospital1.address).valid_until)
     until2 = min(until, client.member(hospital2.address).valid_until)
-    runner.phase([pipe.sign(hospital1, "admitMember", [d.address, role("doctor"), until1]) for d in doctors1[1:]]
-               + [pipe.sign(hospital2, "admitMember", [d.address, role("doctor"), until2]) for d in doctors2[1:]])  # fmt: skip
+    runner.phase(
+        [pipe.sign(hospital1, "admitMember", [d.address, role("doctor"), until1]) for d in doctors1[1:]]
+        + [pipe.sign(hospital2, "admitMember", [d.address, role("doctor"), until2]) for d in doctors2[1:]]
+    )
 
     hospital_of = {d.address: hospital1 for d in doctors1} | {d.address: hospital2 for d in doctors2}
     signer = {a.address: a for a in [*doctors1, *doctors2, *pharmacies, *couriers, regulator, hospital1, hospital2]}
@@ -210,8 +212,21 @@ def run_workload(
             claim_key = keccak(text=f"{seed}:claim:{i}")
             claim_address = _address(claim_key)
             terms = terms_hash(doctor.address, doc_hash, designated)
-            p = Planned(i, prescription_id(claim_address, terms), doctor.address, hospital_of[doctor.address].address, doc_hash,
-                        claim_key, claim_address, terms, designated, fills, expires, fate, day)  # fmt: skip
+            p = Planned(
+                i,
+                prescription_id(claim_address, terms),
+                doctor.address,
+                hospital_of[doctor.address].address,
+                doc_hash,
+                claim_key,
+                claim_address,
+                terms,
+                designated,
+                fills,
+                expires,
+                fate,
+                day,
+            )
             p.root = b"batch" if batched else None
             planned.append(p)
             today.append(p)
@@ -220,7 +235,11 @@ def run_workload(
         phase: list[tuple[SignedTx, Callable[[int], None]]] = []
         for p in today:
             if p.root is None:
-                tx = pipe.sign(signer[p.doctor], "issue", [p.doc_hash, p.claim_address, p.designated or ZERO_ADDRESS, p.expires_at, p.fills])
+                tx = pipe.sign(
+                    signer[p.doctor],
+                    "issue",
+                    [p.doc_hash, p.claim_address, p.designated or ZERO_ADDRESS, p.expires_at, p.fills],
+                )
                 phase.append((tx, lambda t, p=p: setattr(p, "issued_at", t)))
         day_batches = []
         for hospital in (hospital1, hospital2):
@@ -231,12 +250,19 @@ def run_workload(
                 root = merkle_root(leaves)
                 for n, p in enumerate(group):
                     p.root, p.proof, p.expires_at = root, merkle_proof(leaves, n), t0 + DAY
-                batches[root] = {"hospital": hospital.address, "members": group, "cancelled": False, "expires_at": t0 + DAY}
+                batches[root] = {
+                    "hospital": hospital.address,
+                    "members": group,
+                    "cancelled": False,
+                    "expires_at": t0 + DAY,
+                }
                 day_batches.append(root)
                 tx = pipe.sign(hospital, "issueBatch", [leaves, t0 + DAY, 1])
                 phase.append((tx, lambda t, group=group: [setattr(p, "issued_at", t) for p in group]))
         runner.phase(phase)
-        log(f"day {day + 1}: issued {len(today)} ({sum(1 for p in today if p.root is None)} singly, {len(day_batches)} batches)")
+        log(
+            f"day {day + 1}: issued {len(today)} ({sum(1 for p in today if p.root is None)} singly, {len(day_batches)} batches)"
+        )
 
         # 2. first fills
         to_fill = [p for p in today if p.fate not in ("cancelled", "untouched")]
@@ -258,7 +284,9 @@ def run_workload(
             pharmacy = signer[p.designated] if p.designated else rng.choice(pharmacies)
             fill = Fill(pharmacy.address)
             p.taken.append(fill)
-            phase.append((_redeem(pipe, client, pharmacy, p, 0, deadline), lambda t, f=fill: setattr(f, "redeemed_at", t)))
+            phase.append(
+                (_redeem(pipe, client, pharmacy, p, 0, deadline), lambda t, f=fill: setattr(f, "redeemed_at", t))
+            )
         runner.phase(phase)
 
         # 3. cancellations
@@ -268,8 +296,11 @@ def run_workload(
                 if p.root is None:
                     tx = pipe.sign(signer[p.doctor], "cancel", [p.rx_id])
                 else:
-                    tx = pipe.sign(signer[p.hospital], "cancelBatched",
-                                   [p.doctor, p.doc_hash, p.designated or ZERO_ADDRESS, p.claim_address, p.root, p.proof])
+                    tx = pipe.sign(
+                        signer[p.hospital],
+                        "cancelBatched",
+                        [p.doctor, p.doc_hash, p.designated or ZERO_ADDRESS, p.claim_address, p.root, p.proof],
+                    )
                 p.cancelled = "prescription"
                 phase.append((tx, lambda t, p=p: setattr(p, "cancelled_at", t)))
         if void_root is not None:
@@ -290,12 +321,21 @@ def run_workload(
             courier = rng.choice(couriers)
             fill = p.taken[-1]
             fill.courier = courier.address
-            phase.append((pipe.sign(signer[fill.pharmacy], "dispatch", [p.rx_id, courier.address]),
-                          lambda t, f=fill: setattr(f, "dispatched_at", t)))  # fmt: skip
+            phase.append(
+                (
+                    pipe.sign(signer[fill.pharmacy], "dispatch", [p.rx_id, courier.address]),
+                    lambda t, f=fill: setattr(f, "dispatched_at", t),
+                )
+            )
         for p in store:
             fill = p.taken[-1]
             fill.in_store = fill.delivered = True
-            phase.append((pipe.sign(signer[fill.pharmacy], "deliver", [p.rx_id]), lambda t, f=fill: setattr(f, "delivered_at", t)))
+            phase.append(
+                (
+                    pipe.sign(signer[fill.pharmacy], "deliver", [p.rx_id]),
+                    lambda t, f=fill: setattr(f, "delivered_at", t),
+                )
+            )
         runner.phase(phase)
         runner.phase([_receipt(pipe, client, signer[p.taken[-1].pharmacy], p, deadline) for p in store])
 
@@ -313,7 +353,9 @@ def run_workload(
                 else:
                     fill = p.taken[-1]
                     fill.delivered = True
-                    phase.append((pipe.sign(courier, "deliver", [p.rx_id]), lambda t, f=fill: setattr(f, "delivered_at", t)))
+                    phase.append(
+                        (pipe.sign(courier, "deliver", [p.rx_id]), lambda t, f=fill: setattr(f, "delivered_at", t))
+                    )
                     if p.fate == "courier":
                         confirm.append(p)
             runner.phase(phase)
@@ -325,14 +367,20 @@ def run_workload(
         for p in again:
             pharmacy = signer[p.designated] if p.designated else rng.choice(pharmacies)
             fill = Fill(pharmacy.address, in_store=True)
-            phase.append((_redeem(pipe, client, pharmacy, p, 1, deadline), lambda t, f=fill: setattr(f, "redeemed_at", t)))
+            phase.append(
+                (_redeem(pipe, client, pharmacy, p, 1, deadline), lambda t, f=fill: setattr(f, "redeemed_at", t))
+            )
             p.taken.append(fill)
         runner.phase(phase)
         phase = []
         for p in again:
             p.taken[-1].delivered = True
-            phase.append((pipe.sign(signer[p.taken[-1].pharmacy], "deliver", [p.rx_id]),
-                          lambda t, f=p.taken[-1]: setattr(f, "delivered_at", t)))  # fmt: skip
+            phase.append(
+                (
+                    pipe.sign(signer[p.taken[-1].pharmacy], "deliver", [p.rx_id]),
+                    lambda t, f=p.taken[-1]: setattr(f, "delivered_at", t),
+                )
+            )
         runner.phase(phase)
         runner.phase([_receipt(pipe, client, signer[p.taken[-1].pharmacy], p, deadline) for p in again])
         phase = []
@@ -347,10 +395,18 @@ def run_workload(
             runner.advance(max(60, t0 + DAY + 300 - client.latest_block_time()))
 
     # the membership stories, and a pause
-    notes = {couriers[1].address: "credential ends soon", lapsing.address: "credential expired", revoked.address: "revoked",
-             pharmacies[1].address: "renewed"}  # fmt: skip
-    runner.phase([pipe.sign(regulator, "renewMember", [pharmacies[1].address, client.latest_block_time() + 400 * DAY]),
-                  pipe.sign(regulator, "revokeRole", [role("courier"), revoked.address])])  # fmt: skip
+    notes = {
+        couriers[1].address: "credential ends soon",
+        lapsing.address: "credential expired",
+        revoked.address: "revoked",
+        pharmacies[1].address: "renewed",
+    }
+    runner.phase(
+        [
+            pipe.sign(regulator, "renewMember", [pharmacies[1].address, client.latest_block_time() + 400 * DAY]),
+            pipe.sign(regulator, "revokeRole", [role("courier"), revoked.address]),
+        ]
+    )
     runner.phase([pipe.sign(regulator, "pause", [])])
     runner.phase([pipe.sign(regulator, "unpause", [])])
     names = {a.address: n for n, a in ids.items()}
@@ -392,7 +448,9 @@ class _Runner:
         result = self.pipe.run(txs)
         if result.failed:
             first = result.failed[0]
-            raise WorkloadFailed(f"{len(result.failed)} of {len(txs)} transactions reverted (first: {first.function} from {first.sender})")
+            raise WorkloadFailed(
+                f"{len(result.failed)} of {len(txs)} transactions reverted (first: {first.function} from {first.sender})"
+            )
         self.transactions += len(txs)
         blocks = {h: _number(r["blockNumber"]) for h, r in result.receipts.items()}
         times = {n: self.client.block_time(n) for n in set(blocks.values())}
@@ -404,7 +462,9 @@ class _Runner:
         for method, params in (("evm_increaseTime", [int(seconds)]), ("evm_mine", [])):
             reply = provider.make_request(method, params)
             if "error" in reply:
-                raise WorkloadFailed(f"{method} refused ({reply['error'].get('message')}): the workload needs a development chain")
+                raise WorkloadFailed(
+                    f"{method} refused ({reply['error'].get('message')}): the workload needs a development chain"
+                )
 
 
 def _number(value: int | str) -> int:
@@ -412,7 +472,9 @@ def _number(value: int | str) -> int:
     return int(value, 16) if isinstance(value, str) else int(value)
 
 
-def _redeem(pipe: Pipeline, client: RegistryClient, pharmacy: LocalAccount, p: Planned, taken: int, deadline: int) -> SignedTx:
+def _redeem(
+    pipe: Pipeline, client: RegistryClient, pharmacy: LocalAccount, p: Planned, taken: int, deadline: int
+) -> SignedTx:
     fills_left = p.fills - taken
     signature = sign_digest(p.claim_key, redeem_digest(client.domain, p.rx_id, pharmacy.address, fills_left, deadline))
     args = [p.doctor, p.doc_hash, p.designated or ZERO_ADDRESS, p.claim_address, deadline, signature]
@@ -421,8 +483,15 @@ def _redeem(pipe: Pipeline, client: RegistryClient, pharmacy: LocalAccount, p: P
     return pipe.sign(pharmacy, "redeem", args)
 
 
-def _receipt(pipe: Pipeline, client: RegistryClient, sender: LocalAccount, p: Planned, deadline: int, *,
-             with_delivery: bool = False) -> tuple[SignedTx, Callable[[int], None]]:
+def _receipt(
+    pipe: Pipeline,
+    client: RegistryClient,
+    sender: LocalAccount,
+    p: Planned,
+    deadline: int,
+    *,
+    with_delivery: bool = False,
+) -> tuple[SignedTx, Callable[[int], None]]:
     """The patient's receipt of the current fill (with the delivery when ``with_delivery``)."""
     fill = p.taken[-1]
     fills_left = p.fills - len(p.taken)
@@ -430,7 +499,9 @@ def _receipt(pipe: Pipeline, client: RegistryClient, sender: LocalAccount, p: Pl
     # courier who delivered (or the pharmacy at the counter)
     deliverer = sender.address if with_delivery else (fill.courier or fill.pharmacy)
     signature = sign_digest(p.claim_key, receipt_digest(client.domain, p.rx_id, deliverer, fills_left, deadline))
-    tx = pipe.sign(sender, "deliverWithReceipt" if with_delivery else "confirmReceipt", [p.rx_id, p.terms, deadline, signature])
+    tx = pipe.sign(
+        sender, "deliverWithReceipt" if with_delivery else "confirmReceipt", [p.rx_id, p.terms, deadline, signature]
+    )
     fill.received = True
     if with_delivery:
         fill.delivered = True

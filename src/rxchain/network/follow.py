@@ -49,9 +49,16 @@ class FollowState:
         return all(self.node_status.get(url) == "in step" for url in self.nodes)
 
     def as_json(self) -> dict:
-        return {"registry": self.registry, "chainId": self.chain_id, "nodes": self.nodes, "lastBlock": self.last_block,
-                "allowlist": self.allowlist, "nodeStatus": self.node_status, "syncs": self.syncs,
-                "inStep": self.in_step()}  # fmt: skip
+        return {
+            "registry": self.registry,
+            "chainId": self.chain_id,
+            "nodes": self.nodes,
+            "lastBlock": self.last_block,
+            "allowlist": self.allowlist,
+            "nodeStatus": self.node_status,
+            "syncs": self.syncs,
+            "inStep": self.in_step(),
+        }
 
 
 class Follower:
@@ -78,7 +85,11 @@ class Follower:
             return False
         self._read_admissions(head)
         wanted = sorted(normalize_account(a) for a in registry_allowlist(self.client, admitted=self.state.admitted))
-        stale = [url for url in self.state.nodes if wanted != self.state.allowlist or self.state.node_status.get(url) != "in step"]
+        stale = [
+            url
+            for url in self.state.nodes
+            if wanted != self.state.allowlist or self.state.node_status.get(url) != "in step"
+        ]
         pushed = False
         if stale:
             outcome = sync_all(stale, wanted, timeout=self.timeout)
@@ -102,8 +113,13 @@ class Follower:
         self.state.admitted = list(known)
         self.state.admitted_to_block = head
 
-    def run(self, *, poll_seconds: float = 1.0, until: Callable[[], bool] = lambda: False,
-            on_step: Callable[[FollowState, bool], None] | None = None) -> None:  # fmt: skip
+    def run(
+        self,
+        *,
+        poll_seconds: float = 1.0,
+        until: Callable[[], bool] = lambda: False,
+        on_step: Callable[[FollowState, bool], None] | None = None,
+    ) -> None:
         """Steps at every new block until ``until()`` says stop (Ctrl-C stops it too)."""
         while not until():
             pushed = self.step()

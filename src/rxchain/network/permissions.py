@@ -361,10 +361,12 @@ class PermissioningClient:
         if sorted(set(now)) != sorted(wanted_set):
             missing, extra = sorted(wanted_set - set(now)), sorted(set(now) - wanted_set)
             raise PermissioningRpcError(
-                "perm_getAccountsAllowlist", 0,
+                "perm_getAccountsAllowlist",
+                0,
                 f"after the sync the node's accounts allowlist still differs from the registry's (missing {missing}, "
-                f"extra {extra})", self.rpc_url,
-            )  # fmt: skip
+                f"extra {extra})",
+                self.rpc_url,
+            )
         return SyncResult(added=to_add, removed=to_remove, not_persisted=not_persisted)
 
     def sync_nodes(self, desired: Iterable[str], *, dry_run: bool = False) -> SyncResult:

@@ -21,17 +21,25 @@ def registry_members(client: RegistryClient, admitted: Sequence[str] | None = No
     now = client.latest_block_time()
     live_hospitals = {m.account for m in records if "hospital" in m.roles and m.valid_until >= now}
     return [
-        Member(m.account, frozenset(m.roles), m.valid_until,
-               revoked=not m.roles or (set(m.roles) == {"doctor"} and m.hospital not in live_hospitals))
+        Member(
+            m.account,
+            frozenset(m.roles),
+            m.valid_until,
+            revoked=not m.roles or (set(m.roles) == {"doctor"} and m.hospital not in live_hospitals),
+        )
         for m in records
-    ]  # fmt: skip
+    ]
 
 
-def registry_allowlist(client: RegistryClient, *, extra: tuple[str, ...] = (), admitted: Sequence[str] | None = None) -> list[str]:
+def registry_allowlist(
+    client: RegistryClient, *, extra: tuple[str, ...] = (), admitted: Sequence[str] | None = None
+) -> list[str]:
     """The accounts that may transact now: members in good standing, the regulator, and ``extra``
     (``admitted`` as for :func:`registry_members`)."""
     deployment_regulators = tuple(a for a in _regulators(client))
-    return allowed_accounts(registry_members(client, admitted), client.latest_block_time(), extra=deployment_regulators + extra)
+    return allowed_accounts(
+        registry_members(client, admitted), client.latest_block_time(), extra=deployment_regulators + extra
+    )
 
 
 def _regulators(client: RegistryClient) -> list[str]:

@@ -61,7 +61,17 @@ from rxchain.core.roles import REGULATOR_ROLE, roles_from_mask
 from rxchain.errors import NodeUnavailable, Refused
 from rxchain.web.server import json_response
 
-__all__ = ["Auth", "AuthStore", "Limits", "Member", "Membership", "NonceStoreFull", "SignInRefused", "SESSION_COOKIE", "client_key"]
+__all__ = [
+    "Auth",
+    "AuthStore",
+    "Limits",
+    "Member",
+    "Membership",
+    "NonceStoreFull",
+    "SignInRefused",
+    "SESSION_COOKIE",
+    "client_key",
+]
 
 SESSION_COOKIE = "rx_session"
 #: A sign-in message is good for this long after the server issued it.
@@ -145,8 +155,14 @@ class Member:
         return None
 
     def as_json(self) -> dict[str, Any]:
-        return {"address": self.address, "roles": list(self.roles), "view": self.view, "validUntil": self.valid_until,
-                "hospital": self.hospital, "block": self.block}  # fmt: skip
+        return {
+            "address": self.address,
+            "roles": list(self.roles),
+            "view": self.view,
+            "validUntil": self.valid_until,
+            "hospital": self.hospital,
+            "block": self.block,
+        }
 
 
 class Membership:
@@ -172,7 +188,9 @@ class Membership:
         try:
             block = self.w3.eth.get_block("latest")
         except Exception as exc:  # noqa: BLE001 - connection refused, timeout, bad answer: the node is not usable
-            raise NodeUnavailable(f"the chain's node does not answer ({exc.__class__.__name__}): cannot check members") from None
+            raise NodeUnavailable(
+                f"the chain's node does not answer ({exc.__class__.__name__}): cannot check members"
+            ) from None
         head = (int(block["number"]), "0x" + bytes(block["hash"]).hex(), int(block["timestamp"]))
         with self._lock:
             if self._head is None or head[1] != self._head[2]:
@@ -193,12 +211,19 @@ class Membership:
             roles_mask, valid_until, hospital = self.contract.functions.member(address).call(block_identifier=number)
             regulator = self.contract.functions.hasRole(REGULATOR_ROLE, address).call(block_identifier=number)
         except Exception as exc:  # noqa: BLE001
-            raise NodeUnavailable(f"cannot read member {address} from the registry ({exc.__class__.__name__}: {exc})") from None
+            raise NodeUnavailable(
+                f"cannot read member {address} from the registry ({exc.__class__.__name__}: {exc})"
+            ) from None
         roles = roles_from_mask(roles_mask) if roles_mask and timestamp <= valid_until else []
         if regulator:
             roles.append("regulator")
-        member = Member(address, tuple(roles), int(valid_until) if roles_mask else None,
-                        None if int(hospital, 16) == 0 else to_checksum_address(hospital), number)  # fmt: skip
+        member = Member(
+            address,
+            tuple(roles),
+            int(valid_until) if roles_mask else None,
+            None if int(hospital, 16) == 0 else to_checksum_address(hospital),
+            number,
+        )
         with self._lock:
             self._cache[(address, block_hash)] = member
         return member
@@ -219,14 +244,20 @@ class AuthStore:
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(nonces)")}
         if columns and "client" not in columns:  # a store from before the limits: its nonces live minutes only
             self._db.execute("DROP TABLE nonces")
-        self._db.execute("CREATE TABLE IF NOT EXISTS nonces (nonce TEXT PRIMARY KEY, client TEXT NOT NULL, issued REAL NOT NULL, "
-                         "expires INTEGER NOT NULL)")  # fmt: skip
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS nonces (nonce TEXT PRIMARY KEY, client TEXT NOT NULL, issued REAL NOT NULL, "
+            "expires INTEGER NOT NULL)"
+        )
         self._db.execute("CREATE INDEX IF NOT EXISTS nonces_client ON nonces (client, issued)")
         self._db.execute("CREATE INDEX IF NOT EXISTS nonces_expires ON nonces (expires)")
-        self._db.execute("CREATE TABLE IF NOT EXISTS sessions (token TEXT PRIMARY KEY, address TEXT NOT NULL, expires INTEGER NOT NULL)")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS sessions (token TEXT PRIMARY KEY, address TEXT NOT NULL, expires INTEGER NOT NULL)"
+        )
         # a token bucket per client and endpoint; full_at: when it is full again (then it is dropped)
-        self._db.execute("CREATE TABLE IF NOT EXISTS buckets (key TEXT PRIMARY KEY, tokens REAL NOT NULL, at REAL NOT NULL, "
-                         "full_at REAL NOT NULL)")  # fmt: skip
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS buckets (key TEXT PRIMARY KEY, tokens REAL NOT NULL, at REAL NOT NULL, "
+            "full_at REAL NOT NULL)"
+        )
         self._db.execute("CREATE INDEX IF NOT EXISTS buckets_full ON buckets (full_at)")
 
     def _run(self, sql: str, args: tuple = ()) -> sqlite3.Cursor:
@@ -258,14 +289,23 @@ class AuthStore:
                 return (1.0 - tokens) / rate if rate > 0 else math.inf
             tokens -= 1.0
             full_at = now + (burst - tokens) / rate if rate > 0 else math.inf
-            self._db.execute("INSERT INTO buckets VALUES (?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET tokens = excluded.tokens, "
-                             "at = excluded.at, full_at = excluded.full_at", (key, tokens, now, full_at))  # fmt: skip
+            self._db.execute(
+                "INSERT INTO buckets VALUES (?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET tokens = excluded.tokens, "
+                "at = excluded.at, full_at = excluded.full_at",
+                (key, tokens, now, full_at),
+            )
             return 0.0
 
         return self._atomic(work)
 
-    def new_nonce(self, seconds: int, *, client: str = "local", per_client: int = Limits.nonces_per_client,
-                  total: int = Limits.nonces) -> str:  # fmt: skip
+    def new_nonce(
+        self,
+        seconds: int,
+        *,
+        client: str = "local",
+        per_client: int = Limits.nonces_per_client,
+        total: int = Limits.nonces,
+    ) -> str:
         """A fresh nonce for ``client``, good for ``seconds``. The client's oldest unused nonces go
         beyond ``per_client``; NonceStoreFull when the store holds ``total`` unused ones."""
         nonce = secrets.token_hex(16)  # EIP-4361: at least 8 alphanumeric characters
@@ -273,9 +313,16 @@ class AuthStore:
         def work() -> str:
             now = time.time()
             self._db.execute("DELETE FROM nonces WHERE expires < ?", (int(now),))
-            mine = [n for (n,) in self._db.execute("SELECT nonce FROM nonces WHERE client = ? ORDER BY issued DESC", (client,))]
+            mine = [
+                n
+                for (n,) in self._db.execute(
+                    "SELECT nonce FROM nonces WHERE client = ? ORDER BY issued DESC", (client,)
+                )
+            ]
             if len(mine) >= per_client:
-                self._db.executemany("DELETE FROM nonces WHERE nonce = ?", [(n,) for n in mine[max(0, per_client - 1):]])
+                self._db.executemany(
+                    "DELETE FROM nonces WHERE nonce = ?", [(n,) for n in mine[max(0, per_client - 1) :]]
+                )
             elif self._db.execute("SELECT COUNT(*) FROM nonces").fetchone()[0] >= total:
                 oldest = self._db.execute("SELECT MIN(expires) FROM nonces").fetchone()[0]
                 raise NonceStoreFull(max(1.0, oldest + 1 - now))
@@ -302,7 +349,9 @@ class AuthStore:
         return token
 
     def session(self, token: str) -> str | None:
-        row = self._run("SELECT address FROM sessions WHERE token = ? AND expires >= ?", (_digest(token), int(time.time()))).fetchone()
+        row = self._run(
+            "SELECT address FROM sessions WHERE token = ? AND expires >= ?", (_digest(token), int(time.time()))
+        ).fetchone()
         return row[0] if row else None
 
     def end_session(self, token: str) -> None:
@@ -321,9 +370,18 @@ class Auth:
     one chain. ``dev_keys`` (development identity -> key) are offered to the sign-in form on a
     development chain only."""
 
-    def __init__(self, membership: Membership, chain_id: int, *, origin: str | None = None, store: AuthStore | None = None,
-                 session_seconds: int = SESSION_SECONDS, message_seconds: int = MESSAGE_SECONDS,
-                 dev_keys: dict[str, str] | None = None, limits: Limits | None = None):  # fmt: skip
+    def __init__(
+        self,
+        membership: Membership,
+        chain_id: int,
+        *,
+        origin: str | None = None,
+        store: AuthStore | None = None,
+        session_seconds: int = SESSION_SECONDS,
+        message_seconds: int = MESSAGE_SECONDS,
+        dev_keys: dict[str, str] | None = None,
+        limits: Limits | None = None,
+    ):
         self.membership = membership
         self.limits = limits or Limits()
         self.chain_id = chain_id
@@ -356,12 +414,18 @@ class Auth:
             raise SignInRefused("malformed", f"{address!r} is not an account address", 400)
         now = datetime.now(timezone.utc).replace(microsecond=0)
         return SiweMessage(
-            domain=self.domain, address=to_checksum_address(address), statement=STATEMENT, uri=self.origin + "/",
-            version="1", chain_id=self.chain_id,
-            nonce=self.store.new_nonce(self.message_seconds, client=client, per_client=self.limits.nonces_per_client,
-                                       total=self.limits.nonces),
-            issued_at=_iso(now), expiration_time=_iso(now + timedelta(seconds=self.message_seconds)),
-        ).prepare_message()  # fmt: skip
+            domain=self.domain,
+            address=to_checksum_address(address),
+            statement=STATEMENT,
+            uri=self.origin + "/",
+            version="1",
+            chain_id=self.chain_id,
+            nonce=self.store.new_nonce(
+                self.message_seconds, client=client, per_client=self.limits.nonces_per_client, total=self.limits.nonces
+            ),
+            issued_at=_iso(now),
+            expiration_time=_iso(now + timedelta(seconds=self.message_seconds)),
+        ).prepare_message()
 
     def verify(self, text: Any, signature: Any) -> Member:
         """The member who signed ``text`` (an EIP-4361 message this server issued); SignInRefused otherwise."""
@@ -372,12 +436,16 @@ class Auth:
         try:
             message = siwe.SiweMessage.from_message(text)
         except Exception as exc:  # noqa: BLE001 - the parser raises ValueError or pydantic's ValidationError
-            raise SignInRefused("malformed", f"not an EIP-4361 sign-in message ({exc.__class__.__name__})", 400) from None
+            raise SignInRefused(
+                "malformed", f"not an EIP-4361 sign-in message ({exc.__class__.__name__})", 400
+            ) from None
         now = datetime.now(timezone.utc)
         try:
             message.verify(signature, domain=self.domain, timestamp=now)
         except siwe.DomainMismatch:
-            raise SignInRefused("domain", f"the message is for {message.domain}, not for this server ({self.domain})") from None
+            raise SignInRefused(
+                "domain", f"the message is for {message.domain}, not for this server ({self.domain})"
+            ) from None
         except siwe.ExpiredMessage:
             raise SignInRefused("expired", "the sign-in message has expired: sign in again") from None
         except siwe.NotYetValidMessage:
@@ -385,24 +453,34 @@ class Auth:
         except siwe.InvalidSignature:
             raise SignInRefused("signature", "the signature is not the message's account's") from None
         except siwe.VerificationError as exc:
-            raise SignInRefused("malformed", f"the sign-in message does not verify ({exc.__class__.__name__})") from None
+            raise SignInRefused(
+                "malformed", f"the sign-in message does not verify ({exc.__class__.__name__})"
+            ) from None
         if message.scheme is not None and message.scheme != urlsplit(self.origin).scheme:
             raise SignInRefused("domain", f"the message is for {message.scheme}://, not for this server")
         if message.uri.rstrip("/") != self.origin:
             raise SignInRefused("uri", f"the message is for {message.uri}, not for this server ({self.origin})")
         if message.chain_id != self.chain_id:
-            raise SignInRefused("chain", f"the message is for chain {message.chain_id}, the registry is on chain {self.chain_id}")
+            raise SignInRefused(
+                "chain", f"the message is for chain {message.chain_id}, the registry is on chain {self.chain_id}"
+            )
         issued = datetime.fromisoformat(str(message.issued_at).replace("Z", "+00:00"))
         if issued > now + timedelta(seconds=SKEW_SECONDS) or issued < now - timedelta(seconds=self.message_seconds):
             raise SignInRefused("stale", "the sign-in message was not issued just now: sign in again")
         if message.expiration_time is None:
             raise SignInRefused("malformed", "the sign-in message has no expiration time")
         if not self.store.take_nonce(message.nonce):
-            raise SignInRefused("nonce", "this sign-in message was used already, or its nonce is not this server's: sign in again")
+            raise SignInRefused(
+                "nonce", "this sign-in message was used already, or its nonce is not this server's: sign in again"
+            )
         member = self.membership.member(message.address)
         if member.view is None:
-            raise SignInRefused("not-member", f"{member.address} is not a member this server shows anything to "
-                                              "(regulator, auditor, hospital or pharmacy in good standing)", 403)  # fmt: skip
+            raise SignInRefused(
+                "not-member",
+                f"{member.address} is not a member this server shows anything to "
+                "(regulator, auditor, hospital or pharmacy in good standing)",
+                403,
+            )
         return member
 
     # ------------------------------------------------------------------------------ requests
@@ -434,13 +512,15 @@ class Auth:
     # ------------------------------------------------------------------------------- routes
 
     def app(self) -> Starlette:
-        return Starlette(routes=[
-            Route("/config", self._config, methods=["GET"]),
-            Route("/message", self._message, methods=["POST"]),
-            Route("/sign-in", self._sign_in, methods=["POST"]),
-            Route("/session", self._session, methods=["GET"]),
-            Route("/sign-out", self._sign_out, methods=["POST"]),
-        ])  # fmt: skip
+        return Starlette(
+            routes=[
+                Route("/config", self._config, methods=["GET"]),
+                Route("/message", self._message, methods=["POST"]),
+                Route("/sign-in", self._sign_in, methods=["POST"]),
+                Route("/session", self._session, methods=["GET"]),
+                Route("/sign-out", self._sign_out, methods=["POST"]),
+            ]
+        )
 
     async def _config(self, request: Request) -> Response:
         data: dict[str, Any] = {"domain": self.domain, "uri": self.origin + "/", "chainId": self.chain_id}
@@ -464,19 +544,25 @@ class Auth:
         if not wait:
             return None
         seconds = max(1, math.ceil(wait)) if math.isfinite(wait) else 3600
-        response = json_response({"error": f"too many requests from your address: try again in {seconds} s", "reason": "rate"}, 429)
+        response = json_response(
+            {"error": f"too many requests from your address: try again in {seconds} s", "reason": "rate"}, 429
+        )
         response.headers["Retry-After"] = str(seconds)
         return response
 
     async def _message(self, request: Request) -> Response:
         limits = self.limits
-        if (refusal := await self._limited(request, "message", limits.messages_burst, limits.messages_per_minute)) is not None:
+        if (
+            refusal := await self._limited(request, "message", limits.messages_burst, limits.messages_per_minute)
+        ) is not None:
             return refusal
         if (refusal := self._cross_site(request)) is not None:
             return refusal
         body = await _json_body(request)
         try:
-            return json_response({"message": await anyio.to_thread.run_sync(self.message, body.get("address"), client_key(request))})
+            return json_response(
+                {"message": await anyio.to_thread.run_sync(self.message, body.get("address"), client_key(request))}
+            )
         except SignInRefused as exc:
             return _refusal(exc)
         except NonceStoreFull as exc:
@@ -486,7 +572,9 @@ class Auth:
 
     async def _sign_in(self, request: Request) -> Response:
         limits = self.limits
-        if (refusal := await self._limited(request, "sign-in", limits.sign_ins_burst, limits.sign_ins_per_minute)) is not None:
+        if (
+            refusal := await self._limited(request, "sign-in", limits.sign_ins_burst, limits.sign_ins_per_minute)
+        ) is not None:
             return refusal
         if (refusal := self._cross_site(request)) is not None:
             return refusal
@@ -499,8 +587,15 @@ class Auth:
             return json_response({"error": str(exc), "reason": "node"}, 503)
         token = await anyio.to_thread.run_sync(self.store.new_session, member.address, self.session_seconds)
         response = json_response({"signedIn": True, **member.as_json(), "expiresIn": self.session_seconds})
-        response.set_cookie(SESSION_COOKIE, token, max_age=self.session_seconds, path="/", httponly=True,
-                            samesite="strict", secure=self.secure)  # fmt: skip
+        response.set_cookie(
+            SESSION_COOKIE,
+            token,
+            max_age=self.session_seconds,
+            path="/",
+            httponly=True,
+            samesite="strict",
+            secure=self.secure,
+        )
         return response
 
     async def _session(self, request: Request) -> Response:

@@ -54,12 +54,29 @@ from rxchain.errors import InvalidValue, NodeUnavailable
 from rxchain.indexer import queries
 from rxchain.indexer.db import ConnectionPool, Database, DatabaseError, read_meta
 from rxchain.paths import project_root
-from rxchain.web.server import PageFiles, Part, PartServer, SecurityHeaders, build_app, content_security_policy, json_response
+from rxchain.web.server import (
+    PageFiles,
+    Part,
+    PartServer,
+    SecurityHeaders,
+    build_app,
+    content_security_policy,
+    json_response,
+)
 
 if TYPE_CHECKING:
     from rxchain.web.auth import Auth, Member
 
-__all__ = ["Console", "ConsoleServer", "Follower", "console_dir", "console_part", "make_console", "make_server", "vendor_files"]
+__all__ = [
+    "Console",
+    "ConsoleServer",
+    "Follower",
+    "console_dir",
+    "console_part",
+    "make_console",
+    "make_server",
+    "vendor_files",
+]
 
 #: Database connections per server process (and requests reading the database at once).
 DEFAULT_POOL_SIZE = 8
@@ -77,15 +94,25 @@ def console_dir() -> Path:
 def vendor_files(root: Path | None = None) -> dict[str, Path]:
     """URL name under /vendor/ -> the npm package file served there."""
     modules = (root or project_root()) / "node_modules"
-    return {"chart.umd.min.js": modules / "chart.js" / "dist" / "chart.umd.min.js",
-            "ethers.min.js": modules / "ethers" / "dist" / "ethers.min.js"}  # fmt: skip
+    return {
+        "chart.umd.min.js": modules / "chart.js" / "dist" / "chart.umd.min.js",
+        "ethers.min.js": modules / "ethers" / "dist" / "ethers.min.js",
+    }
 
 
 class Follower:
     """The indexer following the chain in a background thread, retrying after errors."""
 
-    def __init__(self, rpc_url: str, registry: str, deploy_block: int, db_url: str, *, poll_interval: float = 2.0,
-                 log: Callable[[str], None] | None = None):  # fmt: skip
+    def __init__(
+        self,
+        rpc_url: str,
+        registry: str,
+        deploy_block: int,
+        db_url: str,
+        *,
+        poll_interval: float = 2.0,
+        log: Callable[[str], None] | None = None,
+    ):
         self.args = (rpc_url, registry, deploy_block, db_url)
         self.poll_interval = poll_interval
         self.log = log or (lambda message: None)
@@ -121,7 +148,9 @@ class Follower:
                 with Indexer(rpc_url, registry, deploy_block, db_url, log=self._message) as indexer:
                     self.ready.set()
                     self.last_error = None
-                    indexer.run(follow=True, stop=self.stop_event, poll_interval=self.poll_interval, progress=self._progress)
+                    indexer.run(
+                        follow=True, stop=self.stop_event, poll_interval=self.poll_interval, progress=self._progress
+                    )
             except Exception as exc:  # noqa: BLE001 - keep following: a node restart must not end the console
                 self.last_error = f"{exc.__class__.__name__}: {exc}"
                 self.log(f"indexer: {self.last_error} (retrying)")
@@ -232,12 +261,20 @@ class Console:
             done.set()
 
     def config(self, conn, member: "Member | None") -> dict:
-        data: dict[str, Any] = {"txUrl": self.tx_url, "labels": self.labels, "expiringSoonDays": self.soon_days,
-                                "database": self.database.kind, "node": bool(self.rpc_url)}  # fmt: skip
+        data: dict[str, Any] = {
+            "txUrl": self.tx_url,
+            "labels": self.labels,
+            "expiringSoonDays": self.soon_days,
+            "database": self.database.kind,
+            "node": bool(self.rpc_url),
+        }
         data.update(self.cached(conn, ("status",), queries.status))
         if self.follower is not None:
-            data["indexer"] = {"following": self.follower.running, "lastError": self.follower.last_error,
-                               "messages": self.follower.messages[-5:]}  # fmt: skip
+            data["indexer"] = {
+                "following": self.follower.running,
+                "lastError": self.follower.last_error,
+                "messages": self.follower.messages[-5:],
+            }
         elif self.followed_elsewhere:  # a worker process: the parent process follows (its state is not visible here)
             data["indexer"] = {"following": True, "lastError": None, "messages": [], "elsewhere": True}
         else:
@@ -252,8 +289,12 @@ class Console:
         node = Node(self.rpc_url, timeout=15)
         tx, receipt = node.batch([("eth_getTransactionByHash", [tx_hash]), ("eth_getTransactionReceipt", [tx_hash])])
         block = node.header(int(receipt["blockNumber"], 16)) if receipt else None
-        return {"hash": tx_hash, "transaction": tx, "receipt": receipt,
-                "block": {"number": block.number, "hash": block.hash, "timestamp": block.time} if block else None}  # fmt: skip
+        return {
+            "hash": tx_hash,
+            "transaction": tx,
+            "receipt": receipt,
+            "block": {"number": block.number, "hash": block.hash, "timestamp": block.time} if block else None,
+        }
 
 
 #: The whole console's figures: regulator and auditors only.
@@ -329,7 +370,9 @@ def console_part(
             days = _int_param(params, "days", console.soon_days, 0, 3650)
             limit = _int_param(params, "limit", 200, 1, 5000)
             figure = _WHOLE[name]
-            return _json(await console.read(lambda c: console.cached(c, (name, days, limit), lambda c: figure(c, params, days))))
+            return _json(
+                await console.read(lambda c: console.cached(c, (name, days, limit), lambda c: figure(c, params, days)))
+            )
 
         return await guarded(request, answer)
 
@@ -349,7 +392,9 @@ def console_part(
             if member is not None and member.view in ("hospital", "pharmacy"):
                 query = queries.hospital_outcomes if member.view == "hospital" else queries.pharmacy_activity
                 key = ("mine", member.view, member.address, limit)
-                data = await console.read(lambda c: console.cached(c, key, lambda c: query(c, member.address, limit=limit)))
+                data = await console.read(
+                    lambda c: console.cached(c, key, lambda c: query(c, member.address, limit=limit))
+                )
                 return _json({"view": member.view, **data})
             return _json({"error": "only a hospital or a pharmacy has records of its own here"}, 403)
 
@@ -361,7 +406,9 @@ def console_part(
                 rx_id = queries.normalize_id(request.path_params["rx_id"])
             except ValueError as exc:
                 return _json({"error": str(exc)}, 400)
-            return _json(await console.read(lambda c: _trail(c, rx_id, member, console.cached(c, ("status",), queries.status))))
+            return _json(
+                await console.read(lambda c: _trail(c, rx_id, member, console.cached(c, ("status",), queries.status)))
+            )
 
         return await guarded(request, answer)
 
@@ -381,39 +428,69 @@ def console_part(
 
         return await guarded(request, answer)
 
-    app = Starlette(routes=[
-        Route("/api/config", config, methods=["GET"]),
-        Route("/api/whoami", whoami, methods=["GET"]),
-        Route("/api/mine", mine, methods=["GET"]),
-        Route("/api/trail/{rx_id}", trail, methods=["GET"]),
-        Route("/api/{name}", figure, methods=["GET"]),
-        Route("/tx/{tx_hash}", transaction, methods=["GET"]),
-        *files.routes(),
-    ])  # fmt: skip
-    return Part("console", prefix, SecurityHeaders(app, CONTENT_SECURITY_POLICY), start=console.start, stop=console.stop)
+    app = Starlette(
+        routes=[
+            Route("/api/config", config, methods=["GET"]),
+            Route("/api/whoami", whoami, methods=["GET"]),
+            Route("/api/mine", mine, methods=["GET"]),
+            Route("/api/trail/{rx_id}", trail, methods=["GET"]),
+            Route("/api/{name}", figure, methods=["GET"]),
+            Route("/tx/{tx_hash}", transaction, methods=["GET"]),
+            *files.routes(),
+        ]
+    )
+    return Part(
+        "console", prefix, SecurityHeaders(app, CONTENT_SECURITY_POLICY), start=console.start, stop=console.stop
+    )
 
 
 def _trail(conn, rx_id: str, member: "Member | None", status: dict) -> dict:
     if member is not None and member.view != "all":
-        mine = queries.concerns(conn, rx_id, hospital=member.address if member.view == "hospital" else None,
-                                pharmacy=member.address if member.view == "pharmacy" else None)  # fmt: skip
+        mine = queries.concerns(
+            conn,
+            rx_id,
+            hospital=member.address if member.view == "hospital" else None,
+            pharmacy=member.address if member.view == "pharmacy" else None,
+        )
         if not mine:  # the same answer as for an unknown id: a member learns nothing of others' prescriptions
-            return {"id": rx_id, "found": False, "prescription": None, "steps": [], "lastBlock": status["lastBlock"],
-                    "error": f"no prescription {rx_id} of yours in the index (up to block {status['lastBlock']})"}  # fmt: skip
+            return {
+                "id": rx_id,
+                "found": False,
+                "prescription": None,
+                "steps": [],
+                "lastBlock": status["lastBlock"],
+                "error": f"no prescription {rx_id} of yours in the index (up to block {status['lastBlock']})",
+            }
     record = queries.prescription(conn, rx_id)
     steps = queries.trail(conn, rx_id)
-    data = {"id": rx_id, "found": bool(record or steps), "prescription": record, "steps": steps, "lastBlock": status["lastBlock"]}
+    data = {
+        "id": rx_id,
+        "found": bool(record or steps),
+        "prescription": record,
+        "steps": steps,
+        "lastBlock": status["lastBlock"],
+    }
     if not data["found"]:  # a search without a hit: an answer, not an error (the page logs no failed load)
-        data["error"] = (f"no prescription {rx_id} in the index (chain {status['chainId']}, registry "
-                         f"{status['registry']}, up to block {status['lastBlock']})")  # fmt: skip
+        data["error"] = (
+            f"no prescription {rx_id} in the index (chain {status['chainId']}, registry "
+            f"{status['registry']}, up to block {status['lastBlock']})"
+        )
     return data
 
 
 class ConsoleServer(PartServer):
     """A server of the console alone (see :func:`make_server`); ``console`` is its state."""
 
-    def __init__(self, console: Console, host: str = "127.0.0.1", port: int = 0, *, auth: "Auth | None" = None,
-                 static_dir: Path | None = None, vendor: dict[str, Path] | None = None):  # fmt: skip
+    def __init__(
+        self,
+        console: Console,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        auth: "Auth | None" = None,
+        static_dir: Path | None = None,
+        vendor: dict[str, Path] | None = None,
+    ):
         part = console_part(console, auth=auth, static_dir=static_dir, vendor=vendor)
         super().__init__(build_app([part], auth=auth), part, host, port)
         self.console = console
@@ -456,12 +533,24 @@ def make_console(
         if registry is None or deploy_block is None:
             meta = index_meta(database)
             if not meta:
-                raise InvalidValue(f"{database.url.display()} holds no index yet: give the registry and its deploy block to follow")
+                raise InvalidValue(
+                    f"{database.url.display()} holds no index yet: give the registry and its deploy block to follow"
+                )
             registry = registry or meta["registry"]
             deploy_block = int(meta["deploy_block"]) if deploy_block is None else deploy_block
         follower = Follower(rpc_url, registry, int(deploy_block), db_url, poll_interval=poll_interval, log=log)
-    return Console(database, rpc_url=rpc_url, tx_url=tx_url, labels=labels, follower=follower, soon_days=soon_days,
-                   pool_size=pool_size, followed_elsewhere=followed_elsewhere, figure_cache=figure_cache, log=log)  # fmt: skip
+    return Console(
+        database,
+        rpc_url=rpc_url,
+        tx_url=tx_url,
+        labels=labels,
+        follower=follower,
+        soon_days=soon_days,
+        pool_size=pool_size,
+        followed_elsewhere=followed_elsewhere,
+        figure_cache=figure_cache,
+        log=log,
+    )
 
 
 def index_meta(database: Database) -> dict:
@@ -472,8 +561,9 @@ def index_meta(database: Database) -> dict:
     return {}
 
 
-def make_server(db_url: str, host: str = "127.0.0.1", port: int = DEFAULT_PORT, *, auth: "Auth | None" = None,
-                **options: Any) -> ConsoleServer:  # fmt: skip
+def make_server(
+    db_url: str, host: str = "127.0.0.1", port: int = DEFAULT_PORT, *, auth: "Auth | None" = None, **options: Any
+) -> ConsoleServer:
     """A server of the console alone for the index in ``db_url``, not yet serving (``start()`` it; its
     ``url`` is the page). ``options`` as :func:`make_console`; ``auth`` turns sign-in on."""
     return ConsoleServer(make_console(db_url, **options), host, port, auth=auth)

@@ -50,7 +50,15 @@ from starlette.routing import Route
 from rxchain.chain.deployment import Deployment, load_abi, load_deployment
 from rxchain.errors import InvalidValue
 from rxchain.paths import project_root
-from rxchain.web.server import PageFiles, Part, PartServer, SecurityHeaders, build_app, content_security_policy, json_response
+from rxchain.web.server import (
+    PageFiles,
+    Part,
+    PartServer,
+    SecurityHeaders,
+    build_app,
+    content_security_policy,
+    json_response,
+)
 
 if TYPE_CHECKING:
     from rxchain.web.auth import Auth
@@ -206,11 +214,13 @@ def dapp_part(
     async def config_json(request: Request) -> Response:
         return Response(config_body, media_type="application/json")
 
-    app = Starlette(routes=[
-        Route("/config.json", config_json, methods=["GET"]),
-        Route("/rpc", relay.endpoint, methods=["POST"]),
-        *files.routes(),
-    ])  # fmt: skip
+    app = Starlette(
+        routes=[
+            Route("/config.json", config_json, methods=["GET"]),
+            Route("/rpc", relay.endpoint, methods=["POST"]),
+            *files.routes(),
+        ]
+    )
     return Part("dapp", prefix, SecurityHeaders(app, _content_security_policy(index)))
 
 
@@ -273,11 +283,18 @@ class Relay:
             for i, call in enumerate(calls)
             if call.get("method") not in self.methods
         }
-        if self.auth is not None and any(call.get("method") in SEND_METHODS for i, call in enumerate(calls) if i not in refused):
+        if self.auth is not None and any(
+            call.get("method") in SEND_METHODS for i, call in enumerate(calls) if i not in refused
+        ):
             why = await self.auth.refuse_send(request)
             if why is not None:
-                refused.update({i: _rpc_error(call.get("id"), NOT_SIGNED_IN_CODE, why) for i, call in enumerate(calls)
-                                if call.get("method") in SEND_METHODS})  # fmt: skip
+                refused.update(
+                    {
+                        i: _rpc_error(call.get("id"), NOT_SIGNED_IN_CODE, why)
+                        for i, call in enumerate(calls)
+                        if call.get("method") in SEND_METHODS
+                    }
+                )
         allowed = [call for i, call in enumerate(calls) if i not in refused]
         answers: list[Any] = []
         if allowed:

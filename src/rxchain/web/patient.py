@@ -31,7 +31,16 @@ from starlette.routing import Route
 
 from rxchain.chain.deployment import Deployment
 from rxchain.paths import project_root
-from rxchain.web.dapp import RPC_METHODS, SEND_METHODS, DappConfig, Relay, _content_security_policy, build_config, dapp_dir, vendor_files
+from rxchain.web.dapp import (
+    RPC_METHODS,
+    SEND_METHODS,
+    DappConfig,
+    Relay,
+    _content_security_policy,
+    build_config,
+    dapp_dir,
+    vendor_files,
+)
 from rxchain.web.server import PageFiles, Part, PartServer, SecurityHeaders, build_app
 
 __all__ = ["PATIENT_RPC_METHODS", "make_patient_server", "patient_dir", "patient_part"]
@@ -51,28 +60,43 @@ def shared_files() -> dict[str, Path]:
     return {**shared, "dapp.css": dapp_dir() / "style.css"}  # the counter's look; patient/style.css narrows it
 
 
-def patient_part(config: DappConfig, *, static_dir: Path | None = None, vendor: dict[str, Path] | None = None,
-                 prefix: str = "/patient") -> Part:  # fmt: skip
+def patient_part(
+    config: DappConfig,
+    *,
+    static_dir: Path | None = None,
+    vendor: dict[str, Path] | None = None,
+    prefix: str = "/patient",
+) -> Part:
     """The patient's app as a part of the web application: its page, /config.json and a read-only relay."""
     files = PageFiles("patient's app", static_dir or patient_dir(), vendor or vendor_files(), shared_files())
     index = files.static_dir / "index.html"
     relay = Relay(config.node_url, None, PATIENT_RPC_METHODS)
     data = config.as_json()
-    config_body = json.dumps({key: data[key] for key in ("network", "chainId", "registry", "rpcUrl", "deployBlock", "abi")}).encode()
+    config_body = json.dumps(
+        {key: data[key] for key in ("network", "chainId", "registry", "rpcUrl", "deployBlock", "abi")}
+    ).encode()
 
     async def config_json(request: Request) -> Response:
         return Response(config_body, media_type="application/json")
 
-    app = Starlette(routes=[
-        Route("/config.json", config_json, methods=["GET"]),
-        Route("/rpc", relay.endpoint, methods=["POST"]),
-        *files.routes(),
-    ])  # fmt: skip
+    app = Starlette(
+        routes=[
+            Route("/config.json", config_json, methods=["GET"]),
+            Route("/rpc", relay.endpoint, methods=["POST"]),
+            *files.routes(),
+        ]
+    )
     return Part("patient", prefix, SecurityHeaders(app, _content_security_policy(index)))
 
 
-def make_patient_server(host: str = "127.0.0.1", port: int = 8600, network: str = "devnet", rpc_url: str | None = None, *,
-                        deployment: Deployment | None = None) -> PartServer:  # fmt: skip
+def make_patient_server(
+    host: str = "127.0.0.1",
+    port: int = 8600,
+    network: str = "devnet",
+    rpc_url: str | None = None,
+    *,
+    deployment: Deployment | None = None,
+) -> PartServer:
     """A server of the patient's app alone (port 0 picks a free port); its ``url`` is the page."""
     config = build_config(network, rpc_url, deployment=deployment)
     part = patient_part(config)

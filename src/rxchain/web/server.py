@@ -47,10 +47,18 @@ class ServerNotStarted(Unavailable):
 
 def content_security_policy(*, script_src: str = "'self'", img_src: str = "'self' data:") -> str:
     """Same-origin everything, nothing framed, no forms."""
-    return "; ".join([
-        "default-src 'none'", f"script-src {script_src}", "style-src 'self'", f"img-src {img_src}", "connect-src 'self'",
-        "base-uri 'none'", "form-action 'none'", "frame-ancestors 'none'",
-    ])  # fmt: skip
+    return "; ".join(
+        [
+            "default-src 'none'",
+            f"script-src {script_src}",
+            "style-src 'self'",
+            f"img-src {img_src}",
+            "connect-src 'self'",
+            "base-uri 'none'",
+            "form-action 'none'",
+            "frame-ancestors 'none'",
+        ]
+    )
 
 
 class SecurityHeaders:
@@ -74,7 +82,10 @@ class SecurityHeaders:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 present = {name.lower() for name, _ in message.get("headers", [])}
-                message["headers"] = [*message.get("headers", []), *((n, v) for n, v in self.headers if n not in present)]
+                message["headers"] = [
+                    *message.get("headers", []),
+                    *((n, v) for n, v in self.headers if n not in present),
+                ]
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
@@ -95,7 +106,9 @@ class PageFiles:
     files of another page served beside this page's own (the patient's app uses the dApp's
     ``rxcore.js`` and ``handover.js``); a page's own file of the same name wins."""
 
-    def __init__(self, page_name: str, static_dir: Path, vendor: dict[str, Path], shared: dict[str, Path] | None = None):
+    def __init__(
+        self, page_name: str, static_dir: Path, vendor: dict[str, Path], shared: dict[str, Path] | None = None
+    ):
         self.page_name = page_name
         self.static_dir = static_dir.resolve()
         self.vendor = dict(vendor)
@@ -138,8 +151,15 @@ class Part:
     """One part of the application (the dApp, the console): a prefix, its Starlette app and what to
     start and stop with the server (the console's follower)."""
 
-    def __init__(self, name: str, prefix: str, app: ASGIApp, *, start: Callable[[], None] | None = None,
-                 stop: Callable[[], None] | None = None):  # fmt: skip
+    def __init__(
+        self,
+        name: str,
+        prefix: str,
+        app: ASGIApp,
+        *,
+        start: Callable[[], None] | None = None,
+        stop: Callable[[], None] | None = None,
+    ):
         self.name = name
         self.prefix = prefix
         self.app = app
@@ -183,15 +203,24 @@ class WebServer:
     """The application on uvicorn in a daemon thread. ``url`` is the server's root; ``part_url(name)``
     a part's page. ``start()`` serves (and starts the parts' background work); ``stop()`` ends both."""
 
-    def __init__(self, app: Starlette, host: str = "127.0.0.1", port: int = 0, *, parts: Sequence[Part] = (),
-                 log_level: str = "warning"):  # fmt: skip
+    def __init__(
+        self,
+        app: Starlette,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        parts: Sequence[Part] = (),
+        log_level: str = "warning",
+    ):
         import uvicorn
 
         self.app = app
         self.parts = {part.name: part for part in parts}
         # proto IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY on accepted connections only for a socket
         # that says it is TCP; without it every keep-alive answer waits ~40 ms for the client's delayed ACK.
-        self.socket = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        self.socket = socket.socket(
+            socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP
+        )
         self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             self.socket.bind((host, port))
@@ -225,8 +254,9 @@ class WebServer:
         if self._thread is None:
             for part in self.parts.values():
                 part.start()
-            self._thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.socket]},
-                                            name="rxchain-web", daemon=True)  # fmt: skip
+            self._thread = threading.Thread(
+                target=self.server.run, kwargs={"sockets": [self.socket]}, name="rxchain-web", daemon=True
+            )
             self._thread.start()
             deadline = time.monotonic() + 30
             while not self.server.started:

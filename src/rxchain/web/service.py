@@ -65,7 +65,9 @@ class ServeOptions:
         return cls(**json.loads(text))
 
 
-def build(options: ServeOptions, *, run_follower: bool = True, log: Callable[[str], None] | None = None) -> tuple[Starlette, list[Part]]:
+def build(
+    options: ServeOptions, *, run_follower: bool = True, log: Callable[[str], None] | None = None
+) -> tuple[Starlette, list[Part]]:
     """The application for ``options`` and its parts (start them to start the follower)."""
     from rxchain.chain.deployment import Deployment, load_deployment
 
@@ -83,14 +85,22 @@ def build(options: ServeOptions, *, run_follower: bool = True, log: Callable[[st
         from rxchain.web.auth import Auth, AuthStore, Membership
 
         if not rpc_url or not registry or chain_id is None:
-            raise InvalidValue("sign-in reads members from the registry: it needs the node's URL and the registry (deploy, or pass --rpc)")
+            raise InvalidValue(
+                "sign-in reads members from the registry: it needs the node's URL and the registry (deploy, or pass --rpc)"
+            )
         dev_keys = None
         if options.dev_keys:
             from rxchain.web.dapp import _dev_keys
 
             dev_keys = _dev_keys()
-        auth = Auth(Membership(rpc_url, registry), chain_id, origin=options.origin or f"http://{options.host}:{options.port}",
-                    store=AuthStore(options.auth_store), session_seconds=options.session_seconds, dev_keys=dev_keys)  # fmt: skip
+        auth = Auth(
+            Membership(rpc_url, registry),
+            chain_id,
+            origin=options.origin or f"http://{options.host}:{options.port}",
+            store=AuthStore(options.auth_store),
+            session_seconds=options.session_seconds,
+            dev_keys=dev_keys,
+        )
 
     parts: list[Part] = []
     if options.console:
@@ -98,10 +108,19 @@ def build(options: ServeOptions, *, run_follower: bool = True, log: Callable[[st
 
         if not options.db_url:
             raise InvalidValue("the console needs its index database (--db)")
-        console = make_console(options.db_url, rpc_url=rpc_url, follow=options.follow and run_follower and bool(rpc_url),
-                               registry=options.registry, deploy_block=options.deploy_block, tx_url=options.tx_url,
-                               labels=options.labels, pool_size=options.pool_size, figure_cache=options.figure_cache,
-                               followed_elsewhere=options.follow and not run_follower and bool(rpc_url), log=log)  # fmt: skip
+        console = make_console(
+            options.db_url,
+            rpc_url=rpc_url,
+            follow=options.follow and run_follower and bool(rpc_url),
+            registry=options.registry,
+            deploy_block=options.deploy_block,
+            tx_url=options.tx_url,
+            labels=options.labels,
+            pool_size=options.pool_size,
+            figure_cache=options.figure_cache,
+            followed_elsewhere=options.follow and not run_follower and bool(rpc_url),
+            log=log,
+        )
         parts.append(console_part(console, auth=auth))
     if options.dapp:
         from rxchain.web.dapp import build_config, dapp_part
@@ -121,7 +140,9 @@ def app_from_environment() -> Starlette:
     return app
 
 
-def serve(options: ServeOptions, *, ready: Callable[[str], None] | None = None, log: Callable[[str], None] | None = None) -> None:
+def serve(
+    options: ServeOptions, *, ready: Callable[[str], None] | None = None, log: Callable[[str], None] | None = None
+) -> None:
     """Serves ``options`` in the foreground until interrupted (Ctrl-C). ``ready`` gets the root URL."""
     if options.workers <= 1:
         app, parts = build(options, log=log)
@@ -147,8 +168,16 @@ def serve(options: ServeOptions, *, ready: Callable[[str], None] | None = None, 
         os.environ[ENVIRONMENT] = options.to_json()
         try:
             (ready or _announce)(f"http://{options.host}:{options.port}/")
-            uvicorn.run("rxchain.web.service:app_from_environment", factory=True, host=options.host, port=options.port,
-                        workers=options.workers, log_level="warning", access_log=False, server_header=False)  # fmt: skip
+            uvicorn.run(
+                "rxchain.web.service:app_from_environment",
+                factory=True,
+                host=options.host,
+                port=options.port,
+                workers=options.workers,
+                log_level="warning",
+                access_log=False,
+                server_header=False,
+            )
         finally:
             for part in parts:
                 part.stop()
