@@ -88,8 +88,9 @@ def test_rx_bench_runs_a_small_workload_and_prints_json_last(capsys):
     figures = json.loads(out[-1])
     assert figures["failed"] == 0
     assert figures["prescriptions"] == 40 and figures["batched"] == 20
-    # onboarding (2 pharmacies + 2 couriers + 2 doctors), 20 single issues, 1 batch, then 4 steps each
-    assert figures["transactions"] == 6 + 20 + 1 + 4 * 40
+    # onboarding (2 pharmacies + 2 couriers + 2 doctors + the ceiling's 1 doctor: 200 fit one sender's
+    # in-flight limit), 20 single issues, 1 batch, then 4 steps each
+    assert figures["transactions"] == 7 + 20 + 1 + 4 * 40
     assert set(figures) >= {
         "tx_per_s",
         "lifecycles_per_s",

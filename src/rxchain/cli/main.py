@@ -931,7 +931,7 @@ def audit_members(ctx, since, until):
     "--workers",
     type=click.IntRange(min=0),
     default=None,
-    help="Processes preparing --issue-only's batches (0: in rx itself)  [default: cores - 1]",
+    help="Processes preparing --issue-only's batches (0: in rx itself)  [default: one per core]",
 )
 def bench(
     prescriptions,

@@ -126,12 +126,15 @@ def run_bench(
         licence = min(
             until, client.member(ids["hospital"].address).valid_until
         )  # a doctor's never outlives its hospital's
+        # The ceiling's own doctors, enough that no sender waits for the pool's per-sender limit: the
+        # node's figure is what it mines when nothing on the client's side holds it back.
+        ceiling_doctors = _staff(f"{seed}:ceiling", -(-ceiling_transactions // max_in_flight), 0, 0)["doctor"]
         admit = [
             pipeline.sign(ids["hospital"], "admitMember", [a.address, keccak(text="DOCTOR_ROLE"), licence])
-            for a in staff["doctor"]
+            for a in staff["doctor"] + ceiling_doctors
         ]
         phases.append(_phase(progress, pipeline, "onboard doctors", admit))
-        ceiling = node_ceiling(pipeline, staff["doctor"], now, count=ceiling_transactions, progress=progress)
+        ceiling = node_ceiling(pipeline, ceiling_doctors, now, count=ceiling_transactions, progress=progress)
 
         if issue_only:
             phase, roots = _issue_streaming(
@@ -351,6 +354,9 @@ def _issue_streaming(
             )
         del window[:oldest]
 
+    # A batch's receipt carries 512 logs: a block of hundreds of batches answers tens of megabytes,
+    # so fewer stay unmined than the pool would allow; 64 still keep the node busy between blocks.
+    max_in_flight = min(max_in_flight, BATCHES_IN_FLIGHT)
     addresses = [d.address for d in doctors]
     chunks = [(start, min(CHUNK, n - start)) for start in range(0, n, CHUNK)]
     for batches in _prepared(addresses, chunks, now, seed, workers):
@@ -372,6 +378,8 @@ def _issue_streaming(
 
 #: Prescriptions one worker prepares at a time: 32 batches of 256.
 CHUNK = 32 * BATCH_SIZE
+#: Most batches unmined at once in --issue-only (the per-sender limit applies too, if lower).
+BATCHES_IN_FLIGHT = 64
 
 
 def _prepared(doctors: list[str], chunks: list[tuple[int, int]], now: int, seed: str, workers: int | None):
@@ -397,8 +405,10 @@ def _prepared(doctors: list[str], chunks: list[tuple[int, int]], now: int, seed:
 
 
 def _default_workers() -> int:
-    """Worker processes for preparation: every core but the one this process and the node share."""
-    return max(1, (os.cpu_count() or 1) - 1)
+    """Worker processes for preparation: one per core. The node, this process and the workers share
+    the cores; measured on 2 cores, two workers issue 600,000 in batches ~13% faster than one (the
+    node does not use a whole core while it waits for the next batches)."""
+    return os.cpu_count() or 1
 
 
 def node_ceiling(
