@@ -179,7 +179,7 @@ class BesuPermStandIn:
 
 def _serve(state: BesuPermStandIn) -> tuple[ThreadingHTTPServer, str]:
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 (http.server naming)
+        def do_POST(self) -> None:  # http.server's method name
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             result, error = state.handle(body["method"], body.get("params", []))
             answer: dict[str, Any] = {"jsonrpc": "2.0", "id": body["id"]}
@@ -427,7 +427,7 @@ def test_a_node_that_never_answers_times_out_quickly() -> None:
 
 def test_a_non_json_rpc_endpoint_is_reported() -> None:
     class Html(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             self.send_response(404)
             self.send_header("Content-Type", "text/html")
             self.end_headers()

@@ -57,7 +57,7 @@ def refused_as_too_large(exc: BaseException) -> bool:
 def _answered(fetch: Callable[[int, int], list[Any]], start: int, end: int) -> Iterator[list[Any]]:
     try:
         yield fetch(start, end)
-    except Exception as exc:  # noqa: BLE001 - web3 and requests raise several types for a refusal
+    except Exception as exc:  # web3 and requests raise several types for a refusal
         if end <= start or not refused_as_too_large(exc):
             raise
         middle = (start + end) // 2

@@ -1234,7 +1234,7 @@ def run_command(command: click.Command, argv: list[str] | None, prog_name: str) 
     except click.ClickException as exc:
         exc.show()
         sys.exit(EXIT_USAGE)
-    except Exception as exc:  # noqa: BLE001 - every error becomes one line and an exit code
+    except Exception as exc:  # every error becomes one line and an exit code
         if debug:
             raise
         code = errors.exit_code_of(exc)

@@ -48,7 +48,7 @@ def now(conn: Connection) -> int:
     """The chain time of the last indexed block."""
     try:
         row = conn.query_one("SELECT value FROM meta WHERE key = 'last_block_time'")
-    except Exception as exc:  # noqa: BLE001 - sqlite3.OperationalError / psycopg.errors.UndefinedTable
+    except Exception as exc:  # sqlite3.OperationalError / psycopg.errors.UndefinedTable
         if "meta" in str(exc) and ("no such table" in str(exc) or "does not exist" in str(exc)):
             raise NotIndexed("the database holds no index yet: run the indexer") from None
         raise
@@ -120,7 +120,7 @@ def _now_and_totals(conn: Connection) -> tuple[int, bool]:
     """(:func:`now`, whether the database keeps the running totals), in one read."""
     try:
         meta = dict(conn.query("SELECT key, value FROM meta WHERE key IN ('last_block_time', ?)", (_totals.MARK,)))
-    except Exception:  # noqa: BLE001 - no meta table: now() says what is wrong
+    except Exception:  # no meta table: now() says what is wrong
         if conn.kind == "postgres":
             conn.raw.rollback()
         return now(conn), False
