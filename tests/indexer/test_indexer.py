@@ -401,7 +401,8 @@ def test_verify_finds_every_kind_of_difference(client, scenario, db_url):
     with conn.transaction():
         # an altered event, a missing event, and a derived row that no longer follows from the events
         conn.execute(
-            "UPDATE events SET args = REPLACE(args, '\"fillsLeft\":0', '\"fillsLeft\":5') WHERE subject = ? AND name = 'ReceiptConfirmed'",
+            "UPDATE events SET args = REPLACE(args, '\"fillsLeft\":0', '\"fillsLeft\":5')"
+            " WHERE subject = ? AND name = 'ReceiptConfirmed'",
             (p.id_hex,),
         )
         conn.execute("DELETE FROM events WHERE subject = ? AND name = 'PrescriptionDispatched'", (p.id_hex,))

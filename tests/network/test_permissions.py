@@ -60,7 +60,8 @@ _ENODE = re.compile(r"^enode://[0-9a-fA-F]{128}@[^:]+:\d+$")
 #: (RpcErrorType.ALLOWLIST_FILE_SYNC; the in-memory change IS applied, the file is not rewritten).
 FILE_SYNC = (
     -32000,
-    "The permissioning allowlist configuration file is out of sync.  The changes have been applied, but not persisted to disk",
+    "The permissioning allowlist configuration file is out of sync.  "
+    "The changes have been applied, but not persisted to disk",
 )
 
 

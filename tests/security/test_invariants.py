@@ -463,7 +463,8 @@ class RandomUse(RuleBasedStateMachine):
         )
 
     def receipt(self, data, rx: Rx) -> tuple:
-        """A receipt signature by the claim key (or a bad one): (terms, deadline, signature, signer, message, variant)."""
+        """A receipt signature by the claim key (or a bad one): (terms, deadline, signature, signer, message,
+        variant)."""
         record = self.model.records.get(rx.rx_id)
         variant = mostly(
             data,

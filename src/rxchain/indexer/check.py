@@ -148,11 +148,13 @@ def _check_events(
         }
     for key in sorted(set(fresh) - set(stored)):
         problems.append(
-            f"block {key[0]} log {key[1]}: {fresh[key]['name']} (tx {fresh[key]['tx_hash']}) is on chain but not in the index"
+            f"block {key[0]} log {key[1]}: {fresh[key]['name']} (tx {fresh[key]['tx_hash']})"
+            " is on chain but not in the index"
         )
     for key in sorted(set(stored) - set(fresh)):
         problems.append(
-            f"block {key[0]} log {key[1]}: {stored[key]['name']} (tx {stored[key]['tx_hash']}) is in the index but not on chain"
+            f"block {key[0]} log {key[1]}: {stored[key]['name']} (tx {stored[key]['tx_hash']})"
+            " is in the index but not on chain"
         )
     for key in sorted(set(stored) & set(fresh)):
         a, b = stored[key], fresh[key]

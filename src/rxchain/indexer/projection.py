@@ -520,7 +520,8 @@ def rebuild(conn: Connection, *, page: int = 20_000) -> int:
     for table in ("prescriptions", "fills", "members", "batches", "totals", "daily_totals"):
         conn.execute(f"DELETE FROM {table}")
     conn.execute(
-        "DELETE FROM meta WHERE key IN ('paused', 'paused_changed_block', 'max_validity_seconds', 'max_fills', 'limits_block')"
+        "DELETE FROM meta WHERE key IN ('paused', 'paused_changed_block', "
+        "'max_validity_seconds', 'max_fills', 'limits_block')"
     )
     after, replayed = -1, 0
     while True:

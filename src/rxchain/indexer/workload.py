@@ -261,7 +261,8 @@ def run_workload(
                 phase.append((tx, lambda t, group=group: [setattr(p, "issued_at", t) for p in group]))
         runner.phase(phase)
         log(
-            f"day {day + 1}: issued {len(today)} ({sum(1 for p in today if p.root is None)} singly, {len(day_batches)} batches)"
+            f"day {day + 1}: issued {len(today)}"
+            f" ({sum(1 for p in today if p.root is None)} singly, {len(day_batches)} batches)"
         )
 
         # 2. first fills
@@ -449,7 +450,8 @@ class _Runner:
         if result.failed:
             first = result.failed[0]
             raise WorkloadFailed(
-                f"{len(result.failed)} of {len(txs)} transactions reverted (first: {first.function} from {first.sender})"
+                f"{len(result.failed)} of {len(txs)} transactions reverted"
+                f" (first: {first.function} from {first.sender})"
             )
         self.transactions += len(txs)
         blocks = {h: _number(r["blockNumber"]) for h, r in result.receipts.items()}

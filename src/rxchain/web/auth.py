@@ -251,7 +251,8 @@ class AuthStore:
         self._db.execute("CREATE INDEX IF NOT EXISTS nonces_client ON nonces (client, issued)")
         self._db.execute("CREATE INDEX IF NOT EXISTS nonces_expires ON nonces (expires)")
         self._db.execute(
-            "CREATE TABLE IF NOT EXISTS sessions (token TEXT PRIMARY KEY, address TEXT NOT NULL, expires INTEGER NOT NULL)"
+            "CREATE TABLE IF NOT EXISTS sessions (token TEXT PRIMARY KEY, address TEXT NOT NULL"
+            ", expires INTEGER NOT NULL)"
         )
         # a token bucket per client and endpoint; full_at: when it is full again (then it is dropped)
         self._db.execute(
