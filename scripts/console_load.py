@@ -5,14 +5,15 @@
 
 INDEX_DB is an index database (a SQLite file such as ``rx index bench --keep-db FILE`` leaves, or a
 postgresql:// URL). ``--postgres`` copies a SQLite index, table by table, into a throwaway PostgreSQL
-server (Debian's, :mod:`rxchain.indexer.pgtemp`) and measures the console on that. The registry the members sign in to is a fresh one on a throwaway anvil, onboarded
-with the development identities (the index need not be of that chain: the sign-in reads members from
-the registry, the figures come from the index). The regulator signs in (EIP-4361) and wrk sends the
-session cookie with every request, so every request pays the member check. ``--uncached`` serves
-without the console's per-block figure cache: every request computes its figure from the database,
-as the first request after each new block does; ``--both`` measures without the cache, then with it
-(``--cached-endpoints``), on the same database. One line of JSON per endpoint and worker count:
-requests/s, p50, p90, p99 latency, and the machine's load average (/proc/loadavg) before and after.
+server (Debian's, :mod:`rxchain.indexer.pgtemp`) and measures the console on that. The registry the
+members sign in to is a fresh one on a throwaway anvil, onboarded with the development identities (the
+index need not be of that chain: the sign-in reads members from the registry, the figures come from the
+index). The regulator signs in (EIP-4361) and wrk sends the session cookie with every request, so every
+request pays the member check. ``--uncached`` serves without the console's per-block figure cache: every
+request computes its figure from the database, as the first request after each new block does;
+``--both`` measures without the cache, then with it (``--cached-endpoints``), on the same database. One
+line of JSON per endpoint and worker count: requests/s, p50, p90, p99 latency, and the machine's load
+average (/proc/loadavg) before and after.
 """
 
 from __future__ import annotations

@@ -208,7 +208,7 @@ def postgres():
     """One throwaway PostgreSQL server for the session (Debian's postgresql: initdb + pg_ctl in a
     temporary folder); skips, saying why, when none can run here."""
     try:
-        import psycopg  # noqa: F401
+        import psycopg  # noqa: F401 - only probes that psycopg is installed
     except ImportError:
         not_here("the PostgreSQL variant needs the Python package psycopg", "make setup")
     from rxchain.indexer.pgtemp import PostgresUnavailable, TempPostgres

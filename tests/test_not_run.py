@@ -16,7 +16,8 @@ from pathlib import Path
 SUITE = {
     "test_needs_a_module.py": (
         "import pytest\n"
-        "pytest.importorskip('no_such_module_on_any_machine', reason='needs no_such_module_on_any_machine (fix: pip it)')\n"
+        "pytest.importorskip('no_such_module_on_any_machine'"
+        ", reason='needs no_such_module_on_any_machine (fix: pip it)')\n"
         "def test_uses_it():\n"
         "    pass\n"
     ),

@@ -31,7 +31,7 @@ def test_outboxes_opening_one_new_file_at_once_all_work(tmp_path):
                         ]
                     )
                 outbox.close()
-            except BaseException as exc:  # noqa: BLE001 - reported below
+            except BaseException as exc:  # reported below
                 failures.append(exc)
 
         threads = [threading.Thread(target=open_it, args=(n,)) for n in range(SENDERS)]

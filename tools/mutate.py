@@ -508,7 +508,7 @@ def main(argv=None) -> int:
                         m.outcome, m.reason = "killed", _failed_test(output) or "a test failed"
                     else:
                         m.outcome, m.reason = "error", f"pytest exit status {rc}: " + output.strip()[-300:]
-            except Exception as exc:  # noqa: BLE001 - reported per mutant, never silently
+            except Exception as exc:  # reported per mutant, never silently
                 m.outcome, m.reason = "error", f"{type(exc).__name__}: {exc}"
             finally:
                 scratch.restore(m.source)
@@ -535,7 +535,7 @@ def main(argv=None) -> int:
 
 
 def write_report(args, mutants, chosen, not_run, generated, elapsed, baseline_seconds):
-    count = lambda outcome: sum(1 for m in chosen if m.outcome == outcome)  # noqa: E731
+    count = lambda outcome: sum(1 for m in chosen if m.outcome == outcome)
     pruned = [m for m in mutants if m.outcome == "pruned"]
     killed, survived = count("killed"), count("survived")
     summary = {

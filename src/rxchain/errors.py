@@ -373,7 +373,10 @@ class FillNotReceived(ContractRevert):
 
 
 class ClaimAlreadyFiled(ContractRevert):
-    template = "a claim for prescription {id}'s fill with {fillsLeft} fills left was filed already (it is {claim}): one claim per fill"
+    template = (
+        "a claim for prescription {id}'s fill with {fillsLeft} fills left was filed already (it is {claim})"
+        ": one claim per fill"
+    )
 
 
 class ZeroCommitment(ContractRevert):

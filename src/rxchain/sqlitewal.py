@@ -31,8 +31,8 @@ def use_wal(conn: sqlite3.Connection, *, deadline: float = 30.0) -> None:
                 raise
         if time.monotonic() > give_up:
             raise DatabaseLocked(
-                f"the SQLite file stayed locked for {deadline:.0f} s while switching it to WAL mode: is another program "
-                "holding it open in a transaction?"
+                f"the SQLite file stayed locked for {deadline:.0f} s while switching it to WAL mode: is another "
+                "program holding it open in a transaction?"
             )
         time.sleep(pause)
         pause = min(pause * 2, 0.2)

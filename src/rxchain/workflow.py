@@ -134,7 +134,8 @@ def issue_batch(
 
 
 def read_payload(client: RegistryClient, text: str) -> PrescriptionPayload:
-    """Decodes QR text for this client's chain and registry (named :class:`~rxchain.core.payload.PayloadError` on any fault)."""
+    """Decodes QR text for this client's chain and registry (named :class:`~rxchain.core.payload.PayloadError` on any
+    fault)."""
     return decode_payload(text, expected_chain_id=client.chain_id, expected_registry=client.address)
 
 

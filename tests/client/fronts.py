@@ -39,7 +39,7 @@ class NodeFront:
         front = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 - http.server's name
+            def do_POST(self):  # http.server's method name
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 calls = body if isinstance(body, list) else [body]
                 answers = [front.answer(call) for call in calls]

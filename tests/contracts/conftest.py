@@ -38,7 +38,7 @@ from eth_utils import is_hex_address, keccak, to_checksum_address
 from rxchain.core import batch as batches
 from rxchain.core import claims
 from rxchain.core import ids
-from rxchain.core.status import Status  # noqa: F401 - shared with the test modules
+from rxchain.core.status import Status  # also shared with the test modules
 from rxchain.core.ids import ZERO_ADDRESS
 
 # ------------------------------------------------------------------------------------ constants
@@ -599,7 +599,7 @@ def reverts(ledger, registry, request):
 # ------------------------------------------------------------------ drug boxes and claims (DrugBoxes)
 
 # The box and claim fixtures live in boxkit (it reads this module's constants, defined above).
-from .boxkit import (  # noqa: E402, F401 - fixtures for test_boxes and test_claims
+from .boxkit import (  # noqa: F401 - fixtures for test_boxes and test_claims
     drug_boxes,
     factory,
     insurer,

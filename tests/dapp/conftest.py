@@ -171,7 +171,7 @@ PIN = "864213"
 class PatientApp(Dapp):
     """The patient's app on a phone-sized page."""
 
-    def open(self, account: str = "") -> "PatientApp":  # noqa: ARG002 (the patient has no chain account)
+    def open(self, account: str = "") -> "PatientApp":  # the patient has no chain account
         self.page.goto(self.url)
         self.page.wait_for_selector("body[data-ready]", timeout=TIMEOUT_MS)
         return self

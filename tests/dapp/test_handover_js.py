@@ -49,10 +49,10 @@ import { ethers } from "ethers";
 const h = await import(new URL("./dapp/handover.js", "file://" + process.cwd() + "/").href);
 const core = await import(new URL("./dapp/rxcore.js", "file://" + process.cwd() + "/").href);
 const ops = JSON.parse(readFileSync(0, "utf8"));
-const decoders = { consent: h.decodeConsentRequest, authorization: h.decodeAuthorization, delivery: h.decodeDeliveryRequest,
-                   receipt: h.decodeReceipt };
-const encoders = { consent: h.encodeConsentRequest, authorization: h.encodeAuthorization, delivery: h.encodeDeliveryRequest,
-                   receipt: h.encodeReceipt };
+const decoders = { consent: h.decodeConsentRequest, authorization: h.decodeAuthorization,
+                   delivery: h.decodeDeliveryRequest, receipt: h.decodeReceipt };
+const encoders = { consent: h.encodeConsentRequest, authorization: h.encodeAuthorization,
+                   delivery: h.encodeDeliveryRequest, receipt: h.encodeReceipt };
 const out = [];
 for (const op of ops) {
   try {

@@ -201,7 +201,8 @@ def test_keyboard_only_on_the_patients_app(patient, dapp, client, issue):
 
 
 def test_another_pharmacy_cannot_use_the_authorization(patient, dapp, client, issue, ids, w3):
-    """Pharmacy A's authorization pasted into pharmacy B's page: refused before sending; sent raw, the registry refuses it."""
+    """Pharmacy A's authorization pasted into pharmacy B's page: refused before sending; sent raw, the registry
+    refuses it."""
     issued = issue()
     patient.open()
     patient.take_home(issued.payload_text)

@@ -629,7 +629,10 @@ def test_batched_refusals_before_sending(case, dapp, client, issue_batched, ids,
         key_check, status = "cancelled", "Cancelled"
         if case == "cancelled-batch":
             client.transact(ids["hospital"], "cancelBatch", ids["hospital"].address, batch.root)
-            expected = "Cannot redeem: The hospital or the regulator withdrew the whole batch this prescription was issued in; do not dispense."
+            expected = (
+                "Cannot redeem: The hospital or the regulator withdrew the whole batch this prescription was issued in"
+                "; do not dispense."
+            )
         else:
             from rxchain.core.batch import find_batch_proof
 
@@ -706,7 +709,8 @@ def test_batch_withdrawn_after_the_check_shows_the_registry_refusal(dapp, client
     outcome = page.locator("#redeem-outcome")
     expect(outcome).to_have_attribute("data-error", "BatchIsCancelled")
     expect(outcome).to_contain_text(
-        "Redemption refused — BatchIsCancelled: The hospital or the regulator withdrew the whole batch this prescription was issued in"
+        "Redemption refused — BatchIsCancelled: The hospital or the regulator "
+        "withdrew the whole batch this prescription was issued in"
     )
     expect(outcome).to_contain_text(f"BatchIsCancelled(root=0x{batch.root.hex()})")
     expect(page.locator("#rx-status")).to_contain_text("Cancelled")  # redrawn from the chain

@@ -82,7 +82,8 @@ def test_script_redeems_with_the_interface_abi_and_a_free_gas_legacy_tx(issue, c
 
 
 def test_script_reads_a_plain_abi_file_stdin_and_env_key(issue, client, ids, deployment, rpc_url, tmp_path):
-    """A third party holding only the interface ABI (as a JSON array), the payload on stdin, the key in the environment."""
+    """A third party holding only the interface ABI (as a JSON array), the payload on stdin, the key in the
+    environment."""
     interface_abi = tmp_path / "IPrescriptionRegistry.json"
     interface_abi.write_text(json.dumps(load_abi("IPrescriptionRegistry")))
     issued = issue(designated_pharmacy=ids["pharmacy2"].address)
@@ -342,7 +343,9 @@ def test_script_and_dapp_core_find_a_batch_on_a_node_with_besus_log_range_limit(
             import {{ ethers }} from "ethers";
             import * as core from "{RXCORE.as_posix()}";
             const provider = new ethers.JsonRpcProvider("{front.url}", undefined, {{ batchMaxCount: 1 }});
-            const logs = await core.getLogsInWindows(provider, {{ address: "{deployment.registry}" }}, {deployment.deploy_block}, "latest", 1000);
+            const logs = await core.getLogsInWindows(
+                provider, {{ address: "{deployment.registry}" }}, {deployment.deploy_block}, "latest", 1000
+            );
             console.log(logs.length);
         """
         windows = node("--input-type=module", "-e", probe)

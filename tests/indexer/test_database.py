@@ -23,7 +23,7 @@ def test_two_connections_opening_one_new_file_both_get_it_in_wal_mode(tmp_path):
                     assert conn.query_one("PRAGMA journal_mode")[0] == "wal"
                     database.ensure_schema(conn)
                     assert read_meta(conn) == {}
-            except BaseException as exc:  # noqa: BLE001 - reported below
+            except BaseException as exc:  # reported below
                 failures.append(exc)
 
         threads = [threading.Thread(target=open_it) for _ in range(2)]

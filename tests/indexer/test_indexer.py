@@ -86,7 +86,7 @@ def test_the_index_holds_what_the_chain_holds(client, scenario, db_url):
         assert {p.fate for p in scenario.prescriptions} == set(FATES) | {"batch_void"}
 
         # by day (UTC days of block times)
-        day = lambda t: time.strftime("%Y-%m-%d", time.gmtime(t))  # noqa: E731
+        day = lambda t: time.strftime("%Y-%m-%d", time.gmtime(t))
         want = {
             "issued": Counter(day(p.issued_at) for p in scenario.prescriptions),
             "redeemed": Counter(day(f.redeemed_at) for p in scenario.prescriptions for f in p.taken),
@@ -401,7 +401,8 @@ def test_verify_finds_every_kind_of_difference(client, scenario, db_url):
     with conn.transaction():
         # an altered event, a missing event, and a derived row that no longer follows from the events
         conn.execute(
-            "UPDATE events SET args = REPLACE(args, '\"fillsLeft\":0', '\"fillsLeft\":5') WHERE subject = ? AND name = 'ReceiptConfirmed'",
+            "UPDATE events SET args = REPLACE(args, '\"fillsLeft\":0', '\"fillsLeft\":5')"
+            " WHERE subject = ? AND name = 'ReceiptConfirmed'",
             (p.id_hex,),
         )
         conn.execute("DELETE FROM events WHERE subject = ? AND name = 'PrescriptionDispatched'", (p.id_hex,))
@@ -423,7 +424,7 @@ def test_two_indexers_on_one_database_count_nothing_twice(client, scenario, db_u
     def one():
         try:
             run(client, db_url, max_range=8)
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:  # reported below
             errors.append(exc)
 
     threads = [threading.Thread(target=one) for _ in range(2)]

@@ -255,7 +255,8 @@ def test_every_node_config_has_free_gas_permissioning_and_perm_api(kit: NetworkK
         assert config["sync-mode"] == "FULL"
         # Besu 25.6.0 removed contract account permissioning and refuses to start with its options
         assert not [key for key in config if key.startswith("permissions-accounts-contract")]
-        # the bulk paths' per-sender cap stays under what this pool keeps per sender (Besu's default tx-pool-max-size 4,096)
+        # the bulk paths' per-sender cap stays under what this pool keeps per sender (Besu's default
+        # tx-pool-max-size 4,096)
         assert config["tx-pool"] == "SEQUENCED" and "tx-pool-max-size" not in config
         assert DEFAULT_MAX_IN_FLIGHT < math.ceil(config["tx-pool-limit-by-account-percentage"] * 4096) == 615
 

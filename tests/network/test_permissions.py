@@ -60,7 +60,8 @@ _ENODE = re.compile(r"^enode://[0-9a-fA-F]{128}@[^:]+:\d+$")
 #: (RpcErrorType.ALLOWLIST_FILE_SYNC; the in-memory change IS applied, the file is not rewritten).
 FILE_SYNC = (
     -32000,
-    "The permissioning allowlist configuration file is out of sync.  The changes have been applied, but not persisted to disk",
+    "The permissioning allowlist configuration file is out of sync.  "
+    "The changes have been applied, but not persisted to disk",
 )
 
 
@@ -179,7 +180,7 @@ class BesuPermStandIn:
 
 def _serve(state: BesuPermStandIn) -> tuple[ThreadingHTTPServer, str]:
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 (http.server naming)
+        def do_POST(self) -> None:  # http.server's method name
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             result, error = state.handle(body["method"], body.get("params", []))
             answer: dict[str, Any] = {"jsonrpc": "2.0", "id": body["id"]}
@@ -427,7 +428,7 @@ def test_a_node_that_never_answers_times_out_quickly() -> None:
 
 def test_a_non_json_rpc_endpoint_is_reported() -> None:
     class Html(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             self.send_response(404)
             self.send_header("Content-Type", "text/html")
             self.end_headers()

@@ -18,15 +18,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # as a script too: the suite's package is importable
 
-from web3 import Web3  # noqa: E402
+from web3 import Web3
 
-from rxchain import errors  # noqa: E402
-from rxchain.chain.client import RegistryClient  # noqa: E402
-from rxchain.chain.pipeline import Pipeline  # noqa: E402
-from rxchain.chain.signers import dev_account  # noqa: E402
-from rxchain.chain.outbox import Outbox  # noqa: E402
-from security.chainkit import Rpc, read_registry  # noqa: E402
-from security.workload import plan  # noqa: E402
+from rxchain import errors
+from rxchain.chain.client import RegistryClient
+from rxchain.chain.pipeline import Pipeline
+from rxchain.chain.signers import dev_account
+from rxchain.chain.outbox import Outbox
+from security.chainkit import Rpc, read_registry
+from security.workload import plan
 
 TAG = "bulk issuance"
 

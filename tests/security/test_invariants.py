@@ -258,7 +258,7 @@ class RandomUse(RuleBasedStateMachine):
                 self.accounts[sender],
                 rx.doc_hash,
                 rx.claim_address,
-                expires_at,  # noqa: E731
+                expires_at,
                 designated_pharmacy=_none(rx.pharmacy),
                 fills=fills,
             )
@@ -268,7 +268,7 @@ class RandomUse(RuleBasedStateMachine):
                 "issue",
                 rx.doc_hash,
                 rx.claim_address,
-                rx.pharmacy,  # noqa: E731
+                rx.pharmacy,
                 expires_at,
                 fills,
             )
@@ -463,7 +463,8 @@ class RandomUse(RuleBasedStateMachine):
         )
 
     def receipt(self, data, rx: Rx) -> tuple:
-        """A receipt signature by the claim key (or a bad one): (terms, deadline, signature, signer, message, variant)."""
+        """A receipt signature by the claim key (or a bad one): (terms, deadline, signature, signer, message,
+        variant)."""
         record = self.model.records.get(rx.rx_id)
         variant = mostly(
             data,
@@ -516,11 +517,11 @@ class RandomUse(RuleBasedStateMachine):
         address = self.accounts[sender].address
         terms, deadline, signature, signer, message, variant = self.receipt(data, rx)
         if variant == "client":
-            act = lambda: self.client.deliver_with_receipt(self.accounts[sender], rx.rx_id, rx.terms, rx.claim_key)  # noqa: E731
+            act = lambda: self.client.deliver_with_receipt(self.accounts[sender], rx.rx_id, rx.terms, rx.claim_key)
         else:
             act = lambda: self.client.transact(
                 self.accounts[sender], "deliverWithReceipt", rx.rx_id, terms, deadline, signature
-            )  # noqa: E731
+            )
         self.execute(sender, lambda m: m.deliver_with_receipt(address, rx.rx_id, terms, deadline, signer, message), act)
 
     def patient_receipt_is_relayed(self, data, rx: Rx):
@@ -528,11 +529,11 @@ class RandomUse(RuleBasedStateMachine):
         address = self.accounts[sender].address
         terms, deadline, signature, signer, message, variant = self.receipt(data, rx)
         if variant == "client":
-            act = lambda: self.client.confirm_receipt(self.accounts[sender], rx.rx_id, rx.terms, rx.claim_key)  # noqa: E731
+            act = lambda: self.client.confirm_receipt(self.accounts[sender], rx.rx_id, rx.terms, rx.claim_key)
         else:
             act = lambda: self.client.transact(
                 self.accounts[sender], "confirmReceipt", rx.rx_id, terms, deadline, signature
-            )  # noqa: E731
+            )
         self.execute(sender, lambda m: m.confirm_receipt(address, rx.rx_id, terms, deadline, signer, message), act)
 
     def someone_cancels(self, data, rx: Rx):

@@ -307,8 +307,9 @@ def test_no_patient_datum_is_on_chain_after_a_full_run(demo_run, client, rpc):
         word = int(custodian, 16) | issued_at << 160 | expires_at << 200 | int(status) << 240 | fills_left << 248
         assert word.to_bytes(32, "big") in words, "the scan reads every prescription's storage word"
     report(
-        f"privacy: {len(wanted)} patterns of {len(cases)} patients' data searched in {len(contents.calldata)} transactions, "
-        f"{len(contents.logs)} logs, {len(contents.storage)} storage words over {contents.blocks} blocks: 0 findings"
+        f"privacy: {len(wanted)} patterns of {len(cases)} patients' data searched in {len(contents.calldata)} "
+        f"transactions, {len(contents.logs)} logs, {len(contents.storage)} storage words over {contents.blocks} "
+        "blocks: 0 findings"
     )
 
 

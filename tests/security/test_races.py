@@ -216,8 +216,8 @@ def redemption_race(n, client, deployment, rpc, rpc_url, tmp_path, doctor, hospi
         assert (status, custodian, left) == (Status.DISPENSED, second[p.rx_id].account.address, 0)
     explained(losers, rpc, "AlreadyRedeemed")
     report(
-        f"races: {len(pharmacies)} pharmacies x {n} prescriptions in one block: {n} won, {n * (len(pharmacies) - 1)} lost as "
-        f"AlreadyRedeemed; refill race over {len(singles)}: one winner each ({raced:.1f} s first round, "
+        f"races: {len(pharmacies)} pharmacies x {n} prescriptions in one block: {n} won, {n * (len(pharmacies) - 1)} "
+        f"lost as AlreadyRedeemed; refill race over {len(singles)}: one winner each ({raced:.1f} s first round, "
         f"{time.perf_counter() - started:.1f} s in all)"
     )
 
@@ -273,7 +273,8 @@ def test_only_the_custodian_courier_delivers_when_two_couriers_race_in_one_block
         actual = revert_reason_on_chain(rpc, party.client, tx.tx_hash)
         assert isinstance(actual, errors.NotCustodian) and bytes(actual.error_args["id"]) == rx_id, actual
     report(
-        f"races: two couriers x {len(lost)} prescriptions in one block: the custodian delivered all; the other got NotCustodian"
+        f"races: two couriers x {len(lost)} prescriptions in one block"
+        ": the custodian delivered all; the other got NotCustodian"
     )
 
 

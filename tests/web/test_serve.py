@@ -33,7 +33,7 @@ def test_workers_share_nonces_and_sessions(deployment, rpc_url, indexed, ids, tm
         follow=False,
     )
     code = f"from rxchain.web.service import ServeOptions, serve; serve(ServeOptions(**{options!r}))"
-    log = open(tmp_path / "serve.log", "wb")  # noqa: SIM115
+    log = open(tmp_path / "serve.log", "wb")
     process = subprocess.Popen(
         [sys.executable, "-c", code], stdout=log, stderr=subprocess.STDOUT, start_new_session=True
     )

@@ -55,7 +55,8 @@ class ClaimStatus(IntEnum):
 
 
 class UnknownBox(errors.Refused):
-    """A scanned code and secret match no box of the lot files given: not genuine, mistyped, or its lot file is missing."""
+    """A scanned code and secret match no box of the lot files given: not genuine, mistyped, or its lot file is
+    missing."""
 
 
 class BoxesNotDeployed(errors.Unavailable):
@@ -216,8 +217,9 @@ class BoxesClient:
                     break
             else:
                 raise UnknownBox(
-                    f"box {core.check_code(code)}: its code and scratched secret match no box of the {len(lots)} lot file(s) "
-                    "given: re-scan the code and the secret; if they are right, the box is not genuine (do not dispense it)"
+                    f"box {core.check_code(code)}: its code and scratched secret match no box of the {len(lots)} lot "
+                    "file(s) given: re-scan the code and the secret; if they are right, the box is not genuine "
+                    "(do not dispense it)"
                 )
         seen = set()
         for box in found:

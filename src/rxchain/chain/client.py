@@ -487,7 +487,8 @@ class RegistryClient:
         return self.sender.transact(sender, call, description=function, op_key=op_key)
 
     def resume_pending(self, sender: str | None = None) -> list[TxResult | errors.RxError]:
-        """Puts on chain what this client's outbox signed and the node lacks (:meth:`TransactionSender.resume_pending`)."""
+        """Puts on chain what this client's outbox signed and the node lacks
+        (:meth:`TransactionSender.resume_pending`)."""
         return self.sender.resume_pending(sender)
 
     def explain(self, tx_hash: str, *, use_trace: bool = True) -> errors.RxError | None:

@@ -1,11 +1,12 @@
 """Log queries that a node with a range limit answers: windows of at most ``max_range`` blocks.
 
 Besu refuses an ``eth_getLogs`` whose ``toBlock - fromBlock`` exceeds ``--rpc-max-logs-range`` (5,000
-by default) with error -32005 "Requested range exceeds maximum RPC range limit", so a query from the registry's deploy block to the head fails once the chain is ~5,000
-blocks past the deployment (under 1.5 hours at QBFT's 1 s blocks). Every log query of the Python side
-goes through :func:`logs_in_windows`: the range is split into windows of ``max_range`` blocks, and a
-window the node still refuses as too large is halved until it is answered. A node without a limit
-answers each window; the cost is one request per ``max_range`` blocks.
+by default) with error -32005 "Requested range exceeds maximum RPC range limit", so a query from the
+registry's deploy block to the head fails once the chain is ~5,000 blocks past the deployment (under 1.5
+hours at QBFT's 1 s blocks). Every log query of the Python side goes through :func:`logs_in_windows`:
+the range is split into windows of ``max_range`` blocks, and a window the node still refuses as too
+large is halved until it is answered. A node without a limit answers each window; the cost is one
+request per ``max_range`` blocks.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ def refused_as_too_large(exc: BaseException) -> bool:
 def _answered(fetch: Callable[[int, int], list[Any]], start: int, end: int) -> Iterator[list[Any]]:
     try:
         yield fetch(start, end)
-    except Exception as exc:  # noqa: BLE001 - web3 and requests raise several types for a refusal
+    except Exception as exc:  # web3 and requests raise several types for a refusal
         if end <= start or not refused_as_too_large(exc):
             raise
         middle = (start + end) // 2

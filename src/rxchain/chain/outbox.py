@@ -87,7 +87,8 @@ class Outbox:
     def _first_clash(self, entries: list[OutboxEntry]) -> OutboxEntry:
         for e in entries:
             row = self._db.execute(
-                "SELECT * FROM outbox WHERE (chain_id = ? AND sender = ? AND nonce = ? AND state != 'dropped') OR tx_hash = ?",
+                "SELECT * FROM outbox WHERE (chain_id = ? AND sender = ? AND nonce = ? AND state != 'dropped') "
+                "OR tx_hash = ?",
                 (e.chain_id, e.sender, e.nonce, e.tx_hash),
             ).fetchone()
             if row is not None:
@@ -141,7 +142,8 @@ class Outbox:
         node whose transaction count for the sender is ``nonce`` cannot hold any of them: it lost the
         blocks they were mined in."""
         rows = self._db.execute(
-            "SELECT * FROM outbox WHERE chain_id = ? AND sender = ? AND nonce >= ? AND state IN ('mined', 'failed') ORDER BY nonce",
+            "SELECT * FROM outbox WHERE chain_id = ? AND sender = ? AND nonce >= ? AND state IN ('mined', 'failed') "
+            "ORDER BY nonce",
             (chain_id, sender, nonce),
         )
         return [OutboxEntry(*row[:9]) for row in rows]

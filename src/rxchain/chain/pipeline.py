@@ -307,7 +307,8 @@ class Pipeline:
             if block < next_block:
                 if time.monotonic() > deadline:
                     raise TransactionFailed(
-                        f"{len(waiting)} transactions not mined within {self.receipt_timeout:.0f} s; they stay in the outbox"
+                        f"{len(waiting)} transactions not mined within {self.receipt_timeout:.0f} s"
+                        "; they stay in the outbox"
                     )
                 if time.monotonic() - last_block_seen > STALL_SECONDS:
                     self._send_again(waiting.values())
@@ -339,7 +340,8 @@ class Pipeline:
             self.client.outbox.settle_many(settled)
             if waiting and time.monotonic() > deadline:
                 raise TransactionFailed(
-                    f"{len(waiting)} transactions not mined within {self.receipt_timeout:.0f} s; they stay in the outbox"
+                    f"{len(waiting)} transactions not mined within {self.receipt_timeout:.0f} s"
+                    "; they stay in the outbox"
                 )
         for t in txs:
             self._sent_at.pop(t.tx_hash, None)

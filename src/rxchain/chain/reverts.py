@@ -44,7 +44,7 @@ class RevertDecoder:
         name, names, types = self._errors[raw[:4]]
         try:
             values = abi_decode(types, raw[4:])
-        except Exception:  # noqa: BLE001 - malformed data from a node: report it rather than crash
+        except Exception:  # malformed data from a node: report it rather than crash
             return errors.UnknownContractError(name, {"data": raw.hex()})
         values = [to_checksum_address(v) if t == "address" else v for t, v in zip(types, values, strict=True)]
         cls = errors.BY_NAME.get(name, errors.ContractRevert)
@@ -108,7 +108,7 @@ def _traced_revert(w3: Web3, decoder: RevertDecoder, call_node, tx_hash: str) ->
         )
     except errors.NodeUnavailable:
         raise
-    except Exception:  # noqa: BLE001 - a node without the debug API: fall back to the replay
+    except Exception:  # a node without the debug API: fall back to the replay
         return None
     result = reply.get("result") if isinstance(reply, dict) else None
     if not isinstance(result, dict):

@@ -28,10 +28,10 @@ class Receipt(msgspec.Struct):
     receipt (its logs: a batch of 256 prescriptions logs 512 events) without building Python objects
     for them: a block of hundreds of batches answers tens of megabytes."""
 
-    transactionHash: str  # noqa: N815 (the node's key)
+    transactionHash: str  # camelCase: the node's JSON keys
     status: str
-    blockNumber: str  # noqa: N815
-    gasUsed: str  # noqa: N815
+    blockNumber: str
+    gasUsed: str
 
 
 class _Reply(msgspec.Struct, Generic[T]):

@@ -308,8 +308,8 @@ class TransactionSender:
                             (
                                 entry,
                                 errors.TransactionFailed(
-                                    f"{entry.description} ({entry.tx_hash}) was never mined: nonce {entry.nonce} of {address} "
-                                    "was used by another transaction; re-run the operation"
+                                    f"{entry.description} ({entry.tx_hash}) was never mined: nonce {entry.nonce} of "
+                                    f"{address} was used by another transaction; re-run the operation"
                                 ),
                             )
                         )
@@ -344,10 +344,10 @@ class TransactionSender:
         if known is None:
             self.outbox.settle(entry.tx_hash, "dropped")
             return errors.TransactionFailed(
-                f"{entry.description} ({entry.tx_hash}) cannot be mined: nonce {expected} of {entry.sender} comes first and "
-                "this outbox holds no transaction for it; dropped, re-run the operation"
+                f"{entry.description} ({entry.tx_hash}) cannot be mined: nonce {expected} of {entry.sender} comes "
+                "first and this outbox holds no transaction for it; dropped, re-run the operation"
             )
         return errors.TransactionFailed(
-            f"{entry.description} ({entry.tx_hash}) waits in the node's pool for nonce {expected} of {entry.sender}, which "
-            "this outbox does not hold (another process signing with this key?); it stays pending"
+            f"{entry.description} ({entry.tx_hash}) waits in the node's pool for nonce {expected} of {entry.sender}, "
+            "which this outbox does not hold (another process signing with this key?); it stays pending"
         )

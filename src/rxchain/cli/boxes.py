@@ -194,14 +194,18 @@ def box_dispense(rx_id, box_args, scan_args, lot_paths, signer):
     fills_left = ctx.client().prescription(rx_id).fills_left
     ctx.emit(
         _tx_json(tx, id=str(rx_id), fillsLeft=fills_left, boxes=len(nullifiers)),
-        f"[green]{len(nullifiers)} box(es) recorded[/] for {rx_id} (fill with {fills_left} fills left) at {_utc(tx.block_time)}",
+        f"[green]{len(nullifiers)} box(es) recorded[/] for {rx_id} (fill with {fills_left} fills left)"
+        f" at {_utc(tx.block_time)}",
     )
 
 
 _STATE_TEXT = {
     BoxState.UNSOLD: "[green]genuine, not yet sold[/]",
     BoxState.DISPENSED: "[red]already sold[/]: a second sale means a counterfeit or a resold box",
-    BoxState.UNKNOWN: "[red]unknown[/]: no registered lot holds this code and secret (counterfeit, mistyped, or its lot file is missing)",
+    BoxState.UNKNOWN: (
+        "[red]unknown[/]: no registered lot holds this code and secret"
+        " (counterfeit, mistyped, or its lot file is missing)"
+    ),
     BoxState.RECALLED: "[red]recalled[/]: its lot was recalled; do not take it",
     BoxState.EXPIRED: "[red]expired[/]: its lot is past its expiry",
 }
@@ -299,7 +303,8 @@ def claim_file(rx_id, fills_left, insurer, amounts, insurance_ref, out, signer):
         _tx_json(
             tx, id=str(rx_id), fillsLeft=fills_left, commitment="0x" + opening.commitment.hex(), opening=str(path)
         ),
-        f"[green]claim filed[/] for {rx_id} (fill with {fills_left} fills left); send the opening {path} to the insurer",
+        f"[green]claim filed[/] for {rx_id} (fill with {fills_left} fills left)"
+        f"; send the opening {path} to the insurer",
     )
 
 

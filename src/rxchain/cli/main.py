@@ -156,7 +156,8 @@ def devnet_up(ctx):
     status = Devnet().up()
     ctx.emit(
         status.__dict__,
-        f"[green]devnet up[/] at {status.url} (chain {status.chain_id}, block {status.block_number}, {status.hardfork})",
+        f"[green]devnet up[/] at {status.url} (chain {status.chain_id}, block {status.block_number}"
+        f", {status.hardfork})",
     )
 
 
@@ -202,7 +203,8 @@ def deploy(ctx, force):
             if record.bytecode_hash == bytecode_hash() and record.boxes_bytecode_hash == bytecode_hash(BOXES_CONTRACT):
                 ctx.emit(
                     record.model_dump(),
-                    f"registry already deployed at [bold]{record.registry}[/] (block {record.deploy_block}); --force for a new one",
+                    f"registry already deployed at [bold]{record.registry}[/] (block {record.deploy_block})"
+                    "; --force for a new one",
                 )
                 return
             console.print("[yellow]the contracts changed since the recorded deployment: deploying anew[/]")
@@ -216,7 +218,8 @@ def deploy(ctx, force):
     ctx._client = None
     ctx.emit(
         record.model_dump(),
-        f"[green]deployed[/] PrescriptionRegistry at [bold]{record.registry}[/] on {ctx.network} (block {record.deploy_block})",
+        f"[green]deployed[/] PrescriptionRegistry at [bold]{record.registry}[/]"
+        f" on {ctx.network} (block {record.deploy_block})",
     )
 
 
@@ -789,7 +792,8 @@ def outbox_status(ctx, limit):
 @outbox_group.command("resume")
 @pass_ctx
 def outbox_resume(ctx):
-    """Re-send what the node lacks (pending, or lost in blocks a restarted node forgot), in nonce order, and wait for it."""
+    """Re-send what the node lacks (pending, or lost in blocks a restarted node forgot), in nonce order, and wait
+    for it."""
     client = ctx.client(resume=False)
     results = []
     for outcome in client.resume_pending():
@@ -925,7 +929,10 @@ def audit_members(ctx, since, until):
     type=click.IntRange(min=1),
     default=500,
     show_default=True,
-    help="Most unmined transactions per sender (Besu's pool refuses a nonce 615 or more ahead of the sender's at the kit's settings).",
+    help=(
+        "Most unmined transactions per sender"
+        " (Besu's pool refuses a nonce 615 or more ahead of the sender's at the kit's settings)."
+    ),
 )
 @click.option(
     "--workers",
@@ -998,7 +1005,9 @@ def network():
     multiple=True,
     metavar="NAME=IP",
     callback=lambda _c, _p, v: _node_hosts(v),
-    help="A node's own IP address on a multi-host network, e.g. validator-2=10.0.0.12 (repeatable; the rest use --host).",
+    help=(
+        "A node's own IP address on a multi-host network, e.g. validator-2=10.0.0.12 (repeatable; the rest use --host)."
+    ),
 )
 @click.option("--allow", "allow", multiple=True, help="Accounts allowed to transact from the start (the regulator).")
 @click.option("--overwrite", is_flag=True)
@@ -1234,7 +1243,7 @@ def run_command(command: click.Command, argv: list[str] | None, prog_name: str) 
     except click.ClickException as exc:
         exc.show()
         sys.exit(EXIT_USAGE)
-    except Exception as exc:  # noqa: BLE001 - every error becomes one line and an exit code
+    except Exception as exc:  # every error becomes one line and an exit code
         if debug:
             raise
         code = errors.exit_code_of(exc)

@@ -110,7 +110,8 @@ def find_batch_proof(client, rx_id: bytes, doctor: str) -> BatchProof:
     )
     if not own:
         raise NotBatched(
-            f"no batch of {hospital} (the hospital of {doctor}) announces prescription {RxId(rx_id)} on chain {client.chain_id}"
+            f"no batch of {hospital} (the hospital of {doctor}) announces prescription {RxId(rx_id)}"
+            f" on chain {client.chain_id}"
         )
     own.sort(key=lambda entry: (entry["blockNumber"], entry["logIndex"]))
     live = [log for log in own if not client.batch(hospital, bytes(log["args"]["root"]))["cancelled"]]

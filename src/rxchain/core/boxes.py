@@ -71,7 +71,8 @@ def check_secret(secret: str) -> str:
     secret = str(secret).strip().replace(" ", "").replace("-", "")
     if len(secret) != SECRET_DIGITS or not secret.isascii() or not secret.isdigit():
         raise BadBoxCode(
-            f"the secret must be the {SECRET_DIGITS} digits under the box's scratch panel (got {len(secret)} characters)"
+            f"the secret must be the {SECRET_DIGITS} digits under the box's scratch panel"
+            f" (got {len(secret)} characters)"
         )
     return secret
 

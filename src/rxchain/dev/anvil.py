@@ -102,7 +102,7 @@ class Anvil:
         """Starts anvil (any :func:`anvil_command` option) and returns once it answers ``eth_chainId``."""
         port = port or free_port()
         command = anvil_command(port, chain_id, block_time=block_time, **options)
-        log = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115 - handed to the child
+        log = open(log_file, "ab") if log_file else subprocess.DEVNULL  # handed to the child
         try:
             process = subprocess.Popen(
                 command,

@@ -620,7 +620,7 @@ def _why(pipeline: Pipeline, tx: SignedTx) -> str:
     """The named reason a pipelined transaction reverted (the node's trace, else a replay)."""
     try:
         return str(pipeline.client.explain(tx.tx_hash))
-    except Exception as exc:  # noqa: BLE001 - the report must not hide the failure it explains
+    except Exception as exc:  # the report must not hide the failure it explains
         return f"reason unknown ({exc.__class__.__name__}: {exc})"
 
 

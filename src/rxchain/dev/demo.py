@@ -41,8 +41,8 @@ class LifecycleResult:
 
 
 def onboard(client: RegistryClient, ids: dict[str, LocalAccount], days: int = CREDENTIAL_DAYS) -> list[str]:
-    """Admits the hospital, pharmacy, courier, auditor, manufacturer and insurer (by the regulator) and the doctor (by its
-    hospital), skipping members already in good standing. Returns what it did."""
+    """Admits the hospital, pharmacy, courier, auditor, manufacturer and insurer (by the regulator) and the doctor (by
+    its hospital), skipping members already in good standing. Returns what it did."""
     until = client.latest_block_time() + days * 86400
     done = []
     plan = [
@@ -106,7 +106,8 @@ def run_lifecycle(
 
     issued = issue_prescription(client, doctor, document)
     console.print(
-        f"1. [bold]issue[/]    the doctor issued {issued.rx_id} ({_tx(issued.tx)}); QR payload {len(issued.payload_text)} chars"
+        f"1. [bold]issue[/]    the doctor issued {issued.rx_id} ({_tx(issued.tx)})"
+        f"; QR payload {len(issued.payload_text)} chars"
     )
     if show_qr is not None:
         show_qr(issued)
@@ -115,7 +116,8 @@ def run_lifecycle(
     authorization = patient_consent(client, issued.payload_text, request).encode()
     _, redeemed = redeem_code(client, pharmacy, authorization)
     console.print(
-        f"2. [bold]redeem[/]   the patient's app consented to this pharmacy, this fill; the pharmacy redeemed ({_tx(redeemed)})"
+        "2. [bold]redeem[/]   the patient's app consented to this pharmacy, this fill"
+        f"; the pharmacy redeemed ({_tx(redeemed)})"
     )
     dispatched = client.dispatch(pharmacy, issued.rx_id, courier.address)
     console.print(f"3. [bold]dispatch[/] to the courier ({_tx(dispatched)})")
@@ -137,7 +139,8 @@ def run_lifecycle(
             )  # the promise broke
         except AuthorizationForAnotherPharmacy as exc:
             console.print(
-                f"   a second pharmacy tries the same authorisation: [red]{type(exc).__name__}[/] — refused before anything was sent"
+                f"   a second pharmacy tries the same authorisation: [red]{type(exc).__name__}[/]"
+                " — refused before anything was sent"
             )
         try:
             own = patient_consent(client, issued.payload_text, client.consent_request(second.address).encode()).encode()
@@ -145,7 +148,8 @@ def run_lifecycle(
             raise AssertionError("a second pharmacy redeemed a filled prescription")  # the registry's promise broke
         except AlreadyRedeemed as exc:
             console.print(
-                f"   even with the patient's own consent, a second fill is refused: [red]{exc.name}[/] — nothing was sent"
+                f"   even with the patient's own consent, a second fill is refused: [red]{exc.name}[/]"
+                " — nothing was sent"
             )
 
     steps = trail(client, issued.rx_id)

@@ -103,7 +103,8 @@ def bench(
             head = client.w3.eth.block_number
             figures["blocks"] = head - client.deploy_block + 1
             log(
-                f"workload done: {figures['transactions']} transactions in {figures['workloadSeconds']} s, {figures['blocks']} blocks"
+                f"workload done: {figures['transactions']} transactions in {figures['workloadSeconds']} s"
+                f", {figures['blocks']} blocks"
             )
             targets = list(db_urls) if db_urls is not None else [f"{folder}/index.sqlite"]
             if keep_db:
@@ -130,7 +131,8 @@ def _time_index(url: str, client: RegistryClient, db_url: str, head: int, log) -
         "eventsPerSecond": stats.events_per_s,
     }
     log(
-        f"indexed {stats.events} events in {stats.seconds:.2f} s into {database.kind}: {stats.events_per_s:,.0f} events/s"
+        f"indexed {stats.events} events in {stats.seconds:.2f} s into {database.kind}"
+        f": {stats.events_per_s:,.0f} events/s"
     )
     started = time.perf_counter()
     again = index(url, client.address, client.deploy_block, db_url, to_block=head)

@@ -148,11 +148,13 @@ def _check_events(
         }
     for key in sorted(set(fresh) - set(stored)):
         problems.append(
-            f"block {key[0]} log {key[1]}: {fresh[key]['name']} (tx {fresh[key]['tx_hash']}) is on chain but not in the index"
+            f"block {key[0]} log {key[1]}: {fresh[key]['name']} (tx {fresh[key]['tx_hash']})"
+            " is on chain but not in the index"
         )
     for key in sorted(set(stored) - set(fresh)):
         problems.append(
-            f"block {key[0]} log {key[1]}: {stored[key]['name']} (tx {stored[key]['tx_hash']}) is in the index but not on chain"
+            f"block {key[0]} log {key[1]}: {stored[key]['name']} (tx {stored[key]['tx_hash']})"
+            " is in the index but not on chain"
         )
     for key in sorted(set(stored) & set(fresh)):
         a, b = stored[key], fresh[key]
@@ -225,7 +227,7 @@ def _check_members(conn, node: Node, registry: str, last: int, sample, rng) -> l
             roles, valid_until, chain_hospital = abi_decode(["uint8", "uint40", "address"], bytes.fromhex(result[2:]))
             chain_hospital = None if int(chain_hospital, 16) == 0 else to_checksum_address(chain_hospital)
             if roles != mask or valid_until != until or chain_hospital != hospital:
-                names = lambda m: ",".join(n for n, b in ROLE_BITS.items() if m & b) or "none"  # noqa: E731
+                names = lambda m: ",".join(n for n, b in ROLE_BITS.items() if m & b) or "none"
                 problems.append(
                     f"member {account}: the registry says roles {names(roles)} until {valid_until} (hospital "
                     f"{chain_hospital}), the index {names(mask)} until {until} (hospital {hospital})"

@@ -201,9 +201,10 @@ def index_status(ctx, db_url):
     _emit(
         opts,
         data,
-        f"chain {data['chainId']} registry {data['registry']}: block {data['lastBlock']:,} ({data['events']:,} events); "
-        f"{s['issued']:,} issued, {s['redeemed']:,} redeemed, {s['cancelled']:,} cancelled, "
-        f"{s['expiredUnfilled']:,} expired unfilled; {s['membersExpiringSoon']} credentials end within {s['expiringSoonDays']} days",
+        f"chain {data['chainId']} registry {data['registry']}: block {data['lastBlock']:,} "
+        f"({data['events']:,} events); {s['issued']:,} issued, {s['redeemed']:,} redeemed, "
+        f"{s['cancelled']:,} cancelled, {s['expiredUnfilled']:,} expired unfilled; "
+        f"{s['membersExpiringSoon']} credentials end within {s['expiringSoonDays']} days",
     )
 
 
@@ -347,7 +348,8 @@ def index_seed(ctx, days, per_day, seed_text):
     _emit(
         opts,
         {"prescriptions": len(result.prescriptions), "transactions": result.transactions},
-        f"played {len(result.prescriptions)} prescriptions ({result.transactions} transactions) over {days} days of chain time",
+        f"played {len(result.prescriptions)} prescriptions ({result.transactions} transactions)"
+        f" over {days} days of chain time",
     )
 
 

@@ -137,7 +137,8 @@ class Indexer:
             meta = {}
         if meta and meta.get("schema_version") != SCHEMA_VERSION:
             self._say(
-                f"the index was built by another version (schema {meta.get('schema_version')}, now {SCHEMA_VERSION}): rebuilding it"
+                f"the index was built by another version (schema {meta.get('schema_version')}, now {SCHEMA_VERSION})"
+                ": rebuilding it"
             )
             self.database.drop_all(conn)
             meta = {}
@@ -146,8 +147,9 @@ class Indexer:
             still_there = old_chain == chain_id and self.node.code(old_registry) not in ("0x", "", None)
             if still_there:
                 raise IndexerError(
-                    f"{self.stats.database} indexes registry {old_registry} (chain {old_chain}), which is still live on this "
-                    f"node; this is registry {self.registry}: use another database, or reset this one (rx index run --reset)"
+                    f"{self.stats.database} indexes registry {old_registry} (chain {old_chain}), which is still live "
+                    f"on this node; this is registry {self.registry}: use another database, or reset this one "
+                    "(rx index run --reset)"
                 )
             self._say(
                 f"the indexed registry {old_registry} (chain {old_chain}) is not on this node any more (a restarted "
@@ -320,7 +322,8 @@ class Indexer:
                 [event_row(e) for e in events],
             )
             conn.executemany(
-                "INSERT INTO blocks (number, hash, time, events) VALUES (?, ?, ?, ?) ON CONFLICT (number) DO UPDATE SET "
+                "INSERT INTO blocks (number, hash, time, events) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (number) DO UPDATE SET "
                 "hash = excluded.hash, time = excluded.time, events = excluded.events",
                 [(n, h, t, c) for n, (h, t, c) in sorted(blocks.items())],
             )
@@ -356,8 +359,8 @@ class Indexer:
         if deploy_header is None or deploy_header.hash != meta["deploy_block_hash"]:
             self._reset(
                 f"the chain's block {indexed_from} (where the index starts) no longer has the indexed hash "
-                f"{meta['deploy_block_hash'][:18]}… (a restarted devnet?): resetting the index and reindexing from block "
-                f"{self.deploy_block}"
+                f"{meta['deploy_block_hash'][:18]}… (a restarted devnet?): resetting the index and reindexing from "
+                f"block {self.deploy_block}"
             )
             return
         if indexed_from != self.deploy_block:  # same chain, same registry: the index keeps its own start

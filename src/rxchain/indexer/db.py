@@ -276,7 +276,7 @@ class Connection:
     def close(self) -> None:
         try:
             self.raw.close()
-        except Exception:  # noqa: BLE001 - closing a broken connection
+        except Exception:  # closing a broken connection
             pass
 
     def __enter__(self) -> "Connection":
@@ -345,7 +345,7 @@ class Database:
         try:
             conn.query("SELECT key FROM meta WHERE key = ?", ("schema_version",))
             return True
-        except Exception:  # noqa: BLE001 - no table yet (sqlite3.OperationalError / psycopg errors)
+        except Exception:  # no table yet (sqlite3.OperationalError / psycopg errors)
             if conn.kind == "postgres":
                 conn.raw.rollback()
             return False

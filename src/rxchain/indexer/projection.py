@@ -247,7 +247,7 @@ class Projection:
         self._dirty_fills.add(key)
         return self.fills.get(key)
 
-    def _on_PrescriptionIssued(self, e: dict, a: dict) -> None:  # noqa: N802 (event names)
+    def _on_PrescriptionIssued(self, e: dict, a: dict) -> None:  # _on_<event>: named after the contract's events
         rx_id = e["subject"]
         existing = self.rx.get(rx_id)
         row = self.rx[rx_id] = self._new_rx(e, rx_id, "single")
@@ -264,7 +264,7 @@ class Projection:
         )
         self._dirty_rx.add(rx_id)
 
-    def _on_PrescriptionBatched(self, e: dict, a: dict) -> None:  # noqa: N802
+    def _on_PrescriptionBatched(self, e: dict, a: dict) -> None:
         rx_id = e["subject"]
         if rx_id in self.rx and self.rx[rx_id]["kind"] == "single":
             return  # issued singly before: the single issue is the one the registry stores
@@ -273,7 +273,7 @@ class Projection:
         self._pending_batch.setdefault(a["root"], []).append(rx_id)
         self._dirty_rx.add(rx_id)
 
-    def _on_BatchIssued(self, e: dict, a: dict) -> None:  # noqa: N802
+    def _on_BatchIssued(self, e: dict, a: dict) -> None:
         root = e["subject"]
         known = self.batches.get(root)
         if known is not None and known["hospital"] != a["hospital"]:
@@ -295,12 +295,12 @@ class Projection:
             row = self.rx[rx_id]
             row.update(hospital=a["hospital"], expires_at=a["expiresAt"], fills=a["fills"], fills_left=a["fills"])
 
-    def _on_PrescriptionOpened(self, e: dict, a: dict) -> None:  # noqa: N802
+    def _on_PrescriptionOpened(self, e: dict, a: dict) -> None:
         # The registry names the doctor, and the doctor's hospital whose batch the record came from.
         row = self._rx(e, e["subject"])
         row.update(doctor=a["doctor"], hospital=a["hospital"], batch_root=a["root"])
 
-    def _on_BatchCancelled(self, e: dict, a: dict) -> None:  # noqa: N802
+    def _on_BatchCancelled(self, e: dict, a: dict) -> None:
         root = e["subject"]
         batch = self.batches.get(root)
         if batch is not None and batch["hospital"] != a["hospital"]:
@@ -325,13 +325,13 @@ class Projection:
                 )
                 self._dirty_rx.add(row["id"])
 
-    def _on_PrescriptionCancelled(self, e: dict, a: dict) -> None:  # noqa: N802
+    def _on_PrescriptionCancelled(self, e: dict, a: dict) -> None:
         row = self._rx(e, e["subject"])
         if row["kind"] == "batched" and row["redemptions"] == 0:
             row["fills_left"] = 0  # cancelBatched opens the record with no fills
         row.update(status="cancelled", cancelled_at=e["block_time"], cancelled_by=a["by"], cancel_kind="prescription")
 
-    def _on_PrescriptionRedeemed(self, e: dict, a: dict) -> None:  # noqa: N802
+    def _on_PrescriptionRedeemed(self, e: dict, a: dict) -> None:
         row = self._rx(e, e["subject"])
         row["redemptions"] += 1
         if row["redemptions"] == 1:
@@ -359,14 +359,14 @@ class Projection:
         self.fills[key] = fill
         self._dirty_fills.add(key)
 
-    def _on_PrescriptionDispatched(self, e: dict, a: dict) -> None:  # noqa: N802
+    def _on_PrescriptionDispatched(self, e: dict, a: dict) -> None:
         row = self._rx(e, e["subject"])
         row.update(status="dispatched", courier=a["courier"], dispatched_at=e["block_time"])
         fill = self._fill(row)
         if fill is not None:
             fill.update(courier=a["courier"], dispatched_at=e["block_time"], dispatched_tx=e["tx_hash"])
 
-    def _on_PrescriptionDelivered(self, e: dict, a: dict) -> None:  # noqa: N802
+    def _on_PrescriptionDelivered(self, e: dict, a: dict) -> None:
         row = self._rx(e, e["subject"])
         row.update(status="delivered", delivered_at=e["block_time"])
         fill = self._fill(row)
@@ -378,7 +378,7 @@ class Projection:
                 in_store=1 if fill["dispatched_at"] is None else 0,
             )
 
-    def _on_CustodyReassigned(self, e: dict, a: dict) -> None:  # noqa: N802
+    def _on_CustodyReassigned(self, e: dict, a: dict) -> None:
         # The regulator moved the drugs from a revoked or lapsed holder to another of the same role.
         row = self._rx(e, e["subject"])
         if row["status"] == "dispatched":
@@ -386,14 +386,14 @@ class Projection:
         else:
             row["last_pharmacy"] = a["to"]
 
-    def _on_CustodyVoided(self, e: dict, a: dict) -> None:  # noqa: N802
+    def _on_CustodyVoided(self, e: dict, a: dict) -> None:
         # The regulator voided the fill a revoked or lapsed holder had; the fills left stay redeemable.
         row = self._rx(e, e["subject"])
         row.update(status="refillable" if a["fillsLeft"] else "cancelled", courier=None)
         if not a["fillsLeft"]:
             row.update(cancelled_at=e["block_time"], cancelled_by=a["by"], cancel_kind="custody")
 
-    def _on_ReceiptConfirmed(self, e: dict, a: dict) -> None:  # noqa: N802
+    def _on_ReceiptConfirmed(self, e: dict, a: dict) -> None:
         row = self._rx(e, e["subject"])
         row.update(status="completed" if a["fillsLeft"] == 0 else "refillable", received_at=e["block_time"])
         fill = self._fill(row)
@@ -409,7 +409,7 @@ class Projection:
         self._dirty_members.add(account)
         return row
 
-    def _on_MemberAdmitted(self, e: dict, a: dict) -> None:  # noqa: N802
+    def _on_MemberAdmitted(self, e: dict, a: dict) -> None:
         row = self._member(e, a["account"])
         row["roles_mask"] |= _ROLE_BIT_BY_ID.get(a["role"], 0)
         row["valid_until"] = a["validUntil"]
@@ -418,27 +418,27 @@ class Projection:
         if row["admitted_at"] is None:
             row.update(admitted_at=e["block_time"], admitted_by=a["admittedBy"])
 
-    def _on_CredentialRenewed(self, e: dict, a: dict) -> None:  # noqa: N802
+    def _on_CredentialRenewed(self, e: dict, a: dict) -> None:
         self._member(e, a["account"])["valid_until"] = a["validUntil"]
 
-    def _on_RoleGranted(self, e: dict, a: dict) -> None:  # noqa: N802
+    def _on_RoleGranted(self, e: dict, a: dict) -> None:
         if a["role"] == _REGULATOR:  # member roles are recorded from MemberAdmitted (same transaction)
             self._member(e, a["account"])["regulator"] = 1
 
-    def _on_RoleRevoked(self, e: dict, a: dict) -> None:  # noqa: N802
+    def _on_RoleRevoked(self, e: dict, a: dict) -> None:
         row = self._member(e, a["account"])
         if a["role"] == _REGULATOR:
             row["regulator"] = 0
         else:
             row["roles_mask"] &= ~_ROLE_BIT_BY_ID.get(a["role"], 0)
 
-    def _on_Paused(self, e: dict, a: dict) -> None:  # noqa: N802
+    def _on_Paused(self, e: dict, a: dict) -> None:
         self.meta.update(paused=1, paused_changed_block=e["block_number"])
 
-    def _on_Unpaused(self, e: dict, a: dict) -> None:  # noqa: N802
+    def _on_Unpaused(self, e: dict, a: dict) -> None:
         self.meta.update(paused=0, paused_changed_block=e["block_number"])
 
-    def _on_LimitsChanged(self, e: dict, a: dict) -> None:  # noqa: N802
+    def _on_LimitsChanged(self, e: dict, a: dict) -> None:
         self.meta.update(
             max_validity_seconds=a["maxValiditySeconds"], max_fills=a["maxFills"], limits_block=e["block_number"]
         )
@@ -520,7 +520,8 @@ def rebuild(conn: Connection, *, page: int = 20_000) -> int:
     for table in ("prescriptions", "fills", "members", "batches", "totals", "daily_totals"):
         conn.execute(f"DELETE FROM {table}")
     conn.execute(
-        "DELETE FROM meta WHERE key IN ('paused', 'paused_changed_block', 'max_validity_seconds', 'max_fills', 'limits_block')"
+        "DELETE FROM meta WHERE key IN ('paused', 'paused_changed_block', "
+        "'max_validity_seconds', 'max_fills', 'limits_block')"
     )
     after, replayed = -1, 0
     while True:

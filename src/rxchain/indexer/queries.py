@@ -48,7 +48,7 @@ def now(conn: Connection) -> int:
     """The chain time of the last indexed block."""
     try:
         row = conn.query_one("SELECT value FROM meta WHERE key = 'last_block_time'")
-    except Exception as exc:  # noqa: BLE001 - sqlite3.OperationalError / psycopg.errors.UndefinedTable
+    except Exception as exc:  # sqlite3.OperationalError / psycopg.errors.UndefinedTable
         if "meta" in str(exc) and ("no such table" in str(exc) or "does not exist" in str(exc)):
             raise NotIndexed("the database holds no index yet: run the indexer") from None
         raise
@@ -120,7 +120,7 @@ def _now_and_totals(conn: Connection) -> tuple[int, bool]:
     """(:func:`now`, whether the database keeps the running totals), in one read."""
     try:
         meta = dict(conn.query("SELECT key, value FROM meta WHERE key IN ('last_block_time', ?)", (_totals.MARK,)))
-    except Exception:  # noqa: BLE001 - no meta table: now() says what is wrong
+    except Exception:  # no meta table: now() says what is wrong
         if conn.kind == "postgres":
             conn.raw.rollback()
         return now(conn), False
@@ -274,7 +274,8 @@ def pharmacies(conn: Connection) -> list[dict]:
     )
     durations: dict[str, list[int]] = {}
     for pharmacy, seconds in conn.query(
-        "SELECT pharmacy, received_at - dispatched_at FROM fills WHERE dispatched_at IS NOT NULL AND received_at IS NOT NULL"
+        "SELECT pharmacy, received_at - dispatched_at FROM fills "
+        "WHERE dispatched_at IS NOT NULL AND received_at IS NOT NULL"
     ):
         durations.setdefault(pharmacy, []).append(int(seconds))
     designated = dict(
@@ -407,7 +408,8 @@ def expired_unfilled(conn: Connection, *, limit: int = 200) -> dict:
     t = now(conn)
     total = conn.query_one(f"SELECT COUNT(*) FROM prescriptions WHERE {_UNFILLED} AND expires_at < ?", (t,))[0]
     rows = conn.query_dicts(
-        f"""SELECT id, kind, hospital, doctor, designated_pharmacy, batch_root, issued_at, expires_at, issued_tx, issued_block
+        f"""SELECT id, kind, hospital, doctor, designated_pharmacy, batch_root, issued_at, expires_at,
+            issued_tx, issued_block
         FROM prescriptions WHERE {_UNFILLED} AND expires_at < ? ORDER BY expires_at DESC, id LIMIT ?""",
         (t, int(limit)),
     )
@@ -496,8 +498,9 @@ def hospital_outcomes(conn: Connection, hospital: str, *, limit: int = 500) -> d
         dict(conn.query(f"SELECT {_OUTCOME}, COUNT(*) FROM prescriptions WHERE hospital = ? GROUP BY 1", (t, hospital)))
     )
     rows = conn.query_dicts(
-        f"""SELECT id, kind, doctor, designated_pharmacy, issued_at, expires_at, fills, redemptions, redeemed_by, redeemed_at,
-            last_pharmacy, courier, dispatched_at, delivered_at, received_at, cancelled_at, cancelled_by, {_OUTCOME} AS outcome
+        f"""SELECT id, kind, doctor, designated_pharmacy, issued_at, expires_at, fills, redemptions,
+            redeemed_by, redeemed_at, last_pharmacy, courier, dispatched_at, delivered_at, received_at, cancelled_at,
+            cancelled_by, {_OUTCOME} AS outcome
         FROM prescriptions WHERE hospital = ? ORDER BY issued_at DESC, id LIMIT ?""",
         (t, hospital, int(limit)),
     )
@@ -528,12 +531,14 @@ def pharmacy_activity(conn: Connection, pharmacy: str, *, limit: int = 500) -> d
     spans = sorted(
         int(s)
         for (s,) in conn.query(
-            "SELECT received_at - dispatched_at FROM fills WHERE pharmacy = ? AND dispatched_at IS NOT NULL AND received_at IS NOT NULL",
+            "SELECT received_at - dispatched_at FROM fills WHERE pharmacy = ? "
+            "AND dispatched_at IS NOT NULL AND received_at IS NOT NULL",
             (pharmacy,),
         )
     )
     rows = conn.query_dicts(
-        """SELECT id, fill, redeemed_at, redeemed_tx, courier, dispatched_at, delivered_by, delivered_at, in_store, received_at
+        """SELECT id, fill, redeemed_at, redeemed_tx, courier, dispatched_at, delivered_by, delivered_at, in_store,
+            received_at
         FROM fills WHERE pharmacy = ? ORDER BY redeemed_at DESC, id, fill LIMIT ?""",
         (pharmacy, int(limit)),
     )

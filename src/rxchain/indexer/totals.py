@@ -136,7 +136,7 @@ def has(conn: Connection) -> bool:
     """True when the database keeps the totals (its meta carries the mark)."""
     try:
         row = conn.query_one("SELECT value FROM meta WHERE key = ?", (MARK,))
-    except Exception:  # noqa: BLE001 - no meta table yet
+    except Exception:  # no meta table yet
         if conn.kind == "postgres":
             conn.raw.rollback()
         return False

@@ -157,7 +157,7 @@ def run_workload(
     regulator, hospital1, hospital2 = ids["regulator"], ids["hospital"], ids["hospital2"]
     start = client.latest_block_time()
 
-    staff = lambda role, n: [Account.from_key(keccak(text=f"{seed}:{role}:{i}")) for i in range(n)]  # noqa: E731
+    staff = lambda role, n: [Account.from_key(keccak(text=f"{seed}:{role}:{i}")) for i in range(n)]
     doctors1 = [ids["doctor"], *staff("doctor-h1", extra_doctors)]
     doctors2 = [ids["doctor2"], *staff("doctor-h2", max(1, extra_doctors // 2))]
     pharmacies = [ids["pharmacy"], ids["pharmacy2"], *staff("pharmacy", extra_pharmacies)]
@@ -167,7 +167,7 @@ def run_workload(
     lapsing = Account.from_key(keccak(text=f"{seed}:lapsing-pharmacy"))
     revoked = Account.from_key(keccak(text=f"{seed}:revoked-courier"))
     until = start + 365 * DAY
-    role = lambda name: keccak(text=f"{name.upper()}_ROLE")  # noqa: E731
+    role = lambda name: keccak(text=f"{name.upper()}_ROLE")
     txs = [pipe.sign(regulator, "admitMember", [a.address, role("pharmacy"), until]) for a in pharmacies[2:]]
     txs += [pipe.sign(regulator, "admitMember", [couriers[1].address, role("courier"), start + (days + 12) * DAY])]
     txs += [pipe.sign(regulator, "admitMember", [a.address, role("courier"), until]) for a in couriers[2:]]
@@ -261,7 +261,8 @@ def run_workload(
                 phase.append((tx, lambda t, group=group: [setattr(p, "issued_at", t) for p in group]))
         runner.phase(phase)
         log(
-            f"day {day + 1}: issued {len(today)} ({sum(1 for p in today if p.root is None)} singly, {len(day_batches)} batches)"
+            f"day {day + 1}: issued {len(today)}"
+            f" ({sum(1 for p in today if p.root is None)} singly, {len(day_batches)} batches)"
         )
 
         # 2. first fills
@@ -410,7 +411,7 @@ def run_workload(
     runner.phase([pipe.sign(regulator, "pause", [])])
     runner.phase([pipe.sign(regulator, "unpause", [])])
     names = {a.address: n for n, a in ids.items()}
-    label = lambda accounts, kind: {a.address: names.get(a.address, f"{kind} {i + 1}") for i, a in enumerate(accounts)}  # noqa: E731
+    label = lambda accounts, kind: {a.address: names.get(a.address, f"{kind} {i + 1}") for i, a in enumerate(accounts)}
     return WorkloadResult(
         planned,
         batches,
@@ -449,7 +450,8 @@ class _Runner:
         if result.failed:
             first = result.failed[0]
             raise WorkloadFailed(
-                f"{len(result.failed)} of {len(txs)} transactions reverted (first: {first.function} from {first.sender})"
+                f"{len(result.failed)} of {len(txs)} transactions reverted"
+                f" (first: {first.function} from {first.sender})"
             )
         self.transactions += len(txs)
         blocks = {h: _number(r["blockNumber"]) for h, r in result.receipts.items()}

@@ -459,7 +459,8 @@ def _validate_parameters(
     if request_timeout_seconds <= block_period_seconds:
         notes.append(
             f"request_timeout_seconds ({request_timeout_seconds}) is not longer than block_period_seconds "
-            f"({block_period_seconds}): rounds may time out before a block is proposed; about twice the block period is usual"
+            f"({block_period_seconds}): rounds may time out before a block is proposed; about twice the "
+            "block period is usual"
         )
     if evm_version != "london":
         notes.append(
@@ -538,7 +539,8 @@ def _check_output_directory(out_dir: Path, *, overwrite: bool) -> None:
         return
     if _KIT_MANIFEST not in entries:
         raise KitDirectoryNotEmptyError(
-            f"{out_dir} is not empty and holds no network kit ({_KIT_MANIFEST} missing); choose an empty or new directory"
+            f"{out_dir} is not empty and holds no network kit ({_KIT_MANIFEST} missing)"
+            "; choose an empty or new directory"
         )
     if not overwrite:
         raise KitExistsError(
@@ -548,12 +550,14 @@ def _check_output_directory(out_dir: Path, *, overwrite: bool) -> None:
     unknown = entries - set(_GENERATED_ROOT_ENTRIES)
     if unknown:
         raise KitDirectoryNotEmptyError(
-            f"{out_dir} holds files the kit did not write ({', '.join(sorted(unknown))}); move them away before overwriting"
+            f"{out_dir} holds files the kit did not write ({', '.join(sorted(unknown))})"
+            "; move them away before overwriting"
         )
     running = _running_nodes(out_dir)
     if running:
         raise KitRunningError(
-            f"cannot overwrite {out_dir}: node(s) still running ({', '.join(running)}); run {out_dir / 'stop-all.sh'} first"
+            f"cannot overwrite {out_dir}: node(s) still running ({', '.join(running)})"
+            f"; run {out_dir / 'stop-all.sh'} first"
         )
 
 

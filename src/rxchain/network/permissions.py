@@ -232,8 +232,8 @@ def write_permissions_config(path: Path, accounts: Iterable[str], enodes: Iterab
     """Write Besu's permissions TOML with ``accounts-allowlist`` and ``nodes-allowlist``.
 
     Entries are validated, normalised and de-duplicated (Besu refuses an allowlist containing a
-    duplicate, and a node does not start with one); both keys are always written, empty or not, since Besu refuses a file missing
-    either one when that permissioning is enabled. The file is replaced atomically.
+    duplicate, and a node does not start with one); both keys are always written, empty or not, since Besu
+    refuses a file missing either one when that permissioning is enabled. The file is replaced atomically.
     """
     account_list = list(dict.fromkeys(normalize_account(a) for a in accounts))
     enode_list = list(dict.fromkeys(normalize_enode(e) for e in enodes))

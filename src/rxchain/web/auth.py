@@ -187,7 +187,7 @@ class Membership:
                 return self._head[1:]
         try:
             block = self.w3.eth.get_block("latest")
-        except Exception as exc:  # noqa: BLE001 - connection refused, timeout, bad answer: the node is not usable
+        except Exception as exc:  # connection refused, timeout, bad answer: the node is not usable
             raise NodeUnavailable(
                 f"the chain's node does not answer ({exc.__class__.__name__}): cannot check members"
             ) from None
@@ -210,7 +210,7 @@ class Membership:
         try:
             roles_mask, valid_until, hospital = self.contract.functions.member(address).call(block_identifier=number)
             regulator = self.contract.functions.hasRole(REGULATOR_ROLE, address).call(block_identifier=number)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise NodeUnavailable(
                 f"cannot read member {address} from the registry ({exc.__class__.__name__}: {exc})"
             ) from None
@@ -251,7 +251,8 @@ class AuthStore:
         self._db.execute("CREATE INDEX IF NOT EXISTS nonces_client ON nonces (client, issued)")
         self._db.execute("CREATE INDEX IF NOT EXISTS nonces_expires ON nonces (expires)")
         self._db.execute(
-            "CREATE TABLE IF NOT EXISTS sessions (token TEXT PRIMARY KEY, address TEXT NOT NULL, expires INTEGER NOT NULL)"
+            "CREATE TABLE IF NOT EXISTS sessions (token TEXT PRIMARY KEY, address TEXT NOT NULL"
+            ", expires INTEGER NOT NULL)"
         )
         # a token bucket per client and endpoint; full_at: when it is full again (then it is dropped)
         self._db.execute(
@@ -435,7 +436,7 @@ class Auth:
             raise SignInRefused("malformed", "give the signed message and its signature as text", 400)
         try:
             message = siwe.SiweMessage.from_message(text)
-        except Exception as exc:  # noqa: BLE001 - the parser raises ValueError or pydantic's ValidationError
+        except Exception as exc:  # the parser raises ValueError or pydantic's ValidationError
             raise SignInRefused(
                 "malformed", f"not an EIP-4361 sign-in message ({exc.__class__.__name__})", 400
             ) from None

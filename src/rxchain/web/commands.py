@@ -22,7 +22,10 @@ def _options(f):
                 "--db",
                 "db_url",
                 default=None,
-                help="The console's index database: a file path or postgresql:// URL (default .rxchain/index-<network>.sqlite).",
+                help=(
+                    "The console's index database: a file path or postgresql:// URL"
+                    " (default .rxchain/index-<network>.sqlite)."
+                ),
             ),
             click.option("--db-pool", type=int, default=8, show_default=True, help="Database connections per worker."),
             click.option(
@@ -56,7 +59,10 @@ def _options(f):
             click.option(
                 "--offline",
                 is_flag=True,
-                help="The console with no node at all: the database as it is (no following, no tx/ view; needs --no-sign-in).",
+                help=(
+                    "The console with no node at all: the database as it is"
+                    " (no following, no tx/ view; needs --no-sign-in)."
+                ),
             ),
         ]
     ):
@@ -99,7 +105,8 @@ def run(
     if offline:
         if sign_in or dapp or patient:
             raise click.UsageError(
-                "--offline serves the console's database alone: sign-in and the dApp need the node (add --no-sign-in, --console)"
+                "--offline serves the console's database alone"
+                ": sign-in and the dApp need the node (add --no-sign-in, --console)"
             )
         serve(
             ServeOptions(

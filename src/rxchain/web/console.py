@@ -151,7 +151,7 @@ class Follower:
                     indexer.run(
                         follow=True, stop=self.stop_event, poll_interval=self.poll_interval, progress=self._progress
                     )
-            except Exception as exc:  # noqa: BLE001 - keep following: a node restart must not end the console
+            except Exception as exc:  # keep following: a node restart must not end the console
                 self.last_error = f"{exc.__class__.__name__}: {exc}"
                 self.log(f"indexer: {self.last_error} (retrying)")
                 self.stop_event.wait(min(10.0, self.poll_interval * 3))
@@ -228,7 +228,7 @@ class Console:
         One request computes a figure; the requests that ask for it meanwhile wait for its answer."""
         try:
             row = conn.query_one("SELECT value FROM meta WHERE key = 'last_block_hash'")
-        except Exception:  # noqa: BLE001 - no meta table yet: compute, which says "nothing indexed"
+        except Exception:  # no meta table yet: compute, which says "nothing indexed"
             row = None
         mark = row[0] if row else None
         if mark is None or not self.figure_cache:
@@ -347,7 +347,7 @@ def console_part(
             return _json({"error": str(exc)}, 503)
         except NodeUnavailable as exc:
             return _json({"error": str(exc)}, 502)
-        except Exception as exc:  # noqa: BLE001 - one failing figure must not take the page down
+        except Exception as exc:  # one failing figure must not take the page down
             if console.log is not None:
                 console.log(f"error serving {request.url.path}: {exc!r}")
             return _json({"error": f"{exc.__class__.__name__}: {exc}"}, 500)

@@ -318,7 +318,7 @@ class Relay:
             method="POST",
         )
         try:
-            with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 (configured node URL)
+            with urllib.request.urlopen(request, timeout=30) as response:  # the configured node's URL
                 return json.loads(response.read())
         except urllib.error.HTTPError as exc:  # a node answers JSON-RPC errors with a JSON body, often 200
             try:

@@ -86,7 +86,8 @@ def build(
 
         if not rpc_url or not registry or chain_id is None:
             raise InvalidValue(
-                "sign-in reads members from the registry: it needs the node's URL and the registry (deploy, or pass --rpc)"
+                "sign-in reads members from the registry"
+                ": it needs the node's URL and the registry (deploy, or pass --rpc)"
             )
         dev_keys = None
         if options.dev_keys:
