@@ -27,6 +27,7 @@ from .conftest import (
     event,
     fresh_claim_key,
     fresh_doc_hash,
+    next_block_at,
     travel_to,
 )
 
@@ -384,6 +385,30 @@ def test_a_doctor_renewed_before_the_licence_lapsed_still_opens_an_earlier_batch
     registry.renewMember(doctor, chain.pending_timestamp + DAY, sender=hospital)  # uninterrupted
     registry.renewMember(doctor, credential_end, sender=hospital)
 
+    clinic.redeem(made.rxs[0], pharmacy)
+    assert registry.prescription(made.rxs[0].id).status == Status.DISPENSED
+
+
+@pytest.mark.parametrize("how", ["admitMember", "renewMember"])
+def test_a_licence_extended_in_its_last_second_stays_uninterrupted_and_an_earlier_batch_opens(
+    clinic, registry, chain, hospital, doctor, pharmacy, credential_end, how
+):
+    """A licence is live through its last second (``validUntil``): extending it then is no lapse, so
+    the uninterrupted licence keeps its start and a batch issued before still opens (found by
+    mutation testing: ``<`` to ``<=`` in the lapse check survived)."""
+    end = chain.pending_timestamp + MINUTE
+    registry.renewMember(doctor, end, sender=hospital)
+    since = registry.admission(doctor)[0]
+    made = clinic.issue_batch(hospital, size=2)
+    next_block_at(chain, end)  # the licence's last valid second
+
+    if how == "admitMember":
+        tx = registry.admitMember(doctor, DOCTOR_ROLE, credential_end, sender=hospital)
+    else:
+        tx = registry.renewMember(doctor, credential_end, sender=hospital)
+
+    assert tx.timestamp == end
+    assert registry.admission(doctor)[0] == since
     clinic.redeem(made.rxs[0], pharmacy)
     assert registry.prescription(made.rxs[0].id).status == Status.DISPENSED
 
