@@ -14,7 +14,6 @@ It returns the differences found, in words (an empty list: the index holds).
 
 from __future__ import annotations
 
-import json
 import random
 import sqlite3
 
@@ -25,7 +24,15 @@ from rxchain.chain.deployment import load_abi
 from rxchain.chain.logs import logs_in_windows
 from rxchain.indexer.db import Connection, Database, chunks, placeholders, read_meta
 from rxchain.indexer.node import EventDecoder, Node, NodeError
-from rxchain.indexer.projection import BATCH_COLUMNS, EVENT_COLUMNS, FILL_COLUMNS, MEMBER_COLUMNS, RX_COLUMNS, rebuild
+from rxchain.indexer.projection import (
+    BATCH_COLUMNS,
+    EVENT_COLUMNS,
+    FILL_COLUMNS,
+    MEMBER_COLUMNS,
+    RX_COLUMNS,
+    event_from_row,
+    rebuild,
+)
 from rxchain.core.roles import ROLE_BITS
 from rxchain.core.status import Status
 
@@ -134,18 +141,9 @@ def _check_events(
             rows += conn.query(
                 f"SELECT {EVENT_COLUMNS} FROM events WHERE block_number IN ({placeholders(len(chunk))})", chunk
             )
-    for block_number, log_index, block_hash, block_time, tx_hash, tx_index, name, subject, args in rows:
-        stored[(block_number, log_index)] = {
-            "block_number": block_number,
-            "log_index": log_index,
-            "block_hash": block_hash,
-            "block_time": block_time,
-            "tx_hash": tx_hash,
-            "tx_index": tx_index,
-            "name": name,
-            "subject": subject,
-            "args": json.loads(args),
-        }
+    for row in rows:
+        event = event_from_row(row)
+        stored[(event["block_number"], event["log_index"])] = event
     for key in sorted(set(fresh) - set(stored)):
         problems.append(
             f"block {key[0]} log {key[1]}: {fresh[key]['name']} (tx {fresh[key]['tx_hash']})"
