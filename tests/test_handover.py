@@ -54,3 +54,24 @@ def test_the_patient_refuses_a_request_past_its_deadline():
     authorize(p, ConsentRequest(CHAIN_ID, REGISTRY, PHARMACY, 1_000), 1, now=1_000)  # its last second
     with pytest.raises(HandoverExpired):
         sign_receipt_for(p, DeliveryRequest(CHAIN_ID, REGISTRY, p.rx_id, OTHER, 0, 1_000), now=1_001)
+
+
+@pytest.mark.parametrize(
+    ("decode", "noun", "prefix"),
+    [
+        ("decode_consent_request", "consent request", "RXP1."),
+        ("decode_authorization", "authorization code", "RXA1."),
+        ("decode_delivery_request", "delivery request", "RXD1."),
+        ("decode_receipt", "receipt code", "RXR1."),
+    ],
+)
+def test_a_damaged_hand_over_code_is_named_for_what_it_is_not_called_a_prescription_code(decode, noun, prefix):
+    """A pharmacist who scanned a damaged authorisation must read "authorization code", not be sent
+    looking for a prescription's QR."""
+    from rxchain import core
+    from rxchain.core.payload import PayloadError
+
+    for text in ("hello", prefix + "abc", prefix + "A" * 40, prefix.replace("1.", "2.") + "AAAA"):
+        with pytest.raises(PayloadError) as refused:
+            getattr(core.handover, decode)(text)
+        assert noun in str(refused.value) and "prescription code" not in str(refused.value), (text, refused.value)

@@ -44,6 +44,7 @@ from rxchain.core.payload import (
     WrongChain,
     WrongRegistry,
     _is_chain_id,
+    code_noun,
     frame,
     unframe,
 )
@@ -489,43 +490,44 @@ def check_receipt(receipt: Receipt, *, deliverer: str, fills_left: int, now: int
 
 def _object(text: str, tag: str, what: str, keys: tuple[str, ...]) -> dict[str, Any]:
     obj = unframe(text, tag, what)
+    code = code_noun(what)
     if not isinstance(obj, dict):
-        raise MalformedPayload(f"{what} must be a JSON object")
+        raise MalformedPayload(f"{what} must be a JSON object", code=code)
     version = obj.get("v")
     if isinstance(version, bool) or not isinstance(version, int):
-        raise MalformedPayload("missing or not an integer", "v")
+        raise MalformedPayload("missing or not an integer", "v", code=code)
     if version != 1:
-        raise UnsupportedPayloadVersion(version)
+        raise UnsupportedPayloadVersion(version, code=code)
     for key in keys:
         if key not in obj:
-            raise MalformedPayload("missing", key)
+            raise MalformedPayload("missing", key, code=code)
     for key in obj:
         if key != "v" and key not in keys:
-            raise MalformedPayload("unexpected key", key)
+            raise MalformedPayload("unexpected key", key, code=code)
     out = dict(obj)
     if not _is_chain_id(obj["chainId"]):
-        raise MalformedPayload("the chain id must be a positive integer", "chainId")
+        raise MalformedPayload("the chain id must be a positive integer", "chainId", code=code)
     for key in ("registry", "pharmacy", "deliverer", "claimAddress"):
         if key in keys:
             if not is_valid_address(obj[key]):
-                raise MalformedPayload("must be a 0x address", key)
+                raise MalformedPayload("must be a 0x address", key, code=code)
             out[key] = to_checksum_address(obj[key])
     for key in ("rxId", "terms"):
         if key in keys:
             if not isinstance(obj[key], str) or not _HASH_RE.fullmatch(obj[key]):
-                raise MalformedPayload("must be 0x followed by 64 hex digits", key)
+                raise MalformedPayload("must be 0x followed by 64 hex digits", key, code=code)
             out[key] = RxId(bytes.fromhex(obj[key][2:])) if key == "rxId" else bytes.fromhex(obj[key][2:])
     for key, top in (("fillsLeft", 255), ("deadline", _MAX_UINT40)):
         if key in keys:
             value = obj[key]
             if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= top:
-                raise MalformedPayload(f"must be an integer in 0..{top}", key)
+                raise MalformedPayload(f"must be an integer in 0..{top}", key, code=code)
     if "signature" in keys:
         if not isinstance(obj["signature"], str) or not _SIGNATURE_RE.fullmatch(obj["signature"]):
-            raise MalformedPayload("must be 0x followed by 130 hex digits (65 bytes)", "signature")
+            raise MalformedPayload("must be 0x followed by 130 hex digits (65 bytes)", "signature", code=code)
         out["signature"] = bytes.fromhex(obj["signature"][2:])
     if "doc" in keys and not isinstance(obj["doc"], dict):
-        raise MalformedPayload("the document must be a JSON object", "doc")
+        raise MalformedPayload("the document must be a JSON object", "doc", code=code)
     return out
 
 

@@ -126,11 +126,11 @@ class PayloadError(BadInput, ValueError):
 class MalformedPayload(PayloadError):
     """The payload is not well formed (base64, zlib, JSON, or a required key); ``key`` names the key if any."""
 
-    def __init__(self, reason: str, key: str | None = None) -> None:
+    def __init__(self, reason: str, key: str | None = None, *, code: str = "prescription code") -> None:
         self.reason = reason
         self.key = key
         where = f" (key {key!r})" if key else ""
-        super().__init__(f"malformed prescription code{where}: {reason}")
+        super().__init__(f"malformed {code}{where}: {reason}")
 
 
 class NotAPayload(MalformedPayload):
@@ -138,16 +138,16 @@ class NotAPayload(MalformedPayload):
 
     def __init__(self, prefix: str = PAYLOAD_PREFIX, what: str = "a prescription code") -> None:
         self.prefix = prefix
-        super().__init__(f"this is not {what} (it does not start with {prefix!r})")
+        super().__init__(f"this is not {what} (it does not start with {prefix!r})", code=code_noun(what))
 
 
 class UnsupportedPayloadVersion(PayloadError):
     """The payload is a prescription code of a version this software does not read."""
 
-    def __init__(self, version: Any) -> None:
+    def __init__(self, version: Any, *, code: str = "prescription code") -> None:
         self.version = version
         super().__init__(
-            f"prescription code version {version!r} is not supported (this software reads version"
+            f"{code} version {version!r} is not supported (this software reads version"
             f" {PAYLOAD_VERSION}); update the software"
         )
 
@@ -155,24 +155,26 @@ class UnsupportedPayloadVersion(PayloadError):
 class TruncatedPayload(PayloadError):
     """The payload ends early: part of the code was not scanned or copied."""
 
-    def __init__(self) -> None:
-        super().__init__("the prescription code is incomplete: scan or copy it again")
+    def __init__(self, *, code: str = "prescription code") -> None:
+        super().__init__(f"the {code} is incomplete: scan or copy it again")
 
 
 class PayloadChecksumMismatch(PayloadError):
     """The checksum does not match: the code was damaged or misread."""
 
-    def __init__(self, expected: bytes, got: bytes) -> None:
+    def __init__(self, expected: bytes, got: bytes, *, code: str = "prescription code") -> None:
         self.expected = expected
         self.got = got
-        super().__init__("the prescription code is damaged (checksum mismatch): scan it again")
+        super().__init__(f"the {code} is damaged (checksum mismatch): scan it again")
 
 
 class NonCanonicalPayload(MalformedPayload):
     """The code's last character carries bits that no encoder writes: it was damaged or altered in that character."""
 
-    def __init__(self) -> None:
-        super().__init__("the last character was damaged or altered (it is not one an encoder writes); scan it again")
+    def __init__(self, *, code: str = "prescription code") -> None:
+        super().__init__(
+            "the last character was damaged or altered (it is not one an encoder writes); scan it again", code=code
+        )
 
 
 class PayloadTooLarge(PayloadError):
@@ -426,61 +428,69 @@ def _unwrap(text: Any) -> Any:
 
 def unframe(text: Any, tag: str, what: str = "a prescription code") -> Any:
     """Undo :func:`frame` for a code that must start with ``tag`` (prefix, base64url, checksum, zlib,
-    JSON); return the parsed object. Raises only :class:`PayloadError` subclasses."""
+    JSON); return the parsed object. Raises only :class:`PayloadError` subclasses, whose messages name
+    the kind of code (``what`` without its article)."""
+    code = code_noun(what)
     if not isinstance(text, str):
-        raise MalformedPayload(f"expected text, got {type(text).__name__}")
+        raise MalformedPayload(f"expected text, got {type(text).__name__}", code=code)
     if len(text) > MAX_PAYLOAD_CHARS:
         raise PayloadTooLarge(len(text), MAX_PAYLOAD_CHARS)
     text = text.strip()
     if not text:
-        raise MalformedPayload("the payload is empty")
+        raise MalformedPayload("the payload is empty", code=code)
     prefix = re.match(re.escape(tag) + r"(\d{1,9})\.", text)
     if prefix is None:
         raise NotAPayload(f"{tag}{PAYLOAD_VERSION}.", what)
     if int(prefix.group(1)) != PAYLOAD_VERSION:
-        raise UnsupportedPayloadVersion(int(prefix.group(1)))
+        raise UnsupportedPayloadVersion(int(prefix.group(1)), code=code)
 
     encoded = text[prefix.end() :]
     if not _B64URL_RE.fullmatch(encoded):
-        raise MalformedPayload("the code contains characters outside base64url (A-Z a-z 0-9 - _)")
+        raise MalformedPayload("the code contains characters outside base64url (A-Z a-z 0-9 - _)", code=code)
     dangling = len(encoded) % 4 == 1  # impossible for a complete encoding
     usable = encoded[:-1] if dangling else encoded
     try:
         raw = base64.urlsafe_b64decode(usable + "=" * (-len(usable) % 4))
     except (binascii.Error, ValueError) as exc:
-        raise MalformedPayload(f"invalid base64url: {exc}") from exc
+        raise MalformedPayload(f"invalid base64url: {exc}", code=code) from exc
 
     if len(raw) <= CHECKSUM_BYTES + 2:  # a zlib stream alone is at least 8 bytes
-        raise TruncatedPayload()
+        raise TruncatedPayload(code=code)
     body, checksum = raw[:-CHECKSUM_BYTES], raw[-CHECKSUM_BYTES:]
     expected = keccak(body)[:CHECKSUM_BYTES]
     if dangling or checksum != expected:
         if _looks_truncated(raw):
-            raise TruncatedPayload()
+            raise TruncatedPayload(code=code)
         if dangling:
-            raise MalformedPayload("invalid base64url length")
-        raise PayloadChecksumMismatch(expected, checksum)
+            raise MalformedPayload("invalid base64url length", code=code)
+        raise PayloadChecksumMismatch(expected, checksum, code=code)
     if _b64encode(raw) != usable:
         # base64 drops the spare low bits of the last character, so without this check two
         # different texts would decode to the same bytes: one code, one spelling.
-        raise NonCanonicalPayload()
+        raise NonCanonicalPayload(code=code)
 
     inflater = zlib.decompressobj()
     try:
         data = inflater.decompress(body, MAX_JSON_BYTES + 1)
     except zlib.error as exc:
-        raise MalformedPayload(f"invalid zlib data: {exc}") from exc
+        raise MalformedPayload(f"invalid zlib data: {exc}", code=code) from exc
     if len(data) > MAX_JSON_BYTES or inflater.unconsumed_tail:
         raise PayloadTooLarge(len(data), MAX_JSON_BYTES, "decompressed payload")
     if not inflater.eof:
-        raise MalformedPayload("incomplete zlib stream")
+        raise MalformedPayload("incomplete zlib stream", code=code)
     if inflater.unused_data:
-        raise MalformedPayload("bytes after the end of the zlib stream")
+        raise MalformedPayload("bytes after the end of the zlib stream", code=code)
 
     try:
         return loads_strict(data)
     except ValueError as exc:  # UTF-8, JSON syntax, duplicate keys, NaN, nesting, oversized integers
-        raise MalformedPayload(f"invalid JSON: {exc}") from exc
+        raise MalformedPayload(f"invalid JSON: {exc}", code=code) from exc
+
+
+def code_noun(what: str) -> str:
+    """ "an authorization code" -> "authorization code": how error messages name a kind of code."""
+    article, _, rest = what.partition(" ")
+    return rest if article in ("a", "an", "the") and rest else what
 
 
 def _looks_truncated(raw: bytes) -> bool:
