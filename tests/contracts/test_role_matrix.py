@@ -460,7 +460,7 @@ UNREACHABLE_ERRORS = {"InvalidShortString", "StringTooLong", "SafeCastOverflowed
 def test_every_custom_error_is_provoked_by_some_test(registry):
     """A new error in the contract needs a test that provokes it (through ``reverts``, or in this table)."""
     sources = "\n".join(path.read_text() for path in Path(__file__).parent.glob("test_*.py"))
-    in_reverts = re.findall(r"reverts\(registry\.(\w+)", sources)
+    in_reverts = re.findall(r"reverts\(\s*registry\.(\w+)", sources)
     in_this_table = re.findall(r'return "(\w+)", \{', sources)
     named = set(in_reverts) | set(in_this_table)
     errors = {abi.name for abi in registry.contract_type.errors}
