@@ -284,3 +284,34 @@ def test_every_bulk_path_keeps_each_sender_within_a_besu_pools_nonce_limit(clien
         node.make_request("evm_mine", [])  # what the refused run left in anvil's pool, before the chain is reverted
         node.make_request("evm_setAutomine", [True])
         front.stop()
+
+
+def test_a_step_reverting_mid_stream_is_named_with_its_prescription_and_the_rest_complete(client, ids):
+    """The streamed scheduler: one prescription's redeem reverts (its consent is signed by a key the
+    prescription does not name) after its issue was mined; the run names that prescription, the step
+    and the registry's reason, and every other prescription still goes through to Completed."""
+    import os
+
+    import pytest
+    from rich.progress import Progress
+
+    from rxchain.dev.bench import BenchFailed, _prepare, _Stream
+
+    staff = {"doctor": [ids["doctor"]], "pharmacy": [ids["pharmacy"]], "courier": [ids["courier"]]}
+    now = client.latest_block_time()
+    workload = _prepare(staff["doctor"], 6, now, "a revert mid-stream")
+    spoiled = workload[3]
+    spoiled.claim_key = os.urandom(32)
+    stream = _Stream(client, Pipeline(client), staff, ids["hospital"], now, max_in_flight=50)
+
+    with Progress(disable=True) as progress, pytest.raises(BenchFailed) as failed:
+        stream.run(workload, [], progress)
+
+    message = str(failed.value)
+    assert message.startswith("1 steps reverted, the rest went on"), message
+    assert f"prescription 0x{spoiled.rx_id.hex()} at redeem: " in message
+    reason = message.split(" at redeem: ", 1)[1]
+    assert reason[:1].isupper() and "unknown" not in reason.lower(), reason  # the registry's named error
+    states = [client.prescription(p.rx_id).status for p in workload]
+    assert states[3] is Status.ACTIVE
+    assert [s for i, s in enumerate(states) if i != 3] == [Status.COMPLETED] * 5
