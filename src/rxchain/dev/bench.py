@@ -137,6 +137,9 @@ def run_bench(
         ceiling = node_ceiling(pipeline, ceiling_doctors, now, count=ceiling_transactions, progress=progress)
 
         if issue_only:
+            # A batch's receipt carries 512 logs: a block of hundreds of batches answers tens of
+            # megabytes, so fewer stay unmined than the pool would allow; 64 keep the node busy.
+            max_in_flight = min(max_in_flight, BATCHES_IN_FLIGHT)
             phase, roots = _issue_streaming(
                 client,
                 pipeline,
@@ -354,9 +357,6 @@ def _issue_streaming(
             )
         del window[:oldest]
 
-    # A batch's receipt carries 512 logs: a block of hundreds of batches answers tens of megabytes,
-    # so fewer stay unmined than the pool would allow; 64 still keep the node busy between blocks.
-    max_in_flight = min(max_in_flight, BATCHES_IN_FLIGHT)
     addresses = [d.address for d in doctors]
     chunks = [(start, min(CHUNK, n - start)) for start in range(0, n, CHUNK)]
     for batches in _prepared(addresses, chunks, now, seed, workers):
