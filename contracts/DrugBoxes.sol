@@ -183,6 +183,7 @@ contract DrugBoxes is IDrugBoxes {
         address pharmacy = address(uint160(f));
         if (pharmacy != msg.sender) revert NotFillPharmacy(rxId, fillsLeft, msg.sender, pharmacy);
         ClaimStatus claim = ClaimStatus(uint8(f >> _CLAIM_SHIFT));
+        if (claim == ClaimStatus.Void) revert FillIsVoid(rxId, fillsLeft);
         if (claim != ClaimStatus.None) revert ClaimAlreadyFiled(rxId, fillsLeft, claim);
         _checkRole(msg.sender, _PHARMACY_ROLE);
         if (uint256(keccak256(abi.encodePacked(nullifiers))) >> _TAG_SHIFT != f >> _TAG_SHIFT) {
@@ -206,8 +207,47 @@ contract DrugBoxes is IDrugBoxes {
     function approveClaim(bytes32 rxId, uint8 fillsLeft, bytes32 paymentReference) external {
         bytes32 key = _fillKey(rxId, fillsLeft);
         uint256 f = _pendingClaim(rxId, fillsLeft, key);
-        _fills[key] = (f & ~(uint256(0xff) << _CLAIM_SHIFT)) | (uint256(uint8(ClaimStatus.Approved)) << _CLAIM_SHIFT);
+        ClaimStatus next = paymentReference == bytes32(0) ? ClaimStatus.Approved : ClaimStatus.Paid;
+        _fills[key] = (f & ~(uint256(0xff) << _CLAIM_SHIFT)) | (uint256(uint8(next)) << _CLAIM_SHIFT);
         emit ClaimApproved(rxId, msg.sender, fillsLeft, paymentReference);
+        if (next == ClaimStatus.Paid) emit ClaimPaid(rxId, msg.sender, fillsLeft, paymentReference);
+    }
+
+    /// @inheritdoc IDrugBoxes
+    function recordPayment(bytes32 rxId, uint8 fillsLeft, bytes32 paymentReference) external {
+        if (paymentReference == bytes32(0)) revert ZeroPaymentReference();
+        bytes32 key = _fillKey(rxId, fillsLeft);
+        uint256 f = _fills[key];
+        ClaimStatus claim = ClaimStatus(uint8(f >> _CLAIM_SHIFT));
+        if (claim != ClaimStatus.Approved) revert ClaimNotApproved(rxId, fillsLeft, claim);
+        if (f >> _TAG_SHIFT != _insurerTag(msg.sender)) revert NotClaimInsurer(rxId, fillsLeft, msg.sender);
+        _checkRole(msg.sender, _INSURER_ROLE);
+        _fills[key] = (f & ~(uint256(0xff) << _CLAIM_SHIFT)) | (uint256(uint8(ClaimStatus.Paid)) << _CLAIM_SHIFT);
+        emit ClaimPaid(rxId, msg.sender, fillsLeft, paymentReference);
+    }
+
+    /// @inheritdoc IDrugBoxes
+    function voidFill(bytes32 rxId, uint8 fillsLeft) external {
+        _checkRole(msg.sender, _DEFAULT_ADMIN_ROLE);
+        bytes32 key = _fillKey(rxId, fillsLeft);
+        uint256 f = _fills[key];
+        if (f == 0) revert NoBoxesRecorded(rxId, fillsLeft);
+        ClaimStatus claim = ClaimStatus(uint8(f >> _CLAIM_SHIFT));
+        if (claim != ClaimStatus.None) revert ClaimAlreadyFiled(rxId, fillsLeft, claim);
+        _fills[key] = f | (uint256(uint8(ClaimStatus.Void)) << _CLAIM_SHIFT);
+        emit FillVoided(rxId, msg.sender, fillsLeft);
+    }
+
+    // ------------------------------------------------------------------------------ duplicates
+
+    /// @inheritdoc IDrugBoxes
+    function reportDuplicate(bytes32 lot_, uint256 index, bytes32 nullifier, bytes32[] calldata proof) external {
+        _checkRole(msg.sender, _PHARMACY_ROLE);
+        Lot memory l = _lots[lot_];
+        if (l.manufacturer == address(0)) revert UnknownLot(lot_);
+        if (!_proven(l, lot_, index, nullifier, proof)) revert NotInLot(lot_);
+        if (isUnsold(lot_, index)) revert BoxNotDispensed(lot_, index);
+        emit DuplicateBoxScanned(lot_, msg.sender, index, nullifier);
     }
 
     /// @inheritdoc IDrugBoxes
@@ -239,12 +279,7 @@ contract DrugBoxes is IDrugBoxes {
         returns (BoxState)
     {
         Lot memory l = _lots[lot_];
-        if (l.manufacturer == address(0) || index >= l.count || proof.length != l.depth) return BoxState.Unknown;
-        bytes32 node = _leaf(nullifier);
-        for (uint256 d = 0; d < proof.length; ++d) {
-            node = (index >> d) & 1 == 0 ? _hashPair(node, proof[d]) : _hashPair(proof[d], node);
-        }
-        if (node != lot_) return BoxState.Unknown;
+        if (l.manufacturer == address(0) || !_proven(l, lot_, index, nullifier, proof)) return BoxState.Unknown;
         if (!isUnsold(lot_, index)) return BoxState.Dispensed;
         if (l.recalled) return BoxState.Recalled;
         if (block.timestamp > l.expiresAt) return BoxState.Expired;
@@ -265,6 +300,20 @@ contract DrugBoxes is IDrugBoxes {
     }
 
     // --------------------------------------------------------------------------------- helpers
+
+    /// @dev True when `proof` (siblings from the leaf up) shows `nullifier`'s leaf at `index` of lot `lot_`.
+    function _proven(Lot memory l, bytes32 lot_, uint256 index, bytes32 nullifier, bytes32[] calldata proof)
+        private
+        pure
+        returns (bool)
+    {
+        if (index >= l.count || proof.length != l.depth) return false;
+        bytes32 node = _leaf(nullifier);
+        for (uint256 d = 0; d < proof.length; ++d) {
+            node = (index >> d) & 1 == 0 ? _hashPair(node, proof[d]) : _hashPair(proof[d], node);
+        }
+        return node == lot_;
+    }
 
     function _checkRole(address account, bytes32 role) private view {
         if (!_registry.hasRole(role, account)) revert NotInGoodStanding(account, role);

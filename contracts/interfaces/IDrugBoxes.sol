@@ -7,8 +7,10 @@ import {Status} from "./IPrescriptionRegistry.sol";
 enum ClaimStatus {
     None, //     no claim filed for the fill
     Filed, //    filed by the pharmacy that dispensed the fill, awaiting the insurer
-    Approved, // approved; the off-chain payment's reference is in {IDrugBoxes-ClaimApproved}
-    Rejected //  rejected with a reason code; a fill is claimed once, for good
+    Approved, // approved, its payment not yet stamped
+    Rejected, // rejected with a reason code; a fill is claimed once, for good
+    Paid, //     approved and paid: the off-chain payment's reference is in {IDrugBoxes-ClaimPaid}
+    Void //      the regulator voided the fill (its pharmacy lost custody): it can never be claimed
 }
 
 /// @notice What a box's check says (see {IDrugBoxes-boxState}).
@@ -39,7 +41,9 @@ enum BoxState {
 /// registry's PrescriptionRedeemed and ReceiptConfirmed events). After the patient's receipt of the
 /// fill, the pharmacy that recorded its boxes files one claim with an insurer ({fileClaim}); the claim
 /// commits to the amounts and the patient's insurance reference as a salted hash. The insurer approves
-/// (stamping the payment reference) or rejects it with a reason code.
+/// it (stamping the payment reference then or later, {recordPayment}) or rejects it with a reason code.
+/// A pharmacy that scans a box already dispensed reports it ({reportDuplicate}): the "returned drug"
+/// alarm the regulator reads.
 interface IDrugBoxes {
     /// @notice A lot: who registered it, until when its boxes may be dispensed, how many boxes, the
     /// depth of its tree, and whether it was recalled.
@@ -87,8 +91,20 @@ interface IDrugBoxes {
     );
 
     /// @notice `insurer` approved the claim for fill `fillsLeft` of `rxId`; `paymentReference` names the
-    /// off-chain payment.
+    /// off-chain payment (zero: to follow, see {ClaimPaid}).
     event ClaimApproved(bytes32 indexed rxId, address indexed insurer, uint8 fillsLeft, bytes32 paymentReference);
+
+    /// @notice `insurer` paid the claim for fill `fillsLeft` of `rxId`; `paymentReference` names the
+    /// off-chain payment. Emitted by an approval that stamps a reference, or by {recordPayment}.
+    event ClaimPaid(bytes32 indexed rxId, address indexed insurer, uint8 fillsLeft, bytes32 paymentReference);
+
+    /// @notice The regulator voided fill `fillsLeft` of `rxId` (its pharmacy lost custody): no claim.
+    event FillVoided(bytes32 indexed rxId, address indexed by, uint8 fillsLeft);
+
+    /// @notice `pharmacy` scanned box `index` of lot `lot` (nullifier `nullifier`) after it had been
+    /// dispensed: a counterfeit copy or a resold ("returned") box. The first sale's fill is the
+    /// {FillBoxesRecorded} that lists the same nullifier.
+    event DuplicateBoxScanned(bytes32 indexed lot, address indexed pharmacy, uint256 index, bytes32 nullifier);
 
     /// @notice `insurer` rejected the claim for fill `fillsLeft` of `rxId` with reason code `reason`.
     event ClaimRejected(bytes32 indexed rxId, address indexed insurer, uint8 fillsLeft, uint8 reason);
@@ -150,6 +166,14 @@ interface IDrugBoxes {
     error NotClaimInsurer(bytes32 id, uint8 fillsLeft, address caller);
     /// @notice A rejection needs a reason code (1 to 255).
     error ZeroReason();
+    /// @notice A payment needs a non-zero reference.
+    error ZeroPaymentReference();
+    /// @notice The claim for fill `fillsLeft` of `id` is `claim`, not Approved: nothing to pay.
+    error ClaimNotApproved(bytes32 id, uint8 fillsLeft, ClaimStatus claim);
+    /// @notice Fill `fillsLeft` of `id` was voided by the regulator: it can never be claimed.
+    error FillIsVoid(bytes32 id, uint8 fillsLeft);
+    /// @notice Box `index` of lot `lot` was never dispensed: there is no duplicate to report.
+    error BoxNotDispensed(bytes32 lot, uint256 index);
 
     /// @notice Registers lot `lot` of `count` boxes, dispensable until `expiresAt`.
     /// @dev Caller: a manufacturer in good standing. 1 <= count <= 65,536; expiry in the future; the
@@ -178,9 +202,26 @@ interface IDrugBoxes {
     function fileClaim(bytes32 rxId, uint8 fillsLeft, bytes32[] calldata nullifiers, address insurer, bytes32 commitment)
         external;
 
-    /// @notice Approves the pending claim for fill `fillsLeft` of `rxId`, stamping the payment's reference.
-    /// @dev Caller: the claim's insurer, in good standing. Emits {ClaimApproved}.
+    /// @notice Approves the pending claim for fill `fillsLeft` of `rxId`; a non-zero `paymentReference`
+    /// stamps the payment at once (status Paid), zero leaves it Approved until {recordPayment}.
+    /// @dev Caller: the claim's insurer, in good standing. Emits {ClaimApproved}, and {ClaimPaid} with a
+    /// reference.
     function approveClaim(bytes32 rxId, uint8 fillsLeft, bytes32 paymentReference) external;
+
+    /// @notice Stamps the off-chain payment's reference on the approved claim for fill `fillsLeft` of `rxId`.
+    /// @dev Caller: the claim's insurer, in good standing; the claim Approved; the reference non-zero.
+    /// Emits {ClaimPaid}.
+    function recordPayment(bytes32 rxId, uint8 fillsLeft, bytes32 paymentReference) external;
+
+    /// @notice Voids fill `fillsLeft` of `rxId`, whose boxes were recorded by a pharmacy that then lost
+    /// custody ({IPrescriptionRegistry-voidCustody}): the fill is never claimed.
+    /// @dev Caller: the regulator. The fill's boxes recorded, no claim filed. Emits {FillVoided}.
+    function voidFill(bytes32 rxId, uint8 fillsLeft) external;
+
+    /// @notice Reports a scan of a box already dispensed (genuine: the proof shows it in its lot).
+    /// @dev Caller: a pharmacy in good standing. `proof` runs from the leaf up, as for {boxState}.
+    /// Emits {DuplicateBoxScanned}; nothing else changes.
+    function reportDuplicate(bytes32 lot, uint256 index, bytes32 nullifier, bytes32[] calldata proof) external;
 
     /// @notice Rejects the pending claim for fill `fillsLeft` of `rxId` with reason code `reason` (1..255).
     /// @dev Caller: the claim's insurer, in good standing. Emits {ClaimRejected}.

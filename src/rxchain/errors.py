@@ -397,6 +397,28 @@ class ZeroReason(ContractRevert):
     template = "a rejection needs a reason code from 1 to 255"
 
 
+class ZeroPaymentReference(ContractRevert):
+    template = "a payment needs its reference (the off-chain transfer's id, up to 32 ASCII characters)"
+
+
+class ClaimNotApproved(ContractRevert):
+    template = (
+        "the claim for prescription {id}'s fill with {fillsLeft} fills left is {claim}, not approved: "
+        "only an approved claim is paid"
+    )
+
+
+class FillIsVoid(ContractRevert):
+    template = (
+        "prescription {id}'s fill with {fillsLeft} fills left was voided by the regulator (its pharmacy lost "
+        "custody): it is never claimed"
+    )
+
+
+class BoxNotDispensed(ContractRevert):
+    template = "box {index} of lot {lot} was never dispensed: there is no duplicate to report"
+
+
 #: Error name -> class, for the decoder.
 BY_NAME: dict[str, type[ContractRevert]] = {
     cls.__name__: cls for cls in ContractRevert.__subclasses__() if cls is not UnknownContractError
@@ -503,7 +525,7 @@ def _readable(args: dict) -> dict:
 
 
 #: The ClaimStatus enum's names (IDrugBoxes).
-_CLAIM_STATUS = {0: "not filed", 1: "filed", 2: "approved", 3: "rejected"}
+_CLAIM_STATUS = {0: "not filed", 1: "filed", 2: "approved", 3: "rejected", 4: "paid", 5: "void"}
 
 #: Arguments that are unix times: shown with their UTC date too.
 _TIME_ARGS = frozenset({"expiresAt", "latestAllowed", "deadline", "validUntil", "nowTime"})

@@ -70,8 +70,8 @@ def test_a_fill_is_dispensed_received_claimed_and_approved(client, boxes, ids):
         boxes.approve(ids["pharmacy2"], issued.rx_id, 0, "PAY-1")
     boxes.approve(ids["insurer"], issued.rx_id, 0, "PAY-2026-11-28-0001")
     record = boxes.fill(issued.rx_id, 0)
-    assert (record.pharmacy, record.boxes, record.claim) == (ids["pharmacy"].address, 3, ClaimStatus.APPROVED)
-    assert boxes.claim_events(issued.rx_id, 0)["approved"]["paymentReference"] == "PAY-2026-11-28-0001"
+    assert (record.pharmacy, record.boxes, record.claim) == (ids["pharmacy"].address, 3, ClaimStatus.PAID)
+    assert boxes.claim_events(issued.rx_id, 0)["paid"]["paymentReference"] == "PAY-2026-11-28-0001"
 
 
 def test_refusals_are_named_before_anything_is_sent(client, boxes, ids, regulator, w3):
@@ -130,7 +130,7 @@ def test_the_label_sheet_carries_real_datamatrix_codes(tmp_path):
     assert read_scratch_code(scratch_text(made[1])) == (made[1].code, made[1].secret)
 
 
-def test_rx_box_and_rx_claim_commands(rx, tmp_path, client, ids):
+def test_rx_box_and_rx_claim_commands(rx, tmp_path, client, ids, boxes):
     codes = tmp_path / "codes.csv"
     codes.write_text("code\n" + "".join(f"{84_000_000_000_000_000_000 + i:020d}\n" for i in range(5)))
     code, out, err = rx(
@@ -183,6 +183,27 @@ def test_rx_box_and_rx_claim_commands(rx, tmp_path, client, ids):
         "pharmacy2",
     )
     assert code == errors.Refused.exit_code and "BoxAlreadyDispensed" in err
+    # ... and the second scan went on chain first, as the regulator's duplicate alarm
+    reports = boxes.events("DuplicateBoxScanned")
+    first_box = core.nullifier(rows[0]["code"], rows[0]["secret"])
+    assert [(r["args"]["pharmacy"], bytes(r["args"]["nullifier"])) for r in reports] == [
+        (ids["pharmacy2"].address, first_box)
+    ]
+    assert "reported to the regulator" in out + err
+    code, out, err = rx(
+        "box",
+        "dispense",
+        str(other.rx_id),
+        "--box",
+        f"{rows[0]['code']}:{rows[0]['secret']}",
+        "--lot",
+        str(tmp_path / "lots"),
+        "--no-report",
+        "--as",
+        "pharmacy2",
+    )
+    assert code == errors.Refused.exit_code and "BoxAlreadyDispensed" in err
+    assert len(boxes.events("DuplicateBoxScanned")) == 1  # --no-report: refused, nothing reported
 
     assert rx("deliver", rx_id, "--as", "pharmacy")[0] == 0  # the CLI holds the pharmacy's nonces now
     assert rx("confirm", "--payload", issued.payload_text, "--as", "pharmacy")[0] == 0
@@ -228,20 +249,47 @@ def test_rx_box_and_rx_claim_commands(rx, tmp_path, client, ids):
         rx_id,
         "--fills-left",
         "0",
-        "--payment-ref",
-        "PAY-1",
         "--opening",
         str(opening_file),
         "--as",
         "insurer",
         json_out=True,
     )
+    assert code == 0 and out["paid"] is False, err
+    code, out, err = rx("claim", "show", rx_id, json_out=True)
+    assert code == 0 and out["claim"] == "approved" and "paid" not in out, (out, err)
+    code, out, err = rx("claim", "pay", rx_id, "--fills-left", "0", "--payment-ref", "PAY-1", "--as", "pharmacy")
+    assert code == errors.Refused.exit_code and "NotClaimInsurer" in err
+    code, out, err = rx("claim", "pay", rx_id, "--fills-left", "0", "--payment-ref", "PAY-1", "--as", "insurer")
     assert code == 0, err
     code, out, err = rx("claim", "show", rx_id, json_out=True)
-    assert code == 0 and out["claim"] == "approved" and out["approved"]["paymentReference"] == "PAY-1", (out, err)
+    assert code == 0 and out["claim"] == "paid" and out["paid"]["paymentReference"] == "PAY-1", (out, err)
+    code, out, err = rx("claim", "pay", rx_id, "--fills-left", "0", "--payment-ref", "PAY-2", "--as", "insurer")
+    assert code == errors.Refused.exit_code and "ClaimNotApproved" in err
     code, out, err = rx("claim", "reject", rx_id, "--fills-left", "0", "--reason", "4", "--as", "insurer")
     assert code == errors.Refused.exit_code and "ClaimNotPending" in err
     code, out, err = rx("box", "recall", lot_root, "--as", "pharmacy")
     assert code == errors.Refused.exit_code and "NotLotManufacturer" in err
     code, out, err = rx("box", "recall", lot_root, "--as", "manufacturer", json_out=True)
     assert code == 0, err
+
+
+def test_the_regulator_voiding_custody_voids_the_fill_for_claims(rx, client, boxes, ids):
+    """The pharmacy recorded a fill's boxes, was revoked holding it, and the regulator voided its custody:
+    the registry shows the prescription Refillable (as after a receipt), so without the fill's void the
+    readmitted pharmacy could claim a fill the patient never got."""
+    lot, made = make_lot(boxes, ids["manufacturer"], first=5)
+    issued = dispensed(client, ids, fills=2)
+    boxes.dispense(ids["pharmacy"], issued.rx_id, [(made[0].code, made[0].secret)], [lot])
+    rx_id = str(issued.rx_id)
+    pharmacy = ids["pharmacy"].address
+    assert rx("member", "revoke", pharmacy, "pharmacy", "--as", "regulator", json_out=True)[0] == 0
+    code, out, err = rx("custody", "void", rx_id, "--as", "regulator", json_out=True)
+    assert code == 0 and out["fillVoidedTx"], (out, err)
+    assert boxes.fill(issued.rx_id, 1).claim is ClaimStatus.VOID
+    assert rx("member", "add", pharmacy, "pharmacy", "--days", "30", "--as", "regulator", json_out=True)[0] == 0
+    with pytest.raises(errors.FillIsVoid) as caught:
+        boxes.file_claim(ids["pharmacy"], issued.rx_id, 1, ids["insurer"].address, ClaimOpening.new({"total": 1}, "X"))
+    assert "voided by the regulator" in str(caught.value)
+    code, out, err = rx("claim", "show", rx_id, "--fills-left", "1", json_out=True)
+    assert code == 0 and out["claim"] == "void", (out, err)

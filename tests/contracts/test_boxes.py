@@ -451,3 +451,60 @@ def test_the_box_ledger_sees_a_spent_box_and_a_recorded_fill(drug_boxes, factory
     after = books.read()
     changed = sorted(label for label in before if before[label] != after[label])
     assert changed == [f"fill(0x{rx.id.hex()[:8]}…, 0)", f"isUnsold(0x{lot.root.hex()[:8]}…, 2)"]
+
+
+# ------------------------------------------------------------------------------ duplicates
+
+
+def test_a_pharmacy_reports_a_box_scanned_after_its_sale(
+    drug_boxes, factory, clinic, reverts, pharmacy, other_pharmacy
+):
+    lot = factory.lot(8)
+    sold, unsold = lot.boxes[2], lot.boxes[3]
+    rx = dispensed_rx(clinic, pharmacy)
+    drug_boxes.dispense(rx.id, [dispense_group(lot, [sold])], sender=pharmacy)
+
+    # a box never sold is no duplicate: nothing to report
+    with reverts(drug_boxes.BoxNotDispensed, lot=lot.root, index=3):
+        drug_boxes.reportDuplicate(lot.root, 3, unsold.nullifier, lot.proof(3), sender=other_pharmacy)
+    tx = drug_boxes.reportDuplicate(lot.root, 2, sold.nullifier, lot.proof(2), sender=other_pharmacy)
+    assert contract_events(tx, drug_boxes) == [
+        (
+            "DuplicateBoxScanned",
+            {
+                "lot": normalise(lot.root),
+                "pharmacy": other_pharmacy.address,
+                "index": 2,
+                "nullifier": normalise(sold.nullifier),
+            },
+        )
+    ]
+    assert drug_boxes.boxState(lot.root, 2, sold.nullifier, lot.proof(2)) == BOX_DISPENSED
+
+
+def test_a_duplicate_report_needs_the_genuine_box_and_a_pharmacy(
+    drug_boxes, factory, clinic, reverts, registry, regulator, pharmacy, manufacturer, stranger
+):
+    # An alarm is only raised by someone holding the box's code and secret: a forged report (the
+    # nullifier of a printed code without the secret, another box's proof) is refused, so the regulator's
+    # duplicate count cannot be inflated with boxes nobody scanned.
+    lot = factory.lot(8)
+    sold = lot.boxes[5]
+    rx = dispensed_rx(clinic, pharmacy)
+    drug_boxes.dispense(rx.id, [dispense_group(lot, [sold])], sender=pharmacy)
+    forged = core.nullifier(sold.code, "0" * 20)
+    with reverts(drug_boxes.NotInLot, lot=lot.root):
+        drug_boxes.reportDuplicate(lot.root, 5, forged, lot.proof(5), sender=pharmacy)
+    with reverts(drug_boxes.NotInLot, lot=lot.root):
+        drug_boxes.reportDuplicate(lot.root, 5, sold.nullifier, lot.proof(4), sender=pharmacy)
+    with reverts(drug_boxes.NotInLot, lot=lot.root):
+        drug_boxes.reportDuplicate(lot.root, 8, sold.nullifier, lot.proof(5), sender=pharmacy)
+    other_root = keccak(text="no such lot")
+    with reverts(drug_boxes.UnknownLot, lot=other_root):
+        drug_boxes.reportDuplicate(other_root, 5, sold.nullifier, lot.proof(5), sender=pharmacy)
+    for outsider in (manufacturer, stranger):
+        with reverts(drug_boxes.NotInGoodStanding, account=outsider, role=PHARMACY_ROLE_ID):
+            drug_boxes.reportDuplicate(lot.root, 5, sold.nullifier, lot.proof(5), sender=outsider)
+    registry.revokeRole(PHARMACY_ROLE_ID, pharmacy, sender=regulator)
+    with reverts(drug_boxes.NotInGoodStanding, account=pharmacy, role=PHARMACY_ROLE_ID):
+        drug_boxes.reportDuplicate(lot.root, 5, sold.nullifier, lot.proof(5), sender=pharmacy)

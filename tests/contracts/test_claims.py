@@ -21,7 +21,7 @@ from .boxkit import (
 )
 from .conftest import Status, normalise
 
-NONE, FILED, APPROVED, REJECTED = range(4)
+NONE, FILED, APPROVED, REJECTED, PAID, VOID = range(6)
 
 
 def commitment(text="amounts and insurance reference"):
@@ -70,18 +70,61 @@ def test_the_insurer_approves_with_the_payment_reference(drug_boxes, boxed, phar
     drug_boxes.fileClaim(rx.id, fills_left, nullifiers, insurer, commitment(), sender=pharmacy)
     reference = keccak(text="payment 2026-11-28 0001")
     tx = drug_boxes.approveClaim(rx.id, fills_left, reference, sender=insurer)
+    stamped = {
+        "rxId": normalise(rx.id),
+        "insurer": insurer.address,
+        "fillsLeft": 0,
+        "paymentReference": normalise(reference),
+    }
+    assert contract_events(tx, drug_boxes) == [("ClaimApproved", stamped), ("ClaimPaid", stamped)]
+    assert drug_boxes.fill(rx.id, fills_left) == (pharmacy.address, 2, PAID, 0)
+
+
+def test_the_insurer_approves_first_and_stamps_the_payment_later(
+    drug_boxes, boxed, reverts, pharmacy, insurer, other_insurer
+):
+    rx, fills_left, nullifiers = boxed()
+    drug_boxes.fileClaim(rx.id, fills_left, nullifiers, insurer, commitment(), sender=pharmacy)
+    reference = keccak(text="settlement run 2026-12")
+    # nothing to pay before the approval
+    with reverts(drug_boxes.ClaimNotApproved, id=rx.id, fillsLeft=fills_left, claim=FILED):
+        drug_boxes.recordPayment(rx.id, fills_left, reference, sender=insurer)
+    tx = drug_boxes.approveClaim(rx.id, fills_left, bytes(32), sender=insurer)
+    assert [name for name, _ in contract_events(tx, drug_boxes)] == ["ClaimApproved"]
+    assert drug_boxes.fill(rx.id, fills_left) == (pharmacy.address, 2, APPROVED, 0)
+    with reverts(drug_boxes.ZeroPaymentReference):
+        drug_boxes.recordPayment(rx.id, fills_left, bytes(32), sender=insurer)
+    # another insurer, or the pharmacy, stamping a payment it did not make
+    for intruder in (other_insurer, pharmacy):
+        with reverts(drug_boxes.NotClaimInsurer, id=rx.id, fillsLeft=fills_left, caller=intruder):
+            drug_boxes.recordPayment(rx.id, fills_left, reference, sender=intruder)
+    tx = drug_boxes.recordPayment(rx.id, fills_left, reference, sender=insurer)
     assert contract_events(tx, drug_boxes) == [
         (
-            "ClaimApproved",
+            "ClaimPaid",
             {
                 "rxId": normalise(rx.id),
                 "insurer": insurer.address,
                 "fillsLeft": 0,
                 "paymentReference": normalise(reference),
             },
-        ),
+        )
     ]
-    assert drug_boxes.fill(rx.id, fills_left) == (pharmacy.address, 2, APPROVED, 0)
+    assert drug_boxes.fill(rx.id, fills_left) == (pharmacy.address, 2, PAID, 0)
+    # paid once: neither paid again nor decided again
+    with reverts(drug_boxes.ClaimNotApproved, id=rx.id, fillsLeft=fills_left, claim=PAID):
+        drug_boxes.recordPayment(rx.id, fills_left, keccak(text="twice"), sender=insurer)
+    with reverts(drug_boxes.ClaimNotPending, id=rx.id, fillsLeft=fills_left, claim=PAID):
+        drug_boxes.rejectClaim(rx.id, fills_left, 3, sender=insurer)
+
+
+def test_a_revoked_insurer_stamps_no_payment(drug_boxes, boxed, reverts, registry, regulator, pharmacy, insurer):
+    rx, fills_left, nullifiers = boxed()
+    drug_boxes.fileClaim(rx.id, fills_left, nullifiers, insurer, commitment(), sender=pharmacy)
+    drug_boxes.approveClaim(rx.id, fills_left, bytes(32), sender=insurer)
+    registry.revokeRole(INSURER_ROLE, insurer, sender=regulator)
+    with reverts(drug_boxes.NotInGoodStanding, account=insurer, role=INSURER_ROLE):
+        drug_boxes.recordPayment(rx.id, fills_left, keccak(text="late"), sender=insurer)
 
 
 def test_the_insurer_rejects_with_a_reason(drug_boxes, boxed, reverts, pharmacy, insurer):
@@ -108,11 +151,14 @@ def test_a_second_claim_for_the_same_fill_is_refused_for_good(
     drug_boxes.fileClaim(rx.id, fills_left, nullifiers, insurer, commitment(), sender=pharmacy)
     with reverts(drug_boxes.ClaimAlreadyFiled, id=rx.id, fillsLeft=fills_left, claim=FILED):
         drug_boxes.fileClaim(rx.id, fills_left, nullifiers, other_insurer, commitment("other"), sender=pharmacy)
-    drug_boxes.approveClaim(rx.id, fills_left, keccak(text="paid"), sender=insurer)
+    drug_boxes.approveClaim(rx.id, fills_left, bytes(32), sender=insurer)
     with reverts(drug_boxes.ClaimAlreadyFiled, id=rx.id, fillsLeft=fills_left, claim=APPROVED):
         drug_boxes.fileClaim(rx.id, fills_left, nullifiers, insurer, commitment(), sender=pharmacy)
     with reverts(drug_boxes.ClaimNotPending, id=rx.id, fillsLeft=fills_left, claim=APPROVED):
         drug_boxes.approveClaim(rx.id, fills_left, keccak(text="paid twice"), sender=insurer)
+    drug_boxes.recordPayment(rx.id, fills_left, keccak(text="paid"), sender=insurer)
+    with reverts(drug_boxes.ClaimAlreadyFiled, id=rx.id, fillsLeft=fills_left, claim=PAID):
+        drug_boxes.fileClaim(rx.id, fills_left, nullifiers, insurer, commitment(), sender=pharmacy)
 
 
 def test_a_fill_not_yet_received_cannot_be_claimed(drug_boxes, boxed, clinic, reverts, pharmacy, courier, insurer):
@@ -230,3 +276,52 @@ def test_a_cancelled_prescription_was_never_received(
     with reverts(drug_boxes.FillNotReceived, id=rx.id, fillsLeft=0, current=Status.CANCELLED, currentFillsLeft=0):
         drug_boxes.fileClaim(rx.id, fills_left, nullifiers, insurer, commitment(), sender=pharmacy)
     assert ZERO != pharmacy.address
+
+
+# ------------------------------------------------------------------------ a voided fill
+
+
+def test_a_fill_the_regulator_voided_is_never_claimed(
+    drug_boxes, boxed, clinic, reverts, registry, regulator, chain, pharmacy, other_pharmacy, courier, insurer
+):
+    # The pharmacy recorded the first fill's boxes, then was revoked holding it; the regulator voided its
+    # custody. The registry now shows the prescription Refillable with one fill left, as if the fill had
+    # been received: the pharmacy, once readmitted, would claim a fill the patient never got.
+    rx, fills_left, nullifiers = boxed(fills=2, received=False)
+    assert fills_left == 1
+    registry.revokeRole(PHARMACY_ROLE_ID, pharmacy, sender=regulator)
+    registry.voidCustody(rx.id, sender=regulator)
+    assert clinic.state(rx).status == Status.REFILLABLE and clinic.state(rx).fillsLeft == fills_left
+
+    # only the regulator voids a fill
+    for intruder in (other_pharmacy, insurer, pharmacy):
+        with reverts(drug_boxes.NotInGoodStanding, account=intruder, role=bytes(32)):
+            drug_boxes.voidFill(rx.id, fills_left, sender=intruder)
+    tx = drug_boxes.voidFill(rx.id, fills_left, sender=regulator)
+    assert contract_events(tx, drug_boxes) == [
+        ("FillVoided", {"rxId": normalise(rx.id), "by": regulator.address, "fillsLeft": fills_left})
+    ]
+    assert drug_boxes.fill(rx.id, fills_left) == (pharmacy.address, 2, VOID, 0)
+    with reverts(drug_boxes.ClaimAlreadyFiled, id=rx.id, fillsLeft=fills_left, claim=VOID):
+        drug_boxes.voidFill(rx.id, fills_left, sender=regulator)
+
+    registry.admitMember(pharmacy, PHARMACY_ROLE_ID, chain.pending_timestamp + 30 * 86_400, sender=regulator)
+    with reverts(drug_boxes.FillIsVoid, id=rx.id, fillsLeft=fills_left):
+        drug_boxes.fileClaim(rx.id, fills_left, nullifiers, insurer, commitment(), sender=pharmacy)
+    # even after the next fill, redeemed and received elsewhere, made the voided one look ended
+    rx, second, second_boxes = boxed(rx=rx, by=other_pharmacy)
+    with reverts(drug_boxes.FillIsVoid, id=rx.id, fillsLeft=fills_left):
+        drug_boxes.fileClaim(rx.id, fills_left, nullifiers, insurer, commitment(), sender=pharmacy)
+    drug_boxes.fileClaim(rx.id, second, second_boxes, insurer, commitment("second"), sender=other_pharmacy)
+
+
+def test_a_fill_with_no_boxes_or_a_claim_is_not_voided(
+    drug_boxes, boxed, clinic, reverts, regulator, pharmacy, courier, insurer
+):
+    rx = clinic.received(pharmacy=pharmacy, courier=courier)
+    with reverts(drug_boxes.NoBoxesRecorded, id=rx.id, fillsLeft=0):
+        drug_boxes.voidFill(rx.id, 0, sender=regulator)
+    rx, fills_left, nullifiers = boxed()
+    drug_boxes.fileClaim(rx.id, fills_left, nullifiers, insurer, commitment(), sender=pharmacy)
+    with reverts(drug_boxes.ClaimAlreadyFiled, id=rx.id, fillsLeft=fills_left, claim=FILED):
+        drug_boxes.voidFill(rx.id, fills_left, sender=regulator)

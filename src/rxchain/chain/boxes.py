@@ -52,6 +52,8 @@ class ClaimStatus(IntEnum):
     FILED = 1
     APPROVED = 2
     REJECTED = 3
+    PAID = 4
+    VOID = 5
 
 
 class UnknownBox(errors.Refused):
@@ -356,6 +358,8 @@ class BoxesClient:
                 "NotFillPharmacy",
                 {"id": rx_id, "fillsLeft": fills_left, "caller": pharmacy, "pharmacy": record.pharmacy},
             )
+        if record.claim is ClaimStatus.VOID:
+            raise errors.FillIsVoid("FillIsVoid", {"id": rx_id, "fillsLeft": fills_left})
         if record.claim is not ClaimStatus.NONE:
             raise errors.ClaimAlreadyFiled(
                 "ClaimAlreadyFiled", {"id": rx_id, "fillsLeft": fills_left, "claim": int(record.claim)}
@@ -407,11 +411,52 @@ class BoxesClient:
         if filed and filed["insurer"] != to_checksum_address(insurer):
             raise errors.NotClaimInsurer("NotClaimInsurer", {"id": rx_id, "fillsLeft": fills_left, "caller": insurer})
 
-    def approve(self, insurer: LocalAccount, rx_id: bytes, fills_left: int, reference: str) -> TxResult:
-        """Approves the claim, stamping the off-chain payment's reference (up to 32 ASCII characters)."""
-        raw = payment_reference(reference)
+    def approve(self, insurer: LocalAccount, rx_id: bytes, fills_left: int, reference: str | None) -> TxResult:
+        """Approves the claim; with ``reference`` (up to 32 ASCII characters) the off-chain payment is stamped
+        at once (Paid), without it the claim stays Approved until :meth:`record_payment`."""
+        raw = payment_reference(reference) if reference is not None else bytes(32)
         self._check_pending(insurer.address, rx_id, fills_left)
         return self.transact(insurer, "approveClaim", rx_id, fills_left, raw)
+
+    def record_payment(self, insurer: LocalAccount, rx_id: bytes, fills_left: int, reference: str) -> TxResult:
+        """Stamps the off-chain payment's reference on an approved claim (Approved -> Paid)."""
+        raw = payment_reference(reference)
+        record = self.fill(rx_id, fills_left)
+        if record.claim is not ClaimStatus.APPROVED:
+            raise errors.ClaimNotApproved(
+                "ClaimNotApproved", {"id": rx_id, "fillsLeft": fills_left, "claim": int(record.claim)}
+            )
+        filed = self.claim_events(rx_id, fills_left).get("filed")
+        if filed and filed["insurer"] != to_checksum_address(insurer.address):
+            raise errors.NotClaimInsurer(
+                "NotClaimInsurer", {"id": rx_id, "fillsLeft": fills_left, "caller": insurer.address}
+            )
+        self._check_role(insurer.address, "insurer")
+        return self.transact(insurer, "recordPayment", rx_id, fills_left, raw)
+
+    def void_fill(self, regulator: LocalAccount, rx_id: bytes, fills_left: int) -> TxResult:
+        """The regulator voids a fill whose pharmacy lost custody (``voidCustody``): it is never claimed."""
+        record = self.fill(rx_id, fills_left)
+        if record.pharmacy is None:
+            raise errors.NoBoxesRecorded("NoBoxesRecorded", {"id": rx_id, "fillsLeft": fills_left})
+        if record.claim is not ClaimStatus.NONE:
+            raise errors.ClaimAlreadyFiled(
+                "ClaimAlreadyFiled", {"id": rx_id, "fillsLeft": fills_left, "claim": int(record.claim)}
+            )
+        return self.transact(regulator, "voidFill", rx_id, fills_left)
+
+    def report_duplicate(self, pharmacy: LocalAccount, box: ScannedBox) -> TxResult:
+        """Reports a scanned box found already dispensed (the "returned drug" alarm the regulator reads)."""
+        self._check_role(pharmacy.address, "pharmacy")
+        if self._call("isUnsold", box.lot.root, box.index):
+            raise errors.BoxNotDispensed("BoxNotDispensed", {"lot": box.lot.root, "index": box.index})
+        return self.transact(
+            pharmacy, "reportDuplicate", box.lot.root, box.index, box.nullifier, box.lot.proof(box.index)
+        )
+
+    def duplicates_of(self, scanned: list[ScannedBox]) -> list[ScannedBox]:
+        """The scanned boxes the chain shows dispensed already."""
+        return [box for box in scanned if not self._call("isUnsold", box.lot.root, box.index)]
 
     def reject(self, insurer: LocalAccount, rx_id: bytes, fills_left: int, reason: int) -> TxResult:
         """Rejects the claim with reason code ``reason`` (1..255)."""
@@ -423,7 +468,12 @@ class BoxesClient:
     def claim_events(self, rx_id: bytes, fills_left: int) -> dict:
         """The claim's events for the fill: filed (pharmacy, insurer, commitment, time), and its decision."""
         out: dict = {}
-        for name, key in (("ClaimFiled", "filed"), ("ClaimApproved", "approved"), ("ClaimRejected", "rejected")):
+        for name, key in (
+            ("ClaimFiled", "filed"),
+            ("ClaimApproved", "approved"),
+            ("ClaimPaid", "paid"),
+            ("ClaimRejected", "rejected"),
+        ):
             for log in self.events(name, argument_filters={"rxId": rx_id}):
                 if log["args"]["fillsLeft"] != fills_left:
                     continue

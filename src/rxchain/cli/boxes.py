@@ -184,13 +184,25 @@ def _scanned(box_args: tuple[str, ...], scan_args: tuple[str, ...]) -> list[tupl
 )
 @click.option("--lot", "lot_paths", multiple=True, required=True, help="A lot file, or a folder of them (repeatable).")
 @click.option("--as", "signer", required=True, help="The pharmacy holding the dispensed prescription.")
-def box_dispense(rx_id, box_args, scan_args, lot_paths, signer):
+@click.option(
+    "--report/--no-report",
+    default=True,
+    show_default=True,
+    help="Report a box found already sold to the regulator (a duplicate-scan alarm) before refusing the fill.",
+)
+def box_dispense(rx_id, box_args, scan_args, lot_paths, signer, report):
     """Record the boxes of the fill you hold, in one transaction; each box is checked first."""
     ctx = _ctx()
     boxes_client = _boxes(ctx)
-    tx, nullifiers = boxes_client.dispense(
-        ctx.signer(signer), rx_id, _scanned(box_args, scan_args), _read_lots(lot_paths)
-    )
+    pharmacy = ctx.signer(signer)
+    lots = _read_lots(lot_paths)
+    scanned = _scanned(box_args, scan_args)
+    if report:
+        # A box already sold is a counterfeit copy or a resold one: the alarm goes on chain before the refusal.
+        for box in boxes_client.duplicates_of(boxes_client.locate(scanned, lots)):
+            boxes_client.report_duplicate(pharmacy, box)
+            _console().print(f"[red]box {box.code} was sold before[/]: reported to the regulator as a duplicate")
+    tx, nullifiers = boxes_client.dispense(pharmacy, rx_id, scanned, lots)
     fills_left = ctx.client().prescription(rx_id).fills_left
     ctx.emit(
         _tx_json(tx, id=str(rx_id), fillsLeft=fills_left, boxes=len(nullifiers)),
@@ -329,9 +341,9 @@ def claim_show(rx_id, fills_left):
         f = events["filed"]
         table.add_row("filed", f"{_utc(f['time'])} with insurer {f['insurer']}; commitment {f['commitment']}")
     if "approved" in events:
-        table.add_row(
-            "approved", f"{_utc(events['approved']['time'])}, payment {events['approved']['paymentReference']}"
-        )
+        table.add_row("approved", _utc(events["approved"]["time"]))
+    if "paid" in events:
+        table.add_row("paid", f"{_utc(events['paid']['time'])}, payment {events['paid']['paymentReference']}")
     if "rejected" in events:
         table.add_row("rejected", f"{_utc(events['rejected']['time'])}, reason {events['rejected']['reason']}")
     ctx.emit(data, table)
@@ -340,7 +352,12 @@ def claim_show(rx_id, fills_left):
 @claim_group.command("approve")
 @click.argument("rx_id", type=RX_ID)
 @click.option("--fills-left", type=int, required=True, help="Which fill: the fills left after it.")
-@click.option("--payment-ref", required=True, help="The off-chain payment's reference (up to 32 ASCII characters).")
+@click.option(
+    "--payment-ref",
+    default=None,
+    help="The off-chain payment's reference (up to 32 ASCII characters); without it the claim is approved, "
+    "its payment stamped later with `rx claim pay`.",
+)
 @click.option(
     "--opening",
     type=click.Path(dir_okay=False),
@@ -356,8 +373,23 @@ def claim_approve(rx_id, fills_left, payment_ref, opening, signer):
         _check_opening(boxes_client, rx_id, fills_left, opening)
     tx = boxes_client.approve(ctx.signer(signer), rx_id, fills_left, payment_ref)
     ctx.emit(
+        _tx_json(tx, id=str(rx_id), fillsLeft=fills_left, paid=bool(payment_ref)),
+        f"[green]claim approved[/] for {rx_id}" + (f" and paid (payment {payment_ref})" if payment_ref else ""),
+    )
+
+
+@claim_group.command("pay")
+@click.argument("rx_id", type=RX_ID)
+@click.option("--fills-left", type=int, required=True, help="Which fill: the fills left after it.")
+@click.option("--payment-ref", required=True, help="The off-chain payment's reference (up to 32 ASCII characters).")
+@click.option("--as", "signer", required=True, help="The claim's insurer.")
+def claim_pay(rx_id, fills_left, payment_ref, signer):
+    """Stamp the off-chain payment of an approved claim on chain."""
+    ctx = _ctx()
+    tx = _boxes(ctx).record_payment(ctx.signer(signer), rx_id, fills_left, payment_ref)
+    ctx.emit(
         _tx_json(tx, id=str(rx_id), fillsLeft=fills_left),
-        f"[green]claim approved[/] for {rx_id} (payment {payment_ref})",
+        f"[green]claim paid[/] for {rx_id} (payment {payment_ref})",
     )
 
 

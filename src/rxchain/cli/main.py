@@ -753,12 +753,25 @@ def custody_reassign(ctx, rx_id, to, signer):
 @pass_ctx
 def custody_void(ctx, rx_id, signer):
     """Void the fill RX_ID's revoked or lapsed holder has; the fills left stay redeemable elsewhere."""
+    from rxchain.chain.boxes import BoxesClient, BoxesNotDeployed
+
     client = ctx.client()
-    tx = client.void_custody(ctx.signer(signer), rx_id)
+    regulator = ctx.signer(signer)
+    tx = client.void_custody(regulator, rx_id)
     state = client.prescription(rx_id)
+    # The voided fill's boxes were recorded by the pharmacy that lost custody: the fill never reached the
+    # patient, so it must never be claimed (the registry shows it Refillable, like a received fill).
+    fill_voided = None
+    try:
+        boxes_client = BoxesClient.connect(client, ctx.network)
+    except BoxesNotDeployed:
+        boxes_client = None
+    if boxes_client is not None and boxes_client.fill(rx_id, state.fills_left).pharmacy is not None:
+        fill_voided = boxes_client.void_fill(regulator, rx_id, state.fills_left).tx_hash
     ctx.emit(
-        _tx_json(tx, id=str(rx_id), status=state.status.label, fillsLeft=state.fills_left),
-        f"[yellow]custody voided[/] {rx_id}: now {state.status.label}, {state.fills_left} fill(s) left",
+        _tx_json(tx, id=str(rx_id), status=state.status.label, fillsLeft=state.fills_left, fillVoidedTx=fill_voided),
+        f"[yellow]custody voided[/] {rx_id}: now {state.status.label}, {state.fills_left} fill(s) left"
+        + ("; its recorded boxes' fill voided for claims" if fill_voided else ""),
     )
 
 
