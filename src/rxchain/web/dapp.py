@@ -9,7 +9,8 @@ What it serves under its prefix (``/dapp/``; nothing else):
     /vendor/jsQR.js         jsQR, from node_modules (reads QR codes from uploaded pictures)
     /vendor/pako.esm.mjs    pako (zlib at level 9: the hand-over codes the page writes, as Python writes them)
     /vendor/qrcode.mjs      qrcode-generator (draws the consent and delivery requests as QR codes)
-    /config.json            {network, chainId, registry, rpcUrl, nodeUrl, deployBlock, abi, devKeys?, signIn}
+    /config.json            {network, chainId, registry, rpcUrl, nodeUrl, deployBlock, abi, boxes?, boxesAbi?,
+                            devKeys?, signIn}
     /rpc                    POST: JSON-RPC relayed to the node, read and send methods only; a send
                             (eth_sendRawTransaction) only from a signed-in pharmacy when sign-in is on
 
@@ -47,7 +48,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from rxchain.chain.deployment import Deployment, load_abi, load_deployment
+from rxchain.chain.deployment import BOXES_CONTRACT, Deployment, load_abi, load_deployment
 from rxchain.errors import InvalidValue
 from rxchain.paths import project_root
 from rxchain.web.server import (
@@ -143,6 +144,9 @@ class DappConfig:
     deploy_block: int
     abi: list[dict]
     dev_keys: dict[str, str] | None = field(default=None, repr=False)
+    #: DrugBoxes beside the registry (boxes and insurance claims), when deployed, and its ABI.
+    boxes: str | None = None
+    boxes_abi: list[dict] | None = field(default=None, repr=False)
 
     def as_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -154,6 +158,9 @@ class DappConfig:
             "deployBlock": self.deploy_block,
             "abi": self.abi,
         }
+        if self.boxes:
+            data["boxes"] = self.boxes
+            data["boxesAbi"] = self.boxes_abi
         if self.dev_keys:
             data["devKeys"] = dict(self.dev_keys)
         return data
@@ -184,6 +191,8 @@ def build_config(
         deploy_block=deployment.deploy_block,
         abi=load_abi(manifest=manifest),
         dev_keys=_dev_keys() if dev else None,
+        boxes=deployment.boxes,
+        boxes_abi=load_abi(BOXES_CONTRACT, manifest=manifest) if deployment.boxes else None,
     )
 
 
