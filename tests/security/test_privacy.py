@@ -400,7 +400,8 @@ def test_qr_payload_carries_the_pseudonym_but_never_the_patients_identity(demo_r
 
 def test_no_box_code_secret_or_insurance_reference_is_on_chain(client, rpc, ids, deployment):
     """Boxes and claims (issue 14): a manufacturer registers a lot, pharmacies dispense fills of its
-    boxes for two patients, the receipts are confirmed, claims are filed and decided. Nowhere on chain:
+    boxes for two patients, the receipts are confirmed, claims are filed, decided and paid, and a sold box
+    is scanned again and reported as a duplicate. Nowhere on chain:
     a box's traceability code or scratch-panel secret (plain, as numbers, hashed unsalted, the code and
     secret together as the nullifier's preimage without its domain), a product code, an insurance
     reference or an amount, nor a claim's opening."""
@@ -424,8 +425,12 @@ def test_no_box_code_secret_or_insurance_reference_is_on_chain(client, rpc, ids,
         boxes.file_claim(ids["pharmacy"], issued.rx_id, 0, ids["insurer"].address, opening)
         openings.append(opening)
         rx_ids.append(issued.rx_id)
-    boxes.approve(ids["insurer"], rx_ids[0], 0, "PAY-0001")
+    boxes.approve(ids["insurer"], rx_ids[0], 0, None)
+    boxes.record_payment(ids["insurer"], rx_ids[0], 0, "PAY-0001")
     boxes.reject(ids["insurer"], rx_ids[1], 0, 3)
+    # a box scanned again at another pharmacy: the duplicate report carries the box's proof, not its code
+    (again,) = boxes.locate([(made[0].code, made[0].secret)], [lot])
+    boxes.report_duplicate(ids["pharmacy2"], again)
 
     wanted: list[Needle] = needles("product code", product)
     for box in made:
