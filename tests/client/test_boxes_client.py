@@ -142,6 +142,13 @@ def test_rx_box_and_rx_claim_commands(rx, tmp_path, client, ids, boxes):
         rows = list(csv.DictReader(f))
     assert len(rows) == 5 and all(len(r["secret"]) == 20 for r in rows)
     assert len({r["secret"] for r in rows}) == 5
+    # the same printed codes again (fresh secrets would make them new leaves): refused before anything is sent
+    again = tmp_path / "again.csv"
+    again.write_text("code\n" + f"{84_000_000_000_000_000_099:020d}\n" + rows[3]["code"] + "\n")
+    lots_before = sorted(p.name for p in (tmp_path / "lots").iterdir())
+    code, out, err = rx("box", "register", "--csv", str(again), "--out", str(tmp_path / "lots"), "--as", "manufacturer")
+    assert code == errors.InvalidValue.exit_code and "issued in an earlier lot" in err and rows[3]["code"] in err
+    assert sorted(p.name for p in (tmp_path / "lots").iterdir()) == lots_before
 
     code, out, err = rx("box", "labels", "--boxes", box_file, "--out", str(tmp_path / "labels.png"), json_out=True)
     assert code == 0 and out["labels"] == 5, err

@@ -131,6 +131,13 @@ def box_register(csv_path, expires, expires_days, out, signer):
     lot = core.Lot.from_boxes(boxes, _expiry(expires, expires_days, ctx.client().latest_block_time()))
     folder = Path(out) if out else project_root() / ".rxchain" / "lots"
     folder.mkdir(parents=True, exist_ok=True)
+    reused = core.reused_codes(boxes, folder)
+    if reused:
+        code, where = next(iter(reused.items()))
+        raise core.BadBoxCode(
+            f"{len(reused)} code(s) of {csv_path} were issued in an earlier lot already (e.g. {code}, in {where}): "
+            "a traceability code names one box; take the codes out or give the boxes new codes"
+        )
     name = "0x" + lot.root.hex()
     box_file = core.write_box_file(boxes, folder / f"{name}.boxes.csv")
     lot_file = folder / f"{name}.lot.json"

@@ -269,6 +269,19 @@ def read_box_file(path: str | Path) -> list[Box]:
     return boxes
 
 
+def reused_codes(boxes: list[Box], folder: str | Path) -> dict[str, str]:
+    """The codes of ``boxes`` already issued in an earlier lot whose box file is in ``folder``: code ->
+    that lot's box file name. A traceability code names one box: a second box with the same printed
+    code (another secret, so another leaf) would pass as genuine beside the first."""
+    wanted = {box.code for box in boxes}
+    found: dict[str, str] = {}
+    for path in sorted(Path(folder).glob("*.boxes.csv")):
+        for box in read_box_file(path):
+            if box.code in wanted and box.code not in found:
+                found[box.code] = path.name
+    return found
+
+
 def label_text(code: str) -> str:
     """What the printed (visible) barcode of a box holds: its traceability code."""
     return check_code(code)
