@@ -8,7 +8,8 @@ batch), redeem_batched (the first fill of a batched prescription, with its proof
 box_register_10000 / box_register_per_box (a lot of 10,000 boxes), box_dispense_N and
 box_dispense_N_per_box (a fill of N boxes of one lot, N = 1, 5, 20: the whole transaction, and it
 divided by N), box_dispense_marginal_per_box (what each box adds to a fill: (fill of 20 - fill of 1) / 19),
-claim_file (a claim for the fill of 5) and claim_approve.
+claim_file (a claim for the fill of 5), claim_approve (approved and paid in one transaction),
+box_report_duplicate (a sold box scanned again at another pharmacy, reported).
 """
 
 import json
@@ -64,6 +65,7 @@ ORDER = [
     "box_dispense_marginal_per_box",
     "claim_file",
     "claim_approve",
+    "box_report_duplicate",
 ]
 
 
@@ -159,6 +161,8 @@ def _boxes_and_claims(client, deployment, ids, fresh) -> dict[str, int]:
     opening = ClaimOpening.new({"total": 12_800, "copay": 2_560}, "INS-0000-0001")
     gas["claim_file"] = boxes.file_claim(ids["pharmacy"], claimable.rx_id, 0, ids["insurer"].address, opening).gas_used
     gas["claim_approve"] = boxes.approve(ids["insurer"], claimable.rx_id, 0, "PAY-0001").gas_used
+    (again,) = boxes.locate([(made[1_000].code, made[1_000].secret)], [lot])
+    gas["box_report_duplicate"] = boxes.report_duplicate(ids["pharmacy2"], again).gas_used
     return gas
 
 

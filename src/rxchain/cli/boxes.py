@@ -1,4 +1,4 @@
-"""``rx box`` (lots, labels, dispense, check, recall) and ``rx claim`` (file, show, approve, reject)."""
+"""``rx box`` (lots, labels, dispense, check, recall) and ``rx claim`` (file, show, approve, pay, reject)."""
 
 from __future__ import annotations
 
