@@ -29,11 +29,31 @@ run rx consent-request --as pharmacy
 run rx patient consent --code "@$out/patient-app.rxqr" --request "$request"
 auth="$(rx patient consent --code "@$out/patient-app.rxqr" --request "$request" --json | field code)"
 run rx redeem --code "$auth" --as pharmacy
+
+printf '\n%s--- drug boxes: the manufacturer registers a lot, the pharmacy scans the fill'"'"'s boxes ---%s\n' "$bold" "$plain"
+# Three boxes with fresh 20-digit codes (the clock in them: a rerun on the same devnet needs new codes).
+stamp="$(date +%s)"
+printf 'code\n69%s00000001\n69%s00000002\n69%s00000003\n' "$stamp" "$stamp" "$stamp" > "$out/codes.csv"
+run rx box register --csv "$out/codes.csv" --expires-days 365 --as manufacturer
+lot="$(ls -t .rxchain/lots/*.boxes.csv | head -1)"
+box() { sed -n "$(($1 + 2))p" "$lot" | awk -F, '{print $2":"$3}'; }  # line 1 is the header
+run rx box dispense "$id" --scan "RXS1:$(box 0)" --scan "RXS1:$(box 1)" --lot .rxchain/lots --as pharmacy
 run rx dispatch "$id" --courier courier --as pharmacy
 delivery="$(rx delivery-request "$id" --as courier --json | field code)"
 run rx delivery-request "$id" --as courier
 receipt="$(rx patient receive --code "@$out/patient-app.rxqr" --request "$delivery" --json | field code)"
 run rx deliver "$id" --receipt "$receipt" --as courier
 run rx trail "$id"
+
+printf '\n%s--- the insurer: the pharmacy claims the received fill once, the insurer approves and pays ---%s\n' "$bold" "$plain"
+opening="$(rx claim file "$id" --insurer insurer --amount total=1280 --amount copay=256 --insurance-ref DEMO-INS-0001 \
+  --as pharmacy --json | field opening)"
+echo "claim filed; its opening (amounts, insurance reference) went to $opening, off chain"
+run rx claim approve "$id" --fills-left 0 --payment-ref "DEMO-PAY-$stamp" --opening "$opening" --as insurer
+run rx claim show "$id"
+run rx box check "$(box 2 | cut -d: -f1)" "$(box 2 | cut -d: -f2)" --lot .rxchain/lots
+printf '\n%s$ rx box check <a box of the fill, scanned again>%s\n' "$bold" "$plain"
+rx box check "$(box 0 | cut -d: -f1)" "$(box 0 | cut -d: -f2)" --lot .rxchain/lots || echo "(exit $?: sold once already)"
+rm -f "$out/codes.csv"
 rm -f "$out/patient-app.rxqr"
 printf '\nThe pharmacy dApp: rx serve (then open http://127.0.0.1:8600/dapp/). Stop the devnet: make devnet-down.\n'
