@@ -115,6 +115,37 @@ def test_the_box_alarms_endpoint_is_exact(console_server, boxes_scenario, ids):
     ]
 
 
+def test_the_console_following_the_chain_indexes_drugboxes(deployment, rpc_url, boxes_scenario, tmp_path):
+    """rx serve's path: the console's own follower, given DrugBoxes, indexes its events into a new index."""
+    import time
+
+    from rxchain.web.console import make_server
+
+    server = make_server(
+        str(tmp_path / "follow.sqlite"),
+        "127.0.0.1",
+        0,
+        rpc_url=rpc_url,
+        follow=True,
+        registry=deployment.registry,
+        deploy_block=deployment.deploy_block,
+        boxes=deployment.boxes,
+        poll_interval=0.2,
+    )
+    head = requests.post(rpc_url, json={"jsonrpc": "2.0", "id": 1, "method": "eth_blockNumber"}, timeout=10).json()
+    with server:
+        deadline = time.monotonic() + 60  # a bound on waiting, not a measurement
+        while time.monotonic() < deadline:
+            config = requests.get(server.url + "api/config", timeout=10)
+            if config.status_code == 200 and config.json()["lastBlock"] >= int(head["result"], 16):
+                break
+            time.sleep(0.1)
+        assert get(server, "/api/config")["boxes"] == deployment.boxes
+        claims, alarms = get(server, "/api/claims"), get(server, "/api/box-alarms")
+    assert {k: claims[k] for k in boxes_scenario.claims()} == boxes_scenario.claims()
+    assert (alarms["duplicates"], alarms["clonedBoxes"], alarms["recalledLots"]) == (2, 1, 1)
+
+
 def test_only_the_regulator_and_auditors_see_claims_and_alarms(deployment, rpc_url, indexed, ids, boxes_scenario):
     from web.conftest import Visitor, make_web  # tests/ is on sys.path (rootdir-relative packages)
 

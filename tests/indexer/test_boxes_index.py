@@ -256,3 +256,25 @@ def test_postgres_holds_the_same_boxes_index(client, deployment, boxes_scenario,
         assert queries.claims(a) == queries.claims(b)
         assert queries.box_alarms(a) == queries.box_alarms(b)
     assert verify(pg_url, client.w3.provider.endpoint_uri, sample=None) == []
+
+
+def test_rx_index_run_follows_the_deployment_records_drugboxes(deployment, boxes_scenario, tmp_path, monkeypatch):
+    import json
+
+    from click.testing import CliRunner
+
+    from rxchain.chain.deployment import save_deployment
+    from rxchain.indexer.commands import standalone
+
+    monkeypatch.setenv("RXCHAIN_DEPLOYMENTS", str(tmp_path / "deployments"))
+    save_deployment(deployment)
+    db = str(tmp_path / "index.sqlite")
+    runner = CliRunner(mix_stderr=False)
+    result = runner.invoke(standalone, ["--network", "local", "--json", "run", "--db", db], catch_exceptions=False)
+    assert result.exit_code == 0, result.stderr
+    status = runner.invoke(standalone, ["--network", "local", "--json", "status", "--db", db], catch_exceptions=False)
+    data = json.loads(status.stdout)
+    assert data["boxes"] == deployment.boxes
+    assert (data["rows"]["lots"], data["rows"]["boxFills"], data["rows"]["duplicateScans"]) == (3, 7, 2)
+    checked = runner.invoke(standalone, ["--network", "local", "--json", "verify", "--db", db, "--all"])
+    assert checked.exit_code == 0 and json.loads(checked.stdout) == {"ok": True, "problems": []}
