@@ -257,6 +257,71 @@
       cell(m.standing))));
   }
 
+  // ---------------------------------------------------------------- claims and box alarms
+
+  const CLAIM_WORDS = { filed: "waiting for the insurer", approved: "approved, payment to follow", paid: "paid",
+    rejected: "rejected", void: "fill voided by the regulator" };
+
+  function drugBoxesNote(target, text) {
+    $(target).textContent = config && config.boxes ? text
+      : "This index does not follow DrugBoxes (the deployment has none, or the indexer was not given it): nothing to show.";
+  }
+
+  function fillText(r) {
+    const left = `${number(r.fillsLeft)} ${r.fillsLeft === 1 ? "fill" : "fills"} left`;
+    return r.fill ? `fill ${number(r.fill)} (${left})` : left;
+  }
+
+  function renderClaims(c) {
+    drugBoxesNote("#claims-note", `${number(c.fillsWithBoxes)} fills had their boxes recorded; ${number(c.filed)} claims were filed ` +
+      `with an insurer and ${number(c.unclaimed)} fills are not claimed. Amounts and insurance numbers are not on chain: only a salted commitment.`);
+    setFigure("claims-filed", number(c.filed), `${number(c.fillsWithBoxes)} fills with boxes`);
+    setFigure("claims-pending", number(c.pending), "filed, not yet decided");
+    setFigure("claims-approved", number(c.approved), `${number(c.awaitingPayment)} awaiting the payment's reference`);
+    setFigure("claims-paid", number(c.paid), "payment reference stamped");
+    setFigure("claims-rejected", number(c.rejected), "with the insurer's reason code");
+    setFigure("claims-void", number(c.void), "the pharmacy lost custody: never claimable");
+    fillRows($("#claims-insurers tbody"), c.byInsurer.map((r) => el("tr", { "data-insurer": r.insurer },
+      cell(addr(r.insurer)), cell(number(r.filed), "num"), cell(number(r.pending), "num"), cell(number(r.approved), "num"),
+      cell(number(r.paid), "num"), cell(number(r.rejected), "num"))));
+    fillRows($("#claims-pharmacies tbody"), c.byPharmacy.map((r) => el("tr", { "data-pharmacy": r.pharmacy },
+      cell(addr(r.pharmacy)), cell(number(r.fillsWithBoxes), "num"), cell(number(r.filed), "num"), cell(number(r.pending), "num"),
+      cell(number(r.approved), "num"), cell(number(r.paid), "num"), cell(number(r.rejected), "num"), cell(number(r.void), "num"))));
+    fillRows($("#claims-table tbody"), c.rows.map((r) => {
+      const decided = r.voidedAt || r.rejectedAt || r.paidAt || r.approvedAt;
+      const detail = r.status === "paid" ? `payment ${r.paymentReference || "–"}`
+        : r.status === "rejected" ? `reason code ${r.reason}`
+        : r.status === "void" ? el("span", {}, "voided by ", addr(r.voidedBy)) : "–";
+      return el("tr", { "data-id": r.id, "data-fills-left": String(r.fillsLeft), "data-status": r.status },
+        cell(trailLink(r.id)), cell(fillText(r)), cell(addr(r.pharmacy)), cell(addr(r.insurer)),
+        cell(el("strong", { text: CLAIM_WORDS[r.status] || r.status })), cell(utc(r.filedAt)), cell(utc(decided)), cell(detail));
+    }));
+  }
+
+  function renderAlarms(a) {
+    drugBoxesNote("#alarms-note", a.duplicates || a.clonedBoxes
+      ? "A box is sold once. A box scanned again after its sale is a counterfeit copy or a resold (returned) box; a box " +
+        "recorded by two fills had its code and secret registered in two lots."
+      : `No alarm: no sold box was scanned again, and no box was recorded twice (${number(a.lots)} lots registered).`);
+    setFigure("alarms-duplicates", number(a.duplicates), a.byPharmacy.length ? `reported by ${number(a.byPharmacy.length)} ${a.byPharmacy.length === 1 ? "pharmacy" : "pharmacies"}` : "");
+    setFigure("alarms-cloned", number(a.clonedBoxes), "same code and secret in two lots");
+    setFigure("alarms-recalled", number(a.recalledLots), `of ${number(a.lots)} lots registered`);
+    fillRows($("#alarms-table tbody"), a.rows.map((r) => el("tr", { "data-lot": r.lot, "data-index": String(r.index), "data-tx": r.txHash },
+      cell(utc(r.scannedAt)), cell(addr(r.pharmacy)), cell(el("span", { className: "mono", title: r.lot, text: short(r.lot, 6) })),
+      cell(number(r.index), "num"),
+      cell(r.firstSale ? trailLink(r.firstSale.id) : el("span", { className: "hint", text: "not in the index" })),
+      cell(r.firstSale ? addr(r.firstSale.pharmacy) : "–"), cell(r.firstSale ? utc(r.firstSale.at) : "–"), cell(txLink(r.txHash)))));
+    fillRows($("#alarms-pharmacies tbody"), a.byPharmacy.map((r) => el("tr", { "data-pharmacy": r.pharmacy },
+      cell(addr(r.pharmacy)), cell(number(r.duplicates), "num"), cell(utc(r.lastAt)))));
+    fillRows($("#alarms-days tbody"), a.byDay.map((d) => el("tr", { "data-day": d.day }, cell(d.day), cell(number(d.duplicates), "num"))));
+    fillRows($("#cloned-table tbody"), a.cloned.flatMap((box) => box.fills.map((f, i) => el("tr", { "data-nullifier": box.nullifier, "data-id": f.id },
+      cell(i === 0 ? el("span", { className: "mono", title: box.nullifier, text: short(box.nullifier, 8) }) : ""),
+      cell(trailLink(f.id)), cell(`${number(f.fillsLeft)} left`), cell(addr(f.pharmacy)), cell(utc(f.recordedAt))))));
+    fillRows($("#recalled-table tbody"), a.recalled.map((r) => el("tr", { "data-lot": r.root },
+      cell(el("span", { className: "mono", title: r.root, text: short(r.root, 8) })), cell(addr(r.manufacturer)),
+      cell(number(r.count), "num"), cell(utc(r.registeredAt)), cell(utc(r.recalledAt)), cell(addr(r.recalledBy)))));
+  }
+
   // --------------------------------------------------------------------------------- search
 
   const STEP_ACTORS = { issued: "doctor", "issued in batch": "hospital", cancelled: "by", redeemed: "pharmacy", dispatched: "pharmacy",
@@ -378,9 +443,10 @@
     }
     config = await api("api/config");
     const days = config.expiringSoonDays;
-    const [summary, daily, hospitals, pharmacies, delivery, members, expired] = await Promise.all([
+    const [summary, daily, hospitals, pharmacies, delivery, members, expired, claims, alarms] = await Promise.all([
       api(`api/summary?days=${days}`), api("api/daily"), api("api/hospitals"), api("api/pharmacies"),
       api("api/delivery-times"), api(`api/members?days=${days}`), api("api/expired?limit=100"),
+      api("api/claims?limit=100"), api("api/box-alarms?limit=100"),
     ]);
     renderHeader();
     renderSummary(summary, delivery);
@@ -390,6 +456,8 @@
     renderDelivery(delivery);
     renderExpired(expired);
     renderMembers(members, days);
+    renderClaims(claims);
+    renderAlarms(alarms);
     document.body.dataset.block = String(config.lastBlock);
   }
 

@@ -55,6 +55,7 @@ def test_seed_then_run_from_the_deployment_record(deployment, scenario, tmp_path
     assert result.exit_code == 0, result.stderr
     status = json.loads(invoke("--network", "local", "--json", "status", "--db", db).stdout)
     assert status["summary"]["issued"] == len(scenario.prescriptions) + 4
+    assert status["boxes"] == deployment.boxes  # the record's DrugBoxes is followed beside the registry
     refused = invoke("--network", "besu", "seed")
     assert refused.exit_code != 0 and "devnet only" in refused.stderr
 

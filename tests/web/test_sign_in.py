@@ -23,6 +23,8 @@ WHOLE = (
     "/console/api/delivery-times",
     "/console/api/members",
     "/console/api/expired",
+    "/console/api/claims",
+    "/console/api/box-alarms",
 )
 
 

@@ -7,6 +7,8 @@
 - the last indexed block's hash;
 - a sample of prescriptions and members against the registry's views (``prescription(id)``,
   ``member(account)``) called at the last indexed block, where the node still has that state;
+- with DrugBoxes followed, its logs with the registry's, and a sample of lots and of fills' boxes
+  and claims against its views (``lot(root)``, ``fill(rxId, fillsLeft)``) at the last indexed block;
 - the derived tables against a fresh replay of the stored events.
 
 It returns the differences found, in words (an empty list: the index holds).
@@ -20,15 +22,19 @@ import sqlite3
 from eth_abi import decode as abi_decode
 from eth_utils import function_signature_to_4byte_selector, to_checksum_address
 
-from rxchain.chain.deployment import load_abi
+from rxchain.chain.deployment import BOXES_CONTRACT, load_abi
 from rxchain.chain.logs import logs_in_windows
 from rxchain.indexer.db import Connection, Database, chunks, placeholders, read_meta
 from rxchain.indexer.node import EventDecoder, Node, NodeError
 from rxchain.indexer.projection import (
     BATCH_COLUMNS,
+    BOX_FILL_COLUMNS,
+    DUPLICATE_COLUMNS,
     EVENT_COLUMNS,
     FILL_COLUMNS,
+    LOT_COLUMNS,
     MEMBER_COLUMNS,
+    NULLIFIER_COLUMNS,
     RX_COLUMNS,
     event_from_row,
     rebuild,
@@ -38,6 +44,10 @@ from rxchain.core.status import Status
 
 _PRESCRIPTION = function_signature_to_4byte_selector("prescription(bytes32)")
 _MEMBER = function_signature_to_4byte_selector("member(address)")
+_LOT = function_signature_to_4byte_selector("lot(bytes32)")
+_FILL = function_signature_to_4byte_selector("fill(bytes32,uint8)")
+#: DrugBoxes' ClaimStatus by its index in the contract's enum, as the index names it.
+_CLAIM_STATUS = ("none", "filed", "approved", "rejected", "paid", "void")
 
 
 def verify(
@@ -74,10 +84,18 @@ def verify(
                 "again, it reindexes what changed"
             )
             return problems
-        decoder = EventDecoder(abi if abi is not None else load_abi())
-        problems += _check_events(conn, node, decoder, registry, int(meta["deploy_block"]), last, sample, rng)
+        abi = abi if abi is not None else load_abi()
+        boxes = meta.get("boxes") or None
+        if boxes:
+            abi = abi + load_abi(BOXES_CONTRACT)
+        decoder = EventDecoder(abi)
+        addresses = [registry, boxes] if boxes else registry
+        problems += _check_events(conn, node, decoder, addresses, int(meta["deploy_block"]), last, sample, rng)
         problems += _check_prescriptions(conn, node, registry, last, sample, rng)
         problems += _check_members(conn, node, registry, last, sample, rng)
+        if boxes:
+            problems += _check_lots(conn, node, boxes, last, sample, rng)
+            problems += _check_box_fills(conn, node, boxes, last, sample, rng)
         problems += check_totals(conn)
         if replay:
             problems += _check_replay(conn)
@@ -105,7 +123,7 @@ def check_totals(conn: Connection) -> list[str]:
 
 
 def _check_events(
-    conn, node: Node, decoder: EventDecoder, registry: str, deploy: int, last: int, sample, rng
+    conn, node: Node, decoder: EventDecoder, registry: str | list[str], deploy: int, last: int, sample, rng
 ) -> list[str]:
     problems = []
     if sample is None:  # everything: the whole range again, in slices
@@ -233,6 +251,55 @@ def _check_members(conn, node: Node, registry: str, last: int, sample, rng) -> l
     return problems
 
 
+def _check_lots(conn, node: Node, boxes: str, last: int, sample, rng) -> list[str]:
+    rows = conn.query("SELECT root, manufacturer, count, expires_at, recalled_at FROM lots")
+    if sample is not None:
+        rows = rng.sample(rows, min(sample, len(rows)))
+    problems = []
+    for chunk in chunks(rows, 200):
+        results = _call_at(node, boxes, [_LOT + bytes.fromhex(r[0][2:]) for r in chunk], last)
+        if results is None:
+            return problems
+        for (root, manufacturer, count, expires_at, recalled_at), result in zip(chunk, results):
+            chain = abi_decode(["address", "uint40", "uint32", "uint8", "bool"], bytes.fromhex(result[2:]))
+            chain_manufacturer, chain_expiry, chain_count, _depth, chain_recalled = chain
+            if (to_checksum_address(chain_manufacturer), chain_count, chain_expiry, chain_recalled) != (
+                manufacturer,
+                count,
+                expires_at,
+                recalled_at is not None,
+            ):
+                problems.append(
+                    f"lot {root}: DrugBoxes says {chain_count} boxes by {to_checksum_address(chain_manufacturer)} "
+                    f"until {chain_expiry}{', recalled' if chain_recalled else ''}; the index {count} by "
+                    f"{manufacturer} until {expires_at}{', recalled' if recalled_at is not None else ''}"
+                )
+    return problems
+
+
+def _check_box_fills(conn, node: Node, boxes: str, last: int, sample, rng) -> list[str]:
+    rows = conn.query("SELECT id, fills_left, pharmacy, boxes, claim, reason FROM box_fills")
+    if sample is not None:
+        rows = rng.sample(rows, min(sample, len(rows)))
+    problems = []
+    for chunk in chunks(rows, 200):
+        calls = [_FILL + bytes.fromhex(r[0][2:]) + int(r[1]).to_bytes(32, "big") for r in chunk]
+        results = _call_at(node, boxes, calls, last)
+        if results is None:
+            return problems
+        for (rx_id, fills_left, pharmacy, count, claim, reason), result in zip(chunk, results):
+            chain_pharmacy, chain_boxes, chain_claim, chain_reason = abi_decode(
+                ["address", "uint8", "uint8", "uint8"], bytes.fromhex(result[2:])
+            )
+            chain = (to_checksum_address(chain_pharmacy), chain_boxes, _CLAIM_STATUS[chain_claim], chain_reason)
+            if chain != (pharmacy, count, claim, reason or 0):
+                problems.append(
+                    f"fill {fills_left} of {rx_id}: DrugBoxes says {chain[1]} boxes by {chain[0]}, claim {chain[2]} "
+                    f"(reason {chain[3]}); the index {count} boxes by {pharmacy}, claim {claim} (reason {reason or 0})"
+                )
+    return problems
+
+
 def _check_replay(conn: Connection) -> list[str]:
     """Replays the stored events into an in-memory database and compares the derived tables."""
     from rxchain.indexer.db import SCHEMA, Connection as Conn
@@ -261,6 +328,10 @@ def _check_replay(conn: Connection) -> list[str]:
         ("fills", FILL_COLUMNS, 2),
         ("members", MEMBER_COLUMNS, 1),
         ("batches", BATCH_COLUMNS, 1),
+        ("lots", LOT_COLUMNS, 1),
+        ("box_fills", BOX_FILL_COLUMNS, 2),
+        ("box_nullifiers", NULLIFIER_COLUMNS, 3),
+        ("duplicate_scans", DUPLICATE_COLUMNS, 2),
     ]
     from rxchain.indexer import totals
 

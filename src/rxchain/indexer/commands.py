@@ -51,16 +51,26 @@ def _opts(ctx: click.Context) -> Options:
 
 def _target(opts: Options, registry: str | None, deploy_block: int | None) -> tuple[str, str, int]:
     """(rpc URL, registry, deploy block) for the network, with overrides."""
+    rpc, registry, deploy_block, _boxes = _target_with_boxes(opts, registry, deploy_block)
+    return rpc, registry, deploy_block
+
+
+def _target_with_boxes(
+    opts: Options, registry: str | None, deploy_block: int | None
+) -> tuple[str, str, int, str | None]:
+    """(rpc URL, registry, deploy block, DrugBoxes or None) for the network, with overrides; DrugBoxes
+    from the deployment record when the registry is the record's."""
     rpc = opts.rpc or (os.environ.get("RXCHAIN_BESU_RPC") if opts.network == "besu" else None)
     if registry is not None and deploy_block is not None and rpc:
-        return rpc, registry, deploy_block
+        return rpc, registry, deploy_block, None
     from rxchain.chain.deployment import load_deployment
 
     record = load_deployment(opts.network)
     rpc = rpc or record.rpc_url or _dev_rpc(opts.network)
     if not rpc:
         raise click.UsageError(f"no RPC URL for network {opts.network!r}: pass --rpc")
-    return rpc, registry or record.registry, record.deploy_block if deploy_block is None else deploy_block
+    boxes = record.boxes if registry in (None, record.registry) else None
+    return rpc, registry or record.registry, record.deploy_block if deploy_block is None else deploy_block, boxes
 
 
 def _dev_rpc(network: str) -> str | None:
@@ -126,7 +136,7 @@ def index_run(ctx, db_url, follow, to_block, reset, confirmations, max_range, po
     from rxchain.indexer.core import index
 
     opts = _opts(ctx)
-    rpc, registry, deploy_block = _target(opts, registry, deploy_block)
+    rpc, registry, deploy_block, boxes = _target_with_boxes(opts, registry, deploy_block)
     db_url = db_url or default_db(opts.network)
 
     def progress(stats):
@@ -143,6 +153,7 @@ def index_run(ctx, db_url, follow, to_block, reset, confirmations, max_range, po
             follow=follow,
             to_block=to_block,
             reset=reset,
+            boxes=boxes,
             confirmations=confirmations,
             max_range=max_range,
             poll_interval=poll,

@@ -15,6 +15,12 @@ stored. When it does not:
   registry deployed again): the whole index is reset and rebuilt from the deploy block, with a message
   that says so.
 
+With DrugBoxes beside the registry (``boxes``, the deployment record's field), each range's one log
+query asks for both contracts' logs (an address list), so its events follow the same ranges, the
+same checks and the same rebuilds; the address is kept in the index's meta, and an index that did not
+follow it is rebuilt from the deploy block once it is given. Without it the index is the registry's
+alone, as before.
+
 Range sizes adapt: they grow while ranges hold few logs and halve when a range holds too many or the
 node refuses it (Besu limits eth_getLogs to ``--rpc-max-logs-range`` blocks).
 """
@@ -28,7 +34,7 @@ from typing import Callable
 
 from eth_utils import to_checksum_address
 
-from rxchain.chain.deployment import load_abi
+from rxchain.chain.deployment import BOXES_CONTRACT, load_abi
 from rxchain.errors import Unavailable
 from rxchain.indexer import totals
 from rxchain.indexer.db import SCHEMA_VERSION, Connection, Database, placeholders, read_meta, write_meta
@@ -81,6 +87,7 @@ class Indexer:
         db_url: str,
         *,
         abi: list[dict] | None = None,
+        boxes: str | None = None,
         confirmations: int = 0,
         initial_range: int = 1000,
         max_range: int = 5000,
@@ -92,7 +99,9 @@ class Indexer:
         self.registry = to_checksum_address(registry)
         self.deploy_block = int(deploy_block)
         self.database = Database(db_url)
-        self.decoder = EventDecoder(abi if abi is not None else load_abi())
+        self._abi = abi if abi is not None else load_abi()
+        self.boxes = to_checksum_address(boxes) if boxes else None
+        self.decoder = EventDecoder(self._abi)
         self.confirmations = confirmations
         self.max_range = max(1, max_range)
         self.range = max(1, min(initial_range, self.max_range))
@@ -158,6 +167,18 @@ class Indexer:
             self.stats.resets += 1
             self.database.drop_all(conn)
             meta = {}
+        if meta and self.boxes is None and meta.get("boxes"):
+            self.boxes = meta["boxes"]  # the index follows DrugBoxes already: it goes on doing so
+        elif meta and self.boxes is not None and meta.get("boxes") != self.boxes:
+            self._say(
+                f"the index did not follow DrugBoxes {self.boxes} (it followed {meta.get('boxes') or 'none'}): "
+                f"rebuilding it from block {self.deploy_block} with DrugBoxes' events"
+            )
+            self.stats.resets += 1
+            self.database.drop_all(conn)
+            meta = {}
+        if self.boxes is not None:
+            self.decoder = EventDecoder(self._abi + load_abi(BOXES_CONTRACT))
         self.database.ensure_schema(conn)
         if not meta and not self._initialise(chain_id):
             self._prepare()  # another indexer initialised the same new database first: check what it wrote
@@ -194,6 +215,7 @@ class Indexer:
                     "last_block_time": parent.time if parent else header.time,
                     "paused": 0,
                     totals.MARK: 1,
+                    **({"boxes": self.boxes} if self.boxes else {}),
                 },
             )
         return True
@@ -237,6 +259,11 @@ class Indexer:
                 self.stats.last_block = self.last_block()
         return self.stats
 
+    @property
+    def addresses(self) -> list[str]:
+        """The contracts whose logs are indexed: the registry, and DrugBoxes when followed."""
+        return [self.registry, self.boxes] if self.boxes else [self.registry]
+
     def last_block(self) -> int:
         row = self.conn.query_one("SELECT value FROM meta WHERE key = 'last_block'")
         return int(row[0]) if row else self.deploy_block - 1
@@ -247,7 +274,7 @@ class Indexer:
         while start <= target and not stop.is_set():
             end = min(start + self.range - 1, target)
             try:
-                logs = self.node.get_logs(self.registry, start, end)
+                logs = self.node.get_logs(self.addresses, start, end)
             except NodeError as exc:
                 if end > start and _too_much(exc):
                     self.range = max(1, (end - start + 1) // 2)
@@ -453,13 +480,15 @@ def index(
     poll_interval: float = 1.0,
     max_range: int = 5000,
     abi: list[dict] | None = None,
+    boxes: str | None = None,
 ) -> IndexStats:
     """Indexes ``registry``'s events from the node at ``rpc_url`` into ``db_url`` (SQLite path or
     postgresql:// URL), from the last indexed block (or ``deploy_block``) to the head (or ``to_block``).
 
     ``follow`` keeps following new blocks until ``stop`` is set (or Ctrl-C). ``progress(stats)`` is
     called after each committed range, ``log(message)`` for each notice (resets, reorganisations).
-    ``reset`` drops the index first.
+    ``reset`` drops the index first. ``boxes``: DrugBoxes' address, whose events are indexed beside the
+    registry's (an index that followed it keeps following it without being told again).
     """
     with Indexer(
         rpc_url,
@@ -467,6 +496,7 @@ def index(
         deploy_block,
         db_url,
         abi=abi,
+        boxes=boxes,
         confirmations=confirmations,
         max_range=max_range,
         reset=reset,

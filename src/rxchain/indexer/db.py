@@ -26,7 +26,8 @@ from rxchain.errors import Unavailable
 from rxchain.sqlitewal import use_wal
 
 #: Bumped when the tables change: a database of another version is rebuilt from the chain.
-SCHEMA_VERSION = "1"
+#: 2: DrugBoxes' lots, fills' boxes and nullifiers, claims and duplicate scans.
+SCHEMA_VERSION = "2"
 
 #: The tables, in the order they are created. Every derived row names the event(s) it comes from
 #: (block number + log index, transaction hash), and every event row its block hash and time.
@@ -139,6 +140,80 @@ SCHEMA: list[str] = [
         cancelled_at BIGINT,
         cancelled_by TEXT
     )""",
+    # DrugBoxes (when the deployment has it, its events are indexed beside the registry's): one row per
+    # lot (LotRegistered, LotRecalled).
+    """CREATE TABLE IF NOT EXISTS lots (
+        root TEXT PRIMARY KEY,
+        manufacturer TEXT NOT NULL,
+        count INTEGER NOT NULL,
+        expires_at BIGINT NOT NULL,
+        registered_at BIGINT NOT NULL,
+        registered_block BIGINT NOT NULL,
+        registered_tx TEXT NOT NULL,
+        recalled_at BIGINT,
+        recalled_by TEXT,
+        recalled_tx TEXT
+    )""",
+    # One row per fill whose boxes were recorded (FillBoxesRecorded), keyed as DrugBoxes keys it: the
+    # prescription id and the fills left after the fill. Its claim is on the same row, as in the
+    # contract's word: claim = none, filed, approved, paid, rejected or void (FillVoided).
+    """CREATE TABLE IF NOT EXISTS box_fills (
+        id TEXT NOT NULL,
+        fills_left INTEGER NOT NULL,
+        pharmacy TEXT NOT NULL,
+        boxes INTEGER NOT NULL,
+        recorded_at BIGINT NOT NULL,
+        recorded_block BIGINT NOT NULL,
+        recorded_log INTEGER NOT NULL,
+        recorded_tx TEXT NOT NULL,
+        claim TEXT NOT NULL,
+        insurer TEXT,
+        commitment TEXT,
+        filed_at BIGINT,
+        filed_tx TEXT,
+        approved_at BIGINT,
+        approved_tx TEXT,
+        paid_at BIGINT,
+        payment_reference TEXT,
+        paid_tx TEXT,
+        rejected_at BIGINT,
+        reason INTEGER,
+        rejected_tx TEXT,
+        voided_at BIGINT,
+        voided_by TEXT,
+        voided_tx TEXT,
+        PRIMARY KEY (id, fills_left)
+    )""",
+    "CREATE INDEX IF NOT EXISTS box_fills_pharmacy ON box_fills (pharmacy)",
+    "CREATE INDEX IF NOT EXISTS box_fills_insurer ON box_fills (insurer)",
+    # Each recorded box's nullifier, in the order its fill recorded them: a nullifier is looked up here
+    # (two fills listing one nullifier: the same box registered in two lots).
+    """CREATE TABLE IF NOT EXISTS box_nullifiers (
+        id TEXT NOT NULL,
+        fills_left INTEGER NOT NULL,
+        position INTEGER NOT NULL,
+        nullifier TEXT NOT NULL,
+        PRIMARY KEY (id, fills_left, position)
+    )""",
+    "CREATE INDEX IF NOT EXISTS box_nullifiers_nullifier ON box_nullifiers (nullifier)",
+    # One row per DuplicateBoxScanned (the returned-drug alarm), with the fill that first sold the box
+    # (the earliest indexed fill listing its nullifier) when the index has it.
+    """CREATE TABLE IF NOT EXISTS duplicate_scans (
+        block_number BIGINT NOT NULL,
+        log_index INTEGER NOT NULL,
+        lot TEXT NOT NULL,
+        box_index BIGINT NOT NULL,
+        nullifier TEXT NOT NULL,
+        pharmacy TEXT NOT NULL,
+        scanned_at BIGINT NOT NULL,
+        tx_hash TEXT NOT NULL,
+        first_id TEXT,
+        first_fills_left INTEGER,
+        first_pharmacy TEXT,
+        first_at BIGINT,
+        PRIMARY KEY (block_number, log_index)
+    )""",
+    "CREATE INDEX IF NOT EXISTS duplicate_scans_pharmacy ON duplicate_scans (pharmacy)",
     # The console's whole-index figures as running totals (rxchain.indexer.totals): kept by the
     # indexer in the transaction that writes the rows they count. name -> count, and per series and
     # UTC day (day = unix time // 86400) -> count.
@@ -155,7 +230,18 @@ SCHEMA: list[str] = [
 ]
 
 #: Tables derived from ``events`` (rebuilt by replaying the events after a reorganisation).
-DERIVED_TABLES = ("prescriptions", "fills", "members", "batches", "totals", "daily_totals")
+DERIVED_TABLES = (
+    "prescriptions",
+    "fills",
+    "members",
+    "batches",
+    "lots",
+    "box_fills",
+    "box_nullifiers",
+    "duplicate_scans",
+    "totals",
+    "daily_totals",
+)
 ALL_TABLES = ("meta", "blocks", "events", *DERIVED_TABLES)
 
 

@@ -73,7 +73,8 @@ class Node(RpcSession):
         block = self.call("eth_getBlockByNumber", [hex(number) if isinstance(number, int) else number, False])
         return _header(block) if block else None
 
-    def get_logs(self, address: str, from_block: int, to_block: int) -> list[dict]:
+    def get_logs(self, address: str | list[str], from_block: int, to_block: int) -> list[dict]:
+        """The logs of ``address`` (one contract, or a list: every log of any of them, in block order)."""
         return self.call("eth_getLogs", [{"address": address, "fromBlock": hex(from_block), "toBlock": hex(to_block)}])
 
     def code(self, address: str, block: str = "latest") -> str:

@@ -13,6 +13,11 @@ dispatched, delivered, completed, refillable. Two things the chain leaves implic
 - ``BatchCancelled`` voids the batch's unopened prescriptions: they become ``cancelled`` here with
   ``cancel_kind = 'batch'`` (the registry's view answers "unknown" for them, and refuses them).
 
+DrugBoxes' events (indexed beside the registry's when the deployment has it) fill ``lots``,
+``box_fills`` (a fill's boxes and its claim, keyed by the prescription id and the fills left after the
+fill, as the contract keys it), ``box_nullifiers`` and ``duplicate_scans`` (with the fill that first
+sold the box: the earliest indexed fill that lists its nullifier).
+
 "Expired" is not a status: it is computed at query time against the chain time of the last indexed
 block (``expires_at < now``), as the registry does.
 """
@@ -35,7 +40,7 @@ except ImportError:  # pragma: no cover
 
 from rxchain.core.ids import ZERO_ADDRESS
 from rxchain.indexer import totals
-from rxchain.indexer.db import Connection, chunks, placeholders, write_meta
+from rxchain.indexer.db import DERIVED_TABLES, Connection, chunks, placeholders, write_meta
 from rxchain.core.roles import REGULATOR_ROLE, ROLE_BITS, ROLES
 
 _ROLE_BIT_BY_ID = {"0x" + role.hex(): ROLE_BITS[name] for name, role in ROLES.items()}
@@ -130,6 +135,64 @@ RX_EVENTS = frozenset(
         "CustodyVoided",
     }
 )
+#: DrugBoxes' events about a fill (their subject is the prescription id, ``fillsLeft`` names the fill).
+BOX_FILL_EVENTS = frozenset(
+    {"FillBoxesRecorded", "ClaimFiled", "ClaimApproved", "ClaimPaid", "ClaimRejected", "FillVoided"}
+)
+LOT_EVENTS = frozenset({"LotRegistered", "LotRecalled"})
+LOT_COLUMNS = (
+    "root",
+    "manufacturer",
+    "count",
+    "expires_at",
+    "registered_at",
+    "registered_block",
+    "registered_tx",
+    "recalled_at",
+    "recalled_by",
+    "recalled_tx",
+)
+BOX_FILL_COLUMNS = (
+    "id",
+    "fills_left",
+    "pharmacy",
+    "boxes",
+    "recorded_at",
+    "recorded_block",
+    "recorded_log",
+    "recorded_tx",
+    "claim",
+    "insurer",
+    "commitment",
+    "filed_at",
+    "filed_tx",
+    "approved_at",
+    "approved_tx",
+    "paid_at",
+    "payment_reference",
+    "paid_tx",
+    "rejected_at",
+    "reason",
+    "rejected_tx",
+    "voided_at",
+    "voided_by",
+    "voided_tx",
+)
+NULLIFIER_COLUMNS = ("id", "fills_left", "position", "nullifier")
+DUPLICATE_COLUMNS = (
+    "block_number",
+    "log_index",
+    "lot",
+    "box_index",
+    "nullifier",
+    "pharmacy",
+    "scanned_at",
+    "tx_hash",
+    "first_id",
+    "first_fills_left",
+    "first_pharmacy",
+    "first_at",
+)
 MEMBER_EVENTS = frozenset({"MemberAdmitted", "CredentialRenewed", "RoleGranted", "RoleRevoked"})
 BATCH_EVENTS = frozenset({"BatchIssued", "BatchCancelled"})
 
@@ -146,6 +209,19 @@ _UPSERT_RX = _upsert("prescriptions", RX_COLUMNS, ("id",))
 _UPSERT_FILL = _upsert("fills", FILL_COLUMNS, ("id", "fill"))
 _UPSERT_MEMBER = _upsert("members", MEMBER_COLUMNS, ("account",))
 _UPSERT_BATCH = _upsert("batches", BATCH_COLUMNS, ("root",))
+_UPSERT_LOT = _upsert("lots", LOT_COLUMNS, ("root",))
+_UPSERT_BOX_FILL = _upsert("box_fills", BOX_FILL_COLUMNS, ("id", "fills_left"))
+_UPSERT_NULLIFIER = _upsert("box_nullifiers", NULLIFIER_COLUMNS, ("id", "fills_left", "position"))
+_UPSERT_DUPLICATE = _upsert("duplicate_scans", DUPLICATE_COLUMNS, ("block_number", "log_index"))
+
+
+def payment_reference(word: str) -> str | None:
+    """A ``paymentReference`` (bytes32 hex) as the ASCII text the insurer stamped; None for zero."""
+    raw = bytes.fromhex(word[2:])
+    if not any(raw):
+        return None
+    text = raw.rstrip(b"\0")
+    return text.decode("ascii") if text.isascii() and text.decode("ascii").isprintable() else word
 
 
 class Projection:
@@ -163,6 +239,14 @@ class Projection:
         self._dirty_members: set[str] = set()
         self._dirty_batches: set[str] = set()
         self._pending_batch: dict[str, list[str]] = {}
+        self.lots: dict[str, dict] = {}
+        self.box_fills: dict[tuple[str, int], dict] = {}
+        self.nullifiers: list[tuple] = []
+        self.duplicates: list[tuple] = []
+        self._dirty_lots: set[str] = set()
+        self._dirty_box_fills: set[tuple[str, int]] = set()
+        # nullifier -> (id, fills left, pharmacy, time, block, log) of the earliest fill listing it
+        self._first_sale: dict[str, tuple] = {}
         # What each stored row counts for in the running totals (rxchain.indexer.totals), as stored:
         # a row missing here is not in the database yet.
         self._stored_rx: dict[str, list] = {}
@@ -201,6 +285,32 @@ class Projection:
                 f"SELECT * FROM members WHERE account IN ({placeholders(len(chunk))})", chunk
             ):
                 self.members[row["account"]] = row
+        self._prefetch_boxes(events)
+
+    def _prefetch_boxes(self, events: list[dict]) -> None:
+        lots = sorted({e["subject"] for e in events if e["name"] in LOT_EVENTS} - set(self.lots))
+        fill_ids = sorted({e["subject"] for e in events if e["name"] in BOX_FILL_EVENTS})
+        scanned = sorted(
+            {str(e["args"]["nullifier"]) for e in events if e["name"] == "DuplicateBoxScanned"} - set(self._first_sale)
+        )
+        for chunk in chunks(lots):
+            for row in self.conn.query_dicts(f"SELECT * FROM lots WHERE root IN ({placeholders(len(chunk))})", chunk):
+                self.lots[row["root"]] = row
+        for chunk in chunks(fill_ids):
+            for row in self.conn.query_dicts(
+                f"SELECT * FROM box_fills WHERE id IN ({placeholders(len(chunk))})", chunk
+            ):
+                self.box_fills.setdefault((row["id"], row["fills_left"]), row)
+        for chunk in chunks(scanned):
+            for row in self.conn.query(
+                "SELECT n.nullifier, f.id, f.fills_left, f.pharmacy, f.recorded_at, f.recorded_block, f.recorded_log "
+                "FROM box_nullifiers n JOIN box_fills f ON f.id = n.id AND f.fills_left = n.fills_left "
+                f"WHERE n.nullifier IN ({placeholders(len(chunk))})",
+                chunk,
+            ):
+                known = self._first_sale.get(row[0])
+                if known is None or (row[5], row[6]) < (known[4], known[5]):
+                    self._first_sale[row[0]] = tuple(row[1:])
 
     # ----------------------------------------------------------------------------- applying
 
@@ -400,6 +510,116 @@ class Projection:
         if fill is not None:
             fill.update(received_at=e["block_time"], received_by=a["relayer"], received_tx=e["tx_hash"])
 
+    # ---------------------------------------------------------------------------- DrugBoxes
+
+    def _on_LotRegistered(self, e: dict, a: dict) -> None:
+        root = e["subject"]
+        if root in self.lots:
+            return  # the contract registers a root once; the first registration stands
+        self.lots[root] = {
+            "root": root,
+            "manufacturer": a["manufacturer"],
+            "count": a["count"],
+            "expires_at": a["expiresAt"],
+            "registered_at": e["block_time"],
+            "registered_block": e["block_number"],
+            "registered_tx": e["tx_hash"],
+            "recalled_at": None,
+            "recalled_by": None,
+            "recalled_tx": None,
+        }
+        self._dirty_lots.add(root)
+
+    def _on_LotRecalled(self, e: dict, a: dict) -> None:
+        lot = self.lots.get(e["subject"])
+        if lot is None or lot["recalled_at"] is not None:
+            return
+        lot.update(recalled_at=e["block_time"], recalled_by=a["by"], recalled_tx=e["tx_hash"])
+        self._dirty_lots.add(lot["root"])
+
+    def _box_fill(self, e: dict) -> dict | None:
+        key = (e["subject"], e["args"]["fillsLeft"])
+        row = self.box_fills.get(key)
+        if row is not None:
+            self._dirty_box_fills.add(key)
+        return row
+
+    def _on_FillBoxesRecorded(self, e: dict, a: dict) -> None:
+        key = (e["subject"], a["fillsLeft"])
+        row = dict.fromkeys(BOX_FILL_COLUMNS)
+        row.update(
+            id=key[0],
+            fills_left=key[1],
+            pharmacy=a["pharmacy"],
+            boxes=len(a["nullifiers"]),
+            recorded_at=e["block_time"],
+            recorded_block=e["block_number"],
+            recorded_log=e["log_index"],
+            recorded_tx=e["tx_hash"],
+            claim="none",
+        )
+        self.box_fills[key] = row
+        self._dirty_box_fills.add(key)
+        for position, nullifier in enumerate(a["nullifiers"]):
+            self.nullifiers.append((key[0], key[1], position, nullifier))
+            self._first_sale.setdefault(
+                nullifier, (key[0], key[1], a["pharmacy"], e["block_time"], e["block_number"], e["log_index"])
+            )
+
+    def _on_ClaimFiled(self, e: dict, a: dict) -> None:
+        row = self._box_fill(e)
+        if row is not None:
+            row.update(
+                claim="filed",
+                insurer=a["insurer"],
+                commitment=a["commitment"],
+                filed_at=e["block_time"],
+                filed_tx=e["tx_hash"],
+            )
+
+    def _on_ClaimApproved(self, e: dict, a: dict) -> None:
+        row = self._box_fill(e)
+        if row is not None:
+            row.update(claim="approved", approved_at=e["block_time"], approved_tx=e["tx_hash"])
+
+    def _on_ClaimPaid(self, e: dict, a: dict) -> None:
+        row = self._box_fill(e)
+        if row is not None:
+            row.update(
+                claim="paid",
+                paid_at=e["block_time"],
+                payment_reference=payment_reference(a["paymentReference"]),
+                paid_tx=e["tx_hash"],
+            )
+
+    def _on_ClaimRejected(self, e: dict, a: dict) -> None:
+        row = self._box_fill(e)
+        if row is not None:
+            row.update(claim="rejected", rejected_at=e["block_time"], reason=a["reason"], rejected_tx=e["tx_hash"])
+
+    def _on_FillVoided(self, e: dict, a: dict) -> None:
+        row = self._box_fill(e)
+        if row is not None:
+            row.update(claim="void", voided_at=e["block_time"], voided_by=a["by"], voided_tx=e["tx_hash"])
+
+    def _on_DuplicateBoxScanned(self, e: dict, a: dict) -> None:
+        first = self._first_sale.get(a["nullifier"])
+        self.duplicates.append(
+            (
+                e["block_number"],
+                e["log_index"],
+                e["subject"],
+                a["index"],
+                a["nullifier"],
+                a["pharmacy"],
+                e["block_time"],
+                e["tx_hash"],
+                *(first[:4] if first is not None else (None, None, None, None)),
+            )
+        )
+
+    # ------------------------------------------------------------------------------ members
+
     def _member(self, e: dict, account: str) -> dict:
         row = self.members.get(account)
         if row is None:
@@ -471,8 +691,19 @@ class Projection:
         conn.executemany(
             _UPSERT_BATCH, [tuple(self.batches[k][c] for c in BATCH_COLUMNS) for k in sorted(self._dirty_batches)]
         )
+        conn.executemany(_UPSERT_LOT, [tuple(self.lots[k][c] for c in LOT_COLUMNS) for k in sorted(self._dirty_lots)])
+        conn.executemany(
+            _UPSERT_BOX_FILL,
+            [tuple(self.box_fills[k][c] for c in BOX_FILL_COLUMNS) for k in sorted(self._dirty_box_fills)],
+        )
+        conn.executemany(_UPSERT_NULLIFIER, self.nullifiers)
+        conn.executemany(_UPSERT_DUPLICATE, self.duplicates)
         if self.meta:
             write_meta(conn, self.meta)
+        self._dirty_lots.clear()
+        self._dirty_box_fills.clear()
+        self.nullifiers = []
+        self.duplicates = []
         self._dirty_rx.clear()
         self._dirty_fills.clear()
         self._dirty_members.clear()
@@ -517,7 +748,7 @@ def event_from_row(row: tuple) -> dict:
 def rebuild(conn: Connection, *, page: int = 20_000) -> int:
     """Empties the derived tables and replays every stored event (inside the caller's transaction).
     Pages end on block boundaries, so a batch's events are never split. Returns the events replayed."""
-    for table in ("prescriptions", "fills", "members", "batches", "totals", "daily_totals"):
+    for table in DERIVED_TABLES:
         conn.execute(f"DELETE FROM {table}")
     conn.execute(
         "DELETE FROM meta WHERE key IN ('paused', 'paused_changed_block', "

@@ -70,6 +70,7 @@ def status(conn: Connection) -> dict:
     return {
         "chainId": int(meta["chain_id"]),
         "registry": meta["registry"],
+        "boxes": meta.get("boxes") or None,
         "deployBlock": int(meta["deploy_block"]),
         "lastBlock": int(meta["last_block"]),
         "lastBlockHash": meta["last_block_hash"],
@@ -570,6 +571,151 @@ def concerns(conn: Connection, rx_id: str, *, hospital: str | None = None, pharm
     return False
 
 
+# ------------------------------------------------------------------ DrugBoxes: claims and alarms
+
+#: A claim's statuses as the index names them (``box_fills.claim``), in the order a claim moves.
+CLAIM_STATUSES = ("filed", "approved", "paid", "rejected", "void")
+
+_CLAIM_COUNTS = """COUNT(*),
+    COALESCE(SUM(CASE WHEN claim IN ('filed', 'approved', 'paid', 'rejected') THEN 1 ELSE 0 END), 0),
+    COALESCE(SUM(CASE WHEN claim = 'filed' THEN 1 ELSE 0 END), 0),
+    COALESCE(SUM(CASE WHEN claim IN ('approved', 'paid') THEN 1 ELSE 0 END), 0),
+    COALESCE(SUM(CASE WHEN claim = 'approved' THEN 1 ELSE 0 END), 0),
+    COALESCE(SUM(CASE WHEN claim = 'paid' THEN 1 ELSE 0 END), 0),
+    COALESCE(SUM(CASE WHEN claim = 'rejected' THEN 1 ELSE 0 END), 0),
+    COALESCE(SUM(CASE WHEN claim = 'void' THEN 1 ELSE 0 END), 0)"""
+
+
+def _claim_counts(row) -> dict:
+    fills, filed, pending, approved, awaiting, paid, rejected, void = (int(v) for v in row)
+    return {
+        "fillsWithBoxes": fills,
+        "unclaimed": fills - filed - void,
+        "filed": filed,
+        "pending": pending,
+        "approved": approved,
+        "awaitingPayment": awaiting,
+        "paid": paid,
+        "rejected": rejected,
+        "void": void,
+    }
+
+
+def claims(conn: Connection, *, limit: int = 200) -> dict:
+    """DrugBoxes' insurance claims: how many were filed, approved (of them still awaiting the payment's
+    stamp, and paid), rejected, and how many fills the regulator voided (never claimable); per insurer
+    and per pharmacy; and the ``limit`` most recently moved claims and voided fills, with their times,
+    payment reference or rejection reason. ``filed`` counts every claim ever filed, whatever became
+    of it; ``pending`` those awaiting the insurer."""
+    with conn.reading():
+        t = now(conn)
+        totals = _claim_counts(conn.query_one(f"SELECT {_CLAIM_COUNTS} FROM box_fills"))
+        by_insurer = [
+            {"insurer": insurer, **_claim_counts(rest)}
+            for insurer, *rest in conn.query(
+                f"SELECT insurer, {_CLAIM_COUNTS} FROM box_fills WHERE insurer IS NOT NULL GROUP BY insurer"
+            )
+        ]
+        by_pharmacy = [
+            {"pharmacy": pharmacy, **_claim_counts(rest)}
+            for pharmacy, *rest in conn.query(f"SELECT pharmacy, {_CLAIM_COUNTS} FROM box_fills GROUP BY pharmacy")
+        ]
+        moved = "COALESCE(b.voided_at, b.rejected_at, b.paid_at, b.approved_at, b.filed_at)"
+        rows = conn.query_dicts(
+            f"""SELECT b.id, f.fill, b.fills_left, b.pharmacy, b.insurer, b.claim AS status, b.boxes, b.commitment,
+                b.recorded_at, b.filed_at, b.approved_at, b.paid_at, b.rejected_at, b.voided_at, b.voided_by,
+                b.payment_reference, b.reason, {moved} AS updated_at,
+                COALESCE(b.voided_tx, b.rejected_tx, b.paid_tx, b.approved_tx, b.filed_tx) AS updated_tx
+            FROM box_fills b LEFT JOIN fills f ON f.id = b.id AND f.fills_left = b.fills_left
+            WHERE b.claim <> 'none' ORDER BY {moved} DESC, b.id, b.fills_left LIMIT ?""",
+            (int(limit),),
+        )
+    by_insurer.sort(key=lambda r: (-r["filed"], r["insurer"]))
+    by_pharmacy.sort(key=lambda r: (-r["filed"], -r["fillsWithBoxes"], r["pharmacy"]))
+    return {
+        "now": t,
+        **totals,
+        "byInsurer": by_insurer,
+        "byPharmacy": by_pharmacy,
+        "total": totals["filed"] + totals["void"],
+        "rows": [_camel(r) for r in rows],
+    }
+
+
+def box_alarms(conn: Connection, *, limit: int = 200) -> dict:
+    """DrugBoxes' "returned drug" alarms: the duplicate scans pharmacies reported (a box scanned after
+    its sale) by pharmacy and by UTC day, the ``limit`` most recent with the fill that first sold the
+    box; the boxes whose nullifier two fills recorded (the same box registered in two lots: a cloned
+    lot); and the recalled lots."""
+    with conn.reading():
+        t = now(conn)
+        total = conn.query_one("SELECT COUNT(*) FROM duplicate_scans")[0]
+        by_pharmacy = [
+            {"pharmacy": p, "duplicates": int(n), "lastAt": int(last)}
+            for p, n, last in conn.query(
+                "SELECT pharmacy, COUNT(*), MAX(scanned_at) FROM duplicate_scans GROUP BY pharmacy"
+            )
+        ]
+        by_day = dict(
+            conn.query("SELECT scanned_at / 86400, COUNT(*) FROM duplicate_scans GROUP BY scanned_at / 86400")
+        )
+        recent = conn.query_dicts(
+            """SELECT lot, box_index, nullifier, pharmacy, scanned_at, tx_hash, block_number, first_id,
+                first_fills_left, first_pharmacy, first_at
+            FROM duplicate_scans ORDER BY block_number DESC, log_index DESC LIMIT ?""",
+            (int(limit),),
+        )
+        cloned_rows = conn.query(
+            """SELECT n.nullifier, n.id, n.fills_left, f.pharmacy, f.recorded_at, f.recorded_tx, f.recorded_block,
+                f.recorded_log
+            FROM box_nullifiers n JOIN box_fills f ON f.id = n.id AND f.fills_left = n.fills_left
+            WHERE n.nullifier IN (SELECT nullifier FROM box_nullifiers GROUP BY nullifier HAVING COUNT(*) > 1)
+            ORDER BY n.nullifier, f.recorded_block, f.recorded_log"""
+        )
+        lots = conn.query_one("SELECT COUNT(*) FROM lots")[0]
+        recalled = conn.query_dicts(
+            """SELECT root, manufacturer, count, expires_at, registered_at, recalled_at, recalled_by, recalled_tx
+            FROM lots WHERE recalled_at IS NOT NULL ORDER BY recalled_at DESC, root"""
+        )
+    cloned: dict[str, list[dict]] = {}
+    for nullifier, rx_id, fills_left, pharmacy, at, tx_hash, _block, _log in cloned_rows:
+        cloned.setdefault(nullifier, []).append(
+            {"id": rx_id, "fillsLeft": fills_left, "pharmacy": pharmacy, "recordedAt": at, "txHash": tx_hash}
+        )
+    by_pharmacy.sort(key=lambda r: (-r["duplicates"], r["pharmacy"]))
+    return {
+        "now": t,
+        "duplicates": total,
+        "byPharmacy": by_pharmacy,
+        "byDay": [{"day": d["day"], "duplicates": d["duplicates"]} for d in _days({"duplicates": by_day})],
+        "rows": [
+            {
+                "lot": r["lot"],
+                "index": r["box_index"],
+                "nullifier": r["nullifier"],
+                "pharmacy": r["pharmacy"],
+                "scannedAt": r["scanned_at"],
+                "txHash": r["tx_hash"],
+                "blockNumber": r["block_number"],
+                "firstSale": None
+                if r["first_id"] is None
+                else {
+                    "id": r["first_id"],
+                    "fillsLeft": r["first_fills_left"],
+                    "pharmacy": r["first_pharmacy"],
+                    "at": r["first_at"],
+                },
+            }
+            for r in recent
+        ],
+        "clonedBoxes": len(cloned),
+        "cloned": [{"nullifier": n, "fills": fills} for n, fills in cloned.items()],
+        "lots": lots,
+        "recalledLots": len(recalled),
+        "recalled": [_camel(r) for r in recalled],
+    }
+
+
 def has_transaction(conn: Connection, tx_hash: str) -> bool:
     """True if an indexed event came from transaction ``tx_hash``."""
     return conn.query_one("SELECT 1 FROM events WHERE tx_hash = ? LIMIT 1", (tx_hash.lower(),)) is not None
@@ -579,7 +725,18 @@ def counts(conn: Connection) -> dict[str, int]:
     """Row counts of every table (for reports and tests)."""
     return {
         t: conn.query_one(f"SELECT COUNT(*) FROM {t}")[0]
-        for t in ("events", "blocks", "prescriptions", "fills", "members", "batches")
+        for t in (
+            "events",
+            "blocks",
+            "prescriptions",
+            "fills",
+            "members",
+            "batches",
+            "lots",
+            "box_fills",
+            "box_nullifiers",
+            "duplicate_scans",
+        )
     }
 
 

@@ -142,6 +142,7 @@ def run(
         registry=registry or deployment.registry,
         chain_id=deployment.chain_id,
         deploy_block=deploy_block if deploy_block is not None else deployment.deploy_block,
+        boxes=deployment.boxes if registry in (None, deployment.registry) else None,
         db_url=db_url or default_db(network),
         follow=follow,
         tx_url=tx_url,

@@ -25,6 +25,11 @@ everything, a hospital /api/config, /api/mine and the trails of its own prescrip
     /api/delivery-times        dispatch-to-receipt histogram and percentiles
     /api/members[?days=30]     members with roles and credential end, soonest first
     /api/expired[?limit=200]   prescriptions past expiry never filled
+    /api/claims[?limit=200]    DrugBoxes' insurance claims: filed, approved, paid, rejected, voided fills;
+                               per insurer and per pharmacy; the most recently moved claims
+    /api/box-alarms[?limit=200]  "returned drug" alarms: duplicate box scans by pharmacy and by UTC day,
+                               the recent ones with the box's first sale; boxes two fills recorded (a
+                               cloned lot); recalled lots
     /api/trail/<id>            a prescription's record and trail (the same steps as ``rx trail``);
                                found: false (and why) when the index has no such prescription
     /tx/<hash>                 an indexed transaction and its receipt, read from the node (with rpc_url)
@@ -110,10 +115,12 @@ class Follower:
         deploy_block: int,
         db_url: str,
         *,
+        boxes: str | None = None,
         poll_interval: float = 2.0,
         log: Callable[[str], None] | None = None,
     ):
         self.args = (rpc_url, registry, deploy_block, db_url)
+        self.boxes = boxes
         self.poll_interval = poll_interval
         self.log = log or (lambda message: None)
         self.stop_event = threading.Event()
@@ -145,7 +152,7 @@ class Follower:
         rpc_url, registry, deploy_block, db_url = self.args
         while not self.stop_event.is_set():
             try:
-                with Indexer(rpc_url, registry, deploy_block, db_url, log=self._message) as indexer:
+                with Indexer(rpc_url, registry, deploy_block, db_url, boxes=self.boxes, log=self._message) as indexer:
                     self.ready.set()
                     self.last_error = None
                     indexer.run(
@@ -306,6 +313,8 @@ _WHOLE = {
     "delivery-times": lambda conn, p, days: queries.delivery_times(conn),
     "members": lambda conn, p, days: queries.member_list(conn, soon_days=days),
     "expired": lambda conn, p, days: queries.expired_unfilled(conn, limit=_int_param(p, "limit", 200, 1, 5000)),
+    "claims": lambda conn, p, days: queries.claims(conn, limit=_int_param(p, "limit", 200, 1, 5000)),
+    "box-alarms": lambda conn, p, days: queries.box_alarms(conn, limit=_int_param(p, "limit", 200, 1, 5000)),
 }
 
 
@@ -507,6 +516,7 @@ def make_console(
     follow: bool = False,
     registry: str | None = None,
     deploy_block: int | None = None,
+    boxes: str | None = None,
     tx_url: str | None = None,
     labels: dict[str, str] | None = None,
     poll_interval: float = 2.0,
@@ -520,10 +530,11 @@ def make_console(
 
     ``rpc_url``: the node, for /tx/<hash> and for following. ``follow``: run the indexer in a background
     thread (registry and deploy block from the database, or from ``registry``/``deploy_block`` for a
-    new one). ``tx_url``: how to link a transaction, with ``{hash}`` (default tx/{hash} with a node, else
-    no link), e.g. a block explorer's ``https://explorer.example/tx/{hash}``. ``labels``: address -> name
-    shown beside addresses (e.g. the development identities on the devnet). ``figure_cache=False``
-    computes every figure for every request (for measuring what a new block costs).
+    new one; DrugBoxes' events too with ``boxes``, or when the index already follows it). ``tx_url``:
+    how to link a transaction, with ``{hash}`` (default tx/{hash} with a node, else no link), e.g. a
+    block explorer's ``https://explorer.example/tx/{hash}``. ``labels``: address -> name shown beside
+    addresses (e.g. the development identities on the devnet). ``figure_cache=False`` computes every
+    figure for every request (for measuring what a new block costs).
     """
     database = Database(db_url)
     follower = None
@@ -538,7 +549,9 @@ def make_console(
                 )
             registry = registry or meta["registry"]
             deploy_block = int(meta["deploy_block"]) if deploy_block is None else deploy_block
-        follower = Follower(rpc_url, registry, int(deploy_block), db_url, poll_interval=poll_interval, log=log)
+        follower = Follower(
+            rpc_url, registry, int(deploy_block), db_url, boxes=boxes, poll_interval=poll_interval, log=log
+        )
     return Console(
         database,
         rpc_url=rpc_url,

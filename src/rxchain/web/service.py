@@ -43,6 +43,8 @@ class ServeOptions:
     registry: str | None = None
     chain_id: int | None = None
     deploy_block: int | None = None
+    #: DrugBoxes beside the registry (its events are indexed too), from the deployment record.
+    boxes: str | None = None
     db_url: str | None = None
     follow: bool = True
     tx_url: str | None = None
@@ -115,6 +117,7 @@ def build(
             follow=options.follow and run_follower and bool(rpc_url),
             registry=options.registry,
             deploy_block=options.deploy_block,
+            boxes=options.boxes,
             tx_url=options.tx_url,
             labels=options.labels,
             pool_size=options.pool_size,
