@@ -563,12 +563,13 @@ async function refresh() {
     };
   }
   if (member) state.member = { roles: Number(member.roles), validUntil: Number(member.validUntil) };
+  const drawClaim = state.claims ? await state.claims.prepare(rx, state.account) : () => {};
   // The pharmacist may have cleared the code or pasted another one while this was loading: a stale
   // answer must not bring the old prescription back on screen.
   if (state.rx !== rx) return;
   rx.checks = evaluate(rx);
   render(rx);
-  if (state.claims) await state.claims.update(rx, state.account);
+  drawClaim();
 }
 
 /** Every condition redeeming needs, in the order a pharmacist should hear about them. */

@@ -8,8 +8,9 @@
 // from its event, and sends fileClaim with the commitment alone. The opening (amounts, reference,
 // salt) never goes on chain nor to the server: the page offers it as a file to send to the insurer.
 //
-// app.js makes one ClaimStep once the chain is reached, calls update(rx, account) after each redraw
-// of a prescription and clear() when it is cleared.
+// app.js makes one ClaimStep once the chain is reached, reads with prepare(rx, account) whenever it
+// reads a prescription again and draws the step with the prescription, and calls clear() when the
+// prescription is cleared.
 
 import { ethers } from "ethers";
 import * as core from "./rxcore.js";
@@ -101,6 +102,7 @@ export class ClaimStep {
     this.generation++;
     this.rx = null;
     $("claim-section").hidden = true;
+    if (this.busy) return; // a claim is being filed: its opening must not be lost
     $("claim-outcome").hidden = true;
     $("claim-opening").hidden = true;
     $("claim-reference").value = "";
@@ -116,31 +118,53 @@ export class ClaimStep {
 
   /** Re-reads the prescription's fills and the chosen fill's claim from the chain, and redraws. */
   async update(rx, account) {
-    if (!this.enabled) return;
+    (await this.prepare(rx, account))();
+  }
+
+  /**
+   * Reads what the step shows for `rx` and `account`; returns the function that draws it (app.js reads
+   * before it redraws the prescription, so the page is drawn from reads that are all done). A later
+   * prepare() makes an earlier one's drawing do nothing.
+   */
+  async prepare(rx, account) {
+    if (!this.enabled) return () => {};
     const generation = ++this.generation;
+    let view = null;
+    let failure = null;
+    if (rx && REDEEMED.includes(rx.record.status)) {
+      try {
+        view = await this.read(rx, account);
+      } catch (error) {
+        failure = error;
+      }
+    }
+    return () => {
+      if (generation === this.generation) this.show(rx, account, view, failure);
+    };
+  }
+
+  show(rx, account, view, failure) {
     const newRx = !this.rx || !rx || this.rx.verified.id !== rx.verified.id;
-    if (newRx) {
+    if (newRx && !this.busy) { // while a claim is being filed its outcome stays on screen
       $("claim-outcome").hidden = true;
       $("claim-opening").hidden = true;
       this.forgetDownload();
     }
     this.rx = rx;
     this.account = account;
-    if (!rx || !REDEEMED.includes(rx.record.status)) {
+    if (failure) {
+      $("claim-section").hidden = false;
+      $("claim-reason").textContent = `Could not read the fill's claim from the chain: ${claims.explainClaimError(this.iface, failure).text}`;
+      $("claim-reason").className = "reason bad";
+      delete $("claim-reason").dataset.error;
+      $("claim-form").hidden = true;
+      return;
+    }
+    if (!view) {
       $("claim-section").hidden = true;
       return;
     }
-    try {
-      const view = await this.read(rx, account);
-      if (generation !== this.generation) return;
-      this.render(view);
-    } catch (error) {
-      if (generation !== this.generation) return;
-      $("claim-section").hidden = false;
-      $("claim-reason").textContent = `Could not read the fill's claim from the chain: ${claims.explainClaimError(this.iface, error).text}`;
-      $("claim-reason").className = "reason bad";
-      $("file-claim").disabled = true;
-    }
+    this.render(view);
   }
 
   /** One snapshot of everything the step shows, read at one block. */
@@ -351,16 +375,21 @@ export class ClaimStep {
     if (sent) $("claim-download").focus();
   }
 
-  /** The opening as a file to download, offered once the transaction is sent (it commits to exactly this file). */
+  /**
+   * The opening as a file, downloaded as soon as the transaction is sent (the claim commits to exactly
+   * this file and the page keeps it nowhere else), and offered again by a link.
+   */
   offerOpening(id, fillsLeft, text, hash) {
     this.forgetDownload();
     this.download = URL.createObjectURL(new Blob([text], { type: "application/json" }));
     const link = $("claim-download");
     link.href = this.download;
     link.download = claims.openingFileName(id, fillsLeft);
-    link.textContent = `Download the claim's opening (${link.download})`;
+    link.textContent = `Download the claim's opening again (${link.download})`;
     link.dataset.tx = hash;
+    $("claim-opening-name").textContent = link.download;
     $("claim-opening").hidden = false;
+    link.click();
   }
 
   /**

@@ -10,6 +10,7 @@ every refusal fileClaim would give is named before anything is sent (the account
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -124,16 +125,19 @@ def test_a_received_fill_is_claimed_from_the_page_through_a_range_limited_node(
             fill_form(page, insurer, reference=reference)
             dapp.screenshot("claim-01-ready")
 
-            page.click("#file-claim")
-            outcome = page.locator("#claim-outcome")
-            expect(outcome).to_contain_text(f"Claim filed with {insurer} in block")
-            expect(page.locator("#claim-opening")).to_contain_text("Do not post it anywhere public")
-            with page.expect_download() as caught:
-                page.click("#claim-download")
+            with page.expect_download() as caught:  # the opening is downloaded as soon as the claim is sent
+                page.click("#file-claim")
             download = caught.value
             assert download.suggested_filename == f"{rx_id}-0.json"
             opening_file = tmp_path / download.suggested_filename
             download.save_as(opening_file)
+            outcome = page.locator("#claim-outcome")
+            expect(outcome).to_contain_text(f"Claim filed with {insurer} in block")
+            expect(page.locator("#claim-opening")).to_contain_text(f"downloaded as {rx_id}-0.json")
+            expect(page.locator("#claim-opening")).to_contain_text("Do not post it anywhere public")
+            with page.expect_download() as again:  # and offered again
+                page.click("#claim-download")
+            assert Path(again.value.path()).read_bytes() == opening_file.read_bytes()
             tx_hash, page_commitment = tx_of(page), outcome.get_attribute("data-commitment")
             expect(page.locator("#claim-state")).to_have_attribute("data-claim", "filed")
             expect(page.locator("#claim-reason")).to_have_attribute("data-error", "ClaimAlreadyFiled")
@@ -318,10 +322,9 @@ def test_an_earlier_fill_is_named_by_its_fills_left(dapp, client, boxes, issue, 
     page.select_option("#claim-fill", "1")
     expect(page.locator("#claim-form")).to_be_visible()
     fill_form(page, ids["insurer"].address)
-    page.click("#file-claim")
-    expect(page.locator("#claim-outcome")).to_contain_text("Claim filed with")
     with page.expect_download() as caught:
-        page.click("#claim-download")
+        page.click("#file-claim")
+    expect(page.locator("#claim-outcome")).to_contain_text("Claim filed with")
     assert caught.value.suggested_filename == f"0x{issued.rx_id.hex()}-1.json"
     assert boxes.fill(issued.rx_id, 1).claim is ClaimStatus.FILED
     assert boxes.fill(issued.rx_id, 0).claim is ClaimStatus.NONE
