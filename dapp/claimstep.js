@@ -54,7 +54,6 @@ export class ClaimStep {
     this.account = null;
     this.generation = 0;
     this.busy = false;
-    this.fills = [];
     this.chosen = new Map(); // prescription id -> the fill (fills left) the pharmacist picked
     this.download = null; // the object URL of the last opening offered
     if (this.enabled) this.wire();
@@ -93,7 +92,7 @@ export class ClaimStep {
   amountRows() {
     // A row without an amount is left out (the copay may not apply); a name is trimmed, as `rx claim file` does.
     return Array.from($("claim-amounts").tBodies[0].rows, (row) => [
-      row.querySelector(".claim-amount-name").value.trim(),
+      claims.pyStrip(row.querySelector(".claim-amount-name").value),
       row.querySelector(".claim-amount-value").value.trim(),
     ]).filter(([, value]) => value !== "");
   }
@@ -102,7 +101,7 @@ export class ClaimStep {
     this.generation++;
     this.rx = null;
     $("claim-section").hidden = true;
-    if (this.busy) return; // a claim is being filed: its opening must not be lost
+    if (this.busy) return; // a claim is being filed: its outcome stays until it is known
     $("claim-outcome").hidden = true;
     $("claim-opening").hidden = true;
     $("claim-reference").value = "";
