@@ -23,6 +23,7 @@ import * as core from "./rxcore.js";
 import * as handover from "./handover.js";
 import { drawQr, findQr } from "./qrcodes.js";
 import { signIn } from "./signin.js";
+import { ClaimStep } from "./claimstep.js"; // the insurance claim step
 
 const $ = (id) => document.getElementById(id);
 
@@ -194,6 +195,10 @@ async function start() {
   if ((await state.provider.getCode(config.registry)) === "0x") {
     return fatal(`There is no registry at ${config.registry} on chain ${chainId}: was the devnet reset? Deploy again (rx deploy).`);
   }
+  // The insurance claim step (dapp/claimstep.js): shown when DrugBoxes is deployed.
+  state.claims = new ClaimStep({
+    provider: state.provider, config, chainId, registry: state.registry, registryIface: state.iface, say, nameOf, timeText, blockTime,
+  });
   $("network").textContent = `${config.network} · chain ${chainId} · registry ${short(config.registry)}`;
   $("network").title = `registry ${config.registry} on ${config.nodeUrl}`;
 
@@ -337,6 +342,7 @@ function clearPrescription() {
   for (const id of ["rx-section", "handover-section", "trail-section", "code-error", "redeem-outcome", "handover-outcome"]) {
     show($(id), false);
   }
+  if (state.claims) state.claims.clear();
 }
 
 function codeError(text) {
@@ -557,11 +563,13 @@ async function refresh() {
     };
   }
   if (member) state.member = { roles: Number(member.roles), validUntil: Number(member.validUntil) };
+  const drawClaim = state.claims ? await state.claims.prepare(rx, state.account) : () => {};
   // The pharmacist may have cleared the code or pasted another one while this was loading: a stale
   // answer must not bring the old prescription back on screen.
   if (state.rx !== rx) return;
   rx.checks = evaluate(rx);
   render(rx);
+  drawClaim();
 }
 
 /** Every condition redeeming needs, in the order a pharmacist should hear about them. */
