@@ -13,6 +13,8 @@ What it serves under its prefix (``/dapp/``; nothing else):
                             devKeys?, signIn}
     /rpc                    POST: JSON-RPC relayed to the node, read and send methods only; a send
                             (eth_sendRawTransaction) only from a signed-in pharmacy when sign-in is on
+    /api/lots/locate?leaf=  where a box's leaf is in the public lot files ({lot, index, proof}; 404 if none)
+    /api/lots/0xROOT        a public lot file (:mod:`rxchain.web.lots`; default folder .rxchain/lots)
 
 The ABI comes from the build manifest (``.build/__local__.json``) and the address, chain id and deploy
 block from the deployment record (``deployments/<network>.json``): never a hand-copied ABI.
@@ -51,6 +53,7 @@ from starlette.routing import Route
 from rxchain.chain.deployment import BOXES_CONTRACT, Deployment, load_abi, load_deployment
 from rxchain.errors import InvalidValue
 from rxchain.paths import project_root
+from rxchain.web.lots import LotIndex, default_lots_dir, lot_routes
 from rxchain.web.server import (
     PageFiles,
     Part,
@@ -210,8 +213,10 @@ def dapp_part(
     static_dir: Path | None = None,
     vendor: dict[str, Path] | None = None,
     prefix: str = "/dapp",
+    lots: LotIndex | None = None,
 ) -> Part:
-    """The dApp as a part of the web application: its page, /config.json and the /rpc relay.
+    """The dApp as a part of the web application: its page, /config.json, the /rpc relay and the public
+    lot files (``lots``; default: the folder ``rx box register`` writes, .rxchain/lots).
 
     With ``auth``, the relay forwards a transaction (``eth_sendRawTransaction``) only for a signed-in
     pharmacy in good standing; reads stay open to the page."""
@@ -227,6 +232,7 @@ def dapp_part(
         routes=[
             Route("/config.json", config_json, methods=["GET"]),
             Route("/rpc", relay.endpoint, methods=["POST"]),
+            *lot_routes(lots or LotIndex(default_lots_dir())),
             *files.routes(),
         ]
     )
@@ -243,12 +249,14 @@ def make_server(
     auth: "Auth | None" = None,
     static_dir: Path | None = None,
     vendor: dict[str, Path] | None = None,
+    lots_dir: str | Path | None = None,
 ) -> PartServer:
     """A server of the dApp alone for ``network``'s recorded deployment (or ``deployment``), not yet
     serving; its ``url`` is the page. ``port`` 0 picks a free port. ``start()`` (or a ``with`` block)
-    serves from a background thread."""
+    serves from a background thread. ``lots_dir``: the public lot files (default .rxchain/lots)."""
     config = build_config(network, rpc_url, deployment=deployment)
-    part = dapp_part(config, auth=auth, static_dir=static_dir, vendor=vendor)
+    lots = LotIndex(lots_dir or default_lots_dir())
+    part = dapp_part(config, auth=auth, static_dir=static_dir, vendor=vendor, lots=lots)
     return PartServer(build_app([part], auth=auth), part, host, port)
 
 
