@@ -33,6 +33,7 @@ def test_page_shared_formats_vendor_files_and_nothing_else(patient_server, deplo
         "/handover.js",
         "/qrcodes.js",
         "/boxes.js",
+        "/boxcheck.js",
         "/favicon.svg",
         "/vendor/ethers.min.js",
         "/vendor/jsQR.js",

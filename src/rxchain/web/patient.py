@@ -10,7 +10,7 @@ What it serves under its prefix (``/patient/``; nothing else):
     /rxcore.js, /handover.js, /qrcodes.js         the formats and QR drawing, shared with the pharmacy dApp (dapp/)
     /dapp.css               the dApp's stylesheet (patient/style.css only narrows it to a phone)
     /vendor/ethers.min.js, /vendor/jsQR.js, /vendor/pako.esm.mjs, /vendor/qrcode.mjs   as the dApp's
-    /boxes.js                                     the box formats (dapp/)
+    /boxes.js, /boxcheck.js                       the box formats and the "Check a box" section (dapp/)
     /config.json            {network, chainId, registry, rpcUrl, deployBlock, abi, boxes?, boxesAbi?}
     /api/lots/locate?leaf=, /api/lots/0xROOT       the public lot files, as the dApp's (:mod:`rxchain.web.lots`)
     /rpc                    POST: JSON-RPC relayed to the node, reads only (the patient's app sends
@@ -59,7 +59,7 @@ def patient_dir() -> Path:
 
 def shared_files() -> dict[str, Path]:
     """The dApp's files the patient's page imports (the formats both sides must read alike)."""
-    names = ("rxcore.js", "handover.js", "qrcodes.js", "boxes.js", "favicon.svg")
+    names = ("rxcore.js", "handover.js", "qrcodes.js", "boxes.js", "boxcheck.js", "favicon.svg")
     shared = {name: dapp_dir() / name for name in names}
     return {**shared, "dapp.css": dapp_dir() / "style.css"}  # the counter's look; patient/style.css narrows it
 
