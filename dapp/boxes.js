@@ -302,7 +302,7 @@ export async function checkBox({ provider, boxes, fromBlock, base = "" }, code, 
 
 /** DrugBoxes' refusals in words a pharmacist can act on. */
 export const BOX_ERROR_TEXT = Object.freeze({
-  UnknownBox: "This box's code and secret match no registered lot: re-scan the code and the secret; if they are right, the box is not genuine. Do not dispense it.",
+  UnknownBox: "This box matches no registered lot (its code and secret are in no lot file): re-scan the code and the secret; if they are right, the box is not genuine. Do not dispense it.",
   UnknownLot: "The box's lot is not registered on chain: do not dispense it.",
   NotInLot: "The chain does not show this box in its lot (a forged or mistyped code or secret): do not dispense it.",
   LotIsRecalled: "The box's lot was recalled: do not dispense it.",
