@@ -14,6 +14,7 @@ import pytest
 from rxchain.chain.boxes import BoxesClient
 from rxchain.core import boxes as core
 from rxchain.core.labels import scratch_text
+from rxchain.core.qr import payload_png
 from rxchain.dev.demo import demo_document
 from rxchain.workflow import issue_prescription, redeem_payload
 
@@ -33,9 +34,9 @@ def boxes(client, deployment) -> BoxesClient:
 def make_lot(boxes, ids, lots_dir):
     """make_lot(count) -> (Lot, boxes): registered on chain by the manufacturer, its lot file in the servers' folder."""
 
-    def _make(count: int = 6):
+    def _make(count: int = 6, expires_in: int = YEAR):
         made = [core.Box(i, core.new_secret(), core.new_secret()) for i in range(count)]  # random 20-digit codes
-        lot = core.Lot.from_boxes(made, boxes.registry.latest_block_time() + YEAR)
+        lot = core.Lot.from_boxes(made, boxes.registry.latest_block_time() + expires_in)
         boxes.register_lot(ids["manufacturer"], lot)
         (lots_dir / f"0x{lot.root.hex()}.lot.json").write_text(lot.to_json())
         return lot, made
@@ -127,6 +128,19 @@ def test_check_page_a_recalled_lot(patient, make_lot, boxes, regulator):
     check(app, scan=scratch_text(made[4]))
     expect(app.page.locator("#box-check-result")).to_have_attribute("data-state", "recalled")
     expect(app.page.locator("#box-check-verdict")).to_have_text("Recalled.")
+    app.assert_clean()
+
+
+def test_check_page_an_expired_lot_and_a_qr_photo(patient, make_lot, w3, tmp_path):
+    _lot, made = make_lot(3, expires_in=3_600)
+    w3.provider.make_request("evm_increaseTime", [7_200])
+    w3.provider.make_request("evm_mine", [])
+    app = patient.open()
+    picture = payload_png(scratch_text(made[1]), tmp_path / "scratch.png")  # a QR code of the scratch-panel text
+    app.page.set_input_files("#box-check-file", str(picture))
+    expect(app.page.locator("#box-check-result")).to_have_attribute("data-state", "expired")
+    expect(app.page.locator("#box-check-scan")).to_have_value(scratch_text(made[1]))
+    expect(app.page.locator("#box-check-verdict")).to_have_text("Expired.")
     app.assert_clean()
 
 
@@ -224,6 +238,22 @@ def test_a_recalled_lot_box_is_refused_before_anything_is_sent(dapp, make_lot, c
     assert w3.eth.get_transaction_count(ids["pharmacy"].address) == nonce  # no transaction
     assert boxes._call("isUnsold", lot.root, 0) and boxes.fill(issued.rx_id, 0).pharmacy is None
     dapp.screenshot("boxes-06-recalled")
+    dapp.assert_clean()
+
+
+def test_an_expired_lot_box_is_refused_by_name(dapp, make_lot, client, ids, w3):
+    _lot, made = make_lot(2, expires_in=3_600)
+    w3.provider.make_request("evm_increaseTime", [7_200])
+    w3.provider.make_request("evm_mine", [])
+    issued = redeemed(client, ids)
+    page = dapp.open().page
+    dapp.paste(issued.payload_text)
+    nonce = w3.eth.get_transaction_count(ids["pharmacy"].address)
+    scan(dapp, made[1])
+    expect(page.locator("#box-error")).to_have_attribute("data-error", "LotExpired")
+    expect(page.locator("#box-error")).to_contain_text("past its expiry")
+    expect(page.locator("#record-boxes")).to_be_disabled()  # nothing to record
+    assert w3.eth.get_transaction_count(ids["pharmacy"].address) == nonce
     dapp.assert_clean()
 
 
