@@ -275,3 +275,38 @@ def test_a_box_no_lot_file_holds_is_named_unknown(dapp, make_lot, client, ids, w
     expect(page.locator("#box-list tbody tr")).to_have_count(1)
     assert w3.eth.get_transaction_count(ids["pharmacy"].address) == nonce
     dapp.assert_clean()
+
+
+def test_check_page_finds_a_sale_through_a_range_limited_node(
+    browser, deployment, lots_dir, rpc_url, make_lot, client, boxes, ids
+):
+    """Besu refuses eth_getLogs over more than --rpc-max-logs-range blocks: the page reads FillBoxesRecorded in
+    windows and halves a refused one (the node: anvil behind a front that refuses as Besu does, limit 6 blocks)."""
+    from client.fronts import NodeFront  # tests/ is on the path: pytest imports tests/client as "client"
+    from rxchain.web.patient import make_patient_server
+
+    from .conftest import TIMEOUT_MS, PatientApp
+
+    lot, made = make_lot()
+    issued = redeemed(client, ids)
+    boxes.dispense(ids["pharmacy"], issued.rx_id, [(made[0].code, made[0].secret)], [lot])
+    for _ in range(30):
+        client.w3.provider.make_request("evm_mine", [])
+    front = NodeFront(rpc_url, max_logs_range=6)
+    server = make_patient_server("127.0.0.1", 0, rpc_url=front.url, deployment=deployment, lots_dir=lots_dir).start()
+    context = browser.new_context(viewport={"width": 390, "height": 844}, locale="en-GB", timezone_id="UTC")
+    context.set_default_timeout(TIMEOUT_MS)
+    try:
+        app = PatientApp(context.new_page(), server.url)
+        app.page.on("console", lambda msg: app.problems.append(msg.text) if msg.type == "error" else None)
+        app.open()
+        check(app, scan=scratch_text(made[0]))
+        expect(app.page.locator("#box-check-result")).to_have_attribute("data-state", "dispensed")
+        expect(app.page.locator("#box-check-rx")).to_have_text("0x" + issued.rx_id.hex())
+        assert front.refused >= 1  # a window wider than the node allows was refused, then halved
+        assert front.log_queries and all(end - start <= 6 for start, end in front.log_queries)
+        app.assert_clean()
+    finally:
+        context.close()
+        server.stop()
+        front.stop()
