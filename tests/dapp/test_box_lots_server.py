@@ -147,3 +147,14 @@ def test_rx_serve_serves_the_lot_folder_it_is_given(deployment, rpc_url, tmp_pat
         for part in ("dapp", "patient"):
             status, _, body = get(f"{server.part_url(part)}api/lots/locate?leaf={leaf_of(made[1])}")
             assert status == 200 and json.loads(body)["lot"] == "0x" + lot.root.hex(), part
+
+
+def test_the_lot_files_are_indexed_when_the_server_starts(deployment, rpc_url, tmp_path, caplog):
+    (tmp_path / "torn.lot.json").write_text('{"lot": "0x')  # a copy cut short
+    with caplog.at_level(logging.WARNING, logger="rxchain.web.lots"):
+        server = make_server("127.0.0.1", 0, deployment=deployment, rpc_url=rpc_url, lots_dir=tmp_path).start()
+        try:
+            assert any("torn.lot.json skipped: NotALotFile" in r.getMessage() for r in caplog.records)  # no request yet
+            assert get(f"{server.url}config.json")[0] == 200  # and the server serves
+        finally:
+            server.stop()

@@ -222,6 +222,7 @@ def dapp_part(
     With ``auth``, the relay forwards a transaction (``eth_sendRawTransaction``) only for a signed-in
     pharmacy in good standing; reads stay open to the page."""
     files = PageFiles("dApp", (static_dir or dapp_dir()), vendor or vendor_files())
+    lots = lots or LotIndex(default_lots_dir())
     index = files.static_dir / "index.html"
     relay = Relay(config.node_url, auth)
     config_body = json.dumps({**config.as_json(), "signIn": auth is not None}).encode()
@@ -233,11 +234,12 @@ def dapp_part(
         routes=[
             Route("/config.json", config_json, methods=["GET"]),
             Route("/rpc", relay.endpoint, methods=["POST"]),
-            *lot_routes(lots or LotIndex(default_lots_dir())),
+            *lot_routes(lots),
             *files.routes(),
         ]
     )
-    return Part("dapp", prefix, SecurityHeaders(app, _content_security_policy(index)))
+    # the lot files are indexed when the server starts (a malformed one is logged then), and again as they change
+    return Part("dapp", prefix, SecurityHeaders(app, _content_security_policy(index)), start=lots.refresh)
 
 
 def make_server(

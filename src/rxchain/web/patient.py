@@ -75,6 +75,7 @@ def patient_part(
     """The patient's app as a part of the web application: its page, /config.json, a read-only relay and the
     public lot files (``lots``; default .rxchain/lots)."""
     files = PageFiles("patient's app", static_dir or patient_dir(), vendor or vendor_files(), shared_files())
+    lots = lots or LotIndex(default_lots_dir())
     index = files.static_dir / "index.html"
     relay = Relay(config.node_url, None, PATIENT_RPC_METHODS)
     data = config.as_json()
@@ -93,11 +94,11 @@ def patient_part(
         routes=[
             Route("/config.json", config_json, methods=["GET"]),
             Route("/rpc", relay.endpoint, methods=["POST"]),
-            *lot_routes(lots or LotIndex(default_lots_dir())),
+            *lot_routes(lots),
             *files.routes(),
         ]
     )
-    return Part("patient", prefix, SecurityHeaders(app, _content_security_policy(index)))
+    return Part("patient", prefix, SecurityHeaders(app, _content_security_policy(index)), start=lots.refresh)
 
 
 def make_patient_server(
