@@ -140,6 +140,7 @@ export function mountBoxCheck({ config, provider, say = () => {} }) {
       fail(error.message || "This file is not a picture this browser can open.", "no-code");
     }
   });
+  section.hidden = false; // shown once wired (a page that could not start keeps it hidden)
   section.dataset.ready = "true";
   return { check };
 }
