@@ -205,19 +205,50 @@ export function proofRoot(nullifierHex, index, proof) {
   return ethers.hexlify(node);
 }
 
-/** dispense()'s LotBoxes for located boxes [{lot: Lot, index, nullifier}]: one per lot (first-seen order),
- * boxes by index, each with its multiproof. */
+/**
+ * The multiproof of boxes [{index, proof}] of one lot (any order) from their single proofs (siblings from the
+ * leaf up, all of the lot's depth): what Lot.multiproof gives, without the lot's leaves — at each level the
+ * sibling of a node the boxes do not compute is in the proof of any box below that node.
+ */
+export function multiproofFromProofs(items) {
+  const sorted = [...items].sort((a, b) => a.index - b.index);
+  if (!sorted.length || sorted.some((b, i) => !Number.isInteger(b.index) || b.index < 0 || (i > 0 && b.index === sorted[i - 1].index))) {
+    throw new BoxError("bad-index", "box indexes must be distinct and not negative");
+  }
+  const depth = sorted[0].proof.length;
+  if (sorted.some((b) => b.proof.length !== depth)) throw new BoxError("bad-lot", "the boxes' proofs are of different depths: not one lot");
+  const out = [];
+  let known = sorted.map((b) => ({ pos: b.index, proof: b.proof }));
+  for (let d = 0; d < depth; d++) {
+    const parents = [];
+    let i = 0;
+    while (i < known.length) {
+      const { pos, proof } = known[i];
+      if (pos % 2 === 0 && i + 1 < known.length && known[i + 1].pos === pos + 1) {
+        i += 2;
+      } else {
+        out.push(word(proof[d], "a proof node"));
+        i += 1;
+      }
+      parents.push({ pos: pos >> 1, proof });
+    }
+    known = parents;
+  }
+  return out;
+}
+
+/** dispense()'s LotBoxes for located boxes [{root, index, nullifier, proof}]: one per lot (first-seen order),
+ * boxes by index, each lot with its multiproof (built from the boxes' proofs). */
 export function dispenseArgs(located) {
   const groups = new Map();
   for (const box of located) {
-    const root = box.lot.root;
-    if (!groups.has(root)) groups.set(root, { lot: box.lot, boxes: [] });
-    groups.get(root).boxes.push(box);
+    const root = box.root.toLowerCase();
+    if (!groups.has(root)) groups.set(root, []);
+    groups.get(root).push(box);
   }
-  return [...groups.entries()].map(([root, { lot, boxes }]) => {
-    const sorted = [...boxes].sort((a, b) => a.index - b.index);
-    const indexes = sorted.map((b) => b.index);
-    return [root, indexes, sorted.map((b) => b.nullifier.toLowerCase()), lot.multiproof(indexes)];
+  return [...groups.entries()].map(([root, members]) => {
+    const sorted = [...members].sort((a, b) => a.index - b.index);
+    return [root, sorted.map((b) => b.index), sorted.map((b) => b.nullifier.toLowerCase()), multiproofFromProofs(sorted)];
   });
 }
 

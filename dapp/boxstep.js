@@ -1,8 +1,9 @@
 // rxchain pharmacy dApp: the "Boxes" step. After the redemption (status Dispensed, this pharmacy the
 // custodian) and before the hand-over, the pharmacist scans or types each box of the fill. Each box is
-// checked before anything is sent: the web server locates its leaf among the public lot files and
-// serves the lot file (the page rebuilds the tree and its proof itself), then the chain says whether
-// the lot is registered, recalled or expired and the box unsold (DrugBoxes.lot, boxState, isUnsold).
+// checked before anything is sent: the web server locates its leaf among the public lot files (lot,
+// index, proof; the page checks that the proof leads to the lot's root), then the chain says whether the
+// proof holds, the lot is registered, recalled or expired and the box unsold (DrugBoxes.lot, boxState,
+// isUnsold). The fill's multiproof is built from the boxes' proofs: no lot file is loaded in the page.
 // A refused box is named by the contract's error. A box found already sold is reported on chain
 // (reportDuplicate: the returned-drug alarm the regulator reads) and refused. Then one dispense(rxId,
 // LotBoxes[]) records all the fill's boxes, after every check is run again on the latest state.
@@ -34,7 +35,7 @@ export function createBoxStep(state, { say, setBusy, refresh, timeText }) {
   const config = state.config;
   const enabled = Boolean(config.boxes && config.boxesAbi);
   const iface = enabled ? new ethers.Interface(config.boxesAbi) : null;
-  const step = { rxId: null, fillsLeft: null, list: [], lots: new Map(), recorded: null };
+  const step = { rxId: null, fillsLeft: null, list: [], recorded: null };
 
   const contract = () => new ethers.Contract(config.boxes, iface, state.provider);
 
@@ -123,21 +124,19 @@ export function createBoxStep(state, { say, setBusy, refresh, timeText }) {
 
   // ---------------------------------------------------------------------------- checking a box
 
-  async function lotOf(root) {
-    if (!step.lots.has(root)) step.lots.set(root, await boxes.fetchLot(root));
-    return step.lots.get(root);
-  }
-
-  /** {box} located and proven from the lot file, or {refusal}. */
+  /** {box} located by the server's lot index, its proof leading to the lot's root (the chain checks it next), or
+   * {refusal}. */
   async function locateBox(code, secret) {
     const nullifier = boxes.nullifier(code, secret);
     if (step.list.some((b) => b.nullifier === nullifier)) return { refusal: boxes.refusal("DuplicateScan") };
     const found = await boxes.locate(boxes.boxLeaf(nullifier));
     const root = found && typeof found.lot === "string" ? found.lot.toLowerCase() : null;
-    const lot = root ? await lotOf(root) : null;
-    const index = lot ? lot.indexOf(nullifier) : null;
-    if (!lot || index === null || index !== Number(found.index)) return { refusal: boxes.refusal("UnknownBox") };
-    return { box: { code, nullifier, root, index, lot, proof: lot.proof(index) } };
+    const index = found ? Number(found.index) : null;
+    const proof = found && Array.isArray(found.proof) ? found.proof.map((node) => String(node).toLowerCase()) : null;
+    if (!root || !Number.isInteger(index) || !proof || boxes.proofRoot(nullifier, index, proof) !== root) {
+      return { refusal: boxes.refusal("UnknownBox") };
+    }
+    return { box: { code, nullifier, root, index, proof } };
   }
 
   /** A scan (or a typed box) is queued: a scanner may send the next box while this one is checked. */

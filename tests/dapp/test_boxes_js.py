@@ -37,6 +37,11 @@ for (const op of ops) {
         proofs: op.proofs.map((i) => lot.proof(i)),
         rootsFromProofs: op.proofs.map((i) => b.proofRoot(nullifiers[i], i, lot.proof(i))),
         multiproofs: op.multiproofs.map((indexes) => lot.multiproof(indexes)),
+        // from Python's single proofs alone, in a shuffled order (what the dApp's boxes step sends)
+        fromProofs: op.multiproofs.map((indexes) =>
+          b.multiproofFromProofs([...indexes].reverse().map((i) => ({ index: i, proof: op.singles[i] })))),
+        dispense: b.dispenseArgs(op.multiproofs[op.multiproofs.length - 1].map((i) =>
+          ({ root: lot.root, index: i, nullifier: nullifiers[i], proof: op.singles[i] }))),
       } });
     } else if (op.op === "scan") {
       out.push({ ok: b.readScratchCode(op.text) });
@@ -96,6 +101,7 @@ def test_random_lots_match_python_byte_for_byte(count):
         "expiresAt": lot.expires_at,
         "proofs": proofs,
         "multiproofs": multiproofs,
+        "singles": [hexes(lot.proof(i)) for i in range(count)],
     }
     (answer,) = run_js([op])
     assert "ok" in answer, answer
@@ -109,6 +115,16 @@ def test_random_lots_match_python_byte_for_byte(count):
     assert js["proofs"] == [hexes(lot.proof(i)) for i in proofs]
     assert js["rootsFromProofs"] == ["0x" + lot.root.hex()] * len(proofs)
     assert js["multiproofs"] == [hexes(lot.multiproof(indexes)) for indexes in multiproofs]
+    assert js["fromProofs"] == js["multiproofs"]
+    last = multiproofs[-1]
+    assert js["dispense"] == [  # as BoxesClient.dispense_args builds it
+        [
+            "0x" + lot.root.hex(),
+            last,
+            hexes([made[i].nullifier for i in last]),
+            hexes(lot.multiproof(last)),
+        ]
+    ]
 
 
 def test_scanned_and_typed_boxes_read_as_python_reads_them():

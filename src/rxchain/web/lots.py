@@ -7,7 +7,7 @@ and no secret: root, count, expiry and the leaves. The pages ask:
     GET api/lots/0xROOT            the lot file (as rxchain.core.boxes.Lot.to_json writes it); 404 when none
 
 The page trusts the chain, not this server: it checks what it is told with DrugBoxes' ``boxState``
-(and ``dispense`` checks the multiproof it builds from the lot file). The folder is indexed when the
+(and ``dispense`` checks the multiproof the dApp builds from the boxes' proofs). The folder is indexed when the
 server starts (or at the first request, in a worker process) and again whenever a lot file appears,
 changes or goes (a directory listing per request, re-reading only what changed). A file that is not a
 lot file is skipped with a logged reason, named: ``NotALotFile``, ``DamagedLotFile`` (its leaves do not
