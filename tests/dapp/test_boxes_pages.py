@@ -310,3 +310,21 @@ def test_check_page_finds_a_sale_through_a_range_limited_node(
         context.close()
         server.stop()
         front.stop()
+
+
+def test_a_fill_from_two_lots_is_recorded_in_one_transaction(dapp, make_lot, client, boxes, ids):
+    first, a = make_lot(9)
+    second, b = make_lot(3)
+    issued = redeemed(client, ids)
+    page = dapp.open().page
+    dapp.paste(issued.payload_text)
+    for n, box in enumerate([a[8], b[1], a[2], a[3]], start=1):
+        scan(dapp, box)
+        expect(page.locator("#box-list tbody tr")).to_have_count(n)
+    page.click("#record-boxes")
+    expect(page.locator("#boxes-outcome")).to_contain_text("Recorded 4 boxes of this fill in block")
+    assert [i for i in range(9) if not boxes._call("isUnsold", first.root, i)] == [2, 3, 8]
+    assert [i for i in range(3) if not boxes._call("isUnsold", second.root, i)] == [1]
+    # one lot after the other, in the order first scanned; by index within a lot
+    assert boxes.fill_nullifiers(issued.rx_id, 0) == [a[2].nullifier, a[3].nullifier, a[8].nullifier, b[1].nullifier]
+    dapp.assert_clean()
