@@ -24,6 +24,8 @@ import * as handover from "./handover.js";
 import { drawQr, findQr } from "./qrcodes.js";
 import { signIn } from "./signin.js";
 import { ClaimStep } from "./claimstep.js"; // the insurance claim step
+import { createBoxStep } from "./boxstep.js";
+import { mountBoxCheck } from "./boxcheck.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -203,6 +205,7 @@ async function start() {
   $("network").title = `registry ${config.registry} on ${config.nodeUrl}`;
 
   wireEvents();
+  setUpBoxes();
   const devKeys = core.DEV_CHAIN_IDS.includes(chainId) && config.devKeys ? config.devKeys : null;
   if (devKeys) setUpDevAccounts(devKeys);
   if (window.ethereum) show($("wallet-choice"), true);
@@ -339,6 +342,7 @@ async function signInNote(account, info) {
 
 function clearPrescription() {
   state.rx = null;
+  if (boxStep) boxStep.clear();
   for (const id of ["rx-section", "handover-section", "trail-section", "code-error", "redeem-outcome", "handover-outcome"]) {
     show($(id), false);
   }
@@ -772,6 +776,7 @@ function render(rx) {
   rx.verdict = verdict.textContent;
 
   renderHandover(rx);
+  if (boxStep) boxStep.render(rx);
   renderTrail(rx.steps);
 }
 
@@ -1066,6 +1071,16 @@ function wireEvents() {
       if (state.account && state.account.kind === "wallet") connectWallet();
     });
   }
+}
+
+// ------------------------------------------------------------------------------ boxes (dapp/boxstep.js, dapp/boxcheck.js)
+
+/** The fill's boxes step (after redemption, before the hand-over) and the "Check a box" section. */
+let boxStep = null;
+
+function setUpBoxes() {
+  boxStep = createBoxStep(state, { say, setBusy, refresh: () => refresh(), timeText });
+  mountBoxCheck({ config: state.config, provider: state.provider, say });
 }
 
 start().catch((error) => fatal(`The page could not start: ${error && error.message ? error.message : error}`));

@@ -12,6 +12,7 @@ import { ethers } from "ethers";
 import * as core from "./rxcore.js";
 import * as handover from "./handover.js";
 import { drawQr, readQrFile } from "./qrcodes.js";
+import { mountBoxCheck } from "./boxcheck.js";
 
 const $ = (id) => document.getElementById(id);
 const STORE = "rxchain.patient.v1";
@@ -199,6 +200,7 @@ async function start() {
   } else {
     $("network").textContent = "offline";
   }
+  mountBoxCheck({ config: state.config, provider: state.provider, say }); // "Check a box" (dapp/boxcheck.js)
   const data = load();
   state.selected = data.prescriptions.length ? data.prescriptions[data.prescriptions.length - 1].rxId : null;
   await renderList();

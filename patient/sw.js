@@ -1,11 +1,11 @@
 // rxchain patient's app: the service worker that keeps the page usable offline once it has loaded.
 // The page's files are fetched from the network when it answers (so an update shows at once) and
-// kept; without a network the kept copy answers. The chain's relay (rpc) is never kept: a read that
-// needs the chain says it is offline instead.
+// kept; without a network the kept copy answers. The chain's relay (rpc) and the lot index (api/) are
+// never kept: a read that needs them says it is offline instead.
 
-const CACHE = "rxchain-patient-v1";
+const CACHE = "rxchain-patient-v2";
 const FILES = [
-  "./", "app.js", "style.css", "dapp.css", "rxcore.js", "handover.js", "qrcodes.js", "favicon.svg", "config.json",
+  "./", "app.js", "style.css", "dapp.css", "rxcore.js", "handover.js", "qrcodes.js", "boxes.js", "boxcheck.js", "favicon.svg", "config.json",
   "vendor/ethers.min.js", "vendor/pako.esm.mjs", "vendor/qrcode.mjs", "vendor/jsQR.js",
 ];
 
@@ -24,7 +24,9 @@ self.addEventListener("activate", (event) => {
 self.addEventListener("fetch", (event) => {
   const request = event.request;
   const url = new URL(request.url);
-  if (request.method !== "GET" || url.origin !== self.location.origin || url.pathname.endsWith("/rpc")) return;
+  if (request.method !== "GET" || url.origin !== self.location.origin || url.pathname.endsWith("/rpc") || url.pathname.includes("/api/")) {
+    return;
+  }
   event.respondWith(
     fetch(request)
       .then((response) => {

@@ -62,7 +62,13 @@ def issue_batched(client, ids):
 
 
 @pytest.fixture(scope="module")
-def dapp_server(deployment, rpc_url):
+def lots_dir(tmp_path_factory) -> Path:
+    """The public lot files the module's servers locate boxes in (a lot file written here is found at once)."""
+    return tmp_path_factory.mktemp("lots")
+
+
+@pytest.fixture(scope="module")
+def dapp_server(deployment, rpc_url, lots_dir):
     """The dApp server for this module's registry, on a free port, with sign-in: the page signs its
     pharmacy in (a development key signs the EIP-4361 message) before the relay sends for it. The
     head is read on every request (a credential moved by a test shows at once)."""
@@ -75,7 +81,7 @@ def dapp_server(deployment, rpc_url):
         deployment.chain_id,
         limits=Limits(messages_burst=1000, sign_ins_burst=1000),
     )
-    server = make_server("127.0.0.1", 0, deployment=deployment, rpc_url=rpc_url, auth=auth).start()
+    server = make_server("127.0.0.1", 0, deployment=deployment, rpc_url=rpc_url, auth=auth, lots_dir=lots_dir).start()
     yield server
     server.stop()
 
@@ -154,11 +160,11 @@ def dapp(browser, dapp_server):
 
 
 @pytest.fixture(scope="module")
-def patient_server(deployment, rpc_url):
+def patient_server(deployment, rpc_url, lots_dir):
     """The patient's app for this module's registry, on a free port (no sign-in: it only reads)."""
     from rxchain.web.patient import make_patient_server
 
-    server = make_patient_server("127.0.0.1", 0, rpc_url=rpc_url, deployment=deployment).start()
+    server = make_patient_server("127.0.0.1", 0, rpc_url=rpc_url, deployment=deployment, lots_dir=lots_dir).start()
     yield server
     server.stop()
 

@@ -32,6 +32,8 @@ def test_page_shared_formats_vendor_files_and_nothing_else(patient_server, deplo
         "/rxcore.js",
         "/handover.js",
         "/qrcodes.js",
+        "/boxes.js",
+        "/boxcheck.js",
         "/favicon.svg",
         "/vendor/ethers.min.js",
         "/vendor/jsQR.js",
@@ -48,6 +50,7 @@ def test_page_shared_formats_vendor_files_and_nothing_else(patient_server, deplo
         "/../dapp/app.js",
         "/vendor/../app.js",
         "/index.js",
+        "/boxstep.js",  # the pharmacy's boxes step is the dApp's alone
     ):
         assert get(patient_server, path)[0] == 404, path
 
@@ -59,8 +62,11 @@ def test_page_shared_formats_vendor_files_and_nothing_else(patient_server, deplo
         "rpcUrl",
         "deployBlock",
         "abi",
-    }  # no development keys on the patient's phone
+        "boxes",
+        "boxesAbi",
+    }  # no development keys on the patient's phone; DrugBoxes for the box check
     assert config["registry"] == deployment.registry and config["rpcUrl"] == "rpc"
+    assert config["boxes"] == deployment.boxes
 
 
 def test_the_relay_only_reads(patient_server, deployment):

@@ -57,6 +57,13 @@ def _options(f):
                 "--session-minutes", type=int, default=15, show_default=True, help="How long a session lasts."
             ),
             click.option(
+                "--lots",
+                "lots_dir",
+                type=click.Path(file_okay=False),
+                default=None,
+                help="The public lot files (*.lot.json) the box pages locate boxes in (default .rxchain/lots).",
+            ),
+            click.option(
                 "--offline",
                 is_flag=True,
                 help=(
@@ -89,6 +96,7 @@ def run(
     sign_in: bool,
     session_minutes: int,
     offline: bool,
+    lots_dir: str | None = None,
 ) -> None:
     from rxchain.chain.deployment import load_deployment
     from rxchain.indexer.commands import _dev_rpc, _labels, default_db
@@ -152,6 +160,7 @@ def run(
         session_seconds=session_minutes * 60,
         pool_size=db_pool,
         dev_keys=dev,
+        lots_dir=lots_dir,
     )
     serve(
         options, log=lambda message: err.print(f"[dim]{message}[/]", highlight=False) if "indexer" in message else None

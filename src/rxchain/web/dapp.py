@@ -4,7 +4,8 @@ vendored libraries, its configuration and a narrow JSON-RPC relay to the chain's
 What it serves under its prefix (``/dapp/``; nothing else):
 
     /                       dapp/index.html
-    /app.js, /rxcore.js, /signin.js, /style.css, /favicon.svg    the page's own files (dapp/)
+    /app.js, /rxcore.js, /signin.js, /boxes.js, /boxstep.js, /boxcheck.js, /style.css, /favicon.svg
+                            the page's own files (dapp/)
     /vendor/ethers.min.js   ethers' ESM build, from node_modules (npm ci; no CDN)
     /vendor/jsQR.js         jsQR, from node_modules (reads QR codes from uploaded pictures)
     /vendor/pako.esm.mjs    pako (zlib at level 9: the hand-over codes the page writes, as Python writes them)
@@ -13,6 +14,8 @@ What it serves under its prefix (``/dapp/``; nothing else):
                             devKeys?, signIn}
     /rpc                    POST: JSON-RPC relayed to the node, read and send methods only; a send
                             (eth_sendRawTransaction) only from a signed-in pharmacy when sign-in is on
+    /api/lots/locate?leaf=  where a box's leaf is in the public lot files ({lot, index, proof}; 404 if none)
+    /api/lots/0xROOT        a public lot file (:mod:`rxchain.web.lots`; default folder .rxchain/lots)
 
 The ABI comes from the build manifest (``.build/__local__.json``) and the address, chain id and deploy
 block from the deployment record (``deployments/<network>.json``): never a hand-copied ABI.
@@ -51,6 +54,7 @@ from starlette.routing import Route
 from rxchain.chain.deployment import BOXES_CONTRACT, Deployment, load_abi, load_deployment
 from rxchain.errors import InvalidValue
 from rxchain.paths import project_root
+from rxchain.web.lots import LotIndex, default_lots_dir, lot_routes
 from rxchain.web.server import (
     PageFiles,
     Part,
@@ -210,12 +214,15 @@ def dapp_part(
     static_dir: Path | None = None,
     vendor: dict[str, Path] | None = None,
     prefix: str = "/dapp",
+    lots: LotIndex | None = None,
 ) -> Part:
-    """The dApp as a part of the web application: its page, /config.json and the /rpc relay.
+    """The dApp as a part of the web application: its page, /config.json, the /rpc relay and the public
+    lot files (``lots``; default: the folder ``rx box register`` writes, .rxchain/lots).
 
     With ``auth``, the relay forwards a transaction (``eth_sendRawTransaction``) only for a signed-in
     pharmacy in good standing; reads stay open to the page."""
     files = PageFiles("dApp", (static_dir or dapp_dir()), vendor or vendor_files())
+    lots = lots or LotIndex(default_lots_dir())
     index = files.static_dir / "index.html"
     relay = Relay(config.node_url, auth)
     config_body = json.dumps({**config.as_json(), "signIn": auth is not None}).encode()
@@ -227,10 +234,12 @@ def dapp_part(
         routes=[
             Route("/config.json", config_json, methods=["GET"]),
             Route("/rpc", relay.endpoint, methods=["POST"]),
+            *lot_routes(lots),
             *files.routes(),
         ]
     )
-    return Part("dapp", prefix, SecurityHeaders(app, _content_security_policy(index)))
+    # the lot files are indexed when the server starts (a malformed one is logged then), and again as they change
+    return Part("dapp", prefix, SecurityHeaders(app, _content_security_policy(index)), start=lots.refresh)
 
 
 def make_server(
@@ -243,12 +252,14 @@ def make_server(
     auth: "Auth | None" = None,
     static_dir: Path | None = None,
     vendor: dict[str, Path] | None = None,
+    lots_dir: str | Path | None = None,
 ) -> PartServer:
     """A server of the dApp alone for ``network``'s recorded deployment (or ``deployment``), not yet
     serving; its ``url`` is the page. ``port`` 0 picks a free port. ``start()`` (or a ``with`` block)
-    serves from a background thread."""
+    serves from a background thread. ``lots_dir``: the public lot files (default .rxchain/lots)."""
     config = build_config(network, rpc_url, deployment=deployment)
-    part = dapp_part(config, auth=auth, static_dir=static_dir, vendor=vendor)
+    lots = LotIndex(lots_dir or default_lots_dir())
+    part = dapp_part(config, auth=auth, static_dir=static_dir, vendor=vendor, lots=lots)
     return PartServer(build_app([part], auth=auth), part, host, port)
 
 

@@ -55,6 +55,8 @@ class ServeOptions:
     session_seconds: int = 15 * 60
     pool_size: int = 8
     dev_keys: bool = False
+    #: The public lot files the box pages locate boxes in (default .rxchain/lots, as rx box register writes)
+    lots_dir: str | None = None
     #: False: every figure is computed for every request (what the first request after each new block
     #: costs; scripts/console_load.py --uncached measures it)
     figure_cache: bool = True
@@ -106,6 +108,11 @@ def build(
         )
 
     parts: list[Part] = []
+    lots = None
+    if options.dapp or options.patient:
+        from rxchain.web.lots import LotIndex, default_lots_dir
+
+        lots = LotIndex(options.lots_dir or default_lots_dir())  # one index for both pages
     if options.console:
         from rxchain.web.console import console_part, make_console
 
@@ -129,12 +136,12 @@ def build(
     if options.dapp:
         from rxchain.web.dapp import build_config, dapp_part
 
-        parts.append(dapp_part(build_config(options.network, rpc_url, deployment=deployment), auth=auth))
+        parts.append(dapp_part(build_config(options.network, rpc_url, deployment=deployment), auth=auth, lots=lots))
     if options.patient:
         from rxchain.web.dapp import build_config
         from rxchain.web.patient import patient_part
 
-        parts.append(patient_part(build_config(options.network, rpc_url, deployment=deployment)))
+        parts.append(patient_part(build_config(options.network, rpc_url, deployment=deployment), lots=lots))
     return build_app(parts, auth=auth), parts
 
 
