@@ -151,7 +151,28 @@ class Pipeline:
         """Encodes and signs one call with the sender's next nonce (nothing is sent); to the registry,
         or to ``to``, a contract added with :meth:`add_contract`."""
         target, selector, encode = self._lookup(function, to)
-        data = selector + encode(list(args))
+        return self._sign(sender, function, target, selector + encode(list(args)), op_key, gas)
+
+    def sign_encoded(
+        self,
+        sender: LocalAccount,
+        function: str,
+        data: bytes,
+        *,
+        op_key: str | None = None,
+        gas: int | None = None,
+        to: str | None = None,
+    ) -> SignedTx:
+        """As :meth:`sign`, with the calldata already encoded (``data``: selector and arguments), e.g.
+        made before the clock starts: calldata does not depend on the nonce."""
+        target, selector, _ = self._lookup(function, to)
+        if data[:4] != selector:
+            raise InvalidValue(f"the calldata given for {function} does not start with its selector 0x{selector.hex()}")
+        return self._sign(sender, function, target, bytes(data), op_key, gas)
+
+    def _sign(
+        self, sender: LocalAccount, function: str, target: bytes, data: bytes, op_key: str | None, gas: int | None
+    ) -> SignedTx:
         nonce = self.client.sender.next_nonce(sender.address)  # one owner of each sender's nonces
         key = self._keys.get(sender.address)
         if key is None:

@@ -98,6 +98,8 @@ class Prescription:
     proof: list[bytes] = field(default_factory=list)
     #: The fill's boxes as dispense() takes them, one LotBoxes (lot, indexes, nullifiers, multiproof); None: no boxes.
     boxes: tuple | None = None
+    #: dispense()'s calldata for them, made before the clock starts (None: encoded when signed).
+    box_call: bytes | None = None
 
 
 @dataclass
@@ -207,8 +209,10 @@ def run_bench(
         plan = None
         if boxes:
             plan = plan_boxes(seed, prescriptions, boxes, lot_size=lot_size, expires_at=now + LOT_LIFETIME)
+            encoding = time.perf_counter()
             for p, fill in zip(workload, plan.fills, strict=True):
-                p.boxes = fill
+                p.boxes, p.box_call = fill, dispense_calldata(p.rx_id, [fill])
+            plan.seconds += time.perf_counter() - encoding
             phases.append(register_lots(pipeline, staff["manufacturer"][0], plan, boxes_contract, progress))
 
         n_batched = int(prescriptions * batched_fraction)
@@ -378,9 +382,10 @@ class _Stream:
             args = [p.doctor, p.doc_hash, ZERO_ADDRESS, p.claim_address, self.deadline, signature]
             return sign(sender, "redeemBatched", args + [p.root, p.proof]) if p.root else sign(sender, "redeem", args)
         if step == "boxes":  # the pharmacy that redeemed records the fill's boxes, proved off chain
-            return sign(
-                sender, "dispense", [p.rx_id, [p.boxes]], to=self.boxes_contract, gas=dispense_gas(len(p.boxes[1]))
-            )
+            gas = dispense_gas(len(p.boxes[1]))
+            if p.box_call is not None:
+                return self.pipeline.sign_encoded(sender, "dispense", p.box_call, to=self.boxes_contract, gas=gas)
+            return sign(sender, "dispense", [p.rx_id, [p.boxes]], to=self.boxes_contract, gas=gas)
         if step == "dispatch":
             return sign(sender, "dispatch", [p.rx_id, self.roles[p.rx_id][1].address])
         if step == "deliver":
@@ -651,6 +656,37 @@ def plan_boxes(
             indexes = list(range(f * per_fill, (f + 1) * per_fill))
             fills.append((lot.root, indexes, spent[indexes[0] : indexes[-1] + 1], lot.multiproof(indexes)))
     return BoxPlan(per_fill, lots, nullifiers, fills, time.perf_counter() - started)
+
+
+#: dispense(bytes32 rxId, LotBoxes[] lots)'s selector.
+DISPENSE_SELECTOR = keccak256(b"dispense(bytes32,(bytes32,uint256[],bytes32[],bytes32[])[])")[:4]
+
+
+def dispense_calldata(rx_id: bytes, lots: list[tuple[bytes, list[int], list[bytes], list[bytes]]]) -> bytes:
+    """``dispense(rxId, lots)``'s calldata, written directly: eth_abi takes ~660 µs for a fill of 5
+    boxes (its encoders walk the nested dynamic arrays generically), this ~50; a test compares the
+    two bytes for bytes, with several lots."""
+    word = 32
+
+    def uint(value: int) -> bytes:
+        return value.to_bytes(word, "big")
+
+    def array(items: list[bytes]) -> bytes:
+        return uint(len(items)) + b"".join(items)
+
+    tuples = []
+    for lot, indexes, nullifiers, proof in lots:
+        parts = [array([uint(i) for i in indexes]), array(list(nullifiers)), array(list(proof))]
+        head, offset = [bytes(lot)], 4 * word
+        for part in parts:
+            head.append(uint(offset))
+            offset += len(part)
+        tuples.append(b"".join(head) + b"".join(parts))
+    offsets, offset = [], len(tuples) * word
+    for encoded in tuples:
+        offsets.append(uint(offset))
+        offset += len(encoded)
+    return DISPENSE_SELECTOR + bytes(rx_id) + uint(2 * word) + uint(len(tuples)) + b"".join(offsets) + b"".join(tuples)
 
 
 def dispense_gas(boxes: int) -> int:
