@@ -639,13 +639,17 @@ def plan_boxes(
         )
     started = time.perf_counter()
     fills_per_lot = lot_size // per_fill
-    prefix = int.from_bytes(keccak256(f"{seed}:box-codes".encode()), "big") % 10**12
+    prefix = int.from_bytes(keccak256(f"{seed}:box-codes".encode()), "big") % 10**11
+    if -(-prescriptions // fills_per_lot) > 10**4:  # the lot's 4 digits of each code
+        raise BadBoxesPerFill(
+            f"{prescriptions:,} fills of {per_fill} boxes need more than 10,000 lots: fewer prescriptions or boxes"
+        )
     lots, nullifiers, fills = [], [], []
     for number, first in enumerate(range(0, prescriptions, fills_per_lot)):
         in_lot = min(fills_per_lot, prescriptions - first)
         draw = random.Random(f"{seed}:boxes:{number}")  # reproducible; these secrets guard nothing
         made = [
-            box_core.Box(i, f"{prefix:012d}{number:03d}{i:05d}", f"{draw.randrange(10**20):020d}")
+            box_core.Box(i, f"{prefix:011d}{number:04d}{i:05d}", f"{draw.randrange(10**20):020d}")
             for i in range(in_lot * per_fill)
         ]
         spent = [box.nullifier for box in made]
@@ -726,8 +730,9 @@ def verify_boxes(
     task = progress.add_task("verify boxes", total=len(with_boxes))
     wrong_fills: list[str] = []
     unsold: list[str] = []
-    for start in range(0, len(with_boxes), 200):
-        chunk = with_boxes[start : start + 200]
+    per_request = max(1, 1000 // (1 + max((len(p.boxes[1]) for p in with_boxes), default=1)))  # ~1,000 calls
+    for start in range(0, len(with_boxes), per_request):
+        chunk = with_boxes[start : start + per_request]
         calls, asked = [], []
         for p in chunk:
             data = pipeline.encode_call("fill", [p.rx_id, 0], to=boxes_contract)
