@@ -315,3 +315,168 @@ def test_a_step_reverting_mid_stream_is_named_with_its_prescription_and_the_rest
     states = [client.prescription(p.rx_id).status for p in workload]
     assert states[3] is Status.ACTIVE
     assert [s for i, s in enumerate(states) if i != 3] == [Status.COMPLETED] * 5
+
+
+# ------------------------------------------------------------------------------------- boxes
+
+
+def test_rx_bench_with_boxes_spends_every_box_and_records_every_fill(capsys):
+    """`rx bench --boxes 3`: each fill records 3 boxes in one dispense between redeem and dispatch; the
+    run's own check read every box spent and every fill's record (pharmacy, count) back, so a run that
+    completes has them all; the figures count them."""
+    cli.main(
+        [
+            "bench",
+            "-n",
+            "24",
+            "--doctors",
+            "2",
+            "--pharmacies",
+            "2",
+            "--couriers",
+            "2",
+            "--ceiling",
+            "100",
+            "--boxes",
+            "3",
+        ]
+    )
+
+    out, err = capsys.readouterr()
+    figures = json.loads(out.strip().splitlines()[-1])
+    assert figures["failed"] == 0 and figures["prescriptions"] == 24
+    assert figures["boxes_per_fill"] == 3 and figures["boxes_dispensed"] == 72 and figures["box_transactions"] == 24
+    assert figures["lots"] == 1 and figures["boxes_per_s"] > 0 and figures["dispense_gas_mean"] > 0
+    # onboarding (2 pharmacies + 2 couriers + 1 manufacturer + 2 doctors + the ceiling's doctor), one
+    # lot, 12 single issues, 1 batch, then redeem, boxes, dispatch, deliver, confirm for each
+    assert figures["transactions"] == 8 + 1 + 12 + 1 + 5 * 24
+    assert "verify boxes" in err and "boxes dispensed" in err
+
+
+def test_the_box_workload_is_the_same_for_the_same_seed():
+    """Two plans from one seed: the same lots, roots, nullifiers, indexes and multiproofs (so two runs
+    dispense the same boxes); another seed gives other boxes. A fill's boxes are consecutive in one lot
+    and lots hold whole fills."""
+    from rxchain.core import boxes as core
+    from rxchain.dev.bench import plan_boxes
+
+    first = plan_boxes("same seed", 50, 7, lot_size=100, expires_at=1)
+    again = plan_boxes("same seed", 50, 7, lot_size=100, expires_at=2)  # expiry is not part of the boxes
+    other = plan_boxes("other seed", 50, 7, lot_size=100, expires_at=1)
+
+    assert [lot.root for lot in first.lots] == [lot.root for lot in again.lots]
+    assert first.fills == again.fills and first.nullifiers == again.nullifiers
+    assert not {lot.root for lot in first.lots} & {lot.root for lot in other.lots}
+    assert [lot.count for lot in first.lots] == [98, 98, 98, 56]  # 14 whole fills of 7 per lot of at most 100
+    assert first.boxes == 350
+    for lot_root, indexes, nullifiers, proof in first.fills:
+        lot = next(lot for lot in first.lots if lot.root == lot_root)
+        assert indexes == list(range(indexes[0], indexes[0] + 7))
+        assert [lot.index_of(n) for n in nullifiers] == indexes
+        assert proof == lot.multiproof(indexes)
+    assert len({n for _, _, nullifiers, _ in first.fills for n in nullifiers}) == 350  # no box twice
+    assert core.MAX_LOT == 65_536
+
+
+def test_boxes_out_of_range_are_refused_by_name_before_a_node_starts(capsys):
+    import pytest
+
+    from rxchain.dev.bench import BadBoxesPerFill, check_boxes_per_fill
+
+    for bad in (-1, 256):
+        with pytest.raises(BadBoxesPerFill, match="1 to 255 boxes"):
+            check_boxes_per_fill(bad)
+    with pytest.raises(BadBoxesPerFill, match="--issue-only"):
+        check_boxes_per_fill(3, issue_only=True)
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["bench", "-n", "10", "--boxes", "300"])
+    assert exit_.value.code == 4
+    assert "--boxes 300: a fill records 1 to 255 boxes" in capsys.readouterr().err
+
+
+def test_a_box_dispensed_twice_is_named_and_verify_names_the_fill_left_without_boxes(client, ids, deployment):
+    """The streamed scheduler with boxes: prescription 2's fill names a box that prescription 1's fill
+    also names (index 1 of the lot: fills of 2 boxes, the second overlapping the first). The chain
+    refuses the later dispense; the run names that prescription, the step and BoxAlreadyDispensed,
+    the others go through to Completed; and the check after the run names the fill left without
+    its record and the boxes no fill spent."""
+    import pytest
+    from rich.progress import Progress
+
+    from rxchain.dev.bench import (
+        BenchFailed,
+        _boxes_contract,
+        _prepare,
+        _Stream,
+        plan_boxes,
+        register_lots,
+        verify_boxes,
+    )
+
+    staff = {"doctor": [ids["doctor"]], "pharmacy": [ids["pharmacy"]], "courier": [ids["courier"]]}
+    pipeline = Pipeline(client)
+    contract = _boxes_contract(client, pipeline, deployment.boxes)
+    now = client.latest_block_time()
+    workload = _prepare(staff["doctor"], 4, now, "a box twice")
+    plan = plan_boxes("a box twice", 4, 2, expires_at=now + 86_400)
+    for p, fill in zip(workload, plan.fills):
+        p.boxes = fill
+    lot = plan.lots[0]
+    twice = [1, 2]  # prescription 1's second box and prescription 2's first
+    workload[1].boxes = (lot.root, twice, [plan.nullifiers[0][i] for i in twice], lot.multiproof(twice))
+    stream = _Stream(client, pipeline, staff, ids["hospital"], now, max_in_flight=50, boxes_contract=contract)
+
+    with Progress(disable=True) as progress:
+        register_lots(pipeline, ids["manufacturer"], plan, contract, progress)
+        with pytest.raises(BenchFailed) as failed:
+            stream.run(workload, [], progress)
+
+        message = str(failed.value)
+        assert message.startswith("1 steps reverted, the rest went on"), message
+        assert f"prescription 0x{workload[1].rx_id.hex()} at boxes: " in message
+        assert "BoxAlreadyDispensed" in message.split(" at boxes: ", 1)[1], message
+        states = [client.prescription(p.rx_id).status for p in workload]
+        assert states == [Status.COMPLETED, Status.DISPENSED, Status.COMPLETED, Status.COMPLETED]
+        assert stream.boxes_dispensed == 6 and stream.box_transactions == 3
+
+        pharmacies = {p.rx_id: ids["pharmacy"].address for p in workload}
+        with pytest.raises(BenchFailed) as unverified:
+            verify_boxes(pipeline, contract, workload, pharmacies, progress)
+    message = str(unverified.value)
+    assert message.startswith("1 fills without their right box record"), message
+    assert f"prescription 0x{workload[1].rx_id.hex()}: no boxes recorded" in message
+    # of the boxes prescription 2 named (1, 2), box 1 was spent by prescription 1 and box 2 by no one
+    assert ", 1 boxes still unsold (first: lot 0x" in message and "box 2 (prescription" in message, message
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    shape=st.lists(
+        st.tuples(st.integers(1, 20), st.integers(0, 17)),  # per lot: boxes, proof length
+        min_size=1,
+        max_size=4,
+    ),
+    rx_id=st.binary(min_size=32, max_size=32),
+)
+def test_the_dispense_calldata_written_directly_is_the_abis(shape, rx_id):
+    """The bench writes dispense()'s calldata itself (eth_abi takes ~660 µs a fill of 5): the bytes
+    must be those of the encoder built from DrugBoxes' ABI, selector included, with one lot or several."""
+    import random
+
+    from rxchain.chain.deployment import BOXES_CONTRACT, load_abi
+    from rxchain.chain.pipeline import _function_table
+    from rxchain.dev.bench import dispense_calldata
+
+    draw = random.Random(repr(shape))
+    lots = [
+        (
+            draw.randbytes(32),
+            sorted(draw.sample(range(65_536), boxes)),
+            [draw.randbytes(32) for _ in range(boxes)],
+            [draw.randbytes(32) for _ in range(proof)],
+        )
+        for boxes, proof in shape
+    ]
+    selector, encode = _function_table(load_abi(BOXES_CONTRACT))["dispense"]
+
+    assert dispense_calldata(rx_id, lots) == selector + encode([rx_id, lots])

@@ -47,6 +47,7 @@ GAS_LIMITS: dict[str, int] = {
     "confirmReceipt": 150_000,
     "admitMember": 150_000,
     "cancel": 100_000,
+    "registerLot": 7_000_000,
 }
 
 
@@ -111,6 +112,8 @@ class Pipeline:
         self._rpc = RpcSession(self.url, timeout=120, unavailable_hint="signed transactions are in the outbox")
         self._to = bytes.fromhex(client.address[2:])
         self._functions = _function_table(client.abi)
+        #: Other contracts this pipeline signs for (:meth:`add_contract`): address (lower case) -> functions.
+        self._others: dict[str, dict[str, tuple[bytes, Callable[[list], bytes]]]] = {}
         self._keys: dict[str, coincurve.PrivateKey] = {}
         #: Whether the node serves eth_getBlockReceipts (found out on first use).
         self.block_receipts = True
@@ -120,6 +123,21 @@ class Pipeline:
 
     # ---------------------------------------------------------------------------- signing
 
+    def add_contract(self, address: str, abi: list[dict]) -> None:
+        """Lets :meth:`sign` and :meth:`encode_call` address another contract (``to=address``), e.g.
+        DrugBoxes beside the registry: the same senders, nonces, outbox and receipts."""
+        self._others[address.lower()] = _function_table(abi)
+
+    def _lookup(self, function: str, to: str | None) -> tuple[bytes, bytes, Callable[[list], bytes]]:
+        if to is None or to.lower() == self.client.address.lower():
+            selector, encode = self._functions[function]
+            return self._to, selector, encode
+        table = self._others.get(to.lower())
+        if table is None:
+            raise InvalidValue(f"the pipeline does not know the contract at {to}: add_contract(address, abi) first")
+        selector, encode = table[function]
+        return bytes.fromhex(to[2:]), selector, encode
+
     def sign(
         self,
         sender: LocalAccount,
@@ -128,16 +146,39 @@ class Pipeline:
         *,
         op_key: str | None = None,
         gas: int | None = None,
+        to: str | None = None,
     ) -> SignedTx:
-        """Encodes and signs one call with the sender's next nonce (nothing is sent)."""
-        selector, encode = self._functions[function]
-        data = selector + encode(list(args))
+        """Encodes and signs one call with the sender's next nonce (nothing is sent); to the registry,
+        or to ``to``, a contract added with :meth:`add_contract`."""
+        target, selector, encode = self._lookup(function, to)
+        return self._sign(sender, function, target, selector + encode(list(args)), op_key, gas)
+
+    def sign_encoded(
+        self,
+        sender: LocalAccount,
+        function: str,
+        data: bytes,
+        *,
+        op_key: str | None = None,
+        gas: int | None = None,
+        to: str | None = None,
+    ) -> SignedTx:
+        """As :meth:`sign`, with the calldata already encoded (``data``: selector and arguments), e.g.
+        made before the clock starts: calldata does not depend on the nonce."""
+        target, selector, _ = self._lookup(function, to)
+        if data[:4] != selector:
+            raise InvalidValue(f"the calldata given for {function} does not start with its selector 0x{selector.hex()}")
+        return self._sign(sender, function, target, bytes(data), op_key, gas)
+
+    def _sign(
+        self, sender: LocalAccount, function: str, target: bytes, data: bytes, op_key: str | None, gas: int | None
+    ) -> SignedTx:
         nonce = self.client.sender.next_nonce(sender.address)  # one owner of each sender's nonces
         key = self._keys.get(sender.address)
         if key is None:
             key = self._keys[sender.address] = coincurve.PrivateKey(bytes(sender.key))
         raw, tx_hash = sign_legacy(
-            key, self.client.chain_id, nonce, gas or GAS_LIMITS.get(function, 200_000), self._to, data
+            key, self.client.chain_id, nonce, gas or GAS_LIMITS.get(function, 200_000), target, data
         )
         return SignedTx(sender.address, nonce, tx_hash, raw, function, op_key or f"{function}:{tx_hash}")
 
@@ -371,9 +412,9 @@ class Pipeline:
             result.failed.append(tx)
         return tx.tx_hash, "mined" if ok else "failed", block
 
-    def encode_call(self, function: str, args: Sequence[Any]) -> str:
-        """0x-hex calldata for ``function`` (for eth_call batches)."""
-        selector, encode = self._functions[function]
+    def encode_call(self, function: str, args: Sequence[Any], *, to: str | None = None) -> str:
+        """0x-hex calldata for ``function`` of the registry or of contract ``to`` (for eth_call batches)."""
+        _, selector, encode = self._lookup(function, to)
         return "0x" + (selector + encode(list(args))).hex()
 
     # --------------------------------------------------------------------------- helpers

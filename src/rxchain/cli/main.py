@@ -953,6 +953,13 @@ def audit_members(ctx, since, until):
     default=None,
     help="Processes preparing --issue-only's batches (0: in rx itself)  [default: one per core]",
 )
+@click.option(
+    "--boxes",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Drug boxes each fill records in DrugBoxes (1 to 255, one dispense between redeem and dispatch; 0: off).",
+)
 def bench(
     prescriptions,
     batched_fraction,
@@ -964,18 +971,20 @@ def bench(
     ceiling_transactions,
     max_in_flight,
     workers,
+    boxes,
 ):
     """Pipelined hospital-scale workload; the LAST line is one JSON object of figures."""
     import tempfile
 
     from rxchain.dev.anvil import Anvil
-    from rxchain.dev.bench import bench_client, bench_table, run_bench
+    from rxchain.dev.bench import bench_client, bench_table, check_boxes_per_fill, run_bench
 
+    check_boxes_per_fill(boxes, issue_only=issue_only)  # before a node is started for nothing
     chain = None if on_devnet else Anvil.start(block_time=1)
     url = Devnet().url if on_devnet else chain.url
     try:
         with tempfile.TemporaryDirectory() as folder:
-            client = bench_client(url, f"{folder}/outbox.sqlite")
+            client, boxes_contract = bench_client(url, f"{folder}/outbox.sqlite")
             result = run_bench(
                 client,
                 prescriptions=prescriptions,
@@ -988,6 +997,8 @@ def bench(
                 ceiling_transactions=ceiling_transactions,
                 max_in_flight=max_in_flight,
                 workers=workers,
+                boxes=boxes,
+                boxes_contract=boxes_contract,
             )
     finally:
         if chain is not None:

@@ -28,8 +28,7 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from eth_utils import keccak
-
+from rxchain.core.hashing import keccak256
 from rxchain.errors import InvalidValue
 
 __all__ = [
@@ -84,14 +83,14 @@ def new_secret() -> str:
 
 def nullifier(code: str, secret: str) -> bytes:
     """What a box spends on chain: reveals neither its code nor its secret, and differs from its leaf."""
-    return keccak(_DOMAIN + check_code(code).encode() + b":" + check_secret(secret).encode())
+    return keccak256(_DOMAIN + check_code(code).encode() + b":" + check_secret(secret).encode())
 
 
 def box_leaf(nullifier_: bytes) -> bytes:
     """A box's Merkle leaf: keccak256 of its 32-byte nullifier."""
     if len(nullifier_) != 32:
         raise InvalidValue("a nullifier is 32 bytes")
-    return keccak(bytes(nullifier_))
+    return keccak256(bytes(nullifier_))
 
 
 @dataclass(frozen=True)
@@ -126,7 +125,7 @@ class Lot:
         level = list(self.leaves) + [bytes(32)] * (width - len(self.leaves))
         self._levels = [level]
         while len(level) > 1:
-            level = [keccak(level[i] + level[i + 1]) for i in range(0, len(level), 2)]
+            level = [keccak256(level[i] + level[i + 1]) for i in range(0, len(level), 2)]
             self._levels.append(level)
 
     @classmethod

@@ -6,6 +6,9 @@ of 256 by their hospital — are redeemed by several pharmacies, dispatched to s
 delivered and their receipts confirmed: five transactions per prescription (a batch counts once),
 STREAMED: each prescription's next step is sent as soon as its previous one is mined, receipts read
 per block, at most ``max_in_flight`` unmined transactions per sender (what Besu's pool keeps).
+With ``--boxes K`` each fill also records K drug boxes in DrugBoxes (lots registered by a
+manufacturer in set-up; one ``dispense`` by the pharmacy between redeem and dispatch, in the same
+stream), and every box and fill record is read back at the end too.
 Every receipt is checked and every prescription's final state is read back at the end. The
 figures: transactions and lifecycles per second, the node's ceiling and the ratio between them (the
 figure that compares across machines), peak memory, failures; ``--issue-only`` gives the batched
@@ -38,6 +41,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from web3 import Web3
 
+from rxchain.core import boxes as box_core
 from rxchain.core.batch import merkle_proofs, merkle_root
 from rxchain.core.hashing import keccak256
 from rxchain.core.claims import receipt_digest, redeem_digest, sign_digest
@@ -46,17 +50,38 @@ from rxchain.chain.deploy import deploy_registry
 from rxchain.core.document import canonical_bytes, document_hash, validate
 from rxchain.core.ids import ZERO_ADDRESS, RxId
 from rxchain.chain.pipeline import DEFAULT_MAX_IN_FLIGHT, STALL_SECONDS, Pipeline, SignedTx
-from rxchain.errors import SendFailed
+from rxchain.errors import InvalidValue, SendFailed
 from rxchain.chain.signers import dev_accounts
 from rxchain.dev.demo import demo_document, onboard
 from rxchain.chain.outbox import Outbox
 from rxchain.core.status import Status
 
 BATCH_SIZE = 256
+#: Most boxes one fill records (DrugBoxes' limit per dispense).
+MAX_FILL_BOXES = 255
+#: How long the bench's lots stay dispensable.
+LOT_LIFETIME = 2 * 365 * 86400
 
 
 class BenchFailed(SendFailed):
     """The workload did not end in exactly the intended state."""
+
+
+class BadBoxesPerFill(InvalidValue):
+    """``--boxes`` is not a number of boxes one fill can record, or does not fit the run asked for."""
+
+
+def check_boxes_per_fill(boxes: int, *, issue_only: bool = False) -> int:
+    """``boxes`` if it is 0 (boxes off) or 1 to :data:`MAX_FILL_BOXES`; else :class:`BadBoxesPerFill`."""
+    if not isinstance(boxes, int) or not 0 <= boxes <= MAX_FILL_BOXES:
+        raise BadBoxesPerFill(
+            f"--boxes {boxes}: a fill records 1 to {MAX_FILL_BOXES} boxes in one dispense (0 leaves boxes off)"
+        )
+    if boxes and issue_only:
+        raise BadBoxesPerFill(
+            "--boxes needs fills to record them in: --issue-only only issues; drop one of the two options"
+        )
+    return boxes
 
 
 @dataclass
@@ -71,6 +96,10 @@ class Prescription:
     terms: bytes
     root: bytes | None = None
     proof: list[bytes] = field(default_factory=list)
+    #: The fill's boxes as dispense() takes them, one LotBoxes (lot, indexes, nullifiers, multiproof); None: no boxes.
+    boxes: tuple | None = None
+    #: dispense()'s calldata for them, made before the clock starts (None: encoded when signed).
+    box_call: bytes | None = None
 
 
 @dataclass
@@ -97,6 +126,9 @@ def run_bench(
     ceiling_transactions: int = 3000,
     max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
     workers: int | None = None,
+    boxes: int = 0,
+    boxes_contract: str | None = None,
+    lot_size: int = box_core.MAX_LOT,
 ) -> BenchResult:
     """Runs the workload against ``client``'s registry (already onboarded with the dev consortium).
 
@@ -106,23 +138,34 @@ def run_bench(
     First it measures the node's own ceiling on the same node (:func:`node_ceiling`): the figures'
     ``ratio`` is the workload's transactions per second over it, the figure that compares across
     machines.
+
+    With ``boxes`` (1 to 255) every fill records that many drug boxes in DrugBoxes at
+    ``boxes_contract``: a manufacturer registers lots of up to ``lot_size`` boxes (codes and secrets
+    drawn from ``seed``) and each prescription's pharmacy sends one ``dispense`` between redeem and
+    dispatch, in the same stream; afterwards every box must read spent and every fill's record name
+    its pharmacy and box count.
     """
+    check_boxes_per_fill(boxes, issue_only=issue_only)
     console = console or Console(stderr=True)
     ids = dev_accounts()
     pipeline = Pipeline(client, max_in_flight=max_in_flight)  # the ceiling run and the onboarding keep it too
     staff = _staff(seed, doctors, pharmacies, couriers)
+    if boxes:
+        boxes_contract = _boxes_contract(client, pipeline, boxes_contract)
     phases: list[tuple[str, int, float]] = []
     started = time.perf_counter()
 
     with _progress(console) as progress:
         now = client.latest_block_time()
         until = now + 365 * 86400
+        roles = ("pharmacy", "courier", "manufacturer") if boxes else ("pharmacy", "courier")
         admit = [
             pipeline.sign(ids["regulator"], "admitMember", [a.address, keccak(text=f"{role.upper()}_ROLE"), until])
-            for role in ("pharmacy", "courier")
+            for role in roles
             for a in staff[role]
         ]
-        phases.append(_phase(progress, pipeline, "onboard pharmacies, couriers", admit))
+        named = {"pharmacy": "pharmacies", "courier": "couriers", "manufacturer": "a manufacturer"}
+        phases.append(_phase(progress, pipeline, "onboard " + ", ".join(named[r] for r in roles), admit))
         licence = min(
             until, client.member(ids["hospital"].address).valid_until
         )  # a doctor's never outlives its hospital's
@@ -163,6 +206,14 @@ def run_bench(
         prep_started = time.perf_counter()
         workload = _prepare(staff["doctor"], prescriptions, now, seed)
         prep_seconds = time.perf_counter() - prep_started
+        plan = None
+        if boxes:
+            plan = plan_boxes(seed, prescriptions, boxes, lot_size=lot_size, expires_at=now + LOT_LIFETIME)
+            encoding = time.perf_counter()
+            for p, fill in zip(workload, plan.fills, strict=True):
+                p.boxes, p.box_call = fill, dispense_calldata(p.rx_id, [fill])
+            plan.seconds += time.perf_counter() - encoding
+            phases.append(register_lots(pipeline, staff["manufacturer"][0], plan, boxes_contract, progress))
 
         n_batched = int(prescriptions * batched_fraction)
         single, batched = workload[n_batched:], workload[:n_batched]
@@ -172,16 +223,21 @@ def run_bench(
             root = merkle_root(leaves)
             for p, proof in zip(group, merkle_proofs(leaves), strict=True):
                 p.root, p.proof = root, proof
-        stream = _Stream(client, pipeline, staff, ids["hospital"], now, max_in_flight=max_in_flight)
+        stream = _Stream(
+            client, pipeline, staff, ids["hospital"], now, max_in_flight=max_in_flight, boxes_contract=boxes_contract
+        )
         phases.append(stream.run(single, batched, progress))
         batch_phase = None  # issued as part of the stream: the batched-issuance figure is --issue-only's
         _verify(client, pipeline, workload, progress)
+        if plan is not None:
+            expected = {rx_id: pharmacy.address for rx_id, (pharmacy, _) in stream.roles.items()}
+            verify_boxes(pipeline, boxes_contract, workload, expected, progress)
 
-    return BenchResult(
-        _figures(phases, prescriptions, batched, batch_phase, prep_seconds, started, False, ceiling, max_in_flight),
-        phases,
-        ceiling,
+    figures = _figures(
+        phases, prescriptions, batched, batch_phase, prep_seconds, started, False, ceiling, max_in_flight
     )
+    figures.update(_box_figures(plan, stream, phases[-1][2]))
+    return BenchResult(figures, phases, ceiling)
 
 
 class _Stream:
@@ -192,10 +248,24 @@ class _Stream:
     transaction is signed only when it is sent); a revert is recorded with its prescription and the
     rest go on."""
 
-    STEPS = ("issue", "redeem", "dispatch", "deliver", "confirm")
+    STEPS = ("issue", "redeem", "boxes", "dispatch", "deliver", "confirm")
 
-    def __init__(self, client, pipeline: Pipeline, staff, hospital, now: int, *, max_in_flight: int):
+    def __init__(
+        self,
+        client,
+        pipeline: Pipeline,
+        staff,
+        hospital,
+        now: int,
+        *,
+        max_in_flight: int,
+        boxes_contract: str | None = None,
+    ):
         self.client, self.pipeline, self.hospital = client, pipeline, hospital
+        #: DrugBoxes, where a prescription with boxes has them recorded between redeem and dispatch.
+        self.boxes_contract = boxes_contract
+        #: dispense transactions mined (successful), the boxes they recorded and the gas they used.
+        self.box_transactions = self.boxes_dispensed = self.box_gas = 0
         self.doctors = {a.address: a for a in staff["doctor"]}
         self.pharmacies, self.couriers = staff["pharmacy"], staff["courier"]
         self.expires_at, self.deadline = now + 86400, now + 7 * 86400
@@ -209,9 +279,12 @@ class _Stream:
     def run(
         self, single: list[Prescription], batched: list[Prescription], progress: Progress
     ) -> tuple[str, int, float]:
+        with_boxes = sum(p.boxes is not None for p in single + batched)
         task = progress.add_task(
-            "lifecycles, streamed (issue → redeem → dispatch → deliver → confirm)",
-            total=len(single) * 5 + len(batched) * 4 + -(-len(batched) // BATCH_SIZE),
+            "lifecycles, streamed (issue → redeem → "
+            + ("boxes → " if with_boxes else "")
+            + "dispatch → deliver → confirm)",
+            total=len(single) * 5 + len(batched) * 4 + -(-len(batched) // BATCH_SIZE) + with_boxes,
         )
         self.roles = {}
         for i, p in enumerate(single + batched):
@@ -243,6 +316,10 @@ class _Stream:
                 ok = int(receipt.status, 16) == 1
                 outcomes.append((receipt.transactionHash, "mined" if ok else "failed", int(receipt.blockNumber, 16)))
                 progress.advance(task)
+                if ok and step == "boxes":
+                    self.box_transactions += 1
+                    self.boxes_dispensed += len(what.boxes[1])
+                    self.box_gas += int(receipt.gasUsed, 16)
                 if ok:
                     self._next(what, step)
                 else:
@@ -269,7 +346,8 @@ class _Stream:
         pharmacy, courier = self.roles[what.rx_id]
         following = {
             "issue": (pharmacy, "redeem"),
-            "redeem": (pharmacy, "dispatch"),
+            "redeem": (pharmacy, "boxes") if what.boxes is not None else (pharmacy, "dispatch"),
+            "boxes": (pharmacy, "dispatch"),
             "dispatch": (courier, "deliver"),
             "deliver": (courier, "confirm"),
         }.get(step)
@@ -303,6 +381,11 @@ class _Stream:
             )
             args = [p.doctor, p.doc_hash, ZERO_ADDRESS, p.claim_address, self.deadline, signature]
             return sign(sender, "redeemBatched", args + [p.root, p.proof]) if p.root else sign(sender, "redeem", args)
+        if step == "boxes":  # the pharmacy that redeemed records the fill's boxes, proved off chain
+            gas = dispense_gas(len(p.boxes[1]))
+            if p.box_call is not None:
+                return self.pipeline.sign_encoded(sender, "dispense", p.box_call, to=self.boxes_contract, gas=gas)
+            return sign(sender, "dispense", [p.rx_id, [p.boxes]], to=self.boxes_contract, gas=gas)
         if step == "dispatch":
             return sign(sender, "dispatch", [p.rx_id, self.roles[p.rx_id][1].address])
         if step == "deliver":
@@ -485,17 +568,232 @@ def bench_table(result: BenchResult) -> Table:
         f"{count / seconds:,.0f}",
     )
     table.add_row("[bold]all phases / node ceiling[/]", "", "", f"[bold]{result.figures['ratio']:.0%}[/]")
+    figures = result.figures
+    if figures.get("boxes_per_fill"):
+        stream_seconds = next(s for name, _, s in result.phases if name.startswith("lifecycles"))
+        table.add_section()
+        table.add_row(
+            f"dispense ({figures['boxes_per_fill']} boxes a fill), within the lifecycles",
+            f"{figures['box_transactions']:,}",
+            f"{stream_seconds:.2f}",
+            f"{figures['box_tx_per_s']:,.0f}",
+        )
+        table.add_row(
+            f"boxes dispensed (prepared at {figures['box_prep_per_s']:,.0f}/s)",
+            f"{figures['boxes_dispensed']:,}",
+            f"{stream_seconds:.2f}",
+            f"{figures['boxes_per_s']:,.0f}",
+        )
     return table
 
 
-def bench_client(url: str, outbox_path: str) -> RegistryClient:
-    """Deploys a fresh registry on ``url``, onboards the development consortium, returns its client."""
+def bench_client(url: str, outbox_path: str) -> tuple[RegistryClient, str | None]:
+    """Deploys a fresh registry (and DrugBoxes beside it) on ``url``, onboards the development
+    consortium; returns the registry's client and DrugBoxes' address."""
     w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": 120}))
     ids = dev_accounts()
     deployment = deploy_registry(w3, ids["regulator"], network="bench", record=False)
     client = RegistryClient(w3, deployment.registry, deploy_block=deployment.deploy_block, outbox=Outbox(outbox_path))
     onboard(client, ids)
-    return client
+    return client, deployment.boxes
+
+
+# ------------------------------------------------------------------------------------- boxes
+
+
+@dataclass
+class BoxPlan:
+    """The drug boxes of a run, made once before the clock starts: the lots (their trees built) and,
+    per prescription in workload order, the fill's boxes as ``dispense`` takes them."""
+
+    per_fill: int
+    lots: list[box_core.Lot]
+    #: per lot, its boxes' nullifiers by index
+    nullifiers: list[list[bytes]]
+    #: per prescription: (lot root, indexes, nullifiers, multiproof)
+    fills: list[tuple[bytes, list[int], list[bytes], list[bytes]]]
+    #: seconds spent making codes, secrets, nullifiers, trees and multiproofs
+    seconds: float
+
+    @property
+    def boxes(self) -> int:
+        return sum(lot.count for lot in self.lots)
+
+
+def plan_boxes(
+    seed: str, prescriptions: int, per_fill: int, *, lot_size: int = box_core.MAX_LOT, expires_at: int = 0
+) -> BoxPlan:
+    """The boxes for ``prescriptions`` fills of ``per_fill`` boxes each, reproducible from ``seed``.
+
+    A fill's boxes are consecutive in one lot, as they leave a carton: a lot holds as many whole fills
+    as fit ``lot_size`` boxes (at most 65,536). Codes are 20 digits (a prefix from the seed, the lot,
+    the box); secrets are drawn from a stream seeded by (seed, lot), so the same seed gives the same
+    lots, roots, nullifiers and proofs on every run. Each lot's tree is built once; the fills'
+    multiproofs are cut from it here, so the stream only signs."""
+    check_boxes_per_fill(per_fill)
+    if per_fill == 0:
+        raise BadBoxesPerFill("plan_boxes needs 1 to 255 boxes per fill")
+    if not per_fill <= lot_size <= box_core.MAX_LOT:
+        raise BadBoxesPerFill(
+            f"a lot of {lot_size} boxes cannot hold a fill of {per_fill}: lots hold {per_fill} to {box_core.MAX_LOT}"
+        )
+    started = time.perf_counter()
+    fills_per_lot = lot_size // per_fill
+    prefix = int.from_bytes(keccak256(f"{seed}:box-codes".encode()), "big") % 10**11
+    if -(-prescriptions // fills_per_lot) > 10**4:  # the lot's 4 digits of each code
+        raise BadBoxesPerFill(
+            f"{prescriptions:,} fills of {per_fill} boxes need more than 10,000 lots: fewer prescriptions or boxes"
+        )
+    lots, nullifiers, fills = [], [], []
+    for number, first in enumerate(range(0, prescriptions, fills_per_lot)):
+        in_lot = min(fills_per_lot, prescriptions - first)
+        draw = random.Random(f"{seed}:boxes:{number}")  # reproducible; these secrets guard nothing
+        made = [
+            box_core.Box(i, f"{prefix:011d}{number:04d}{i:05d}", f"{draw.randrange(10**20):020d}")
+            for i in range(in_lot * per_fill)
+        ]
+        spent = [box.nullifier for box in made]
+        lot = box_core.Lot([box_core.box_leaf(n) for n in spent], expires_at)
+        lots.append(lot)
+        nullifiers.append(spent)
+        for f in range(in_lot):
+            indexes = list(range(f * per_fill, (f + 1) * per_fill))
+            fills.append((lot.root, indexes, spent[indexes[0] : indexes[-1] + 1], lot.multiproof(indexes)))
+    return BoxPlan(per_fill, lots, nullifiers, fills, time.perf_counter() - started)
+
+
+#: dispense(bytes32 rxId, LotBoxes[] lots)'s selector.
+DISPENSE_SELECTOR = keccak256(b"dispense(bytes32,(bytes32,uint256[],bytes32[],bytes32[])[])")[:4]
+
+
+def dispense_calldata(rx_id: bytes, lots: list[tuple[bytes, list[int], list[bytes], list[bytes]]]) -> bytes:
+    """``dispense(rxId, lots)``'s calldata, written directly: eth_abi takes ~660 µs for a fill of 5
+    boxes (its encoders walk the nested dynamic arrays generically), this ~50; a test compares the
+    two bytes for bytes, with several lots."""
+    word = 32
+
+    def uint(value: int) -> bytes:
+        return value.to_bytes(word, "big")
+
+    def array(items: list[bytes]) -> bytes:
+        return uint(len(items)) + b"".join(items)
+
+    tuples = []
+    for lot, indexes, nullifiers, proof in lots:
+        parts = [array([uint(i) for i in indexes]), array(list(nullifiers)), array(list(proof))]
+        head, offset = [bytes(lot)], 4 * word
+        for part in parts:
+            head.append(uint(offset))
+            offset += len(part)
+        tuples.append(b"".join(head) + b"".join(parts))
+    offsets, offset = [], len(tuples) * word
+    for encoded in tuples:
+        offsets.append(uint(offset))
+        offset += len(encoded)
+    return DISPENSE_SELECTOR + bytes(rx_id) + uint(2 * word) + uint(len(tuples)) + b"".join(offsets) + b"".join(tuples)
+
+
+def dispense_gas(boxes: int) -> int:
+    """The gas cap of one dispense of ``boxes`` consecutive boxes: about 88,000 per fill and 3,850 per
+    box are used (docs/boxes-and-claims.md), a proof of 16 levels adds 8,000 of calldata."""
+    return 120_000 + 8_000 * boxes
+
+
+def register_lots(
+    pipeline: Pipeline, manufacturer: LocalAccount, plan: BoxPlan, boxes_contract: str, progress: Progress
+) -> tuple[str, int, float]:
+    """The manufacturer registers the plan's lots (set-up: not counted in the workload's rate)."""
+    txs = [
+        pipeline.sign(
+            manufacturer,
+            "registerLot",
+            [lot.root, lot.count, lot.expires_at],
+            to=boxes_contract,
+            gas=500_000 + 100 * lot.count,  # 94 gas per box is used, one bitmap word per 256 boxes
+        )
+        for lot in plan.lots
+    ]
+    return _phase(progress, pipeline, f"onboard lots ({plan.boxes:,} boxes)", txs)
+
+
+def verify_boxes(
+    pipeline: Pipeline,
+    boxes_contract: str,
+    workload: list[Prescription],
+    pharmacies: dict[bytes, str],
+    progress: Progress,
+) -> None:
+    """After the run: every box of every fill reads spent (``isUnsold`` false) and every fill's record
+    (``fill(rxId, 0)``) names the pharmacy that redeemed it (``pharmacies``) and its box count. Raises
+    :class:`BenchFailed` naming the first fills and boxes that are not so."""
+    with_boxes = [p for p in workload if p.boxes is not None]
+    task = progress.add_task("verify boxes", total=len(with_boxes))
+    wrong_fills: list[str] = []
+    unsold: list[str] = []
+    per_request = max(1, 1000 // (1 + max((len(p.boxes[1]) for p in with_boxes), default=1)))  # ~1,000 calls
+    for start in range(0, len(with_boxes), per_request):
+        chunk = with_boxes[start : start + per_request]
+        calls, asked = [], []
+        for p in chunk:
+            data = pipeline.encode_call("fill", [p.rx_id, 0], to=boxes_contract)
+            calls.append(("eth_call", [{"to": boxes_contract, "data": data}, "latest"]))
+            asked.append((p, None))
+            root, indexes, _, _ = p.boxes
+            for index in indexes:
+                data = pipeline.encode_call("isUnsold", [root, index], to=boxes_contract)
+                calls.append(("eth_call", [{"to": boxes_contract, "data": data}, "latest"]))
+                asked.append((p, index))
+        for (p, index), reply in zip(asked, pipeline._batch(calls), strict=True):
+            if "result" not in reply:
+                raise BenchFailed(f"the node did not answer a box check of {_name(p)}: {reply.get('error')}")
+            word = bytes.fromhex(reply["result"][2:])
+            if index is not None:
+                if int.from_bytes(word[:32], "big") != 0:
+                    unsold.append(f"lot 0x{p.boxes[0].hex()[:12]}… box {index} ({_name(p)})")
+                continue
+            pharmacy = "0x" + word[12:32].hex()
+            count = int.from_bytes(word[32:64], "big")
+            if int(pharmacy, 16) == 0:
+                wrong_fills.append(f"{_name(p)}: no boxes recorded")
+            elif pharmacy.lower() != pharmacies[p.rx_id].lower() or count != len(p.boxes[1]):
+                wrong_fills.append(
+                    f"{_name(p)}: {count} boxes recorded by {pharmacy}, not {len(p.boxes[1])} by {pharmacies[p.rx_id]}"
+                )
+        progress.advance(task, len(chunk))
+    if wrong_fills or unsold:
+        raise BenchFailed(
+            f"{len(wrong_fills)} fills without their right box record"
+            + (f" (first: {'; '.join(wrong_fills[:3])})" if wrong_fills else "")
+            + f", {len(unsold)} boxes still unsold"
+            + (f" (first: {'; '.join(unsold[:3])})" if unsold else "")
+        )
+
+
+def _boxes_contract(client: RegistryClient, pipeline: Pipeline, address: str | None) -> str:
+    """DrugBoxes' address, its ABI known to the pipeline and its errors to the client's decoder."""
+    from rxchain.chain.boxes import BoxesClient, BoxesNotDeployed
+
+    if not address:
+        raise BoxesNotDeployed("--boxes needs DrugBoxes beside the registry: deploy it (rx deploy deploys both)")
+    contract = BoxesClient(client, address)  # teaches the client's revert decoder DrugBoxes' errors
+    pipeline.add_contract(contract.address, contract.abi)
+    return contract.address
+
+
+def _box_figures(plan: BoxPlan | None, stream: _Stream, stream_seconds: float) -> dict:
+    if plan is None:
+        return {"boxes_per_fill": 0}
+    return {
+        "boxes_per_fill": plan.per_fill,
+        "boxes_dispensed": stream.boxes_dispensed,
+        "box_transactions": stream.box_transactions,
+        "boxes_per_s": round(stream.boxes_dispensed / stream_seconds, 1),
+        "box_tx_per_s": round(stream.box_transactions / stream_seconds, 1),
+        "dispense_gas_mean": round(stream.box_gas / stream.box_transactions) if stream.box_transactions else None,
+        "lots": len(plan.lots),
+        "box_prep_seconds": round(plan.seconds, 3),
+        "box_prep_per_s": round(plan.boxes / plan.seconds, 1) if plan.seconds else None,
+    }
 
 
 # ------------------------------------------------------------------------------------ helpers
@@ -509,6 +807,7 @@ def _staff(seed: str, doctors: int, pharmacies: int, couriers: int) -> dict[str,
         "doctor": make("doctor", doctors),
         "pharmacy": make("pharmacy", pharmacies),
         "courier": make("courier", couriers),
+        "manufacturer": make("manufacturer", 1),  # admitted only when the run records boxes
     }
 
 
@@ -671,4 +970,14 @@ def _progress(console: Console) -> Progress:
     )
 
 
-__all__ = ["BenchResult", "bench_client", "bench_table", "run_bench"]
+__all__ = [
+    "BadBoxesPerFill",
+    "BenchResult",
+    "BoxPlan",
+    "bench_client",
+    "bench_table",
+    "check_boxes_per_fill",
+    "plan_boxes",
+    "run_bench",
+    "verify_boxes",
+]
