@@ -156,7 +156,6 @@ async function blockTime(number) {
   return state.blockTimes.get(number);
 }
 
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 // ------------------------------------------------------------------------------ start-up
 
@@ -840,44 +839,18 @@ function renderTrail(steps) {
  * {hash, blockNumber, time}; throws {explained} on refusal.
  */
 async function send(method, args) {
-  const account = state.account;
-  const data = state.iface.encodeFunctionData(method, args);
-  const to = state.config.registry;
-  let estimate;
-  try {
-    estimate = await state.provider.estimateGas({ from: account.address, to, data, gasPrice: 0n });
-  } catch (error) {
-    throw { explained: core.explainError(state.iface, error) };
-  }
-  const tx = { to, data, type: 0, gasPrice: 0n, gasLimit: (estimate * 125n) / 100n + 20_000n, chainId: BigInt(state.chainId) };
-  let hash;
-  try {
-    const sent = await account.signer.sendTransaction(tx);
-    hash = sent.hash;
-  } catch (error) {
-    throw { explained: core.explainError(state.iface, error) };
-  }
-  say(`Sent transaction ${short(hash)}; waiting for it to be mined…`);
-  const deadline = Date.now() + RECEIPT_TIMEOUT_MS;
-  let receipt = null;
-  while (!receipt) {
-    receipt = await state.provider.getTransactionReceipt(hash);
-    if (receipt) break;
-    if (Date.now() > deadline) {
-      throw { explained: { name: "NotMined", args: {}, text: `The transaction ${hash} was not mined within two minutes; check the trail before trying again.` } };
-    }
-    await sleep(250);
-  }
-  if (receipt.status !== 1) {
-    let explained = { name: "Reverted", args: {}, text: "The transaction was mined but failed." };
-    try {
-      await state.provider.call({ from: account.address, to, data, blockTag: receipt.blockNumber });
-    } catch (error) {
-      explained = core.explainError(state.iface, error);
-    }
-    throw { explained, hash };
-  }
-  return { hash, blockNumber: receipt.blockNumber, time: await blockTime(receipt.blockNumber) };
+  const result = await core.sendAndWait({
+    provider: state.provider,
+    account: state.account,
+    chainId: state.chainId,
+    to: state.config.registry,
+    data: state.iface.encodeFunctionData(method, args),
+    explain: (error) => core.explainError(state.iface, error),
+    onSent: (hash) => say(`Sent transaction ${short(hash)}; waiting for it to be mined…`),
+    notMinedAdvice: "check the trail before trying again.",
+    timeoutMs: RECEIPT_TIMEOUT_MS,
+  });
+  return { ...result, time: await blockTime(result.blockNumber) };
 }
 
 function refusal(box, what, failure) {

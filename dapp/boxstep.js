@@ -14,7 +14,6 @@ import * as boxes from "./boxes.js";
 
 const $ = (id) => document.getElementById(id);
 const RECEIPT_TIMEOUT_MS = 120_000;
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 function short(hex) {
   return hex.length > 14 ? `${hex.slice(0, 8)}…${hex.slice(-6)}` : hex;
@@ -83,43 +82,18 @@ export function createBoxStep(state, { say, setBusy, refresh, timeText }) {
   /** Estimates (a refusal comes back named before anything is sent), sends `method(args)` to DrugBoxes as
    * a free-gas legacy transaction, waits for its receipt: {hash, blockNumber, time}; throws {explained}. */
   async function send(method, args) {
-    const account = state.account;
-    const data = iface.encodeFunctionData(method, args);
-    const to = config.boxes;
-    let estimate;
-    try {
-      estimate = await state.provider.estimateGas({ from: account.address, to, data, gasPrice: 0n });
-    } catch (error) {
-      throw { explained: explain(error) };
-    }
-    const tx = { to, data, type: 0, gasPrice: 0n, gasLimit: (estimate * 125n) / 100n + 20_000n, chainId: BigInt(state.chainId) };
-    let hash;
-    try {
-      hash = (await account.signer.sendTransaction(tx)).hash;
-    } catch (error) {
-      throw { explained: explain(error) };
-    }
-    const deadline = Date.now() + RECEIPT_TIMEOUT_MS;
-    let receipt = null;
-    while (!receipt) {
-      receipt = await state.provider.getTransactionReceipt(hash);
-      if (receipt) break;
-      if (Date.now() > deadline) {
-        throw { explained: { name: "NotMined", args: {}, text: `The transaction ${hash} was not mined within two minutes; read the prescription again before retrying.` } };
-      }
-      await sleep(250);
-    }
-    if (receipt.status !== 1) {
-      let explained = { name: "Reverted", args: {}, text: "The transaction was mined but failed." };
-      try {
-        await state.provider.call({ from: account.address, to, data, blockTag: receipt.blockNumber });
-      } catch (error) {
-        explained = explain(error);
-      }
-      throw { explained, hash };
-    }
-    const block = await state.provider.getBlock(receipt.blockNumber);
-    return { hash, blockNumber: receipt.blockNumber, time: Number(block.timestamp) };
+    const result = await core.sendAndWait({
+      provider: state.provider,
+      account: state.account,
+      chainId: state.chainId,
+      to: config.boxes,
+      data: iface.encodeFunctionData(method, args),
+      explain,
+      notMinedAdvice: "read the prescription again before retrying.",
+      timeoutMs: RECEIPT_TIMEOUT_MS,
+    });
+    const block = await state.provider.getBlock(result.blockNumber);
+    return { ...result, time: Number(block.timestamp) };
   }
 
   // ---------------------------------------------------------------------------- checking a box

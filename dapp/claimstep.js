@@ -34,7 +34,6 @@ function el(tag, props = {}, ...children) {
   return node;
 }
 
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 function plural(n, word) {
   return `${n} ${word}${Number(n) === 1 ? "" : word.endsWith("x") ? "es" : "s"}`;
@@ -397,43 +396,20 @@ export class ClaimStep {
    * `onSent(hash)` runs once the node has the transaction.
    */
   async send(data, onSent) {
-    const { provider, chainId } = this.page;
-    const account = this.account;
-    const to = this.page.config.boxes;
-    let estimate;
-    try {
-      estimate = await provider.estimateGas({ from: account.address, to, data, gasPrice: 0n });
-    } catch (error) {
-      throw { explained: claims.explainClaimError(this.iface, error) };
-    }
-    const tx = { to, data, type: 0, gasPrice: 0n, gasLimit: (estimate * 125n) / 100n + 20_000n, chainId: BigInt(chainId) };
-    let hash;
-    try {
-      hash = (await account.signer.sendTransaction(tx)).hash;
-    } catch (error) {
-      throw { explained: claims.explainClaimError(this.iface, error) };
-    }
-    onSent(hash);
-    this.page.say(`Sent transaction ${hash.slice(0, 10)}…; waiting for it to be mined…`);
-    const deadline = Date.now() + RECEIPT_TIMEOUT_MS;
-    let receipt = null;
-    while (!receipt) {
-      receipt = await provider.getTransactionReceipt(hash);
-      if (receipt) break;
-      if (Date.now() > deadline) {
-        throw { hash, explained: { name: "NotMined", args: {}, text: `The transaction ${hash} was not mined within two minutes; reload the prescription before trying again.` } };
-      }
-      await sleep(250);
-    }
-    if (receipt.status !== 1) {
-      let explained = { name: "Reverted", args: {}, text: "The transaction was mined but failed." };
-      try {
-        await provider.call({ from: account.address, to, data, blockTag: receipt.blockNumber });
-      } catch (error) {
-        explained = claims.explainClaimError(this.iface, error);
-      }
-      throw { explained, hash };
-    }
-    return { hash, blockNumber: receipt.blockNumber, time: await this.page.blockTime(receipt.blockNumber) };
+    const result = await core.sendAndWait({
+      provider: this.page.provider,
+      account: this.account,
+      chainId: this.page.chainId,
+      to: this.page.config.boxes,
+      data,
+      explain: (error) => claims.explainClaimError(this.iface, error),
+      onSent: (hash) => {
+        onSent(hash);
+        this.page.say(`Sent transaction ${hash.slice(0, 10)}…; waiting for it to be mined…`);
+      },
+      notMinedAdvice: "reload the prescription before trying again.",
+      timeoutMs: RECEIPT_TIMEOUT_MS,
+    });
+    return { ...result, time: await this.page.blockTime(result.blockNumber) };
   }
 }

@@ -517,6 +517,52 @@ function formatArg(value) {
 }
 
 /**
+ * Sends `data` to `to` as a free-gas legacy transaction from `account` ({address, signer}) and waits
+ * for its receipt. A refusal at estimation comes back before anything is sent; a transaction mined
+ * but reverted is replayed at its block for the reason. Errors are named by `explain(error)` (the
+ * contract's own decoder). `onSent(hash)` runs once the node has the transaction; `notMinedAdvice`
+ * ends the message when no receipt comes within `timeoutMs`. Returns {hash, blockNumber}; throws
+ * {explained, hash?}.
+ */
+export async function sendAndWait({ provider, account, chainId, to, data, explain, onSent, notMinedAdvice, timeoutMs = 120_000 }) {
+  let estimate;
+  try {
+    estimate = await provider.estimateGas({ from: account.address, to, data, gasPrice: 0n });
+  } catch (error) {
+    throw { explained: explain(error) };
+  }
+  const tx = { to, data, type: 0, gasPrice: 0n, gasLimit: (estimate * 125n) / 100n + 20_000n, chainId: BigInt(chainId) };
+  let hash;
+  try {
+    hash = (await account.signer.sendTransaction(tx)).hash;
+  } catch (error) {
+    throw { explained: explain(error) };
+  }
+  if (onSent) onSent(hash);
+  const deadline = Date.now() + timeoutMs;
+  let receipt = null;
+  while (!receipt) {
+    receipt = await provider.getTransactionReceipt(hash);
+    if (receipt) break;
+    if (Date.now() > deadline) {
+      const text = `The transaction ${hash} was not mined within ${Math.round(timeoutMs / 60_000)} minutes; ${notMinedAdvice || "check before trying again."}`;
+      throw { hash, explained: { name: "NotMined", args: {}, text } };
+    }
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+  if (receipt.status !== 1) {
+    let explained = { name: "Reverted", args: {}, text: "The transaction was mined but failed." };
+    try {
+      await provider.call({ from: account.address, to, data, blockTag: receipt.blockNumber });
+    } catch (error) {
+      explained = explain(error);
+    }
+    throw { explained, hash };
+  }
+  return { hash, blockNumber: receipt.blockNumber };
+}
+
+/**
  * {name, args, text} for a failed call or transaction: the registry's custom error decoded with
  * the ABI (`iface` is an ethers Interface), or the node's own message when there is no revert data.
  */

@@ -6,17 +6,15 @@ from __future__ import annotations
 
 import json
 import random
-import shutil
-import subprocess
 
 import pytest
 
 from rxchain.core import boxes as core
 from rxchain.core.labels import read_scratch_code
 from rxchain.errors import InvalidValue
-from rxchain.paths import project_root, tool_env
 
-NODE = shutil.which("node", path=tool_env()["PATH"]) or "node"
+from .nodejs import run_node
+
 
 #: Runs the operations read from stdin (JSON list) with dapp/boxes.js; prints one result per operation.
 RUNNER = """
@@ -59,19 +57,7 @@ console.log(JSON.stringify(out));
 
 
 def run_js(ops: list[dict]) -> list[dict]:
-    result = subprocess.run(
-        [NODE, "--input-type=module", "-e", RUNNER],
-        input=json.dumps(ops),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=project_root(),
-        env=tool_env(),
-    )
-    assert result.returncode == 0, result.stderr
-    answers = json.loads(result.stdout)
-    assert len(answers) == len(ops)
-    return answers
+    return run_node(RUNNER, ops, timeout=300)
 
 
 def hexes(values: list[bytes]) -> list[str]:

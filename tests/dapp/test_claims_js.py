@@ -9,17 +9,15 @@ from __future__ import annotations
 import json
 import random
 import secrets
-import shutil
-import subprocess
 from dataclasses import replace
 
 import pytest
 
 from rxchain.core.insurance import ClaimOpening
 from rxchain.errors import InvalidValue
-from rxchain.paths import project_root, tool_env
 
-NODE = shutil.which("node", path=tool_env()["PATH"]) or "node"
+from .nodejs import run_node
+
 
 #: Runs the operations read from stdin (a JSON list) with dapp/claims.js; prints one result per operation.
 RUNNER = """
@@ -54,19 +52,7 @@ console.log(JSON.stringify(out));
 
 
 def run_js(ops: list[dict]) -> list[dict]:
-    result = subprocess.run(
-        [NODE, "--input-type=module", "-e", RUNNER],
-        input=json.dumps(ops),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=project_root(),
-        env=tool_env(),
-    )
-    assert result.returncode == 0, result.stderr
-    answers = json.loads(result.stdout)
-    assert len(answers) == len(ops)
-    return answers
+    return run_node(RUNNER, ops)
 
 
 #: Characters that test the canonical text: JSON escapes, controls, non-ASCII, a private-use character

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import base64
 import json
-import shutil
-import subprocess
 import zlib
 from dataclasses import replace
 
@@ -36,9 +34,9 @@ from rxchain.core.payload import (
     encode_payload,
 )
 from rxchain.dev.demo import demo_document
-from rxchain.paths import project_root, tool_env
 
-NODE = shutil.which("node", path=tool_env()["PATH"]) or "node"
+from .nodejs import run_node
+
 CHAIN = 31337
 NOW = 1_900_000_000
 
@@ -80,19 +78,7 @@ console.log(JSON.stringify(out));
 
 
 def run_js(ops: list[dict]) -> list[dict]:
-    result = subprocess.run(
-        [NODE, "--input-type=module", "-e", RUNNER],
-        input=json.dumps(ops),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=project_root(),
-        env=tool_env(),
-    )
-    assert result.returncode == 0, result.stderr
-    answers = json.loads(result.stdout)
-    assert len(answers) == len(ops)
-    return answers
+    return run_node(RUNNER, ops)
 
 
 def reason(exc: PayloadError) -> tuple[str, str | None]:
