@@ -23,6 +23,7 @@ import * as core from "./rxcore.js";
 import * as handover from "./handover.js";
 import { drawQr, findQr } from "./qrcodes.js";
 import { signIn } from "./signin.js";
+import { el } from "./dom.js";
 import { ClaimStep } from "./claimstep.js"; // the insurance claim step
 import { createBoxStep } from "./boxstep.js";
 import { mountBoxCheck } from "./boxcheck.js";
@@ -67,20 +68,6 @@ function say(text) {
 
 function show(element, visible) {
   element.hidden = !visible;
-}
-
-function el(tag, props = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(props)) {
-    if (key === "class") node.className = value;
-    else if (key === "dataset") Object.assign(node.dataset, value);
-    else if (key === "text") node.textContent = value;
-    else node.setAttribute(key, value);
-  }
-  for (const child of children) {
-    if (child != null) node.append(child instanceof Node ? child : document.createTextNode(String(child)));
-  }
-  return node;
 }
 
 function same(a, b) {

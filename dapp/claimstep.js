@@ -15,24 +15,11 @@
 import { ethers } from "ethers";
 import * as core from "./rxcore.js";
 import * as claims from "./claims.js";
+import { el } from "./dom.js";
 
 const $ = (id) => document.getElementById(id);
 const RECEIPT_TIMEOUT_MS = 120_000;
 const REDEEMED = ["Dispensed", "Dispatched", "Delivered", "Completed", "Refillable", "Cancelled"];
-
-function el(tag, props = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(props)) {
-    if (key === "class") node.className = value;
-    else if (key === "dataset") Object.assign(node.dataset, value);
-    else if (key === "text") node.textContent = value;
-    else node.setAttribute(key, value);
-  }
-  for (const child of children) {
-    if (child != null) node.append(child instanceof Node ? child : document.createTextNode(String(child)));
-  }
-  return node;
-}
 
 
 function plural(n, word) {

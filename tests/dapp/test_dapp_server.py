@@ -89,6 +89,7 @@ def test_static_files_vendor_libraries_and_nothing_else(dapp_server):
         "/boxes.js",
         "/boxstep.js",
         "/boxcheck.js",
+        "/dom.js",
         "/style.css",
         "/favicon.svg",
         "/vendor/ethers.min.js",

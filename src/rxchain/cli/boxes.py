@@ -204,12 +204,17 @@ def box_dispense(rx_id, box_args, scan_args, lot_paths, signer, report):
     pharmacy = ctx.signer(signer)
     lots = _read_lots(lot_paths)
     scanned = _scanned(box_args, scan_args)
-    if report:
-        # A box already sold is a counterfeit copy or a resold one: the alarm goes on chain before the refusal.
-        for box in boxes_client.duplicates_of(boxes_client.locate(scanned, lots)):
-            boxes_client.report_duplicate(pharmacy, box)
-            _console().print(f"[red]box {box.code} was sold before[/]: reported to the regulator as a duplicate")
-    tx, nullifiers = boxes_client.dispense(pharmacy, rx_id, scanned, lots)
+    try:
+        tx, nullifiers = boxes_client.dispense(pharmacy, rx_id, scanned, lots)
+    except errors.ContractRevert:
+        # Refused before sending. A box already sold among the scanned ones is a counterfeit copy or a resold
+        # box, whatever else was refused: the alarm goes on chain before the refusal is shown. (Asked only on a
+        # refusal: a fill that goes through has no sold box, and pays no extra round trip per box.)
+        if report:
+            for box in boxes_client.duplicates_of(boxes_client.locate(scanned, lots)):
+                boxes_client.report_duplicate(pharmacy, box)
+                _console().print(f"[red]box {box.code} was sold before[/]: reported to the regulator as a duplicate")
+        raise
     fills_left = ctx.client().prescription(rx_id).fills_left
     ctx.emit(
         _tx_json(tx, id=str(rx_id), fillsLeft=fills_left, boxes=len(nullifiers)),

@@ -4,7 +4,7 @@ vendored libraries, its configuration and a narrow JSON-RPC relay to the chain's
 What it serves under its prefix (``/dapp/``; nothing else):
 
     /                       dapp/index.html
-    /app.js, /rxcore.js, /signin.js, /boxes.js, /boxstep.js, /boxcheck.js, /style.css, /favicon.svg
+    /app.js, /rxcore.js, /signin.js, /boxes.js, /boxstep.js, /boxcheck.js, /dom.js, /style.css, /favicon.svg
                             the page's own files (dapp/)
     /vendor/ethers.min.js   ethers' ESM build, from node_modules (npm ci; no CDN)
     /vendor/jsQR.js         jsQR, from node_modules (reads QR codes from uploaded pictures)
